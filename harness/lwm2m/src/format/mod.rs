@@ -1,0 +1,162 @@
+//! Content formats (LwM2M 1.1 Core §7.4 and LwM2M 1.2 for LwM2M CBOR), typed by
+//! the object model.
+//!
+//! Every format decodes to and encodes from the same flat list of [`Record`]s,
+//! one per resource or resource instance, so that steps compare values without
+//! caring which format the device chose. Decoders never panic: any input gives
+//! either records or a [`FormatError`] naming the format, the byte offset and
+//! what was wrong there.
+
+pub mod link;
+mod lwm2m_cbor;
+mod opaque;
+mod senml;
+mod senml_cbor;
+mod senml_json;
+mod text;
+mod tlv;
+
+use crate::model::Registry;
+use crate::path::Path;
+use crate::value::Value;
+
+pub use link::{parse_links, Link};
+
+/// CoAP Content-Format numbers LwM2M uses (IANA CoAP Content-Formats registry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ContentFormat {
+    Text,
+    LinkFormat,
+    Opaque,
+    SenmlJson,
+    SenmlCbor,
+    Tlv,
+    Lwm2mCbor,
+}
+
+impl ContentFormat {
+    pub const ALL: [ContentFormat; 7] = [
+        ContentFormat::Text,
+        ContentFormat::LinkFormat,
+        ContentFormat::Opaque,
+        ContentFormat::SenmlJson,
+        ContentFormat::SenmlCbor,
+        ContentFormat::Tlv,
+        ContentFormat::Lwm2mCbor,
+    ];
+
+    pub fn code(self) -> u16 {
+        match self {
+            ContentFormat::Text => 0,
+            ContentFormat::LinkFormat => 40,
+            ContentFormat::Opaque => 42,
+            ContentFormat::SenmlJson => 110,
+            ContentFormat::SenmlCbor => 112,
+            ContentFormat::Tlv => 11542,
+            ContentFormat::Lwm2mCbor => 11544,
+        }
+    }
+
+    pub fn from_code(code: u16) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.code() == code)
+    }
+
+    /// The name used in case files and logs (`tlv`, `senml-cbor`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ContentFormat::Text => "text",
+            ContentFormat::LinkFormat => "link-format",
+            ContentFormat::Opaque => "opaque",
+            ContentFormat::SenmlJson => "senml-json",
+            ContentFormat::SenmlCbor => "senml-cbor",
+            ContentFormat::Tlv => "tlv",
+            ContentFormat::Lwm2mCbor => "lwm2m-cbor",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+impl std::fmt::Display for ContentFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name(), self.code())
+    }
+}
+
+/// One resource or resource-instance value at its full path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub path: Path,
+    pub value: Value,
+}
+
+impl Record {
+    pub fn new(path: Path, value: Value) -> Self {
+        Record { path, value }
+    }
+}
+
+/// What went wrong decoding or encoding a payload, and where.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{format} payload, byte {offset}: {reason}")]
+pub struct FormatError {
+    pub format: ContentFormat,
+    /// Byte offset into the payload where the problem was found (0 for encoding errors).
+    pub offset: usize,
+    pub reason: String,
+}
+
+impl FormatError {
+    pub fn new(format: ContentFormat, offset: usize, reason: impl Into<String>) -> Self {
+        FormatError { format, offset, reason: reason.into() }
+    }
+}
+
+/// Encodes `records`, all at or below `base`, in `format`. Plain text and
+/// opaque carry exactly one resource value and need `base` to be that resource.
+pub fn encode(
+    format: ContentFormat,
+    base: &Path,
+    records: &[Record],
+    registry: &Registry,
+) -> Result<Vec<u8>, FormatError> {
+    match format {
+        ContentFormat::Text => text::encode(base, records),
+        ContentFormat::Opaque => opaque::encode(base, records),
+        ContentFormat::Tlv => tlv::encode(base, records, registry),
+        ContentFormat::SenmlJson => senml_json::encode(base, records),
+        ContentFormat::SenmlCbor => senml_cbor::encode(base, records),
+        ContentFormat::Lwm2mCbor => lwm2m_cbor::encode(base, records),
+        ContentFormat::LinkFormat => Err(FormatError::new(
+            format,
+            0,
+            "link format carries links, not resource values; use format::link",
+        )),
+    }
+}
+
+/// Decodes a payload received for a request on `base` into records, typing
+/// values by the object model (a resource the model does not know decodes as
+/// Opaque in binary formats and String in text ones).
+pub fn decode(
+    format: ContentFormat,
+    base: &Path,
+    payload: &[u8],
+    registry: &Registry,
+) -> Result<Vec<Record>, FormatError> {
+    match format {
+        ContentFormat::Text => text::decode(base, payload, registry),
+        ContentFormat::Opaque => opaque::decode(base, payload, registry),
+        ContentFormat::Tlv => tlv::decode(base, payload, registry),
+        ContentFormat::SenmlJson => senml_json::decode(base, payload, registry),
+        ContentFormat::SenmlCbor => senml_cbor::decode(base, payload, registry),
+        ContentFormat::Lwm2mCbor => lwm2m_cbor::decode(base, payload, registry),
+        ContentFormat::LinkFormat => Err(FormatError::new(
+            format,
+            0,
+            "link format carries links, not resource values; use format::link",
+        )),
+    }
+}

@@ -1,0 +1,1 @@
+//! SenML records shared by the JSON and CBOR encodings (RFC 8428).

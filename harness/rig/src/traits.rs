@@ -1,0 +1,50 @@
+//! The small traits every bench driver implements, so that the virtual rig and a
+//! real bench run the same case code (the probe-rs `DebugProbe` idea).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::at::{AtResponse, Transcript};
+use crate::dialect::Dialect;
+use crate::error::RigError;
+
+/// Switches the device's supply.
+pub trait Power: Send {
+    fn on(&mut self) -> Result<(), RigError>;
+    /// Cuts power at once: on the virtual rig a SIGKILL of the meter process.
+    fn off(&mut self) -> Result<(), RigError>;
+    fn is_on(&mut self) -> bool;
+    /// What this supply is, for logs and reports ("virtual meter process", "command: ...").
+    fn describe(&self) -> String;
+}
+
+/// The device's modem on a serial line, spoken to with AT commands.
+pub trait Modem: Send {
+    /// (Re)opens the serial port, e.g. after power-on, and waits for the modem
+    /// to answer `AT` (or print its boot URC) within the dialect's boot timeout.
+    fn open(&mut self) -> Result<(), RigError>;
+    /// Closes the port; the transcript is kept.
+    fn close(&mut self);
+    /// Sends one command line and waits for its final result code. A final
+    /// ERROR / +CME ERROR is an `Ok(AtResponse)` with that result; `Err` is
+    /// for the line itself failing (port closed, timeout).
+    fn command(&mut self, line: &str, timeout: Duration) -> Result<AtResponse, RigError>;
+    /// Waits until a line starting with `prefix` arrives (URC or otherwise) and returns it.
+    fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> Result<String, RigError>;
+    /// Unsolicited result codes received since the last call.
+    fn take_urcs(&mut self) -> Vec<String>;
+    /// Everything sent and received, with times.
+    fn transcript(&self) -> Transcript;
+    fn dialect(&self) -> &Dialect;
+}
+
+/// The device's debug port (SWD on a real bench): what the device holds
+/// independently of what it says over LwM2M.
+pub trait Debug: Send {
+    /// Named facts read from the device (active slot, boot count, registers...).
+    fn read_state(&mut self) -> Result<BTreeMap<String, String>, RigError>;
+    fn describe(&self) -> String;
+}
+
+/// Default wait for a command's final result when the dialect gives none.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
