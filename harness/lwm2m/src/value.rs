@@ -81,3 +81,60 @@ impl fmt::Display for Value {
         }
     }
 }
+
+impl Value {
+    /// Whether this value is of the object model's `kind` (an executable's
+    /// `None` accepts nothing; arguments are not values).
+    pub fn is_of_type(&self, kind: crate::model::ResourceType) -> bool {
+        use crate::model::ResourceType as T;
+        matches!(
+            (self, kind),
+            (Value::String(_), T::String)
+                | (Value::Integer(_), T::Integer)
+                | (Value::Unsigned(_), T::UnsignedInteger)
+                | (Value::Float(_), T::Float)
+                | (Value::Boolean(_), T::Boolean)
+                | (Value::Opaque(_), T::Opaque)
+                | (Value::Time(_), T::Time)
+                | (Value::Objlnk(..), T::Objlnk)
+                | (Value::Corelnk(_), T::Corelnk)
+        )
+    }
+
+    /// Parses the plain-text rendering of a value of type `kind` (LwM2M 1.1
+    /// Core §7.4.1, Appendix C). Opaque text is taken as base64 by the text
+    /// format itself; here it is the raw bytes of the text. `None` (no type
+    /// known) gives a String.
+    pub fn parse_text(kind: crate::model::ResourceType, text: &str) -> Result<Value, String> {
+        use crate::model::ResourceType as T;
+        let bad = |what: &str| format!("expected {what}, found {text:?}");
+        Ok(match kind {
+            T::String | T::None => Value::String(text.to_string()),
+            T::Corelnk => Value::Corelnk(text.to_string()),
+            T::Integer => Value::Integer(text.trim().parse().map_err(|_| bad("a signed 64-bit integer"))?),
+            T::Time => Value::Time(text.trim().parse().map_err(|_| bad("a time in seconds since 1970"))?),
+            T::UnsignedInteger => Value::Unsigned(text.trim().parse().map_err(|_| bad("an unsigned 64-bit integer"))?),
+            T::Float => Value::Float(text.trim().parse().map_err(|_| bad("a float"))?),
+            T::Boolean => match text.trim() {
+                "1" | "true" => Value::Boolean(true),
+                "0" | "false" => Value::Boolean(false),
+                _ => return Err(bad("a boolean, 0 or 1")),
+            },
+            T::Opaque => Value::Opaque(text.as_bytes().to_vec()),
+            T::Objlnk => {
+                let (o, i) = parse_objlnk(text.trim()).ok_or_else(|| bad("an object link object:instance"))?;
+                Value::Objlnk(o, i)
+            }
+        })
+    }
+}
+
+/// `"3:0"` -> (3, 0); each part a u16 (65535:65535 is the null link).
+pub(crate) fn parse_objlnk(text: &str) -> Option<(u16, u16)> {
+    let (o, i) = text.split_once(':')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(o) || !digits(i) {
+        return None;
+    }
+    Some((o.parse().ok()?, i.parse().ok()?))
+}

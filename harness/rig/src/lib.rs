@@ -1,1 +1,30 @@
-//! rig
+//! rig — the bench.
+//!
+//! Where a bench's parts are (the rig file, [`model`]), how its modem speaks
+//! (the dialect file, [`dialect`], and the AT engine, [`at`]), and the drivers
+//! behind the small traits in [`traits`]: [`serial::SerialModem`] for a modem
+//! on a serial line, [`command_power::CommandPower`] for a supply switched by
+//! shell commands. [`lock::RigLock`] keeps two jobs off one bench.
+//!
+//! This crate never speaks LwM2M: it gets the device to a state and lets the
+//! `server` crate talk to it.
+
+pub mod at;
+pub mod command_power;
+pub mod dialect;
+pub mod duration;
+pub mod error;
+pub mod lock;
+pub mod model;
+pub mod serial;
+pub mod traits;
+mod yaml;
+
+pub use at::{AtEngine, AtResponse, Direction, FinalResult, Transcript, TranscriptEntry};
+pub use command_power::CommandPower;
+pub use dialect::Dialect;
+pub use error::RigError;
+pub use lock::RigLock;
+pub use model::RigFile;
+pub use serial::SerialModem;
+pub use traits::{Debug, Modem, Power, DEFAULT_COMMAND_TIMEOUT};

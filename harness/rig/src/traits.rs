@@ -29,6 +29,19 @@ pub trait Modem: Send {
     /// ERROR / +CME ERROR is an `Ok(AtResponse)` with that result; `Err` is
     /// for the line itself failing (port closed, timeout).
     fn command(&mut self, line: &str, timeout: Duration) -> Result<AtResponse, RigError>;
+    /// Like [`Modem::command`], but `shown` stands for `line` in the
+    /// transcript, logs and errors: for lines that carry a key or PSK
+    /// ([`Dialect::render_shown`]). Implementations that record anything
+    /// must override this; the default sends `line` via `command`.
+    fn command_shown(
+        &mut self,
+        line: &str,
+        shown: &str,
+        timeout: Duration,
+    ) -> Result<AtResponse, RigError> {
+        let _ = shown;
+        self.command(line, timeout)
+    }
     /// Waits until a line starting with `prefix` arrives (URC or otherwise) and returns it.
     fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> Result<String, RigError>;
     /// Unsolicited result codes received since the last call.

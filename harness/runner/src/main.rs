@@ -1,1 +1,47 @@
-fn main() {}
+//! `meterbench`: hardware-in-the-loop conformance runs for LwM2M smart meters.
+
+mod case;
+mod cli;
+mod interrupt;
+mod report;
+mod run;
+mod serve;
+mod session;
+mod steps;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    match cli.command {
+        // The virtual meter is this same executable in its own process, so a
+        // power cut can kill it like pulling a plug.
+        cli::Command::SimMeter { args } => {
+            let code = sim::main_from_args(&args);
+            std::process::ExitCode::from(code.clamp(0, 255) as u8)
+        }
+        cli::Command::Run(args) => {
+            init_logging(args.verbose);
+            run::main(args)
+        }
+        cli::Command::Serve(args) => {
+            init_logging(1);
+            serve::main(args)
+        }
+    }
+}
+
+/// Logs go to stderr so that stdout stays libtest's; `RUST_LOG` overrides.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

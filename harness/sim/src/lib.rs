@@ -1,1 +1,61 @@
-//! sim
+//! sim — the virtual meter.
+//!
+//! A simulated smart meter that runs as its own OS process ([`main_from_args`],
+//! the `virtual-meter` binary, or `meterbench sim-meter`): an AT modem on a
+//! PTY ([`modem`]), a real LwM2M client over UDP ([`session`], on the sans-IO
+//! client of the `lwm2m` crate), and NV storage that survives power cuts the
+//! way flash does ([`nv`]). The harness controls it through the same traits a
+//! real bench implements: [`power::VirtualPower`] (`rig::Power`, a SIGKILL is
+//! a power cut) and [`debug::VirtualDebug`] (`rig::Debug`, reading NV the way
+//! SWD reads flash).
+
+pub mod args;
+pub mod debug;
+pub mod error;
+pub mod identity;
+pub mod meter;
+pub mod modem;
+pub mod nv;
+pub mod objects;
+pub mod power;
+pub mod radio;
+pub mod server_uri;
+pub mod session;
+
+pub use args::MeterArgs;
+pub use debug::VirtualDebug;
+pub use error::SimError;
+pub use power::{VirtualMeterSpec, VirtualPower};
+
+/// Runs the virtual meter process. `args` are the arguments after the program
+/// name (or after `meterbench sim-meter`): `--state-dir DIR --objects DIR
+/// --pty-link PATH [--seed N] [--serial SN] [--exit-with-parent]`.
+///
+/// Logs go to stderr (the virtual power driver appends them to the device
+/// log). Returns the process exit code: 0 after a clean shutdown, 2 for bad
+/// arguments, 1 when the meter could not start.
+pub fn main_from_args(args: &[String]) -> i32 {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // try_init: the caller (meterbench) may already have installed a subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init();
+    let args = match MeterArgs::parse(args) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 2;
+        }
+    };
+    let _span = tracing::info_span!("virtual-meter", seed = args.seed).entered();
+    match meter::run(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("virtual meter stopped: {e}");
+            1
+        }
+    }
+}

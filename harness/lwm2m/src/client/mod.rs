@@ -3,18 +3,34 @@
 //! management requests answered from an in-memory object store, and
 //! observations with notification attributes (LwM2M 1.1 Core §6.2–§6.4).
 
+mod management;
+mod observe;
+pub mod registration;
 mod store;
 
+pub use observe::CON_EVERY;
 pub use store::{ObjectStore, StoreError};
 
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::coap::Transmit;
+use coap_lite::{CoapOption, MessageClass, Packet};
+
+use crate::coap::{code, options, ExchangeEvent, ExchangeId, MessageLayer, Transmit};
 use crate::format::ContentFormat;
-use crate::model::Registry;
+use crate::model::{Registry, ResourceType};
 use crate::path::Path;
+use crate::server::Attributes;
 use crate::value::Value;
+use observe::Observation;
+
+/// First wait before retrying a failed registration; doubled on each further
+/// failure up to [`RETRY_MAX`] (LwM2M 1.1 Core §6.2.1.1 leaves the schedule to
+/// the client; its default Communication Retry Timer is 60 s).
+pub const RETRY_INITIAL: Duration = Duration::from_secs(30);
+/// Longest wait between registration attempts.
+pub const RETRY_MAX: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -57,50 +73,417 @@ pub enum ClientEvent {
     Malformed { peer: SocketAddr, reason: String },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RegOp {
+    Register,
+    Update,
+    Deregister,
+}
+
 pub struct Client {
-    _config: ClientConfig,
+    config: ClientConfig,
     store: ObjectStore,
+    layer: MessageLayer,
+    state: RegistrationState,
+    location: Option<String>,
+    /// The registration interface request in flight.
+    reg_exchange: Option<(ExchangeId, RegOp)>,
+    next_update: Option<Instant>,
+    retry_at: Option<Instant>,
+    failures: u32,
+    /// Instances were created or deleted since the last Register/Update.
+    objects_changed: bool,
+    attributes: BTreeMap<Path, Attributes>,
+    observations: Vec<Observation>,
+    /// CON notifications in flight, by exchange, to their observation's token.
+    notify_exchanges: HashMap<ExchangeId, Vec<u8>>,
+    /// The Observe sequence number of the next notification (RFC 7641 §4.4).
+    sequence: u32,
+    events: VecDeque<ClientEvent>,
 }
 
 impl Client {
     pub fn new(config: ClientConfig, store: ObjectStore) -> Self {
-        Client { _config: config, store }
+        let layer = MessageLayer::new(config.seed);
+        Client {
+            config,
+            store,
+            layer,
+            state: RegistrationState::Idle,
+            location: None,
+            reg_exchange: None,
+            next_update: None,
+            retry_at: None,
+            failures: 0,
+            objects_changed: false,
+            attributes: BTreeMap::new(),
+            observations: Vec::new(),
+            notify_exchanges: HashMap::new(),
+            sequence: 2,
+            events: VecDeque::new(),
+        }
     }
+
     /// Sends Register.
-    pub fn start(&mut self, _now: Instant) {
-        todo!()
+    pub fn start(&mut self, now: Instant) {
+        self.retry_at = None;
+        self.send_register(now);
     }
+
     /// Sends De-register (if registered) and cancels all observations.
-    pub fn stop(&mut self, _now: Instant) {
-        todo!()
+    pub fn stop(&mut self, now: Instant) {
+        self.observations.clear();
+        for (id, _) in self.notify_exchanges.drain() {
+            self.layer.cancel(id);
+        }
+        self.next_update = None;
+        self.retry_at = None;
+        if let Some((id, _)) = self.reg_exchange.take() {
+            self.layer.cancel(id);
+        }
+        match (&self.state, self.location.clone()) {
+            (RegistrationState::Registered { .. }, Some(location)) => {
+                let id = self.layer.send(now, self.config.server, registration::deregister(&location), true);
+                self.reg_exchange = Some((id, RegOp::Deregister));
+                self.state = RegistrationState::Deregistering;
+            }
+            _ => {
+                self.location = None;
+                self.state = RegistrationState::Idle;
+            }
+        }
     }
+
     /// Sends a registration Update now (the client also does so by itself before the lifetime ends).
-    pub fn trigger_update(&mut self, _now: Instant) {
-        todo!()
+    pub fn trigger_update(&mut self, now: Instant) {
+        match self.state {
+            RegistrationState::Registered { .. } if self.reg_exchange.is_none() => self.send_update(now),
+            RegistrationState::Failed { .. } => self.start(now),
+            _ => {}
+        }
     }
+
     pub fn state(&self) -> &RegistrationState {
-        todo!()
+        &self.state
     }
+
     pub fn store(&self) -> &ObjectStore {
         &self.store
     }
+
+    /// Write-Attributes the server set, by path.
+    pub fn attributes(&self) -> &BTreeMap<Path, Attributes> {
+        &self.attributes
+    }
+
+    /// Paths currently observed, in the order the observations were made.
+    pub fn observed_paths(&self) -> Vec<Path> {
+        self.observations.iter().map(|o| o.path).collect()
+    }
+
+    /// Device-side changes outside any server request, e.g. the device creating an
+    /// instance at boot; the store is the client's, so it is reached through here.
+    pub fn store_mut(&mut self) -> &mut ObjectStore {
+        &mut self.store
+    }
+
     /// A device-side change of a value (a sensor reading, a counter); notifies observers.
-    pub fn set_value(&mut self, _now: Instant, _path: Path, _value: Value) -> Result<(), StoreError> {
-        todo!()
+    ///
+    /// The value must fit the resource's type; an Integer is accepted for a
+    /// Time, Unsigned Integer (when not negative) or Float resource and
+    /// converted, so callers need not know every resource's exact type.
+    pub fn set_value(&mut self, now: Instant, path: Path, value: Value) -> Result<(), StoreError> {
+        if path.depth() < 3 {
+            return Err(StoreError::NotFound(path));
+        }
+        let def = self.config.registry.resource(&path).ok_or(StoreError::Unknown(path))?;
+        let value = coerce(def.kind, value).map_err(|got| StoreError::WrongType {
+            path,
+            expected: format!("{:?}", def.kind),
+            got,
+        })?;
+        self.store.set(path, value);
+        self.on_change(now, &[path]);
+        Ok(())
     }
-    pub fn handle_datagram(&mut self, _now: Instant, _peer: SocketAddr, _datagram: &[u8]) {
-        todo!()
+
+    pub fn handle_datagram(&mut self, now: Instant, peer: SocketAddr, datagram: &[u8]) {
+        self.layer.handle_datagram(now, peer, datagram);
+        self.process_layer_events(now);
     }
-    pub fn handle_timeout(&mut self, _now: Instant) {
-        todo!()
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.layer.handle_timeout(now);
+        self.process_layer_events(now);
+        if self.retry_at.is_some_and(|t| t <= now) {
+            self.retry_at = None;
+            self.send_register(now);
+        }
+        if self.next_update.is_some_and(|t| t <= now)
+            && self.reg_exchange.is_none()
+            && matches!(self.state, RegistrationState::Registered { .. })
+        {
+            self.send_update(now);
+        }
+        self.notify_due(now);
     }
+
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        todo!()
+        self.layer.poll_transmit()
     }
+
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        todo!()
+        self.events.pop_front()
     }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        let update = self.next_update.filter(|_| self.reg_exchange.is_none());
+        let observe = self.observations.iter().filter_map(|o| self.observation_deadline(o)).min();
+        [self.layer.poll_timeout(), self.retry_at, update, observe].into_iter().flatten().min()
     }
+
+    fn send_register(&mut self, now: Instant) {
+        if let Some((id, _)) = self.reg_exchange.take() {
+            self.layer.cancel(id);
+        }
+        let packet = registration::register(&self.config, &self.store);
+        let id = self.layer.send(now, self.config.server, packet, true);
+        self.reg_exchange = Some((id, RegOp::Register));
+        self.next_update = None;
+        self.state = RegistrationState::Registering;
+    }
+
+    fn send_update(&mut self, now: Instant) {
+        let Some(location) = self.location.clone() else { return self.send_register(now) };
+        let packet = registration::update(&location, &self.store, self.objects_changed);
+        let id = self.layer.send(now, self.config.server, packet, true);
+        self.reg_exchange = Some((id, RegOp::Update));
+        self.next_update = None;
+    }
+
+    /// Updates go out at half the lifetime, leaving the other half for
+    /// retransmissions (MAX_TRANSMIT_WAIT is 93 s) and a re-registration.
+    fn update_interval(&self) -> Duration {
+        (self.config.lifetime / 2).max(Duration::from_secs(1))
+    }
+
+    fn fail(&mut self, now: Instant, reason: String) {
+        tracing::warn!(endpoint = %self.config.endpoint, %reason, "registration failed");
+        let backoff = RETRY_INITIAL.saturating_mul(1u32 << self.failures.min(16)).min(RETRY_MAX);
+        self.failures += 1;
+        self.retry_at = Some(now + backoff);
+        self.location = None;
+        self.next_update = None;
+        self.state = RegistrationState::Failed { reason: reason.clone() };
+        self.events.push_back(ClientEvent::RegistrationFailed { reason });
+    }
+
+    fn process_layer_events(&mut self, now: Instant) {
+        while let Some(event) = self.layer.poll_event() {
+            match event {
+                ExchangeEvent::Request { peer, message } => {
+                    // Notifications a request causes go out after its response.
+                    let mut changed = Vec::new();
+                    let response = self.handle_request(now, peer, &message, &mut changed);
+                    self.layer.respond(peer, &message, response);
+                    if !changed.is_empty() {
+                        self.on_change(now, &changed);
+                    }
+                }
+                ExchangeEvent::Response { id, message, .. } => self.registration_outcome(now, id, Ok(message)),
+                ExchangeEvent::Unsolicited { peer, message } => self.layer.reject(peer, &message),
+                ExchangeEvent::Acknowledged { id } => {
+                    self.notify_exchanges.remove(&id);
+                }
+                ExchangeEvent::Reset { id, peer, token } => {
+                    if let Some(id) = id {
+                        if self.reg_exchange.is_some_and(|(r, _)| r == id) {
+                            self.registration_outcome(now, id, Err("the server answered with Reset".into()));
+                            continue;
+                        }
+                        self.notify_exchanges.remove(&id);
+                    }
+                    // RFC 7641 §3.6: Reset to a notification cancels the observation.
+                    if let Some(token) = token {
+                        self.cancel_observation(peer, &token);
+                    }
+                }
+                ExchangeEvent::Timeout { id, peer, token, transmissions } => {
+                    if self.reg_exchange.is_some_and(|(r, _)| r == id) {
+                        let reason = format!("no response after {transmissions} transmissions");
+                        self.registration_outcome(now, id, Err(reason));
+                    } else if self.notify_exchanges.remove(&id).is_some() {
+                        // RFC 7641 §4.5: an unacknowledged CON notification ends the observation.
+                        tracing::info!(%peer, "CON notification never acknowledged; observation dropped");
+                        self.cancel_observation(peer, &token);
+                    }
+                }
+                ExchangeEvent::Malformed { peer, reason } => {
+                    self.events.push_back(ClientEvent::Malformed { peer, reason });
+                }
+            }
+        }
+    }
+
+    fn registration_outcome(&mut self, now: Instant, id: ExchangeId, result: Result<Packet, String>) {
+        let Some((reg_id, op)) = self.reg_exchange else { return };
+        if reg_id != id {
+            return;
+        }
+        self.reg_exchange = None;
+        let code = result.as_ref().ok().map(|m| code::to_number(m.header.code.into()));
+        match (op, code) {
+            (RegOp::Register, Some(201)) => {
+                let message = result.unwrap_or_default();
+                let location = format!("/{}", options::strings(&message, CoapOption::LocationPath).join("/"));
+                tracing::info!(endpoint = %self.config.endpoint, %location, "registered");
+                self.failures = 0;
+                self.objects_changed = false;
+                self.location = Some(location.clone());
+                self.next_update = Some(now + self.update_interval());
+                self.state = RegistrationState::Registered { location: location.clone() };
+                self.events.push_back(ClientEvent::Registered { location });
+            }
+            (RegOp::Register, _) => {
+                let reason = match (code, result) {
+                    (Some(c), _) => format!("Register refused with {}.{:02}", c / 100, c % 100),
+                    (None, Err(reason)) => reason,
+                    (None, Ok(_)) => "Register failed".to_string(),
+                };
+                self.fail(now, reason);
+            }
+            (RegOp::Update, Some(204)) => {
+                self.objects_changed = false;
+                self.next_update = Some(now + self.update_interval());
+                self.events.push_back(ClientEvent::Updated);
+            }
+            (RegOp::Update, _) => {
+                // LwM2M 1.1 Core §6.2.2: a failed Update (4.04: the server
+                // forgot us) is followed by a new Register.
+                tracing::info!(endpoint = %self.config.endpoint, ?code, "Update failed; registering again");
+                self.location = None;
+                self.send_register(now);
+            }
+            (RegOp::Deregister, _) => {
+                self.location = None;
+                self.state = RegistrationState::Idle;
+                self.events.push_back(ClientEvent::Deregistered);
+            }
+        }
+    }
+
+    /// Values at `changed` paths moved: observations covering them notify,
+    /// now or when pmin allows.
+    fn on_change(&mut self, now: Instant, changed: &[Path]) {
+        for i in 0..self.observations.len() {
+            let obs = &self.observations[i];
+            if !changed.iter().any(|c| obs.path.contains(c) || c.contains(&obs.path)) {
+                continue;
+            }
+            let records = self.store.read(&obs.path);
+            if records == obs.last_records {
+                continue;
+            }
+            let attrs = observe::effective(&self.attributes, &obs.path);
+            let numeric = |r: &[crate::format::Record]| match r {
+                [one] => one.value.as_f64(),
+                _ => None,
+            };
+            let meets = match (obs.path.depth() >= 3, numeric(&obs.last_records), numeric(&records)) {
+                (true, Some(old), Some(new)) => observe::numeric_condition(&attrs, old, new),
+                _ => true,
+            };
+            if meets {
+                self.observations[i].pending = true;
+            }
+        }
+        self.notify_due(now);
+    }
+
+    fn observation_deadline(&self, obs: &Observation) -> Option<Instant> {
+        let attrs = observe::effective(&self.attributes, &obs.path);
+        let pending = obs.pending.then(|| obs.last_sent + observe::pmin(&attrs));
+        let periodic = observe::pmax(&attrs).map(|p| obs.last_sent + p);
+        [pending, periodic].into_iter().flatten().min()
+    }
+
+    /// Sends every notification whose time has come.
+    fn notify_due(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.observations.len() {
+            let due = self.observation_deadline(&self.observations[i]).is_some_and(|t| t <= now);
+            if due && !self.notify(now, i) {
+                continue; // observation removed
+            }
+            i += 1;
+        }
+    }
+
+    /// Sends one notification; returns false when the observation ended.
+    fn notify(&mut self, now: Instant, index: usize) -> bool {
+        let obs = self.observations[index].clone();
+        let sequence = self.sequence;
+        self.sequence = crate::coap::observe::next(self.sequence);
+        let confirmable = obs.sent % CON_EVERY == CON_EVERY - 1;
+        let mut packet = Packet::new();
+        packet.set_token(obs.token.clone());
+        let alive = match self.read_payload(&obs.path, Some(obs.format)) {
+            Ok((format, payload)) => {
+                packet.header.code = MessageClass::from(code::from_number(205).unwrap_or(0x45));
+                options::set_uint(&mut packet, CoapOption::Observe, sequence);
+                options::set_uint(&mut packet, CoapOption::ContentFormat, u32::from(format.code()));
+                packet.payload = payload;
+                true
+            }
+            Err(c) => {
+                // RFC 7641 §4.2: an error notification ends the observation.
+                packet.header.code = MessageClass::from(code::from_number(c).unwrap_or(0x84));
+                false
+            }
+        };
+        let id = self.layer.send(now, obs.peer, packet, confirmable && alive);
+        if confirmable && alive {
+            self.notify_exchanges.insert(id, obs.token.clone());
+        }
+        if !alive {
+            self.observations.remove(index);
+            return false;
+        }
+        let o = &mut self.observations[index];
+        o.last_sent = now;
+        o.last_records = self.store.read(&o.path);
+        o.pending = false;
+        o.sent += 1;
+        true
+    }
+
+    fn cancel_observation(&mut self, peer: SocketAddr, token: &[u8]) {
+        let before = self.observations.len();
+        self.observations.retain(|o| !(o.peer == peer && o.token == token));
+        if self.observations.len() != before {
+            tracing::debug!(%peer, token = %hex::encode(token), "observation cancelled");
+        }
+    }
+}
+
+/// Fits a device-side value to a resource type (see [`Client::set_value`]);
+/// the error names the value's type.
+fn coerce(kind: ResourceType, value: Value) -> Result<Value, String> {
+    Ok(match (kind, value) {
+        (ResourceType::String, v @ Value::String(_))
+        | (ResourceType::Integer, v @ Value::Integer(_))
+        | (ResourceType::UnsignedInteger, v @ Value::Unsigned(_))
+        | (ResourceType::Float, v @ Value::Float(_))
+        | (ResourceType::Boolean, v @ Value::Boolean(_))
+        | (ResourceType::Opaque, v @ Value::Opaque(_))
+        | (ResourceType::Time, v @ Value::Time(_))
+        | (ResourceType::Objlnk, v @ Value::Objlnk(..))
+        | (ResourceType::Corelnk, v @ Value::Corelnk(_)) => v,
+        (ResourceType::Time, Value::Integer(i)) => Value::Time(i),
+        (ResourceType::UnsignedInteger, Value::Integer(i)) if i >= 0 => Value::Unsigned(i as u64),
+        (ResourceType::Integer, Value::Unsigned(u)) if i64::try_from(u).is_ok() => Value::Integer(u as i64),
+        (ResourceType::Float, Value::Integer(i)) => Value::Float(i as f64),
+        (ResourceType::Float, Value::Unsigned(u)) => Value::Float(u as f64),
+        (_, v) => return Err(v.type_name().to_string()),
+    })
 }

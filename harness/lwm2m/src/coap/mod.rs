@@ -3,6 +3,17 @@
 //! detection, piggybacked and separate responses. coap-lite only encodes and
 //! decodes; everything with state is here.
 
+pub mod code;
+pub mod exchange;
+pub mod observe;
+pub mod options;
+mod summary;
+pub mod wire;
+pub mod xorshift;
+
+pub use exchange::{ExchangeEvent, ExchangeId, MessageLayer};
+pub use summary::summarize;
+
 use std::net::SocketAddr;
 
 /// A datagram to send. The caller owns the socket.

@@ -7,6 +7,8 @@
 //! either records or a [`FormatError`] naming the format, the byte offset and
 //! what was wrong there.
 
+mod base64;
+mod cbor;
 pub mod link;
 mod lwm2m_cbor;
 mod opaque;

@@ -66,3 +66,63 @@ impl ObjectDef {
         self.resources.values().filter(|r| r.mandatory)
     }
 }
+
+impl ResourceType {
+    /// The DDF `<Type>` spelling (empty for executables).
+    pub fn ddf_name(self) -> &'static str {
+        match self {
+            ResourceType::String => "String",
+            ResourceType::Integer => "Integer",
+            ResourceType::UnsignedInteger => "Unsigned Integer",
+            ResourceType::Float => "Float",
+            ResourceType::Boolean => "Boolean",
+            ResourceType::Opaque => "Opaque",
+            ResourceType::Time => "Time",
+            ResourceType::Objlnk => "Objlnk",
+            ResourceType::Corelnk => "Corelnk",
+            ResourceType::None => "",
+        }
+    }
+}
+
+/// Parses a DDF `<Type>` value. Case and inner spacing vary in the registry
+/// (`Unsigned Integer`, `unsignedInteger`), so both are accepted.
+impl std::str::FromStr for ResourceType {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let key: String = s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+        Ok(match key.as_str() {
+            "" | "none" => ResourceType::None,
+            "string" => ResourceType::String,
+            "integer" => ResourceType::Integer,
+            "unsignedinteger" => ResourceType::UnsignedInteger,
+            "float" => ResourceType::Float,
+            "boolean" => ResourceType::Boolean,
+            "opaque" => ResourceType::Opaque,
+            "time" => ResourceType::Time,
+            "objlnk" => ResourceType::Objlnk,
+            "corelnk" => ResourceType::Corelnk,
+            _ => return Err(()),
+        })
+    }
+}
+
+/// Parses a DDF `<Operations>` value: `R`, `W`, `RW`, `E` or empty.
+impl std::str::FromStr for Operations {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let mut ops = Operations::default();
+        for c in s.trim().chars() {
+            match c.to_ascii_uppercase() {
+                'R' if !ops.read => ops.read = true,
+                'W' if !ops.write => ops.write = true,
+                'E' if !ops.execute => ops.execute = true,
+                _ => return Err(()),
+            }
+        }
+        if ops.execute && (ops.read || ops.write) {
+            return Err(());
+        }
+        Ok(ops)
+    }
+}

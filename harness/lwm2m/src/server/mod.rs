@@ -6,10 +6,20 @@
 //! `handle_timeout` with the current time, then drain `poll_transmit`,
 //! `poll_event` and `poll_timeout`.
 
+mod registration;
+mod request;
+
+pub use registration::{parse as parse_registration, ParamError, RegistrationParams, DEFAULT_LIFETIME};
+pub use request::attribute_query;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::coap::Transmit;
+use coap_lite::{CoapOption, MessageClass, Packet, RequestType};
+
+use crate::coap::observe::ObserveSeq;
+use crate::coap::{code, options, ExchangeEvent, ExchangeId, MessageLayer, Transmit};
 use crate::format::{ContentFormat, Link, Record};
 use crate::model::Registry;
 use crate::path::Path;
@@ -140,43 +150,412 @@ pub enum ServerEvent {
     Malformed { peer: SocketAddr, reason: String },
 }
 
+/// A request in flight.
+#[derive(Debug)]
+struct Pending {
+    id: RequestId,
+    endpoint: String,
+    path: Path,
+    /// For Observe: the token, to record the observation when the first response comes.
+    observe_token: Option<Vec<u8>>,
+}
+
+/// An established observation (RFC 7641 §3), keyed by its token.
+#[derive(Debug)]
+struct Observation {
+    id: RequestId,
+    endpoint: String,
+    path: Path,
+    seq: Option<ObserveSeq>,
+}
+
+/// The LwM2M server role towards any number of clients.
 pub struct Server {
-    _config: ServerConfig,
+    config: ServerConfig,
+    layer: MessageLayer,
+    /// By endpoint name.
+    registrations: BTreeMap<String, Registration>,
+    /// Location ("/rd/5a3f") to endpoint name.
+    locations: HashMap<String, String>,
+    pending: HashMap<ExchangeId, Pending>,
+    observations: HashMap<Vec<u8>, Observation>,
+    events: VecDeque<ServerEvent>,
+    next_request: u64,
 }
 
 impl Server {
     pub fn new(config: ServerConfig) -> Self {
-        Server { _config: config }
+        let layer = MessageLayer::new(config.seed);
+        Server {
+            config,
+            layer,
+            registrations: BTreeMap::new(),
+            locations: HashMap::new(),
+            pending: HashMap::new(),
+            observations: HashMap::new(),
+            events: VecDeque::new(),
+            next_request: 1,
+        }
     }
+
     pub fn registry(&self) -> &Registry {
-        &self._config.registry
+        &self.config.registry
     }
-    pub fn handle_datagram(&mut self, _now: Instant, _peer: SocketAddr, _datagram: &[u8]) {
-        todo!()
+
+    pub fn handle_datagram(&mut self, now: Instant, peer: SocketAddr, datagram: &[u8]) {
+        self.layer.handle_datagram(now, peer, datagram);
+        self.process_layer_events(now);
     }
-    pub fn handle_timeout(&mut self, _now: Instant) {
-        todo!()
+
+    /// Retransmits, times out requests and expires registrations whose
+    /// lifetime passed without an Update (LwM2M 1.1 Core §6.2.2).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.layer.handle_timeout(now);
+        self.process_layer_events(now);
+        let expired: Vec<String> = self
+            .registrations
+            .values()
+            .filter(|r| r.updated_at + r.lifetime <= now)
+            .map(|r| r.endpoint.clone())
+            .collect();
+        for endpoint in expired {
+            tracing::info!(%endpoint, "registration expired");
+            self.end_registration(&endpoint);
+            self.events.push_back(ServerEvent::Expired { endpoint });
+        }
     }
+
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        todo!()
+        self.layer.poll_transmit()
     }
+
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        todo!()
+        self.events.pop_front()
     }
+
     /// The earliest instant at which `handle_timeout` must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        let expiry = self.registrations.values().map(|r| r.updated_at + r.lifetime).min();
+        [expiry, self.layer.poll_timeout()].into_iter().flatten().min()
     }
-    pub fn registration(&self, _endpoint: &str) -> Option<&Registration> {
-        todo!()
+
+    pub fn registration(&self, endpoint: &str) -> Option<&Registration> {
+        self.registrations.get(endpoint)
     }
+
     pub fn registrations(&self) -> Vec<&Registration> {
-        todo!()
+        self.registrations.values().collect()
     }
+
     /// Queues a request to a registered endpoint; its outcome comes back as
     /// `ServerEvent::Response` with the returned id (and, for Observe, later
     /// `ServerEvent::Notification`s carrying the same id).
-    pub fn request(&mut self, _now: Instant, _endpoint: &str, _request: DmRequest) -> Result<RequestId, RequestError> {
-        todo!()
+    ///
+    /// Requests are sent Confirmable. Cancel-Observe reuses the observation's
+    /// token (RFC 7641 §3.6) and forgets the observation at once, so that
+    /// notifications crossing the cancel on the wire are answered with Reset.
+    pub fn request(&mut self, now: Instant, endpoint: &str, request: DmRequest) -> Result<RequestId, RequestError> {
+        let peer = self
+            .registrations
+            .get(endpoint)
+            .map(|r| r.peer)
+            .ok_or_else(|| RequestError::NotRegistered(endpoint.to_string()))?;
+        let mut packet = request::build(&request, &self.config.registry, self.config.default_format)?;
+        let path = request::target(&request);
+        let id = RequestId(self.next_request);
+        let mut observe_token = None;
+        match &request {
+            DmRequest::Observe { .. } => {
+                let token = self.layer.new_token();
+                packet.set_token(token.clone());
+                observe_token = Some(token);
+            }
+            DmRequest::CancelObserve { path } => {
+                let token = self
+                    .observations
+                    .iter()
+                    .find(|(_, o)| o.endpoint == endpoint && o.path == *path)
+                    .map(|(t, _)| t.clone())
+                    .ok_or_else(|| RequestError::Invalid(format!("no observation of {path} on {endpoint}")))?;
+                self.observations.remove(&token);
+                packet.set_token(token);
+            }
+            _ => {}
+        }
+        self.next_request += 1;
+        let exchange = self.layer.send(now, peer, packet, true);
+        self.pending.insert(exchange, Pending { id, endpoint: endpoint.to_string(), path, observe_token });
+        Ok(id)
+    }
+
+    /// Ids of the observations currently established with an endpoint, and their paths.
+    pub fn observations(&self, endpoint: &str) -> Vec<(RequestId, Path)> {
+        let mut v: Vec<_> = self
+            .observations
+            .values()
+            .filter(|o| o.endpoint == endpoint)
+            .map(|o| (o.id, o.path))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn process_layer_events(&mut self, now: Instant) {
+        while let Some(event) = self.layer.poll_event() {
+            match event {
+                ExchangeEvent::Request { peer, message } => self.handle_request(now, peer, message),
+                ExchangeEvent::Response { id, peer: _, message } => self.handle_response(now, id, message),
+                ExchangeEvent::Unsolicited { peer, message } => self.handle_notification(now, peer, message),
+                ExchangeEvent::Acknowledged { .. } => {}
+                ExchangeEvent::Reset { id, peer, token } => {
+                    if let Some(p) = id.and_then(|id| self.pending.remove(&id)) {
+                        self.events.push_back(ServerEvent::Response {
+                            id: p.id,
+                            endpoint: p.endpoint,
+                            result: Err(RequestError::Reset),
+                        });
+                    } else {
+                        tracing::debug!(%peer, ?token, "Reset for a message no request waits on");
+                    }
+                }
+                ExchangeEvent::Timeout { id, transmissions, .. } => {
+                    if let Some(p) = self.pending.remove(&id) {
+                        self.events.push_back(ServerEvent::Response {
+                            id: p.id,
+                            endpoint: p.endpoint,
+                            result: Err(RequestError::Timeout { attempts: transmissions }),
+                        });
+                    }
+                }
+                ExchangeEvent::Malformed { peer, reason } => {
+                    self.events.push_back(ServerEvent::Malformed { peer, reason });
+                }
+            }
+        }
+    }
+
+    fn handle_response(&mut self, now: Instant, exchange: ExchangeId, message: Packet) {
+        let Some(pending) = self.pending.remove(&exchange) else { return };
+        let result = request::decode(&message, &pending.path, &self.config.registry);
+        if let (Some(token), Ok(response)) = (pending.observe_token, &result) {
+            // RFC 7641 §3.1: the observation exists only if the response says so.
+            if let (true, Some(seq)) = (response.is_success(), options::observe(&message)) {
+                self.observations.insert(
+                    token,
+                    Observation {
+                        id: pending.id,
+                        endpoint: pending.endpoint.clone(),
+                        path: pending.path,
+                        seq: Some(ObserveSeq::new(seq, now)),
+                    },
+                );
+            }
+        }
+        self.events.push_back(ServerEvent::Response { id: pending.id, endpoint: pending.endpoint, result });
+    }
+
+    /// A response no request waits on: a notification if its token names an
+    /// observation (RFC 7641 §3.2), else rejected with Reset (§3.5).
+    fn handle_notification(&mut self, now: Instant, peer: SocketAddr, message: Packet) {
+        let token = message.get_token().to_vec();
+        let Some(obs) = self.observations.get_mut(&token) else {
+            tracing::debug!(%peer, token = %hex::encode(&token), "response for no request or observation; Reset");
+            self.layer.reject(peer, &message);
+            return;
+        };
+        self.layer.acknowledge(peer, &message);
+        let raw: u8 = message.header.code.into();
+        if !code::is_response(raw) || code::to_number(raw) >= 300 {
+            // §3.2: a non-2.xx notification ends the observation.
+            tracing::info!(endpoint = %obs.endpoint, path = %obs.path, code = code::to_number(raw), "observation ended by the client");
+            self.observations.remove(&token);
+            return;
+        }
+        let Some(seq) = options::observe(&message) else {
+            // A 2.xx without Observe also ends it (§3.2), after delivering the value.
+            if let Some(obs) = self.observations.remove(&token) {
+                self.deliver(peer, obs.id, obs.endpoint, obs.path, &message);
+            }
+            return;
+        };
+        let fresh = match &mut obs.seq {
+            Some(last) => last.accept(seq, now),
+            None => {
+                obs.seq = Some(ObserveSeq::new(seq, now));
+                true
+            }
+        };
+        if !fresh {
+            tracing::debug!(endpoint = %obs.endpoint, seq, "stale notification dropped (RFC 7641 §3.4)");
+            return;
+        }
+        let (id, endpoint, path) = (obs.id, obs.endpoint.clone(), obs.path);
+        self.deliver(peer, id, endpoint, path, &message);
+    }
+
+    fn deliver(&mut self, peer: SocketAddr, observation: RequestId, endpoint: String, path: Path, message: &Packet) {
+        match request::decode(message, &path, &self.config.registry) {
+            Ok(Response { content: Content::Records(records), .. }) => {
+                self.events.push_back(ServerEvent::Notification { observation, endpoint, path, records });
+            }
+            Ok(Response { content: Content::None, .. }) => {
+                self.events.push_back(ServerEvent::Notification { observation, endpoint, path, records: Vec::new() });
+            }
+            Ok(Response { content: Content::Links(_), .. }) => self.events.push_back(ServerEvent::Malformed {
+                peer,
+                reason: format!("notification for {path} carries links, not values"),
+            }),
+            Err(e) => self.events.push_back(ServerEvent::Malformed {
+                peer,
+                reason: format!("notification for {path} from {endpoint}: {e}"),
+            }),
+        }
+    }
+
+    /// Requests from clients: the registration interface at `/rd`.
+    fn handle_request(&mut self, now: Instant, peer: SocketAddr, message: Packet) {
+        let path = options::strings(&message, CoapOption::UriPath);
+        let method = match message.header.code {
+            MessageClass::Request(m) => m,
+            _ => return,
+        };
+        let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+        let reply = match (method, segments.as_slice()) {
+            (RequestType::Post, ["rd"]) => self.register(now, peer, &message),
+            (RequestType::Post, ["rd", id]) => self.update(now, peer, &message, id),
+            (RequestType::Delete, ["rd", id]) => self.deregister(id),
+            (_, ["rd"] | ["rd", _]) => Reply::code(405),
+            _ => Reply::code(404),
+        };
+        let mut response = Packet::new();
+        response.header.code = MessageClass::from(code::from_number(reply.code).unwrap_or(0xa0));
+        for seg in &reply.location {
+            response.add_option(CoapOption::LocationPath, seg.as_bytes().to_vec());
+        }
+        if let Some(diag) = reply.diagnostic {
+            response.payload = diag.into_bytes();
+        }
+        self.layer.respond(peer, &message, response);
+    }
+
+    fn register(&mut self, now: Instant, peer: SocketAddr, message: &Packet) -> Reply {
+        let params = match registration::parse(message) {
+            Ok(p) => p,
+            Err(e) => return Reply::error(e.code(), e.to_string()),
+        };
+        let Some(endpoint) = params.endpoint.clone() else {
+            return Reply::error(400, "Register without an endpoint name (ep)".into());
+        };
+        if self.registrations.contains_key(&endpoint) {
+            // LwM2M 1.1 Core §6.2.1: a new Register replaces the old registration.
+            tracing::info!(%endpoint, "re-registration replaces the previous registration");
+            self.end_registration(&endpoint);
+        }
+        let id = loop {
+            let candidate = format!("{:04x}", self.layer.random() as u16);
+            if !self.locations.contains_key(&format!("/rd/{candidate}")) {
+                break candidate;
+            }
+        };
+        let location = format!("/rd/{id}");
+        let registration = Registration {
+            endpoint: endpoint.clone(),
+            location: location.clone(),
+            lifetime: params.lifetime.unwrap_or(DEFAULT_LIFETIME),
+            lwm2m_version: params.lwm2m_version.unwrap_or_else(|| "1.0".into()),
+            binding: params.binding.unwrap_or_else(|| "U".into()),
+            queue_mode: params.queue_mode,
+            sms_number: params.sms_number,
+            objects: params.objects.unwrap_or_default(),
+            peer,
+            registered_at: now,
+            updated_at: now,
+        };
+        tracing::info!(%endpoint, %location, %peer, lifetime = ?registration.lifetime, "registered");
+        self.locations.insert(location, endpoint.clone());
+        self.registrations.insert(endpoint, registration.clone());
+        self.events.push_back(ServerEvent::Registered(registration));
+        Reply { code: 201, location: vec!["rd".into(), id], diagnostic: None }
+    }
+
+    fn update(&mut self, now: Instant, peer: SocketAddr, message: &Packet, id: &str) -> Reply {
+        let Some(endpoint) = self.locations.get(&format!("/rd/{id}")).cloned() else {
+            return Reply::error(404, format!("no registration at /rd/{id}"));
+        };
+        let params = match registration::parse(message) {
+            Ok(p) => p,
+            Err(e) => return Reply::error(e.code(), e.to_string()),
+        };
+        let Some(reg) = self.registrations.get_mut(&endpoint) else { return Reply::code(404) };
+        if let Some(lt) = params.lifetime {
+            reg.lifetime = lt;
+        }
+        if let Some(b) = params.binding {
+            reg.binding = b;
+        }
+        if params.queue_mode {
+            reg.queue_mode = true;
+        }
+        if let Some(sms) = params.sms_number {
+            reg.sms_number = Some(sms);
+        }
+        if let Some(objects) = params.objects {
+            reg.objects = objects;
+        }
+        // The client may have moved (NAT rebinding): requests follow it.
+        reg.peer = peer;
+        reg.updated_at = now;
+        tracing::debug!(%endpoint, "registration updated");
+        self.events.push_back(ServerEvent::Updated(reg.clone()));
+        Reply::code(204)
+    }
+
+    fn deregister(&mut self, id: &str) -> Reply {
+        let Some(endpoint) = self.locations.get(&format!("/rd/{id}")).cloned() else {
+            return Reply::error(404, format!("no registration at /rd/{id}"));
+        };
+        tracing::info!(%endpoint, "deregistered");
+        self.end_registration(&endpoint);
+        self.events.push_back(ServerEvent::Deregistered { endpoint });
+        Reply::code(202)
+    }
+
+    /// Forgets a registration with its observations; requests still in flight
+    /// to it end with `RegistrationEnded`.
+    fn end_registration(&mut self, endpoint: &str) {
+        if let Some(reg) = self.registrations.remove(endpoint) {
+            self.locations.remove(&reg.location);
+        }
+        self.observations.retain(|_, o| o.endpoint != endpoint);
+        let ended: Vec<ExchangeId> =
+            self.pending.iter().filter(|(_, p)| p.endpoint == endpoint).map(|(id, _)| *id).collect();
+        for exchange in ended {
+            self.layer.cancel(exchange);
+            if let Some(p) = self.pending.remove(&exchange) {
+                self.events.push_back(ServerEvent::Response {
+                    id: p.id,
+                    endpoint: p.endpoint,
+                    result: Err(RequestError::RegistrationEnded),
+                });
+            }
+        }
+    }
+}
+
+/// What the registration interface answers.
+struct Reply {
+    code: u16,
+    location: Vec<String>,
+    diagnostic: Option<String>,
+}
+
+impl Reply {
+    fn code(code: u16) -> Self {
+        Reply { code, location: Vec::new(), diagnostic: None }
+    }
+    /// An error with a diagnostic payload (RFC 7252 §5.5.2).
+    fn error(code: u16, diagnostic: String) -> Self {
+        tracing::debug!(code, %diagnostic, "registration request refused");
+        Reply { code, location: Vec::new(), diagnostic: Some(diagnostic) }
     }
 }

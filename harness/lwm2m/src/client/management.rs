@@ -1,0 +1,430 @@
+//! Serving the device management and information reporting interfaces
+//! (LwM2M 1.1 Core §6.3, §6.4; Transport §6.3 Table 6.3-1 for the CoAP
+//! mapping and §6.3.x for the response codes) from the object store.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use coap_lite::{CoapOption, MessageClass, Packet, RequestType};
+
+use super::observe::Observation;
+use super::{Client, ClientEvent};
+use crate::coap::{code, options};
+use crate::format::link::{encode_links, Link};
+use crate::format::{self, ContentFormat, Record};
+use crate::path::Path;
+use crate::server::{attribute_query, Attributes, WriteMode};
+
+/// A response code with an optional diagnostic (RFC 7252 §5.5.2).
+type Refusal = (u16, String);
+
+fn refuse(code: u16, diagnostic: impl Into<String>) -> Refusal {
+    (code, diagnostic.into())
+}
+
+fn response(code_number: u16) -> Packet {
+    let mut p = Packet::new();
+    p.header.code = MessageClass::from(code::from_number(code_number).unwrap_or(0xa0));
+    p
+}
+
+fn content(format: ContentFormat, payload: Vec<u8>) -> Packet {
+    let mut p = response(205);
+    options::set_uint(&mut p, CoapOption::ContentFormat, u32::from(format.code()));
+    p.payload = payload;
+    p
+}
+
+impl Client {
+    /// Answers one request; paths whose values it changed are pushed to
+    /// `changed` so observers are notified after the response goes out.
+    pub(super) fn handle_request(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        message: &Packet,
+        changed: &mut Vec<Path>,
+    ) -> Packet {
+        match self.serve(now, peer, message, changed) {
+            Ok(p) => p,
+            Err((code, diagnostic)) => {
+                tracing::debug!(code, %diagnostic, path = %options::uri_path_string(message), "request refused");
+                let mut p = response(code);
+                p.payload = diagnostic.into_bytes();
+                p
+            }
+        }
+    }
+
+    fn serve(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        message: &Packet,
+        changed: &mut Vec<Path>,
+    ) -> Result<Packet, Refusal> {
+        let segments = options::strings(message, CoapOption::UriPath);
+        let path = Path::from_segments(&segments).map_err(|e| refuse(404, e.to_string()))?;
+        if path.depth() == 0 {
+            return Err(refuse(405, "operations on / are Bootstrap-only"));
+        }
+        let method = match message.header.code {
+            MessageClass::Request(m) => m,
+            _ => return Err(refuse(400, "not a request")),
+        };
+        let cf = options::content_format(message);
+        match method {
+            RequestType::Get if options::accept(message) == Some(ContentFormat::LinkFormat.code()) => {
+                self.discover(&path)
+            }
+            RequestType::Get => self.read_or_observe(now, peer, message, &path),
+            RequestType::Put if cf.is_some() => self.write(&path, WriteMode::Replace, message, changed),
+            RequestType::Put if message.payload.is_empty() => self.write_attributes(&path, message),
+            RequestType::Put => Err(refuse(400, "Write without a Content-Format")),
+            RequestType::Post => match path.depth() {
+                1 => self.create(now, &path, message, changed),
+                2 | 4 => self.write(&path, WriteMode::PartialUpdate, message, changed),
+                _ => {
+                    let executable = self.config.registry.resource(&path).is_some_and(|r| r.operations.execute);
+                    if cf.is_some() && !executable {
+                        self.write(&path, WriteMode::PartialUpdate, message, changed)
+                    } else {
+                        self.execute(&path, message)
+                    }
+                }
+            },
+            RequestType::Delete => self.delete(now, &path, changed),
+            _ => Err(refuse(405, format!("{method:?} is not supported"))),
+        }
+    }
+
+    /// 4.04 unless the object is known, and the instance and resource (value) exist.
+    fn check_exists(&self, path: &Path) -> Result<(), Refusal> {
+        let object = path.object_id().unwrap_or_default();
+        let def = self.config.registry.object(object).ok_or_else(|| refuse(404, format!("object {object} unknown")))?;
+        if let Some(instance) = path.instance_id() {
+            if !self.store.instances().any(|p| p == Path::instance(object, instance)) {
+                return Err(refuse(404, format!("{} does not exist", Path::instance(object, instance))));
+            }
+        }
+        if let Some(resource) = path.resource_id() {
+            if def.resource(resource).is_none() {
+                return Err(refuse(404, format!("resource {resource} is not in object {object}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes what is at `path` in `accept` (or the preferred format).
+    /// Errors are response codes: 4.04, 4.05 (not readable), 4.06 (format).
+    pub(super) fn read_payload(&self, path: &Path, accept: Option<ContentFormat>) -> Result<(ContentFormat, Vec<u8>), u16> {
+        self.check_exists(path).map_err(|(c, _)| c)?;
+        let registry = &self.config.registry;
+        if path.depth() >= 3 && !registry.resource(path).is_some_and(|r| r.operations.read) {
+            return Err(405);
+        }
+        let records: Vec<Record> = self
+            .store
+            .read(path)
+            .into_iter()
+            .filter(|r| registry.resource(&r.path).is_none_or(|d| d.operations.read))
+            .collect();
+        if path.depth() >= 3 && records.is_empty() {
+            return Err(404);
+        }
+        let single = (path.depth() == 3 && !registry.resource(path).is_some_and(|r| r.multiple)) || path.depth() == 4;
+        let format = match accept {
+            Some(ContentFormat::LinkFormat) => return Err(406),
+            Some(f @ (ContentFormat::Text | ContentFormat::Opaque)) if !single => {
+                tracing::debug!(%path, format = %f, "single-value format asked for several values");
+                return Err(406);
+            }
+            Some(f) => f,
+            None => match self.config.preferred_format {
+                ContentFormat::Text | ContentFormat::Opaque | ContentFormat::LinkFormat if !single => ContentFormat::Tlv,
+                f => f,
+            },
+        };
+        match format::encode(format, path, &records, registry) {
+            Ok(payload) => Ok((format, payload)),
+            Err(e) if matches!(format, ContentFormat::Text | ContentFormat::Opaque) => {
+                tracing::debug!(error = %e, "value cannot be given in the asked format");
+                Err(406)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, %path, "encoding a Read response failed");
+                Err(500)
+            }
+        }
+    }
+
+    fn read_or_observe(&mut self, now: Instant, peer: SocketAddr, message: &Packet, path: &Path) -> Result<Packet, Refusal> {
+        let accept = match options::accept(message) {
+            Some(code) => {
+                Some(ContentFormat::from_code(code).ok_or_else(|| refuse(406, format!("Accept {code} is not supported")))?)
+            }
+            None => None,
+        };
+        let (format, payload) = self.read_payload(path, accept).map_err(|c| refuse(c, format!("cannot read {path}")))?;
+        let token = message.get_token().to_vec();
+        let mut reply = content(format, payload);
+        match options::observe(message) {
+            Some(0) => {
+                // RFC 7641 §4.1: a new registration with the same token replaces the old one.
+                self.observations.retain(|o| !(o.peer == peer && (o.token == token || o.path == *path)));
+                let sequence = self.sequence;
+                self.sequence = crate::coap::observe::next(self.sequence);
+                options::set_uint(&mut reply, CoapOption::Observe, sequence);
+                self.observations.push(Observation {
+                    peer,
+                    token,
+                    path: *path,
+                    format,
+                    last_sent: now,
+                    last_records: self.store.read(path),
+                    pending: false,
+                    sent: 0,
+                });
+                tracing::debug!(%peer, %path, "observation registered");
+            }
+            Some(1) => {
+                self.observations.retain(|o| !(o.peer == peer && (o.token == token || o.path == *path)));
+                tracing::debug!(%peer, %path, "observation cancelled by Observe=1");
+            }
+            _ => {}
+        }
+        Ok(reply)
+    }
+
+    fn write(&mut self, path: &Path, mode: WriteMode, message: &Packet, changed: &mut Vec<Path>) -> Result<Packet, Refusal> {
+        if path.depth() < 2 {
+            return Err(refuse(405, "Write needs an instance or resource path"));
+        }
+        self.check_exists(path)?;
+        let registry = self.config.registry.clone();
+        if path.depth() >= 3 && !registry.resource(path).is_some_and(|r| r.operations.write) {
+            return Err(refuse(405, format!("{path} is not writable")));
+        }
+        let cf = options::content_format(message).ok_or_else(|| refuse(400, "Write without a Content-Format"))?;
+        let format = ContentFormat::from_code(cf)
+            .filter(|f| *f != ContentFormat::LinkFormat)
+            .ok_or_else(|| refuse(415, format!("Content-Format {cf} is not supported")))?;
+        let records = format::decode(format, path, &message.payload, &registry).map_err(|e| refuse(400, e.to_string()))?;
+        for r in &records {
+            if !path.contains(&r.path) || r.path.depth() < 3 {
+                return Err(refuse(400, format!("{} is not a resource below {path}", r.path)));
+            }
+            let def = registry.resource(&r.path).ok_or_else(|| refuse(404, format!("{} is not in the model", r.path)))?;
+            if !def.operations.write {
+                return Err(refuse(405, format!("{} is not writable", r.path)));
+            }
+        }
+        if mode == WriteMode::Replace {
+            if path.depth() == 2 {
+                // Replace on an instance: its writable resources become exactly the payload's.
+                let writable: Vec<Path> = self
+                    .store
+                    .read(path)
+                    .into_iter()
+                    .filter(|r| registry.resource(&r.path).is_some_and(|d| d.operations.write))
+                    .map(|r| r.path)
+                    .collect();
+                for p in writable {
+                    self.store.clear(&p);
+                }
+            } else {
+                self.store.clear(path);
+            }
+        }
+        for r in records {
+            self.store.set(r.path, r.value);
+            changed.push(r.path);
+            self.events.push_back(ClientEvent::Written { path: r.path });
+        }
+        if changed.is_empty() {
+            changed.push(*path);
+        }
+        Ok(response(204))
+    }
+
+    fn execute(&mut self, path: &Path, message: &Packet) -> Result<Packet, Refusal> {
+        if path.depth() != 3 {
+            return Err(refuse(405, "Execute targets a resource"));
+        }
+        self.check_exists(path)?;
+        if !self.config.registry.resource(path).is_some_and(|r| r.operations.execute) {
+            return Err(refuse(405, format!("{path} is not executable")));
+        }
+        let arguments = match std::str::from_utf8(&message.payload) {
+            Ok("") => None,
+            Ok(s) => Some(s.to_string()),
+            Err(e) => return Err(refuse(400, format!("Execute arguments are not text: {e}"))),
+        };
+        tracing::info!(%path, ?arguments, "executed");
+        self.events.push_back(ClientEvent::Executed { path: *path, arguments });
+        Ok(response(204))
+    }
+
+    fn attribute_links(&self, path: &Path, link: Link) -> Link {
+        let Some(attrs) = self.attributes.get(path) else { return link };
+        attribute_query(attrs).into_iter().fold(link, |l, q| match q.split_once('=') {
+            Some((k, v)) => l.with(k, v),
+            None => l.with_flag(q),
+        })
+    }
+
+    /// Discover (LwM2M 1.1 Core §5.4.1 / §6.3.5): the object, its instances
+    /// and their resources present, with `ver`, `dim` and any attributes set.
+    fn discover(&self, path: &Path) -> Result<Packet, Refusal> {
+        if path.depth() > 3 {
+            return Err(refuse(400, "Discover on a resource instance"));
+        }
+        self.check_exists(path)?;
+        let registry = &self.config.registry;
+        let object = path.object_id().unwrap_or_default();
+        let mut links = Vec::new();
+        if path.depth() == 1 {
+            let mut link = Link::new(path.to_string());
+            if let Some(def) = registry.object(object).filter(|d| d.version != "1.0" && !d.version.is_empty()) {
+                link = link.with("ver", def.version.clone());
+            }
+            links.push(self.attribute_links(path, link));
+        }
+        for instance in self.store.instances().filter(|i| path.contains(i) || i.contains(path)) {
+            if path.depth() <= 2 {
+                links.push(self.attribute_links(&instance, Link::new(instance.to_string())));
+            }
+            let mut resources: Vec<(Path, usize)> = Vec::new();
+            for r in self.store.read(&instance) {
+                let Some(rid) = r.path.resource_id() else { continue };
+                let res = Path::resource(object, instance.instance_id().unwrap_or_default(), rid);
+                match resources.last_mut() {
+                    Some((p, n)) if *p == res => *n += 1,
+                    _ => resources.push((res, 1)),
+                }
+            }
+            for (res, count) in resources {
+                if !path.contains(&res) {
+                    continue;
+                }
+                let mut link = Link::new(res.to_string());
+                if registry.resource(&res).is_some_and(|d| d.multiple) {
+                    link = link.with("dim", count.to_string());
+                }
+                links.push(self.attribute_links(&res, link));
+            }
+        }
+        if path.depth() == 3 && links.is_empty() {
+            return Err(refuse(404, format!("{path} has no value")));
+        }
+        Ok(content(ContentFormat::LinkFormat, encode_links(&links).into_bytes()))
+    }
+
+    fn create(&mut self, now: Instant, path: &Path, message: &Packet, changed: &mut Vec<Path>) -> Result<Packet, Refusal> {
+        let object = path.object_id().unwrap_or_default();
+        let registry = self.config.registry.clone();
+        let def = registry.object(object).ok_or_else(|| refuse(404, format!("object {object} unknown")))?;
+        let records = if message.payload.is_empty() {
+            Vec::new()
+        } else {
+            let cf = options::content_format(message).ok_or_else(|| refuse(400, "Create without a Content-Format"))?;
+            let format = ContentFormat::from_code(cf)
+                .filter(|f| *f != ContentFormat::LinkFormat)
+                .ok_or_else(|| refuse(415, format!("Content-Format {cf} is not supported")))?;
+            format::decode(format, path, &message.payload, &registry).map_err(|e| refuse(400, e.to_string()))?
+        };
+        let existing: Vec<u16> = self.store.instances().filter(|p| path.contains(p)).filter_map(|p| p.instance_id()).collect();
+        let mut ids: Vec<u16> = records.iter().filter_map(|r| r.path.instance_id()).collect();
+        ids.dedup();
+        let instance = match ids.as_slice() {
+            [] => (0..u16::MAX).find(|i| !existing.contains(i)).unwrap_or_default(),
+            [one] => *one,
+            _ => return Err(refuse(400, "Create with more than one instance")),
+        };
+        if existing.contains(&instance) {
+            return Err(refuse(400, format!("{} already exists", Path::instance(object, instance))));
+        }
+        if !def.multiple && !existing.is_empty() {
+            return Err(refuse(400, format!("object {object} is single-instance")));
+        }
+        for r in &records {
+            if r.path.depth() < 3 || registry.resource(&r.path).is_none() {
+                return Err(refuse(400, format!("{} is not a resource of object {object}", r.path)));
+            }
+        }
+        self.store.create_instance(object, instance);
+        for r in records {
+            self.store.set(r.path, r.value);
+        }
+        let created = Path::instance(object, instance);
+        changed.push(created);
+        self.objects_changed_now(now);
+        self.events.push_back(ClientEvent::Created { path: created });
+        let mut reply = response(201);
+        options::add_strings(&mut reply, CoapOption::LocationPath, &created.segments());
+        Ok(reply)
+    }
+
+    fn delete(&mut self, now: Instant, path: &Path, changed: &mut Vec<Path>) -> Result<Packet, Refusal> {
+        if path.depth() != 2 {
+            return Err(refuse(405, "Delete targets an object instance"));
+        }
+        self.check_exists(path)?;
+        let (object, instance) = (path.object_id().unwrap_or_default(), path.instance_id().unwrap_or_default());
+        self.store.delete_instance(object, instance);
+        self.attributes.retain(|p, _| !path.contains(p));
+        changed.push(*path);
+        self.objects_changed_now(now);
+        self.events.push_back(ClientEvent::Deleted { path: *path });
+        Ok(response(202))
+    }
+
+    /// The object list changed: tell the server with an Update (Core §6.2.2).
+    fn objects_changed_now(&mut self, now: Instant) {
+        self.objects_changed = true;
+        if self.next_update.is_some() {
+            self.next_update = Some(now);
+        }
+    }
+
+    /// Write-Attributes (Core §5.1.2, §6.3.4): `pmin=10&pmax=60&gt=50&lt=5&st=1`;
+    /// a name without a value removes that attribute. Unknown names are ignored.
+    fn write_attributes(&mut self, path: &Path, message: &Packet) -> Result<Packet, Refusal> {
+        self.check_exists(path)?;
+        let mut attrs: Attributes = self.attributes.get(path).cloned().unwrap_or_default();
+        for (name, value) in options::query(message) {
+            let bad = || refuse(400, format!("attribute {name}={} is not valid", value.as_deref().unwrap_or("")));
+            let int = |v: &Option<String>| v.as_deref().map(|s| s.parse::<u32>().map_err(|_| bad())).transpose();
+            let float = |v: &Option<String>| {
+                v.as_deref()
+                    .map(|s| s.parse::<f64>().ok().filter(|f| f.is_finite()).ok_or_else(bad))
+                    .transpose()
+            };
+            match name.as_str() {
+                "pmin" => attrs.pmin = int(&value)?,
+                "pmax" => attrs.pmax = int(&value)?,
+                "gt" => attrs.gt = float(&value)?,
+                "lt" => attrs.lt = float(&value)?,
+                "st" => {
+                    attrs.st = float(&value)?;
+                    if attrs.st.is_some_and(|s| s < 0.0) {
+                        return Err(bad());
+                    }
+                }
+                other => tracing::debug!(attribute = other, "ignoring unsupported attribute"),
+            }
+        }
+        if let (Some(lt), Some(gt)) = (attrs.lt, attrs.gt) {
+            // Core §5.1.2: lt must be below gt (and lt + 2*st < gt when st is set).
+            if lt >= gt || attrs.st.is_some_and(|st| lt + 2.0 * st >= gt) {
+                return Err(refuse(400, "lt must stay below gt (by more than 2*st)"));
+            }
+        }
+        if attrs == Attributes::default() {
+            self.attributes.remove(path);
+        } else {
+            self.attributes.insert(*path, attrs);
+        }
+        Ok(response(204))
+    }
+}

@@ -1,0 +1,146 @@
+//! The client side of the registration interface (LwM2M 1.1 Core §6.2,
+//! Transport §6.2): the Register, Update and De-register messages.
+
+use coap_lite::{CoapOption, MessageClass, Packet, RequestType};
+
+use super::{ClientConfig, ObjectStore};
+use crate::coap::options;
+use crate::format::link::{encode_links, Link};
+use crate::format::ContentFormat;
+
+/// The object list a Register (or an Update after Create/Delete) carries
+/// (LwM2M 1.1 Core §6.2.1): `</1/0>,</3/0>,...`, each instantiated object
+/// preceded by `</N>;ver=X.Y` when its version is not 1.0.
+pub fn object_links(store: &ObjectStore) -> Vec<Link> {
+    let mut links = Vec::new();
+    let mut last_object = None;
+    for inst in store.instances() {
+        let Some(object) = inst.object_id() else { continue };
+        if last_object != Some(object) {
+            last_object = Some(object);
+            if let Some(def) = store.registry().object(object) {
+                if def.version != "1.0" && !def.version.is_empty() {
+                    links.push(Link::new(format!("/{object}")).with("ver", def.version.clone()));
+                }
+            }
+        }
+        links.push(Link::new(inst.to_string()));
+    }
+    links
+}
+
+fn with_object_list(p: &mut Packet, store: &ObjectStore) {
+    options::set_uint(p, CoapOption::ContentFormat, u32::from(ContentFormat::LinkFormat.code()));
+    p.payload = encode_links(&object_links(store)).into_bytes();
+}
+
+/// `POST /rd?ep={name}&lt={lifetime}&lwm2m={version}&b={binding}` with the object list.
+pub fn register(config: &ClientConfig, store: &ObjectStore) -> Packet {
+    let mut p = Packet::new();
+    p.header.code = MessageClass::Request(RequestType::Post);
+    options::add_strings(&mut p, CoapOption::UriPath, &["rd"]);
+    let query = [
+        format!("ep={}", config.endpoint),
+        format!("lt={}", config.lifetime.as_secs()),
+        format!("lwm2m={}", config.lwm2m_version),
+        format!("b={}", config.binding),
+    ];
+    options::add_strings(&mut p, CoapOption::UriQuery, &query);
+    with_object_list(&mut p, store);
+    p
+}
+
+fn location_segments(location: &str) -> Vec<&str> {
+    location.split('/').filter(|s| !s.is_empty()).collect()
+}
+
+/// `POST {location}`, with the object list only when it changed since the last Register/Update.
+pub fn update(location: &str, store: &ObjectStore, objects_changed: bool) -> Packet {
+    let mut p = Packet::new();
+    p.header.code = MessageClass::Request(RequestType::Post);
+    options::add_strings(&mut p, CoapOption::UriPath, &location_segments(location));
+    if objects_changed {
+        with_object_list(&mut p, store);
+    }
+    p
+}
+
+/// `DELETE {location}`.
+pub fn deregister(location: &str) -> Packet {
+    let mut p = Packet::new();
+    p.header.code = MessageClass::Request(RequestType::Delete);
+    options::add_strings(&mut p, CoapOption::UriPath, &location_segments(location));
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::coap::wire;
+    use crate::model::{ObjectDef, Registry};
+
+    fn object(id: u16, version: &str) -> ObjectDef {
+        ObjectDef {
+            id,
+            name: format!("object {id}"),
+            version: version.to_string(),
+            urn: format!("urn:oma:lwm2m:oma:{id}"),
+            multiple: false,
+            mandatory: true,
+            resources: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn register_request_is_byte_exact() {
+        // LwM2M 1.1 Transport §6.2.1 Register, CoAP encoding per RFC 7252 §3.
+        let registry = Registry::from_objects([object(1, "1.0"), object(3, "1.1")]);
+        let mut store = ObjectStore::new(registry.clone());
+        store.create_instance(1, 0);
+        store.create_instance(3, 0);
+        let config = ClientConfig {
+            endpoint: "meter-1".into(),
+            server: "127.0.0.1:5683".parse().unwrap(),
+            lifetime: Duration::from_secs(60),
+            lwm2m_version: "1.1".into(),
+            binding: "U".into(),
+            registry,
+            preferred_format: ContentFormat::Tlv,
+            seed: 0,
+        };
+        let mut p = register(&config, &store);
+        p.header.message_id = 0x1a2b;
+        p.set_token(vec![0x0a, 0x0b]);
+        let mut expected = vec![0x42, 0x02, 0x1a, 0x2b, 0x0a, 0x0b]; // CON POST, TKL 2
+        expected.extend([0xb2, b'r', b'd']); // Uri-Path (11) "rd"
+        expected.extend([0x11, 40]); // Content-Format (12) = 40
+        expected.push(0x3a); // Uri-Query (15), 10 bytes
+        expected.extend(b"ep=meter-1");
+        expected.push(0x05);
+        expected.extend(b"lt=60");
+        expected.push(0x09);
+        expected.extend(b"lwm2m=1.1");
+        expected.push(0x03);
+        expected.extend(b"b=U");
+        expected.push(0xff);
+        expected.extend(b"</1/0>,</3>;ver=1.1,</3/0>");
+        assert_eq!(hex::encode(wire::encode(&p)), hex::encode(&expected));
+        assert_eq!(
+            crate::coap::summarize(&expected),
+            "CON POST mid=0x1a2b tok=0a0b /rd?ep=meter-1&lt=60&lwm2m=1.1&b=U cf=40 len=26"
+        );
+    }
+
+    #[test]
+    fn update_and_deregister_address_the_location() {
+        let store = ObjectStore::new(Registry::default());
+        let u = update("/rd/5a3f", &store, false);
+        assert_eq!(options::uri_path_string(&u), "/rd/5a3f");
+        assert!(u.payload.is_empty());
+        let d = deregister("/rd/5a3f");
+        assert_eq!(wire::encode(&d)[1], 0x04);
+    }
+}

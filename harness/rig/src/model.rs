@@ -1,0 +1,282 @@
+//! The rig file: *where* a bench's parts are (labgrid's resources). Code says
+//! how to use them; a case never names a port. `rigs/virtual.yaml` is the
+//! default rig; a rig may omit modem, power and debug entirely (a device on a
+//! live network, or a third-party client started by hand).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::dialect::Dialect;
+use crate::error::RigError;
+
+/// A parsed rig file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RigFile {
+    /// Names the bench in reports and its lock file; `[A-Za-z0-9._-]+`.
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub device: DeviceSpec,
+    /// Absent: the harness cannot talk AT to the device.
+    #[serde(default)]
+    pub modem: Option<ModemSpec>,
+    /// Absent: the device is powered by hand; power steps are skipped.
+    #[serde(default)]
+    pub power: Option<PowerSpec>,
+    /// Absent: no debug port.
+    #[serde(default)]
+    pub debug: Option<DebugSpec>,
+    #[serde(default)]
+    pub server: ServerSpec,
+    #[serde(default)]
+    pub after_run: AfterRun,
+    /// The file this rig was loaded from (set by [`RigFile::load`]).
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// The device's identity towards the LwM2M server.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSpec {
+    /// Endpoint client name; `{run}` is replaced by a per-run token
+    /// ([`DeviceSpec::endpoint_for`]) so that parallel runs never collide.
+    pub endpoint: String,
+    /// Registration lifetime the harness configures (LwM2M 1.1 TS Core
+    /// §6.2.1 `lt`; resource /1/x/1).
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub lifetime: Duration,
+}
+
+impl DeviceSpec {
+    /// The endpoint name for one run: `{run}` replaced by `run`.
+    pub fn endpoint_for(&self, run: &str) -> String {
+        self.endpoint.replace("{run}", run)
+    }
+}
+
+/// The device's modem on a serial line.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModemSpec {
+    pub port: ModemPort,
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// `fixtures/modems/<dialect>.yaml`, or a path to a dialect file.
+    pub dialect: String,
+}
+
+fn default_baud() -> u32 {
+    115_200
+}
+
+impl ModemSpec {
+    /// Loads this modem's dialect. A name is looked up under
+    /// `<fixtures_dir>/modems/`; a relative path is taken relative to the
+    /// rig file's directory (`rig_dir`).
+    pub fn load_dialect(&self, fixtures_dir: &Path, rig_dir: &Path) -> Result<Dialect, RigError> {
+        if Dialect::is_path(&self.dialect) {
+            let p = Path::new(&self.dialect);
+            if p.is_absolute() {
+                Dialect::load(p)
+            } else {
+                Dialect::load(&rig_dir.join(p))
+            }
+        } else {
+            Dialect::find(&self.dialect, fixtures_dir)
+        }
+    }
+}
+
+/// Where the modem's serial line is.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
+pub enum ModemPort {
+    /// The virtual meter's PTY; its path comes from the virtual power driver.
+    Virtual,
+    /// A device path such as `/dev/ttyUSB2` or `/dev/serial/by-id/...`.
+    Path(PathBuf),
+}
+
+impl From<String> for ModemPort {
+    fn from(s: String) -> Self {
+        if s == "virtual" {
+            ModemPort::Virtual
+        } else {
+            ModemPort::Path(PathBuf::from(s))
+        }
+    }
+}
+
+impl fmt::Display for ModemPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModemPort::Virtual => f.write_str("virtual"),
+            ModemPort::Path(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// How the device's supply is switched.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum PowerSpec {
+    /// The virtual meter process (power off = SIGKILL, like pulling the plug).
+    Virtual,
+    /// Shell commands, e.g. a USB relay's or a lab supply's CLI.
+    Command(CommandPowerSpec),
+}
+
+/// Power switched by shell commands (run with `sh -c`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandPowerSpec {
+    pub on: String,
+    pub off: String,
+    /// Exit status 0 = on, anything else = off. Absent: the last commanded
+    /// state is assumed.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// How long one command may run before it is killed.
+    #[serde(
+        default = "default_power_timeout",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub timeout: Duration,
+}
+
+fn default_power_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// The device's debug port.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DebugSpec {
+    /// The virtual meter's state, read from its NV storage.
+    Virtual,
+}
+
+/// The embedded LwM2M server's addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    /// Where the embedded server binds; port 0 = ephemeral.
+    #[serde(default = "default_bind")]
+    pub bind: SocketAddr,
+    /// Host the device should use to reach the server, when it differs from
+    /// `bind` (a real bench reaching the harness machine over a LAN).
+    #[serde(default)]
+    pub advertise: Option<String>,
+}
+
+fn default_bind() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+impl Default for ServerSpec {
+    fn default() -> Self {
+        ServerSpec {
+            bind: default_bind(),
+            advertise: None,
+        }
+    }
+}
+
+/// The state the bench is left in when a run ends, however it ends.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AfterRun {
+    #[serde(default = "default_after_power")]
+    pub power: PowerState,
+}
+
+fn default_after_power() -> PowerState {
+    PowerState::Off
+}
+
+impl Default for AfterRun {
+    fn default() -> Self {
+        AfterRun {
+            power: PowerState::Off,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerState {
+    On,
+    Off,
+}
+
+impl RigFile {
+    /// Loads and checks a rig file. Schema mistakes come back as
+    /// [`RigError::File`] with line and column.
+    pub fn load(path: &Path) -> Result<RigFile, RigError> {
+        let mut rig: RigFile = crate::yaml::load(path)?;
+        rig.source = path.to_path_buf();
+        rig.check()?;
+        Ok(rig)
+    }
+
+    /// Parses rig YAML held in memory; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<RigFile, RigError> {
+        let mut rig: RigFile = crate::yaml::parse(text, origin)?;
+        rig.source = origin.to_path_buf();
+        rig.check()?;
+        Ok(rig)
+    }
+
+    /// The directory relative paths in this rig file are resolved against.
+    pub fn dir(&self) -> &Path {
+        self.source.parent().unwrap_or(Path::new("."))
+    }
+
+    fn check(&self) -> Result<(), RigError> {
+        let invalid = |field: &str, message: String| RigError::Invalid {
+            file: self.source.clone(),
+            field: field.into(),
+            message,
+        };
+        if !is_valid_rig_name(&self.name) {
+            return Err(invalid(
+                "name",
+                format!(
+                    "`{}` is not a valid rig name: it names the lock file, so use only A-Z a-z 0-9 . _ - (not starting with .)",
+                    self.name
+                ),
+            ));
+        }
+        if self.device.endpoint.trim().is_empty() {
+            return Err(invalid("device.endpoint", "must not be empty".into()));
+        }
+        if self.device.lifetime < Duration::from_secs(1) {
+            return Err(invalid(
+                "device.lifetime",
+                "must be at least 1s (LwM2M lifetimes are whole seconds)".into(),
+            ));
+        }
+        if let Some(m) = &self.modem {
+            if m.baud == 0 {
+                return Err(invalid("modem.baud", "must be greater than 0".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rig names become file names (`<lock dir>/<name>.lock`).
+pub(crate) fn is_valid_rig_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 100
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}

@@ -1,0 +1,210 @@
+//! `SerialModem`: the [`Modem`] trait over a serial port (a USB modem's
+//! `/dev/ttyUSBn`, or the virtual meter's PTY), using the [`AtEngine`].
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serialport::SerialPort;
+use tracing::{debug, info};
+
+use crate::at::{AtEngine, AtResponse, Transcript};
+use crate::dialect::Dialect;
+use crate::error::RigError;
+use crate::traits::Modem;
+
+/// Read timeout of the port: the engine's polling granularity.
+const READ_TIMEOUT: Duration = Duration::from_millis(20);
+/// Wait between attempts to open a port that does not exist yet.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// How long one `AT` probe waits during [`Modem::open`].
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A modem on a serial line.
+pub struct SerialModem {
+    path: PathBuf,
+    baud: u32,
+    dialect: Dialect,
+    engine: Option<AtEngine<Box<dyn SerialPort>>>,
+    /// Kept while closed so that the transcript spans power cycles.
+    transcript: Transcript,
+    urcs: Vec<String>,
+}
+
+impl SerialModem {
+    /// A modem at `path` (for the virtual rig, the PTY path its power
+    /// driver reports). Nothing is opened until [`Modem::open`].
+    pub fn new(path: impl Into<PathBuf>, baud: u32, dialect: Dialect) -> Self {
+        SerialModem {
+            path: path.into(),
+            baud,
+            dialect,
+            engine: None,
+            transcript: Transcript::new(),
+            urcs: Vec::new(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Points at another port (the virtual meter's PTY path changes per boot).
+    /// Closes the current one.
+    pub fn set_path(&mut self, path: impl Into<PathBuf>) {
+        self.close();
+        self.path = path.into();
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.engine.is_some()
+    }
+
+    fn port_name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn engine(&mut self, command: &str) -> Result<&mut AtEngine<Box<dyn SerialPort>>, RigError> {
+        let port = self.port_name();
+        self.engine.as_mut().ok_or(RigError::PortClosed {
+            port,
+            command: command.into(),
+        })
+    }
+
+    fn open_port(&self) -> Result<Box<dyn SerialPort>, serialport::Error> {
+        serialport::new(self.path.to_string_lossy(), self.baud)
+            .timeout(READ_TIMEOUT)
+            .open()
+    }
+}
+
+impl Modem for SerialModem {
+    /// Retries until the port exists and the modem answers `AT` with OK or
+    /// prints the dialect's boot URC, within the dialect's `boot_timeout`.
+    /// The boot URC, if seen, stays in the URC queue.
+    fn open(&mut self) -> Result<(), RigError> {
+        self.close();
+        let port = self.port_name();
+        let boot_timeout = self.dialect.boot_timeout;
+        let boot_urc = self.dialect.boot_urc.clone();
+        let deadline = Instant::now() + boot_timeout;
+        let mut last_open_error = String::new();
+        let mut last_lines = Vec::new();
+        let mut opened = false;
+        while Instant::now() < deadline {
+            let stream = match self.open_port() {
+                Ok(s) => s,
+                Err(e) => {
+                    debug!(port = %port, error = %e, "serial port not ready");
+                    last_open_error = e.to_string();
+                    std::thread::sleep(RETRY_PAUSE);
+                    continue;
+                }
+            };
+            opened = true;
+            let transcript = std::mem::take(&mut self.transcript);
+            let mut engine =
+                AtEngine::with_transcript(stream, port.clone(), self.dialect.clone(), transcript);
+            engine.note(format!("opened {port} at {} baud", self.baud));
+            while Instant::now() < deadline {
+                let probe = engine.command("AT", PROBE_TIMEOUT);
+                let booted = boot_urc
+                    .as_deref()
+                    .is_some_and(|b| engine.pending_urcs().any(|u| u.starts_with(b)));
+                match probe {
+                    Ok(r) if r.is_ok() => {
+                        info!(port = %port, "modem ready");
+                        self.engine = Some(engine);
+                        return Ok(());
+                    }
+                    _ if booted => {
+                        info!(port = %port, "modem booted");
+                        self.engine = Some(engine);
+                        return Ok(());
+                    }
+                    Ok(_) | Err(RigError::Timeout { .. }) => {}
+                    Err(e) => {
+                        // The port went away (modem rebooting): reopen it.
+                        debug!(port = %port, error = %e, "probe failed; reopening");
+                        last_open_error = e.to_string();
+                        std::thread::sleep(RETRY_PAUSE);
+                        break;
+                    }
+                }
+            }
+            last_lines = engine.recent_lines();
+            let (transcript, urcs) = engine.into_parts();
+            self.transcript = transcript;
+            self.urcs.extend(urcs);
+        }
+        if !opened {
+            return Err(RigError::Open {
+                port,
+                message: format!(
+                    "still failing after {}: {last_open_error}",
+                    crate::duration::format_duration(boot_timeout)
+                ),
+            });
+        }
+        Err(RigError::NotReady {
+            port,
+            boot_urc: boot_urc.unwrap_or_else(|| "(no boot URC in dialect)".into()),
+            waited: boot_timeout,
+            last_lines,
+        })
+    }
+
+    fn close(&mut self) {
+        if let Some(mut engine) = self.engine.take() {
+            engine.note(format!("closed {}", self.path.display()));
+            let (transcript, urcs) = engine.into_parts();
+            self.transcript = transcript;
+            self.urcs.extend(urcs);
+        }
+    }
+
+    fn command(&mut self, line: &str, timeout: Duration) -> Result<AtResponse, RigError> {
+        self.engine(line)?.command(line, timeout)
+    }
+
+    fn command_shown(
+        &mut self,
+        line: &str,
+        shown: &str,
+        timeout: Duration,
+    ) -> Result<AtResponse, RigError> {
+        self.engine(shown)?.command_shown(line, shown, timeout)
+    }
+
+    fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> Result<String, RigError> {
+        if let Some(i) = self.urcs.iter().position(|u| u.starts_with(prefix)) {
+            return Ok(self.urcs.remove(i));
+        }
+        self.engine(prefix)?.wait_for_line(prefix, timeout)
+    }
+
+    fn take_urcs(&mut self) -> Vec<String> {
+        let mut out = std::mem::take(&mut self.urcs);
+        if let Some(e) = self.engine.as_mut() {
+            out.extend(e.take_urcs());
+        }
+        out
+    }
+
+    fn transcript(&self) -> Transcript {
+        match &self.engine {
+            Some(e) => e.transcript().clone(),
+            None => self.transcript.clone(),
+        }
+    }
+
+    fn dialect(&self) -> &Dialect {
+        &self.dialect
+    }
+}
+
+impl Drop for SerialModem {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

@@ -1,0 +1,178 @@
+//! Loading conformance cases: YAML files under testcases/, checked in full
+//! before any rig is touched, so a typo costs an error message, not a bench run.
+
+pub mod model;
+pub mod step;
+
+pub use step::{Action, AwaitTarget, Step, ValueCondition};
+
+use std::path::{Path as FsPath, PathBuf};
+use std::time::Duration;
+
+use model::CaseFile;
+
+/// Default whole-case limit when the case names none.
+pub const DEFAULT_CASE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A case, validated.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub id: String,
+    pub title: String,
+    pub ets: Vec<String>,
+    pub needs: Vec<Need>,
+    pub timeout: Duration,
+    pub ignored: bool,
+    /// Path as given (relative to where meterbench was started), for messages.
+    pub file: PathBuf,
+    pub steps: Vec<Step>,
+}
+
+/// Something a case needs from the rig or the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    Modem,
+    Power,
+    Debug,
+    Object(u16),
+}
+
+impl std::fmt::Display for Need {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Need::Modem => f.write_str("modem"),
+            Need::Power => f.write_str("power"),
+            Need::Debug => f.write_str("debug"),
+            Need::Object(id) => write!(f, "object/{id}"),
+        }
+    }
+}
+
+/// A case or rig file that cannot be used; the message starts with file:line:col.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct LoadError {
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+impl LoadError {
+    pub fn new(file: &FsPath, line: u64, column: u64, message: impl Into<String>) -> Self {
+        LoadError {
+            file: file.display().to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// Loads one case file.
+pub fn load_case(file: &FsPath) -> Result<Case, LoadError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| LoadError::new(file, 0, 0, format!("cannot read case file: {e}")))?;
+    let raw: CaseFile = serde_saphyr::from_str(&text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        LoadError::new(file, line, column, first_line(&e.to_string()))
+    })?;
+    let needs = raw
+        .needs
+        .iter()
+        .map(|n| parse_need(n).map_err(|m| LoadError::new(file, 1, 1, m)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if raw.steps.is_empty() {
+        return Err(LoadError::new(file, 1, 1, "a case needs at least one step"));
+    }
+    if raw.id.trim().is_empty() || raw.id.contains(char::is_whitespace) || raw.id.contains("::") {
+        return Err(LoadError::new(
+            file,
+            1,
+            1,
+            format!("case id {:?} must be one word without '::'", raw.id),
+        ));
+    }
+    let steps = raw
+        .steps
+        .into_iter()
+        .map(|s| {
+            let (line, column) = (s.referenced.line(), s.referenced.column());
+            Step::from_spec(s.value, line as u32).map_err(|m| LoadError::new(file, line, column, m))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Case {
+        id: raw.id,
+        title: raw.title,
+        ets: raw.ets,
+        needs,
+        timeout: raw.timeout.unwrap_or(DEFAULT_CASE_TIMEOUT),
+        ignored: raw.ignored,
+        file: file.to_path_buf(),
+        steps,
+    })
+}
+
+/// Loads every `*.yaml` / `*.yml` under `dir`, sorted by path. Duplicate ids are an error.
+pub fn load_cases(dir: &FsPath) -> Result<Vec<Case>, LoadError> {
+    let mut files = Vec::new();
+    collect_yaml(dir, &mut files)
+        .map_err(|e| LoadError::new(dir, 0, 0, format!("cannot read cases folder: {e}")))?;
+    files.sort();
+    let mut cases: Vec<Case> = Vec::new();
+    for f in files {
+        let case = load_case(&f)?;
+        if let Some(other) = cases.iter().find(|c| c.id == case.id) {
+            return Err(LoadError::new(
+                &f,
+                1,
+                1,
+                format!(
+                    "case id {:?} is already used by {}",
+                    case.id,
+                    other.file.display()
+                ),
+            ));
+        }
+        cases.push(case);
+    }
+    Ok(cases)
+}
+
+fn collect_yaml(dir: &FsPath, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_yaml(&path, out)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn parse_need(text: &str) -> Result<Need, String> {
+    match text {
+        "modem" => Ok(Need::Modem),
+        "power" => Ok(Need::Power),
+        "debug" => Ok(Need::Debug),
+        other => other
+            .strip_prefix("object/")
+            .and_then(|id| id.parse().ok())
+            .map(Need::Object)
+            .ok_or_else(|| {
+                format!("unknown need {other:?}: expected modem, power, debug or object/<id>")
+            }),
+    }
+}
+
+/// serde-saphyr renders a snippet after the message; the first line is what a terminal needs.
+pub(crate) fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_string()
+}

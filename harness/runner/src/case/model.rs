@@ -1,0 +1,218 @@
+//! Conformance cases as YAML files say them. A case names what it needs and the
+//! steps that prove a behaviour; it never names a port or an address, so the
+//! same file runs on the virtual rig and on a real bench.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use std::time::Duration;
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    pub id: String,
+    pub title: String,
+    /// OMA LwM2M ETS test ids this case covers (e.g. `LightweightM2M-1.1-int-101`).
+    #[serde(default)]
+    pub ets: Vec<String>,
+    /// What the rig and device must have: `modem`, `power`, `debug`, `object/5`.
+    #[serde(default)]
+    pub needs: Vec<String>,
+    /// Whole-case limit; the case errors out when it passes.
+    #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
+    pub timeout: Option<Duration>,
+    /// A case that is only run with `--ignored` / `--include-ignored`.
+    #[serde(default)]
+    pub ignored: bool,
+    pub steps: Vec<Spanned<StepSpec>>,
+}
+
+/// One step as written: exactly one action key plus modifiers.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    pub power: Option<PowerAction>,
+    pub at: Option<AtSpec>,
+    #[serde(rename = "await")]
+    pub await_: Option<AwaitSpec>,
+    pub read: Option<ReadSpec>,
+    pub write: Option<WriteSpec>,
+    pub execute: Option<ExecuteSpec>,
+    pub discover: Option<DiscoverSpec>,
+    pub observe: Option<ObserveSpec>,
+    pub cancel_observe: Option<String>,
+    pub expect: Option<ExpectSpec>,
+    #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
+    pub sleep: Option<Duration>,
+    /// Modifier: how long an await may take (default: the case's remaining time).
+    #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
+    pub within: Option<Duration>,
+    /// Modifier: a free-text note printed in the step log.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerAction {
+    On,
+    Off,
+    Cycle,
+}
+
+/// `at: AT+CGMI` (expects OK) or the long form.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AtSpec {
+    Line(String),
+    Full(AtFull),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtFull {
+    /// A literal command line.
+    pub send: Option<String>,
+    /// A command named in the modem's dialect file (portable across modems).
+    pub command: Option<String>,
+    /// Final result expected: `OK` (default), `ERROR`, or `CME n`.
+    pub expect: Option<String>,
+    /// Text that must appear in the information lines.
+    pub contains: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AwaitSpec {
+    /// `registered`, `deregistered`, `updated`.
+    Event(String),
+    Value(AwaitValue),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwaitValue {
+    /// Await a resource value (polled by Read).
+    pub path: Option<String>,
+    /// Await notifications of an observation started by an `observe` step.
+    pub notification: Option<String>,
+    /// Number of notifications to await (default 1).
+    pub count: Option<u32>,
+    pub equals: Option<ScalarValue>,
+    pub not_equals: Option<ScalarValue>,
+    /// The value differs from the first one read.
+    pub changes: Option<bool>,
+    /// Await a line on the modem's serial port starting with this text.
+    pub line: Option<String>,
+    #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
+    pub within: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadSpec {
+    pub path: String,
+    /// `tlv`, `senml-json`, `senml-cbor`, `lwm2m-cbor`, `text`, `opaque`.
+    pub format: Option<String>,
+    /// Every mandatory resource of the object model must be present.
+    #[serde(default)]
+    pub mandatory: bool,
+    /// Expected response code (e.g. `4.04`); default: 2.05.
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteSpec {
+    pub path: String,
+    pub value: ScalarValue,
+    pub format: Option<String>,
+    /// `replace` (PUT, default) or `partial` (POST).
+    pub mode: Option<String>,
+    /// Expected response code; default 2.04.
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ExecuteSpec {
+    Path(String),
+    Full(ExecuteFull),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteFull {
+    pub path: String,
+    pub args: Option<String>,
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DiscoverSpec {
+    Path(String),
+    Full(DiscoverFull),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverFull {
+    pub path: String,
+    /// Link targets that must be in the answer.
+    #[serde(default)]
+    pub contains: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObserveSpec {
+    pub path: String,
+    pub format: Option<String>,
+    /// Write-Attributes sent before the Observe.
+    pub pmin: Option<u32>,
+    pub pmax: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSpec {
+    pub path: Option<String>,
+    pub equals: Option<ScalarValue>,
+    pub not_equals: Option<ScalarValue>,
+    /// Checks on the endpoint's current registration.
+    pub registration: Option<RegistrationExpect>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationExpect {
+    /// Object instances (`/3/0`) or objects (`/5`) the object list must hold.
+    #[serde(default)]
+    pub objects: Vec<String>,
+    pub lwm2m: Option<String>,
+    pub binding: Option<String>,
+    #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
+    pub lifetime: Option<Duration>,
+}
+
+/// A value written in a case: typed later by the object model.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ScalarValue {
+    Bool(bool),
+    Integer(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl std::fmt::Display for ScalarValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScalarValue::Bool(b) => write!(f, "{b}"),
+            ScalarValue::Integer(i) => write!(f, "{i}"),
+            ScalarValue::Float(x) => write!(f, "{x}"),
+            ScalarValue::Text(s) => write!(f, "{s:?}"),
+        }
+    }
+}

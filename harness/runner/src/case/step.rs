@@ -1,0 +1,372 @@
+//! Steps, validated from their YAML form: paths parsed, formats named, exactly
+//! one action per step.
+
+use std::time::Duration;
+
+use lwm2m::server::WriteMode;
+use lwm2m::{ContentFormat, Path};
+
+use crate::case::model::{
+    AtSpec, AwaitSpec, DiscoverSpec, ExecuteSpec, ExpectSpec, PowerAction, ScalarValue, StepSpec,
+};
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Line in the case file, for failure messages.
+    pub line: u32,
+    pub action: Action,
+    pub within: Option<Duration>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Power(PowerAction),
+    At {
+        line: AtLine,
+        expect: AtFinal,
+        contains: Option<String>,
+    },
+    Await(AwaitTarget),
+    Read {
+        path: Path,
+        format: Option<ContentFormat>,
+        mandatory: bool,
+        code: u16,
+    },
+    Write {
+        path: Path,
+        value: ScalarValue,
+        format: Option<ContentFormat>,
+        mode: WriteMode,
+        code: u16,
+    },
+    Execute {
+        path: Path,
+        args: Option<String>,
+        code: u16,
+    },
+    Discover {
+        path: Path,
+        contains: Vec<String>,
+    },
+    Observe {
+        path: Path,
+        format: Option<ContentFormat>,
+        pmin: Option<u32>,
+        pmax: Option<u32>,
+    },
+    CancelObserve {
+        path: Path,
+    },
+    ExpectValue {
+        path: Path,
+        condition: ValueCondition,
+    },
+    ExpectRegistration(crate::case::model::RegistrationExpect),
+    Sleep(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub enum AtLine {
+    Literal(String),
+    /// A command from the modem's dialect file.
+    Named(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AtFinal {
+    Ok,
+    Error,
+    Cme(u16),
+}
+
+#[derive(Debug, Clone)]
+pub enum AwaitTarget {
+    Registered,
+    Deregistered,
+    Updated,
+    Value {
+        path: Path,
+        condition: ValueCondition,
+    },
+    Notifications {
+        path: Path,
+        count: u32,
+    },
+    SerialLine(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueCondition {
+    Equals(ScalarValue),
+    NotEquals(ScalarValue),
+    Changes,
+}
+
+impl std::fmt::Display for ValueCondition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueCondition::Equals(v) => write!(f, "equals {v}"),
+            ValueCondition::NotEquals(v) => write!(f, "differs from {v}"),
+            ValueCondition::Changes => f.write_str("changes"),
+        }
+    }
+}
+
+impl Step {
+    pub fn from_spec(spec: StepSpec, line: u32) -> Result<Step, String> {
+        let mut within = spec.within;
+        let note = spec.note.clone();
+        let mut actions = Vec::new();
+        if let Some(p) = spec.power {
+            actions.push(Action::Power(p));
+        }
+        if let Some(at) = spec.at {
+            actions.push(at_action(at)?);
+        }
+        if let Some(a) = spec.await_ {
+            if let AwaitSpec::Value(v) = &a {
+                within = within.or(v.within);
+            }
+            actions.push(Action::Await(await_target(a)?));
+        }
+        if let Some(r) = spec.read {
+            actions.push(Action::Read {
+                path: path(&r.path)?,
+                format: format(r.format.as_deref())?,
+                mandatory: r.mandatory,
+                code: code(r.code.as_deref(), 205)?,
+            });
+        }
+        if let Some(w) = spec.write {
+            let mode = match w.mode.as_deref() {
+                None | Some("replace") => WriteMode::Replace,
+                Some("partial") => WriteMode::PartialUpdate,
+                Some(other) => {
+                    return Err(format!("write mode {other:?}: expected replace or partial"))
+                }
+            };
+            actions.push(Action::Write {
+                path: path(&w.path)?,
+                value: w.value,
+                format: format(w.format.as_deref())?,
+                mode,
+                code: code(w.code.as_deref(), 204)?,
+            });
+        }
+        if let Some(e) = spec.execute {
+            let (p, args, c) = match e {
+                ExecuteSpec::Path(p) => (p, None, None),
+                ExecuteSpec::Full(f) => (f.path, f.args, f.code),
+            };
+            actions.push(Action::Execute {
+                path: path(&p)?,
+                args,
+                code: code(c.as_deref(), 204)?,
+            });
+        }
+        if let Some(d) = spec.discover {
+            let (p, contains) = match d {
+                DiscoverSpec::Path(p) => (p, Vec::new()),
+                DiscoverSpec::Full(f) => (f.path, f.contains),
+            };
+            actions.push(Action::Discover {
+                path: path(&p)?,
+                contains,
+            });
+        }
+        if let Some(o) = spec.observe {
+            actions.push(Action::Observe {
+                path: path(&o.path)?,
+                format: format(o.format.as_deref())?,
+                pmin: o.pmin,
+                pmax: o.pmax,
+            });
+        }
+        if let Some(p) = spec.cancel_observe {
+            actions.push(Action::CancelObserve { path: path(&p)? });
+        }
+        if let Some(e) = spec.expect {
+            actions.push(expect_action(e)?);
+        }
+        if let Some(d) = spec.sleep {
+            actions.push(Action::Sleep(d));
+        }
+        match actions.len() {
+            1 => Ok(Step { line, action: actions.remove(0), within, note }),
+            0 => Err("a step needs one action: power, at, await, read, write, execute, discover, observe, cancel_observe, expect or sleep".into()),
+            n => Err(format!("a step holds one action, this one holds {n}; split it into {n} steps")),
+        }
+    }
+
+    /// A short description for the step log.
+    pub fn describe(&self) -> String {
+        match &self.action {
+            Action::Power(p) => format!("power {p:?}").to_lowercase(),
+            Action::At {
+                line: AtLine::Literal(l),
+                ..
+            } => format!("at {l}"),
+            Action::At {
+                line: AtLine::Named(n),
+                ..
+            } => format!("at <{n}>"),
+            Action::Await(t) => format!("await {}", describe_await(t)),
+            Action::Read { path, format, .. } => {
+                format!(
+                    "read {path}{}",
+                    format
+                        .map(|f| format!(" as {}", f.name()))
+                        .unwrap_or_default()
+                )
+            }
+            Action::Write { path, value, .. } => format!("write {path} = {value}"),
+            Action::Execute { path, .. } => format!("execute {path}"),
+            Action::Discover { path, .. } => format!("discover {path}"),
+            Action::Observe { path, .. } => format!("observe {path}"),
+            Action::CancelObserve { path } => format!("cancel observe {path}"),
+            Action::ExpectValue { path, condition } => format!("expect {path} {condition}"),
+            Action::ExpectRegistration(_) => "expect registration".into(),
+            Action::Sleep(d) => format!("sleep {d:?}"),
+        }
+    }
+}
+
+fn describe_await(t: &AwaitTarget) -> String {
+    match t {
+        AwaitTarget::Registered => "registered".into(),
+        AwaitTarget::Deregistered => "deregistered".into(),
+        AwaitTarget::Updated => "registration update".into(),
+        AwaitTarget::Value { path, condition } => format!("{path} {condition}"),
+        AwaitTarget::Notifications { path, count } => format!("{count} notification(s) of {path}"),
+        AwaitTarget::SerialLine(l) => format!("serial line {l:?}"),
+    }
+}
+
+fn at_action(at: AtSpec) -> Result<Action, String> {
+    let full = match at {
+        AtSpec::Line(l) => {
+            return Ok(Action::At {
+                line: AtLine::Literal(l),
+                expect: AtFinal::Ok,
+                contains: None,
+            })
+        }
+        AtSpec::Full(f) => f,
+    };
+    let line = match (full.send, full.command) {
+        (Some(l), None) => AtLine::Literal(l),
+        (None, Some(c)) => AtLine::Named(c),
+        _ => {
+            return Err(
+                "at: give either `send` (a command line) or `command` (a dialect command name)"
+                    .into(),
+            )
+        }
+    };
+    let expect = match full.expect.as_deref().map(str::trim) {
+        None | Some("OK") => AtFinal::Ok,
+        Some("ERROR") => AtFinal::Error,
+        Some(other) => other
+            .strip_prefix("CME")
+            .and_then(|n| n.trim().parse().ok())
+            .map(AtFinal::Cme)
+            .ok_or_else(|| format!("at expect {other:?}: expected OK, ERROR or `CME <n>`"))?,
+    };
+    Ok(Action::At {
+        line,
+        expect,
+        contains: full.contains,
+    })
+}
+
+fn await_target(a: AwaitSpec) -> Result<AwaitTarget, String> {
+    let v = match a {
+        AwaitSpec::Event(e) => {
+            return match e.as_str() {
+                "registered" => Ok(AwaitTarget::Registered),
+                "deregistered" => Ok(AwaitTarget::Deregistered),
+                "updated" => Ok(AwaitTarget::Updated),
+                other => Err(format!(
+                    "await {other:?}: expected registered, deregistered, updated or a map with path/notification/line"
+                )),
+            }
+        }
+        AwaitSpec::Value(v) => v,
+    };
+    if let Some(line) = v.line {
+        return Ok(AwaitTarget::SerialLine(line));
+    }
+    if let Some(n) = v.notification {
+        return Ok(AwaitTarget::Notifications {
+            path: path(&n)?,
+            count: v.count.unwrap_or(1),
+        });
+    }
+    let p = v
+        .path
+        .ok_or("await: give `path`, `notification` or `line`")?;
+    let condition = condition(v.equals, v.not_equals, v.changes.unwrap_or(false))?;
+    Ok(AwaitTarget::Value {
+        path: path(&p)?,
+        condition,
+    })
+}
+
+fn expect_action(e: ExpectSpec) -> Result<Action, String> {
+    if let Some(r) = e.registration {
+        return Ok(Action::ExpectRegistration(r));
+    }
+    let p = e
+        .path
+        .ok_or("expect: give `path` with `equals`/`not_equals`, or `registration`")?;
+    let condition = condition(e.equals, e.not_equals, false)?;
+    Ok(Action::ExpectValue {
+        path: path(&p)?,
+        condition,
+    })
+}
+
+fn condition(
+    equals: Option<ScalarValue>,
+    not_equals: Option<ScalarValue>,
+    changes: bool,
+) -> Result<ValueCondition, String> {
+    match (equals, not_equals, changes) {
+        (Some(v), None, false) => Ok(ValueCondition::Equals(v)),
+        (None, Some(v), false) => Ok(ValueCondition::NotEquals(v)),
+        (None, None, true) => Ok(ValueCondition::Changes),
+        _ => Err("give exactly one of `equals`, `not_equals`, `changes: true`".into()),
+    }
+}
+
+fn path(text: &str) -> Result<Path, String> {
+    text.parse().map_err(|e: lwm2m::PathError| e.to_string())
+}
+
+fn format(name: Option<&str>) -> Result<Option<ContentFormat>, String> {
+    name.map(|n| {
+        ContentFormat::from_name(n).ok_or_else(|| {
+            let names: Vec<_> = ContentFormat::ALL.iter().map(|f| f.name()).collect();
+            format!("unknown format {n:?}: expected one of {}", names.join(", "))
+        })
+    })
+    .transpose()
+}
+
+/// `2.05` -> 205.
+fn code(text: Option<&str>, default: u16) -> Result<u16, String> {
+    let Some(t) = text else { return Ok(default) };
+    let (class, detail) = t
+        .split_once('.')
+        .and_then(|(c, d)| Some((c.parse::<u16>().ok()?, d.parse::<u16>().ok()?)))
+        .filter(|(c, d)| (2..=5).contains(c) && *d < 32)
+        .ok_or_else(|| format!("response code {t:?}: expected class.detail like 2.04 or 4.05"))?;
+    Ok(class * 100 + detail)
+}
+
+/// 205 -> "2.05".
+pub fn code_text(code: u16) -> String {
+    format!("{}.{:02}", code / 100, code % 100)
+}

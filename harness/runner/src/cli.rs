@@ -1,0 +1,66 @@
+//! Command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "meterbench",
+    version,
+    about = "Hardware-in-the-loop conformance harness for LwM2M smart meters"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run conformance cases on one or more rigs and write a JUnit report.
+    Run(RunArgs),
+    /// Run the embedded LwM2M server alone until Ctrl-C, printing registrations.
+    Serve(ServeArgs),
+    /// The virtual meter process (started by the virtual power driver).
+    #[command(hide = true)]
+    SimMeter {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Rig files; each case runs on each rig. Default: rigs/virtual.yaml.
+    #[arg(long = "rig", value_name = "FILE")]
+    pub rigs: Vec<PathBuf>,
+    /// Folder of case files (searched recursively).
+    #[arg(long, value_name = "DIR", default_value = "testcases")]
+    pub cases: PathBuf,
+    /// Where runs are written.
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    pub report_dir: PathBuf,
+    /// Folder with objects/ (OMA DDF XML) and modems/ (AT dialects).
+    #[arg(long, value_name = "DIR", default_value = "fixtures")]
+    pub fixtures: PathBuf,
+    /// Seed for the virtual meter's and the server's pseudo-randomness (printed and stored in the JUnit).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// libtest's own options: FILTER, --list, --ignored, --include-ignored, --exact, --skip, --test-threads...
+    #[command(flatten)]
+    pub test: libtest_mimic::Arguments,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// UDP address to listen on (use 0.0.0.0:5683 to let a device on the LAN in).
+    #[arg(long, default_value = "127.0.0.1:5683")]
+    pub bind: SocketAddr,
+    /// Folder of OMA DDF XML object definitions.
+    #[arg(long, value_name = "DIR", default_value = "fixtures/objects")]
+    pub objects: PathBuf,
+}

@@ -1,0 +1,331 @@
+//! `meterbench run`: cases x rigs as libtest-mimic trials, a JUnit report that
+//! is rewritten after every case (so an interrupted run still leaves valid
+//! XML), and a bench left safe however the run ends.
+
+use std::path::{Path as FsPath, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use libtest_mimic::{Failed, Trial};
+use lwm2m::Registry;
+use rig::model::RigFile;
+
+use crate::case::{load_cases, Case};
+use crate::cli::RunArgs;
+use crate::interrupt::RunState;
+use crate::report::{CaseOutcome, RigInfo, RunDir, Verdict};
+use crate::session::{Session, SessionConfig};
+use crate::steps::run_case;
+
+/// Exit code for unusable input (bad case or rig file), as the issue asks.
+const EXIT_BAD_INPUT: u8 = 2;
+
+pub fn main(mut args: RunArgs) -> ExitCode {
+    // Load and check everything before any bench is touched.
+    let rig_files = if args.rigs.is_empty() {
+        vec![PathBuf::from("rigs/virtual.yaml")]
+    } else {
+        args.rigs.clone()
+    };
+    let mut rigs = Vec::new();
+    for f in &rig_files {
+        match RigFile::load(f) {
+            Ok(r) => rigs.push(r),
+            Err(e) => return bad_input(&e.to_string()),
+        }
+    }
+    let cases = match load_cases(&args.cases) {
+        Ok(c) => c,
+        Err(e) => return bad_input(&e.to_string()),
+    };
+    let registry = match Registry::load_dir(&args.fixtures.join("objects")) {
+        Ok(r) => r,
+        Err(e) => return bad_input(&e.to_string()),
+    };
+    if args.test.test_threads.is_none() {
+        // One device per rig: cases on a rig run one after another.
+        args.test.test_threads = Some(1);
+    }
+    if args.test.list {
+        let trials = trials(&rigs, &cases, |_, _| Ok(()));
+        return libtest_mimic::run(&args.test, trials).exit_code();
+    }
+
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    let run_dir = match RunDir::create(&args.report_dir) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!(
+                "error: cannot create a run folder under {}: {e}",
+                args.report_dir.display()
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let _ = run_dir.mark_latest();
+    eprintln!(
+        "meterbench run {} (seed {seed}): {} case(s) x {} rig(s)",
+        run_dir.id,
+        cases.len(),
+        rigs.len()
+    );
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let state_root = std::env::temp_dir().join(format!("meterbench-{}", run_dir.id));
+    let config = SessionConfig {
+        run_id: run_dir.id.clone(),
+        fixtures: args.fixtures.clone(),
+        registry,
+        state_root: state_root.clone(),
+        meter_program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("meterbench")),
+        meter_args: vec!["sim-meter".into()],
+        seed,
+    };
+    let state = RunState::new(run_dir.junit_path(), run_dir.id.clone(), seed);
+    for r in &rigs {
+        state.rig_info(RigInfo {
+            name: r.name.clone(),
+            file: r.source.clone(),
+            endpoint: r.device.endpoint_for(&run_dir.id),
+            ..Default::default()
+        });
+    }
+    state.set_scratch(state_root.clone());
+    crate::interrupt::install(&runtime, state.clone());
+
+    let sessions: Vec<Arc<Mutex<SessionSlot>>> = rigs
+        .iter()
+        .map(|_| Arc::new(Mutex::new(SessionSlot::NotOpened)))
+        .collect();
+    let ctx = Arc::new(TrialContext {
+        runtime: runtime.clone(),
+        config,
+        state: state.clone(),
+        run_dir,
+        rigs: rigs.clone(),
+        sessions: sessions.clone(),
+    });
+
+    let ctx2 = ctx.clone();
+    let trials = trials(&rigs, &cases, move |rig_index, case| {
+        ctx2.run_trial(rig_index, case)
+    });
+    let conclusion = libtest_mimic::run(&args.test, trials);
+
+    // Leave every bench as its rig file asks, then write the final report.
+    for (i, slot) in sessions.iter().enumerate() {
+        let taken = std::mem::replace(
+            &mut *slot.lock().unwrap_or_else(|p| p.into_inner()),
+            SessionSlot::Closed,
+        );
+        if let SessionSlot::Open(session) = taken {
+            state.rig_info(session.report_info());
+            runtime.block_on(session.close());
+            state.forget_power(i);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&state_root);
+    state.write_report();
+    let summary = state.summary();
+    eprintln!("report: {} ({summary})", ctx.run_dir.junit_path().display());
+    conclusion.exit_code()
+}
+
+fn bad_input(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_BAD_INPUT)
+}
+
+/// One trial per case x rig, named `<rig>::<case-id>`.
+fn trials<F>(rigs: &[RigFile], cases: &[Case], run: F) -> Vec<Trial>
+where
+    F: Fn(usize, &Case) -> Result<(), Failed> + Send + Sync + Clone + 'static,
+{
+    let mut out = Vec::new();
+    for (ri, rig) in rigs.iter().enumerate() {
+        for case in cases {
+            let run = run.clone();
+            let c = case.clone();
+            out.push(
+                Trial::test(format!("{}::{}", rig.name, case.id), move || run(ri, &c))
+                    .with_kind(
+                        case.file
+                            .parent()
+                            .and_then(|p| p.file_name())
+                            .and_then(|n| n.to_str())
+                            .unwrap_or("case")
+                            .to_string(),
+                    )
+                    .with_ignored_flag(case.ignored),
+            );
+        }
+    }
+    out
+}
+
+enum SessionSlot {
+    NotOpened,
+    Open(Box<Session>),
+    /// Opening failed: every case on this rig is a bench error with this reason.
+    Broken(String),
+    Closed,
+}
+
+struct TrialContext {
+    runtime: Arc<tokio::runtime::Runtime>,
+    config: SessionConfig,
+    state: RunState,
+    run_dir: RunDir,
+    rigs: Vec<RigFile>,
+    sessions: Vec<Arc<Mutex<SessionSlot>>>,
+}
+
+impl TrialContext {
+    fn run_trial(&self, rig_index: usize, case: &Case) -> Result<(), Failed> {
+        let rig = &self.rigs[rig_index];
+        let artifacts = self
+            .run_dir
+            .case_dir(&rig.name, &case.id)
+            .unwrap_or_else(|_| self.run_dir.path.clone());
+        let started = chrono::Local::now();
+        let t0 = Instant::now();
+        self.state.start_case(&rig.name, case, &artifacts);
+
+        let mut slot = self.sessions[rig_index]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let SessionSlot::NotOpened = &*slot {
+            *slot = match self
+                .runtime
+                .block_on(Session::open(rig.clone(), &self.config))
+            {
+                Ok(s) => {
+                    if let Some(p) = &s.power {
+                        self.state.remember_power(rig_index, p.clone());
+                    }
+                    SessionSlot::Open(Box::new(s))
+                }
+                Err(e) => SessionSlot::Broken(e),
+            };
+        }
+        let (verdict, step_log) = match &mut *slot {
+            SessionSlot::Open(session) => {
+                let marks = ArtifactMarks::take(session);
+                let run = self.runtime.block_on(run_case(session, case));
+                marks.write(session, &artifacts, &run.step_log);
+                self.state.rig_info(session.report_info());
+                (run.verdict, run.step_log)
+            }
+            SessionSlot::Broken(reason) => (
+                Verdict::Error {
+                    message: format!("rig {} could not be set up: {reason}", rig.name),
+                },
+                String::new(),
+            ),
+            SessionSlot::NotOpened | SessionSlot::Closed => (
+                Verdict::Error {
+                    message: "rig session closed".into(),
+                },
+                String::new(),
+            ),
+        };
+        drop(slot);
+
+        let outcome = CaseOutcome {
+            rig: rig.name.clone(),
+            case_id: case.id.clone(),
+            title: case.title.clone(),
+            file: case.file.clone(),
+            ets: case.ets.clone(),
+            verdict: verdict.clone(),
+            started,
+            duration: t0.elapsed(),
+            step_log,
+            artifacts,
+        };
+        self.state.finish_case(outcome);
+        match verdict {
+            Verdict::Passed => Ok(()),
+            Verdict::Skipped { reason } => {
+                eprintln!("{}::{} skipped: {reason}", rig.name, case.id);
+                Ok(())
+            }
+            Verdict::Failed { message, .. } => Err(message.into()),
+            Verdict::Error { message } => Err(format!("bench error: {message}").into()),
+            Verdict::Interrupted => Err("interrupted".into()),
+        }
+    }
+}
+
+/// Where each artifact stood when a case began, so its files hold only that case.
+struct ArtifactMarks {
+    log_index: usize,
+    transcript_len: usize,
+    device_log_len: u64,
+}
+
+impl ArtifactMarks {
+    fn take(session: &Session) -> Self {
+        ArtifactMarks {
+            log_index: session.server.log_len(),
+            transcript_len: session
+                .modem
+                .as_ref()
+                .map(|m| m.transcript().len())
+                .unwrap_or(0),
+            device_log_len: session
+                .device_log
+                .as_ref()
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .unwrap_or(0),
+        }
+    }
+
+    fn write(&self, session: &mut Session, dir: &FsPath, step_log: &str) {
+        let log: String = session
+            .server
+            .log_since(self.log_index)
+            .iter()
+            .map(|e| e.to_line() + "\n")
+            .collect();
+        let _ = std::fs::write(dir.join("lwm2m-messages.log"), log);
+        if let Some(m) = &session.modem {
+            let _ = std::fs::write(
+                dir.join("at-transcript.txt"),
+                m.transcript().since(self.transcript_len).to_text(),
+            );
+        }
+        if let Some(p) = &session.device_log {
+            if let Ok(bytes) = std::fs::read(p) {
+                let from = (self.device_log_len as usize).min(bytes.len());
+                let _ = std::fs::write(dir.join("device.log"), &bytes[from..]);
+            }
+        }
+        let _ = std::fs::write(dir.join("steps.log"), step_log);
+        // What the debug port says, independent of what the device says over LwM2M.
+        if let Some(debug) = session.debug.as_mut() {
+            let text = match debug.read_state() {
+                Ok(state) => state.iter().map(|(k, v)| format!("{k}: {v}\n")).collect(),
+                Err(e) => format!("debug port could not be read: {e}\n"),
+            };
+            let _ = std::fs::write(dir.join("debug-state.txt"), text);
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! One rig during a run: its embedded server, its drivers and what the step
+//! engine remembers between steps. Created on the first case that uses the
+//! rig, so `--list` and a bad case file never touch a bench.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use lwm2m::server::{RequestId, ServerConfig};
+use lwm2m::{ContentFormat, Path, Registry};
+use rig::model::{ModemPort, PowerSpec, RigFile};
+use rig::{Debug, Modem, Power};
+use server::{EventSeq, LwM2mServer, ServerHandle};
+
+use crate::report::RigInfo;
+
+/// Power behind its own lock, so that an interrupt can cut it while a step
+/// holds the rest of the session.
+pub type SharedPower = Arc<Mutex<Box<dyn Power>>>;
+
+pub struct Session {
+    pub rig: RigFile,
+    pub endpoint: String,
+    pub registry: Registry,
+    pub server: ServerHandle,
+    pub power: Option<SharedPower>,
+    pub modem: Option<Box<dyn Modem>>,
+    pub debug: Option<Box<dyn Debug>>,
+    /// The device log file the virtual meter writes (real benches: none yet).
+    pub device_log: Option<PathBuf>,
+    pub info: RigInfo,
+    /// Events up to here have been consumed by earlier awaits.
+    pub cursor: EventSeq,
+    /// Set by power and reboot steps: an existing registration no longer counts.
+    pub require_new_registration: bool,
+    /// Observations started by `observe` steps in the running case.
+    pub observations: HashMap<Path, RequestId>,
+    _lock: rig::RigLock,
+}
+
+/// Everything the runner needs to build sessions.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub run_id: String,
+    pub fixtures: PathBuf,
+    pub registry: Registry,
+    /// Where per-rig state lives (the virtual meter's NV storage, its PTY link, its log).
+    pub state_root: PathBuf,
+    /// How to start the virtual meter: this executable and its hidden subcommand.
+    pub meter_program: PathBuf,
+    pub meter_args: Vec<String>,
+    pub seed: u64,
+}
+
+impl Session {
+    pub async fn open(rig: RigFile, config: &SessionConfig) -> Result<Session, String> {
+        let lock = rig::RigLock::acquire(&rig::lock::default_lock_dir(), &rig.name)
+            .map_err(|e| format!("rig {} is in use: {e}", rig.name))?;
+        let endpoint = rig.device.endpoint_for(&config.run_id);
+        let server = LwM2mServer::bind(
+            rig.server.bind,
+            ServerConfig {
+                registry: config.registry.clone(),
+                default_format: ContentFormat::Tlv,
+                seed: config.seed,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let state_dir = config.state_root.join(&rig.name);
+        std::fs::create_dir_all(&state_dir)
+            .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+
+        let meter = sim::VirtualMeterSpec {
+            program: config.meter_program.clone(),
+            args_prefix: config.meter_args.clone(),
+            state_dir: state_dir.clone(),
+            objects_dir: config.fixtures.join("objects"),
+            seed: config.seed,
+        };
+        let mut device_log = None;
+        let power: Option<SharedPower> = match &rig.power {
+            None => None,
+            Some(PowerSpec::Virtual) => {
+                device_log = Some(meter.device_log_path());
+                Some(Arc::new(Mutex::new(Box::new(sim::VirtualPower::new(
+                    meter.clone(),
+                )))))
+            }
+            Some(PowerSpec::Command(spec)) => Some(Arc::new(Mutex::new(Box::new(
+                rig::CommandPower::new(spec.clone()),
+            )))),
+        };
+        let modem: Option<Box<dyn Modem>> = match &rig.modem {
+            None => None,
+            Some(spec) => {
+                let dialect = spec
+                    .load_dialect(&config.fixtures, rig.dir())
+                    .map_err(|e| e.to_string())?;
+                let port = match &spec.port {
+                    ModemPort::Virtual => meter.pty_path(),
+                    ModemPort::Path(p) => p.clone(),
+                };
+                Some(Box::new(rig::SerialModem::new(port, spec.baud, dialect)))
+            }
+        };
+        let debug: Option<Box<dyn Debug>> = match &rig.debug {
+            None => None,
+            Some(rig::model::DebugSpec::Virtual) => {
+                Some(Box::new(sim::VirtualDebug::new(&state_dir)))
+            }
+        };
+        let info = RigInfo {
+            name: rig.name.clone(),
+            file: rig.source.clone(),
+            endpoint: endpoint.clone(),
+            server_address: Some(server.local_addr().to_string()),
+            ..RigInfo::default()
+        };
+        let cursor = server.current_seq();
+        Ok(Session {
+            rig,
+            endpoint,
+            registry: config.registry.clone(),
+            server,
+            power,
+            modem,
+            debug,
+            device_log,
+            info,
+            cursor,
+            require_new_registration: false,
+            observations: HashMap::new(),
+            _lock: lock,
+        })
+    }
+
+    /// What the report says about this rig now, datagram counts included.
+    pub fn report_info(&self) -> RigInfo {
+        let stats = self.server.stats();
+        RigInfo {
+            datagrams_in: stats.datagrams_in,
+            datagrams_out: stats.datagrams_out,
+            ..self.info.clone()
+        }
+    }
+
+    /// The URI the device is told to register with.
+    pub fn server_uri(&self) -> String {
+        let addr = self.server.local_addr();
+        let host = self
+            .rig
+            .server
+            .advertise
+            .clone()
+            .unwrap_or_else(|| addr.ip().to_string());
+        format!("coap://{host}:{}", addr.port())
+    }
+
+    pub fn power_is_on(&self) -> Option<bool> {
+        self.power
+            .as_ref()
+            .map(|p| p.lock().map(|mut p| p.is_on()).unwrap_or(false))
+    }
+
+    pub fn set_power(&self, on: bool) -> Result<(), String> {
+        let power = self.power.as_ref().ok_or("this rig has no power control")?;
+        let mut p = power.lock().map_err(|_| "power driver lock poisoned")?;
+        if on { p.on() } else { p.off() }.map_err(|e| e.to_string())
+    }
+
+    /// After power-on: open the modem and point the device at our server
+    /// with the dialect's bring-up sequence (the labgrid "strategy" step).
+    pub fn bring_up(&mut self) -> Result<(), String> {
+        let uri = self.server_uri();
+        let vars: BTreeMap<String, String> = [
+            ("uri".to_string(), uri),
+            ("endpoint".to_string(), self.endpoint.clone()),
+            (
+                "lifetime".to_string(),
+                self.rig.device.lifetime.as_secs().to_string(),
+            ),
+        ]
+        .into();
+        let Some(modem) = self.modem.as_mut() else {
+            return Ok(());
+        };
+        modem.open().map_err(|e| e.to_string())?;
+        let timeout = modem.dialect().command_timeout;
+        for name in modem.dialect().bring_up.clone() {
+            let line = modem
+                .dialect()
+                .render(&name, &vars)
+                .map_err(|e| e.to_string())?;
+            let response = modem.command(&line, timeout).map_err(|e| e.to_string())?;
+            if !response.is_ok() {
+                return Err(format!(
+                    "bring-up command {line:?} answered {}",
+                    response.summary()
+                ));
+            }
+        }
+        if self.info.modem_revision.is_none() {
+            if let Ok(line) = modem.dialect().render("revision", &vars) {
+                if let Ok(r) = modem.command(&line, timeout) {
+                    self.info.modem_revision = r.lines.first().cloned();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The last lines the device printed: its serial output and its own log,
+    /// for messages that must say what the device did.
+    pub fn last_device_lines(&self, n: usize) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .modem
+            .as_ref()
+            .map(|m| m.transcript().received_lines())
+            .unwrap_or_default();
+        if let Some(log) = &self.device_log {
+            if let Ok(text) = std::fs::read_to_string(log) {
+                lines.extend(text.lines().map(|l| format!("[device log] {l}")));
+            }
+        }
+        let skip = lines.len().saturating_sub(n);
+        lines.split_off(skip)
+    }
+
+    /// Leaves the bench in the state the rig file asks for.
+    pub async fn close(self) {
+        if let Some(p) = &self.power {
+            let want_on = self.rig.after_run.power == rig::model::PowerState::On;
+            if let Ok(mut p) = p.lock() {
+                let _ = if want_on { p.on() } else { p.off() };
+            }
+        }
+        self.server.shutdown().await;
+    }
+}

@@ -1,0 +1,766 @@
+//! Executes steps. Each step either passes, fails (the device did something
+//! wrong: `StepError::Device`), cannot be carried out by the bench
+//! (`StepError::Bench`) or does not apply (`StepError::Skip`).
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use lwm2m::server::{Content, DmRequest, Response, ServerEvent};
+use lwm2m::{ContentFormat, Path, Record, Value};
+
+use crate::case::step::{code_text, AtFinal, AtLine};
+use crate::case::{Action, AwaitTarget, Case, Need, Step, ValueCondition};
+use crate::report::Verdict;
+use crate::session::Session;
+use crate::steps::value::{has_model_type, matches, typed_value};
+
+/// How one step went wrong.
+#[derive(Debug)]
+enum StepError {
+    Device { expected: String, seen: String },
+    Bench(String),
+    Skip(String),
+}
+
+fn device(expected: impl Into<String>, seen: impl Into<String>) -> StepError {
+    StepError::Device {
+        expected: expected.into(),
+        seen: seen.into(),
+    }
+}
+
+fn bench(e: impl std::fmt::Display) -> StepError {
+    StepError::Bench(e.to_string())
+}
+
+/// What a case run produced.
+pub struct CaseRun {
+    pub verdict: Verdict,
+    pub step_log: String,
+}
+
+/// Runs `case` on the session. Never panics on device behaviour; the case's
+/// own timeout bounds the whole run.
+pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
+    let mut log = String::new();
+    let started = Instant::now();
+    let deadline = started + case.timeout;
+    session.cursor = session.server.current_seq();
+    session.require_new_registration = false;
+    session.observations.clear();
+
+    if let Some(reason) = missing_part(session, case) {
+        let _ = writeln!(log, "skipped: {reason}");
+        return CaseRun {
+            verdict: Verdict::Skipped { reason },
+            step_log: log,
+        };
+    }
+    if let Err(e) = ensure_powered(session, &mut log) {
+        return CaseRun {
+            verdict: Verdict::Error {
+                message: format!("bench setup: {e}"),
+            },
+            step_log: log,
+        };
+    }
+
+    for step in &case.steps {
+        let t = started.elapsed();
+        let _ = writeln!(
+            log,
+            "[{:>7.3}s] line {:>3}: {}",
+            t.as_secs_f64(),
+            step.line,
+            step.describe()
+        );
+        if let Some(note) = &step.note {
+            let _ = writeln!(log, "  note: {note}");
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let result = match tokio::time::timeout(
+            remaining,
+            run_step(session, case, step, remaining, &mut log),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(StepError::Device {
+                expected: format!(
+                    "the case to finish within its timeout of {:?}",
+                    case.timeout
+                ),
+                seen: format!("still running step `{}` at the timeout", step.describe()),
+            }),
+        };
+        match result {
+            Ok(()) => {}
+            Err(StepError::Device { expected, seen }) => {
+                let mut seen = seen;
+                let last = session.last_device_lines(8);
+                if !last.is_empty() {
+                    seen.push_str("\nlast lines from the device:\n  ");
+                    seen.push_str(&last.join("\n  "));
+                }
+                let message = format!(
+                    "{}:{}: step `{}`: expected {expected}; saw {}",
+                    case.file.display(),
+                    step.line,
+                    step.describe(),
+                    seen.lines().next().unwrap_or_default()
+                );
+                let _ = writeln!(log, "  FAILED: expected {expected}\n  saw: {seen}");
+                let detail =
+                    format!("{message}\n\nexpected: {expected}\nseen: {seen}\n\nsteps:\n{log}");
+                return CaseRun {
+                    verdict: Verdict::Failed { message, detail },
+                    step_log: log,
+                };
+            }
+            Err(StepError::Bench(e)) => {
+                let message = format!(
+                    "{}:{}: step `{}`: bench error: {e}",
+                    case.file.display(),
+                    step.line,
+                    step.describe()
+                );
+                let _ = writeln!(log, "  ERROR: {e}");
+                return CaseRun {
+                    verdict: Verdict::Error { message },
+                    step_log: log,
+                };
+            }
+            Err(StepError::Skip(reason)) => {
+                let _ = writeln!(log, "  skipped: {reason}");
+                return CaseRun {
+                    verdict: Verdict::Skipped { reason },
+                    step_log: log,
+                };
+            }
+        }
+    }
+    cancel_observations(session).await;
+    let _ = writeln!(log, "[{:>7.3}s] passed", started.elapsed().as_secs_f64());
+    CaseRun {
+        verdict: Verdict::Passed,
+        step_log: log,
+    }
+}
+
+/// A case needing a part the rig lacks is skipped before it starts.
+fn missing_part(session: &Session, case: &Case) -> Option<String> {
+    let rig = &session.rig;
+    case.needs.iter().find_map(|need| {
+        let missing = match need {
+            Need::Modem => rig.modem.is_none(),
+            Need::Power => rig.power.is_none(),
+            Need::Debug => rig.debug.is_none(),
+            Need::Object(_) => false,
+        };
+        missing.then(|| format!("rig {} has no {need}", rig.name))
+    })
+}
+
+/// A rig with power control starts each case with the device on and pointed at our server.
+fn ensure_powered(session: &mut Session, log: &mut String) -> Result<(), String> {
+    if session.power_is_on() == Some(false) {
+        let _ = writeln!(log, "setup: power on and bring-up");
+        session.set_power(true)?;
+        session.bring_up()?;
+    }
+    Ok(())
+}
+
+async fn cancel_observations(session: &mut Session) {
+    let paths: Vec<Path> = session.observations.keys().copied().collect();
+    for path in paths {
+        if session.server.registration(&session.endpoint).is_some() {
+            let _ = session
+                .server
+                .request(
+                    &session.endpoint,
+                    DmRequest::CancelObserve { path },
+                    Duration::from_secs(5),
+                )
+                .await;
+        }
+    }
+    session.observations.clear();
+}
+
+async fn run_step(
+    session: &mut Session,
+    case: &Case,
+    step: &Step,
+    remaining: Duration,
+    log: &mut String,
+) -> Result<(), StepError> {
+    let within = step.within.unwrap_or(remaining).min(remaining);
+    match &step.action {
+        Action::Power(action) => power(session, *action, log).await,
+        Action::At {
+            line,
+            expect,
+            contains,
+        } => at(session, line, expect, contains.as_deref(), log),
+        Action::Await(target) => await_target(session, target, within, log).await,
+        Action::Read {
+            path,
+            format,
+            mandatory,
+            code,
+        } => read(session, case, *path, *format, *mandatory, *code, log).await,
+        Action::Write {
+            path,
+            value,
+            format,
+            mode,
+            code,
+        } => {
+            let value = typed_value(&session.registry, path, value).map_err(bench)?;
+            let request = DmRequest::Write {
+                path: *path,
+                mode: *mode,
+                records: vec![Record::new(*path, value)],
+                format: *format,
+            };
+            let r = request_on(session, request, within).await?;
+            expect_code(&r, *code)?;
+            let _ = writeln!(log, "  -> {}", code_text(r.code));
+            Ok(())
+        }
+        Action::Execute { path, args, code } => {
+            session.cursor = session.server.current_seq();
+            let request = DmRequest::Execute {
+                path: *path,
+                arguments: args.clone(),
+            };
+            let r = request_on(session, request, within).await?;
+            expect_code(&r, *code)?;
+            // After an Execute (reboot, update) the old registration no longer proves anything.
+            session.require_new_registration = true;
+            let _ = writeln!(log, "  -> {}", code_text(r.code));
+            Ok(())
+        }
+        Action::Discover { path, contains } => {
+            let r = request_on(session, DmRequest::Discover { path: *path }, within).await?;
+            expect_code(&r, 205)?;
+            let Content::Links(links) = &r.content else {
+                return Err(device("a link-format answer", format!("{:?}", r.content)));
+            };
+            let targets: Vec<&str> = links.iter().map(|l| l.target.as_str()).collect();
+            let _ = writeln!(log, "  -> {}", targets.join(","));
+            for want in contains {
+                if !targets.contains(&want.as_str()) {
+                    return Err(device(
+                        format!("link <{want}> in the Discover answer"),
+                        targets.join(","),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Action::Observe {
+            path,
+            format,
+            pmin,
+            pmax,
+        } => {
+            if pmin.is_some() || pmax.is_some() {
+                let attributes = lwm2m::server::Attributes {
+                    pmin: *pmin,
+                    pmax: *pmax,
+                    ..Default::default()
+                };
+                let r = request_on(
+                    session,
+                    DmRequest::WriteAttributes {
+                        path: *path,
+                        attributes,
+                    },
+                    within,
+                )
+                .await?;
+                expect_code(&r, 204)?;
+            }
+            let before = session.server.current_seq();
+            let r = session
+                .server
+                .observe(&session.endpoint, *path, *format)
+                .await
+                .map_err(|e| device(format!("an answer to Observe {path}"), e.to_string()))?;
+            expect_code(&r.first, 205)?;
+            let _ = writeln!(
+                log,
+                "  -> {} {}",
+                code_text(r.first.code),
+                values_text(&r.first)
+            );
+            session.observations.insert(*path, r.id);
+            // Notifications are counted from the Observe on.
+            session.cursor = before;
+            Ok(())
+        }
+        Action::CancelObserve { path } => {
+            let r = request_on(session, DmRequest::CancelObserve { path: *path }, within).await?;
+            session.observations.remove(path);
+            let _ = writeln!(log, "  -> {}", code_text(r.code));
+            Ok(())
+        }
+        Action::ExpectValue { path, condition } => {
+            let v = read_value(session, *path, within).await?;
+            let _ = writeln!(log, "  -> {v}");
+            check_condition(*path, &v, condition, None)
+        }
+        Action::ExpectRegistration(want) => {
+            let reg = session
+                .server
+                .registration(&session.endpoint)
+                .ok_or_else(|| {
+                    device(
+                        format!("{} registered", session.endpoint),
+                        "no registration",
+                    )
+                })?;
+            let _ = writeln!(
+                log,
+                "  -> {} lifetime {:?} objects {}",
+                reg.location,
+                reg.lifetime,
+                links_text(&reg.objects)
+            );
+            for o in &want.objects {
+                let p: Path = o.parse().map_err(|e: lwm2m::PathError| bench(e))?;
+                let listed = reg
+                    .objects
+                    .iter()
+                    .filter_map(|l| l.path())
+                    .any(|l| l == p || (p.depth() == 1 && l.object_id() == p.object_id()));
+                if !listed {
+                    return Err(device(
+                        format!("{p} in the registration's object list"),
+                        links_text(&reg.objects),
+                    ));
+                }
+            }
+            if let Some(v) = &want.lwm2m {
+                if &reg.lwm2m_version != v {
+                    return Err(device(
+                        format!("lwm2m={v}"),
+                        format!("lwm2m={}", reg.lwm2m_version),
+                    ));
+                }
+            }
+            if let Some(b) = &want.binding {
+                if &reg.binding != b {
+                    return Err(device(format!("b={b}"), format!("b={}", reg.binding)));
+                }
+            }
+            if let Some(lt) = want.lifetime {
+                if reg.lifetime != lt {
+                    return Err(device(
+                        format!("lt={}", lt.as_secs()),
+                        format!("lt={}", reg.lifetime.as_secs()),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Action::Sleep(d) => {
+            tokio::time::sleep(*d).await;
+            Ok(())
+        }
+    }
+}
+
+async fn power(
+    session: &mut Session,
+    action: crate::case::model::PowerAction,
+    log: &mut String,
+) -> Result<(), StepError> {
+    use crate::case::model::PowerAction;
+    if session.power.is_none() {
+        return Err(StepError::Skip(format!(
+            "rig {} has no power control",
+            session.rig.name
+        )));
+    }
+    session.cursor = session.server.current_seq();
+    session.require_new_registration = true;
+    if matches!(action, PowerAction::Off | PowerAction::Cycle) {
+        session.set_power(false).map_err(StepError::Bench)?;
+        if let Some(m) = session.modem.as_mut() {
+            m.close();
+        }
+    }
+    if matches!(action, PowerAction::Cycle) {
+        // Long enough for a real board's supply rails to fall.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    if matches!(action, PowerAction::On | PowerAction::Cycle) {
+        session.set_power(true).map_err(StepError::Bench)?;
+        tokio::task::block_in_place(|| session.bring_up()).map_err(StepError::Bench)?;
+        let _ = writeln!(log, "  -> device on, pointed at {}", session.server_uri());
+    }
+    Ok(())
+}
+
+fn at(
+    session: &mut Session,
+    line: &AtLine,
+    expect: &AtFinal,
+    contains: Option<&str>,
+    log: &mut String,
+) -> Result<(), StepError> {
+    let rig = session.rig.name.clone();
+    let vars = [
+        ("uri".to_string(), session.server_uri()),
+        ("endpoint".to_string(), session.endpoint.clone()),
+        (
+            "lifetime".to_string(),
+            session.rig.device.lifetime.as_secs().to_string(),
+        ),
+    ]
+    .into();
+    let modem = session
+        .modem
+        .as_mut()
+        .ok_or_else(|| StepError::Skip(format!("rig {rig} has no modem")))?;
+    let text = match line {
+        AtLine::Literal(l) => l.clone(),
+        AtLine::Named(n) => modem.dialect().render(n, &vars).map_err(bench)?,
+    };
+    let timeout = modem.dialect().command_timeout;
+    let r = tokio::task::block_in_place(|| modem.command(&text, timeout)).map_err(bench)?;
+    let _ = writeln!(log, "  -> {}", r.summary());
+    let got = if r.is_ok() {
+        AtFinal::Ok
+    } else if let Some(n) = r.cme_error() {
+        AtFinal::Cme(n)
+    } else {
+        AtFinal::Error
+    };
+    if &got != expect {
+        return Err(device(format!("{text} to answer {expect:?}"), r.summary()));
+    }
+    if let Some(c) = contains {
+        if !r.lines.iter().any(|l| l.contains(c)) {
+            return Err(device(
+                format!("{text} to answer a line containing {c:?}"),
+                r.summary(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn await_target(
+    session: &mut Session,
+    target: &AwaitTarget,
+    within: Duration,
+    log: &mut String,
+) -> Result<(), StepError> {
+    let ep = session.endpoint.clone();
+    match target {
+        AwaitTarget::Registered => {
+            if !session.require_new_registration {
+                if let Some(r) = session.server.registration(&ep) {
+                    let _ = writeln!(log, "  -> already registered at {}", r.location);
+                    return Ok(());
+                }
+            }
+            let (seq, reg) = session
+                .server
+                .await_registered(&ep, session.cursor, within)
+                .await
+                .map_err(|e| {
+                    device(format!("{ep} to register within {within:?}"), e.to_string())
+                })?;
+            session.cursor = seq;
+            session.require_new_registration = false;
+            let _ = writeln!(
+                log,
+                "  -> registered at {} objects {}",
+                reg.location,
+                links_text(&reg.objects)
+            );
+            learn_firmware_version(session).await;
+            Ok(())
+        }
+        AwaitTarget::Deregistered => {
+            if !session.require_new_registration && session.server.registration(&ep).is_none() {
+                let _ = writeln!(log, "  -> not registered");
+                return Ok(());
+            }
+            let (seq, event) = session
+                .server
+                .await_deregistered(&ep, session.cursor, within)
+                .await
+                .map_err(|e| {
+                    device(
+                        format!("{ep} to de-register within {within:?}"),
+                        e.to_string(),
+                    )
+                })?;
+            session.cursor = seq;
+            let _ = writeln!(log, "  -> {}", server::describe_event(&event));
+            if matches!(event, ServerEvent::Expired { .. }) {
+                return Err(device(
+                    format!("{ep} to send De-register"),
+                    "its registration expired instead",
+                ));
+            }
+            Ok(())
+        }
+        AwaitTarget::Updated => {
+            let ep2 = ep.clone();
+            let (seq, event) = session
+                .server
+                .await_event(
+                    session.cursor,
+                    within,
+                    move |e| matches!(e, ServerEvent::Updated(r) if r.endpoint == ep2),
+                )
+                .await
+                .map_err(|e| {
+                    device(
+                        format!("a registration Update from {ep} within {within:?}"),
+                        e.to_string(),
+                    )
+                })?;
+            session.cursor = seq;
+            let _ = writeln!(log, "  -> {}", server::describe_event(&event));
+            Ok(())
+        }
+        AwaitTarget::Value { path, condition } => {
+            let end = Instant::now() + within;
+            let first = read_value(session, *path, within).await?;
+            let _ = writeln!(log, "  -> {first}");
+            let mut last = first.clone();
+            loop {
+                if check_condition(*path, &last, condition, Some(&first)).is_ok() {
+                    let _ = writeln!(log, "  -> {last}");
+                    return Ok(());
+                }
+                if Instant::now() >= end {
+                    return check_condition(*path, &last, condition, Some(&first));
+                }
+                tokio::time::sleep(
+                    Duration::from_millis(500).min(end.saturating_duration_since(Instant::now())),
+                )
+                .await;
+                last = read_value(
+                    session,
+                    *path,
+                    end.saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(100)),
+                )
+                .await?;
+            }
+        }
+        AwaitTarget::Notifications { path, count } => {
+            let id = *session.observations.get(path).ok_or_else(|| {
+                bench(format!(
+                    "no observe step started an observation of {path} in this case"
+                ))
+            })?;
+            let mut seen = 0;
+            while seen < *count {
+                let (seq, event) = session
+                    .server
+                    .await_event(session.cursor, within, move |e| matches!(e, ServerEvent::Notification { observation, .. } if *observation == id))
+                    .await
+                    .map_err(|e| device(format!("{count} notification(s) of {path} within {within:?}"), format!("{seen} arrived ({e})")))?;
+                session.cursor = seq;
+                seen += 1;
+                if let ServerEvent::Notification { records, .. } = &event {
+                    let _ = writeln!(log, "  -> notification {seen}: {}", records_text(records));
+                }
+            }
+            Ok(())
+        }
+        AwaitTarget::SerialLine(prefix) => {
+            let rig = session.rig.name.clone();
+            let modem = session
+                .modem
+                .as_mut()
+                .ok_or_else(|| StepError::Skip(format!("rig {rig} has no modem")))?;
+            let line = tokio::task::block_in_place(|| modem.wait_for_line(prefix, within))
+                .map_err(|e| {
+                    device(
+                        format!("a line starting {prefix:?} on the serial port within {within:?}"),
+                        e.to_string(),
+                    )
+                })?;
+            let _ = writeln!(log, "  -> {line}");
+            Ok(())
+        }
+    }
+}
+
+async fn read(
+    session: &mut Session,
+    case: &Case,
+    path: Path,
+    format: Option<ContentFormat>,
+    mandatory: bool,
+    code: u16,
+    log: &mut String,
+) -> Result<(), StepError> {
+    let _ = case;
+    let r = request_on(
+        session,
+        DmRequest::Read { path, format },
+        Duration::from_secs(30),
+    )
+    .await?;
+    expect_code(&r, code)?;
+    if code != 205 {
+        return Ok(());
+    }
+    if let Some(f) = format {
+        if r.format != Some(f) {
+            return Err(device(
+                format!("a {} answer", f.name()),
+                format!("{:?}", r.format),
+            ));
+        }
+    }
+    let Content::Records(records) = &r.content else {
+        return Err(device("resource values", format!("{:?}", r.content)));
+    };
+    let _ = writeln!(log, "  -> {}", records_text(records));
+    for rec in records {
+        if let Some(def) = session.registry.resource(&rec.path) {
+            if !has_model_type(def.kind, &rec.value) {
+                return Err(device(
+                    format!("{} ({}) of type {:?}", rec.path, def.name, def.kind),
+                    format!("{} {}", rec.value.type_name(), rec.value),
+                ));
+            }
+        }
+    }
+    if mandatory {
+        let object = path
+            .object_id()
+            .and_then(|o| session.registry.object(o))
+            .ok_or_else(|| bench(format!("{path} is not in the object model")))?;
+        for def in object.mandatory_resources().filter(|d| d.operations.read) {
+            let present = records.iter().any(|r| {
+                r.path.object_id() == path.object_id() && r.path.resource_id() == Some(def.id)
+            });
+            if !present {
+                return Err(device(
+                    format!("mandatory resource {}/{} ({})", path, def.id, def.name),
+                    "absent from the answer",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn request_on(
+    session: &mut Session,
+    request: DmRequest,
+    within: Duration,
+) -> Result<Response, StepError> {
+    let timeout = within.min(Duration::from_secs(60));
+    let ep = session.endpoint.clone();
+    let text = server::describe_request(&request);
+    session
+        .server
+        .request(&ep, request, timeout)
+        .await
+        .map_err(|e| device(format!("an answer to {text}"), e.to_string()))
+}
+
+fn expect_code(r: &Response, code: u16) -> Result<(), StepError> {
+    if r.code == 404 && code != 404 {
+        // The device lacks this object or resource: not a failure of the device.
+        return Err(StepError::Skip(format!(
+            "the device answered 4.04 Not Found: {}",
+            values_text(r)
+        )));
+    }
+    if r.code != code {
+        return Err(device(
+            format!("response {}", code_text(code)),
+            format!("{} {}", code_text(r.code), values_text(r)),
+        ));
+    }
+    Ok(())
+}
+
+async fn read_value(
+    session: &mut Session,
+    path: Path,
+    within: Duration,
+) -> Result<Value, StepError> {
+    let r = request_on(session, DmRequest::Read { path, format: None }, within).await?;
+    expect_code(&r, 205)?;
+    match &r.content {
+        Content::Records(records) => records
+            .iter()
+            .find(|rec| rec.path == path)
+            .or(records.first())
+            .map(|rec| rec.value.clone())
+            .ok_or_else(|| device(format!("a value at {path}"), "an empty answer")),
+        other => Err(device(format!("a value at {path}"), format!("{other:?}"))),
+    }
+}
+
+fn check_condition(
+    path: Path,
+    v: &Value,
+    condition: &ValueCondition,
+    first: Option<&Value>,
+) -> Result<(), StepError> {
+    let ok = match condition {
+        ValueCondition::Equals(e) => matches(v, e),
+        ValueCondition::NotEquals(e) => !matches(v, e),
+        ValueCondition::Changes => first.is_some_and(|f| f != v),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(device(
+            format!("{path} {condition}"),
+            format!("{path} = {v}"),
+        ))
+    }
+}
+
+async fn learn_firmware_version(session: &mut Session) {
+    if session.info.firmware_version.is_none() {
+        if let Ok(Value::String(v)) =
+            read_value(session, Path::resource(3, 0, 3), Duration::from_secs(5)).await
+        {
+            session.info.firmware_version = Some(v);
+        }
+    }
+}
+
+fn records_text(records: &[Record]) -> String {
+    records
+        .iter()
+        .map(|r| format!("{}={}", r.path, r.value))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn values_text(r: &Response) -> String {
+    match &r.content {
+        Content::None => String::new(),
+        Content::Records(rs) => records_text(rs),
+        Content::Links(ls) => links_text(ls),
+    }
+}
+
+fn links_text(links: &[lwm2m::format::Link]) -> String {
+    links
+        .iter()
+        .map(|l| format!("<{}>", l.target))
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -1,0 +1,7 @@
+//! The step engine: runs a case's steps against a rig session and turns what
+//! happened into a verdict.
+
+mod engine;
+pub mod value;
+
+pub use engine::run_case;

@@ -1,0 +1,398 @@
+//! End to end: the `meterbench` binary runs real cases on the virtual rig (a
+//! real meter process, a real PTY, real UDP) and we check the JUnit it wrote.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn meterbench(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_meterbench"));
+    c.current_dir(root())
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    meterbench(args).output().expect("meterbench starts")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Reads `<report>/latest/junit.xml`.
+fn junit(report_dir: &Path) -> String {
+    std::fs::read_to_string(report_dir.join("latest/junit.xml")).expect("junit.xml written")
+}
+
+fn parse(xml: &str) -> roxmltree::Document<'_> {
+    roxmltree::Document::parse(xml).expect("junit.xml is well-formed XML")
+}
+
+fn testcases<'a>(
+    doc: &'a roxmltree::Document<'a>,
+) -> Vec<(String, Option<String>, Option<String>)> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|tc| {
+            let verdict = tc.children().find(|c| {
+                c.is_element() && ["failure", "error", "skipped"].contains(&c.tag_name().name())
+            });
+            (
+                tc.attribute("name").unwrap().to_string(),
+                verdict.map(|v| v.tag_name().name().to_string()),
+                verdict
+                    .and_then(|v| v.attribute("message"))
+                    .map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+fn property<'a>(doc: &'a roxmltree::Document<'a>, name: &str) -> Option<&'a str> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("property") && n.attribute("name") == Some(name))
+        .find_map(|n| n.attribute("value"))
+}
+
+#[test]
+fn default_run_passes_every_case_on_the_virtual_rig() {
+    let reports = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let out = run(&["run", "--report-dir", reports.path().to_str().unwrap()]);
+    let wall = t0.elapsed();
+    assert!(out.status.success(), "default run failed:\n{}", text(&out));
+    let xml = junit(reports.path());
+    let doc = parse(&xml);
+    let tcs = testcases(&doc);
+    let case_files = walk(&root().join("testcases"));
+    assert_eq!(tcs.len(), case_files, "one testcase per case file");
+    for (name, verdict, message) in &tcs {
+        assert_eq!(verdict, &None, "{name}: {verdict:?} {message:?}");
+    }
+    assert_eq!(property(&doc, "rig"), Some("virtual"));
+    assert!(property(&doc, "endpoint").is_some_and(|e| e.starts_with("virtual-meter")));
+    assert!(
+        property(&doc, "device_firmware_version").is_some(),
+        "firmware version property"
+    );
+    assert!(
+        property(&doc, "modem_revision").is_some(),
+        "modem revision property"
+    );
+    let datagrams: u64 = property(&doc, "datagrams_in").unwrap().parse().unwrap();
+    assert!(datagrams > 10);
+    // Artifacts of a case: the AT transcript and the LwM2M message log.
+    let latest = reports.path().join("latest");
+    let reg = latest.join("virtual/reg-initial");
+    let messages = std::fs::read_to_string(reg.join("lwm2m-messages.log")).unwrap();
+    assert!(
+        messages.contains("/rd?"),
+        "message log holds the Register:\n{messages}"
+    );
+    let transcript = std::fs::read_to_string(reg.join("at-transcript.txt")).unwrap();
+    assert!(
+        transcript.contains("AT+LWM2MSRV"),
+        "transcript holds the bring-up:\n{transcript}"
+    );
+    eprintln!(
+        "default run: {:.1}s wall, {} cases, {datagrams} datagrams in",
+        wall.as_secs_f64(),
+        tcs.len()
+    );
+}
+
+fn walk(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            if p.is_dir() {
+                walk(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|e| e == "yaml"))
+            }
+        })
+        .sum()
+}
+
+/// A case that cannot pass: the failure must name the case file and the line of the failing step.
+#[test]
+fn a_failing_case_is_reported_with_its_file_and_line() {
+    let reports = tempfile::tempdir().unwrap();
+    let cases = tempfile::tempdir().unwrap();
+    let file = cases.path().join("wrong-manufacturer.yaml");
+    std::fs::write(
+        &file,
+        "id: wrong-manufacturer\ntitle: expects a manufacturer the device does not have\ntimeout: 60s\nsteps:\n  - await: registered\n    within: 30s\n  - expect: { path: /3/0/0, equals: \"Nobody Inc\" }\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+        "--cases",
+        cases.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "a failing case makes the run fail");
+    let xml = junit(reports.path());
+    let doc = parse(&xml);
+    let tcs = testcases(&doc);
+    assert_eq!(tcs.len(), 1);
+    let (_, verdict, message) = &tcs[0];
+    assert_eq!(
+        verdict.as_deref(),
+        Some("failure"),
+        "a device fault is a <failure>, not an <error>"
+    );
+    let message = message.as_deref().unwrap();
+    assert!(
+        message.contains("wrong-manufacturer.yaml:7"),
+        "names file:line: {message}"
+    );
+    assert!(
+        message.contains("Nobody Inc") && message.contains("meterbench"),
+        "expected and seen: {message}"
+    );
+}
+
+#[test]
+fn a_malformed_case_file_exits_2_naming_line_and_column() {
+    let cases = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cases.path().join("bad.yaml"),
+        "id: bad\ntitle: bad\nsteps:\n  - power: sideways\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        "--cases",
+        cases.path().to_str().unwrap(),
+        "--report-dir",
+        cases.path().join("r").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml:4:"), "names file:line:col: {err}");
+    assert!(
+        !cases.path().join("r").exists(),
+        "nothing was run, no report folder made"
+    );
+
+    std::fs::write(
+        cases.path().join("bad.yaml"),
+        "id: bad\ntitle: bad\nsteps:\n  - read: { path: /3/0 }\n    frobnicate: 1\n",
+    )
+    .unwrap();
+    let out = run(&["run", "--cases", cases.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad.yaml:"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_malformed_rig_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let rig = dir.path().join("rig.yaml");
+    std::fs::write(
+        &rig,
+        "name: broken\ndevice:\n  endpoint: x\n  lifetime: 30s\npower: { kind: nuclear }\n",
+    )
+    .unwrap();
+    let out = run(&["run", "--rig", rig.to_str().unwrap(), "--list"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rig.yaml:5"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn list_names_trials_rig_and_case() {
+    let out = run(&["run", "--list"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("virtual::reg-initial: test"), "{stdout}");
+    assert!(
+        stdout.contains("virtual::dm-read-device-tlv: test"),
+        "{stdout}"
+    );
+}
+
+/// A rig with only a device identity: cases that need a modem are skipped with the reason.
+#[test]
+fn cases_needing_a_missing_part_are_skipped_with_the_reason() {
+    let reports = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "run",
+        "--rig",
+        "rigs/live-device.yaml",
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+        "modem-identity",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let xml = junit(reports.path());
+    let doc = parse(&xml);
+    let tcs = testcases(&doc);
+    assert_eq!(tcs.len(), 1, "{xml}");
+    assert_eq!(tcs[0].1.as_deref(), Some("skipped"));
+    assert!(
+        tcs[0].2.as_deref().unwrap_or_default().contains("no modem"),
+        "{xml}"
+    );
+}
+
+/// SIGTERM mid-case: valid JUnit with the running case interrupted, and the meter process gone.
+#[test]
+fn sigterm_mid_run_leaves_valid_junit_and_no_meter_process() {
+    let reports = tempfile::tempdir().unwrap();
+    let mut child = meterbench(&[
+        "run",
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+        "reg-update",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    // Wait until the virtual meter runs (its PTY link appears), then stop the run.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let meter = loop {
+        if let Some(pid) = meter_pid(child.id()) {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "virtual meter never started");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = wait_with_timeout(&mut child, Duration::from_secs(20));
+    assert_eq!(status.and_then(|s| s.code()), Some(130));
+    let xml = junit(reports.path());
+    let doc = parse(&xml);
+    let tcs = testcases(&doc);
+    assert_eq!(tcs.len(), 1, "{xml}");
+    assert_eq!(tcs[0].1.as_deref(), Some("error"), "{xml}");
+    assert!(
+        tcs[0]
+            .2
+            .as_deref()
+            .unwrap_or_default()
+            .contains("interrupted"),
+        "{xml}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !Path::new(&format!("/proc/{meter}")).exists() || is_zombie(meter),
+        "meter process {meter} still runs"
+    );
+}
+
+fn meter_pid(parent: u32) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            ppid == Some(parent) && cmd.contains("sim-meter")
+        })
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
+}
+
+fn wait_with_timeout(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
+}
+
+/// A device that stops registering: the case fails at its `within` with the
+/// device's last lines quoted, and the run goes on with the next case.
+#[test]
+fn a_device_that_never_registers_fails_that_case_and_the_run_goes_on() {
+    let reports = tempfile::tempdir().unwrap();
+    let cases = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cases.path().join("a-silent.yaml"),
+        "id: a-silent\ntitle: client pointed at a dead server never registers\ntimeout: 60s\nneeds: [modem]\nsteps:\n  - await: registered\n    within: 30s\n  - at: { command: lwm2m_stop }\n  - await: deregistered\n    within: 10s\n  - at: 'AT+LWM2MSRV=\"coap://127.0.0.1:9\"'\n  - at: { command: lwm2m_start }\n  - await: registered\n    within: 3s\n",
+    )
+    .unwrap();
+    std::fs::write(
+        cases.path().join("b-recovers.yaml"),
+        "id: b-recovers\ntitle: next case runs\ntimeout: 60s\nsteps:\n  - power: cycle\n  - await: registered\n    within: 30s\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+        "--cases",
+        cases.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let xml = junit(reports.path());
+    let doc = parse(&xml);
+    let tcs = testcases(&doc);
+    assert_eq!(tcs.len(), 2, "{xml}");
+    let silent = tcs.iter().find(|t| t.0 == "a-silent").unwrap();
+    assert_eq!(silent.1.as_deref(), Some("failure"), "{xml}");
+    let detail = doc
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .and_then(|n| n.text())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        detail.contains("last lines from the device"),
+        "quotes the device: {detail}"
+    );
+    let recovers = tcs.iter().find(|t| t.0 == "b-recovers").unwrap();
+    assert_eq!(recovers.1, None, "the next case passed: {xml}");
+}

@@ -1,0 +1,219 @@
+//! Human-readable one-liners for server events and requests, used by
+//! `meterbench serve` and in error messages.
+
+use lwm2m::format::Link;
+use lwm2m::server::{
+    Attributes, Content, DmRequest, Registration, Response, ServerEvent, WriteMode,
+};
+
+/// A CoAP code as `class.detail` (RFC 7252 §3), from the `205` form `Response::code` uses.
+pub fn code_text(code: u16) -> String {
+    format!("{}.{:02}", code / 100, code % 100)
+}
+
+/// `</1/0>,</3/0>;ver=1.1` — the object list as the client sent it (RFC 6690 link format).
+pub fn links_text(links: &[Link]) -> String {
+    lwm2m::format::link::encode_links(links)
+}
+
+fn registration_text(r: &Registration) -> String {
+    let mut s = format!(
+        "{} at {} lifetime {}s lwm2m {} binding {}",
+        r.endpoint,
+        r.location,
+        r.lifetime.as_secs(),
+        r.lwm2m_version,
+        r.binding
+    );
+    if r.queue_mode {
+        s.push_str(" queue-mode");
+    }
+    s.push_str(&format!(
+        " from {} objects {}",
+        r.peer,
+        links_text(&r.objects)
+    ));
+    s
+}
+
+/// `2.05 Content, 3 records (tlv)` and the like.
+pub fn describe_response(r: &Response) -> String {
+    let mut s = code_text(r.code);
+    match &r.content {
+        Content::None => {}
+        Content::Records(records) => {
+            s.push_str(&format!(", {} record(s)", records.len()));
+            for rec in records.iter().take(8) {
+                s.push_str(&format!(" {}={}", rec.path, rec.value));
+            }
+            if records.len() > 8 {
+                s.push_str(" ...");
+            }
+        }
+        Content::Links(links) => s.push_str(&format!(", links {}", links_text(links))),
+    }
+    if let Some(f) = r.format {
+        s.push_str(&format!(" ({})", f.name()));
+    }
+    s
+}
+
+/// One line per event, e.g.
+/// `registered meter-1 at /rd/1a2b lifetime 60s lwm2m 1.1 binding U from 127.0.0.1:40000 objects </1/0>,</3/0>`.
+pub fn describe_event(event: &ServerEvent) -> String {
+    match event {
+        ServerEvent::Registered(r) => format!("registered {}", registration_text(r)),
+        ServerEvent::Updated(r) => format!("updated {}", registration_text(r)),
+        ServerEvent::Deregistered { endpoint } => format!("deregistered {endpoint}"),
+        ServerEvent::Expired { endpoint } => {
+            format!("registration of {endpoint} expired (lifetime passed without Update)")
+        }
+        ServerEvent::Response {
+            id,
+            endpoint,
+            result,
+        } => match result {
+            Ok(r) => format!(
+                "response #{} from {endpoint}: {}",
+                id.0,
+                describe_response(r)
+            ),
+            Err(e) => format!("request #{} to {endpoint} failed: {e}", id.0),
+        },
+        ServerEvent::Notification {
+            observation,
+            endpoint,
+            path,
+            records,
+        } => {
+            let values: Vec<String> = records
+                .iter()
+                .map(|r| format!("{}={}", r.path, r.value))
+                .collect();
+            format!(
+                "notification #{} from {endpoint} for {path}: {}",
+                observation.0,
+                values.join(" ")
+            )
+        }
+        ServerEvent::Malformed { peer, reason } => {
+            format!("malformed datagram from {peer}: {reason}")
+        }
+    }
+}
+
+/// `Read /3/0/0 (tlv)`, `Execute /3/0/4`, ... for error messages and logs.
+pub fn describe_request(request: &DmRequest) -> String {
+    let fmt = |f: &Option<lwm2m::ContentFormat>| {
+        f.map(|f| format!(" ({})", f.name())).unwrap_or_default()
+    };
+    match request {
+        DmRequest::Read { path, format } => format!("Read {path}{}", fmt(format)),
+        DmRequest::Write {
+            path,
+            mode,
+            records,
+            format,
+        } => {
+            let m = match mode {
+                WriteMode::Replace => "replace",
+                WriteMode::PartialUpdate => "partial update",
+            };
+            format!(
+                "Write {path} {m} of {} record(s){}",
+                records.len(),
+                fmt(format)
+            )
+        }
+        DmRequest::Execute { path, arguments } => match arguments {
+            Some(a) => format!("Execute {path} args {a:?}"),
+            None => format!("Execute {path}"),
+        },
+        DmRequest::Discover { path } => format!("Discover {path}"),
+        DmRequest::Create {
+            object,
+            records,
+            format,
+        } => {
+            format!(
+                "Create in {object} with {} record(s){}",
+                records.len(),
+                fmt(format)
+            )
+        }
+        DmRequest::Delete { path } => format!("Delete {path}"),
+        DmRequest::WriteAttributes { path, attributes } => {
+            format!("Write-Attributes {path}{}", attributes_text(attributes))
+        }
+        DmRequest::Observe { path, format } => format!("Observe {path}{}", fmt(format)),
+        DmRequest::CancelObserve { path } => format!("Cancel-Observe {path}"),
+    }
+}
+
+fn attributes_text(a: &Attributes) -> String {
+    let mut s = String::new();
+    let mut add = |name: &str, v: Option<String>| {
+        if let Some(v) = v {
+            s.push_str(&format!(
+                "{}{name}={v}",
+                if s.is_empty() { "?" } else { "&" }
+            ));
+        }
+    };
+    add("pmin", a.pmin.map(|v| v.to_string()));
+    add("pmax", a.pmax.map(|v| v.to_string()));
+    add("gt", a.gt.map(|v| v.to_string()));
+    add("lt", a.lt.map(|v| v.to_string()));
+    add("st", a.st.map(|v| v.to_string()));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_registration_reads_like_the_serve_output() {
+        let now = Instant::now();
+        let reg = Registration {
+            endpoint: "meter-1".into(),
+            location: "/rd/1a2b".into(),
+            lifetime: Duration::from_secs(60),
+            lwm2m_version: "1.1".into(),
+            binding: "U".into(),
+            queue_mode: false,
+            sms_number: None,
+            objects: vec![Link::new("/1/0"), Link::new("/3/0")],
+            peer: "127.0.0.1:40000".parse().unwrap(),
+            registered_at: now,
+            updated_at: now,
+        };
+        assert_eq!(
+            describe_event(&ServerEvent::Registered(reg)),
+            "registered meter-1 at /rd/1a2b lifetime 60s lwm2m 1.1 binding U from 127.0.0.1:40000 objects </1/0>,</3/0>"
+        );
+    }
+
+    #[test]
+    fn codes_print_as_class_dot_detail() {
+        assert_eq!(code_text(205), "2.05");
+        assert_eq!(code_text(404), "4.04");
+    }
+
+    #[test]
+    fn write_attributes_prints_its_query() {
+        let req = DmRequest::WriteAttributes {
+            path: "/3/0/9".parse().unwrap(),
+            attributes: Attributes {
+                pmin: Some(1),
+                pmax: Some(10),
+                ..Default::default()
+            },
+        };
+        assert_eq!(
+            describe_request(&req),
+            "Write-Attributes /3/0/9?pmin=1&pmax=10"
+        );
+    }
+}

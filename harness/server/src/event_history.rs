@@ -1,0 +1,110 @@
+//! The history of server events, numbered, so a test step can wait for "the
+//! first registration after I power-cycled" without missing one that arrived
+//! while it was busy elsewhere: waiters name the sequence number they start
+//! after, and events that already happened count.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use lwm2m::server::ServerEvent;
+
+/// Position in the event history. `EventSeq::START` is before every event;
+/// the first event gets 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct EventSeq(pub u64);
+
+impl EventSeq {
+    pub const START: EventSeq = EventSeq(0);
+}
+
+impl fmt::Display for EventSeq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A bounded, numbered list of events (oldest dropped first when full).
+#[derive(Debug)]
+pub(crate) struct EventHistory {
+    events: VecDeque<(EventSeq, ServerEvent)>,
+    last: EventSeq,
+    capacity: usize,
+}
+
+impl EventHistory {
+    pub(crate) fn new(capacity: usize) -> Self {
+        EventHistory {
+            events: VecDeque::new(),
+            last: EventSeq::START,
+            capacity: capacity.max(1),
+        }
+    }
+
+    pub(crate) fn push(&mut self, event: ServerEvent) -> EventSeq {
+        self.last = EventSeq(self.last.0 + 1);
+        if self.events.len() == self.capacity {
+            self.events.pop_front();
+        }
+        self.events.push_back((self.last, event));
+        self.last
+    }
+
+    pub(crate) fn last(&self) -> EventSeq {
+        self.last
+    }
+
+    /// The first held event with a sequence number above `after` that `pred` accepts.
+    pub(crate) fn find<F: Fn(&ServerEvent) -> bool + ?Sized>(
+        &self,
+        after: EventSeq,
+        pred: &F,
+    ) -> Option<(EventSeq, ServerEvent)> {
+        let start = self.events.partition_point(|(seq, _)| *seq <= after);
+        self.events.range(start..).find(|(_, e)| pred(e)).cloned()
+    }
+
+    /// Held events with a sequence number above `after`.
+    pub(crate) fn since(&self, after: EventSeq) -> Vec<(EventSeq, ServerEvent)> {
+        let start = self.events.partition_point(|(seq, _)| *seq <= after);
+        self.events.range(start..).cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dereg(ep: &str) -> ServerEvent {
+        ServerEvent::Deregistered {
+            endpoint: ep.into(),
+        }
+    }
+
+    #[test]
+    fn find_starts_strictly_after_the_given_sequence_number() {
+        let mut h = EventHistory::new(10);
+        assert_eq!(h.push(dereg("a")), EventSeq(1));
+        assert_eq!(h.push(dereg("b")), EventSeq(2));
+        assert_eq!(h.push(dereg("a")), EventSeq(3));
+        let is_a = |e: &ServerEvent| matches!(e, ServerEvent::Deregistered { endpoint } if endpoint == "a");
+        assert_eq!(h.find(EventSeq::START, &is_a).unwrap().0, EventSeq(1));
+        assert_eq!(h.find(EventSeq(1), &is_a).unwrap().0, EventSeq(3));
+        assert!(h.find(EventSeq(3), &is_a).is_none());
+        assert_eq!(h.since(EventSeq(1)).len(), 2);
+    }
+
+    #[test]
+    fn a_full_history_drops_the_oldest_but_keeps_numbering() {
+        let mut h = EventHistory::new(2);
+        for _ in 0..4 {
+            h.push(dereg("a"));
+        }
+        assert_eq!(h.last(), EventSeq(4));
+        let held: Vec<_> = h
+            .since(EventSeq::START)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(held, vec![EventSeq(3), EventSeq(4)]);
+    }
+}

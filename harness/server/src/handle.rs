@@ -1,0 +1,629 @@
+//! The typed async API test steps use: bind the server, wait for events,
+//! send device management requests, read the message log.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lwm2m::format::{Link, Record};
+use lwm2m::path::Path;
+use lwm2m::server::{
+    Attributes, Content, DmRequest, Registration, RequestError, RequestId, Response, Server,
+    ServerConfig, ServerEvent, WriteMode,
+};
+use lwm2m::ContentFormat;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::describe::{code_text, describe_request};
+use crate::error::ServerError;
+use crate::event_history::EventSeq;
+use crate::event_stream::EventStream;
+use crate::message_log::{LogEntry, Stats};
+use crate::shared::{Command, Shared};
+
+/// How long the request conveniences wait for an answer by default: a bit
+/// more than CoAP's MAX_TRANSMIT_WAIT (93 s, RFC 7252 §4.8.2), after which the
+/// core reports the request as unanswered anyway.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(95);
+
+/// Knobs of the tokio shell (the protocol's are in [`ServerConfig`]).
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Datagrams kept in the message log; older ones are dropped (counts in
+    /// [`Stats`] continue).
+    pub log_capacity: usize,
+    /// Events kept in the history.
+    pub event_capacity: usize,
+    /// Timeout of `read`, `write`, ... (not of `request`, which takes one).
+    pub request_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            log_capacity: 100_000,
+            event_capacity: 10_000,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// The embedded LwM2M server: a UDP socket and the sans-IO [`Server`] in one task.
+pub struct LwM2mServer;
+
+impl LwM2mServer {
+    /// Binds `addr` and starts serving with default [`ServerOptions`].
+    pub async fn bind(addr: SocketAddr, config: ServerConfig) -> Result<ServerHandle, ServerError> {
+        Self::bind_with(addr, config, ServerOptions::default()).await
+    }
+
+    pub async fn bind_with(
+        addr: SocketAddr,
+        config: ServerConfig,
+        options: ServerOptions,
+    ) -> Result<ServerHandle, ServerError> {
+        let socket = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let local_addr = socket
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let shared = Arc::new(Shared::new(options.log_capacity, options.event_capacity));
+        let (commands, rx) = mpsc::unbounded_channel();
+        let core = Server::new(config);
+        let span = tracing::info_span!("lwm2m_server", %local_addr);
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            crate::udp_loop::run(socket, core, shared.clone(), rx),
+            span,
+        ));
+        tracing::info!(%local_addr, "LwM2M server listening");
+        Ok(ServerHandle {
+            local_addr,
+            shared,
+            commands,
+            task: Arc::new(Mutex::new(Some(task))),
+            request_timeout: options.request_timeout,
+        })
+    }
+}
+
+/// An Observe request's outcome: the id that later `Notification` events
+/// carry, the first response (its code says whether the observation was
+/// established), and the event number to wait for notifications after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub id: RequestId,
+    pub endpoint: String,
+    pub path: Path,
+    pub first: Response,
+    pub seq: EventSeq,
+}
+
+/// One notification of an observation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub seq: EventSeq,
+    pub path: Path,
+    pub records: Vec<Record>,
+}
+
+/// A cheap, cloneable handle on the running server. The server stops when
+/// [`shutdown`](Self::shutdown) is called or the last handle is dropped.
+#[derive(Clone)]
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedSender<Command>,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr)
+            .field("running", &self.is_running())
+            .finish()
+    }
+}
+
+impl ServerHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn is_running(&self) -> bool {
+        !self.shared.is_closed()
+    }
+
+    /// The timeout the request conveniences use.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// A handle on the same server whose conveniences wait `timeout`.
+    pub fn with_request_timeout(&self, timeout: Duration) -> ServerHandle {
+        ServerHandle {
+            request_timeout: timeout,
+            ..self.clone()
+        }
+    }
+
+    // ----- events -----
+
+    /// The number of the latest event; wait "after" it for things still to come.
+    pub fn current_seq(&self) -> EventSeq {
+        self.shared.state().events.last()
+    }
+
+    /// Held events numbered above `after`.
+    pub fn events_since(&self, after: EventSeq) -> Vec<(EventSeq, ServerEvent)> {
+        self.shared.state().events.since(after)
+    }
+
+    /// A stream of events from now on (see [`EventStream`]).
+    pub fn subscribe(&self) -> EventStream {
+        EventStream::new(self.shared.clone(), self.current_seq())
+    }
+
+    /// The first event numbered above `after` that `pred` accepts, including
+    /// ones that happened before this call. `ServerError::Timeout` if none
+    /// comes within `timeout`; `Shutdown` if the server stops first.
+    pub async fn await_event(
+        &self,
+        after: EventSeq,
+        timeout: Duration,
+        pred: impl Fn(&ServerEvent) -> bool + Send + Sync,
+    ) -> Result<(EventSeq, ServerEvent), ServerError> {
+        self.await_event_described(after, timeout, &pred, || "a matching server event".into())
+            .await
+    }
+
+    async fn await_event_described(
+        &self,
+        after: EventSeq,
+        timeout: Duration,
+        pred: &(dyn Fn(&ServerEvent) -> bool + Send + Sync),
+        what: impl Fn() -> String + Send,
+    ) -> Result<(EventSeq, ServerEvent), ServerError> {
+        let deadline = Instant::now() + timeout;
+        // Subscribe before looking, so an event published in between wakes us.
+        let mut wake = self.shared.subscribe();
+        let mut scanned = after;
+        loop {
+            wake.borrow_and_update();
+            {
+                let state = self.shared.state();
+                if let Some(found) = state.events.find(scanned, pred) {
+                    return Ok(found);
+                }
+                scanned = scanned.max(state.events.last());
+            }
+            if self.shared.is_closed() {
+                return Err(ServerError::Shutdown);
+            }
+            match tokio::time::timeout_at(deadline, wake.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => return Err(ServerError::Shutdown),
+                Err(_) => {
+                    return Err(ServerError::Timeout {
+                        what: what(),
+                        after: timeout,
+                    })
+                }
+            }
+        }
+    }
+
+    // ----- registrations -----
+
+    pub fn registration(&self, endpoint: &str) -> Option<Registration> {
+        self.shared.state().registrations.get(endpoint).cloned()
+    }
+
+    pub fn registrations(&self) -> Vec<Registration> {
+        self.shared
+            .state()
+            .registrations
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The first Register of `endpoint` after `after` (an Update does not count:
+    /// a step awaiting registration after a power cycle wants a fresh one).
+    pub async fn await_registered(
+        &self,
+        endpoint: &str,
+        after: EventSeq,
+        timeout: Duration,
+    ) -> Result<(EventSeq, Registration), ServerError> {
+        let pred =
+            |e: &ServerEvent| matches!(e, ServerEvent::Registered(r) if r.endpoint == endpoint);
+        let (seq, event) = self
+            .await_event_described(after, timeout, &pred, || format!("{endpoint} to register"))
+            .await?;
+        match event {
+            ServerEvent::Registered(r) => Ok((seq, r)),
+            _ => unreachable!("the predicate only accepts Registered"),
+        }
+    }
+
+    /// The first registration Update of `endpoint` after `after`.
+    pub async fn await_updated(
+        &self,
+        endpoint: &str,
+        after: EventSeq,
+        timeout: Duration,
+    ) -> Result<(EventSeq, Registration), ServerError> {
+        let pred = |e: &ServerEvent| matches!(e, ServerEvent::Updated(r) if r.endpoint == endpoint);
+        let (seq, event) = self
+            .await_event_described(after, timeout, &pred, || {
+                format!("{endpoint} to update its registration")
+            })
+            .await?;
+        match event {
+            ServerEvent::Updated(r) => Ok((seq, r)),
+            _ => unreachable!("the predicate only accepts Updated"),
+        }
+    }
+
+    /// The end of `endpoint`'s registration after `after`: a De-register or
+    /// its lifetime expiring. Returns that event.
+    pub async fn await_deregistered(
+        &self,
+        endpoint: &str,
+        after: EventSeq,
+        timeout: Duration,
+    ) -> Result<(EventSeq, ServerEvent), ServerError> {
+        let pred = |e: &ServerEvent| matches!(e, ServerEvent::Deregistered { endpoint: ep } | ServerEvent::Expired { endpoint: ep } if ep == endpoint);
+        self.await_event_described(after, timeout, &pred, || {
+            format!("{endpoint} to deregister or expire")
+        })
+        .await
+    }
+
+    // ----- requests -----
+
+    /// Queues `request` to `endpoint` and returns its id at once; its outcome
+    /// arrives as `ServerEvent::Response` with that id. Most callers want
+    /// [`request`](Self::request).
+    pub async fn start_request(
+        &self,
+        endpoint: &str,
+        request: DmRequest,
+    ) -> Result<RequestId, ServerError> {
+        let described = describe_request(&request);
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Request {
+                endpoint: endpoint.to_string(),
+                request,
+                reply,
+            })
+            .map_err(|_| ServerError::Shutdown)?;
+        let id = answer.await.map_err(|_| ServerError::Shutdown)?;
+        id.map_err(|e| request_error(endpoint, &described, e))
+    }
+
+    /// Sends `request` and waits up to `timeout` for the response. A response
+    /// with any CoAP code is `Ok`; check `Response::code`.
+    pub async fn request(
+        &self,
+        endpoint: &str,
+        request: DmRequest,
+        timeout: Duration,
+    ) -> Result<Response, ServerError> {
+        self.request_seq(endpoint, request, timeout)
+            .await
+            .map(|(_, _, r)| r)
+    }
+
+    async fn request_seq(
+        &self,
+        endpoint: &str,
+        request: DmRequest,
+        timeout: Duration,
+    ) -> Result<(EventSeq, RequestId, Response), ServerError> {
+        let described = describe_request(&request);
+        let after = self.current_seq();
+        let id = self.start_request(endpoint, request).await?;
+        let pred =
+            |e: &ServerEvent| matches!(e, ServerEvent::Response { id: got, .. } if *got == id);
+        let (seq, event) = self
+            .await_event_described(after, timeout, &pred, || {
+                format!("{endpoint} to answer {described}")
+            })
+            .await?;
+        match event {
+            ServerEvent::Response {
+                result: Ok(response),
+                ..
+            } => Ok((seq, id, response)),
+            ServerEvent::Response { result: Err(e), .. } => {
+                Err(request_error(endpoint, &described, e))
+            }
+            _ => unreachable!("the predicate only accepts Response"),
+        }
+    }
+
+    /// Read (LwM2M 1.1 Core §6.3.1). `format` is the Accept option; `None` lets
+    /// the server's default apply.
+    pub async fn read(
+        &self,
+        endpoint: &str,
+        path: Path,
+        format: Option<ContentFormat>,
+    ) -> Result<Response, ServerError> {
+        self.request(
+            endpoint,
+            DmRequest::Read { path, format },
+            self.request_timeout,
+        )
+        .await
+    }
+
+    /// Write (§6.3.3), replacing or partially updating `path`.
+    pub async fn write(
+        &self,
+        endpoint: &str,
+        path: Path,
+        mode: WriteMode,
+        records: Vec<Record>,
+        format: Option<ContentFormat>,
+    ) -> Result<Response, ServerError> {
+        self.request(
+            endpoint,
+            DmRequest::Write {
+                path,
+                mode,
+                records,
+                format,
+            },
+            self.request_timeout,
+        )
+        .await
+    }
+
+    /// Execute (§6.3.5) with optional arguments (`0='a',1`).
+    pub async fn execute(
+        &self,
+        endpoint: &str,
+        path: Path,
+        arguments: Option<String>,
+    ) -> Result<Response, ServerError> {
+        self.request(
+            endpoint,
+            DmRequest::Execute { path, arguments },
+            self.request_timeout,
+        )
+        .await
+    }
+
+    /// Discover (§6.3.2): the links the device lists under `path`. A non-2.05
+    /// answer is `ServerError::Unsuccessful` here, since there are no links to return.
+    pub async fn discover(&self, endpoint: &str, path: Path) -> Result<Vec<Link>, ServerError> {
+        let request = DmRequest::Discover { path };
+        let described = describe_request(&request);
+        let response = self
+            .request(endpoint, request, self.request_timeout)
+            .await?;
+        if !response.is_success() {
+            return Err(ServerError::Unsuccessful {
+                endpoint: endpoint.into(),
+                request: described,
+                code: code_text(response.code),
+            });
+        }
+        match response.content {
+            Content::Links(links) => Ok(links),
+            Content::None => Ok(Vec::new()),
+            Content::Records(_) => Err(ServerError::Decode {
+                endpoint: endpoint.into(),
+                request: described,
+                reason: "expected link format, got resource values".into(),
+            }),
+        }
+    }
+
+    /// Observe (§6.4.1). Notifications arrive as `ServerEvent::Notification`
+    /// with `observation == returned.id`; see [`await_notification`](Self::await_notification).
+    pub async fn observe(
+        &self,
+        endpoint: &str,
+        path: Path,
+        format: Option<ContentFormat>,
+    ) -> Result<Observation, ServerError> {
+        let (seq, id, first) = self
+            .request_seq(
+                endpoint,
+                DmRequest::Observe { path, format },
+                self.request_timeout,
+            )
+            .await?;
+        Ok(Observation {
+            id,
+            endpoint: endpoint.into(),
+            path,
+            first,
+            seq,
+        })
+    }
+
+    /// The next notification of `observation` numbered above `after` (use
+    /// `Observation::seq` for the first, the previous notification's `seq` next).
+    pub async fn await_notification(
+        &self,
+        observation: &Observation,
+        after: EventSeq,
+        timeout: Duration,
+    ) -> Result<Notification, ServerError> {
+        let id = observation.id;
+        let pred = |e: &ServerEvent| matches!(e, ServerEvent::Notification { observation, .. } if *observation == id);
+        let (seq, event) = self
+            .await_event_described(after, timeout, &pred, || {
+                format!(
+                    "a notification from {} for {}",
+                    observation.endpoint, observation.path
+                )
+            })
+            .await?;
+        match event {
+            ServerEvent::Notification { path, records, .. } => {
+                Ok(Notification { seq, path, records })
+            }
+            _ => unreachable!("the predicate only accepts Notification"),
+        }
+    }
+
+    /// Cancel Observation (§6.4.2) by a GET with Observe=1 on the path.
+    pub async fn cancel_observe(
+        &self,
+        endpoint: &str,
+        path: Path,
+    ) -> Result<Response, ServerError> {
+        self.request(
+            endpoint,
+            DmRequest::CancelObserve { path },
+            self.request_timeout,
+        )
+        .await
+    }
+
+    /// Write-Attributes (§6.3.4).
+    pub async fn write_attributes(
+        &self,
+        endpoint: &str,
+        path: Path,
+        attributes: Attributes,
+    ) -> Result<Response, ServerError> {
+        self.request(
+            endpoint,
+            DmRequest::WriteAttributes { path, attributes },
+            self.request_timeout,
+        )
+        .await
+    }
+
+    /// Create (§6.3.6) an instance of `object`.
+    pub async fn create(
+        &self,
+        endpoint: &str,
+        object: Path,
+        records: Vec<Record>,
+        format: Option<ContentFormat>,
+    ) -> Result<Response, ServerError> {
+        self.request(
+            endpoint,
+            DmRequest::Create {
+                object,
+                records,
+                format,
+            },
+            self.request_timeout,
+        )
+        .await
+    }
+
+    /// Delete (§6.3.7).
+    pub async fn delete(&self, endpoint: &str, path: Path) -> Result<Response, ServerError> {
+        self.request(endpoint, DmRequest::Delete { path }, self.request_timeout)
+            .await
+    }
+
+    // ----- message log -----
+
+    /// How many datagrams have been logged so far (the next entry's index).
+    pub fn log_len(&self) -> usize {
+        self.shared.state().log.len()
+    }
+
+    /// Logged datagrams with `index >= from` (those still held).
+    pub fn log_since(&self, from: usize) -> Vec<LogEntry> {
+        self.shared.state().log.since(from)
+    }
+
+    /// Writes the held log as a pcap file (see [`crate::write_pcap`]).
+    pub fn write_pcap(&self, out: impl std::io::Write) -> std::io::Result<()> {
+        crate::pcap::write_pcap(&self.log_since(0), self.local_addr, out)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.state().log.stats()
+    }
+
+    // ----- lifecycle -----
+
+    /// Stops the server and waits until the socket is closed. Idempotent.
+    pub async fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown);
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            if let Err(e) = task.await {
+                if e.is_panic() {
+                    tracing::error!(error = %e, "LwM2M server task panicked");
+                }
+            }
+        }
+    }
+}
+
+fn request_error(endpoint: &str, request: &str, error: RequestError) -> ServerError {
+    let endpoint = endpoint.to_string();
+    let request = request.to_string();
+    match error {
+        RequestError::NotRegistered(ep) => ServerError::NotRegistered(ep),
+        RequestError::Timeout { attempts } => ServerError::NoResponse {
+            endpoint,
+            request,
+            attempts,
+        },
+        RequestError::Reset => ServerError::Reset { endpoint, request },
+        RequestError::Decode(reason) => ServerError::Decode {
+            endpoint,
+            request,
+            reason,
+        },
+        RequestError::RegistrationEnded => ServerError::RegistrationEnded { endpoint, request },
+        RequestError::Invalid(reason) => ServerError::InvalidRequest { request, reason },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Test steps run on a multi-threaded runtime and spawn: the handle and
+    /// every future it returns must cross threads.
+    #[allow(dead_code)]
+    fn futures_are_send(h: &ServerHandle) {
+        assert_send(&h.read("ep", Path::ROOT, None));
+        assert_send(&h.await_event(EventSeq::START, Duration::ZERO, |_| true));
+        assert_send(&h.await_registered("ep", EventSeq::START, Duration::ZERO));
+        assert_send(&h.observe("ep", Path::ROOT, None));
+        assert_send(&h.shutdown());
+    }
+
+    #[test]
+    fn the_handle_is_send_and_sync() {
+        assert_send_sync::<ServerHandle>();
+        assert_send_sync::<ServerError>();
+    }
+
+    #[test]
+    fn request_errors_keep_endpoint_and_request() {
+        let e = request_error("m", "Read /3/0/0", RequestError::Timeout { attempts: 5 });
+        assert_eq!(
+            e.to_string(),
+            "m did not answer Read /3/0/0 after 5 transmissions"
+        );
+        let e = request_error("m", "Read /3/0/0", RequestError::NotRegistered("m".into()));
+        assert!(matches!(e, ServerError::NotRegistered(ep) if ep == "m"));
+    }
+}

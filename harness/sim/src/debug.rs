@@ -1,0 +1,106 @@
+//! The virtual rig's debug port: reads the meter's NV file directly, as a
+//! real bench reads flash over SWD — what the device holds, independent of
+//! what it says over LwM2M.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use rig::RigError;
+
+use crate::nv;
+
+/// `rig::Debug` for the virtual rig.
+#[derive(Debug, Clone)]
+pub struct VirtualDebug {
+    state_dir: PathBuf,
+}
+
+impl VirtualDebug {
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        VirtualDebug {
+            state_dir: state_dir.into(),
+        }
+    }
+}
+
+impl rig::Debug for VirtualDebug {
+    /// Keys: `boot_count`, `firmware_version`, `energy_wh`, `lwm2m.server_uri`,
+    /// `lwm2m.endpoint`, `lwm2m.lifetime_s`, `lwm2m.enabled`, and `written:<path>`
+    /// for each value the server wrote. A meter never booted reads factory-fresh.
+    fn read_state(&mut self) -> Result<BTreeMap<String, String>, RigError> {
+        let data = nv::read(&self.state_dir).map_err(|e| RigError::Driver {
+            driver: "virtual debug".to_owned(),
+            message: e.to_string(),
+        })?;
+        let mut m = BTreeMap::new();
+        m.insert("boot_count".to_owned(), data.boot_count.to_string());
+        m.insert("firmware_version".to_owned(), data.firmware_version.clone());
+        m.insert("energy_wh".to_owned(), data.energy_wh.to_string());
+        m.insert(
+            "lwm2m.server_uri".to_owned(),
+            data.lwm2m.server_uri.clone().unwrap_or_default(),
+        );
+        m.insert(
+            "lwm2m.endpoint".to_owned(),
+            data.lwm2m.endpoint.clone().unwrap_or_default(),
+        );
+        m.insert(
+            "lwm2m.lifetime_s".to_owned(),
+            data.lwm2m.lifetime_s.to_string(),
+        );
+        m.insert("lwm2m.enabled".to_owned(), data.lwm2m.enabled.to_string());
+        for (path, value) in data.written_values() {
+            m.insert(format!("written:{path}"), value.to_text());
+        }
+        Ok(m)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "virtual debug port (NV of {})",
+            self.state_dir.join(nv::NV_FILE_NAME).display()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rig::Debug;
+
+    #[test]
+    fn reads_what_nv_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = nv::NvStore::open(dir.path()).unwrap();
+        store
+            .update(|d| {
+                d.boot_count = 3;
+                d.energy_wh = 77;
+                d.lwm2m.server_uri = Some("coap://127.0.0.1:1".into());
+                d.record_written(
+                    "/3/0/15".parse().unwrap(),
+                    &lwm2m::Value::String("Europe/Paris".into()),
+                );
+            })
+            .unwrap();
+        let state = VirtualDebug::new(dir.path()).read_state().unwrap();
+        assert_eq!(state["boot_count"], "3");
+        assert_eq!(state["energy_wh"], "77");
+        assert_eq!(state["firmware_version"], "1.0");
+        assert_eq!(state["lwm2m.server_uri"], "coap://127.0.0.1:1");
+        assert_eq!(state["written:/3/0/15"], "Europe/Paris");
+    }
+
+    #[test]
+    fn fresh_meter_reads_factory_state_and_corrupt_nv_is_a_driver_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dbg = VirtualDebug::new(dir.path());
+        assert_eq!(dbg.read_state().unwrap()["boot_count"], "0");
+        std::fs::write(dir.path().join(nv::NV_FILE_NAME), b"{").unwrap();
+        let e = dbg.read_state().unwrap_err().to_string();
+        assert!(
+            e.starts_with("virtual debug:") && e.contains("corrupt"),
+            "{e}"
+        );
+    }
+}

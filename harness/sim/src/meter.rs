@@ -1,0 +1,584 @@
+//! The virtual meter itself: boots from NV, serves the AT modem on its PTY,
+//! runs the LwM2M client over UDP and keeps its values moving (clock, signal,
+//! energy register). One thread runs this loop; a PTY reader, a PTY writer
+//! and one UDP receiver per client session feed it through a channel.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lwm2m::client::{ClientConfig, ClientEvent, RegistrationState};
+use lwm2m::{ContentFormat, Path, Registry, Value};
+
+use crate::args::MeterArgs;
+use crate::error::SimError;
+use crate::identity::Identity;
+use crate::modem::commands::frame;
+use crate::modem::{handle_line, Action, Frame, LineFramer, ModemState, Pty};
+use crate::nv::NvStore;
+use crate::objects::{self, DeviceFacts};
+use crate::radio::Radio;
+use crate::server_uri::ServerUri;
+use crate::session::{Session, SessionSettings};
+
+/// The meter's periodic work runs once a second (the Current Time resolution).
+const TICK: Duration = Duration::from_secs(1);
+/// The signal moves every this many ticks.
+const RADIO_STEP_TICKS: u64 = 5;
+/// The energy register is written to NV every this many ticks (flash wear vs. loss on power cut).
+const ENERGY_PERSIST_TICKS: u64 = 10;
+/// A stopping session is given this long to get its De-register acknowledged.
+const DEREGISTER_GRACE: Duration = Duration::from_secs(10);
+/// Output the PTY writer may hold while nobody reads the port; more is dropped
+/// (as a UART with no reader loses bytes) so the meter never blocks on it.
+const OUTPUT_QUEUE: usize = 1024;
+/// The simulated load: watt-hours added to the register each second.
+const ENERGY_WH_PER_TICK: u64 = 1;
+
+/// What the meter's loop is woken by.
+#[derive(Debug)]
+pub enum Input {
+    /// A line (or an overlong one) typed on the modem's port.
+    Line(Frame),
+    /// A datagram for a client session.
+    Datagram {
+        session: u64,
+        peer: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// The PTY could not be read any more.
+    PtyClosed(String),
+}
+
+/// Runs the meter until its parent goes away (with `--exit-with-parent`) or
+/// forever; power-off is a SIGKILL from the virtual power driver.
+pub fn run(args: MeterArgs) -> Result<(), SimError> {
+    let registry = Registry::load_dir(&args.objects_dir).map_err(|e| SimError::Objects {
+        dir: args.objects_dir.clone(),
+        message: e.to_string(),
+    })?;
+    let nv = match NvStore::open(&args.state_dir) {
+        Ok(nv) => nv,
+        Err(e @ SimError::NvCorrupt { .. }) => {
+            // A device with unreadable settings boots factory-fresh rather than not at all.
+            tracing::error!(error = %e, "NV unreadable; booting with factory settings");
+            NvStore::factory(&args.state_dir)
+        }
+        Err(e) => return Err(e),
+    };
+    let pty = Pty::open(&args.pty_link)?;
+    tracing::info!(pty = %pty.slave_path().display(), link = %pty.link().display(), "modem port ready");
+
+    let (inbox_tx, inbox) = mpsc::channel();
+    spawn_pty_reader(pty.master()?, inbox_tx.clone())?;
+    let out = spawn_pty_writer(pty.master()?)?;
+
+    let parent = args.exit_with_parent.then(nix::unistd::getppid);
+    let identity = Identity::derive(args.seed, args.serial.as_deref());
+    let modem = ModemState::boot(nv.data().lwm2m.clone(), identity.clone());
+    let radio = Radio::new(args.seed);
+    let now = Instant::now();
+    let mut meter = Meter {
+        seed: args.seed,
+        identity,
+        registry,
+        nv,
+        modem,
+        radio,
+        out,
+        inbox_tx,
+        active: None,
+        retiring: Vec::new(),
+        next_session_id: 1,
+        ticks: 0,
+        next_tick: now + TICK,
+        clock_offset_s: 0,
+        energy_wh: 0,
+        reboot_pending: false,
+    };
+    meter.energy_wh = meter.nv.data().energy_wh;
+    meter.boot(now);
+    let result = meter.run_loop(&inbox, parent);
+    pty.remove_link();
+    result
+}
+
+struct Meter {
+    seed: u64,
+    identity: Identity,
+    registry: Registry,
+    nv: NvStore,
+    modem: ModemState,
+    radio: Radio,
+    out: SyncSender<Vec<u8>>,
+    inbox_tx: Sender<Input>,
+    active: Option<Session>,
+    /// Sessions stopped but waiting for their De-register to be acknowledged.
+    retiring: Vec<(Session, Instant)>,
+    next_session_id: u64,
+    ticks: u64,
+    next_tick: Instant,
+    /// Current Time (/3/0/13) minus the system clock, after a server wrote it.
+    clock_offset_s: i64,
+    /// The energy register; NV holds the value as of the last persist.
+    energy_wh: u64,
+    reboot_pending: bool,
+}
+
+impl Meter {
+    fn run_loop(
+        &mut self,
+        inbox: &Receiver<Input>,
+        parent: Option<nix::unistd::Pid>,
+    ) -> Result<(), SimError> {
+        loop {
+            let now = Instant::now();
+            let deadline = self.next_deadline();
+            match inbox.recv_timeout(deadline.saturating_duration_since(now)) {
+                Ok(input) => self.handle_input(Instant::now(), input),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            let now = Instant::now();
+            if now >= self.next_tick {
+                self.tick(now);
+                if parent.is_some_and(|p| nix::unistd::getppid() != p) {
+                    tracing::info!("parent process gone; shutting down");
+                    self.persist_energy();
+                    return Ok(());
+                }
+            }
+            self.run_timers(now);
+            self.pump(now);
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut d = self.next_tick;
+        let sessions = self
+            .active
+            .iter()
+            .chain(self.retiring.iter().map(|(s, _)| s));
+        for t in sessions.filter_map(Session::poll_timeout) {
+            d = d.min(t);
+        }
+        for (_, give_up) in &self.retiring {
+            d = d.min(*give_up);
+        }
+        d
+    }
+
+    /// Boot: count it, announce it, and start the client if it is enabled.
+    fn boot(&mut self, now: Instant) {
+        if let Err(e) = self.nv.update(|d| d.boot_count += 1) {
+            tracing::error!(error = %e, "cannot write boot count to NV");
+        }
+        let data = self.nv.data();
+        tracing::info!(boot_count = data.boot_count, firmware = %data.firmware_version, "booted");
+        self.modem = ModemState::boot(data.lwm2m.clone(), self.identity.clone());
+        self.modem.signal = self.radio.csq();
+        self.urc("+SYSSTART");
+        self.urc("+CEREG: 1");
+        if self.modem.settings.enabled {
+            self.start_session(now);
+        }
+    }
+
+    fn handle_input(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Line(Frame::Line(line)) => {
+                let resp = handle_line(&mut self.modem, &line);
+                tracing::debug!(line = %line, response = ?resp.lines(), "AT");
+                // NV is written before the answer, as a modem commits a setting
+                // before saying OK: a power cut right after OK must not lose it.
+                let (save, rest): (Vec<Action>, Vec<Action>) = resp
+                    .actions
+                    .iter()
+                    .cloned()
+                    .partition(|a| *a == Action::SaveSettings);
+                for action in save {
+                    self.act(now, action);
+                }
+                self.write(resp.to_bytes());
+                for action in rest {
+                    self.act(now, action);
+                }
+            }
+            Input::Line(Frame::Overlong) => {
+                tracing::warn!("overlong command line discarded");
+                self.write(frame("ERROR"));
+            }
+            Input::Datagram {
+                session,
+                peer,
+                data,
+            } => {
+                if let Some(s) = self.session_mut(session) {
+                    s.handle_datagram(now, peer, &data);
+                } else {
+                    tracing::debug!(session, %peer, "datagram for a closed session dropped");
+                }
+            }
+            Input::PtyClosed(why) => tracing::error!(reason = %why, "modem port closed"),
+        }
+    }
+
+    fn session_mut(&mut self, id: u64) -> Option<&mut Session> {
+        if let Some(s) = self.active.as_mut().filter(|s| s.id == id) {
+            return Some(s);
+        }
+        self.retiring
+            .iter_mut()
+            .map(|(s, _)| s)
+            .find(|s| s.id == id)
+    }
+
+    fn act(&mut self, now: Instant, action: Action) {
+        match action {
+            Action::SaveSettings => {
+                let settings = self.modem.settings.clone();
+                if let Err(e) = self.nv.update(|d| d.lwm2m = settings) {
+                    tracing::error!(error = %e, "cannot write LwM2M settings to NV");
+                }
+            }
+            Action::StartClient => {
+                let wanted = self.wanted_settings();
+                if self
+                    .active
+                    .as_ref()
+                    .is_some_and(|s| Some(&s.settings) == wanted.as_ref())
+                {
+                    tracing::debug!("client already running with these settings");
+                } else {
+                    self.retire_active(now);
+                    self.start_session(now);
+                }
+            }
+            Action::StopClient => self.retire_active(now),
+            Action::RadioOn => {
+                self.urc("+CEREG: 1");
+                if self.modem.settings.enabled && self.active.is_none() {
+                    self.start_session(now);
+                }
+            }
+            Action::RadioOff => {
+                // No radio, nothing can be sent: sessions end without De-register.
+                self.active = None;
+                self.retiring.clear();
+                self.urc("+CEREG: 0");
+            }
+        }
+    }
+
+    fn wanted_settings(&self) -> Option<SessionSettings> {
+        let s = &self.modem.settings;
+        Some(SessionSettings {
+            server_uri: s.server_uri.clone()?,
+            endpoint: s
+                .endpoint
+                .clone()
+                .unwrap_or_else(|| self.identity.default_endpoint()),
+            lifetime_s: s.lifetime_s,
+        })
+    }
+
+    fn start_session(&mut self, now: Instant) {
+        let Some(settings) = self.wanted_settings() else {
+            self.urc("+LWM2M: registration failed no server configured");
+            return;
+        };
+        let server = match ServerUri::parse(&settings.server_uri)
+            .map_err(|e| e.to_string())
+            .and_then(|u| {
+                u.resolve()
+                    .map_err(|e| format!("{}: {e}", settings.server_uri))
+            }) {
+            Ok(a) => a,
+            Err(reason) => {
+                tracing::warn!(%reason, "cannot reach LwM2M server");
+                self.urc(&format!("+LWM2M: registration failed {reason}"));
+                return;
+            }
+        };
+        let id = self.next_session_id;
+        self.next_session_id += 1;
+        let data = self.nv.data();
+        let facts = DeviceFacts {
+            identity: &self.identity,
+            firmware_version: &data.firmware_version,
+            lifetime_s: settings.lifetime_s,
+            now_unix: self.now_unix(),
+        };
+        let mut written = data.written_values();
+        // The server's lifetime write and the AT setting are one setting; the latest wins via NV.
+        written.retain(|(p, _)| *p != objects::lifetime());
+        let store = objects::initial_store(self.registry.clone(), &facts, &self.radio, &written);
+        let config = ClientConfig {
+            endpoint: settings.endpoint.clone(),
+            server,
+            lifetime: Duration::from_secs(u64::from(settings.lifetime_s)),
+            lwm2m_version: "1.1".to_owned(),
+            binding: "U".to_owned(),
+            registry: self.registry.clone(),
+            preferred_format: ContentFormat::Tlv,
+            // Distinct per boot and session, so message ids and tokens never repeat across reboots.
+            seed: self.seed ^ data.boot_count.rotate_left(32) ^ id,
+        };
+        match Session::start(id, settings, config, store, self.inbox_tx.clone(), now) {
+            Ok(s) => self.active = Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start LwM2M client");
+                self.urc(&format!("+LWM2M: registration failed {e}"));
+            }
+        }
+    }
+
+    /// Stops the active session (De-register) and keeps it until acknowledged.
+    fn retire_active(&mut self, now: Instant) {
+        if let Some(mut s) = self.active.take() {
+            s.client().stop(now);
+            s.flush();
+            self.retiring.push((s, now + DEREGISTER_GRACE));
+        }
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        if let Some(s) = self.active.as_mut() {
+            s.handle_timeout(now);
+        }
+        for (s, _) in &mut self.retiring {
+            s.handle_timeout(now);
+        }
+    }
+
+    /// Sends what the sessions queued and acts on what they report.
+    fn pump(&mut self, now: Instant) {
+        // Bounded: events may queue more sends, which may not create new events forever.
+        for _ in 0..8 {
+            let mut events = Vec::new();
+            if let Some(s) = self.active.as_mut() {
+                s.flush();
+                events.extend(s.take_events().into_iter().map(|e| (true, e)));
+            }
+            for (s, _) in &mut self.retiring {
+                s.flush();
+                events.extend(s.take_events().into_iter().map(|e| (false, e)));
+            }
+            if events.is_empty() {
+                break;
+            }
+            for (active, e) in events {
+                self.on_event(now, active, e);
+            }
+        }
+        self.retiring.retain(|(s, give_up)| {
+            let done = matches!(
+                s.state(),
+                RegistrationState::Idle | RegistrationState::Failed { .. }
+            );
+            !done && now < *give_up
+        });
+        if std::mem::take(&mut self.reboot_pending) {
+            self.reboot(now);
+        }
+    }
+
+    fn on_event(&mut self, _now: Instant, active: bool, event: ClientEvent) {
+        match event {
+            ClientEvent::Registered { location } => {
+                self.urc(&format!("+LWM2M: registered {location}"))
+            }
+            ClientEvent::RegistrationFailed { reason } => {
+                self.urc(&format!("+LWM2M: registration failed {reason}"))
+            }
+            ClientEvent::Updated => self.urc("+LWM2M: updated"),
+            ClientEvent::Deregistered => self.urc("+LWM2M: deregistered"),
+            ClientEvent::Written { path } if active => self.persist_written(path),
+            ClientEvent::Executed { path, arguments } if active && path == objects::reboot() => {
+                tracing::info!(?arguments, "reboot executed by the server");
+                self.reboot_pending = true;
+            }
+            ClientEvent::Executed { path, arguments } => {
+                tracing::info!(%path, ?arguments, "execute ignored")
+            }
+            ClientEvent::Malformed { peer, reason } => {
+                tracing::warn!(%peer, %reason, "malformed datagram")
+            }
+            other => tracing::info!(event = ?other, "client event"),
+        }
+    }
+
+    /// Writes what the server wrote to NV so it survives power cuts.
+    fn persist_written(&mut self, path: Path) {
+        let Some(s) = self.active.as_mut() else {
+            return;
+        };
+        let records = s.client().store().read(&path);
+        let system_now = system_unix();
+        let mut clock_offset = None;
+        let mut lifetime = None;
+        let mut to_keep = Vec::new();
+        for r in records {
+            if r.path == objects::current_time() {
+                // The clock is not a setting: keep the offset, not the instant.
+                if let Some(t) = r.value.as_f64() {
+                    clock_offset = Some(t as i64 - system_now);
+                }
+                continue;
+            }
+            if r.path == objects::lifetime() {
+                lifetime = r
+                    .value
+                    .as_f64()
+                    .filter(|l| *l >= 1.0 && *l <= f64::from(u32::MAX))
+                    .map(|l| l as u32);
+            }
+            to_keep.push(r);
+        }
+        if let Some(off) = clock_offset {
+            self.clock_offset_s = off;
+        }
+        if let Some(l) = lifetime {
+            self.modem.settings.lifetime_s = l;
+        }
+        if to_keep.is_empty() && lifetime.is_none() {
+            return;
+        }
+        tracing::info!(%path, values = to_keep.len(), "persisting server write");
+        let result = self.nv.update(|d| {
+            for r in &to_keep {
+                if r.path != objects::lifetime() {
+                    d.record_written(r.path, &r.value);
+                }
+            }
+            if let Some(l) = lifetime {
+                d.lwm2m.lifetime_s = l;
+            }
+        });
+        if let Err(e) = result {
+            tracing::error!(error = %e, "cannot persist server write");
+        }
+    }
+
+    /// Reboot by /3/0/4: the Execute was already answered (sends go out before events).
+    fn reboot(&mut self, now: Instant) {
+        if let Some(mut s) = self.active.take() {
+            s.client().stop(now);
+            s.flush();
+        }
+        self.retiring.clear();
+        self.persist_energy();
+        self.urc("+LWM2M: reboot");
+        self.boot(now);
+    }
+
+    /// Once a second: the clock, the energy register, the signal.
+    fn tick(&mut self, now: Instant) {
+        self.ticks += 1;
+        // Catch up without bursts if the loop was late.
+        self.next_tick = (self.next_tick + TICK).max(now);
+        let unix = self.now_unix();
+        self.set_value(now, objects::current_time(), Value::Time(unix));
+        if self.ticks.is_multiple_of(RADIO_STEP_TICKS) {
+            self.radio.step();
+            self.modem.signal = self.radio.csq();
+            let (rssi, lq) = (self.radio.rssi_dbm(), self.radio.link_quality());
+            self.set_value(now, objects::radio_signal_strength(), Value::Integer(rssi));
+            self.set_value(now, objects::link_quality(), Value::Integer(lq));
+        }
+        self.energy_wh += ENERGY_WH_PER_TICK;
+        if self.ticks.is_multiple_of(ENERGY_PERSIST_TICKS) {
+            self.persist_energy();
+        }
+    }
+
+    fn set_value(&mut self, now: Instant, path: Path, value: Value) {
+        if let Some(s) = self.active.as_mut() {
+            if let Err(e) = s.client().set_value(now, path, value) {
+                tracing::debug!(%path, error = %e, "value not in the store");
+            }
+        }
+    }
+
+    fn persist_energy(&mut self) {
+        let e = self.energy_wh;
+        if self.nv.data().energy_wh != e {
+            if let Err(err) = self.nv.update(|d| d.energy_wh = e) {
+                tracing::error!(error = %err, "cannot write energy register to NV");
+            }
+        }
+    }
+
+    fn now_unix(&self) -> i64 {
+        system_unix() + self.clock_offset_s
+    }
+
+    fn urc(&mut self, line: &str) {
+        tracing::info!(urc = %line, "URC");
+        self.write(frame(line));
+    }
+
+    fn write(&mut self, bytes: Vec<u8>) {
+        match self.out.try_send(bytes) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!("modem output queue full (nobody reading the port); output dropped")
+            }
+            Err(TrySendError::Disconnected(_)) => tracing::error!("modem output writer gone"),
+        }
+    }
+}
+
+fn system_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn spawn_pty_reader(mut master: std::fs::File, inbox: Sender<Input>) -> Result<(), SimError> {
+    std::thread::Builder::new()
+        .name("pty-read".into())
+        .spawn(move || {
+            let mut framer = LineFramer::new();
+            let mut buf = [0u8; 1024];
+            loop {
+                match master.read(&mut buf) {
+                    Ok(0) => {
+                        let _ = inbox.send(Input::PtyClosed("end of file".into()));
+                        return;
+                    }
+                    Ok(n) => {
+                        for f in framer.push(&buf[..n]) {
+                            if inbox.send(Input::Line(f)).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = inbox.send(Input::PtyClosed(e.to_string()));
+                        return;
+                    }
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| SimError::Pty(format!("spawn reader: {e}")))
+}
+
+fn spawn_pty_writer(mut master: std::fs::File) -> Result<SyncSender<Vec<u8>>, SimError> {
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(OUTPUT_QUEUE);
+    std::thread::Builder::new()
+        .name("pty-write".into())
+        .spawn(move || {
+            for bytes in rx {
+                if let Err(e) = master.write_all(&bytes).and_then(|()| master.flush()) {
+                    tracing::warn!(error = %e, "modem port write failed");
+                }
+            }
+        })
+        .map_err(|e| SimError::Pty(format!("spawn writer: {e}")))?;
+    Ok(tx)
+}

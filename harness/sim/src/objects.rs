@@ -1,0 +1,156 @@
+//! The object instances the virtual meter exposes over LwM2M and their
+//! initial values: LwM2M Server (object 1), Device (object 3) and
+//! Connectivity Monitoring (object 4), per the OMA DDFs in fixtures/objects.
+
+use lwm2m::client::ObjectStore;
+use lwm2m::{Path, Registry, Value};
+
+use crate::identity::{Identity, MANUFACTURER, MODEL, MODEM_REVISION};
+use crate::radio::Radio;
+
+/// Short Server ID of the one LwM2M server (/1/0/0).
+pub const SHORT_SERVER_ID: i64 = 1;
+/// /3/0/4 Reboot (E).
+pub fn reboot() -> Path {
+    Path::resource(3, 0, 4)
+}
+/// /3/0/13 Current Time (RW): ticks every second.
+pub fn current_time() -> Path {
+    Path::resource(3, 0, 13)
+}
+/// /1/0/1 Lifetime (RW).
+pub fn lifetime() -> Path {
+    Path::resource(1, 0, 1)
+}
+/// /4/0/2 Radio Signal Strength.
+pub fn radio_signal_strength() -> Path {
+    Path::resource(4, 0, 2)
+}
+/// /4/0/3 Link Quality.
+pub fn link_quality() -> Path {
+    Path::resource(4, 0, 3)
+}
+
+/// Network bearer codes (object 4, resource 0): 6 = LTE-FDD, 7 = NB-IoT.
+const LTE_FDD: i64 = 6;
+const NB_IOT: i64 = 7;
+
+/// Facts the initial values are made of.
+#[derive(Debug, Clone)]
+pub struct DeviceFacts<'a> {
+    pub identity: &'a Identity,
+    pub firmware_version: &'a str,
+    pub lifetime_s: u32,
+    /// Seconds since the Unix epoch.
+    pub now_unix: i64,
+}
+
+/// Builds the store: defaults first, then the values the server wrote
+/// earlier (from NV) on top, as a device restores its settings at boot.
+pub fn initial_store(
+    registry: Registry,
+    facts: &DeviceFacts<'_>,
+    radio: &Radio,
+    written: &[(Path, Value)],
+) -> ObjectStore {
+    let mut store = ObjectStore::new(registry);
+    let s = |v: &str| Value::String(v.to_owned());
+    let values = [
+        // Object 1, LwM2M Server.
+        (Path::resource(1, 0, 0), Value::Integer(SHORT_SERVER_ID)),
+        (lifetime(), Value::Integer(i64::from(facts.lifetime_s))),
+        (Path::resource(1, 0, 6), Value::Boolean(false)),
+        (Path::resource(1, 0, 7), s("U")),
+        // Object 3, Device.
+        (Path::resource(3, 0, 0), s(MANUFACTURER)),
+        (Path::resource(3, 0, 1), s(MODEL)),
+        (Path::resource(3, 0, 2), s(&facts.identity.serial)),
+        (Path::resource(3, 0, 3), s(facts.firmware_version)),
+        (Path::resource_instance(3, 0, 6, 0), Value::Integer(0)), // DC power
+        (Path::resource_instance(3, 0, 11, 0), Value::Integer(0)), // no error
+        (current_time(), Value::Time(facts.now_unix)),
+        (Path::resource(3, 0, 14), s("+00:00")),
+        (Path::resource(3, 0, 15), s("Etc/UTC")),
+        (Path::resource(3, 0, 16), s("U")),
+        (Path::resource(3, 0, 17), s("smart meter")),
+        (Path::resource(3, 0, 18), s("A")),
+        (Path::resource(3, 0, 19), s(MODEM_REVISION)),
+        // Object 4, Connectivity Monitoring.
+        (Path::resource(4, 0, 0), Value::Integer(LTE_FDD)),
+        (Path::resource_instance(4, 0, 1, 0), Value::Integer(LTE_FDD)),
+        (Path::resource_instance(4, 0, 1, 1), Value::Integer(NB_IOT)),
+        (radio_signal_strength(), Value::Integer(radio.rssi_dbm())),
+        (link_quality(), Value::Integer(radio.link_quality())),
+        (Path::resource_instance(4, 0, 4, 0), s("127.0.0.1")),
+        (Path::resource_instance(4, 0, 7, 0), s("meterbench.iot")),
+        (Path::resource(4, 0, 8), Value::Integer(0x01a2_d001)),
+        (Path::resource(4, 0, 9), Value::Integer(1)),
+        (Path::resource(4, 0, 10), Value::Integer(1)),
+    ];
+    for (path, value) in values {
+        store.set(path, value);
+    }
+    for (path, value) in written {
+        store.set(*path, value.clone());
+    }
+    store
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_object_holds_identity_and_nv_overrides_defaults() {
+        let id = Identity::derive(5, Some("SN-5"));
+        let facts = DeviceFacts {
+            identity: &id,
+            firmware_version: "1.0",
+            lifetime_s: 90,
+            now_unix: 1_700_000_000,
+        };
+        let written = vec![(
+            Path::resource(3, 0, 15),
+            Value::String("Europe/Oslo".into()),
+        )];
+        let store = initial_store(Registry::default(), &facts, &Radio::new(5), &written);
+        assert_eq!(
+            store.get(&Path::resource(3, 0, 0)),
+            Some(&Value::String("meterbench".into()))
+        );
+        assert_eq!(
+            store.get(&Path::resource(3, 0, 2)),
+            Some(&Value::String("SN-5".into()))
+        );
+        assert_eq!(
+            store.get(&Path::resource(3, 0, 3)),
+            Some(&Value::String("1.0".into()))
+        );
+        assert_eq!(store.get(&lifetime()), Some(&Value::Integer(90)));
+        assert_eq!(
+            store.get(&current_time()),
+            Some(&Value::Time(1_700_000_000))
+        );
+        assert_eq!(
+            store.get(&Path::resource(3, 0, 15)),
+            Some(&Value::String("Europe/Oslo".into()))
+        );
+        assert_eq!(
+            store.get(&Path::resource(3, 0, 16)),
+            Some(&Value::String("U".into()))
+        );
+        assert_eq!(
+            store.get(&Path::resource_instance(4, 0, 4, 0)),
+            Some(&Value::String("127.0.0.1".into()))
+        );
+        let instances: Vec<_> = store.instances().collect();
+        assert_eq!(
+            instances,
+            vec![
+                Path::instance(1, 0),
+                Path::instance(3, 0),
+                Path::instance(4, 0)
+            ]
+        );
+    }
+}
