@@ -22,19 +22,34 @@ pub enum PathError {
 
 impl Path {
     /// The root path `/`.
-    pub const ROOT: Path = Path { ids: [0; 4], len: 0 };
+    pub const ROOT: Path = Path {
+        ids: [0; 4],
+        len: 0,
+    };
 
     pub fn object(object: u16) -> Self {
-        Path { ids: [object, 0, 0, 0], len: 1 }
+        Path {
+            ids: [object, 0, 0, 0],
+            len: 1,
+        }
     }
     pub fn instance(object: u16, instance: u16) -> Self {
-        Path { ids: [object, instance, 0, 0], len: 2 }
+        Path {
+            ids: [object, instance, 0, 0],
+            len: 2,
+        }
     }
     pub fn resource(object: u16, instance: u16, resource: u16) -> Self {
-        Path { ids: [object, instance, resource, 0], len: 3 }
+        Path {
+            ids: [object, instance, resource, 0],
+            len: 3,
+        }
     }
     pub fn resource_instance(object: u16, instance: u16, resource: u16, ri: u16) -> Self {
-        Path { ids: [object, instance, resource, ri], len: 4 }
+        Path {
+            ids: [object, instance, resource, ri],
+            len: 4,
+        }
     }
     /// Builds a path from up to four ids; `None` if there are more.
     pub fn from_ids(ids: &[u16]) -> Option<Self> {
@@ -95,7 +110,11 @@ impl Path {
     pub fn from_segments<S: AsRef<str>>(segments: &[S]) -> Result<Self, PathError> {
         let joined = format!(
             "/{}",
-            segments.iter().map(|s| s.as_ref()).collect::<Vec<_>>().join("/")
+            segments
+                .iter()
+                .map(|s| s.as_ref())
+                .collect::<Vec<_>>()
+                .join("/")
         );
         joined.parse()
     }
@@ -130,7 +149,10 @@ impl FromStr for Path {
                 .parse()
                 .ok()
                 .filter(|id| *id != u16::MAX && (seg == "0" || !seg.starts_with('0')))
-                .ok_or_else(|| PathError::BadSegment { path: s.to_string(), segment: seg.to_string() })?;
+                .ok_or_else(|| PathError::BadSegment {
+                    path: s.to_string(),
+                    segment: seg.to_string(),
+                })?;
             ids.push(id);
         }
         Path::from_ids(&ids).ok_or_else(|| PathError::TooDeep(s.to_string()))
@@ -164,10 +186,22 @@ mod tests {
 
     #[test]
     fn rejects_bad_paths() {
-        assert!(matches!("3/0".parse::<Path>(), Err(PathError::NoLeadingSlash(_))));
-        assert!(matches!("/3/x".parse::<Path>(), Err(PathError::BadSegment { .. })));
-        assert!(matches!("/65535".parse::<Path>(), Err(PathError::BadSegment { .. })));
-        assert!(matches!("/1/2/3/4/5".parse::<Path>(), Err(PathError::TooDeep(_))));
+        assert!(matches!(
+            "3/0".parse::<Path>(),
+            Err(PathError::NoLeadingSlash(_))
+        ));
+        assert!(matches!(
+            "/3/x".parse::<Path>(),
+            Err(PathError::BadSegment { .. })
+        ));
+        assert!(matches!(
+            "/65535".parse::<Path>(),
+            Err(PathError::BadSegment { .. })
+        ));
+        assert!(matches!(
+            "/1/2/3/4/5".parse::<Path>(),
+            Err(PathError::TooDeep(_))
+        ));
     }
 
     #[test]

@@ -111,9 +111,21 @@ impl Value {
         Ok(match kind {
             T::String | T::None => Value::String(text.to_string()),
             T::Corelnk => Value::Corelnk(text.to_string()),
-            T::Integer => Value::Integer(text.trim().parse().map_err(|_| bad("a signed 64-bit integer"))?),
-            T::Time => Value::Time(text.trim().parse().map_err(|_| bad("a time in seconds since 1970"))?),
-            T::UnsignedInteger => Value::Unsigned(text.trim().parse().map_err(|_| bad("an unsigned 64-bit integer"))?),
+            T::Integer => Value::Integer(
+                text.trim()
+                    .parse()
+                    .map_err(|_| bad("a signed 64-bit integer"))?,
+            ),
+            T::Time => Value::Time(
+                text.trim()
+                    .parse()
+                    .map_err(|_| bad("a time in seconds since 1970"))?,
+            ),
+            T::UnsignedInteger => Value::Unsigned(
+                text.trim()
+                    .parse()
+                    .map_err(|_| bad("an unsigned 64-bit integer"))?,
+            ),
             T::Float => Value::Float(text.trim().parse().map_err(|_| bad("a float"))?),
             T::Boolean => match text.trim() {
                 "1" | "true" => Value::Boolean(true),
@@ -122,7 +134,8 @@ impl Value {
             },
             T::Opaque => Value::Opaque(text.as_bytes().to_vec()),
             T::Objlnk => {
-                let (o, i) = parse_objlnk(text.trim()).ok_or_else(|| bad("an object link object:instance"))?;
+                let (o, i) = parse_objlnk(text.trim())
+                    .ok_or_else(|| bad("an object link object:instance"))?;
                 Value::Objlnk(o, i)
             }
         })

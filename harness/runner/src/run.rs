@@ -299,13 +299,16 @@ impl ArtifactMarks {
     }
 
     fn write(&self, session: &mut Session, dir: &FsPath, step_log: &str) {
-        let log: String = session
-            .server
-            .log_since(self.log_index)
-            .iter()
-            .map(|e| e.to_line() + "\n")
-            .collect();
+        let entries = session.server.log_since(self.log_index);
+        let log: String = entries.iter().map(|e| e.to_line() + "\n").collect();
         let _ = std::fs::write(dir.join("lwm2m-messages.log"), log);
+        if let Ok(file) = std::fs::File::create(dir.join("lwm2m.pcap")) {
+            let _ = server::write_pcap(
+                &entries,
+                session.server.local_addr(),
+                std::io::BufWriter::new(file),
+            );
+        }
         if let Some(m) = &session.modem {
             let _ = std::fs::write(
                 dir.join("at-transcript.txt"),

@@ -2,7 +2,6 @@
 //! point a real device or a third-party LwM2M client at it by hand.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use lwm2m::server::ServerConfig;
 use lwm2m::{ContentFormat, Registry};
@@ -30,7 +29,11 @@ pub fn main(args: ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let config = ServerConfig { registry, default_format: ContentFormat::Tlv, seed: std::process::id() as u64 };
+        let config = ServerConfig {
+            registry,
+            default_format: ContentFormat::Tlv,
+            seed: std::process::id() as u64,
+        };
         let handle = match LwM2mServer::bind(args.bind, config).await {
             Ok(h) => h,
             Err(e) => {
@@ -38,22 +41,36 @@ pub fn main(args: ServeArgs) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        println!("meterbench LwM2M server listening on udp {} (Ctrl-C to stop)", handle.local_addr());
-        let mut cursor = handle.current_seq();
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
-                event = handle.await_event(cursor, Duration::from_secs(3600), |_| true) => {
-                    if let Ok((seq, event)) = event {
-                        cursor = seq;
-                        println!("{} {}", chrono::Local::now().format("%H:%M:%S%.3f"), server::describe_event(&event));
-                    }
+        println!(
+            "meterbench LwM2M server listening on udp {} (Ctrl-C to stop)",
+            handle.local_addr()
+        );
+        let stop = async {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                },
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
                 }
             }
-        }
+        };
+        server::serve_until(&handle, stop, |_, event| {
+            println!(
+                "{} {}",
+                chrono::Local::now().format("%H:%M:%S%.3f"),
+                server::describe_event(event)
+            );
+        })
+        .await;
         let stats = handle.stats();
         handle.shutdown().await;
-        println!("stopped; {} datagrams received, {} sent", stats.datagrams_in, stats.datagrams_out);
+        println!(
+            "stopped; {} datagrams received, {} sent",
+            stats.datagrams_in, stats.datagrams_out
+        );
         ExitCode::SUCCESS
     })
 }

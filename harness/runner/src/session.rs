@@ -14,6 +14,17 @@ use server::{EventSeq, LwM2mServer, ServerHandle};
 
 use crate::report::RigInfo;
 
+/// How long a run waits for a bench another job holds.
+const BENCH_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Whether the rig names a real part: a serial port or a power switch outside this process.
+fn uses_hardware(rig: &RigFile) -> bool {
+    rig.modem
+        .as_ref()
+        .is_some_and(|m| m.port != ModemPort::Virtual)
+        || matches!(rig.power, Some(PowerSpec::Command(_)))
+}
+
 /// Power behind its own lock, so that an interrupt can cut it while a step
 /// holds the rest of the session.
 pub type SharedPower = Arc<Mutex<Box<dyn Power>>>;
@@ -35,7 +46,7 @@ pub struct Session {
     pub require_new_registration: bool,
     /// Observations started by `observe` steps in the running case.
     pub observations: HashMap<Path, RequestId>,
-    _lock: rig::RigLock,
+    _lock: Option<rig::RigLock>,
 }
 
 /// Everything the runner needs to build sessions.
@@ -54,8 +65,19 @@ pub struct SessionConfig {
 
 impl Session {
     pub async fn open(rig: RigFile, config: &SessionConfig) -> Result<Session, String> {
-        let lock = rig::RigLock::acquire(&rig::lock::default_lock_dir(), &rig.name)
+        let lock = if uses_hardware(&rig) {
+            // Two CI jobs never share a bench: the second waits its turn.
+            let lock = rig::RigLock::acquire_within(
+                &rig::lock::default_lock_dir(),
+                &rig.name,
+                BENCH_LOCK_WAIT,
+            )
             .map_err(|e| format!("rig {} is in use: {e}", rig.name))?;
+            Some(lock)
+        } else {
+            // Each run starts its own virtual meter: nothing to share.
+            None
+        };
         let endpoint = rig.device.endpoint_for(&config.run_id);
         let server = LwM2mServer::bind(
             rig.server.bind,
@@ -210,21 +232,24 @@ impl Session {
         Ok(())
     }
 
-    /// The last lines the device printed: its serial output and its own log,
-    /// for messages that must say what the device did.
+    /// The last lines the device printed, on its serial port and in its own
+    /// log, for messages that must say what the device did.
     pub fn last_device_lines(&self, n: usize) -> Vec<String> {
-        let mut lines: Vec<String> = self
+        let serial = self
             .modem
             .as_ref()
             .map(|m| m.transcript().received_lines())
             .unwrap_or_default();
-        if let Some(log) = &self.device_log {
-            if let Ok(text) = std::fs::read_to_string(log) {
-                lines.extend(text.lines().map(|l| format!("[device log] {l}")));
-            }
-        }
-        let skip = lines.len().saturating_sub(n);
-        lines.split_off(skip)
+        let log: Vec<String> = self
+            .device_log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|t| t.lines().map(|l| format!("[device log] {l}")).collect())
+            .unwrap_or_default();
+        let half = n / 2;
+        let mut lines = tail(serial, half);
+        lines.extend(tail(log, n - half));
+        lines
     }
 
     /// Leaves the bench in the state the rig file asks for.
@@ -237,4 +262,9 @@ impl Session {
         }
         self.server.shutdown().await;
     }
+}
+
+fn tail(mut lines: Vec<String>, n: usize) -> Vec<String> {
+    let skip = lines.len().saturating_sub(n);
+    lines.split_off(skip)
 }

@@ -75,6 +75,7 @@ impl Port {
             let mut buf = [0u8; 256];
             match self.file.read(&mut buf) {
                 Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => return None,
             }
         }
@@ -139,10 +140,8 @@ impl Server {
         let deadline = Instant::now() + WAIT;
         let mut buf = [0u8; 2048];
         while Instant::now() < deadline {
-            let (n, peer) = self
-                .socket
-                .recv_from(&mut buf)
-                .expect("a datagram from the meter in time");
+            let (n, peer) =
+                recv(&self.socket, &mut buf).expect("a datagram from the meter in time");
             if let Ok(p) = Packet::from_bytes(&buf[..n]) {
                 if matches!(p.header.code, MessageClass::Request(_)) {
                     return (p, peer);
@@ -192,6 +191,17 @@ fn query(p: &Packet) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// `recv_from` that retries when a signal (SIGCHLD from a meter another
+/// test powered off) interrupts it.
+fn recv(socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    loop {
+        match socket.recv_from(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -298,7 +308,7 @@ fn server_reboot_execute_is_answered_then_the_meter_reboots_and_registers_again(
     let mut buf = [0u8; 2048];
     let mut answered = false;
     while !answered && Instant::now() < deadline {
-        let (n, _) = server.socket.recv_from(&mut buf).unwrap();
+        let (n, _) = recv(&server.socket, &mut buf).unwrap();
         let p = Packet::from_bytes(&buf[..n]).unwrap();
         if p.header.message_id == 0x4242 && matches!(p.header.code, MessageClass::Response(_)) {
             assert_eq!(p.header.code, MessageClass::Response(ResponseType::Changed));
@@ -405,4 +415,138 @@ fn dropping_the_driver_kills_the_meter() {
     let pid = power.pid().unwrap();
     drop(power);
     assert!(!pid_alive(pid));
+}
+
+/// Sends a confirmable request and returns the matching response.
+fn exchange(server: &Server, peer: SocketAddr, mut req: Packet, mid: u16) -> Packet {
+    req.header.set_type(MessageType::Confirmable);
+    req.header.message_id = mid;
+    req.set_token(mid.to_be_bytes().to_vec());
+    server
+        .socket
+        .send_to(&req.to_bytes().unwrap(), peer)
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        let (n, _) = recv(&server.socket, &mut buf).unwrap();
+        if let Ok(p) = Packet::from_bytes(&buf[..n]) {
+            if p.header.message_id == mid && matches!(p.header.code, MessageClass::Response(_)) {
+                return p;
+            }
+        }
+    }
+    panic!("no response to message {mid}");
+}
+
+fn request(method: RequestType, path: &str) -> Packet {
+    let mut p = Packet::new();
+    p.header.code = MessageClass::Request(method);
+    for seg in path.trim_start_matches('/').split('/') {
+        p.add_option(CoapOption::UriPath, seg.as_bytes().to_vec());
+    }
+    p
+}
+
+#[test]
+fn a_server_write_is_kept_in_nv_across_a_power_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::new();
+    let mut power = VirtualPower::new(spec(dir.path(), 8));
+    power.on().unwrap();
+    let mut port = Port::open(&power.spec().pty_path());
+    port.command("ATE0");
+    port.command(&format!("AT+LWM2MSRV=\"{}\"", server.uri()));
+    port.command("AT+LWM2MSTART");
+    let (reg, peer) = server.register();
+    server.reply(&reg, peer, ResponseType::Created, &["rd", "w"]);
+    port.wait_for("+LWM2M: registered");
+
+    let mut write = request(RequestType::Put, "/3/0/15");
+    write.set_content_format(coap_lite::ContentFormat::TextPlain);
+    write.payload = b"Europe/Berlin".to_vec();
+    let resp = exchange(&server, peer, write, 0x100);
+    assert_eq!(
+        resp.header.code,
+        MessageClass::Response(ResponseType::Changed)
+    );
+
+    // Persisted right after answering; read it the way a debugger reads flash.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let state = VirtualDebug::new(dir.path()).read_state().unwrap();
+        if state.get("written:/3/0/15").map(String::as_str) == Some("Europe/Berlin") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "write not persisted: {state:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    power.off().unwrap();
+    power.on().unwrap();
+    let (reg2, peer2) = server.register();
+    server.reply(&reg2, peer2, ResponseType::Created, &["rd", "w2"]);
+    let mut read = request(RequestType::Get, "/3/0/15");
+    read.add_option(CoapOption::Accept, vec![0]); // text/plain
+    let resp = exchange(&server, peer2, read, 0x200);
+    assert_eq!(
+        resp.header.code,
+        MessageClass::Response(ResponseType::Content)
+    );
+    assert_eq!(String::from_utf8_lossy(&resp.payload), "Europe/Berlin");
+}
+
+#[test]
+fn observing_current_time_gets_notifications_as_the_clock_ticks() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::new();
+    let mut power = VirtualPower::new(spec(dir.path(), 9));
+    power.on().unwrap();
+    let mut port = Port::open(&power.spec().pty_path());
+    port.command("ATE0");
+    port.command(&format!("AT+LWM2MSRV=\"{}\"", server.uri()));
+    port.command("AT+LWM2MSTART");
+    let (reg, peer) = server.register();
+    server.reply(&reg, peer, ResponseType::Created, &["rd", "o"]);
+    port.wait_for("+LWM2M: registered");
+
+    let mut observe = request(RequestType::Get, "/3/0/13");
+    observe.set_observe_value(0);
+    observe.add_option(CoapOption::Accept, vec![0]);
+    let first = exchange(&server, peer, observe, 0x300);
+    assert_eq!(
+        first.header.code,
+        MessageClass::Response(ResponseType::Content)
+    );
+    assert!(
+        first.get_observe_value().is_some(),
+        "observation established"
+    );
+    let t0: i64 = String::from_utf8_lossy(&first.payload).parse().unwrap();
+
+    // A notification with a later time arrives (the clock ticks every second).
+    let deadline = Instant::now() + WAIT;
+    let mut buf = [0u8; 2048];
+    loop {
+        assert!(Instant::now() < deadline, "no notification within {WAIT:?}");
+        let (n, from) = recv(&server.socket, &mut buf).unwrap();
+        let Ok(p) = Packet::from_bytes(&buf[..n]) else {
+            continue;
+        };
+        if p.get_token() != 0x300u16.to_be_bytes() || p.get_observe_value().is_none() {
+            continue;
+        }
+        if p.header.get_type() == MessageType::Confirmable {
+            let mut ack = Packet::new();
+            ack.header.set_type(MessageType::Acknowledgement);
+            ack.header.message_id = p.header.message_id;
+            server
+                .socket
+                .send_to(&ack.to_bytes().unwrap(), from)
+                .unwrap();
+        }
+        let t: i64 = String::from_utf8_lossy(&p.payload).parse().unwrap();
+        assert!(t > t0, "notified time {t} after {t0}");
+        break;
+    }
 }

@@ -74,18 +74,26 @@ impl Client {
         };
         let cf = options::content_format(message);
         match method {
-            RequestType::Get if options::accept(message) == Some(ContentFormat::LinkFormat.code()) => {
+            RequestType::Get
+                if options::accept(message) == Some(ContentFormat::LinkFormat.code()) =>
+            {
                 self.discover(&path)
             }
             RequestType::Get => self.read_or_observe(now, peer, message, &path),
-            RequestType::Put if cf.is_some() => self.write(&path, WriteMode::Replace, message, changed),
+            RequestType::Put if cf.is_some() => {
+                self.write(&path, WriteMode::Replace, message, changed)
+            }
             RequestType::Put if message.payload.is_empty() => self.write_attributes(&path, message),
             RequestType::Put => Err(refuse(400, "Write without a Content-Format")),
             RequestType::Post => match path.depth() {
                 1 => self.create(now, &path, message, changed),
                 2 | 4 => self.write(&path, WriteMode::PartialUpdate, message, changed),
                 _ => {
-                    let executable = self.config.registry.resource(&path).is_some_and(|r| r.operations.execute);
+                    let executable = self
+                        .config
+                        .registry
+                        .resource(&path)
+                        .is_some_and(|r| r.operations.execute);
                     if cf.is_some() && !executable {
                         self.write(&path, WriteMode::PartialUpdate, message, changed)
                     } else {
@@ -101,15 +109,29 @@ impl Client {
     /// 4.04 unless the object is known, and the instance and resource (value) exist.
     fn check_exists(&self, path: &Path) -> Result<(), Refusal> {
         let object = path.object_id().unwrap_or_default();
-        let def = self.config.registry.object(object).ok_or_else(|| refuse(404, format!("object {object} unknown")))?;
+        let def = self
+            .config
+            .registry
+            .object(object)
+            .ok_or_else(|| refuse(404, format!("object {object} unknown")))?;
         if let Some(instance) = path.instance_id() {
-            if !self.store.instances().any(|p| p == Path::instance(object, instance)) {
-                return Err(refuse(404, format!("{} does not exist", Path::instance(object, instance))));
+            if !self
+                .store
+                .instances()
+                .any(|p| p == Path::instance(object, instance))
+            {
+                return Err(refuse(
+                    404,
+                    format!("{} does not exist", Path::instance(object, instance)),
+                ));
             }
         }
         if let Some(resource) = path.resource_id() {
             if def.resource(resource).is_none() {
-                return Err(refuse(404, format!("resource {resource} is not in object {object}")));
+                return Err(refuse(
+                    404,
+                    format!("resource {resource} is not in object {object}"),
+                ));
             }
         }
         Ok(())
@@ -117,7 +139,11 @@ impl Client {
 
     /// Encodes what is at `path` in `accept` (or the preferred format).
     /// Errors are response codes: 4.04, 4.05 (not readable), 4.06 (format).
-    pub(super) fn read_payload(&self, path: &Path, accept: Option<ContentFormat>) -> Result<(ContentFormat, Vec<u8>), u16> {
+    pub(super) fn read_payload(
+        &self,
+        path: &Path,
+        accept: Option<ContentFormat>,
+    ) -> Result<(ContentFormat, Vec<u8>), u16> {
         self.check_exists(path).map_err(|(c, _)| c)?;
         let registry = &self.config.registry;
         if path.depth() >= 3 && !registry.resource(path).is_some_and(|r| r.operations.read) {
@@ -132,7 +158,8 @@ impl Client {
         if path.depth() >= 3 && records.is_empty() {
             return Err(404);
         }
-        let single = (path.depth() == 3 && !registry.resource(path).is_some_and(|r| r.multiple)) || path.depth() == 4;
+        let single = (path.depth() == 3 && !registry.resource(path).is_some_and(|r| r.multiple))
+            || path.depth() == 4;
         let format = match accept {
             Some(ContentFormat::LinkFormat) => return Err(406),
             Some(f @ (ContentFormat::Text | ContentFormat::Opaque)) if !single => {
@@ -141,7 +168,11 @@ impl Client {
             }
             Some(f) => f,
             None => match self.config.preferred_format {
-                ContentFormat::Text | ContentFormat::Opaque | ContentFormat::LinkFormat if !single => ContentFormat::Tlv,
+                ContentFormat::Text | ContentFormat::Opaque | ContentFormat::LinkFormat
+                    if !single =>
+                {
+                    ContentFormat::Tlv
+                }
                 f => f,
             },
         };
@@ -158,20 +189,30 @@ impl Client {
         }
     }
 
-    fn read_or_observe(&mut self, now: Instant, peer: SocketAddr, message: &Packet, path: &Path) -> Result<Packet, Refusal> {
+    fn read_or_observe(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        message: &Packet,
+        path: &Path,
+    ) -> Result<Packet, Refusal> {
         let accept = match options::accept(message) {
-            Some(code) => {
-                Some(ContentFormat::from_code(code).ok_or_else(|| refuse(406, format!("Accept {code} is not supported")))?)
-            }
+            Some(code) => Some(
+                ContentFormat::from_code(code)
+                    .ok_or_else(|| refuse(406, format!("Accept {code} is not supported")))?,
+            ),
             None => None,
         };
-        let (format, payload) = self.read_payload(path, accept).map_err(|c| refuse(c, format!("cannot read {path}")))?;
+        let (format, payload) = self
+            .read_payload(path, accept)
+            .map_err(|c| refuse(c, format!("cannot read {path}")))?;
         let token = message.get_token().to_vec();
         let mut reply = content(format, payload);
         match options::observe(message) {
             Some(0) => {
                 // RFC 7641 §4.1: a new registration with the same token replaces the old one.
-                self.observations.retain(|o| !(o.peer == peer && (o.token == token || o.path == *path)));
+                self.observations
+                    .retain(|o| !(o.peer == peer && (o.token == token || o.path == *path)));
                 let sequence = self.sequence;
                 self.sequence = crate::coap::observe::next(self.sequence);
                 options::set_uint(&mut reply, CoapOption::Observe, sequence);
@@ -188,7 +229,8 @@ impl Client {
                 tracing::debug!(%peer, %path, "observation registered");
             }
             Some(1) => {
-                self.observations.retain(|o| !(o.peer == peer && (o.token == token || o.path == *path)));
+                self.observations
+                    .retain(|o| !(o.peer == peer && (o.token == token || o.path == *path)));
                 tracing::debug!(%peer, %path, "observation cancelled by Observe=1");
             }
             _ => {}
@@ -196,7 +238,13 @@ impl Client {
         Ok(reply)
     }
 
-    fn write(&mut self, path: &Path, mode: WriteMode, message: &Packet, changed: &mut Vec<Path>) -> Result<Packet, Refusal> {
+    fn write(
+        &mut self,
+        path: &Path,
+        mode: WriteMode,
+        message: &Packet,
+        changed: &mut Vec<Path>,
+    ) -> Result<Packet, Refusal> {
         if path.depth() < 2 {
             return Err(refuse(405, "Write needs an instance or resource path"));
         }
@@ -205,16 +253,23 @@ impl Client {
         if path.depth() >= 3 && !registry.resource(path).is_some_and(|r| r.operations.write) {
             return Err(refuse(405, format!("{path} is not writable")));
         }
-        let cf = options::content_format(message).ok_or_else(|| refuse(400, "Write without a Content-Format"))?;
+        let cf = options::content_format(message)
+            .ok_or_else(|| refuse(400, "Write without a Content-Format"))?;
         let format = ContentFormat::from_code(cf)
             .filter(|f| *f != ContentFormat::LinkFormat)
             .ok_or_else(|| refuse(415, format!("Content-Format {cf} is not supported")))?;
-        let records = format::decode(format, path, &message.payload, &registry).map_err(|e| refuse(400, e.to_string()))?;
+        let records = format::decode(format, path, &message.payload, &registry)
+            .map_err(|e| refuse(400, e.to_string()))?;
         for r in &records {
             if !path.contains(&r.path) || r.path.depth() < 3 {
-                return Err(refuse(400, format!("{} is not a resource below {path}", r.path)));
+                return Err(refuse(
+                    400,
+                    format!("{} is not a resource below {path}", r.path),
+                ));
             }
-            let def = registry.resource(&r.path).ok_or_else(|| refuse(404, format!("{} is not in the model", r.path)))?;
+            let def = registry
+                .resource(&r.path)
+                .ok_or_else(|| refuse(404, format!("{} is not in the model", r.path)))?;
             if !def.operations.write {
                 return Err(refuse(405, format!("{} is not writable", r.path)));
             }
@@ -226,7 +281,11 @@ impl Client {
                     .store
                     .read(path)
                     .into_iter()
-                    .filter(|r| registry.resource(&r.path).is_some_and(|d| d.operations.write))
+                    .filter(|r| {
+                        registry
+                            .resource(&r.path)
+                            .is_some_and(|d| d.operations.write)
+                    })
                     .map(|r| r.path)
                     .collect();
                 for p in writable {
@@ -252,7 +311,12 @@ impl Client {
             return Err(refuse(405, "Execute targets a resource"));
         }
         self.check_exists(path)?;
-        if !self.config.registry.resource(path).is_some_and(|r| r.operations.execute) {
+        if !self
+            .config
+            .registry
+            .resource(path)
+            .is_some_and(|r| r.operations.execute)
+        {
             return Err(refuse(405, format!("{path} is not executable")));
         }
         let arguments = match std::str::from_utf8(&message.payload) {
@@ -261,16 +325,23 @@ impl Client {
             Err(e) => return Err(refuse(400, format!("Execute arguments are not text: {e}"))),
         };
         tracing::info!(%path, ?arguments, "executed");
-        self.events.push_back(ClientEvent::Executed { path: *path, arguments });
+        self.events.push_back(ClientEvent::Executed {
+            path: *path,
+            arguments,
+        });
         Ok(response(204))
     }
 
     fn attribute_links(&self, path: &Path, link: Link) -> Link {
-        let Some(attrs) = self.attributes.get(path) else { return link };
-        attribute_query(attrs).into_iter().fold(link, |l, q| match q.split_once('=') {
-            Some((k, v)) => l.with(k, v),
-            None => l.with_flag(q),
-        })
+        let Some(attrs) = self.attributes.get(path) else {
+            return link;
+        };
+        attribute_query(attrs)
+            .into_iter()
+            .fold(link, |l, q| match q.split_once('=') {
+                Some((k, v)) => l.with(k, v),
+                None => l.with_flag(q),
+            })
     }
 
     /// Discover (LwM2M 1.1 Core §5.4.1 / §6.3.5): the object, its instances
@@ -285,18 +356,27 @@ impl Client {
         let mut links = Vec::new();
         if path.depth() == 1 {
             let mut link = Link::new(path.to_string());
-            if let Some(def) = registry.object(object).filter(|d| d.version != "1.0" && !d.version.is_empty()) {
+            if let Some(def) = registry
+                .object(object)
+                .filter(|d| d.version != "1.0" && !d.version.is_empty())
+            {
                 link = link.with("ver", def.version.clone());
             }
             links.push(self.attribute_links(path, link));
         }
-        for instance in self.store.instances().filter(|i| path.contains(i) || i.contains(path)) {
+        for instance in self
+            .store
+            .instances()
+            .filter(|i| path.contains(i) || i.contains(path))
+        {
             if path.depth() <= 2 {
                 links.push(self.attribute_links(&instance, Link::new(instance.to_string())));
             }
             let mut resources: Vec<(Path, usize)> = Vec::new();
             for r in self.store.read(&instance) {
-                let Some(rid) = r.path.resource_id() else { continue };
+                let Some(rid) = r.path.resource_id() else {
+                    continue;
+                };
                 let res = Path::resource(object, instance.instance_id().unwrap_or_default(), rid);
                 match resources.last_mut() {
                     Some((p, n)) if *p == res => *n += 1,
@@ -317,39 +397,68 @@ impl Client {
         if path.depth() == 3 && links.is_empty() {
             return Err(refuse(404, format!("{path} has no value")));
         }
-        Ok(content(ContentFormat::LinkFormat, encode_links(&links).into_bytes()))
+        Ok(content(
+            ContentFormat::LinkFormat,
+            encode_links(&links).into_bytes(),
+        ))
     }
 
-    fn create(&mut self, now: Instant, path: &Path, message: &Packet, changed: &mut Vec<Path>) -> Result<Packet, Refusal> {
+    fn create(
+        &mut self,
+        now: Instant,
+        path: &Path,
+        message: &Packet,
+        changed: &mut Vec<Path>,
+    ) -> Result<Packet, Refusal> {
         let object = path.object_id().unwrap_or_default();
         let registry = self.config.registry.clone();
-        let def = registry.object(object).ok_or_else(|| refuse(404, format!("object {object} unknown")))?;
+        let def = registry
+            .object(object)
+            .ok_or_else(|| refuse(404, format!("object {object} unknown")))?;
         let records = if message.payload.is_empty() {
             Vec::new()
         } else {
-            let cf = options::content_format(message).ok_or_else(|| refuse(400, "Create without a Content-Format"))?;
+            let cf = options::content_format(message)
+                .ok_or_else(|| refuse(400, "Create without a Content-Format"))?;
             let format = ContentFormat::from_code(cf)
                 .filter(|f| *f != ContentFormat::LinkFormat)
                 .ok_or_else(|| refuse(415, format!("Content-Format {cf} is not supported")))?;
-            format::decode(format, path, &message.payload, &registry).map_err(|e| refuse(400, e.to_string()))?
+            format::decode(format, path, &message.payload, &registry)
+                .map_err(|e| refuse(400, e.to_string()))?
         };
-        let existing: Vec<u16> = self.store.instances().filter(|p| path.contains(p)).filter_map(|p| p.instance_id()).collect();
-        let mut ids: Vec<u16> = records.iter().filter_map(|r| r.path.instance_id()).collect();
+        let existing: Vec<u16> = self
+            .store
+            .instances()
+            .filter(|p| path.contains(p))
+            .filter_map(|p| p.instance_id())
+            .collect();
+        let mut ids: Vec<u16> = records
+            .iter()
+            .filter_map(|r| r.path.instance_id())
+            .collect();
         ids.dedup();
         let instance = match ids.as_slice() {
-            [] => (0..u16::MAX).find(|i| !existing.contains(i)).unwrap_or_default(),
+            [] => (0..u16::MAX)
+                .find(|i| !existing.contains(i))
+                .unwrap_or_default(),
             [one] => *one,
             _ => return Err(refuse(400, "Create with more than one instance")),
         };
         if existing.contains(&instance) {
-            return Err(refuse(400, format!("{} already exists", Path::instance(object, instance))));
+            return Err(refuse(
+                400,
+                format!("{} already exists", Path::instance(object, instance)),
+            ));
         }
         if !def.multiple && !existing.is_empty() {
             return Err(refuse(400, format!("object {object} is single-instance")));
         }
         for r in &records {
             if r.path.depth() < 3 || registry.resource(&r.path).is_none() {
-                return Err(refuse(400, format!("{} is not a resource of object {object}", r.path)));
+                return Err(refuse(
+                    400,
+                    format!("{} is not a resource of object {object}", r.path),
+                ));
             }
         }
         self.store.create_instance(object, instance);
@@ -359,18 +468,27 @@ impl Client {
         let created = Path::instance(object, instance);
         changed.push(created);
         self.objects_changed_now(now);
-        self.events.push_back(ClientEvent::Created { path: created });
+        self.events
+            .push_back(ClientEvent::Created { path: created });
         let mut reply = response(201);
         options::add_strings(&mut reply, CoapOption::LocationPath, &created.segments());
         Ok(reply)
     }
 
-    fn delete(&mut self, now: Instant, path: &Path, changed: &mut Vec<Path>) -> Result<Packet, Refusal> {
+    fn delete(
+        &mut self,
+        now: Instant,
+        path: &Path,
+        changed: &mut Vec<Path>,
+    ) -> Result<Packet, Refusal> {
         if path.depth() != 2 {
             return Err(refuse(405, "Delete targets an object instance"));
         }
         self.check_exists(path)?;
-        let (object, instance) = (path.object_id().unwrap_or_default(), path.instance_id().unwrap_or_default());
+        let (object, instance) = (
+            path.object_id().unwrap_or_default(),
+            path.instance_id().unwrap_or_default(),
+        );
         self.store.delete_instance(object, instance);
         self.attributes.retain(|p, _| !path.contains(p));
         changed.push(*path);
@@ -379,7 +497,8 @@ impl Client {
         Ok(response(202))
     }
 
-    /// The object list changed: tell the server with an Update (Core §6.2.2).
+    /// The object list changed: tell the server with an Update (Core §6.2.2),
+    /// now or as soon as the registration request in flight completes.
     fn objects_changed_now(&mut self, now: Instant) {
         self.objects_changed = true;
         if self.next_update.is_some() {
@@ -393,11 +512,28 @@ impl Client {
         self.check_exists(path)?;
         let mut attrs: Attributes = self.attributes.get(path).cloned().unwrap_or_default();
         for (name, value) in options::query(message) {
-            let bad = || refuse(400, format!("attribute {name}={} is not valid", value.as_deref().unwrap_or("")));
-            let int = |v: &Option<String>| v.as_deref().map(|s| s.parse::<u32>().map_err(|_| bad())).transpose();
+            let bad = || {
+                refuse(
+                    400,
+                    format!(
+                        "attribute {name}={} is not valid",
+                        value.as_deref().unwrap_or("")
+                    ),
+                )
+            };
+            let int = |v: &Option<String>| {
+                v.as_deref()
+                    .map(|s| s.parse::<u32>().map_err(|_| bad()))
+                    .transpose()
+            };
             let float = |v: &Option<String>| {
                 v.as_deref()
-                    .map(|s| s.parse::<f64>().ok().filter(|f| f.is_finite()).ok_or_else(bad))
+                    .map(|s| {
+                        s.parse::<f64>()
+                            .ok()
+                            .filter(|f| f.is_finite())
+                            .ok_or_else(bad)
+                    })
                     .transpose()
             };
             match name.as_str() {

@@ -52,25 +52,45 @@ pub enum RegistrationState {
     Idle,
     Registering,
     /// Registered; the Location-Path the server gave.
-    Registered { location: String },
+    Registered {
+        location: String,
+    },
     Deregistering,
     /// The server refused or never answered; the client waits before trying again.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientEvent {
-    Registered { location: String },
-    RegistrationFailed { reason: String },
+    Registered {
+        location: String,
+    },
+    RegistrationFailed {
+        reason: String,
+    },
     Updated,
     Deregistered,
     /// A server Write changed this path (the store already holds the new value).
-    Written { path: Path },
+    Written {
+        path: Path,
+    },
     /// The server executed a resource; the device acts on it (reboot, ...).
-    Executed { path: Path, arguments: Option<String> },
-    Created { path: Path },
-    Deleted { path: Path },
-    Malformed { peer: SocketAddr, reason: String },
+    Executed {
+        path: Path,
+        arguments: Option<String>,
+    },
+    Created {
+        path: Path,
+    },
+    Deleted {
+        path: Path,
+    },
+    Malformed {
+        peer: SocketAddr,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +163,12 @@ impl Client {
         }
         match (&self.state, self.location.clone()) {
             (RegistrationState::Registered { .. }, Some(location)) => {
-                let id = self.layer.send(now, self.config.server, registration::deregister(&location), true);
+                let id = self.layer.send(
+                    now,
+                    self.config.server,
+                    registration::deregister(&location),
+                    true,
+                );
                 self.reg_exchange = Some((id, RegOp::Deregister));
                 self.state = RegistrationState::Deregistering;
             }
@@ -157,7 +182,9 @@ impl Client {
     /// Sends a registration Update now (the client also does so by itself before the lifetime ends).
     pub fn trigger_update(&mut self, now: Instant) {
         match self.state {
-            RegistrationState::Registered { .. } if self.reg_exchange.is_none() => self.send_update(now),
+            RegistrationState::Registered { .. } if self.reg_exchange.is_none() => {
+                self.send_update(now)
+            }
             RegistrationState::Failed { .. } => self.start(now),
             _ => {}
         }
@@ -183,7 +210,9 @@ impl Client {
 
     /// Device-side changes outside any server request, e.g. the device creating an
     /// instance at boot; the store is the client's, so it is reached through here.
+    /// The next Update carries the object list, in case instances changed.
     pub fn store_mut(&mut self) -> &mut ObjectStore {
+        self.objects_changed = true;
         &mut self.store
     }
 
@@ -196,7 +225,11 @@ impl Client {
         if path.depth() < 3 {
             return Err(StoreError::NotFound(path));
         }
-        let def = self.config.registry.resource(&path).ok_or(StoreError::Unknown(path))?;
+        let def = self
+            .config
+            .registry
+            .resource(&path)
+            .ok_or(StoreError::Unknown(path))?;
         let value = coerce(def.kind, value).map_err(|got| StoreError::WrongType {
             path,
             expected: format!("{:?}", def.kind),
@@ -238,8 +271,15 @@ impl Client {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let update = self.next_update.filter(|_| self.reg_exchange.is_none());
-        let observe = self.observations.iter().filter_map(|o| self.observation_deadline(o)).min();
-        [self.layer.poll_timeout(), self.retry_at, update, observe].into_iter().flatten().min()
+        let observe = self
+            .observations
+            .iter()
+            .filter_map(|o| self.observation_deadline(o))
+            .min();
+        [self.layer.poll_timeout(), self.retry_at, update, observe]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn send_register(&mut self, now: Instant) {
@@ -247,6 +287,8 @@ impl Client {
             self.layer.cancel(id);
         }
         let packet = registration::register(&self.config, &self.store);
+        // The list just sent is current; a change from here on needs an Update.
+        self.objects_changed = false;
         let id = self.layer.send(now, self.config.server, packet, true);
         self.reg_exchange = Some((id, RegOp::Register));
         self.next_update = None;
@@ -254,8 +296,11 @@ impl Client {
     }
 
     fn send_update(&mut self, now: Instant) {
-        let Some(location) = self.location.clone() else { return self.send_register(now) };
+        let Some(location) = self.location.clone() else {
+            return self.send_register(now);
+        };
         let packet = registration::update(&location, &self.store, self.objects_changed);
+        self.objects_changed = false;
         let id = self.layer.send(now, self.config.server, packet, true);
         self.reg_exchange = Some((id, RegOp::Update));
         self.next_update = None;
@@ -267,15 +312,30 @@ impl Client {
         (self.config.lifetime / 2).max(Duration::from_secs(1))
     }
 
+    /// When the next Update is due after a successful Register/Update: at
+    /// once if the object list changed while that request was in flight.
+    fn next_update_after(&self, now: Instant) -> Instant {
+        if self.objects_changed {
+            now
+        } else {
+            now + self.update_interval()
+        }
+    }
+
     fn fail(&mut self, now: Instant, reason: String) {
         tracing::warn!(endpoint = %self.config.endpoint, %reason, "registration failed");
-        let backoff = RETRY_INITIAL.saturating_mul(1u32 << self.failures.min(16)).min(RETRY_MAX);
+        let backoff = RETRY_INITIAL
+            .saturating_mul(1u32 << self.failures.min(16))
+            .min(RETRY_MAX);
         self.failures += 1;
         self.retry_at = Some(now + backoff);
         self.location = None;
         self.next_update = None;
-        self.state = RegistrationState::Failed { reason: reason.clone() };
-        self.events.push_back(ClientEvent::RegistrationFailed { reason });
+        self.state = RegistrationState::Failed {
+            reason: reason.clone(),
+        };
+        self.events
+            .push_back(ClientEvent::RegistrationFailed { reason });
     }
 
     fn process_layer_events(&mut self, now: Instant) {
@@ -290,7 +350,9 @@ impl Client {
                         self.on_change(now, &changed);
                     }
                 }
-                ExchangeEvent::Response { id, message, .. } => self.registration_outcome(now, id, Ok(message)),
+                ExchangeEvent::Response { id, message, .. } => {
+                    self.registration_outcome(now, id, Ok(message))
+                }
                 ExchangeEvent::Unsolicited { peer, message } => self.layer.reject(peer, &message),
                 ExchangeEvent::Acknowledged { id } => {
                     self.notify_exchanges.remove(&id);
@@ -298,7 +360,11 @@ impl Client {
                 ExchangeEvent::Reset { id, peer, token } => {
                     if let Some(id) = id {
                         if self.reg_exchange.is_some_and(|(r, _)| r == id) {
-                            self.registration_outcome(now, id, Err("the server answered with Reset".into()));
+                            self.registration_outcome(
+                                now,
+                                id,
+                                Err("the server answered with Reset".into()),
+                            );
                             continue;
                         }
                         self.notify_exchanges.remove(&id);
@@ -308,7 +374,12 @@ impl Client {
                         self.cancel_observation(peer, &token);
                     }
                 }
-                ExchangeEvent::Timeout { id, peer, token, transmissions } => {
+                ExchangeEvent::Timeout {
+                    id,
+                    peer,
+                    token,
+                    transmissions,
+                } => {
                     if self.reg_exchange.is_some_and(|(r, _)| r == id) {
                         let reason = format!("no response after {transmissions} transmissions");
                         self.registration_outcome(now, id, Err(reason));
@@ -319,29 +390,44 @@ impl Client {
                     }
                 }
                 ExchangeEvent::Malformed { peer, reason } => {
-                    self.events.push_back(ClientEvent::Malformed { peer, reason });
+                    self.events
+                        .push_back(ClientEvent::Malformed { peer, reason });
                 }
             }
         }
     }
 
-    fn registration_outcome(&mut self, now: Instant, id: ExchangeId, result: Result<Packet, String>) {
-        let Some((reg_id, op)) = self.reg_exchange else { return };
+    fn registration_outcome(
+        &mut self,
+        now: Instant,
+        id: ExchangeId,
+        result: Result<Packet, String>,
+    ) {
+        let Some((reg_id, op)) = self.reg_exchange else {
+            return;
+        };
         if reg_id != id {
             return;
         }
         self.reg_exchange = None;
-        let code = result.as_ref().ok().map(|m| code::to_number(m.header.code.into()));
+        let code = result
+            .as_ref()
+            .ok()
+            .map(|m| code::to_number(m.header.code.into()));
         match (op, code) {
             (RegOp::Register, Some(201)) => {
                 let message = result.unwrap_or_default();
-                let location = format!("/{}", options::strings(&message, CoapOption::LocationPath).join("/"));
+                let location = format!(
+                    "/{}",
+                    options::strings(&message, CoapOption::LocationPath).join("/")
+                );
                 tracing::info!(endpoint = %self.config.endpoint, %location, "registered");
                 self.failures = 0;
-                self.objects_changed = false;
                 self.location = Some(location.clone());
-                self.next_update = Some(now + self.update_interval());
-                self.state = RegistrationState::Registered { location: location.clone() };
+                self.next_update = Some(self.next_update_after(now));
+                self.state = RegistrationState::Registered {
+                    location: location.clone(),
+                };
                 self.events.push_back(ClientEvent::Registered { location });
             }
             (RegOp::Register, _) => {
@@ -353,8 +439,7 @@ impl Client {
                 self.fail(now, reason);
             }
             (RegOp::Update, Some(204)) => {
-                self.objects_changed = false;
-                self.next_update = Some(now + self.update_interval());
+                self.next_update = Some(self.next_update_after(now));
                 self.events.push_back(ClientEvent::Updated);
             }
             (RegOp::Update, _) => {
@@ -377,7 +462,10 @@ impl Client {
     fn on_change(&mut self, now: Instant, changed: &[Path]) {
         for i in 0..self.observations.len() {
             let obs = &self.observations[i];
-            if !changed.iter().any(|c| obs.path.contains(c) || c.contains(&obs.path)) {
+            if !changed
+                .iter()
+                .any(|c| obs.path.contains(c) || c.contains(&obs.path))
+            {
                 continue;
             }
             let records = self.store.read(&obs.path);
@@ -389,7 +477,11 @@ impl Client {
                 [one] => one.value.as_f64(),
                 _ => None,
             };
-            let meets = match (obs.path.depth() >= 3, numeric(&obs.last_records), numeric(&records)) {
+            let meets = match (
+                obs.path.depth() >= 3,
+                numeric(&obs.last_records),
+                numeric(&records),
+            ) {
                 (true, Some(old), Some(new)) => observe::numeric_condition(&attrs, old, new),
                 _ => true,
             };
@@ -411,7 +503,9 @@ impl Client {
     fn notify_due(&mut self, now: Instant) {
         let mut i = 0;
         while i < self.observations.len() {
-            let due = self.observation_deadline(&self.observations[i]).is_some_and(|t| t <= now);
+            let due = self
+                .observation_deadline(&self.observations[i])
+                .is_some_and(|t| t <= now);
             if due && !self.notify(now, i) {
                 continue; // observation removed
             }
@@ -431,7 +525,11 @@ impl Client {
             Ok((format, payload)) => {
                 packet.header.code = MessageClass::from(code::from_number(205).unwrap_or(0x45));
                 options::set_uint(&mut packet, CoapOption::Observe, sequence);
-                options::set_uint(&mut packet, CoapOption::ContentFormat, u32::from(format.code()));
+                options::set_uint(
+                    &mut packet,
+                    CoapOption::ContentFormat,
+                    u32::from(format.code()),
+                );
                 packet.payload = payload;
                 true
             }
@@ -459,7 +557,8 @@ impl Client {
 
     fn cancel_observation(&mut self, peer: SocketAddr, token: &[u8]) {
         let before = self.observations.len();
-        self.observations.retain(|o| !(o.peer == peer && o.token == token));
+        self.observations
+            .retain(|o| !(o.peer == peer && o.token == token));
         if self.observations.len() != before {
             tracing::debug!(%peer, token = %hex::encode(token), "observation cancelled");
         }
@@ -481,7 +580,9 @@ fn coerce(kind: ResourceType, value: Value) -> Result<Value, String> {
         | (ResourceType::Corelnk, v @ Value::Corelnk(_)) => v,
         (ResourceType::Time, Value::Integer(i)) => Value::Time(i),
         (ResourceType::UnsignedInteger, Value::Integer(i)) if i >= 0 => Value::Unsigned(i as u64),
-        (ResourceType::Integer, Value::Unsigned(u)) if i64::try_from(u).is_ok() => Value::Integer(u as i64),
+        (ResourceType::Integer, Value::Unsigned(u)) if i64::try_from(u).is_ok() => {
+            Value::Integer(u as i64)
+        }
         (ResourceType::Float, Value::Integer(i)) => Value::Float(i as f64),
         (ResourceType::Float, Value::Unsigned(u)) => Value::Float(u as f64),
         (_, v) => return Err(v.type_name().to_string()),

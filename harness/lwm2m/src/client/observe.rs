@@ -37,7 +37,9 @@ pub struct Observation {
 pub fn effective(attributes: &BTreeMap<Path, Attributes>, path: &Path) -> Attributes {
     let mut out = Attributes::default();
     for depth in 1..=path.depth() {
-        let Some(prefix) = Path::from_ids(&path.ids()[..depth]) else { continue };
+        let Some(prefix) = Path::from_ids(&path.ids()[..depth]) else {
+            continue;
+        };
         if let Some(a) = attributes.get(&prefix) {
             out.pmin = a.pmin.or(out.pmin);
             out.pmax = a.pmax.or(out.pmax);
@@ -70,7 +72,9 @@ pub fn numeric_condition(a: &Attributes, old: f64, new: f64) -> bool {
     }
     let crosses = |t: f64| (old <= t && new > t) || (old > t && new <= t);
     let lt_crosses = |t: f64| (old >= t && new < t) || (old < t && new >= t);
-    a.gt.is_some_and(crosses) || a.lt.is_some_and(lt_crosses) || a.st.is_some_and(|st| (new - old).abs() >= st)
+    a.gt.is_some_and(crosses)
+        || a.lt.is_some_and(lt_crosses)
+        || a.st.is_some_and(|st| (new - old).abs() >= st)
 }
 
 #[cfg(test)]
@@ -80,8 +84,21 @@ mod tests {
     #[test]
     fn lower_levels_override_higher_ones() {
         let mut attrs = BTreeMap::new();
-        attrs.insert(Path::object(3), Attributes { pmin: Some(10), pmax: Some(60), ..Default::default() });
-        attrs.insert(Path::resource(3, 0, 9), Attributes { pmin: Some(1), ..Default::default() });
+        attrs.insert(
+            Path::object(3),
+            Attributes {
+                pmin: Some(10),
+                pmax: Some(60),
+                ..Default::default()
+            },
+        );
+        attrs.insert(
+            Path::resource(3, 0, 9),
+            Attributes {
+                pmin: Some(1),
+                ..Default::default()
+            },
+        );
         let e = effective(&attrs, &Path::resource(3, 0, 9));
         assert_eq!((e.pmin, e.pmax), (Some(1), Some(60)));
         let e = effective(&attrs, &Path::resource(3, 0, 10));
@@ -90,14 +107,27 @@ mod tests {
 
     #[test]
     fn thresholds_and_steps() {
-        let a = Attributes { gt: Some(50.0), ..Default::default() };
+        let a = Attributes {
+            gt: Some(50.0),
+            ..Default::default()
+        };
         assert!(numeric_condition(&a, 40.0, 51.0));
         assert!(numeric_condition(&a, 51.0, 40.0));
         assert!(!numeric_condition(&a, 40.0, 45.0));
-        let a = Attributes { st: Some(5.0), ..Default::default() };
+        let a = Attributes {
+            st: Some(5.0),
+            ..Default::default()
+        };
         assert!(!numeric_condition(&a, 10.0, 14.0));
         assert!(numeric_condition(&a, 10.0, 15.0));
         assert!(numeric_condition(&Attributes::default(), 1.0, 2.0));
-        assert_eq!(pmax(&Attributes { pmin: Some(10), pmax: Some(5), ..Default::default() }), None);
+        assert_eq!(
+            pmax(&Attributes {
+                pmin: Some(10),
+                pmax: Some(5),
+                ..Default::default()
+            }),
+            None
+        );
     }
 }

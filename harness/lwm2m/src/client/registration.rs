@@ -15,7 +15,9 @@ pub fn object_links(store: &ObjectStore) -> Vec<Link> {
     let mut links = Vec::new();
     let mut last_object = None;
     for inst in store.instances() {
-        let Some(object) = inst.object_id() else { continue };
+        let Some(object) = inst.object_id() else {
+            continue;
+        };
         if last_object != Some(object) {
             last_object = Some(object);
             if let Some(def) = store.registry().object(object) {
@@ -30,7 +32,11 @@ pub fn object_links(store: &ObjectStore) -> Vec<Link> {
 }
 
 fn with_object_list(p: &mut Packet, store: &ObjectStore) {
-    options::set_uint(p, CoapOption::ContentFormat, u32::from(ContentFormat::LinkFormat.code()));
+    options::set_uint(
+        p,
+        CoapOption::ContentFormat,
+        u32::from(ContentFormat::LinkFormat.code()),
+    );
     p.payload = encode_links(&object_links(store)).into_bytes();
 }
 

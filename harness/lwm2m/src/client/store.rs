@@ -14,7 +14,11 @@ pub enum StoreError {
     #[error("{0} is not in the object model")]
     Unknown(Path),
     #[error("{path}: expected {expected}, got {got}")]
-    WrongType { path: Path, expected: String, got: String },
+    WrongType {
+        path: Path,
+        expected: String,
+        got: String,
+    },
 }
 
 /// Object instances keyed by (object, instance), each a map of resource
@@ -28,7 +32,10 @@ pub struct ObjectStore {
 
 impl ObjectStore {
     pub fn new(registry: Registry) -> Self {
-        ObjectStore { registry, values: BTreeMap::new() }
+        ObjectStore {
+            registry,
+            values: BTreeMap::new(),
+        }
     }
     pub fn registry(&self) -> &Registry {
         &self.registry

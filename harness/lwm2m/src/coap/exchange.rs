@@ -45,7 +45,11 @@ pub enum ExchangeEvent {
     /// A new (not duplicate) request. Answer it with [`MessageLayer::respond`].
     Request { peer: SocketAddr, message: Packet },
     /// The response to a request sent with [`MessageLayer::send`] (piggybacked or separate).
-    Response { id: ExchangeId, peer: SocketAddr, message: Packet },
+    Response {
+        id: ExchangeId,
+        peer: SocketAddr,
+        message: Packet,
+    },
     /// A response whose token matches no outstanding request: typically an
     /// Observe notification (RFC 7641 §3.2). If Confirmable, the owner must
     /// call [`MessageLayer::acknowledge`] or [`MessageLayer::reject`].
@@ -54,10 +58,19 @@ pub enum ExchangeEvent {
     Acknowledged { id: ExchangeId },
     /// The peer answered a message of ours with Reset. `id` is set when it was
     /// a tracked CON; `token` when the message is still remembered (CONs and recent NONs).
-    Reset { id: Option<ExchangeId>, peer: SocketAddr, token: Option<Vec<u8>> },
+    Reset {
+        id: Option<ExchangeId>,
+        peer: SocketAddr,
+        token: Option<Vec<u8>>,
+    },
     /// No ACK after MAX_RETRANSMIT retransmissions, or no separate response
     /// within MAX_TRANSMIT_WAIT.
-    Timeout { id: ExchangeId, peer: SocketAddr, token: Vec<u8>, transmissions: u32 },
+    Timeout {
+        id: ExchangeId,
+        peer: SocketAddr,
+        token: Vec<u8>,
+        transmissions: u32,
+    },
     /// The datagram was not a valid CoAP message (answered with Reset if it was a CON).
     Malformed { peer: SocketAddr, reason: String },
 }
@@ -65,9 +78,16 @@ pub enum ExchangeEvent {
 #[derive(Debug)]
 enum Phase {
     /// CON sent `transmissions` times; next retransmission (or give-up) at `next`.
-    AwaitingAck { transmissions: u32, timeout: Duration, next: Instant },
+    AwaitingAck {
+        transmissions: u32,
+        timeout: Duration,
+        next: Instant,
+    },
     /// Request acknowledged (or sent NON); the response must come by `deadline`.
-    AwaitingResponse { deadline: Instant, transmissions: u32 },
+    AwaitingResponse {
+        deadline: Instant,
+        transmissions: u32,
+    },
 }
 
 #[derive(Debug)]
@@ -137,33 +157,63 @@ impl MessageLayer {
     /// Sends a message, assigning its message id (and, for a request without
     /// one, a token). CON messages are retransmitted until acknowledged;
     /// requests are tracked until their response arrives.
-    pub fn send(&mut self, now: Instant, peer: SocketAddr, mut message: Packet, confirmable: bool) -> ExchangeId {
+    pub fn send(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        mut message: Packet,
+        confirmable: bool,
+    ) -> ExchangeId {
         let raw: u8 = message.header.code.into();
         let is_request = code::is_request(raw);
         if is_request && message.get_token().is_empty() {
             let token = self.new_token();
             message.set_token(token);
         }
-        message.header.set_type(if confirmable { MessageType::Confirmable } else { MessageType::NonConfirmable });
+        message.header.set_type(if confirmable {
+            MessageType::Confirmable
+        } else {
+            MessageType::NonConfirmable
+        });
         message.header.message_id = self.next_message_id();
         let bytes = wire::encode(&message);
         let id = ExchangeId(self.next_exchange);
         self.next_exchange += 1;
         let token = message.get_token().to_vec();
         tracing::trace!(%peer, summary = %super::summarize(&bytes), "send");
-        self.transmits.push_back(Transmit { destination: peer, payload: bytes.clone() });
+        self.transmits.push_back(Transmit {
+            destination: peer,
+            payload: bytes.clone(),
+        });
         let phase = if confirmable {
             let jitter = 1.0 + self.rng.next_f64() * (ACK_RANDOM_FACTOR - 1.0);
             let timeout = ACK_TIMEOUT.mul_f64(jitter);
-            Phase::AwaitingAck { transmissions: 1, timeout, next: now + timeout }
+            Phase::AwaitingAck {
+                transmissions: 1,
+                timeout,
+                next: now + timeout,
+            }
         } else {
-            self.sent_non.insert((peer, message.header.message_id), (token.clone(), now + NON_LIFETIME));
-            Phase::AwaitingResponse { deadline: now + MAX_TRANSMIT_WAIT, transmissions: 1 }
+            self.sent_non.insert(
+                (peer, message.header.message_id),
+                (token.clone(), now + NON_LIFETIME),
+            );
+            Phase::AwaitingResponse {
+                deadline: now + MAX_TRANSMIT_WAIT,
+                transmissions: 1,
+            }
         };
         if confirmable || is_request {
             self.outgoing.insert(
                 id,
-                Outgoing { peer, message_id: message.header.message_id, token, bytes, is_request, phase },
+                Outgoing {
+                    peer,
+                    message_id: message.header.message_id,
+                    token,
+                    bytes,
+                    is_request,
+                    phase,
+                },
             );
         }
         id
@@ -195,7 +245,10 @@ impl MessageLayer {
 
     /// Rejects a CON or NON with a Reset (RFC 7252 §4.2, §4.3; RFC 7641 §3.6).
     pub fn reject(&mut self, peer: SocketAddr, message: &Packet) {
-        if matches!(message.header.get_type(), MessageType::Confirmable | MessageType::NonConfirmable) {
+        if matches!(
+            message.header.get_type(),
+            MessageType::Confirmable | MessageType::NonConfirmable
+        ) {
             let bytes = wire::empty(MessageType::Reset, message.header.message_id);
             self.reply(peer, message.header.message_id, bytes);
         }
@@ -206,7 +259,10 @@ impl MessageLayer {
             seen.reply = Some(bytes.clone());
         }
         tracing::trace!(%peer, summary = %super::summarize(&bytes), "reply");
-        self.transmits.push_back(Transmit { destination: peer, payload: bytes });
+        self.transmits.push_back(Transmit {
+            destination: peer,
+            payload: bytes,
+        });
     }
 
     /// Stops tracking a message: no more retransmissions, no response event.
@@ -227,14 +283,19 @@ impl MessageLayer {
                 let header = wire::RawHeader::peek(datagram);
                 // §4.2/§4.3: a CON with a message format error is rejected
                 // with Reset; other types (and wrong versions, §3) are dropped.
-                if let Some(h) = header.filter(|h| h.version == 1 && h.message_type == MessageType::Confirmable) {
+                if let Some(h) =
+                    header.filter(|h| h.version == 1 && h.message_type == MessageType::Confirmable)
+                {
                     self.transmits.push_back(Transmit {
                         destination: peer,
                         payload: wire::empty(MessageType::Reset, h.message_id),
                     });
                 }
                 tracing::debug!(%peer, error = %e, bytes = %hex::encode(&datagram[..datagram.len().min(64)]), "undecodable datagram");
-                self.events.push_back(ExchangeEvent::Malformed { peer, reason: e.to_string() });
+                self.events.push_back(ExchangeEvent::Malformed {
+                    peer,
+                    reason: e.to_string(),
+                });
                 return;
             }
         };
@@ -248,14 +309,27 @@ impl MessageLayer {
                     // §4.5: duplicate. Replay our answer to a CON; drop a NON.
                     if let (true, Some(reply)) = (confirmable, seen.reply.clone()) {
                         tracing::debug!(%peer, message_id, "duplicate CON, replaying the cached reply");
-                        self.transmits.push_back(Transmit { destination: peer, payload: reply });
+                        self.transmits.push_back(Transmit {
+                            destination: peer,
+                            payload: reply,
+                        });
                     } else {
                         tracing::debug!(%peer, message_id, "duplicate message dropped");
                     }
                     return;
                 }
-                let lifetime = if confirmable { EXCHANGE_LIFETIME } else { NON_LIFETIME };
-                self.seen.insert((peer, message_id), Seen { expires: now + lifetime, reply: None });
+                let lifetime = if confirmable {
+                    EXCHANGE_LIFETIME
+                } else {
+                    NON_LIFETIME
+                };
+                self.seen.insert(
+                    (peer, message_id),
+                    Seen {
+                        expires: now + lifetime,
+                        reply: None,
+                    },
+                );
                 if raw == 0 {
                     // A CON Empty message is a "CoAP ping", answered with Reset
                     // (§4.3); a NON Empty message is meaningless and dropped.
@@ -263,13 +337,16 @@ impl MessageLayer {
                         self.reject(peer, &message);
                     }
                 } else if code::is_request(raw) {
-                    self.events.push_back(ExchangeEvent::Request { peer, message });
+                    self.events
+                        .push_back(ExchangeEvent::Request { peer, message });
                 } else if let Some(id) = self.match_token(peer, message.get_token()) {
                     self.outgoing.remove(&id);
                     self.acknowledge(peer, &message);
-                    self.events.push_back(ExchangeEvent::Response { id, peer, message });
+                    self.events
+                        .push_back(ExchangeEvent::Response { id, peer, message });
                 } else {
-                    self.events.push_back(ExchangeEvent::Unsolicited { peer, message });
+                    self.events
+                        .push_back(ExchangeEvent::Unsolicited { peer, message });
                 }
             }
             MessageType::Acknowledgement => {
@@ -277,7 +354,9 @@ impl MessageLayer {
                     tracing::debug!(%peer, message_id, "ACK matches nothing outstanding (late or duplicate)");
                     return;
                 };
-                let Some(out) = self.outgoing.get_mut(&id) else { return };
+                let Some(out) = self.outgoing.get_mut(&id) else {
+                    return;
+                };
                 if raw == 0 {
                     if out.is_request {
                         // §5.2.2: separate response follows.
@@ -285,14 +364,18 @@ impl MessageLayer {
                             Phase::AwaitingAck { transmissions, .. } => transmissions,
                             Phase::AwaitingResponse { transmissions, .. } => transmissions,
                         };
-                        out.phase = Phase::AwaitingResponse { deadline: now + MAX_TRANSMIT_WAIT, transmissions };
+                        out.phase = Phase::AwaitingResponse {
+                            deadline: now + MAX_TRANSMIT_WAIT,
+                            transmissions,
+                        };
                     } else {
                         self.outgoing.remove(&id);
                         self.events.push_back(ExchangeEvent::Acknowledged { id });
                     }
                 } else if out.is_request && out.token == message.get_token() {
                     self.outgoing.remove(&id);
-                    self.events.push_back(ExchangeEvent::Response { id, peer, message });
+                    self.events
+                        .push_back(ExchangeEvent::Response { id, peer, message });
                 } else {
                     tracing::debug!(%peer, message_id, "ACK carries a response with the wrong token; ignored");
                 }
@@ -300,9 +383,17 @@ impl MessageLayer {
             MessageType::Reset => {
                 if let Some(id) = self.match_message_id(peer, message_id) {
                     let out = self.outgoing.remove(&id);
-                    self.events.push_back(ExchangeEvent::Reset { id: Some(id), peer, token: out.map(|o| o.token) });
+                    self.events.push_back(ExchangeEvent::Reset {
+                        id: Some(id),
+                        peer,
+                        token: out.map(|o| o.token),
+                    });
                 } else if let Some((token, _)) = self.sent_non.remove(&(peer, message_id)) {
-                    self.events.push_back(ExchangeEvent::Reset { id: None, peer, token: Some(token) });
+                    self.events.push_back(ExchangeEvent::Reset {
+                        id: None,
+                        peer,
+                        token: Some(token),
+                    });
                 } else {
                     tracing::debug!(%peer, message_id, "Reset matches nothing we sent recently");
                 }
@@ -314,7 +405,9 @@ impl MessageLayer {
         self.outgoing
             .iter()
             .find(|(_, o)| {
-                o.peer == peer && o.message_id == message_id && matches!(o.phase, Phase::AwaitingAck { .. })
+                o.peer == peer
+                    && o.message_id == message_id
+                    && matches!(o.phase, Phase::AwaitingAck { .. })
             })
             .map(|(id, _)| *id)
     }
@@ -340,20 +433,35 @@ impl MessageLayer {
             .collect();
         due.sort();
         for id in due {
-            let Some(out) = self.outgoing.get_mut(&id) else { continue };
+            let Some(out) = self.outgoing.get_mut(&id) else {
+                continue;
+            };
             match &mut out.phase {
-                Phase::AwaitingAck { transmissions, timeout, next } if *transmissions <= MAX_RETRANSMIT => {
+                Phase::AwaitingAck {
+                    transmissions,
+                    timeout,
+                    next,
+                } if *transmissions <= MAX_RETRANSMIT => {
                     *transmissions += 1;
                     *timeout *= 2;
                     *next = now + *timeout;
                     tracing::debug!(peer = %out.peer, message_id = out.message_id, transmission = *transmissions, "retransmitting");
-                    self.transmits.push_back(Transmit { destination: out.peer, payload: out.bytes.clone() });
+                    self.transmits.push_back(Transmit {
+                        destination: out.peer,
+                        payload: out.bytes.clone(),
+                    });
                 }
-                Phase::AwaitingAck { transmissions, .. } | Phase::AwaitingResponse { transmissions, .. } => {
+                Phase::AwaitingAck { transmissions, .. }
+                | Phase::AwaitingResponse { transmissions, .. } => {
                     let transmissions = *transmissions;
                     if let Some(out) = self.outgoing.remove(&id) {
                         tracing::debug!(peer = %out.peer, message_id = out.message_id, transmissions, "exchange timed out");
-                        self.events.push_back(ExchangeEvent::Timeout { id, peer: out.peer, token: out.token, transmissions });
+                        self.events.push_back(ExchangeEvent::Timeout {
+                            id,
+                            peer: out.peer,
+                            token: out.token,
+                            transmissions,
+                        });
                     }
                 }
             }
@@ -431,22 +539,38 @@ mod tests {
             let mut sent_at = vec![t0];
             let mut now = t0;
             for _ in 0..10 {
-                let Some(deadline) = layer.poll_timeout() else { break };
+                let Some(deadline) = layer.poll_timeout() else {
+                    break;
+                };
                 now = deadline;
                 layer.handle_timeout(now);
                 let tx = drain(&mut layer);
-                assert!(tx.iter().all(|t| t.payload == first[0].payload), "retransmission is byte-identical");
+                assert!(
+                    tx.iter().all(|t| t.payload == first[0].payload),
+                    "retransmission is byte-identical"
+                );
                 if !tx.is_empty() {
                     sent_at.push(now);
                 }
             }
-            assert_eq!(sent_at.len(), 5, "1 transmission + MAX_RETRANSMIT retransmissions");
+            assert_eq!(
+                sent_at.len(),
+                5,
+                "1 transmission + MAX_RETRANSMIT retransmissions"
+            );
             let initial = sent_at[1] - sent_at[0];
-            assert!(initial >= ACK_TIMEOUT && initial <= ACK_TIMEOUT.mul_f64(ACK_RANDOM_FACTOR), "{initial:?}");
+            assert!(
+                initial >= ACK_TIMEOUT && initial <= ACK_TIMEOUT.mul_f64(ACK_RANDOM_FACTOR),
+                "{initial:?}"
+            );
             for (i, w) in sent_at.windows(2).enumerate() {
                 assert_eq!(w[1] - w[0], initial * (1 << i), "interval {i} doubles");
             }
-            assert_eq!(now - t0, initial * 31, "gives up after the last timeout (31 x initial)");
+            assert_eq!(
+                now - t0,
+                initial * 31,
+                "gives up after the last timeout (31 x initial)"
+            );
             let ev = events(&mut layer);
             assert!(
                 matches!(&ev[..], [ExchangeEvent::Timeout { id: i, transmissions: 5, .. }] if *i == id),
@@ -463,7 +587,9 @@ mod tests {
         let id = a.send(now, addr(2), get("/3/0/0"), true);
         let req = drain(&mut a).remove(0);
         b.handle_datagram(now, addr(1), &req.payload);
-        let Some(ExchangeEvent::Request { message, .. }) = b.poll_event() else { panic!("no request") };
+        let Some(ExchangeEvent::Request { message, .. }) = b.poll_event() else {
+            panic!("no request")
+        };
         b.respond(addr(1), &message, content(b"x"));
         let resp = drain(&mut b).remove(0);
         let decoded = wire::decode(&resp.payload).unwrap();
@@ -482,18 +608,30 @@ mod tests {
         a.send(now, addr(2), get("/3/0/0"), true);
         let req = drain(&mut a).remove(0);
         b.handle_datagram(now, addr(1), &req.payload);
-        let Some(ExchangeEvent::Request { message, .. }) = b.poll_event() else { panic!() };
+        let Some(ExchangeEvent::Request { message, .. }) = b.poll_event() else {
+            panic!()
+        };
         b.respond(addr(1), &message, content(b"first"));
         let first = drain(&mut b);
         b.handle_datagram(now + Duration::from_secs(3), addr(1), &req.payload);
         assert_eq!(b.poll_event(), None, "duplicate not delivered");
         assert_eq!(drain(&mut b), first, "same reply replayed");
         // After EXCHANGE_LIFETIME the id is forgotten and the message is new again.
-        b.handle_datagram(now + EXCHANGE_LIFETIME + Duration::from_secs(1), addr(1), &req.payload);
-        assert!(matches!(b.poll_event(), Some(ExchangeEvent::Request { .. })));
+        b.handle_datagram(
+            now + EXCHANGE_LIFETIME + Duration::from_secs(1),
+            addr(1),
+            &req.payload,
+        );
+        assert!(matches!(
+            b.poll_event(),
+            Some(ExchangeEvent::Request { .. })
+        ));
         // The same message id from another peer is a different message.
         b.handle_datagram(now, addr(3), &req.payload);
-        assert!(matches!(b.poll_event(), Some(ExchangeEvent::Request { .. })));
+        assert!(matches!(
+            b.poll_event(),
+            Some(ExchangeEvent::Request { .. })
+        ));
     }
 
     #[test]
@@ -503,7 +641,11 @@ mod tests {
         let id = a.send(now, addr(2), get("/5/0/3"), true);
         let req = wire::decode(&drain(&mut a).remove(0).payload).unwrap();
         // Empty ACK: retransmission stops, the response is still awaited.
-        a.handle_datagram(now, addr(2), &wire::empty(MessageType::Acknowledgement, req.header.message_id));
+        a.handle_datagram(
+            now,
+            addr(2),
+            &wire::empty(MessageType::Acknowledgement, req.header.message_id),
+        );
         assert_eq!(a.poll_event(), None);
         assert_eq!(a.poll_timeout(), Some(now + MAX_TRANSMIT_WAIT));
         // Separate CON response with a different message id and the same token.
@@ -513,7 +655,11 @@ mod tests {
         resp.set_token(req.get_token().to_vec());
         a.handle_datagram(now, addr(2), &wire::encode(&resp));
         assert!(matches!(a.poll_event(), Some(ExchangeEvent::Response { id: i, .. }) if i == id));
-        assert_eq!(drain(&mut a)[0].payload, vec![0x60, 0x00, 0x77, 0x77], "empty ACK for the separate response");
+        assert_eq!(
+            drain(&mut a)[0].payload,
+            vec![0x60, 0x00, 0x77, 0x77],
+            "empty ACK for the separate response"
+        );
     }
 
     #[test]
@@ -522,9 +668,19 @@ mod tests {
         let mut a = MessageLayer::new(1);
         a.send(now, addr(2), get("/5/0/3"), true);
         let req = wire::decode(&drain(&mut a).remove(0).payload).unwrap();
-        a.handle_datagram(now, addr(2), &wire::empty(MessageType::Acknowledgement, req.header.message_id));
+        a.handle_datagram(
+            now,
+            addr(2),
+            &wire::empty(MessageType::Acknowledgement, req.header.message_id),
+        );
         a.handle_timeout(now + MAX_TRANSMIT_WAIT);
-        assert!(matches!(a.poll_event(), Some(ExchangeEvent::Timeout { transmissions: 1, .. })));
+        assert!(matches!(
+            a.poll_event(),
+            Some(ExchangeEvent::Timeout {
+                transmissions: 1,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -534,11 +690,17 @@ mod tests {
         // CON GET with a truncated token (TKL 4, 1 byte): format error -> RST.
         b.handle_datagram(now, addr(1), &[0x44, 0x01, 0x12, 0x34, 0xaa]);
         assert_eq!(drain(&mut b)[0].payload, vec![0x70, 0x00, 0x12, 0x34]);
-        assert!(matches!(b.poll_event(), Some(ExchangeEvent::Malformed { .. })));
+        assert!(matches!(
+            b.poll_event(),
+            Some(ExchangeEvent::Malformed { .. })
+        ));
         // NON with the same error: silently dropped (still reported).
         b.handle_datagram(now, addr(1), &[0x54, 0x01, 0x12, 0x35, 0xaa]);
         assert!(drain(&mut b).is_empty());
-        assert!(matches!(b.poll_event(), Some(ExchangeEvent::Malformed { .. })));
+        assert!(matches!(
+            b.poll_event(),
+            Some(ExchangeEvent::Malformed { .. })
+        ));
         // CoAP ping (CON Empty) -> RST, no event.
         b.handle_datagram(now, addr(1), &[0x40, 0x00, 0x00, 0x09]);
         assert_eq!(drain(&mut b)[0].payload, vec![0x70, 0x00, 0x00, 0x09]);
@@ -558,10 +720,18 @@ mod tests {
         a.send(now, addr(2), note, false);
         let sent = wire::decode(&drain(&mut a).remove(0).payload).unwrap();
         assert_eq!(sent.header.get_type(), MessageType::NonConfirmable);
-        a.handle_datagram(now, addr(2), &wire::empty(MessageType::Reset, sent.header.message_id));
+        a.handle_datagram(
+            now,
+            addr(2),
+            &wire::empty(MessageType::Reset, sent.header.message_id),
+        );
         assert_eq!(
             a.poll_event(),
-            Some(ExchangeEvent::Reset { id: None, peer: addr(2), token: Some(vec![9, 9]) })
+            Some(ExchangeEvent::Reset {
+                id: None,
+                peer: addr(2),
+                token: Some(vec![9, 9])
+            })
         );
     }
 
@@ -573,10 +743,18 @@ mod tests {
         note.set_token(vec![1]);
         let id = a.send(now, addr(2), note, true);
         let sent = wire::decode(&drain(&mut a).remove(0).payload).unwrap();
-        a.handle_datagram(now, addr(2), &wire::empty(MessageType::Acknowledgement, sent.header.message_id));
+        a.handle_datagram(
+            now,
+            addr(2),
+            &wire::empty(MessageType::Acknowledgement, sent.header.message_id),
+        );
         assert_eq!(a.poll_event(), Some(ExchangeEvent::Acknowledged { id }));
         // A second (duplicate) ACK matches nothing and is ignored.
-        a.handle_datagram(now, addr(2), &wire::empty(MessageType::Acknowledgement, sent.header.message_id));
+        a.handle_datagram(
+            now,
+            addr(2),
+            &wire::empty(MessageType::Acknowledgement, sent.header.message_id),
+        );
         assert_eq!(a.poll_event(), None);
     }
 }

@@ -19,7 +19,10 @@ pub struct ObserveSeq {
 
 impl ObserveSeq {
     pub fn new(value: u32, received: Instant) -> Self {
-        ObserveSeq { value: value % SEQUENCE_MODULUS, received }
+        ObserveSeq {
+            value: value % SEQUENCE_MODULUS,
+            received,
+        }
     }
 
     /// Whether a notification with sequence `v2` received at `t2` is newer than

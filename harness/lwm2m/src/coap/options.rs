@@ -34,7 +34,11 @@ pub fn set_uint(packet: &mut Packet, option: CoapOption, value: u32) {
 pub fn strings(packet: &Packet, option: CoapOption) -> Vec<String> {
     packet
         .get_option(option)
-        .map(|list| list.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect())
+        .map(|list| {
+            list.iter()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -102,7 +106,10 @@ mod tests {
         add_strings(&mut p, CoapOption::UriQuery, &["ep=a=b", "Q"]);
         assert_eq!(
             query(&p),
-            vec![("ep".to_string(), Some("a=b".to_string())), ("Q".to_string(), None)]
+            vec![
+                ("ep".to_string(), Some("a=b".to_string())),
+                ("Q".to_string(), None)
+            ]
         );
     }
 }

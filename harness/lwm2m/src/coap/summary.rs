@@ -57,7 +57,11 @@ pub fn summarize(datagram: &[u8]) -> String {
                 CoapOption::Accept => format!("accept={}", uint_text(value)),
                 CoapOption::Observe => format!("obs={}", uint_text(value)),
                 CoapOption::Block1 | CoapOption::Block2 => {
-                    let name = if option == CoapOption::Block1 { "block1" } else { "block2" };
+                    let name = if option == CoapOption::Block1 {
+                        "block1"
+                    } else {
+                        "block2"
+                    };
                     match options::decode_uint(value) {
                         Some(v) => format!(
                             "{name}={}{}/{}",
@@ -68,10 +72,16 @@ pub fn summarize(datagram: &[u8]) -> String {
                         None => format!("{name}=0x{}", hex::encode(value)),
                     }
                 }
-                CoapOption::Size1 | CoapOption::Size2 | CoapOption::MaxAge | CoapOption::UriPort => {
+                CoapOption::Size1
+                | CoapOption::Size2
+                | CoapOption::MaxAge
+                | CoapOption::UriPort => {
                     format!("{}={}", option_name(option), uint_text(value))
                 }
-                CoapOption::UriHost | CoapOption::LocationQuery | CoapOption::ProxyUri | CoapOption::ProxyScheme => {
+                CoapOption::UriHost
+                | CoapOption::LocationQuery
+                | CoapOption::ProxyUri
+                | CoapOption::ProxyScheme => {
                     format!("{}={}", option_name(option), String::from_utf8_lossy(value))
                 }
                 _ => format!("{}=0x{}", option_name(option), hex::encode(value)),
@@ -154,14 +164,22 @@ mod tests {
             summarize(&[0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 3, 4, 5, 6, 7]),
             "undecodable (12 bytes): version 3, only version 1 exists"
         );
-        assert_eq!(summarize(&[1, 2]), "undecodable (2 bytes): 2 bytes is shorter than the 4-byte header");
+        assert_eq!(
+            summarize(&[1, 2]),
+            "undecodable (2 bytes): 2 bytes is shorter than the 4-byte header"
+        );
     }
 
     #[test]
     fn empty_ack_and_notification() {
         assert_eq!(summarize(&[0x60, 0, 0, 9]), "ACK 0.00 Empty mid=0x0009");
         // NON 2.05 with Observe=3, Content-Format 11542, 2-byte payload.
-        let bytes = [0x51, 0x45, 0, 1, 0x77, 0x61, 3, 0x62, 0x2d, 0x16, 0xff, 1, 2];
-        assert_eq!(summarize(&bytes), "NON 2.05 Content mid=0x0001 tok=77 obs=3 cf=11542 len=2");
+        let bytes = [
+            0x51, 0x45, 0, 1, 0x77, 0x61, 3, 0x62, 0x2d, 0x16, 0xff, 1, 2,
+        ];
+        assert_eq!(
+            summarize(&bytes),
+            "NON 2.05 Content mid=0x0001 tok=77 obs=3 cf=11542 len=2"
+        );
     }
 }

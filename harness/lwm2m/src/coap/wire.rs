@@ -80,7 +80,9 @@ pub fn type_name(t: MessageType) -> &'static str {
 
 /// Decodes one datagram, rejecting every message format error RFC 7252 names.
 pub fn decode(datagram: &[u8]) -> Result<Packet, WireError> {
-    let header = RawHeader::peek(datagram).ok_or(WireError::TooShort { len: datagram.len() })?;
+    let header = RawHeader::peek(datagram).ok_or(WireError::TooShort {
+        len: datagram.len(),
+    })?;
     if header.version != 1 {
         return Err(WireError::Version(header.version));
     }
@@ -88,11 +90,17 @@ pub fn decode(datagram: &[u8]) -> Result<Packet, WireError> {
         return Err(WireError::TokenLength(header.token_length));
     }
     if 4 + header.token_length as usize > datagram.len() {
-        return Err(WireError::Truncated { tkl: header.token_length, len: datagram.len() });
+        return Err(WireError::Truncated {
+            tkl: header.token_length,
+            len: datagram.len(),
+        });
     }
     let class = header.code >> 5;
     if matches!(class, 1 | 6 | 7) {
-        return Err(WireError::ReservedClass { class, detail: header.code & 0x1f });
+        return Err(WireError::ReservedClass {
+            class,
+            detail: header.code & 0x1f,
+        });
     }
     if header.code == 0 && datagram.len() > 4 {
         return Err(WireError::EmptyWithContent(datagram.len() - 4));
@@ -107,7 +115,10 @@ pub fn decode(datagram: &[u8]) -> Result<Packet, WireError> {
     let packet = Packet::from_bytes(datagram).map_err(|e| WireError::Options(e.to_string()))?;
     // A valid message re-encodes to the same bytes (option encodings are
     // unique); the one lossy case is a payload marker with nothing after it.
-    if packet.payload.is_empty() && datagram.last() == Some(&0xff) && encode(&packet).len() != datagram.len() {
+    if packet.payload.is_empty()
+        && datagram.last() == Some(&0xff)
+        && encode(&packet).len() != datagram.len()
+    {
         return Err(WireError::EmptyPayload);
     }
     Ok(packet)
@@ -148,17 +159,41 @@ mod tests {
         assert_eq!(decode(&[0x40, 0x01]), Err(WireError::TooShort { len: 2 }));
         assert_eq!(decode(&[0x80, 0x01, 0, 1]), Err(WireError::Version(2)));
         assert_eq!(decode(&[0x49, 0x01, 0, 1]), Err(WireError::TokenLength(9)));
-        assert!(matches!(decode(&[0x44, 0x01, 0, 1, 0xaa]), Err(WireError::Truncated { .. })));
-        assert_eq!(decode(&[0x40, 0x00, 0, 1, 0xff]), Err(WireError::EmptyWithContent(1)));
-        assert_eq!(decode(&[0x40, 0x21, 0, 1]), Err(WireError::ReservedClass { class: 1, detail: 1 }));
-        assert_eq!(decode(&[0x40, 0x01, 0, 1, 0xff]), Err(WireError::EmptyPayload));
-        assert_eq!(decode(&[0x60, 0x01, 0, 1]), Err(WireError::RequestInAckOrReset("ACK")));
-        assert!(matches!(decode(&[0x40, 0x01, 0, 1, 0xf1]), Err(WireError::Options(_))));
+        assert!(matches!(
+            decode(&[0x44, 0x01, 0, 1, 0xaa]),
+            Err(WireError::Truncated { .. })
+        ));
+        assert_eq!(
+            decode(&[0x40, 0x00, 0, 1, 0xff]),
+            Err(WireError::EmptyWithContent(1))
+        );
+        assert_eq!(
+            decode(&[0x40, 0x21, 0, 1]),
+            Err(WireError::ReservedClass {
+                class: 1,
+                detail: 1
+            })
+        );
+        assert_eq!(
+            decode(&[0x40, 0x01, 0, 1, 0xff]),
+            Err(WireError::EmptyPayload)
+        );
+        assert_eq!(
+            decode(&[0x60, 0x01, 0, 1]),
+            Err(WireError::RequestInAckOrReset("ACK"))
+        );
+        assert!(matches!(
+            decode(&[0x40, 0x01, 0, 1, 0xf1]),
+            Err(WireError::Options(_))
+        ));
     }
 
     #[test]
     fn empty_messages_are_four_bytes() {
-        assert_eq!(empty(MessageType::Acknowledgement, 0x1a2b), vec![0x60, 0x00, 0x1a, 0x2b]);
+        assert_eq!(
+            empty(MessageType::Acknowledgement, 0x1a2b),
+            vec![0x60, 0x00, 0x1a, 0x2b]
+        );
         assert_eq!(empty(MessageType::Reset, 7), vec![0x70, 0x00, 0x00, 0x07]);
         assert!(decode(&empty(MessageType::Reset, 7)).is_ok());
     }

@@ -20,7 +20,9 @@ impl Xorshift64 {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
-        Xorshift64 { state: if z == 0 { 0x2545_F491_4F6C_DD1D } else { z } }
+        Xorshift64 {
+            state: if z == 0 { 0x2545_F491_4F6C_DD1D } else { z },
+        }
     }
 
     pub fn next_u64(&mut self) -> u64 {

@@ -19,7 +19,11 @@ pub(crate) fn encode_url(bytes: &[u8]) -> String {
 fn encode(bytes: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..4 {
@@ -74,10 +78,21 @@ mod tests {
     /// RFC 4648 §10 test vectors.
     #[test]
     fn rfc4648_vectors() {
-        for (plain, enc) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+        for (plain, enc) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(encode_std(plain.as_bytes()), enc);
             assert_eq!(decode(enc.as_bytes()).unwrap(), plain.as_bytes());
-            assert_eq!(decode(encode_url(plain.as_bytes()).as_bytes()).unwrap(), plain.as_bytes());
+            assert_eq!(
+                decode(encode_url(plain.as_bytes()).as_bytes()).unwrap(),
+                plain.as_bytes()
+            );
         }
         assert_eq!(encode_url(&[0xfb, 0xff]), "-_8");
         assert_eq!(decode(b"Zm9v!"), Err(4));

@@ -14,26 +14,44 @@ pub(crate) enum Length {
 }
 
 /// Reads an array (major type 4) or map (5) header at `pos`; returns its length and the position after it.
-pub(crate) fn container_header(payload: &[u8], pos: usize, major: u8) -> Result<(Length, usize), (usize, String)> {
+pub(crate) fn container_header(
+    payload: &[u8],
+    pos: usize,
+    major: u8,
+) -> Result<(Length, usize), (usize, String)> {
     let what = if major == 4 { "array" } else { "map" };
     let Some(&first) = payload.get(pos) else {
         return Err((pos, format!("expected a CBOR {what}, payload ends")));
     };
     if first >> 5 != major {
-        return Err((pos, format!("expected a CBOR {what}, found major type {}", first >> 5)));
+        return Err((
+            pos,
+            format!("expected a CBOR {what}, found major type {}", first >> 5),
+        ));
     }
     let info = first & 0x1f;
     let (len, size) = match info {
         0..=23 => (u64::from(info), 0),
         24..=27 => {
             let size = 1usize << (info - 24);
-            let bytes = payload
-                .get(pos + 1..pos + 1 + size)
-                .ok_or_else(|| (pos, format!("CBOR {what} header needs {size} length bytes, payload ends")))?;
-            (bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)), size)
+            let bytes = payload.get(pos + 1..pos + 1 + size).ok_or_else(|| {
+                (
+                    pos,
+                    format!("CBOR {what} header needs {size} length bytes, payload ends"),
+                )
+            })?;
+            (
+                bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+                size,
+            )
         }
         31 => return Ok((Length::Indefinite, pos + 1)),
-        _ => return Err((pos, format!("reserved additional information {info} in a CBOR {what} header"))),
+        _ => {
+            return Err((
+                pos,
+                format!("reserved additional information {info} in a CBOR {what} header"),
+            ))
+        }
     };
     Ok((Length::Definite(len), pos + 1 + size))
 }
@@ -67,7 +85,12 @@ pub(crate) fn item(payload: &[u8], pos: usize) -> Result<(Cbor, usize), (usize, 
 /// Iterates over the items of the array or map whose header is at `pos`,
 /// calling `f(item_offset, item)`; for maps each call gets a key and value.
 /// Returns the position after the container.
-pub(crate) fn for_each<F>(payload: &[u8], pos: usize, major: u8, mut f: F) -> Result<usize, (usize, String)>
+pub(crate) fn for_each<F>(
+    payload: &[u8],
+    pos: usize,
+    major: u8,
+    mut f: F,
+) -> Result<usize, (usize, String)>
 where
     F: FnMut(usize, Vec<Cbor>) -> Result<(), (usize, String)>,
 {

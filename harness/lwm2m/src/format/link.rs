@@ -17,14 +17,20 @@ pub struct Link {
 
 impl Link {
     pub fn new(target: impl Into<String>) -> Self {
-        Link { target: target.into(), attributes: Vec::new() }
+        Link {
+            target: target.into(),
+            attributes: Vec::new(),
+        }
     }
     /// The target as an LwM2M path, when it is one (a root path like `</>` with `rt` is not).
     pub fn path(&self) -> Option<Path> {
         self.target.parse().ok().filter(|p: &Path| p.depth() > 0)
     }
     pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
     }
     /// Whether the link carries `name`, with or without a value (`</3/0/1>;obs`).
     pub fn has_attribute(&self, name: &str) -> bool {
@@ -60,14 +66,20 @@ pub fn parse_links(text: &str) -> Result<Vec<Link>, FormatError> {
         if b.get(pos) != Some(&b'<') {
             return Err(err(pos, "expected '<' to start a link"));
         }
-        let close = b[pos..].iter().position(|c| *c == b'>').ok_or_else(|| err(pos, "link target has no closing '>'"))?;
+        let close = b[pos..]
+            .iter()
+            .position(|c| *c == b'>')
+            .ok_or_else(|| err(pos, "link target has no closing '>'"))?;
         let target = &text[pos + 1..pos + close];
         let mut link = Link::new(target);
         pos = skip_ws(b, pos + close + 1);
         while b.get(pos) == Some(&b';') {
             pos = skip_ws(b, pos + 1);
             let start = pos;
-            while b.get(pos).is_some_and(|c| !matches!(c, b'=' | b';' | b',') && !c.is_ascii_whitespace()) {
+            while b
+                .get(pos)
+                .is_some_and(|c| !matches!(c, b'=' | b';' | b',') && !c.is_ascii_whitespace())
+            {
                 pos += 1;
             }
             if pos == start {
@@ -83,7 +95,10 @@ pub fn parse_links(text: &str) -> Result<Vec<Link>, FormatError> {
                     Some(v)
                 } else {
                     let vstart = pos;
-                    while b.get(pos).is_some_and(|c| !matches!(c, b';' | b',') && !c.is_ascii_whitespace()) {
+                    while b
+                        .get(pos)
+                        .is_some_and(|c| !matches!(c, b';' | b',') && !c.is_ascii_whitespace())
+                    {
                         pos += 1;
                     }
                     Some(text[vstart..pos].to_string())

@@ -33,25 +33,39 @@ pub(crate) fn encode(base: &Path, records: &[Record]) -> Result<Vec<u8>, FormatE
     let mut at_base: Option<Cbor> = None;
     for r in records {
         if !base.contains(&r.path) || r.path.depth() < 3 {
-            return Err(err(format!("record {} is not a resource at or below the request path {base}", r.path)));
+            return Err(err(format!(
+                "record {} is not a resource at or below the request path {base}",
+                r.path
+            )));
         }
         let rel = &r.path.ids()[base.depth()..];
         let leaf = leaf(&r.value);
         let Some((last, parents)) = rel.split_last() else {
             if at_base.replace(leaf).is_some() || !root.is_empty() {
-                return Err(err(format!("record {} appears twice or together with its instances", r.path)));
+                return Err(err(format!(
+                    "record {} appears twice or together with its instances",
+                    r.path
+                )));
             }
             continue;
         };
         if at_base.is_some() {
-            return Err(err(format!("record {} lies below another record's value", r.path)));
+            return Err(err(format!(
+                "record {} lies below another record's value",
+                r.path
+            )));
         }
         let mut map = &mut root;
         for id in parents {
             let node = map.entry(*id).or_insert_with(|| Node::Map(BTreeMap::new()));
             map = match node {
                 Node::Map(m) => m,
-                Node::Leaf(_) => return Err(err(format!("record {} lies below another record's value", r.path))),
+                Node::Leaf(_) => {
+                    return Err(err(format!(
+                        "record {} lies below another record's value",
+                        r.path
+                    )))
+                }
             };
         }
         if map.insert(*last, Node::Leaf(leaf)).is_some() {
@@ -65,7 +79,10 @@ pub(crate) fn encode(base: &Path, records: &[Record]) -> Result<Vec<u8>, FormatE
     let top = match base.ids() {
         [] => body,
         [id] => Cbor::Map(vec![(Cbor::from(*id), body)]),
-        ids => Cbor::Map(vec![(Cbor::Array(ids.iter().map(|i| Cbor::from(*i)).collect()), body)]),
+        ids => Cbor::Map(vec![(
+            Cbor::Array(ids.iter().map(|i| Cbor::from(*i)).collect()),
+            body,
+        )]),
     };
     let mut out = Vec::new();
     ciborium::ser::into_writer(&top, &mut out).map_err(|e| err(e.to_string()))?;
@@ -75,7 +92,11 @@ pub(crate) fn encode(base: &Path, records: &[Record]) -> Result<Vec<u8>, FormatE
 fn to_cbor(node: Node) -> Cbor {
     match node {
         Node::Leaf(v) => v,
-        Node::Map(m) => Cbor::Map(m.into_iter().map(|(k, v)| (Cbor::from(k), to_cbor(v))).collect()),
+        Node::Map(m) => Cbor::Map(
+            m.into_iter()
+                .map(|(k, v)| (Cbor::from(k), to_cbor(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -91,7 +112,11 @@ fn leaf(v: &Value) -> Cbor {
     }
 }
 
-pub(crate) fn decode(base: &Path, payload: &[u8], registry: &Registry) -> Result<Vec<Record>, FormatError> {
+pub(crate) fn decode(
+    base: &Path,
+    payload: &[u8],
+    registry: &Registry,
+) -> Result<Vec<Record>, FormatError> {
     let mut out = Vec::new();
     let end = cbor::for_each(payload, 0, 5, |offset, mut kv| {
         let value = kv.pop().unwrap_or(Cbor::Null);
@@ -101,7 +126,11 @@ pub(crate) fn decode(base: &Path, payload: &[u8], registry: &Registry) -> Result
     })
     .map_err(|(at, reason)| FormatError::new(FORMAT, at, reason))?;
     if end != payload.len() {
-        return Err(FormatError::new(FORMAT, end, "trailing bytes after the LwM2M CBOR map"));
+        return Err(FormatError::new(
+            FORMAT,
+            end,
+            "trailing bytes after the LwM2M CBOR map",
+        ));
     }
     Ok(out)
 }
@@ -118,18 +147,28 @@ fn extend(path: &Path, key: &Cbor) -> Result<Path, String> {
         }
     };
     let ids = match key {
-        Cbor::Array(items) if !items.is_empty() => items.iter().map(id).collect::<Result<Vec<_>, _>>()?,
+        Cbor::Array(items) if !items.is_empty() => {
+            items.iter().map(id).collect::<Result<Vec<_>, _>>()?
+        }
         Cbor::Array(_) => return Err("empty array key".into()),
         k => vec![id(k)?],
     };
     let mut p = *path;
     for i in ids {
-        p = p.child(i).ok_or_else(|| format!("path below {path} is deeper than four levels"))?;
+        p = p
+            .child(i)
+            .ok_or_else(|| format!("path below {path} is deeper than four levels"))?;
     }
     Ok(p)
 }
 
-fn walk(base: &Path, path: Path, value: Cbor, registry: &Registry, out: &mut Vec<Record>) -> Result<(), String> {
+fn walk(
+    base: &Path,
+    path: Path,
+    value: Cbor,
+    registry: &Registry,
+    out: &mut Vec<Record>,
+) -> Result<(), String> {
     if let Cbor::Map(entries) = value {
         for (k, v) in entries {
             let child = extend(&path, &k)?;
@@ -141,7 +180,9 @@ fn walk(base: &Path, path: Path, value: Cbor, registry: &Registry, out: &mut Vec
         return Err(format!("value at {path}, which is not a resource"));
     }
     if !base.contains(&path) {
-        return Err(format!("record {path} lies outside the request path {base}"));
+        return Err(format!(
+            "record {path} lies outside the request path {base}"
+        ));
     }
     let kind = registry.resource(&path).map(|r| r.kind);
     let senml = match value {
@@ -149,7 +190,10 @@ fn walk(base: &Path, path: Path, value: Cbor, registry: &Registry, out: &mut Vec
         Cbor::Text(t) => SenmlValue::String(t),
         Cbor::Bytes(b) => SenmlValue::Data(b),
         Cbor::Bool(b) => SenmlValue::Bool(b),
-        other => SenmlValue::Number(number(&other).ok_or_else(|| format!("{path}: unsupported CBOR value ({})", cbor_kind(&other)))?),
+        other => SenmlValue::Number(
+            number(&other)
+                .ok_or_else(|| format!("{path}: unsupported CBOR value ({})", cbor_kind(&other)))?,
+        ),
     };
     let typed = typed_value(kind, senml).map_err(|reason| format!("{path}: {reason}"))?;
     out.push(Record::new(path, typed));

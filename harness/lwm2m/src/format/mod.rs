@@ -22,7 +22,7 @@ use crate::model::Registry;
 use crate::path::Path;
 use crate::value::Value;
 
-pub use link::{parse_links, Link};
+pub use link::{encode_links, parse_links, Link};
 
 /// CoAP Content-Format numbers LwM2M uses (IANA CoAP Content-Formats registry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -112,7 +112,11 @@ pub struct FormatError {
 
 impl FormatError {
     pub fn new(format: ContentFormat, offset: usize, reason: impl Into<String>) -> Self {
-        FormatError { format, offset, reason: reason.into() }
+        FormatError {
+            format,
+            offset,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -140,8 +144,10 @@ pub fn encode(
 }
 
 /// Decodes a payload received for a request on `base` into records, typing
-/// values by the object model (a resource the model does not know decodes as
-/// Opaque in binary formats and String in text ones).
+/// values by the object model. A resource the model does not know decodes as
+/// Opaque in TLV and opaque, String in plain text, and as the value's natural
+/// type in SenML and LwM2M CBOR (numbers as Integer, Unsigned past i64, or Float).
+/// Every record lies at or below `base`; TLV ids are read relative to it.
 pub fn decode(
     format: ContentFormat,
     base: &Path,

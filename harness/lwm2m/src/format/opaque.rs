@@ -15,19 +15,30 @@ pub(crate) fn encode(base: &Path, records: &[Record]) -> Result<Vec<u8>, FormatE
         other => Err(FormatError::new(
             FORMAT,
             0,
-            format!("opaque carries only Opaque values, {base} holds {}", other.type_name()),
+            format!(
+                "opaque carries only Opaque values, {base} holds {}",
+                other.type_name()
+            ),
         )),
     }
 }
 
-pub(crate) fn decode(base: &Path, payload: &[u8], registry: &Registry) -> Result<Vec<Record>, FormatError> {
+pub(crate) fn decode(
+    base: &Path,
+    payload: &[u8],
+    registry: &Registry,
+) -> Result<Vec<Record>, FormatError> {
     check_single_target(FORMAT, base)?;
     if let Some(def) = registry.resource(base) {
         if !matches!(def.kind, ResourceType::Opaque | ResourceType::None) {
             return Err(FormatError::new(
                 FORMAT,
                 0,
-                format!("{base} ({}) is of type {}, not Opaque", def.name, def.kind.ddf_name()),
+                format!(
+                    "{base} ({}) is of type {}, not Opaque",
+                    def.name,
+                    def.kind.ddf_name()
+                ),
             ));
         }
     }

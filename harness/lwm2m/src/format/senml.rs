@@ -56,11 +56,17 @@ pub(crate) fn to_records(
         if name.is_empty() {
             return Err(err("record has neither base name nor name".into()));
         }
-        let path: Path = name.parse().map_err(|e| err(format!("name {name:?} is not an LwM2M path: {e}")))?;
+        let path: Path = name
+            .parse()
+            .map_err(|e| err(format!("name {name:?} is not an LwM2M path: {e}")))?;
         if !base.contains(&path) {
-            return Err(err(format!("record {path} lies outside the request path {base}")));
+            return Err(err(format!(
+                "record {path} lies outside the request path {base}"
+            )));
         }
-        let value = r.value.ok_or_else(|| err(format!("record {path} has no value (v, vs, vb, vd or vlo)")))?;
+        let value = r
+            .value
+            .ok_or_else(|| err(format!("record {path} has no value (v, vs, vb, vd or vlo)")))?;
         let def = registry.resource(&path);
         let kind = def.map(|d| d.kind);
         let typed = typed_value(kind, value).map_err(|reason| err(format!("{path}: {reason}")))?;
@@ -80,17 +86,30 @@ pub(crate) fn typed_value(kind: Option<ResourceType>, value: SenmlValue) -> Resu
             Number::Float(_) => None,
         }
     };
-    let type_name = kind.map_or("unknown", |k| if k == T::None { "executable" } else { k.ddf_name() });
-    let mismatch = |field: &str| format!("a {field} value does not fit a resource of type {type_name}");
+    let type_name = kind.map_or("unknown", |k| {
+        if k == T::None {
+            "executable"
+        } else {
+            k.ddf_name()
+        }
+    });
+    let mismatch =
+        |field: &str| format!("a {field} value does not fit a resource of type {type_name}");
     Ok(match (value, kind) {
-        (SenmlValue::Number(n), Some(T::Integer)) => {
-            Value::Integer(integral(n).and_then(|i| i64::try_from(i).ok()).ok_or("number is not a 64-bit integer")?)
-        }
-        (SenmlValue::Number(n), Some(T::Time)) => {
-            Value::Time(integral(n).and_then(|i| i64::try_from(i).ok()).ok_or("time is not a whole number of seconds")?)
-        }
+        (SenmlValue::Number(n), Some(T::Integer)) => Value::Integer(
+            integral(n)
+                .and_then(|i| i64::try_from(i).ok())
+                .ok_or("number is not a 64-bit integer")?,
+        ),
+        (SenmlValue::Number(n), Some(T::Time)) => Value::Time(
+            integral(n)
+                .and_then(|i| i64::try_from(i).ok())
+                .ok_or("time is not a whole number of seconds")?,
+        ),
         (SenmlValue::Number(n), Some(T::UnsignedInteger)) => Value::Unsigned(
-            integral(n).and_then(|i| u64::try_from(i).ok()).ok_or("number is not an unsigned 64-bit integer")?,
+            integral(n)
+                .and_then(|i| u64::try_from(i).ok())
+                .ok_or("number is not an unsigned 64-bit integer")?,
         ),
         (SenmlValue::Number(Number::Int(i)), Some(T::Float)) => Value::Float(i as f64),
         (SenmlValue::Number(Number::Float(f)), Some(T::Float)) => Value::Float(f),
@@ -111,7 +130,8 @@ pub(crate) fn typed_value(kind: Option<ResourceType>, value: SenmlValue) -> Resu
         (SenmlValue::Data(d), Some(T::Opaque | T::None) | None) => Value::Opaque(d),
         (SenmlValue::Data(_), Some(_)) => return Err(mismatch("data (vd)")),
         (SenmlValue::ObjLink(s), Some(T::Objlnk) | None) => {
-            let (o, i) = parse_objlnk(&s).ok_or_else(|| format!("object link {s:?} is not object:instance"))?;
+            let (o, i) = parse_objlnk(&s)
+                .ok_or_else(|| format!("object link {s:?} is not object:instance"))?;
             Value::Objlnk(o, i)
         }
         (SenmlValue::ObjLink(_), Some(_)) => return Err(mismatch("object link (vlo)")),
@@ -127,25 +147,43 @@ pub(crate) struct OutRecord {
     pub value: SenmlValue,
 }
 
-pub(crate) fn from_records(format: ContentFormat, base: &Path, records: &[Record]) -> Result<Vec<OutRecord>, FormatError> {
-    let prefix = if base.depth() == 0 { "/".to_string() } else { format!("{base}/") };
+pub(crate) fn from_records(
+    format: ContentFormat,
+    base: &Path,
+    records: &[Record],
+) -> Result<Vec<OutRecord>, FormatError> {
+    let prefix = if base.depth() == 0 {
+        "/".to_string()
+    } else {
+        format!("{base}/")
+    };
     let mut out = Vec::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
         if !base.contains(&r.path) || r.path.depth() < 3 {
             return Err(FormatError::new(
                 format,
                 0,
-                format!("record {} is not a resource at or below the request path {base}", r.path),
+                format!(
+                    "record {} is not a resource at or below the request path {base}",
+                    r.path
+                ),
             ));
         }
-        let rel: Vec<String> = r.path.ids()[base.depth()..].iter().map(|id| id.to_string()).collect();
+        let rel: Vec<String> = r.path.ids()[base.depth()..]
+            .iter()
+            .map(|id| id.to_string())
+            .collect();
         let rel = rel.join("/");
         let (base_name, name) = match (i, rel.is_empty()) {
             (0, true) if records.len() == 1 => (Some(base.to_string()), None),
             (0, _) => (Some(prefix.clone()), Some(rel)),
             (_, _) => (None, Some(rel)),
         };
-        out.push(OutRecord { base_name, name, value: senml_value(&r.value) });
+        out.push(OutRecord {
+            base_name,
+            name,
+            value: senml_value(&r.value),
+        });
     }
     Ok(out)
 }

@@ -34,10 +34,14 @@ pub(crate) fn encode(base: &Path, records: &[Record]) -> Result<Vec<u8>, FormatE
             m.push((Cbor::from(N), Cbor::Text(n)));
         }
         m.push(match r.value {
-            SenmlValue::Number(Number::Int(i)) => (
-                Cbor::from(V),
-                Cbor::Integer(i.try_into().map_err(|_| FormatError::new(FORMAT, 0, format!("{i} does not fit CBOR")))?),
-            ),
+            SenmlValue::Number(Number::Int(i)) => {
+                (
+                    Cbor::from(V),
+                    Cbor::Integer(i.try_into().map_err(|_| {
+                        FormatError::new(FORMAT, 0, format!("{i} does not fit CBOR"))
+                    })?),
+                )
+            }
             SenmlValue::Number(Number::Float(f)) => (Cbor::from(V), Cbor::Float(f)),
             SenmlValue::String(s) => (Cbor::from(VS), Cbor::Text(s)),
             SenmlValue::Bool(b) => (Cbor::from(VB), Cbor::Bool(b)),
@@ -47,11 +51,16 @@ pub(crate) fn encode(base: &Path, records: &[Record]) -> Result<Vec<u8>, FormatE
         array.push(Cbor::Map(m));
     }
     let mut out = Vec::new();
-    ciborium::ser::into_writer(&Cbor::Array(array), &mut out).map_err(|e| FormatError::new(FORMAT, 0, e.to_string()))?;
+    ciborium::ser::into_writer(&Cbor::Array(array), &mut out)
+        .map_err(|e| FormatError::new(FORMAT, 0, e.to_string()))?;
     Ok(out)
 }
 
-pub(crate) fn decode(base: &Path, payload: &[u8], registry: &Registry) -> Result<Vec<Record>, FormatError> {
+pub(crate) fn decode(
+    base: &Path,
+    payload: &[u8],
+    registry: &Registry,
+) -> Result<Vec<Record>, FormatError> {
     let mut raw = Vec::new();
     let end = cbor::for_each(payload, 0, 4, |offset, mut items| {
         let item = items.pop().unwrap_or(Cbor::Null);
@@ -60,7 +69,11 @@ pub(crate) fn decode(base: &Path, payload: &[u8], registry: &Registry) -> Result
     })
     .map_err(|(at, reason)| FormatError::new(FORMAT, at, reason))?;
     if end != payload.len() {
-        return Err(FormatError::new(FORMAT, end, "trailing bytes after the SenML array"));
+        return Err(FormatError::new(
+            FORMAT,
+            end,
+            "trailing bytes after the SenML array",
+        ));
     }
     senml::to_records(FORMAT, base, raw, registry)
 }
@@ -70,7 +83,10 @@ fn record(item: Cbor, offset: usize) -> Result<RawRecord, String> {
     let Cbor::Map(entries) = item else {
         return Err("expected a SenML record map".into());
     };
-    let mut r = RawRecord { offset, ..RawRecord::default() };
+    let mut r = RawRecord {
+        offset,
+        ..RawRecord::default()
+    };
     let set = |r: &mut RawRecord, v: SenmlValue| {
         if r.value.replace(v).is_some() {
             return Err("record has more than one value field".to_string());
@@ -86,8 +102,13 @@ fn record(item: Cbor, offset: usize) -> Result<RawRecord, String> {
         match label {
             Label::Int(l) if l == i128::from(BN) => r.base_name = Some(text(v, "bn")?),
             Label::Int(l) if l == i128::from(N) => r.name = Some(text(v, "n")?),
-            Label::Int(l) if l == i128::from(V) => set(&mut r, SenmlValue::Number(number(&v).ok_or("v must be a number")?))?,
-            Label::Int(l) if l == i128::from(VS) => set(&mut r, SenmlValue::String(text(v, "vs")?))?,
+            Label::Int(l) if l == i128::from(V) => set(
+                &mut r,
+                SenmlValue::Number(number(&v).ok_or("v must be a number")?),
+            )?,
+            Label::Int(l) if l == i128::from(VS) => {
+                set(&mut r, SenmlValue::String(text(v, "vs")?))?
+            }
             Label::Int(l) if l == i128::from(VB) => match v {
                 Cbor::Bool(b) => set(&mut r, SenmlValue::Bool(b))?,
                 _ => return Err("vb must be a boolean".into()),
@@ -97,14 +118,18 @@ fn record(item: Cbor, offset: usize) -> Result<RawRecord, String> {
                 _ => return Err("vd must be a byte string".into()),
             },
             Label::Text("vlo") => set(&mut r, SenmlValue::ObjLink(text(v, "vlo")?))?,
-            Label::Int(l) if [BT, BVER, T].iter().any(|x| i128::from(*x) == l) => {
-                if number(&v).is_none() {
-                    return Err(format!("label {l} must be a number"));
-                }
+            Label::Int(l)
+                if [BT, BVER, T].iter().any(|x| i128::from(*x) == l) && number(&v).is_none() =>
+            {
+                return Err(format!("label {l} must be a number"));
             }
-            // RFC 8428 §6: negative labels below -255... and text labels ending in '_' must be understood.
-            Label::Text(t) if t.ends_with('_') => return Err(format!("must-understand label {t:?} is not supported")),
-            Label::Int(l) if l < -255 => return Err(format!("must-understand label {l} is not supported")),
+            // RFC 8428 §6/§12.2: labels below -255 and text labels ending in '_' must be understood.
+            Label::Text(t) if t.ends_with('_') => {
+                return Err(format!("must-understand label {t:?} is not supported"))
+            }
+            Label::Int(l) if l < -255 => {
+                return Err(format!("must-understand label {l} is not supported"))
+            }
             _ => {}
         }
     }

@@ -57,7 +57,11 @@ fn int_json(i: i128) -> Json {
     }
 }
 
-pub(crate) fn decode(base: &Path, payload: &[u8], registry: &Registry) -> Result<Vec<Record>, FormatError> {
+pub(crate) fn decode(
+    base: &Path,
+    payload: &[u8],
+    registry: &Registry,
+) -> Result<Vec<Record>, FormatError> {
     let raw = parse_records(payload)?;
     senml::to_records(FORMAT, base, raw, registry)
 }
@@ -82,10 +86,16 @@ fn parse_records(payload: &[u8]) -> Result<Vec<RawRecord>, FormatError> {
     } else {
         loop {
             let start = pos;
-            let mut stream = serde_json::Deserializer::from_slice(&payload[start..]).into_iter::<Json>();
+            let mut stream =
+                serde_json::Deserializer::from_slice(&payload[start..]).into_iter::<Json>();
             let item = match stream.next() {
                 Some(Ok(v)) => v,
-                Some(Err(e)) => return Err(err(start + json_error_offset(&payload[start..], &e), format!("invalid JSON: {e}"))),
+                Some(Err(e)) => {
+                    return Err(err(
+                        start + json_error_offset(&payload[start..], &e),
+                        format!("invalid JSON: {e}"),
+                    ))
+                }
                 None => return Err(err(start, "expected a SenML record, payload ends")),
             };
             pos = start + stream.byte_offset();
@@ -128,9 +138,14 @@ fn record(item: Json, offset: usize) -> Result<RawRecord, FormatError> {
     let Json::Object(map) = item else {
         return Err(err(offset, "expected a SenML record object"));
     };
-    let mut r = RawRecord { offset, ..RawRecord::default() };
+    let mut r = RawRecord {
+        offset,
+        ..RawRecord::default()
+    };
     let text = |k: &str, v: &Json| -> Result<String, FormatError> {
-        v.as_str().map(str::to_string).ok_or_else(|| err(offset, format!("\"{k}\" must be a string")))
+        v.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| err(offset, format!("\"{k}\" must be a string")))
     };
     let set = |r: &mut RawRecord, v: SenmlValue| -> Result<(), FormatError> {
         if r.value.replace(v).is_some() {
@@ -143,32 +158,44 @@ fn record(item: Json, offset: usize) -> Result<RawRecord, FormatError> {
             "bn" => r.base_name = Some(text(k, v)?),
             "n" => r.name = Some(text(k, v)?),
             "v" => {
-                let n = v.as_number().ok_or_else(|| err(offset, "\"v\" must be a number"))?;
+                let n = v
+                    .as_number()
+                    .ok_or_else(|| err(offset, "\"v\" must be a number"))?;
                 let num = if let Some(i) = n.as_i64() {
                     Number::Int(i128::from(i))
                 } else if let Some(u) = n.as_u64() {
                     Number::Int(i128::from(u))
                 } else {
-                    Number::Float(n.as_f64().ok_or_else(|| err(offset, "\"v\" is not a representable number"))?)
+                    Number::Float(
+                        n.as_f64()
+                            .ok_or_else(|| err(offset, "\"v\" is not a representable number"))?,
+                    )
                 };
                 set(&mut r, SenmlValue::Number(num))?;
             }
             "vs" => set(&mut r, SenmlValue::String(text(k, v)?))?,
-            "vb" => set(&mut r, SenmlValue::Bool(v.as_bool().ok_or_else(|| err(offset, "\"vb\" must be true or false"))?))?,
+            "vb" => set(
+                &mut r,
+                SenmlValue::Bool(
+                    v.as_bool()
+                        .ok_or_else(|| err(offset, "\"vb\" must be true or false"))?,
+                ),
+            )?,
             "vd" => {
                 let d = base64::decode(text(k, v)?.as_bytes())
                     .map_err(|at| err(offset, format!("\"vd\" is not base64 (character {at})")))?;
                 set(&mut r, SenmlValue::Data(d))?;
             }
             "vlo" => set(&mut r, SenmlValue::ObjLink(text(k, v)?))?,
-            "bt" | "t" | "bver" => {
-                if !v.is_number() {
-                    return Err(err(offset, format!("\"{k}\" must be a number")));
-                }
+            "bt" | "t" | "bver" if !v.is_number() => {
+                return Err(err(offset, format!("\"{k}\" must be a number")));
             }
             // RFC 8428 §4.4: labels ending in '_' must be understood; we understand none.
             other if other.ends_with('_') => {
-                return Err(err(offset, format!("must-understand field \"{other}\" is not supported")))
+                return Err(err(
+                    offset,
+                    format!("must-understand field \"{other}\" is not supported"),
+                ))
             }
             _ => {}
         }

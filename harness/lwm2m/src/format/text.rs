@@ -19,9 +19,15 @@ pub(crate) fn encode(base: &Path, records: &[Record]) -> Result<Vec<u8>, FormatE
     Ok(text.into_bytes())
 }
 
-pub(crate) fn decode(base: &Path, payload: &[u8], registry: &Registry) -> Result<Vec<Record>, FormatError> {
+pub(crate) fn decode(
+    base: &Path,
+    payload: &[u8],
+    registry: &Registry,
+) -> Result<Vec<Record>, FormatError> {
     check_single_target(FORMAT, base)?;
-    let kind = registry.resource(base).map_or(ResourceType::String, |r| r.kind);
+    let kind = registry
+        .resource(base)
+        .map_or(ResourceType::String, |r| r.kind);
     if kind == ResourceType::Opaque {
         let bytes = base64::decode(payload)
             .map_err(|at| FormatError::new(FORMAT, at, "expected base64 for an Opaque resource"))?;
@@ -29,7 +35,8 @@ pub(crate) fn decode(base: &Path, payload: &[u8], registry: &Registry) -> Result
     }
     let text = std::str::from_utf8(payload)
         .map_err(|e| FormatError::new(FORMAT, e.valid_up_to(), "payload is not UTF-8"))?;
-    let value = Value::parse_text(kind, text).map_err(|reason| FormatError::new(FORMAT, 0, reason))?;
+    let value =
+        Value::parse_text(kind, text).map_err(|reason| FormatError::new(FORMAT, 0, reason))?;
     Ok(vec![Record::new(*base, value)])
 }
 
@@ -40,22 +47,37 @@ pub(crate) fn check_single_target(format: ContentFormat, base: &Path) -> Result<
         return Err(FormatError::new(
             format,
             0,
-            format!("{} carries a single resource value; {base} is not a resource or resource instance", format.name()),
+            format!(
+                "{} carries a single resource value; {base} is not a resource or resource instance",
+                format.name()
+            ),
         ));
     }
     Ok(())
 }
 
 /// The one value a single-value format encodes: exactly one record, at `base`.
-pub(crate) fn single_value<'r>(format: ContentFormat, base: &Path, records: &'r [Record]) -> Result<&'r Value, FormatError> {
+pub(crate) fn single_value<'r>(
+    format: ContentFormat,
+    base: &Path,
+    records: &'r [Record],
+) -> Result<&'r Value, FormatError> {
     check_single_target(format, base)?;
     match records {
         [r] if r.path == *base => Ok(&r.value),
-        [r] => Err(FormatError::new(format, 0, format!("record {} is not the request path {base}", r.path))),
+        [r] => Err(FormatError::new(
+            format,
+            0,
+            format!("record {} is not the request path {base}", r.path),
+        )),
         _ => Err(FormatError::new(
             format,
             0,
-            format!("{} carries exactly one value, got {} records", format.name(), records.len()),
+            format!(
+                "{} carries exactly one value, got {} records",
+                format.name(),
+                records.len()
+            ),
         )),
     }
 }

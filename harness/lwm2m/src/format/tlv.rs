@@ -73,36 +73,68 @@ fn parse_all(buf: &[u8], at: usize) -> Result<Vec<Tlv<'_>>, FormatError> {
         let len_len = usize::from((t >> 3) & 0x03);
         let header_rest = id_len + len_len;
         let Some(rest) = buf.get(pos..pos + header_rest) else {
-            return Err(err(at + start, format!("{} TLV header needs {} more bytes, payload ends", kind.name(), header_rest)));
+            return Err(err(
+                at + start,
+                format!(
+                    "{} TLV header needs {} more bytes, payload ends",
+                    kind.name(),
+                    header_rest
+                ),
+            ));
         };
-        let id = if id_len == 2 { u16::from_be_bytes([rest[0], rest[1]]) } else { u16::from(rest[0]) };
+        let id = if id_len == 2 {
+            u16::from_be_bytes([rest[0], rest[1]])
+        } else {
+            u16::from(rest[0])
+        };
         let len = if len_len == 0 {
             usize::from(t & 0x07)
         } else {
-            rest[id_len..].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+            rest[id_len..]
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
         };
         pos += header_rest;
         let Some(value) = buf.get(pos..).filter(|v| v.len() >= len).map(|v| &v[..len]) else {
             return Err(err(
                 at + start,
-                format!("{} TLV {id} says {len} value bytes, only {} remain", kind.name(), buf.len() - pos),
+                format!(
+                    "{} TLV {id} says {len} value bytes, only {} remain",
+                    kind.name(),
+                    buf.len() - pos
+                ),
             ));
         };
         if id == u16::MAX {
             return Err(err(at + start, "TLV id 65535 is reserved"));
         }
-        out.push(Tlv { kind, id, value, offset: at + start, value_offset: at + pos });
+        out.push(Tlv {
+            kind,
+            id,
+            value,
+            offset: at + start,
+            value_offset: at + pos,
+        });
         pos += len;
     }
     Ok(out)
 }
 
-pub(crate) fn decode(base: &Path, payload: &[u8], registry: &Registry) -> Result<Vec<Record>, FormatError> {
+pub(crate) fn decode(
+    base: &Path,
+    payload: &[u8],
+    registry: &Registry,
+) -> Result<Vec<Record>, FormatError> {
     let tlvs = parse_all(payload, 0)?;
     let mut out = Vec::new();
     let ids = base.ids();
     match *ids {
-        [] => return Err(err(0, "TLV cannot carry the root path; request an object or below")),
+        [] => {
+            return Err(err(
+                0,
+                "TLV cannot carry the root path; request an object or below",
+            ))
+        }
         [_] => {
             for t in &tlvs {
                 expect_kind(t, &[Kind::ObjectInstance])?;
@@ -131,7 +163,14 @@ pub(crate) fn decode(base: &Path, payload: &[u8], registry: &Registry) -> Result
                         let path = base.child(t.id).expect("depth 4");
                         out.push(Record::new(path, value(registry, &path, t)?));
                     }
-                    Kind::ObjectInstance => expect_kind(t, &[Kind::Resource, Kind::MultipleResource, Kind::ResourceInstance])?,
+                    Kind::ObjectInstance => expect_kind(
+                        t,
+                        &[
+                            Kind::Resource,
+                            Kind::MultipleResource,
+                            Kind::ResourceInstance,
+                        ],
+                    )?,
                 }
             }
         }
@@ -151,18 +190,37 @@ fn expect_kind(t: &Tlv, allowed: &[Kind]) -> Result<(), FormatError> {
         return Ok(());
     }
     let names: Vec<&str> = allowed.iter().map(|k| k.name()).collect();
-    Err(err(t.offset, format!("expected a {} TLV here, found a {} TLV", names.join(" or "), t.kind.name())))
+    Err(err(
+        t.offset,
+        format!(
+            "expected a {} TLV here, found a {} TLV",
+            names.join(" or "),
+            t.kind.name()
+        ),
+    ))
 }
 
 fn expect_id(t: &Tlv, id: u16) -> Result<(), FormatError> {
     if t.id == id {
         return Ok(());
     }
-    Err(err(t.offset, format!("{} TLV has id {}, the request path says {id}", t.kind.name(), t.id)))
+    Err(err(
+        t.offset,
+        format!(
+            "{} TLV has id {}, the request path says {id}",
+            t.kind.name(),
+            t.id
+        ),
+    ))
 }
 
 /// The resource TLVs inside an object-instance TLV.
-fn decode_resources(instance: Path, t: &Tlv, registry: &Registry, out: &mut Vec<Record>) -> Result<(), FormatError> {
+fn decode_resources(
+    instance: Path,
+    t: &Tlv,
+    registry: &Registry,
+    out: &mut Vec<Record>,
+) -> Result<(), FormatError> {
     for child in parse_all(t.value, t.value_offset)? {
         decode_resource(instance, &child, registry, out)?;
     }
@@ -170,7 +228,12 @@ fn decode_resources(instance: Path, t: &Tlv, registry: &Registry, out: &mut Vec<
 }
 
 /// A resource or multiple-resource TLV below `instance`.
-fn decode_resource(instance: Path, t: &Tlv, registry: &Registry, out: &mut Vec<Record>) -> Result<(), FormatError> {
+fn decode_resource(
+    instance: Path,
+    t: &Tlv,
+    registry: &Registry,
+    out: &mut Vec<Record>,
+) -> Result<(), FormatError> {
     expect_kind(t, &[Kind::Resource, Kind::MultipleResource])?;
     let path = instance.child(t.id).expect("depth 3");
     if t.kind == Kind::Resource {
@@ -187,18 +250,29 @@ fn decode_resource(instance: Path, t: &Tlv, registry: &Registry, out: &mut Vec<R
 
 /// Converts a TLV value to the type the object model gives `path`; unknown resources stay Opaque.
 fn value(registry: &Registry, path: &Path, t: &Tlv) -> Result<Value, FormatError> {
-    let kind = registry.resource(path).map_or(ResourceType::Opaque, |r| r.kind);
+    let kind = registry
+        .resource(path)
+        .map_or(ResourceType::Opaque, |r| r.kind);
     let b = t.value;
-    let bad = |what: &str| err(t.value_offset, format!("{path}: {what}, got {} bytes", b.len()));
+    let bad = |what: &str| {
+        err(
+            t.value_offset,
+            format!("{path}: {what}, got {} bytes", b.len()),
+        )
+    };
     Ok(match kind {
         ResourceType::Opaque | ResourceType::None => Value::Opaque(b.to_vec()),
         ResourceType::String => Value::String(utf8(path, t)?),
         ResourceType::Corelnk => Value::Corelnk(utf8(path, t)?),
-        ResourceType::Integer => Value::Integer(signed(b).ok_or_else(|| bad("Integer needs 1, 2, 4 or 8 bytes"))?),
-        ResourceType::Time => Value::Time(signed(b).ok_or_else(|| bad("Time needs 1, 2, 4 or 8 bytes"))?),
-        ResourceType::UnsignedInteger => {
-            Value::Unsigned(unsigned(b).ok_or_else(|| bad("Unsigned Integer needs 1, 2, 4 or 8 bytes"))?)
+        ResourceType::Integer => {
+            Value::Integer(signed(b).ok_or_else(|| bad("Integer needs 1, 2, 4 or 8 bytes"))?)
         }
+        ResourceType::Time => {
+            Value::Time(signed(b).ok_or_else(|| bad("Time needs 1, 2, 4 or 8 bytes"))?)
+        }
+        ResourceType::UnsignedInteger => Value::Unsigned(
+            unsigned(b).ok_or_else(|| bad("Unsigned Integer needs 1, 2, 4 or 8 bytes"))?,
+        ),
         ResourceType::Float => match b.len() {
             4 => Value::Float(f64::from(f32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
             8 => Value::Float(f64::from_be_bytes(b.try_into().expect("8 bytes"))),
@@ -207,11 +281,19 @@ fn value(registry: &Registry, path: &Path, t: &Tlv) -> Result<Value, FormatError
         ResourceType::Boolean => match b {
             [0] => Value::Boolean(false),
             [1] => Value::Boolean(true),
-            [x] => return Err(err(t.value_offset, format!("{path}: Boolean must be 0 or 1, got {x}"))),
+            [x] => {
+                return Err(err(
+                    t.value_offset,
+                    format!("{path}: Boolean must be 0 or 1, got {x}"),
+                ))
+            }
             _ => return Err(bad("Boolean needs 1 byte")),
         },
         ResourceType::Objlnk => match b {
-            [o1, o2, i1, i2] => Value::Objlnk(u16::from_be_bytes([*o1, *o2]), u16::from_be_bytes([*i1, *i2])),
+            [o1, o2, i1, i2] => Value::Objlnk(
+                u16::from_be_bytes([*o1, *o2]),
+                u16::from_be_bytes([*i1, *i2]),
+            ),
             _ => return Err(bad("Objlnk needs 4 bytes")),
         },
     })
@@ -219,7 +301,10 @@ fn value(registry: &Registry, path: &Path, t: &Tlv) -> Result<Value, FormatError
 
 fn utf8(path: &Path, t: &Tlv) -> Result<String, FormatError> {
     String::from_utf8(t.value.to_vec()).map_err(|e| {
-        err(t.value_offset + e.utf8_error().valid_up_to(), format!("{path}: String value is not UTF-8"))
+        err(
+            t.value_offset + e.utf8_error().valid_up_to(),
+            format!("{path}: String value is not UTF-8"),
+        )
     })
 }
 
@@ -234,22 +319,40 @@ fn signed(b: &[u8]) -> Option<i64> {
 }
 
 fn unsigned(b: &[u8]) -> Option<u64> {
-    matches!(b.len(), 1 | 2 | 4 | 8).then(|| b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x)))
+    matches!(b.len(), 1 | 2 | 4 | 8)
+        .then(|| b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x)))
 }
 
-pub(crate) fn encode(base: &Path, records: &[Record], registry: &Registry) -> Result<Vec<u8>, FormatError> {
+pub(crate) fn encode(
+    base: &Path,
+    records: &[Record],
+    registry: &Registry,
+) -> Result<Vec<u8>, FormatError> {
     if base.depth() == 0 {
-        return Err(err(0, "TLV cannot carry the root path; encode an object or below"));
+        return Err(err(
+            0,
+            "TLV cannot carry the root path; encode an object or below",
+        ));
     }
     // Group by path, checking every record lies under the request path.
     let mut by_path: BTreeMap<Path, &Value> = BTreeMap::new();
     for r in records {
         if !base.contains(&r.path) || r.path.depth() < 3 {
-            return Err(err(0, format!("record {} is not a resource at or below the request path {base}", r.path)));
+            return Err(err(
+                0,
+                format!(
+                    "record {} is not a resource at or below the request path {base}",
+                    r.path
+                ),
+            ));
         }
         if let Some(def) = registry.resource(&r.path) {
             if def.multiple != (r.path.depth() == 4) {
-                let what = if def.multiple { "a multiple resource needs instance paths" } else { "a single resource has no instances" };
+                let what = if def.multiple {
+                    "a multiple resource needs instance paths"
+                } else {
+                    "a single resource has no instances"
+                };
                 return Err(err(0, format!("record {}: {} ({what})", r.path, def.name)));
             }
         }
@@ -262,7 +365,10 @@ pub(crate) fn encode(base: &Path, records: &[Record], registry: &Registry) -> Re
         1 => {
             let mut instances: BTreeMap<u16, Vec<(Path, &Value)>> = BTreeMap::new();
             for (p, v) in &by_path {
-                instances.entry(p.instance_id().expect("depth >= 3")).or_default().push((*p, *v));
+                instances
+                    .entry(p.instance_id().expect("depth >= 3"))
+                    .or_default()
+                    .push((*p, *v));
             }
             for (id, recs) in instances {
                 let body = encode_resources(&recs)?;
@@ -276,7 +382,12 @@ pub(crate) fn encode(base: &Path, records: &[Record], registry: &Registry) -> Re
         }
         _ => {
             for (p, v) in &by_path {
-                write(&mut out, Kind::ResourceInstance, p.resource_instance_id().expect("depth 4"), &encode_value(v))?;
+                write(
+                    &mut out,
+                    Kind::ResourceInstance,
+                    p.resource_instance_id().expect("depth 4"),
+                    &encode_value(v),
+                )?;
             }
         }
     }
@@ -296,8 +407,16 @@ fn encode_resources(records: &[(Path, &Value)]) -> Result<Vec<u8>, FormatError> 
             continue;
         }
         let mut body = Vec::new();
-        while let Some((p, v)) = records.get(i).filter(|(p, _)| p.depth() == 4 && p.parent() == path.parent()) {
-            write(&mut body, Kind::ResourceInstance, p.resource_instance_id().expect("depth 4"), &encode_value(v))?;
+        while let Some((p, v)) = records
+            .get(i)
+            .filter(|(p, _)| p.depth() == 4 && p.parent() == path.parent())
+        {
+            write(
+                &mut body,
+                Kind::ResourceInstance,
+                p.resource_instance_id().expect("depth 4"),
+                &encode_value(v),
+            )?;
             i += 1;
         }
         write(&mut out, Kind::MultipleResource, res, &body)?;
@@ -319,7 +438,15 @@ fn write(out: &mut Vec<u8>, kind: Kind, id: u16, value: &[u8]) -> Result<(), For
         8..=0xff => 1,
         0x100..=0xffff => 2,
         0x1_0000..=0xff_ffff => 3,
-        _ => return Err(err(0, format!("{} TLV {id} value of {len} bytes exceeds the 24-bit length field", kind.name()))),
+        _ => {
+            return Err(err(
+                0,
+                format!(
+                    "{} TLV {id} value of {len} bytes exceeds the 24-bit length field",
+                    kind.name()
+                ),
+            ))
+        }
     };
     t |= (len_bytes as u8) << 3;
     out.push(t);
@@ -341,7 +468,15 @@ fn encode_value(v: &Value) -> Vec<u8> {
         Value::Integer(i) | Value::Time(i) => encode_signed(*i),
         Value::Unsigned(u) => {
             let bytes = u.to_be_bytes();
-            let size = if *u <= 0xff { 1 } else if *u <= 0xffff { 2 } else if *u <= 0xffff_ffff { 4 } else { 8 };
+            let size = if *u <= 0xff {
+                1
+            } else if *u <= 0xffff {
+                2
+            } else if *u <= 0xffff_ffff {
+                4
+            } else {
+                8
+            };
             bytes[8 - size..].to_vec()
         }
         Value::Float(f) => {

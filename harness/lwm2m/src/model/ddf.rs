@@ -31,14 +31,28 @@ pub struct DdfError {
 pub fn parse_ddf(file: &str, xml: &str) -> Result<Vec<ObjectDef>, DdfError> {
     let doc = Document::parse(xml).map_err(|e| {
         let pos = e.pos();
-        DdfError { file: file.to_string(), line: pos.row, column: pos.col, reason: format!("malformed XML: {e}") }
+        DdfError {
+            file: file.to_string(),
+            line: pos.row,
+            column: pos.col,
+            reason: format!("malformed XML: {e}"),
+        }
     })?;
     let ctx = Ctx { file, doc: &doc };
     let root = doc.root_element();
     if root.tag_name().name() != "LWM2M" {
-        return Err(ctx.error(root, format!("expected root element <LWM2M>, found <{}>", root.tag_name().name())));
+        return Err(ctx.error(
+            root,
+            format!(
+                "expected root element <LWM2M>, found <{}>",
+                root.tag_name().name()
+            ),
+        ));
     }
-    let objects: Vec<Node> = root.children().filter(|n| n.is_element() && n.tag_name().name() == "Object").collect();
+    let objects: Vec<Node> = root
+        .children()
+        .filter(|n| n.is_element() && n.tag_name().name() == "Object")
+        .collect();
     if objects.is_empty() {
         return Err(ctx.error(root, "expected at least one <Object> inside <LWM2M>"));
     }
@@ -53,7 +67,12 @@ struct Ctx<'a, 'input> {
 impl Ctx<'_, '_> {
     fn error(&self, node: Node, reason: impl Into<String>) -> DdfError {
         let pos = self.doc.text_pos_at(node.range().start);
-        DdfError { file: self.file.to_string(), line: pos.row, column: pos.col, reason: reason.into() }
+        DdfError {
+            file: self.file.to_string(),
+            line: pos.row,
+            column: pos.col,
+            reason: reason.into(),
+        }
     }
 
     fn object(&self, node: Node) -> Result<ObjectDef, DdfError> {
@@ -66,15 +85,29 @@ impl Ctx<'_, '_> {
         let mandatory = self.mandatory(node)?;
         let mut resources = BTreeMap::new();
         if let Some(list) = child(node, "Resources") {
-            for item in list.children().filter(|n| n.is_element() && n.tag_name().name() == "Item") {
+            for item in list
+                .children()
+                .filter(|n| n.is_element() && n.tag_name().name() == "Item")
+            {
                 let def = self.resource(item)?;
                 if resources.contains_key(&def.id) {
-                    return Err(self.error(item, format!("resource id {} is defined twice in object {id}", def.id)));
+                    return Err(self.error(
+                        item,
+                        format!("resource id {} is defined twice in object {id}", def.id),
+                    ));
                 }
                 resources.insert(def.id, def);
             }
         }
-        Ok(ObjectDef { id, name, version, urn, multiple, mandatory, resources })
+        Ok(ObjectDef {
+            id,
+            name,
+            version,
+            urn,
+            multiple,
+            mandatory,
+            resources,
+        })
     }
 
     fn resource(&self, item: Node) -> Result<ResourceDef, DdfError> {
@@ -82,7 +115,10 @@ impl Ctx<'_, '_> {
             .attribute("ID")
             .ok_or_else(|| self.error(item, "expected an ID attribute on <Item>"))?;
         let id = parse_id(raw.trim()).ok_or_else(|| {
-            self.error(item, format!("expected <Item ID> to be a resource id in 0..=65534, found {raw:?}"))
+            self.error(
+                item,
+                format!("expected <Item ID> to be a resource id in 0..=65534, found {raw:?}"),
+            )
         })?;
         let name = self.required_text(item, "Name", "<Item>")?;
         let operations = self.operations(item)?;
@@ -91,11 +127,26 @@ impl Ctx<'_, '_> {
         let kind = self.kind(item, operations)?;
         let units = optional_text(item, "Units");
         let description = optional_text(item, "Description").unwrap_or_default();
-        Ok(ResourceDef { id, name, operations, multiple, mandatory, kind, units, description })
+        Ok(ResourceDef {
+            id,
+            name,
+            operations,
+            multiple,
+            mandatory,
+            kind,
+            units,
+            description,
+        })
     }
 
-    fn required<'n, 'i>(&self, parent: Node<'n, 'i>, name: &str, inside: &str) -> Result<Node<'n, 'i>, DdfError> {
-        child(parent, name).ok_or_else(|| self.error(parent, format!("expected <{name}> inside {inside}")))
+    fn required<'n, 'i>(
+        &self,
+        parent: Node<'n, 'i>,
+        name: &str,
+        inside: &str,
+    ) -> Result<Node<'n, 'i>, DdfError> {
+        child(parent, name)
+            .ok_or_else(|| self.error(parent, format!("expected <{name}> inside {inside}")))
     }
 
     fn required_text(&self, parent: Node, name: &str, inside: &str) -> Result<String, DdfError> {
@@ -109,24 +160,43 @@ impl Ctx<'_, '_> {
 
     fn id(&self, node: Node, what: &str) -> Result<u16, DdfError> {
         let text = text_of(node);
-        parse_id(&text).ok_or_else(|| self.error(node, format!("expected {what} to be an id in 0..=65534, found {text:?}")))
+        parse_id(&text).ok_or_else(|| {
+            self.error(
+                node,
+                format!("expected {what} to be an id in 0..=65534, found {text:?}"),
+            )
+        })
     }
 
     fn multiplicity(&self, parent: Node) -> Result<bool, DdfError> {
-        let node = self.required(parent, "MultipleInstances", &format!("<{}>", parent.tag_name().name()))?;
+        let node = self.required(
+            parent,
+            "MultipleInstances",
+            &format!("<{}>", parent.tag_name().name()),
+        )?;
         match text_of(node).as_str() {
             "Single" => Ok(false),
             "Multiple" => Ok(true),
-            other => Err(self.error(node, format!("expected <MultipleInstances> Single or Multiple, found {other:?}"))),
+            other => Err(self.error(
+                node,
+                format!("expected <MultipleInstances> Single or Multiple, found {other:?}"),
+            )),
         }
     }
 
     fn mandatory(&self, parent: Node) -> Result<bool, DdfError> {
-        let node = self.required(parent, "Mandatory", &format!("<{}>", parent.tag_name().name()))?;
+        let node = self.required(
+            parent,
+            "Mandatory",
+            &format!("<{}>", parent.tag_name().name()),
+        )?;
         match text_of(node).as_str() {
             "Mandatory" => Ok(true),
             "Optional" => Ok(false),
-            other => Err(self.error(node, format!("expected <Mandatory> Mandatory or Optional, found {other:?}"))),
+            other => Err(self.error(
+                node,
+                format!("expected <Mandatory> Mandatory or Optional, found {other:?}"),
+            )),
         }
     }
 
@@ -136,7 +206,12 @@ impl Ctx<'_, '_> {
             return Ok(Operations::default());
         };
         let text = text_of(node);
-        text.parse().map_err(|_| self.error(node, format!("expected <Operations> R, W, RW, E or empty, found {text:?}")))
+        text.parse().map_err(|_| {
+            self.error(
+                node,
+                format!("expected <Operations> R, W, RW, E or empty, found {text:?}"),
+            )
+        })
     }
 
     fn kind(&self, item: Node, ops: Operations) -> Result<ResourceType, DdfError> {
@@ -144,7 +219,10 @@ impl Ctx<'_, '_> {
             return if ops.execute {
                 Ok(ResourceType::None)
             } else {
-                Err(self.error(item, "expected <Type> inside <Item> (only executable resources may omit it)"))
+                Err(self.error(
+                    item,
+                    "expected <Type> inside <Item> (only executable resources may omit it)",
+                ))
             };
         };
         let text = text_of(node);
@@ -160,12 +238,18 @@ impl Ctx<'_, '_> {
 }
 
 fn child<'n, 'i>(parent: Node<'n, 'i>, name: &str) -> Option<Node<'n, 'i>> {
-    parent.children().find(|n| n.is_element() && n.tag_name().name() == name)
+    parent
+        .children()
+        .find(|n| n.is_element() && n.tag_name().name() == name)
 }
 
 /// The element's text (CDATA included), trimmed; empty for `<X/>`.
 fn text_of(node: Node) -> String {
-    node.children().filter_map(|c| c.text()).collect::<String>().trim().to_string()
+    node.children()
+        .filter_map(|c| c.text())
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 fn optional_text(parent: Node, name: &str) -> Option<String> {
@@ -214,7 +298,10 @@ mod tests {
     fn optional_elements_default_and_values_are_trimmed() {
         let objs = parse_ddf("tiny.xml", MINIMAL).unwrap();
         let o = &objs[0];
-        assert_eq!((o.id, o.name.as_str(), o.version.as_str()), (42000, "Tiny", "1.0"));
+        assert_eq!(
+            (o.id, o.name.as_str(), o.version.as_str()),
+            (42000, "Tiny", "1.0")
+        );
         assert_eq!(o.urn, "urn:oma:lwm2m:x:42000");
         assert!(o.multiple && !o.mandatory);
         assert_eq!(o.resource(0).unwrap().kind, ResourceType::None);
@@ -228,7 +315,7 @@ mod tests {
     fn bad_enumerations_name_the_element_position() {
         let xml = MINIMAL.replace("<Type>Unsigned Integer</Type>", "<Type>Decimal</Type>");
         let e = parse_ddf("tiny.xml", &xml).unwrap_err();
-        assert_eq!(e.line, 12, "{e}");
+        assert_eq!((e.line, e.column), (11, 140), "{e}");
         assert!(e.reason.contains("Decimal"), "{e}");
     }
 }

@@ -90,7 +90,11 @@ impl ResourceType {
 impl std::str::FromStr for ResourceType {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        let key: String = s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+        let key: String = s
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
         Ok(match key.as_str() {
             "" | "none" => ResourceType::None,
             "string" => ResourceType::String,

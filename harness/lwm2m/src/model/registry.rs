@@ -15,20 +15,49 @@ pub struct Registry {
 /// The DDF files of `fixtures/objects`, compiled in so that a registry of the
 /// core objects exists without touching the file system (tests, the virtual meter).
 const CORE_DDF: &[(&str, &str)] = &[
-    ("0-security.xml", include_str!("../../../../fixtures/objects/0-security.xml")),
-    ("1-server.xml", include_str!("../../../../fixtures/objects/1-server.xml")),
-    ("3-device.xml", include_str!("../../../../fixtures/objects/3-device.xml")),
-    ("4-connectivity-monitoring.xml", include_str!("../../../../fixtures/objects/4-connectivity-monitoring.xml")),
-    ("5-firmware-update.xml", include_str!("../../../../fixtures/objects/5-firmware-update.xml")),
-    ("9-software-management.xml", include_str!("../../../../fixtures/objects/9-software-management.xml")),
-    ("19-binary-app-data-container.xml", include_str!("../../../../fixtures/objects/19-binary-app-data-container.xml")),
-    ("501-lte-mtc-band-config.xml", include_str!("../../../../fixtures/objects/501-lte-mtc-band-config.xml")),
-    ("504-remote-sim-provisioning.xml", include_str!("../../../../fixtures/objects/504-remote-sim-provisioning.xml")),
+    (
+        "0-security.xml",
+        include_str!("../../../../fixtures/objects/0-security.xml"),
+    ),
+    (
+        "1-server.xml",
+        include_str!("../../../../fixtures/objects/1-server.xml"),
+    ),
+    (
+        "3-device.xml",
+        include_str!("../../../../fixtures/objects/3-device.xml"),
+    ),
+    (
+        "4-connectivity-monitoring.xml",
+        include_str!("../../../../fixtures/objects/4-connectivity-monitoring.xml"),
+    ),
+    (
+        "5-firmware-update.xml",
+        include_str!("../../../../fixtures/objects/5-firmware-update.xml"),
+    ),
+    (
+        "9-software-management.xml",
+        include_str!("../../../../fixtures/objects/9-software-management.xml"),
+    ),
+    (
+        "19-binary-app-data-container.xml",
+        include_str!("../../../../fixtures/objects/19-binary-app-data-container.xml"),
+    ),
+    (
+        "501-lte-mtc-band-config.xml",
+        include_str!("../../../../fixtures/objects/501-lte-mtc-band-config.xml"),
+    ),
+    (
+        "504-remote-sim-provisioning.xml",
+        include_str!("../../../../fixtures/objects/504-remote-sim-provisioning.xml"),
+    ),
 ];
 
 impl Registry {
     pub fn from_objects(objects: impl IntoIterator<Item = ObjectDef>) -> Self {
-        Registry { objects: Arc::new(objects.into_iter().map(|o| (o.id, o)).collect()) }
+        Registry {
+            objects: Arc::new(objects.into_iter().map(|o| (o.id, o)).collect()),
+        }
     }
     pub fn object(&self, id: u16) -> Option<&ObjectDef> {
         self.objects.get(&id)
@@ -38,7 +67,8 @@ impl Registry {
     }
     /// The resource definition a path of depth 3 or 4 points at.
     pub fn resource(&self, path: &Path) -> Option<&ResourceDef> {
-        self.object(path.object_id()?)?.resource(path.resource_id()?)
+        self.object(path.object_id()?)?
+            .resource(path.resource_id()?)
     }
     pub fn len(&self) -> usize {
         self.objects.len()
@@ -57,12 +87,15 @@ impl Registry {
         }
         self
     }
-    /// Adds the objects of one DDF document (`file` names it in errors).
-    pub fn load_str(&mut self, file: &str, xml: &str) -> Result<(), DdfError> {
-        for o in parse_ddf(file, xml)? {
+    /// Adds (or replaces, by id) the objects of one DDF document; `file` names
+    /// it in errors. Returns how many objects the document defined.
+    pub fn load_str(&mut self, file: &str, xml: &str) -> Result<usize, DdfError> {
+        let objects = parse_ddf(file, xml)?;
+        let count = objects.len();
+        for o in objects {
             self.insert(o);
         }
-        Ok(())
+        Ok(count)
     }
     /// The core objects meterbench ships in `fixtures/objects` (0, 1, 3, 4, 5,
     /// 9, 19, 501, 504), compiled into the library.
@@ -70,7 +103,8 @@ impl Registry {
         let mut r = Registry::default();
         for (file, xml) in CORE_DDF {
             // The fixtures are parsed by this crate's tests; a failure here is a build defect.
-            r.load_str(file, xml).unwrap_or_else(|e| panic!("built-in object definition is invalid: {e}"));
+            r.load_str(file, xml)
+                .unwrap_or_else(|e| panic!("built-in object definition is invalid: {e}"));
         }
         r
     }
@@ -97,9 +131,8 @@ impl Registry {
         for file in files {
             let xml = std::fs::read_to_string(&file).map_err(|e| io_error(&file, e))?;
             let name = file.display().to_string();
-            let before = registry.len();
-            registry.load_str(&name, &xml)?;
-            tracing::debug!(file = %name, objects = registry.len() - before, "loaded object definitions");
+            let count = registry.load_str(&name, &xml)?;
+            tracing::debug!(file = %name, objects = count, "loaded object definitions");
         }
         Ok(registry)
     }

@@ -9,7 +9,9 @@
 mod registration;
 mod request;
 
-pub use registration::{parse as parse_registration, ParamError, RegistrationParams, DEFAULT_LIFETIME};
+pub use registration::{
+    parse as parse_registration, ParamError, RegistrationParams, DEFAULT_LIFETIME,
+};
 pub use request::attribute_query;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -58,11 +60,18 @@ pub struct Registration {
 impl Registration {
     /// Object instances announced in the object list (links with an instance id).
     pub fn instances(&self) -> Vec<Path> {
-        self.objects.iter().filter_map(|l| l.path()).filter(|p| p.depth() == 2).collect()
+        self.objects
+            .iter()
+            .filter_map(|l| l.path())
+            .filter(|p| p.depth() == 2)
+            .collect()
     }
     /// Objects announced, with or without instances.
     pub fn has_object(&self, object: u16) -> bool {
-        self.objects.iter().filter_map(|l| l.path()).any(|p| p.object_id() == Some(object))
+        self.objects
+            .iter()
+            .filter_map(|l| l.path())
+            .any(|p| p.object_id() == Some(object))
     }
 }
 
@@ -87,15 +96,42 @@ pub struct Attributes {
 /// A device management or information reporting request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DmRequest {
-    Read { path: Path, format: Option<ContentFormat> },
-    Write { path: Path, mode: WriteMode, records: Vec<Record>, format: Option<ContentFormat> },
-    Execute { path: Path, arguments: Option<String> },
-    Discover { path: Path },
-    Create { object: Path, records: Vec<Record>, format: Option<ContentFormat> },
-    Delete { path: Path },
-    WriteAttributes { path: Path, attributes: Attributes },
-    Observe { path: Path, format: Option<ContentFormat> },
-    CancelObserve { path: Path },
+    Read {
+        path: Path,
+        format: Option<ContentFormat>,
+    },
+    Write {
+        path: Path,
+        mode: WriteMode,
+        records: Vec<Record>,
+        format: Option<ContentFormat>,
+    },
+    Execute {
+        path: Path,
+        arguments: Option<String>,
+    },
+    Discover {
+        path: Path,
+    },
+    Create {
+        object: Path,
+        records: Vec<Record>,
+        format: Option<ContentFormat>,
+    },
+    Delete {
+        path: Path,
+    },
+    WriteAttributes {
+        path: Path,
+        attributes: Attributes,
+    },
+    Observe {
+        path: Path,
+        format: Option<ContentFormat>,
+    },
+    CancelObserve {
+        path: Path,
+    },
 }
 
 /// What a response carried, decoded by its Content-Format.
@@ -140,14 +176,30 @@ pub enum RequestError {
 pub enum ServerEvent {
     Registered(Registration),
     Updated(Registration),
-    Deregistered { endpoint: String },
+    Deregistered {
+        endpoint: String,
+    },
     /// The lifetime passed without an Update (LwM2M 1.1 Core §6.2.2).
-    Expired { endpoint: String },
-    Response { id: RequestId, endpoint: String, result: Result<Response, RequestError> },
+    Expired {
+        endpoint: String,
+    },
+    Response {
+        id: RequestId,
+        endpoint: String,
+        result: Result<Response, RequestError>,
+    },
     /// A notification for an observation started by the Observe request `observation`.
-    Notification { observation: RequestId, endpoint: String, path: Path, records: Vec<Record> },
+    Notification {
+        observation: RequestId,
+        endpoint: String,
+        path: Path,
+        records: Vec<Record>,
+    },
     /// A datagram was not understood; it was dropped (and answered with Reset when confirmable).
-    Malformed { peer: SocketAddr, reason: String },
+    Malformed {
+        peer: SocketAddr,
+        reason: String,
+    },
 }
 
 /// A request in flight.
@@ -235,8 +287,15 @@ impl Server {
 
     /// The earliest instant at which `handle_timeout` must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let expiry = self.registrations.values().map(|r| r.updated_at + r.lifetime).min();
-        [expiry, self.layer.poll_timeout()].into_iter().flatten().min()
+        let expiry = self
+            .registrations
+            .values()
+            .map(|r| r.updated_at + r.lifetime)
+            .min();
+        [expiry, self.layer.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn registration(&self, endpoint: &str) -> Option<&Registration> {
@@ -254,13 +313,19 @@ impl Server {
     /// Requests are sent Confirmable. Cancel-Observe reuses the observation's
     /// token (RFC 7641 §3.6) and forgets the observation at once, so that
     /// notifications crossing the cancel on the wire are answered with Reset.
-    pub fn request(&mut self, now: Instant, endpoint: &str, request: DmRequest) -> Result<RequestId, RequestError> {
+    pub fn request(
+        &mut self,
+        now: Instant,
+        endpoint: &str,
+        request: DmRequest,
+    ) -> Result<RequestId, RequestError> {
         let peer = self
             .registrations
             .get(endpoint)
             .map(|r| r.peer)
             .ok_or_else(|| RequestError::NotRegistered(endpoint.to_string()))?;
-        let mut packet = request::build(&request, &self.config.registry, self.config.default_format)?;
+        let mut packet =
+            request::build(&request, &self.config.registry, self.config.default_format)?;
         let path = request::target(&request);
         let id = RequestId(self.next_request);
         let mut observe_token = None;
@@ -276,7 +341,9 @@ impl Server {
                     .iter()
                     .find(|(_, o)| o.endpoint == endpoint && o.path == *path)
                     .map(|(t, _)| t.clone())
-                    .ok_or_else(|| RequestError::Invalid(format!("no observation of {path} on {endpoint}")))?;
+                    .ok_or_else(|| {
+                        RequestError::Invalid(format!("no observation of {path} on {endpoint}"))
+                    })?;
                 self.observations.remove(&token);
                 packet.set_token(token);
             }
@@ -284,7 +351,15 @@ impl Server {
         }
         self.next_request += 1;
         let exchange = self.layer.send(now, peer, packet, true);
-        self.pending.insert(exchange, Pending { id, endpoint: endpoint.to_string(), path, observe_token });
+        self.pending.insert(
+            exchange,
+            Pending {
+                id,
+                endpoint: endpoint.to_string(),
+                path,
+                observe_token,
+            },
+        );
         Ok(id)
     }
 
@@ -304,8 +379,14 @@ impl Server {
         while let Some(event) = self.layer.poll_event() {
             match event {
                 ExchangeEvent::Request { peer, message } => self.handle_request(now, peer, message),
-                ExchangeEvent::Response { id, peer: _, message } => self.handle_response(now, id, message),
-                ExchangeEvent::Unsolicited { peer, message } => self.handle_notification(now, peer, message),
+                ExchangeEvent::Response {
+                    id,
+                    peer: _,
+                    message,
+                } => self.handle_response(now, id, message),
+                ExchangeEvent::Unsolicited { peer, message } => {
+                    self.handle_notification(now, peer, message)
+                }
                 ExchangeEvent::Acknowledged { .. } => {}
                 ExchangeEvent::Reset { id, peer, token } => {
                     if let Some(p) = id.and_then(|id| self.pending.remove(&id)) {
@@ -318,24 +399,31 @@ impl Server {
                         tracing::debug!(%peer, ?token, "Reset for a message no request waits on");
                     }
                 }
-                ExchangeEvent::Timeout { id, transmissions, .. } => {
+                ExchangeEvent::Timeout {
+                    id, transmissions, ..
+                } => {
                     if let Some(p) = self.pending.remove(&id) {
                         self.events.push_back(ServerEvent::Response {
                             id: p.id,
                             endpoint: p.endpoint,
-                            result: Err(RequestError::Timeout { attempts: transmissions }),
+                            result: Err(RequestError::Timeout {
+                                attempts: transmissions,
+                            }),
                         });
                     }
                 }
                 ExchangeEvent::Malformed { peer, reason } => {
-                    self.events.push_back(ServerEvent::Malformed { peer, reason });
+                    self.events
+                        .push_back(ServerEvent::Malformed { peer, reason });
                 }
             }
         }
     }
 
     fn handle_response(&mut self, now: Instant, exchange: ExchangeId, message: Packet) {
-        let Some(pending) = self.pending.remove(&exchange) else { return };
+        let Some(pending) = self.pending.remove(&exchange) else {
+            return;
+        };
         let result = request::decode(&message, &pending.path, &self.config.registry);
         if let (Some(token), Ok(response)) = (pending.observe_token, &result) {
             // RFC 7641 §3.1: the observation exists only if the response says so.
@@ -351,7 +439,11 @@ impl Server {
                 );
             }
         }
-        self.events.push_back(ServerEvent::Response { id: pending.id, endpoint: pending.endpoint, result });
+        self.events.push_back(ServerEvent::Response {
+            id: pending.id,
+            endpoint: pending.endpoint,
+            result,
+        });
     }
 
     /// A response no request waits on: a notification if its token names an
@@ -393,15 +485,41 @@ impl Server {
         self.deliver(peer, id, endpoint, path, &message);
     }
 
-    fn deliver(&mut self, peer: SocketAddr, observation: RequestId, endpoint: String, path: Path, message: &Packet) {
+    fn deliver(
+        &mut self,
+        peer: SocketAddr,
+        observation: RequestId,
+        endpoint: String,
+        path: Path,
+        message: &Packet,
+    ) {
         match request::decode(message, &path, &self.config.registry) {
-            Ok(Response { content: Content::Records(records), .. }) => {
-                self.events.push_back(ServerEvent::Notification { observation, endpoint, path, records });
+            Ok(Response {
+                content: Content::Records(records),
+                ..
+            }) => {
+                self.events.push_back(ServerEvent::Notification {
+                    observation,
+                    endpoint,
+                    path,
+                    records,
+                });
             }
-            Ok(Response { content: Content::None, .. }) => {
-                self.events.push_back(ServerEvent::Notification { observation, endpoint, path, records: Vec::new() });
+            Ok(Response {
+                content: Content::None,
+                ..
+            }) => {
+                self.events.push_back(ServerEvent::Notification {
+                    observation,
+                    endpoint,
+                    path,
+                    records: Vec::new(),
+                });
             }
-            Ok(Response { content: Content::Links(_), .. }) => self.events.push_back(ServerEvent::Malformed {
+            Ok(Response {
+                content: Content::Links(_),
+                ..
+            }) => self.events.push_back(ServerEvent::Malformed {
                 peer,
                 reason: format!("notification for {path} carries links, not values"),
             }),
@@ -475,7 +593,11 @@ impl Server {
         self.locations.insert(location, endpoint.clone());
         self.registrations.insert(endpoint, registration.clone());
         self.events.push_back(ServerEvent::Registered(registration));
-        Reply { code: 201, location: vec!["rd".into(), id], diagnostic: None }
+        Reply {
+            code: 201,
+            location: vec!["rd".into(), id],
+            diagnostic: None,
+        }
     }
 
     fn update(&mut self, now: Instant, peer: SocketAddr, message: &Packet, id: &str) -> Reply {
@@ -486,7 +608,9 @@ impl Server {
             Ok(p) => p,
             Err(e) => return Reply::error(e.code(), e.to_string()),
         };
-        let Some(reg) = self.registrations.get_mut(&endpoint) else { return Reply::code(404) };
+        let Some(reg) = self.registrations.get_mut(&endpoint) else {
+            return Reply::code(404);
+        };
         if let Some(lt) = params.lifetime {
             reg.lifetime = lt;
         }
@@ -516,7 +640,8 @@ impl Server {
         };
         tracing::info!(%endpoint, "deregistered");
         self.end_registration(&endpoint);
-        self.events.push_back(ServerEvent::Deregistered { endpoint });
+        self.events
+            .push_back(ServerEvent::Deregistered { endpoint });
         Reply::code(202)
     }
 
@@ -527,8 +652,12 @@ impl Server {
             self.locations.remove(&reg.location);
         }
         self.observations.retain(|_, o| o.endpoint != endpoint);
-        let ended: Vec<ExchangeId> =
-            self.pending.iter().filter(|(_, p)| p.endpoint == endpoint).map(|(id, _)| *id).collect();
+        let ended: Vec<ExchangeId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.endpoint == endpoint)
+            .map(|(id, _)| *id)
+            .collect();
         for exchange in ended {
             self.layer.cancel(exchange);
             if let Some(p) = self.pending.remove(&exchange) {
@@ -551,11 +680,19 @@ struct Reply {
 
 impl Reply {
     fn code(code: u16) -> Self {
-        Reply { code, location: Vec::new(), diagnostic: None }
+        Reply {
+            code,
+            location: Vec::new(),
+            diagnostic: None,
+        }
     }
     /// An error with a diagnostic payload (RFC 7252 §5.5.2).
     fn error(code: u16, diagnostic: String) -> Self {
         tracing::debug!(code, %diagnostic, "registration request refused");
-        Reply { code, location: Vec::new(), diagnostic: Some(diagnostic) }
+        Reply {
+            code,
+            location: Vec::new(),
+            diagnostic: Some(diagnostic),
+        }
     }
 }

@@ -51,7 +51,10 @@ impl ParamError {
 pub fn parse(packet: &Packet) -> Result<RegistrationParams, ParamError> {
     let mut p = RegistrationParams::default();
     for (name, value) in options::query(packet) {
-        let bad = |v: &str| ParamError::BadValue { name: name.clone(), value: v.to_string() };
+        let bad = |v: &str| ParamError::BadValue {
+            name: name.clone(),
+            value: v.to_string(),
+        };
         match (name.as_str(), value) {
             ("ep", Some(v)) if !v.is_empty() => p.endpoint = Some(v),
             ("lt", Some(v)) => {
@@ -68,8 +71,12 @@ pub fn parse(packet: &Packet) -> Result<RegistrationParams, ParamError> {
             }
             ("Q", None) => p.queue_mode = true,
             ("sms", Some(v)) => p.sms_number = Some(v),
-            ("ep" | "lt" | "lwm2m" | "b" | "sms", v) => return Err(bad(v.as_deref().unwrap_or(""))),
-            (other, _) => tracing::debug!(parameter = other, "ignoring unknown registration parameter"),
+            ("ep" | "lt" | "lwm2m" | "b" | "sms", v) => {
+                return Err(bad(v.as_deref().unwrap_or("")))
+            }
+            (other, _) => {
+                tracing::debug!(parameter = other, "ignoring unknown registration parameter")
+            }
         }
     }
     if let Some(cf) = options::content_format(packet) {

@@ -40,7 +40,12 @@ pub fn attribute_query(a: &Attributes) -> Vec<String> {
 /// The format a payload is written in when the request names none: the
 /// configured default, except that plain text and opaque carry one resource
 /// only, so anything wider goes as TLV (which every LwM2M client supports).
-fn payload_format(requested: Option<ContentFormat>, default: ContentFormat, path: &Path, records: usize) -> ContentFormat {
+fn payload_format(
+    requested: Option<ContentFormat>,
+    default: ContentFormat,
+    path: &Path,
+    records: usize,
+) -> ContentFormat {
     match requested {
         Some(f) => f,
         None if matches!(default, ContentFormat::Text | ContentFormat::Opaque)
@@ -54,18 +59,30 @@ fn payload_format(requested: Option<ContentFormat>, default: ContentFormat, path
 
 /// Builds the CoAP request (without message id or token). `observe_token`
 /// is set by the caller for Observe and Cancel-Observe.
-pub fn build(request: &DmRequest, registry: &Registry, default: ContentFormat) -> Result<Packet, RequestError> {
+pub fn build(
+    request: &DmRequest,
+    registry: &Registry,
+    default: ContentFormat,
+) -> Result<Packet, RequestError> {
     let invalid = |e: format::FormatError| RequestError::Invalid(e.to_string());
     let p = match request {
         DmRequest::Read { path, format } => {
             let mut p = base(RequestType::Get, path);
-            options::set_uint(&mut p, CoapOption::Accept, u32::from(format.unwrap_or(default).code()));
+            options::set_uint(
+                &mut p,
+                CoapOption::Accept,
+                u32::from(format.unwrap_or(default).code()),
+            );
             p
         }
         DmRequest::Observe { path, format } => {
             let mut p = base(RequestType::Get, path);
             options::set_uint(&mut p, CoapOption::Observe, 0);
-            options::set_uint(&mut p, CoapOption::Accept, u32::from(format.unwrap_or(default).code()));
+            options::set_uint(
+                &mut p,
+                CoapOption::Accept,
+                u32::from(format.unwrap_or(default).code()),
+            );
             p
         }
         DmRequest::CancelObserve { path } => {
@@ -73,9 +90,16 @@ pub fn build(request: &DmRequest, registry: &Registry, default: ContentFormat) -
             options::set_uint(&mut p, CoapOption::Observe, 1);
             p
         }
-        DmRequest::Write { path, mode, records, format } => {
+        DmRequest::Write {
+            path,
+            mode,
+            records,
+            format,
+        } => {
             if path.depth() < 2 {
-                return Err(RequestError::Invalid(format!("Write needs an instance or resource path, not {path}")));
+                return Err(RequestError::Invalid(format!(
+                    "Write needs an instance or resource path, not {path}"
+                )));
             }
             let method = match mode {
                 WriteMode::Replace => RequestType::Put,
@@ -89,7 +113,9 @@ pub fn build(request: &DmRequest, registry: &Registry, default: ContentFormat) -
         }
         DmRequest::Execute { path, arguments } => {
             if path.depth() != 3 {
-                return Err(RequestError::Invalid(format!("Execute needs a resource path, not {path}")));
+                return Err(RequestError::Invalid(format!(
+                    "Execute needs a resource path, not {path}"
+                )));
             }
             let mut p = base(RequestType::Post, path);
             if let Some(args) = arguments {
@@ -99,12 +125,22 @@ pub fn build(request: &DmRequest, registry: &Registry, default: ContentFormat) -
         }
         DmRequest::Discover { path } => {
             let mut p = base(RequestType::Get, path);
-            options::set_uint(&mut p, CoapOption::Accept, u32::from(ContentFormat::LinkFormat.code()));
+            options::set_uint(
+                &mut p,
+                CoapOption::Accept,
+                u32::from(ContentFormat::LinkFormat.code()),
+            );
             p
         }
-        DmRequest::Create { object, records, format } => {
+        DmRequest::Create {
+            object,
+            records,
+            format,
+        } => {
             if object.depth() != 1 {
-                return Err(RequestError::Invalid(format!("Create targets an object, not {object}")));
+                return Err(RequestError::Invalid(format!(
+                    "Create targets an object, not {object}"
+                )));
             }
             let fmt = payload_format(*format, default, object, usize::MAX);
             let mut p = base(RequestType::Post, object);
@@ -139,26 +175,38 @@ pub fn target(request: &DmRequest) -> Path {
 
 /// Decodes a response by its Content-Format. Error responses' payloads are
 /// diagnostics, not content, and are not decoded.
-pub fn decode(message: &Packet, path: &Path, registry: &Registry) -> Result<Response, RequestError> {
+pub fn decode(
+    message: &Packet,
+    path: &Path,
+    registry: &Registry,
+) -> Result<Response, RequestError> {
     let raw: u8 = message.header.code.into();
     let number = code::to_number(raw);
     let cf = options::content_format(message);
     let format = cf.and_then(ContentFormat::from_code);
-    let mut response = Response { code: number, format, content: Content::None };
+    let mut response = Response {
+        code: number,
+        format,
+        content: Content::None,
+    };
     if !(200..300).contains(&number) || message.payload.is_empty() {
         return Ok(response);
     }
     response.content = match (cf, format) {
         (_, Some(ContentFormat::LinkFormat)) => {
-            let text = std::str::from_utf8(&message.payload)
-                .map_err(|e| RequestError::Decode(format!("link-format payload is not UTF-8: {e}")))?;
+            let text = std::str::from_utf8(&message.payload).map_err(|e| {
+                RequestError::Decode(format!("link-format payload is not UTF-8: {e}"))
+            })?;
             Content::Links(parse_links(text).map_err(|e| RequestError::Decode(e.to_string()))?)
         }
         (_, Some(f)) => Content::Records(
-            format::decode(f, path, &message.payload, registry).map_err(|e| RequestError::Decode(e.to_string()))?,
+            format::decode(f, path, &message.payload, registry)
+                .map_err(|e| RequestError::Decode(e.to_string()))?,
         ),
         (Some(other), None) => {
-            return Err(RequestError::Decode(format!("unsupported Content-Format {other}")));
+            return Err(RequestError::Decode(format!(
+                "unsupported Content-Format {other}"
+            )));
         }
         (None, None) => {
             return Err(RequestError::Decode(format!(
