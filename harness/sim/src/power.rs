@@ -212,13 +212,14 @@ impl rig::Power for VirtualPower {
     }
 
     fn describe(&self) -> String {
+        let command: Vec<String> = std::iter::once(self.spec.program.display().to_string())
+            .chain(self.spec.args_prefix.iter().cloned())
+            .collect();
         format!(
-            "virtual meter process ({} {}; state {})",
-            self.spec.program.display(),
-            self.spec.args_prefix.join(" "),
+            "virtual meter process ({}; state {})",
+            command.join(" "),
             self.spec.state_dir.display()
         )
-        .replace(" ;", ";")
     }
 }
 

@@ -2,6 +2,18 @@
 //! (Register, Update before the lifetime ends, De-register), device
 //! management requests answered from an in-memory object store, and
 //! observations with notification attributes (LwM2M 1.1 Core §6.2–§6.4).
+//!
+//! Behaviour worth knowing when driving it:
+//! - Register goes out on [`Client::start`]; Updates at half the lifetime
+//!   (and at once after Create/Delete changed the object list). A failed
+//!   Update (4.04 or no answer) is followed by a new Register; a failed
+//!   Register leaves the state `Failed` and is retried after
+//!   [`RETRY_INITIAL`], doubling up to [`RETRY_MAX`].
+//! - Notifications are Non-confirmable except every [`CON_EVERY`]-th, which
+//!   is Confirmable so that a vanished observer is noticed (RFC 7641 §4.5);
+//!   a Reset or an unacknowledged CON notification ends the observation.
+//! - A Write emits one [`ClientEvent::Written`] per resource (instance) it
+//!   set, so the device can react to e.g. `/5/0/1` inside an instance write.
 
 mod management;
 mod observe;

@@ -5,6 +5,13 @@
 //! Drive it like quinn-proto's `Connection`: feed `handle_datagram` /
 //! `handle_timeout` with the current time, then drain `poll_transmit`,
 //! `poll_event` and `poll_timeout`.
+//!
+//! Registrations live at `/rd/<4 hex digits>`; a Register from an endpoint
+//! already registered replaces the old registration (its observations and
+//! requests in flight end). Requests are Confirmable and retransmitted by
+//! the CoAP layer ([`crate::coap::MessageLayer`]); notifications whose token
+//! names no observation are answered with Reset, which cancels them at the
+//! client (RFC 7641 §3.6), and stale ones are dropped (RFC 7641 §3.4).
 
 mod registration;
 mod request;
