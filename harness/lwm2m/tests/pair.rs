@@ -777,8 +777,8 @@ fn discover_lists_instances_resources_and_attributes() {
     assert_eq!(
         targets,
         [
-            "/3", "/3/0", "/3/0/0", "/3/0/1", "/3/0/3", "/3/0/6", "/3/0/9", "/3/0/11", "/3/0/13",
-            "/3/0/14", "/3/0/16"
+            "/3", "/3/0", "/3/0/0", "/3/0/1", "/3/0/3", "/3/0/4", "/3/0/5", "/3/0/6", "/3/0/9",
+            "/3/0/11", "/3/0/12", "/3/0/13", "/3/0/14", "/3/0/16"
         ]
     );
     assert_eq!(links[0].attribute("ver"), Some("1.1"));
@@ -786,6 +786,12 @@ fn discover_lists_instances_resources_and_attributes() {
     assert_eq!(
         (battery.attribute("pmin"), battery.attribute("pmax")),
         (Some("10"), Some("60"))
+    );
+    let reboot = links.iter().find(|l| l.target == "/3/0/4").unwrap();
+    assert_eq!(
+        reboot.attribute("dim"),
+        None,
+        "an executable has no instances"
     );
     let sources = links.iter().find(|l| l.target == "/3/0/6").unwrap();
     assert_eq!(sources.attribute("dim"), Some("2"));
@@ -1531,4 +1537,37 @@ proptest! {
             prop_assert!(r.is_ok());
         }
     }
+}
+
+#[test]
+fn set_value_on_a_new_instance_updates_the_object_list() {
+    let mut p = Pair::new();
+    p.registered();
+    p.set(Path::resource(5, 0, 3), Value::Integer(0));
+    p.run_for(Duration::from_secs(1));
+    let reg = p.server.registration("meter-1").unwrap();
+    assert!(
+        reg.instances().contains(&Path::instance(5, 0)),
+        "{:?}",
+        reg.objects
+    );
+}
+
+#[test]
+fn observing_a_path_again_replaces_the_observation() {
+    let mut p = Pair::new();
+    p.registered();
+    let path = Path::resource(3, 0, 9);
+    p.request(DmRequest::Observe { path, format: None })
+        .unwrap();
+    p.request(DmRequest::Observe {
+        path,
+        format: Some(ContentFormat::SenmlJson),
+    })
+    .unwrap();
+    assert_eq!(p.server.observations("meter-1").len(), 1);
+    assert_eq!(p.client.observed_paths(), vec![path]);
+    p.set(path, Value::Integer(1));
+    p.run_for(Duration::from_secs(1));
+    assert_eq!(battery_notifications(&p), vec![Value::Integer(1)]);
 }

@@ -383,6 +383,20 @@ impl Client {
                     _ => resources.push((res, 1)),
                 }
             }
+            // Executable resources hold no value but exist on every instance
+            // (Execute accepts them), so Discover lists them too (Core §5.4.2).
+            let executables = registry
+                .object(object)
+                .into_iter()
+                .flat_map(|d| d.resources.values())
+                .filter(|d| d.operations.execute)
+                .map(|d| Path::resource(object, instance.instance_id().unwrap_or_default(), d.id));
+            for res in executables.collect::<Vec<_>>() {
+                if !resources.iter().any(|(p, _)| *p == res) {
+                    resources.push((res, 0));
+                }
+            }
+            resources.sort();
             for (res, count) in resources {
                 if !path.contains(&res) {
                     continue;
@@ -499,7 +513,7 @@ impl Client {
 
     /// The object list changed: tell the server with an Update (Core §6.2.2),
     /// now or as soon as the registration request in flight completes.
-    fn objects_changed_now(&mut self, now: Instant) {
+    pub(super) fn objects_changed_now(&mut self, now: Instant) {
         self.objects_changed = true;
         if self.next_update.is_some() {
             self.next_update = Some(now);

@@ -247,7 +247,12 @@ impl Client {
             expected: format!("{:?}", def.kind),
             got,
         })?;
+        let instance = Path::from_ids(&path.ids()[..2]).unwrap_or(Path::ROOT);
+        let new_instance = !self.store.instances().any(|i| i == instance);
         self.store.set(path, value);
+        if new_instance {
+            self.objects_changed_now(now);
+        }
         self.on_change(now, &[path]);
         Ok(())
     }

@@ -435,6 +435,9 @@ impl Server {
         if let (Some(token), Ok(response)) = (pending.observe_token, &result) {
             // RFC 7641 §3.1: the observation exists only if the response says so.
             if let (true, Some(seq)) = (response.is_success(), options::observe(&message)) {
+                // The client keeps one observation per path (it replaced the older one).
+                self.observations
+                    .retain(|_, o| !(o.endpoint == pending.endpoint && o.path == pending.path));
                 self.observations.insert(
                     token,
                     Observation {

@@ -71,7 +71,9 @@ impl Transcript {
 
     /// The entries from index `start` on (what one case added).
     pub fn since(&self, start: usize) -> Transcript {
-        Transcript { entries: self.entries.get(start..).unwrap_or_default().to_vec() }
+        Transcript {
+            entries: self.entries.get(start..).unwrap_or_default().to_vec(),
+        }
     }
 
     /// What the device printed (responses and URCs), oldest first: the lines
