@@ -78,7 +78,7 @@ pub fn load_case(file: &FsPath) -> Result<Case, LoadError> {
             .location()
             .map(|l| (l.line(), l.column()))
             .unwrap_or((0, 0));
-        LoadError::new(file, line, column, first_line(&e.to_string()))
+        LoadError::new(file, line, column, saphyr_message(&e.to_string()))
     })?;
     let needs = raw
         .needs
@@ -172,7 +172,81 @@ fn parse_need(text: &str) -> Result<Need, String> {
     }
 }
 
-/// serde-saphyr renders a snippet after the message; the first line is what a terminal needs.
-pub(crate) fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or_default().to_string()
+/// serde-saphyr renders `error: line L column C: message` and a snippet; we
+/// print `file:line:col: message`, so keep only the message.
+fn saphyr_message(text: &str) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    match first.split_once(": ") {
+        Some((position, message)) if position.starts_with("line ") => message.to_string(),
+        _ => first.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<Case, LoadError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("case.yaml");
+        std::fs::write(&file, text).unwrap();
+        load_case(&file)
+    }
+
+    #[test]
+    fn every_shipped_case_loads() {
+        let dir = FsPath::new(env!("CARGO_MANIFEST_DIR")).join("../../testcases");
+        let cases = load_cases(&dir).unwrap();
+        assert!(cases.len() >= 10);
+        assert!(cases.iter().all(|c| !c.steps.is_empty()));
+    }
+
+    #[test]
+    fn steps_remember_their_line() {
+        let case = load_text(
+            "id: x\ntitle: t\nsteps:\n  - power: on\n\n  - await: registered\n    within: 5s\n",
+        )
+        .unwrap();
+        assert_eq!(
+            case.steps.iter().map(|s| s.line).collect::<Vec<_>>(),
+            [4, 6]
+        );
+        assert_eq!(case.steps[1].within, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn mistakes_name_line_and_column() {
+        let e = load_text("id: x\ntitle: t\nsteps:\n  - write: { path: /3/0/14, valu: 1 }\n")
+            .unwrap_err();
+        assert_eq!((e.line, e.column), (4, 29), "{e}");
+        assert!(e.message.contains("unknown field `valu`"), "{e}");
+        let e = load_text(
+            "id: x\ntitle: t\nsteps:\n  - sleep: 1s\n  - read: { path: /3/0, format: xml }\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        assert!(e.message.contains("unknown format \"xml\""), "{e}");
+        let e =
+            load_text("id: x\ntitle: t\nneeds: [teleporter]\nsteps:\n  - sleep: 1s\n").unwrap_err();
+        assert!(e.message.contains("unknown need"), "{e}");
+        let e = load_text("id: x\ntitle: t\nsteps: []\n").unwrap_err();
+        assert!(e.message.contains("at least one step"), "{e}");
+    }
+
+    #[test]
+    fn response_codes_read_as_class_and_detail() {
+        let case = load_text(
+            "id: x\ntitle: t\nsteps:\n  - write: { path: /3/0/0, value: a, code: \"4.05\" }\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            case.steps[0].action,
+            Action::Write { code: 405, .. }
+        ));
+        assert!(load_text(
+            "id: x\ntitle: t\nsteps:\n  - write: { path: /3/0/0, value: a, code: \"4.5x\" }\n"
+        )
+        .is_err());
+    }
 }

@@ -61,12 +61,7 @@ pub enum PowerAction {
 }
 
 /// `at: AT+CGMI` (expects OK) or the long form.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum AtSpec {
-    Line(String),
-    Full(AtFull),
-}
+pub type AtSpec = StringOr<AtFull>;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,13 +76,8 @@ pub struct AtFull {
     pub contains: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum AwaitSpec {
-    /// `registered`, `deregistered`, `updated`.
-    Event(String),
-    Value(AwaitValue),
-}
+/// `await: registered|deregistered|updated`, or a map for values, notifications and serial lines.
+pub type AwaitSpec = StringOr<AwaitValue>;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,12 +123,8 @@ pub struct WriteSpec {
     pub code: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum ExecuteSpec {
-    Path(String),
-    Full(ExecuteFull),
-}
+/// `execute: /3/0/4` or the long form.
+pub type ExecuteSpec = StringOr<ExecuteFull>;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -148,12 +134,8 @@ pub struct ExecuteFull {
     pub code: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum DiscoverSpec {
-    Path(String),
-    Full(DiscoverFull),
-}
+/// `discover: /3` or the long form.
+pub type DiscoverSpec = StringOr<DiscoverFull>;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -214,5 +196,37 @@ impl std::fmt::Display for ScalarValue {
             ScalarValue::Float(x) => write!(f, "{x}"),
             ScalarValue::Text(s) => write!(f, "{s:?}"),
         }
+    }
+}
+
+/// A step written short (`execute: /3/0/4`) or long (a map). Unlike an
+/// untagged enum, a mistake inside the map keeps its own message and position
+/// (serde's untagged enums only say "did not match any variant").
+#[derive(Debug, Clone)]
+pub enum StringOr<M> {
+    Short(String),
+    Long(M),
+}
+
+impl<'de, M: Deserialize<'de>> Deserialize<'de> for StringOr<M> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<M>(std::marker::PhantomData<M>);
+        impl<'de, M: Deserialize<'de>> serde::de::Visitor<'de> for Visit<M> {
+            type Value = StringOr<M>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a map")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(StringOr::Short(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                M::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(StringOr::Long)
+            }
+        }
+        d.deserialize_any(Visit(std::marker::PhantomData))
     }
 }

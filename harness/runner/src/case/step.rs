@@ -8,6 +8,7 @@ use lwm2m::{ContentFormat, Path};
 
 use crate::case::model::{
     AtSpec, AwaitSpec, DiscoverSpec, ExecuteSpec, ExpectSpec, PowerAction, ScalarValue, StepSpec,
+    StringOr,
 };
 
 #[derive(Debug, Clone)]
@@ -126,7 +127,7 @@ impl Step {
             actions.push(at_action(at)?);
         }
         if let Some(a) = spec.await_ {
-            if let AwaitSpec::Value(v) = &a {
+            if let StringOr::Long(v) = &a {
                 within = within.or(v.within);
             }
             actions.push(Action::Await(await_target(a)?));
@@ -157,8 +158,8 @@ impl Step {
         }
         if let Some(e) = spec.execute {
             let (p, args, c) = match e {
-                ExecuteSpec::Path(p) => (p, None, None),
-                ExecuteSpec::Full(f) => (f.path, f.args, f.code),
+                StringOr::Short(p) => (p, None, None),
+                StringOr::Long(f) => (f.path, f.args, f.code),
             };
             actions.push(Action::Execute {
                 path: path(&p)?,
@@ -168,8 +169,8 @@ impl Step {
         }
         if let Some(d) = spec.discover {
             let (p, contains) = match d {
-                DiscoverSpec::Path(p) => (p, Vec::new()),
-                DiscoverSpec::Full(f) => (f.path, f.contains),
+                StringOr::Short(p) => (p, Vec::new()),
+                StringOr::Long(f) => (f.path, f.contains),
             };
             actions.push(Action::Discover {
                 path: path(&p)?,
@@ -246,14 +247,14 @@ fn describe_await(t: &AwaitTarget) -> String {
 
 fn at_action(at: AtSpec) -> Result<Action, String> {
     let full = match at {
-        AtSpec::Line(l) => {
+        StringOr::Short(l) => {
             return Ok(Action::At {
                 line: AtLine::Literal(l),
                 expect: AtFinal::Ok,
                 contains: None,
             })
         }
-        AtSpec::Full(f) => f,
+        StringOr::Long(f) => f,
     };
     let line = match (full.send, full.command) {
         (Some(l), None) => AtLine::Literal(l),
@@ -283,7 +284,7 @@ fn at_action(at: AtSpec) -> Result<Action, String> {
 
 fn await_target(a: AwaitSpec) -> Result<AwaitTarget, String> {
     let v = match a {
-        AwaitSpec::Event(e) => {
+        StringOr::Short(e) => {
             return match e.as_str() {
                 "registered" => Ok(AwaitTarget::Registered),
                 "deregistered" => Ok(AwaitTarget::Deregistered),
@@ -293,7 +294,7 @@ fn await_target(a: AwaitSpec) -> Result<AwaitTarget, String> {
                 )),
             }
         }
-        AwaitSpec::Value(v) => v,
+        StringOr::Long(v) => v,
     };
     if let Some(line) = v.line {
         return Ok(AwaitTarget::SerialLine(line));
@@ -364,9 +365,4 @@ fn code(text: Option<&str>, default: u16) -> Result<u16, String> {
         .filter(|(c, d)| (2..=5).contains(c) && *d < 32)
         .ok_or_else(|| format!("response code {t:?}: expected class.detail like 2.04 or 4.05"))?;
     Ok(class * 100 + detail)
-}
-
-/// 205 -> "2.05".
-pub fn code_text(code: u16) -> String {
-    format!("{}.{:02}", code / 100, code % 100)
 }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use lwm2m::server::{Content, DmRequest, Response, ServerEvent};
 use lwm2m::{ContentFormat, Path, Record, Value};
 
-use crate::case::step::{code_text, AtFinal, AtLine};
+use server::{code_text, links_text};
+
+use crate::case::step::{AtFinal, AtLine};
 use crate::case::{Action, AwaitTarget, Case, Need, Step, ValueCondition};
 use crate::report::Verdict;
 use crate::session::Session;
@@ -755,12 +757,4 @@ fn values_text(r: &Response) -> String {
         Content::Records(rs) => records_text(rs),
         Content::Links(ls) => links_text(ls),
     }
-}
-
-fn links_text(links: &[lwm2m::format::Link]) -> String {
-    links
-        .iter()
-        .map(|l| format!("<{}>", l.target))
-        .collect::<Vec<_>>()
-        .join(",")
 }
