@@ -7,8 +7,7 @@ use lwm2m::server::WriteMode;
 use lwm2m::{ContentFormat, Path};
 
 use crate::case::model::{
-    AtSpec, AwaitSpec, DiscoverSpec, ExecuteSpec, ExpectSpec, PowerAction, ScalarValue, StepSpec,
-    StringOr,
+    AtSpec, AwaitSpec, ExpectSpec, PowerAction, ScalarValue, StepSpec, StringOr,
 };
 
 #[derive(Debug, Clone)]
