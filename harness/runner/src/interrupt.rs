@@ -80,6 +80,7 @@ impl RunState {
             duration: Default::default(),
             step_log: String::new(),
             artifacts: artifacts.to_path_buf(),
+            properties: Vec::new(),
         };
         self.lock().running = Some((outcome, Instant::now()));
     }
@@ -124,6 +125,28 @@ impl RunState {
             count(|v| matches!(v, Verdict::Skipped { .. })),
             datagrams
         )
+    }
+
+    /// One line per random power cut of the run, with its seed, so a failure can be replayed.
+    pub fn cuts(&self) -> Vec<String> {
+        let s = self.lock();
+        let mut lines = Vec::new();
+        for o in &s.outcomes {
+            for (name, seed) in o.properties.iter().filter(|(n, _)| n.ends_with("_seed")) {
+                let at = name.replace("_seed", "_at_ms");
+                let at = o
+                    .properties
+                    .iter()
+                    .find(|(n, _)| *n == at)
+                    .map(|(_, v)| v.as_str())
+                    .unwrap_or("?");
+                lines.push(format!(
+                    "{}::{} {name}: cut at {at} ms, seed {seed} (replay: --seed {})",
+                    o.rig, o.case_id, s.seed
+                ));
+            }
+        }
+        lines
     }
 
     /// Cuts power on every bench that has a session.

@@ -142,6 +142,9 @@ pub fn main(mut args: RunArgs) -> ExitCode {
     }
     let _ = std::fs::remove_dir_all(&state_root);
     state.write_report();
+    for line in state.cuts() {
+        eprintln!("power cut {line}");
+    }
     let summary = state.summary();
     eprintln!("report: {} ({summary})", ctx.run_dir.junit_path().display());
     conclusion.exit_code()
@@ -224,25 +227,27 @@ impl TrialContext {
                 Err(e) => SessionSlot::Broken(e),
             };
         }
-        let (verdict, step_log) = match &mut *slot {
+        let (verdict, step_log, properties) = match &mut *slot {
             SessionSlot::Open(session) => {
                 let marks = ArtifactMarks::take(session);
                 let run = self.runtime.block_on(run_case(session, case));
                 marks.write(session, &artifacts, &run.step_log);
                 self.state.rig_info(session.report_info());
-                (run.verdict, run.step_log)
+                (run.verdict, run.step_log, run.properties)
             }
             SessionSlot::Broken(reason) => (
                 Verdict::Error {
                     message: format!("rig {} could not be set up: {reason}", rig.name),
                 },
                 String::new(),
+                Vec::new(),
             ),
             SessionSlot::NotOpened | SessionSlot::Closed => (
                 Verdict::Error {
                     message: "rig session closed".into(),
                 },
                 String::new(),
+                Vec::new(),
             ),
         };
         drop(slot);
@@ -258,6 +263,7 @@ impl TrialContext {
             duration: t0.elapsed(),
             step_log,
             artifacts,
+            properties,
         };
         self.state.finish_case(outcome);
         match verdict {

@@ -46,6 +46,8 @@ pub struct Session {
     pub require_new_registration: bool,
     /// Observations started by `observe` steps in the running case.
     pub observations: HashMap<Path, RequestId>,
+    /// The run's seed: random power cuts derive theirs from it.
+    pub seed: u64,
     _lock: Option<rig::RigLock>,
 }
 
@@ -153,6 +155,7 @@ impl Session {
             cursor,
             require_new_registration: false,
             observations: HashMap::new(),
+            seed: config.seed,
             _lock: lock,
         })
     }

@@ -355,21 +355,29 @@ impl Meter {
     /// Sends what the sessions queued and acts on what they report.
     fn pump(&mut self, now: Instant) {
         // Bounded: events may queue more sends, which may not create new events forever.
+        // Events are acted on before the datagrams go out: a Write is in NV
+        // before its 2.04 leaves, so a power cut right after the answer
+        // cannot lose what the server was told is stored.
         for _ in 0..8 {
             let mut events = Vec::new();
             if let Some(s) = self.active.as_mut() {
-                s.flush();
                 events.extend(s.take_events().into_iter().map(|e| (true, e)));
             }
             for (s, _) in &mut self.retiring {
-                s.flush();
                 events.extend(s.take_events().into_iter().map(|e| (false, e)));
             }
-            if events.is_empty() {
-                break;
-            }
+            let idle = events.is_empty();
             for (active, e) in events {
                 self.on_event(now, active, e);
+            }
+            if let Some(s) = self.active.as_mut() {
+                s.flush();
+            }
+            for (s, _) in &mut self.retiring {
+                s.flush();
+            }
+            if idle {
+                break;
             }
         }
         self.retiring.retain(|(s, give_up)| {

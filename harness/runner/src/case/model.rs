@@ -33,6 +33,8 @@ pub struct CaseFile {
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
     pub power: Option<PowerAction>,
+    /// Cut power at a protocol moment and restore it: see [`PowerCutSpec`].
+    pub power_cut: Option<PowerCutSpec>,
     pub at: Option<AtSpec>,
     #[serde(rename = "await")]
     pub await_: Option<AwaitSpec>,
@@ -58,6 +60,33 @@ pub enum PowerAction {
     On,
     Off,
     Cycle,
+    /// A short dip: off for 50 ms, then on; the device is not re-configured.
+    Brownout,
+}
+
+/// Cut power when something happens, keep it off for `restore_after`, then
+/// power on again *without* bring-up: the device must recover from what it
+/// kept in non-volatile storage, as it would in the field.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerCutSpec {
+    /// Cut when this resource reads `equals` (polled every 100 ms).
+    pub path: Option<String>,
+    pub equals: Option<ScalarValue>,
+    /// Cut when a line starting with this text appears on the serial port.
+    pub line: Option<String>,
+    /// Cut when a datagram whose decoded summary contains this text reaches
+    /// the server (e.g. `POST /rd/` for a registration Update).
+    pub message: Option<String>,
+    /// Cut at a random moment in `[from, to]` after the step starts; the seed
+    /// is printed and stored in the JUnit so `--seed` replays the same cut.
+    pub random_within: Option<Vec<String>>,
+    /// Cut this long after the step starts.
+    #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
+    pub after: Option<Duration>,
+    /// How long power stays off (default 1s).
+    #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
+    pub restore_after: Option<Duration>,
 }
 
 /// `at: AT+CGMI` (expects OK) or the long form.

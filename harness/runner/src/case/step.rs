@@ -22,6 +22,10 @@ pub struct Step {
 #[derive(Debug, Clone)]
 pub enum Action {
     Power(PowerAction),
+    PowerCut {
+        trigger: CutTrigger,
+        restore_after: Duration,
+    },
     At {
         line: AtLine,
         expect: AtFinal,
@@ -66,6 +70,31 @@ pub enum Action {
     ExpectRegistration(crate::case::model::RegistrationExpect),
     Sleep(Duration),
 }
+
+/// What makes a `power_cut` step cut.
+#[derive(Debug, Clone)]
+pub enum CutTrigger {
+    Value { path: Path, equals: ScalarValue },
+    SerialLine(String),
+    Message(String),
+    Random { from: Duration, to: Duration },
+    After(Duration),
+}
+
+impl std::fmt::Display for CutTrigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CutTrigger::Value { path, equals } => write!(f, "when {path} = {equals}"),
+            CutTrigger::SerialLine(l) => write!(f, "when the serial line {l:?} appears"),
+            CutTrigger::Message(m) => write!(f, "when a datagram {m:?} reaches the server"),
+            CutTrigger::Random { from, to } => write!(f, "at a random moment in {from:?}..{to:?}"),
+            CutTrigger::After(d) => write!(f, "after {d:?}"),
+        }
+    }
+}
+
+/// Power-off time of a brown-out.
+pub const BROWNOUT: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone)]
 pub enum AtLine {
@@ -121,6 +150,9 @@ impl Step {
         let mut actions = Vec::new();
         if let Some(p) = spec.power {
             actions.push(Action::Power(p));
+        }
+        if let Some(cut) = spec.power_cut {
+            actions.push(power_cut_action(cut)?);
         }
         if let Some(at) = spec.at {
             actions.push(at_action(at)?);
@@ -195,7 +227,7 @@ impl Step {
         }
         match actions.len() {
             1 => Ok(Step { line, action: actions.remove(0), within, note }),
-            0 => Err("a step needs one action: power, at, await, read, write, execute, discover, observe, cancel_observe, expect or sleep".into()),
+            0 => Err("a step needs one action: power, power_cut, at, await, read, write, execute, discover, observe, cancel_observe, expect or sleep".into()),
             n => Err(format!("a step holds one action, this one holds {n}; split it into {n} steps")),
         }
     }
@@ -204,6 +236,12 @@ impl Step {
     pub fn describe(&self) -> String {
         match &self.action {
             Action::Power(p) => format!("power {p:?}").to_lowercase(),
+            Action::PowerCut {
+                trigger,
+                restore_after,
+            } => {
+                format!("power cut {trigger}, restored after {restore_after:?}")
+            }
             Action::At {
                 line: AtLine::Literal(l),
                 ..
@@ -241,6 +279,47 @@ fn describe_await(t: &AwaitTarget) -> String {
         AwaitTarget::Value { path, condition } => format!("{path} {condition}"),
         AwaitTarget::Notifications { path, count } => format!("{count} notification(s) of {path}"),
         AwaitTarget::SerialLine(l) => format!("serial line {l:?}"),
+    }
+}
+
+fn power_cut_action(cut: crate::case::model::PowerCutSpec) -> Result<Action, String> {
+    let mut triggers = Vec::new();
+    match (cut.path, cut.equals) {
+        (Some(p), Some(v)) => triggers.push(CutTrigger::Value {
+            path: path(&p)?,
+            equals: v,
+        }),
+        (None, None) => {}
+        _ => return Err("power_cut: `path` and `equals` go together".into()),
+    }
+    if let Some(l) = cut.line {
+        triggers.push(CutTrigger::SerialLine(l));
+    }
+    if let Some(m) = cut.message {
+        triggers.push(CutTrigger::Message(m));
+    }
+    if let Some(window) = cut.random_within {
+        let [from, to] = window.as_slice() else {
+            return Err("power_cut: random_within takes two durations, [from, to]".into());
+        };
+        let from = rig::duration::parse_duration(from)?;
+        let to = rig::duration::parse_duration(to)?;
+        if to < from {
+            return Err("power_cut: random_within's end comes before its start".into());
+        }
+        triggers.push(CutTrigger::Random { from, to });
+    }
+    if let Some(d) = cut.after {
+        triggers.push(CutTrigger::After(d));
+    }
+    let restore_after = cut.restore_after.unwrap_or(Duration::from_secs(1));
+    match triggers.len() {
+        1 => Ok(Action::PowerCut {
+            trigger: triggers.remove(0),
+            restore_after,
+        }),
+        0 => Err("power_cut: say when: path+equals, line, message, random_within or after".into()),
+        _ => Err("power_cut: give one trigger only".into()),
     }
 }
 

@@ -100,6 +100,9 @@ fn test_case(o: &CaseOutcome) -> TestCase {
         "artifacts",
         o.artifacts.display().to_string(),
     ));
+    for (name, value) in &o.properties {
+        tc.add_property(Property::new(name.clone(), value.clone()));
+    }
     tc.set_system_out(o.step_log.clone());
     tc
 }

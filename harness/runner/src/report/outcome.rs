@@ -40,6 +40,8 @@ pub struct CaseOutcome {
     /// One line per step with its time and result.
     pub step_log: String,
     pub artifacts: PathBuf,
+    /// Extra facts for the testcase's properties (power-cut seeds, ...).
+    pub properties: Vec<(String, String)>,
 }
 
 /// What the report says about a rig and its device, learned during the run.

@@ -11,6 +11,9 @@ use lwm2m::{ContentFormat, Path, Record, Value};
 use server::{code_text, links_text};
 
 use crate::case::step::{AtFinal, AtLine};
+use rand::{Rng, SeedableRng};
+
+use crate::case::step::CutTrigger;
 use crate::case::{Action, AwaitTarget, Case, Need, Step, ValueCondition};
 use crate::report::Verdict;
 use crate::session::Session;
@@ -39,6 +42,8 @@ fn bench(e: impl std::fmt::Display) -> StepError {
 pub struct CaseRun {
     pub verdict: Verdict,
     pub step_log: String,
+    /// Facts for the JUnit testcase, e.g. the seed of each random power cut.
+    pub properties: Vec<(String, String)>,
 }
 
 /// Runs `case` on the session. Never panics on device behaviour; the case's
@@ -50,12 +55,14 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
     session.cursor = session.server.current_seq();
     session.require_new_registration = false;
     session.observations.clear();
+    let mut properties = Vec::new();
 
     if let Some(reason) = missing_part(session, case) {
         let _ = writeln!(log, "skipped: {reason}");
         return CaseRun {
             verdict: Verdict::Skipped { reason },
             step_log: log,
+            properties: Vec::new(),
         };
     }
     if let Err(e) = ensure_powered(session, &mut log) {
@@ -64,6 +71,7 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
                 message: format!("bench setup: {e}"),
             },
             step_log: log,
+            properties: Vec::new(),
         };
     }
 
@@ -82,7 +90,7 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let result = match tokio::time::timeout(
             remaining,
-            run_step(session, case, step, remaining, &mut log),
+            run_step(session, case, step, remaining, &mut log, &mut properties),
         )
         .await
         {
@@ -117,6 +125,7 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
                 return CaseRun {
                     verdict: Verdict::Failed { message, detail },
                     step_log: log,
+                    properties,
                 };
             }
             Err(StepError::Bench(e)) => {
@@ -130,6 +139,7 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
                 return CaseRun {
                     verdict: Verdict::Error { message },
                     step_log: log,
+                    properties,
                 };
             }
             Err(StepError::Skip(reason)) => {
@@ -137,6 +147,7 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
                 return CaseRun {
                     verdict: Verdict::Skipped { reason },
                     step_log: log,
+                    properties,
                 };
             }
         }
@@ -146,6 +157,7 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
     CaseRun {
         verdict: Verdict::Passed,
         step_log: log,
+        properties,
     }
 }
 
@@ -196,10 +208,27 @@ async fn run_step(
     step: &Step,
     remaining: Duration,
     log: &mut String,
+    properties: &mut Vec<(String, String)>,
 ) -> Result<(), StepError> {
     let within = step.within.unwrap_or(remaining).min(remaining);
     match &step.action {
         Action::Power(action) => power(session, *action, log).await,
+        Action::PowerCut {
+            trigger,
+            restore_after,
+        } => {
+            power_cut(
+                session,
+                case,
+                step,
+                trigger,
+                *restore_after,
+                within,
+                log,
+                properties,
+            )
+            .await
+        }
         Action::At {
             line,
             expect,
@@ -381,23 +410,22 @@ async fn power(
     log: &mut String,
 ) -> Result<(), StepError> {
     use crate::case::model::PowerAction;
-    if session.power.is_none() {
-        return Err(StepError::Skip(format!(
-            "rig {} has no power control",
-            session.rig.name
-        )));
-    }
+    require_power(session)?;
     session.cursor = session.server.current_seq();
     session.require_new_registration = true;
-    if matches!(action, PowerAction::Off | PowerAction::Cycle) {
-        session.set_power(false).map_err(StepError::Bench)?;
-        if let Some(m) = session.modem.as_mut() {
-            m.close();
+    match action {
+        PowerAction::Off => switch_off(session)?,
+        PowerAction::On => {}
+        PowerAction::Cycle => {
+            switch_off(session)?;
+            // Long enough for a real board's supply rails to fall.
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
-    }
-    if matches!(action, PowerAction::Cycle) {
-        // Long enough for a real board's supply rails to fall.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        PowerAction::Brownout => {
+            switch_off(session)?;
+            tokio::time::sleep(crate::case::step::BROWNOUT).await;
+            return restore(session, log);
+        }
     }
     if matches!(action, PowerAction::On | PowerAction::Cycle) {
         session.set_power(true).map_err(StepError::Bench)?;
@@ -405,6 +433,164 @@ async fn power(
         let _ = writeln!(log, "  -> device on, pointed at {}", session.server_uri());
     }
     Ok(())
+}
+
+fn require_power(session: &Session) -> Result<(), StepError> {
+    if session.power.is_none() {
+        return Err(StepError::Skip(format!(
+            "rig {} has no power control",
+            session.rig.name
+        )));
+    }
+    Ok(())
+}
+
+fn switch_off(session: &mut Session) -> Result<(), StepError> {
+    session.set_power(false).map_err(StepError::Bench)?;
+    if let Some(m) = session.modem.as_mut() {
+        m.close();
+    }
+    Ok(())
+}
+
+/// Power back on after a cut: the modem port is reopened (the device boots)
+/// but nothing is configured, so the device must recover on its own.
+fn restore(session: &mut Session, log: &mut String) -> Result<(), StepError> {
+    session.set_power(true).map_err(StepError::Bench)?;
+    if let Some(m) = session.modem.as_mut() {
+        tokio::task::block_in_place(|| m.open()).map_err(bench)?;
+    }
+    let _ = writeln!(log, "  -> power restored; the device is on its own");
+    Ok(())
+}
+
+/// Waits for the trigger, cuts power, keeps it off for `restore_after`, restores it.
+async fn power_cut(
+    session: &mut Session,
+    case: &Case,
+    step: &Step,
+    trigger: &CutTrigger,
+    restore_after: Duration,
+    within: Duration,
+    log: &mut String,
+    properties: &mut Vec<(String, String)>,
+) -> Result<(), StepError> {
+    require_power(session)?;
+    let started = Instant::now();
+    let end = started + within;
+    match trigger {
+        CutTrigger::After(d) => tokio::time::sleep(*d).await,
+        CutTrigger::Random { from, to } => {
+            let seed = cut_seed(session.seed, case, step);
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let at = *from + (*to - *from).mul_f64(rng.gen::<f64>());
+            let _ = writeln!(
+                log,
+                "  cut planned at {:.3}s (cut seed {seed}, run seed {})",
+                at.as_secs_f64(),
+                session.seed
+            );
+            properties.push((format!("cut_line_{}_seed", step.line), seed.to_string()));
+            properties.push((
+                format!("cut_line_{}_at_ms", step.line),
+                at.as_millis().to_string(),
+            ));
+            tokio::time::sleep(at).await;
+        }
+        CutTrigger::Value { path, equals } => loop {
+            let remaining = end.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(device(
+                    format!("{path} to reach {equals} (the moment to cut power) within {within:?}"),
+                    "it did not",
+                ));
+            }
+            if let Ok(v) = read_value(session, *path, remaining.min(Duration::from_secs(5))).await {
+                if matches(&v, equals) {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        },
+        CutTrigger::SerialLine(prefix) => {
+            let rig = session.rig.name.clone();
+            let modem = session
+                .modem
+                .as_mut()
+                .ok_or_else(|| StepError::Skip(format!("rig {rig} has no modem")))?;
+            tokio::task::block_in_place(|| modem.wait_for_line(prefix, within)).map_err(|e| {
+                device(
+                    format!(
+                        "the serial line {prefix:?} (the moment to cut power) within {within:?}"
+                    ),
+                    e.to_string(),
+                )
+            })?;
+        }
+        CutTrigger::Message(text) => {
+            let mut index = session.server.log_len();
+            'wait: loop {
+                for entry in session.server.log_since(index) {
+                    index = entry.index + 1;
+                    if entry.direction == server::Direction::In
+                        && summary_matches(&entry.summary, text)
+                    {
+                        let _ = writeln!(log, "  saw {}", entry.summary);
+                        break 'wait;
+                    }
+                }
+                if Instant::now() >= end {
+                    return Err(device(
+                        format!("a datagram {text:?} (the moment to cut power) within {within:?}"),
+                        "none arrived",
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    }
+    session.cursor = session.server.current_seq();
+    session.require_new_registration = true;
+    switch_off(session)?;
+    let _ = writeln!(
+        log,
+        "  power cut at {:.3}s",
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(restore_after).await;
+    restore(session, log)
+}
+
+/// `POST /rd/` matches a summary holding the method POST and a path
+/// starting with /rd/; a single word matches any word that starts with it.
+fn summary_matches(summary: &str, pattern: &str) -> bool {
+    let words: Vec<&str> = summary.split_whitespace().collect();
+    pattern
+        .split_whitespace()
+        .all(|p| words.iter().any(|w| w.starts_with(p)))
+}
+
+/// One seed per cut, derived from the run's seed and where the step is, so
+/// that `--seed` replays every cut of a run exactly.
+fn cut_seed(run_seed: u64, case: &Case, step: &Step) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // FNV-1a: stable across Rust versions, unlike DefaultHasher.
+    struct Fnv(u64);
+    impl Hasher for Fnv {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+    }
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    run_seed.hash(&mut h);
+    case.id.hash(&mut h);
+    step.line.hash(&mut h);
+    h.finish()
 }
 
 fn at(
