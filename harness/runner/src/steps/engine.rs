@@ -213,22 +213,7 @@ async fn run_step(
     let within = step.within.unwrap_or(remaining).min(remaining);
     match &step.action {
         Action::Power(action) => power(session, *action, log).await,
-        Action::PowerCut {
-            trigger,
-            restore_after,
-        } => {
-            power_cut(
-                session,
-                case,
-                step,
-                trigger,
-                *restore_after,
-                within,
-                log,
-                properties,
-            )
-            .await
-        }
+        Action::PowerCut { .. } => power_cut(session, case, step, within, log, properties).await,
         Action::At {
             line,
             expect,
@@ -469,12 +454,18 @@ async fn power_cut(
     session: &mut Session,
     case: &Case,
     step: &Step,
-    trigger: &CutTrigger,
-    restore_after: Duration,
     within: Duration,
     log: &mut String,
     properties: &mut Vec<(String, String)>,
 ) -> Result<(), StepError> {
+    let Action::PowerCut {
+        trigger,
+        restore_after,
+    } = &step.action
+    else {
+        return Err(bench("power_cut called for another step"));
+    };
+    let restore_after = *restore_after;
     require_power(session)?;
     let started = Instant::now();
     let end = started + within;
