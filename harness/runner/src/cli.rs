@@ -22,6 +22,9 @@ pub enum Command {
     Run(RunArgs),
     /// Run the embedded LwM2M server alone until Ctrl-C, printing registrations.
     Serve(ServeArgs),
+    /// Benchmarks against a peer in the same run, printed as ratios.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// The virtual meter process (started by the virtual power driver).
     #[command(hide = true)]
     SimMeter {
@@ -47,12 +50,30 @@ pub struct RunArgs {
     /// Seed for the virtual meter's and the server's pseudo-randomness (printed and stored in the JUnit).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// A value for `${NAME}` in case files (e.g. `--var SOAK_CUTS=5`); the environment is the fallback.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// libtest's own options: FILTER, --list, --ignored, --include-ignored, --exact, --skip, --test-threads...
     #[command(flatten)]
     pub test: libtest_mimic::Arguments,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Serve a 1 MiB image over CoAP Block2 to libcoap's coap-client, from
+    /// meterbench's file server and from libcoap's own coap-server, and print
+    /// both times and their ratio per block size.
+    Firmware {
+        /// Timed downloads per server and block size (the median is reported).
+        #[arg(long, default_value_t = 11)]
+        runs: usize,
+        /// Block sizes in bytes.
+        #[arg(long = "block-size", default_values_t = [512, 1024])]
+        block_sizes: Vec<usize>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -63,4 +84,11 @@ pub struct ServeArgs {
     /// Folder of OMA DDF XML object definitions.
     #[arg(long, value_name = "DIR", default_value = "fixtures/objects")]
     pub objects: PathBuf,
+}
+
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected NAME=VALUE, found {text:?}"))
 }

@@ -1,5 +1,6 @@
 //! `meterbench`: hardware-in-the-loop conformance runs for LwM2M smart meters.
 
+mod bench;
 mod case;
 mod cli;
 mod interrupt;
@@ -23,6 +24,10 @@ fn main() -> std::process::ExitCode {
         cli::Command::Run(args) => {
             init_logging(args.verbose);
             run::main(args)
+        }
+        cli::Command::Bench(cmd) => {
+            init_logging(0);
+            bench::main(cmd)
         }
         cli::Command::Serve(args) => {
             init_logging(1);

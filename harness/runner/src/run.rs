@@ -35,7 +35,8 @@ pub fn main(mut args: RunArgs) -> ExitCode {
             Err(e) => return bad_input(&e.to_string()),
         }
     }
-    let cases = match load_cases(&args.cases) {
+    let vars: crate::case::Vars = args.vars.iter().cloned().collect();
+    let cases = match load_cases(&args.cases, &vars) {
         Ok(c) => c,
         Err(e) => return bad_input(&e.to_string()),
     };

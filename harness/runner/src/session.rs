@@ -48,6 +48,8 @@ pub struct Session {
     pub observations: HashMap<Path, RequestId>,
     /// The run's seed: random power cuts derive theirs from it.
     pub seed: u64,
+    /// Which round of a `repeat` runs (0 outside one): part of each cut's seed.
+    pub round: u32,
     _lock: Option<rig::RigLock>,
 }
 
@@ -156,6 +158,7 @@ impl Session {
             require_new_registration: false,
             observations: HashMap::new(),
             seed: config.seed,
+            round: 0,
             _lock: lock,
         })
     }

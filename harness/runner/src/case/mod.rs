@@ -6,6 +6,9 @@ pub mod step;
 
 pub use step::{Action, AwaitTarget, Step, ValueCondition};
 
+/// Values for `${NAME:-default}` in case files: `--var NAME=VALUE`, then the environment.
+pub type Vars = std::collections::BTreeMap<String, String>;
+
 use std::path::{Path as FsPath, PathBuf};
 use std::time::Duration;
 
@@ -70,7 +73,7 @@ impl LoadError {
 }
 
 /// Loads one case file.
-pub fn load_case(file: &FsPath) -> Result<Case, LoadError> {
+pub fn load_case(file: &FsPath, vars: &Vars) -> Result<Case, LoadError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| LoadError::new(file, 0, 0, format!("cannot read case file: {e}")))?;
     let raw: CaseFile = serde_saphyr::from_str(&text).map_err(|e| {
@@ -100,8 +103,8 @@ pub fn load_case(file: &FsPath) -> Result<Case, LoadError> {
         .steps
         .into_iter()
         .map(|s| {
-            let (line, column) = (s.referenced.line(), s.referenced.column());
-            Step::from_spec(s.value, line as u32).map_err(|m| LoadError::new(file, line, column, m))
+            Step::from_spanned(s, vars)
+                .map_err(|(line, column, m)| LoadError::new(file, line, column, m))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Case {
@@ -117,14 +120,14 @@ pub fn load_case(file: &FsPath) -> Result<Case, LoadError> {
 }
 
 /// Loads every `*.yaml` / `*.yml` under `dir`, sorted by path. Duplicate ids are an error.
-pub fn load_cases(dir: &FsPath) -> Result<Vec<Case>, LoadError> {
+pub fn load_cases(dir: &FsPath, vars: &Vars) -> Result<Vec<Case>, LoadError> {
     let mut files = Vec::new();
     collect_yaml(dir, &mut files)
         .map_err(|e| LoadError::new(dir, 0, 0, format!("cannot read cases folder: {e}")))?;
     files.sort();
     let mut cases: Vec<Case> = Vec::new();
     for f in files {
-        let case = load_case(&f)?;
+        let case = load_case(&f, vars)?;
         if let Some(other) = cases.iter().find(|c| c.id == case.id) {
             return Err(LoadError::new(
                 &f,
@@ -191,13 +194,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("case.yaml");
         std::fs::write(&file, text).unwrap();
-        load_case(&file)
+        load_case(&file, &Vars::new())
     }
 
     #[test]
     fn every_shipped_case_loads() {
         let dir = FsPath::new(env!("CARGO_MANIFEST_DIR")).join("../../testcases");
-        let cases = load_cases(&dir).unwrap();
+        let cases = load_cases(&dir, &Vars::new()).unwrap();
         assert!(cases.len() >= 10);
         assert!(cases.iter().all(|c| !c.steps.is_empty()));
     }
@@ -232,6 +235,29 @@ mod tests {
         assert!(e.message.contains("unknown need"), "{e}");
         let e = load_text("id: x\ntitle: t\nsteps: []\n").unwrap_err();
         assert!(e.message.contains("at least one step"), "{e}");
+    }
+
+    #[test]
+    fn repeat_nests_steps_and_reads_its_count_from_a_variable() {
+        let text = "id: x\ntitle: t\nsteps:\n  - repeat:\n      times: \"${MB_TEST_ROUNDS:-3}\"\n      steps:\n        - sleep: 1ms\n        - power: brownout\n";
+        let case = load_text(text).unwrap();
+        let Action::Repeat { times, steps } = &case.steps[0].action else {
+            panic!("{:?}", case.steps[0])
+        };
+        assert_eq!(*times, 3, "the default applies");
+        assert_eq!(steps.iter().map(|s| s.line).collect::<Vec<_>>(), [7, 8]);
+        let vars: Vars = [("MB_TEST_ROUNDS".to_string(), "5".to_string())].into();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c.yaml"), text).unwrap();
+        let case = load_case(&dir.path().join("c.yaml"), &vars).unwrap();
+        assert!(matches!(
+            case.steps[0].action,
+            Action::Repeat { times: 5, .. }
+        ));
+        let e = load_text("id: x\ntitle: t\nsteps:\n  - repeat:\n      times: 2\n      steps:\n        - sleep: soon\n").unwrap_err();
+        assert_eq!(e.line, 7, "a nested mistake names its own line: {e}");
+        let e = load_text("id: x\ntitle: t\nsteps:\n  - repeat: { times: \"${MB_UNSET_VAR}\", steps: [ { sleep: 1s } ] }\n").unwrap_err();
+        assert!(e.message.contains("MB_UNSET_VAR is not set"), "{e}");
     }
 
     #[test]

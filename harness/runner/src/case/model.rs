@@ -47,6 +47,8 @@ pub struct StepSpec {
     pub expect: Option<ExpectSpec>,
     #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
     pub sleep: Option<Duration>,
+    /// Runs the nested steps several times (a soak): see [`RepeatSpec`].
+    pub repeat: Option<RepeatSpec>,
     /// Modifier: how long an await may take (default: the case's remaining time).
     #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
     pub within: Option<Duration>,
@@ -205,6 +207,15 @@ pub struct RegistrationExpect {
     pub binding: Option<String>,
     #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
     pub lifetime: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepeatSpec {
+    /// A number, or `${NAME:-20}`: the variable NAME (from `--var` or the
+    /// environment), 20 when it is not set.
+    pub times: ScalarValue,
+    pub steps: Vec<Spanned<StepSpec>>,
 }
 
 /// A value written in a case: typed later by the object model.

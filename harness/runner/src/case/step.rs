@@ -69,6 +69,11 @@ pub enum Action {
     },
     ExpectRegistration(crate::case::model::RegistrationExpect),
     Sleep(Duration),
+    /// The nested steps, `times` times over; each round's random cuts get their own seed.
+    Repeat {
+        times: u32,
+        steps: Vec<Step>,
+    },
 }
 
 /// What makes a `power_cut` step cut.
@@ -143,7 +148,45 @@ impl std::fmt::Display for ValueCondition {
     }
 }
 
+/// Where a step went wrong: line, column, message.
+pub type Located = (u64, u64, String);
+
 impl Step {
+    /// Validates a step as written, nested `repeat` steps included, keeping each one's position.
+    pub fn from_spanned(
+        spanned: serde_saphyr::Spanned<StepSpec>,
+        vars: &crate::case::Vars,
+    ) -> Result<Step, Located> {
+        let (line, column) = (spanned.referenced.line(), spanned.referenced.column());
+        let mut spec = spanned.value;
+        if let Some(repeat) = spec.repeat.take() {
+            let note = spec.note.clone();
+            if Step::from_spec(spec, line as u32).is_ok() {
+                return Err((
+                    line,
+                    column,
+                    "a repeat step holds only `repeat` (and `note`)".into(),
+                ));
+            }
+            let times = repeat_times(&repeat.times, vars).map_err(|m| (line, column, m))?;
+            if repeat.steps.is_empty() {
+                return Err((line, column, "repeat needs at least one step".into()));
+            }
+            let steps = repeat
+                .steps
+                .into_iter()
+                .map(|s| Step::from_spanned(s, vars))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(Step {
+                line: line as u32,
+                action: Action::Repeat { times, steps },
+                within: None,
+                note,
+            });
+        }
+        Step::from_spec(spec, line as u32).map_err(|m| (line, column, m))
+    }
+
     pub fn from_spec(spec: StepSpec, line: u32) -> Result<Step, String> {
         let mut within = spec.within;
         let note = spec.note.clone();
@@ -267,6 +310,9 @@ impl Step {
             Action::ExpectValue { path, condition } => format!("expect {path} {condition}"),
             Action::ExpectRegistration(_) => "expect registration".into(),
             Action::Sleep(d) => format!("sleep {d:?}"),
+            Action::Repeat { times, steps } => {
+                format!("repeat {times} times ({} steps)", steps.len())
+            }
         }
     }
 }
@@ -280,6 +326,39 @@ fn describe_await(t: &AwaitTarget) -> String {
         AwaitTarget::Notifications { path, count } => format!("{count} notification(s) of {path}"),
         AwaitTarget::SerialLine(l) => format!("serial line {l:?}"),
     }
+}
+
+/// `20`, `"${SOAK_CUTS:-20}"` or `"${SOAK_CUTS}"`.
+fn repeat_times(v: &ScalarValue, vars: &crate::case::Vars) -> Result<u32, String> {
+    let text = match v {
+        ScalarValue::Integer(n) => n.to_string(),
+        ScalarValue::Text(t) => match t.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+            Some(inner) => {
+                let (name, default) = match inner.split_once(":-") {
+                    Some((n, d)) => (n, Some(d)),
+                    None => (inner, None),
+                };
+                vars.get(name)
+                    .cloned()
+                    .or_else(|| std::env::var(name).ok())
+                    .or(default.map(str::to_string))
+                    .ok_or_else(|| {
+                        format!("repeat: variable {name} is not set (use --var {name}=N)")
+                    })?
+            }
+            None => t.clone(),
+        },
+        other => {
+            return Err(format!(
+                "repeat: times must be a number or ${{NAME:-default}}, found {other}"
+            ))
+        }
+    };
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| format!("repeat: times must be a number from 1 to 10000, found {text:?}"))
 }
 
 fn power_cut_action(cut: crate::case::model::PowerCutSpec) -> Result<Action, String> {

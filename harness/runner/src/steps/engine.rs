@@ -386,6 +386,18 @@ async fn run_step(
             tokio::time::sleep(*d).await;
             Ok(())
         }
+        Action::Repeat { times, steps } => {
+            for round in 1..=*times {
+                session.round = round;
+                let _ = writeln!(log, "  round {round}/{times}");
+                for inner in steps {
+                    let _ = writeln!(log, "  line {:>3}: {}", inner.line, inner.describe());
+                    Box::pin(run_step(session, case, inner, remaining, log, properties)).await?;
+                }
+            }
+            session.round = 0;
+            Ok(())
+        }
     }
 }
 
@@ -472,7 +484,7 @@ async fn power_cut(
     match trigger {
         CutTrigger::After(d) => tokio::time::sleep(*d).await,
         CutTrigger::Random { from, to } => {
-            let seed = cut_seed(session.seed, case, step);
+            let seed = cut_seed(session.seed, session.round, case, step);
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
             let at = *from + (*to - *from).mul_f64(rng.gen::<f64>());
             let _ = writeln!(
@@ -481,11 +493,12 @@ async fn power_cut(
                 at.as_secs_f64(),
                 session.seed
             );
-            properties.push((format!("cut_line_{}_seed", step.line), seed.to_string()));
-            properties.push((
-                format!("cut_line_{}_at_ms", step.line),
-                at.as_millis().to_string(),
-            ));
+            let name = match session.round {
+                0 => format!("cut_line_{}", step.line),
+                r => format!("cut_line_{}_round_{r}", step.line),
+            };
+            properties.push((format!("{name}_seed"), seed.to_string()));
+            properties.push((format!("{name}_at_ms"), at.as_millis().to_string()));
             tokio::time::sleep(at).await;
         }
         CutTrigger::Value { path, equals } => loop {
@@ -563,7 +576,7 @@ fn summary_matches(summary: &str, pattern: &str) -> bool {
 
 /// One seed per cut, derived from the run's seed and where the step is, so
 /// that `--seed` replays every cut of a run exactly.
-fn cut_seed(run_seed: u64, case: &Case, step: &Step) -> u64 {
+fn cut_seed(run_seed: u64, session_round: u32, case: &Case, step: &Step) -> u64 {
     use std::hash::{Hash, Hasher};
     // FNV-1a: stable across Rust versions, unlike DefaultHasher.
     struct Fnv(u64);
@@ -581,6 +594,7 @@ fn cut_seed(run_seed: u64, case: &Case, step: &Step) -> u64 {
     run_seed.hash(&mut h);
     case.id.hash(&mut h);
     step.line.hash(&mut h);
+    session_round.hash(&mut h);
     h.finish()
 }
 

@@ -1,0 +1,76 @@
+//! `meterbench bench`: speed measured against a peer in the same run, as a
+//! ratio, so a shared and noisy machine still gives a fair comparison.
+
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+
+use server::firmware::bench::{run, BenchOptions};
+
+use crate::cli::BenchCommand;
+
+pub fn main(cmd: BenchCommand) -> ExitCode {
+    let BenchCommand::Firmware { runs, block_sizes } = cmd;
+    let options = BenchOptions {
+        repetitions: runs.max(1),
+        block_sizes,
+        ..BenchOptions::default()
+    };
+    if let Err(e) = ensure_libcoap(&options.client, &options.libcoap_server) {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(options)) {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The peer is libcoap (Debian's libcoap3-bin). On a fresh machine where we
+/// are root with apt, install it; otherwise say what is missing.
+fn ensure_libcoap(client: &Path, server: &Path) -> Result<(), String> {
+    if client.exists() && server.exists() {
+        return Ok(());
+    }
+    let root = nix::unistd::geteuid().is_root();
+    if !root || !Path::new("/usr/bin/apt-get").exists() {
+        return Err(format!(
+            "{} or {} is missing: install Debian's libcoap3-bin (apt-get install libcoap3-bin)",
+            client.display(),
+            server.display()
+        ));
+    }
+    eprintln!("installing libcoap3-bin (the benchmark's peer)...");
+    for args in [
+        &["update", "-qq"][..],
+        &["install", "-y", "-qq", "libcoap3-bin"][..],
+    ] {
+        let ok = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            return Err(format!("apt-get {} failed", args.join(" ")));
+        }
+    }
+    Ok(())
+}
