@@ -6,8 +6,10 @@
 //! fake clock and a lossy in-memory link (see `tests/pair.rs`), and lets the
 //! same code serve meterbench's server role and the virtual meter's client role.
 
+pub mod bootstrap;
 pub mod client;
 pub mod coap;
+pub mod firmware;
 pub mod format;
 pub mod model;
 pub mod path;

@@ -121,6 +121,8 @@ impl Pair {
                 registry: registry.clone(),
                 preferred_format: ContentFormat::Tlv,
                 seed: 22,
+                bootstrap: None,
+                retry: Default::default(),
             },
             meter_store(&registry),
         );

@@ -9,6 +9,7 @@
 
 mod describe;
 mod error;
+pub mod firmware;
 mod event_history;
 mod event_stream;
 mod handle;

@@ -1,13 +1,14 @@
-//! The virtual rig's debug port: reads the meter's NV file directly, as a
+//! The virtual rig's debug port: reads the meter's NV journal directly, as a
 //! real bench reads flash over SWD — what the device holds, independent of
-//! what it says over LwM2M.
+//! what it says over LwM2M — and, while the meter runs, its live energy
+//! register from the RAM snapshot ([`crate::ram`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use rig::RigError;
 
-use crate::nv;
+use crate::{nv, ram};
 
 /// `rig::Debug` for the virtual rig.
 #[derive(Debug, Clone)]
@@ -24,9 +25,13 @@ impl VirtualDebug {
 }
 
 impl rig::Debug for VirtualDebug {
-    /// Keys: `boot_count`, `firmware_version`, `energy_wh`, `lwm2m.server_uri`,
-    /// `lwm2m.endpoint`, `lwm2m.lifetime_s`, `lwm2m.enabled`, and `written:<path>`
-    /// for each value the server wrote. A meter never booted reads factory-fresh.
+    /// Keys: `boot_count`, `firmware_version`, `energy_wh` (= `energy.committed_wh`,
+    /// the register as last committed to NV), `energy.live_wh` (only while the
+    /// meter runs), `lwm2m.server_uri`, `lwm2m.endpoint`, `lwm2m.lifetime_s`,
+    /// `lwm2m.enabled`, `euicc.enabled` (1-based profile index, as `AT+MBPROF`), `euicc.switching`,
+    /// `euicc.last_result`, `band.earfcn`, `band.channels`, `band.mask`,
+    /// `nv.sequence` (newest valid journal record), and `written:<path>` for each
+    /// value the server wrote. A meter never booted reads factory-fresh.
     fn read_state(&mut self) -> Result<BTreeMap<String, String>, RigError> {
         let data = nv::read(&self.state_dir).map_err(|e| RigError::Driver {
             driver: "virtual debug".to_owned(),
@@ -36,6 +41,34 @@ impl rig::Debug for VirtualDebug {
         m.insert("boot_count".to_owned(), data.boot_count.to_string());
         m.insert("firmware_version".to_owned(), data.firmware_version.clone());
         m.insert("energy_wh".to_owned(), data.energy_wh.to_string());
+        m.insert(
+            "energy.committed_wh".to_owned(),
+            data.energy_wh.to_string(),
+        );
+        if let Some(r) = ram::read_live(&self.state_dir) {
+            m.insert("energy.live_wh".to_owned(), r.energy_live_wh.to_string());
+        }
+        m.insert(
+            "euicc.enabled".to_owned(),
+            (data.euicc.enabled + 1).to_string(),
+        );
+        m.insert(
+            "euicc.switching".to_owned(),
+            data.euicc.switching.is_some().to_string(),
+        );
+        m.insert(
+            "euicc.last_result".to_owned(),
+            data.euicc.last_result.to_string(),
+        );
+        m.insert("band.earfcn".to_owned(), data.band.earfcn.to_string());
+        m.insert("band.channels".to_owned(), data.band.channels_text());
+        m.insert("band.mask".to_owned(), data.band.mask().to_string());
+        let scans = nv::journal::scan_dir(&self.state_dir).map_err(|e| RigError::Driver {
+            driver: "virtual debug".to_owned(),
+            message: e.to_string(),
+        })?;
+        let seq = nv::journal::newest(&scans).map_or(0, |(_, l)| l.seq);
+        m.insert("nv.sequence".to_owned(), seq.to_string());
         m.insert(
             "lwm2m.server_uri".to_owned(),
             data.lwm2m.server_uri.clone().unwrap_or_default(),
@@ -57,8 +90,9 @@ impl rig::Debug for VirtualDebug {
 
     fn describe(&self) -> String {
         format!(
-            "virtual debug port (NV of {})",
-            self.state_dir.join(nv::NV_FILE_NAME).display()
+            "virtual debug port (NV journal {}/{{{}}})",
+            self.state_dir.display(),
+            nv::SECTOR_NAMES.join(",")
         )
     }
 }
@@ -87,6 +121,14 @@ mod tests {
         assert_eq!(state["boot_count"], "3");
         assert_eq!(state["energy_wh"], "77");
         assert_eq!(state["firmware_version"], "1.0");
+        assert_eq!(state["energy.committed_wh"], "77");
+        assert!(
+            !state.contains_key("energy.live_wh"),
+            "no meter runs: RAM reads absent"
+        );
+        assert_eq!(state["euicc.enabled"], "1");
+        assert_eq!(state["band.earfcn"], "6300");
+        assert_eq!(state["nv.sequence"], "1");
         assert_eq!(state["lwm2m.server_uri"], "coap://127.0.0.1:1");
         assert_eq!(state["written:/3/0/15"], "Europe/Paris");
     }
@@ -96,7 +138,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut dbg = VirtualDebug::new(dir.path());
         assert_eq!(dbg.read_state().unwrap()["boot_count"], "0");
-        std::fs::write(dir.path().join(nv::NV_FILE_NAME), b"{").unwrap();
+        // A record whose CRC holds but whose content is not NV data.
+        std::fs::write(
+            dir.path().join(nv::SECTOR_NAMES[0]),
+            nv::journal::encode(1, b"{"),
+        )
+        .unwrap();
         let e = dbg.read_state().unwrap_err().to_string();
         assert!(
             e.starts_with("virtual debug:") && e.contains("corrupt"),

@@ -53,7 +53,7 @@ impl Identity {
 }
 
 /// Appends the Luhn check digit to a string of decimal digits.
-fn with_luhn(body: &str) -> String {
+pub(crate) fn with_luhn(body: &str) -> String {
     let sum: u32 = body
         .bytes()
         .rev()

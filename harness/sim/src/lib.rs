@@ -9,16 +9,21 @@
 //! a power cut) and [`debug::VirtualDebug`] (`rig::Debug`, reading NV the way
 //! SWD reads flash).
 
+pub mod app_data;
 pub mod args;
+pub mod band;
 pub mod debug;
 pub mod error;
+pub mod euicc;
 pub mod identity;
 pub mod meter;
 pub mod modem;
+pub mod network;
 pub mod nv;
 pub mod objects;
 pub mod power;
 pub mod radio;
+pub mod ram;
 pub mod server_uri;
 pub mod session;
 

@@ -22,12 +22,15 @@ use crate::radio::Radio;
 use crate::server_uri::ServerUri;
 use crate::session::{Session, SessionSettings};
 
+mod connectivity;
+mod registers;
+
 /// The meter's periodic work runs once a second (the Current Time resolution).
 const TICK: Duration = Duration::from_secs(1);
 /// The signal moves every this many ticks.
 const RADIO_STEP_TICKS: u64 = 5;
 /// The energy register is written to NV every this many ticks (flash wear vs. loss on power cut).
-const ENERGY_PERSIST_TICKS: u64 = 10;
+const ENERGY_PERSIST_TICKS: u64 = 5;
 /// A stopping session is given this long to get its De-register acknowledged.
 const DEREGISTER_GRACE: Duration = Duration::from_secs(10);
 /// Output the PTY writer may hold while nobody reads the port; more is dropped
@@ -96,6 +99,8 @@ pub fn run(args: MeterArgs) -> Result<(), SimError> {
         clock_offset_s: 0,
         energy_wh: 0,
         reboot_pending: false,
+        conn: connectivity::Connectivity::default(),
+        registers: registers::Registers::default(),
     };
     meter.energy_wh = meter.nv.data().energy_wh;
     meter.boot(now);
@@ -124,6 +129,10 @@ struct Meter {
     /// The energy register; NV holds the value as of the last persist.
     energy_wh: u64,
     reboot_pending: bool,
+    /// eUICC, network attach, band configuration (meter/connectivity.rs).
+    conn: connectivity::Connectivity,
+    /// Reading frames (meter/registers.rs).
+    registers: registers::Registers,
 }
 
 impl Meter {
@@ -179,10 +188,8 @@ impl Meter {
         self.modem = ModemState::boot(data.lwm2m.clone(), self.identity.clone());
         self.modem.signal = self.radio.csq();
         self.urc("+SYSSTART");
-        self.urc("+CEREG: 1");
-        if self.modem.settings.enabled {
-            self.start_session(now);
-        }
+        // Attaches (+CEREG), then starts the client if it is enabled.
+        self.connectivity_boot(now);
     }
 
     fn handle_input(&mut self, now: Instant, input: Input) {
@@ -238,7 +245,11 @@ impl Meter {
         match action {
             Action::SaveSettings => {
                 let settings = self.modem.settings.clone();
-                if let Err(e) = self.nv.update(|d| d.lwm2m = settings) {
+                let modem = &self.modem;
+                if let Err(e) = self.nv.update(|d| {
+                    d.lwm2m = settings;
+                    connectivity::save_modem_settings(d, modem);
+                }) {
                     tracing::error!(error = %e, "cannot write LwM2M settings to NV");
                 }
             }
@@ -256,18 +267,16 @@ impl Meter {
                 }
             }
             Action::StopClient => self.retire_active(now),
-            Action::RadioOn => {
-                self.urc("+CEREG: 1");
-                if self.modem.settings.enabled && self.active.is_none() {
-                    self.start_session(now);
-                }
-            }
+            // Attaches (+CEREG), then starts the client if it is enabled.
+            Action::RadioOn => self.connectivity_radio_on(now),
             Action::RadioOff => {
                 // No radio, nothing can be sent: sessions end without De-register.
                 self.active = None;
                 self.retiring.clear();
+                self.connectivity_radio_off();
                 self.urc("+CEREG: 0");
             }
+            Action::SwitchProfile(to) => self.begin_switch(now, to),
         }
     }
 
@@ -284,6 +293,10 @@ impl Meter {
     }
 
     fn start_session(&mut self, now: Instant) {
+        if !self.attached() {
+            tracing::info!("not attached; the client starts once the network is");
+            return;
+        }
         let Some(settings) = self.wanted_settings() else {
             self.urc("+LWM2M: registration failed no server configured");
             return;
@@ -313,7 +326,10 @@ impl Meter {
         let mut written = data.written_values();
         // The server's lifetime write and the AT setting are one setting; the latest wins via NV.
         written.retain(|(p, _)| *p != objects::lifetime());
-        let store = objects::initial_store(self.registry.clone(), &facts, &self.radio, &written);
+        let mut store =
+            objects::initial_store(self.registry.clone(), &facts, &self.radio, &written);
+        self.add_connectivity_objects(&mut store);
+        self.add_register_objects(&mut store);
         let config = ClientConfig {
             endpoint: settings.endpoint.clone(),
             server,
@@ -324,6 +340,8 @@ impl Meter {
             preferred_format: ContentFormat::Tlv,
             // Distinct per boot and session, so message ids and tokens never repeat across reboots.
             seed: self.seed ^ data.boot_count.rotate_left(32) ^ id,
+            bootstrap: None,
+            retry: Default::default(),
         };
         match Session::start(id, settings, config, store, self.inbox_tx.clone(), now) {
             Ok(s) => self.active = Some(s),
@@ -390,9 +408,10 @@ impl Meter {
         if std::mem::take(&mut self.reboot_pending) {
             self.reboot(now);
         }
+        self.connectivity_after_pump(now);
     }
 
-    fn on_event(&mut self, _now: Instant, active: bool, event: ClientEvent) {
+    fn on_event(&mut self, now: Instant, active: bool, event: ClientEvent) {
         match event {
             ClientEvent::Registered { location } => {
                 self.urc(&format!("+LWM2M: registered {location}"))
@@ -402,7 +421,15 @@ impl Meter {
             }
             ClientEvent::Updated => self.urc("+LWM2M: updated"),
             ClientEvent::Deregistered => self.urc("+LWM2M: deregistered"),
-            ClientEvent::Written { path } if active => self.persist_written(path),
+            ClientEvent::Written { path } if active => {
+                self.persist_written(path);
+                self.on_connectivity_write(path);
+            }
+            ClientEvent::Executed { path, arguments }
+                if active && Meter::is_connectivity_execute(&path) =>
+            {
+                self.on_connectivity_execute(now, path, arguments)
+            }
             ClientEvent::Executed { path, arguments } if active && path == objects::reboot() => {
                 tracing::info!(?arguments, "reboot executed by the server");
                 self.reboot_pending = true;
@@ -499,6 +526,8 @@ impl Meter {
         if self.ticks.is_multiple_of(ENERGY_PERSIST_TICKS) {
             self.persist_energy();
         }
+        self.connectivity_tick(now);
+        self.registers_tick(now);
     }
 
     fn set_value(&mut self, now: Instant, path: Path, value: Value) {

@@ -1,25 +1,32 @@
 //! Non-volatile storage: what the meter keeps across power cuts, the way its
-//! flash would. One JSON file in the state directory, replaced atomically
-//! (write a temporary file, fsync it, rename it over the old one, fsync the
-//! directory), so a SIGKILL at any instant leaves either the old or the new
-//! content, never a mix.
+//! flash would. The content ([`NvData`], JSON) is written as a record of an
+//! append-only journal in two erase sectors ([`journal`]): a write cut short
+//! by a SIGKILL leaves a torn record that the next boot ignores, falling back
+//! to the last record whose CRC holds — never a magically complete one.
 //!
-//! Kept behind the small [`NvStore`] API so that the file can later become a
-//! journal with torn-write semantics without touching its users.
+//! Kept behind the small [`NvStore`] API (open, `update`, `data`) so its
+//! users do not see the journal.
+
+pub mod crc32;
+pub mod journal;
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path as FsPath, PathBuf};
 
 use lwm2m::{Path, Value};
 use serde::{Deserialize, Serialize};
 
+use crate::band::BandConfig;
 use crate::error::SimError;
+use crate::euicc::EuiccNv;
 use crate::identity::FACTORY_FIRMWARE_VERSION;
+use journal::{Journal, Tear};
 
-/// Name of the NV file inside the state directory.
+/// The NV file of earlier meterbench versions (one JSON document); imported
+/// when the journal is blank.
 pub const NV_FILE_NAME: &str = "nv.json";
+pub use journal::SECTOR_NAMES;
 
 /// Lifetime (seconds) a factory-fresh meter registers with.
 pub const DEFAULT_LIFETIME_S: u32 = 300;
@@ -117,11 +124,18 @@ pub struct NvData {
     pub boot_count: u64,
     /// The running firmware's version (/3/0/3).
     pub firmware_version: String,
-    /// The metering register, in watt-hours.
+    /// The metering register as last committed, in watt-hours: what survives
+    /// a power cut (the meter counts on in RAM between commits).
     pub energy_wh: u64,
     pub lwm2m: Lwm2mSettings,
     /// Resource values the server wrote, by path (`/3/0/14`), re-applied at boot.
     pub written: BTreeMap<String, NvValue>,
+    /// The eUICC's enabled profile, a switch in progress, the lab's attach refusals.
+    #[serde(default)]
+    pub euicc: EuiccNv,
+    /// The radio's band configuration (object 501, `AT+MBCHAN`).
+    #[serde(default)]
+    pub band: BandConfig,
 }
 
 impl Default for NvData {
@@ -133,6 +147,8 @@ impl Default for NvData {
             energy_wh: 0,
             lwm2m: Lwm2mSettings::default(),
             written: BTreeMap::new(),
+            euicc: EuiccNv::default(),
+            band: BandConfig::default(),
         }
     }
 }
@@ -150,9 +166,26 @@ impl NvData {
     }
 }
 
-/// Reads the NV file of a state directory without opening it for writing:
-/// what a debugger would read from flash. A missing file is factory-fresh NV.
+/// Reads NV the way a debugger reads flash, without changing it: the newest
+/// valid journal record (a torn tail is ignored, not cut), else the legacy
+/// [`NV_FILE_NAME`], else factory-fresh NV. A record whose CRC holds but whose
+/// content does not parse is corruption, an error naming the sector.
 pub fn read(state_dir: &FsPath) -> Result<NvData, SimError> {
+    let scans = journal::scan_dir(state_dir)?;
+    match journal::newest(&scans) {
+        Some((sector, latest)) => decode(&state_dir.join(SECTOR_NAMES[sector]), latest),
+        None => read_legacy(state_dir),
+    }
+}
+
+fn decode(path: &FsPath, latest: &journal::Latest) -> Result<NvData, SimError> {
+    serde_json::from_slice(&latest.payload).map_err(|e| SimError::NvCorrupt {
+        path: path.to_owned(),
+        message: format!("record {}: {e}", latest.seq),
+    })
+}
+
+fn read_legacy(state_dir: &FsPath) -> Result<NvData, SimError> {
     let path = state_dir.join(NV_FILE_NAME);
     match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| SimError::NvCorrupt {
@@ -164,30 +197,49 @@ pub fn read(state_dir: &FsPath) -> Result<NvData, SimError> {
     }
 }
 
-/// The NV file of one meter: its current content and the atomic writer.
+/// The NV of one meter: its current content and the journal it is written to.
 #[derive(Debug)]
 pub struct NvStore {
     dir: PathBuf,
     data: NvData,
+    /// `None` until the first write when the store was made by [`NvStore::factory`].
+    journal: Option<Journal>,
+    sector_limit: Option<u64>,
+    tear: Option<Tear>,
 }
 
 impl NvStore {
-    /// Opens the NV of `state_dir` (created if missing). A missing file is
-    /// factory-fresh NV; a corrupt one is an error the caller decides about.
+    /// Opens the NV of `state_dir` (created if missing): replays the journal,
+    /// cutting a torn tail off. Blank flash is factory-fresh NV (or the legacy
+    /// file's content); a corrupt record is an error the caller decides about.
+    /// Honours [`journal::TEAR_ENV`] (fault injection).
     pub fn open(state_dir: &FsPath) -> Result<Self, SimError> {
         fs::create_dir_all(state_dir).map_err(|e| SimError::io(state_dir, e))?;
-        let data = read(state_dir)?;
-        Ok(NvStore {
+        let (journal, latest) = Journal::open(state_dir)?;
+        let data = match &latest {
+            Some(l) => decode(&journal.active_path(), l)?,
+            None => read_legacy(state_dir)?,
+        };
+        let mut store = NvStore {
             dir: state_dir.to_owned(),
             data,
-        })
+            journal: Some(journal),
+            sector_limit: None,
+            tear: None,
+        };
+        store.set_tear(Tear::from_env());
+        Ok(store)
     }
 
-    /// Factory-fresh NV in `state_dir`, replacing whatever was there at the next write.
+    /// Factory-fresh NV in `state_dir`: the next write supersedes whatever the
+    /// journal held (its sequence continues above the old records).
     pub fn factory(state_dir: &FsPath) -> Self {
         NvStore {
             dir: state_dir.to_owned(),
             data: NvData::default(),
+            journal: None,
+            sector_limit: None,
+            tear: Tear::from_env(),
         }
     }
 
@@ -195,8 +247,33 @@ impl NvStore {
         &self.data
     }
 
+    /// The state directory the journal lives in.
+    pub fn dir(&self) -> &FsPath {
+        &self.dir
+    }
+
+    /// The sector the next record goes to.
     pub fn path(&self) -> PathBuf {
-        self.dir.join(NV_FILE_NAME)
+        self.journal.as_ref().map_or_else(
+            || self.dir.join(SECTOR_NAMES[0]),
+            Journal::active_path,
+        )
+    }
+
+    /// Compact once a sector would pass `bytes` (tests use small sectors).
+    pub fn set_sector_limit(&mut self, bytes: u64) {
+        self.sector_limit = Some(bytes);
+        if let Some(j) = self.journal.as_mut() {
+            j.set_sector_limit(bytes);
+        }
+    }
+
+    /// Plans a torn write (fault injection); see [`journal::Tear`].
+    pub fn set_tear(&mut self, tear: Option<Tear>) {
+        self.tear = tear;
+        if let Some(j) = self.journal.as_mut() {
+            j.set_tear(tear);
+        }
     }
 
     /// Changes the content and writes it durably before returning. On a
@@ -207,26 +284,22 @@ impl NvStore {
         self.persist()
     }
 
-    /// Writes the current content: temp file, fsync, rename, fsync directory.
-    fn persist(&self) -> Result<(), SimError> {
-        let final_path = self.path();
-        let tmp_path = self.dir.join(format!(".{NV_FILE_NAME}.tmp"));
-        let bytes = serde_json::to_vec_pretty(&self.data).expect("NV data always serializes");
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp_path)
-            .map_err(|e| SimError::io(&tmp_path, e))?;
-        file.write_all(&bytes)
-            .map_err(|e| SimError::io(&tmp_path, e))?;
-        file.sync_all().map_err(|e| SimError::io(&tmp_path, e))?;
-        drop(file);
-        fs::rename(&tmp_path, &final_path).map_err(|e| SimError::io(&final_path, e))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| SimError::io(&self.dir, e))?;
-        Ok(())
+    /// Appends the current content as a new journal record.
+    fn persist(&mut self) -> Result<(), SimError> {
+        if self.journal.is_none() {
+            fs::create_dir_all(&self.dir).map_err(|e| SimError::io(&self.dir, e))?;
+            let (mut j, _) = Journal::open(&self.dir)?;
+            if let Some(limit) = self.sector_limit {
+                j.set_sector_limit(limit);
+            }
+            j.set_tear(self.tear);
+            self.journal = Some(j);
+        }
+        let bytes = serde_json::to_vec(&self.data).expect("NV data always serializes");
+        self.journal
+            .as_mut()
+            .expect("journal opened above")
+            .append(&bytes)
     }
 }
 
@@ -280,7 +353,7 @@ mod tests {
     }
 
     #[test]
-    fn write_leaves_no_temporary_file_behind() {
+    fn writes_go_to_the_journal_only() {
         let dir = tempfile::tempdir().unwrap();
         let mut nv = NvStore::open(dir.path()).unwrap();
         nv.update(|d| d.boot_count = 3).unwrap();
@@ -289,39 +362,144 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from(NV_FILE_NAME)]);
+        assert_eq!(names, vec![std::ffi::OsString::from(SECTOR_NAMES[0])]);
         assert_eq!(read(dir.path()).unwrap().boot_count, 4);
+        let scans = journal::scan_dir(dir.path()).unwrap();
+        assert_eq!(scans[0].records, 2, "one record per update");
+    }
+
+    /// A record of `data` as the journal writes it, for hand-made sectors.
+    fn record(seq: u64, data: &NvData) -> Vec<u8> {
+        journal::encode(seq, &serde_json::to_vec(data).unwrap())
     }
 
     #[test]
-    fn a_stale_temporary_file_does_not_shadow_the_real_one() {
-        // A SIGKILL between writing the temp file and renaming leaves the temp
-        // file; the old content must still be what is read.
+    fn a_torn_last_record_falls_back_to_the_previous_one_at_every_cut() {
+        let old = NvData {
+            energy_wh: 100,
+            ..NvData::default()
+        };
+        let new = NvData {
+            energy_wh: 110,
+            ..NvData::default()
+        };
+        let torn = record(2, &new);
+        for cut in (1..torn.len()).step_by(7) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut bytes = record(1, &old);
+            bytes.extend_from_slice(&torn[..cut]);
+            fs::write(dir.path().join(SECTOR_NAMES[0]), &bytes).unwrap();
+            assert_eq!(read(dir.path()).unwrap().energy_wh, 100, "debug read, cut {cut}");
+            let mut nv = NvStore::open(dir.path()).unwrap();
+            assert_eq!(nv.data().energy_wh, 100, "cut at {cut}");
+            // The next write lands after the last valid record and is read back.
+            nv.update(|d| d.energy_wh = 120).unwrap();
+            assert_eq!(read(dir.path()).unwrap().energy_wh, 120, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_garbled_tail_is_ignored_and_dropped_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = NvData {
+            boot_count: 7,
+            ..NvData::default()
+        };
+        let mut bytes = record(1, &good);
+        let mut bad = record(2, &NvData::default());
+        let n = bad.len();
+        bad[n / 2] ^= 0x40; // a bit flipped in the payload
+        bytes.extend_from_slice(&bad);
+        bytes.extend_from_slice(&[0xFF; 64]);
+        fs::write(dir.path().join(SECTOR_NAMES[0]), &bytes).unwrap();
+        let nv = NvStore::open(dir.path()).unwrap();
+        assert_eq!(nv.data().boot_count, 7);
+        assert_eq!(
+            fs::metadata(dir.path().join(SECTOR_NAMES[0])).unwrap().len(),
+            record(1, &good).len() as u64
+        );
+    }
+
+    #[test]
+    fn an_interrupted_update_leaves_the_old_content() {
         let dir = tempfile::tempdir().unwrap();
         let mut nv = NvStore::open(dir.path()).unwrap();
-        nv.update(|d| d.boot_count = 9).unwrap();
+        nv.update(|d| d.energy_wh = 5).unwrap();
+        nv.set_tear(Some(journal::Tear {
+            nth_append: 2,
+            bytes: 40,
+            action: journal::TearAction::Fail,
+        }));
+        let err = nv.update(|d| d.energy_wh = 6).unwrap_err().to_string();
+        assert!(err.contains("simulated power loss"), "{err}");
+        // After the "power cut": the committed value is the old one.
+        assert_eq!(read(dir.path()).unwrap().energy_wh, 5);
+        assert_eq!(NvStore::open(dir.path()).unwrap().data().energy_wh, 5);
+    }
+
+    #[test]
+    fn compaction_keeps_the_newest_content_in_bounded_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut nv = NvStore::open(dir.path()).unwrap();
+        nv.set_sector_limit(2048);
+        for e in 0..200u64 {
+            nv.update(|d| d.energy_wh = e).unwrap();
+        }
+        let total: u64 = SECTOR_NAMES
+            .iter()
+            .map(|n| fs::metadata(dir.path().join(n)).map_or(0, |m| m.len()))
+            .sum();
+        assert!(total <= 2048, "journal compacted: {total} bytes");
+        assert_eq!(read(dir.path()).unwrap().energy_wh, 199);
+        assert_eq!(NvStore::open(dir.path()).unwrap().data().energy_wh, 199);
+    }
+
+    #[test]
+    fn the_legacy_file_is_imported_when_the_journal_is_blank() {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = NvData {
+            boot_count: 9,
+            ..NvData::default()
+        };
         fs::write(
-            dir.path().join(format!(".{NV_FILE_NAME}.tmp")),
-            b"{\"format\":1,\"boot_co",
+            dir.path().join(NV_FILE_NAME),
+            serde_json::to_vec(&legacy).unwrap(),
         )
         .unwrap();
-        assert_eq!(NvStore::open(dir.path()).unwrap().data().boot_count, 9);
-        // and the next write replaces the stale temp file
         let mut nv = NvStore::open(dir.path()).unwrap();
+        assert_eq!(nv.data().boot_count, 9);
         nv.update(|d| d.boot_count = 10).unwrap();
         assert_eq!(read(dir.path()).unwrap().boot_count, 10);
     }
 
     #[test]
-    fn corrupt_file_is_an_error_naming_the_file() {
+    fn factory_store_supersedes_a_corrupt_record() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(NV_FILE_NAME), b"not json").unwrap();
-        let err = NvStore::open(dir.path()).unwrap_err();
-        let msg = err.to_string();
+        fs::write(
+            dir.path().join(SECTOR_NAMES[0]),
+            journal::encode(4, b"not json"),
+        )
+        .unwrap();
+        let err = NvStore::open(dir.path()).unwrap_err().to_string();
         assert!(
-            msg.contains(NV_FILE_NAME) && msg.contains("corrupt"),
-            "{msg}"
+            err.contains(SECTOR_NAMES[0]) && err.contains("corrupt") && err.contains("record 4"),
+            "{err}"
         );
+        let mut nv = NvStore::factory(dir.path());
+        nv.update(|d| d.boot_count = 1).unwrap();
+        assert_eq!(read(dir.path()).unwrap().boot_count, 1);
+    }
+
+    #[test]
+    fn records_of_an_older_layout_gain_the_new_fields_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = br#"{"format":1,"boot_count":2,"firmware_version":"1.0","energy_wh":3,
+            "lwm2m":{"server_uri":null,"endpoint":null,"lifetime_s":300,"enabled":false},"written":{}}"#;
+        fs::write(dir.path().join(SECTOR_NAMES[0]), journal::encode(1, old)).unwrap();
+        let d = read(dir.path()).unwrap();
+        assert_eq!((d.boot_count, d.energy_wh), (2, 3));
+        assert_eq!(d.band, BandConfig::default());
+        assert_eq!(d.euicc, EuiccNv::default());
     }
 
     #[test]

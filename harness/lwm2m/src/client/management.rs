@@ -73,6 +73,10 @@ impl Client {
             _ => return Err(refuse(400, "not a request")),
         };
         let cf = options::content_format(message);
+        if matches!(method, RequestType::Put | RequestType::Post) && self.block1.contains_key(&path)
+        {
+            return self.write_block1(&path, method, message, changed);
+        }
         match method {
             RequestType::Get
                 if options::accept(message) == Some(ContentFormat::LinkFormat.code()) =>
@@ -306,11 +310,63 @@ impl Client {
         Ok(response(204))
     }
 
+    /// A Write (PUT or POST) to a path registered with `accept_block1`:
+    /// blocks are reassembled (RFC 7959 §2.5) and the whole body is then
+    /// written like a single-request Write; the final 2.04 echoes Block1.
+    fn write_block1(
+        &mut self,
+        path: &Path,
+        method: RequestType,
+        message: &Packet,
+        changed: &mut Vec<Path>,
+    ) -> Result<Packet, Refusal> {
+        use crate::coap::block::{BlockKind, Block1Step};
+        self.check_exists(path)?;
+        let Some(assembler) = self.block1.get_mut(path) else {
+            return Err(refuse(500, "no Block1 assembler"));
+        };
+        match assembler.handle_request(message) {
+            Block1Step::Continue(reply) => {
+                let received = assembler.received();
+                self.events.push_back(ClientEvent::Block1Received {
+                    path: *path,
+                    received,
+                });
+                Ok(reply)
+            }
+            Block1Step::Refuse(reply) => {
+                let code = code::to_number(reply.header.code.into());
+                self.events
+                    .push_back(ClientEvent::Block1Refused { path: *path, code });
+                Ok(reply)
+            }
+            Block1Step::Complete { body, echo } => {
+                let mut whole = message.clone();
+                whole.clear_option(CoapOption::Block1);
+                whole.clear_option(CoapOption::Size1);
+                whole.payload = body;
+                let mode = if method == RequestType::Put {
+                    WriteMode::Replace
+                } else {
+                    WriteMode::PartialUpdate
+                };
+                let mut reply = self.write(path, mode, &whole, changed)?;
+                if let Some(echo) = echo {
+                    echo.set_on(&mut reply, BlockKind::Block1);
+                }
+                Ok(reply)
+            }
+        }
+    }
+
     fn execute(&mut self, path: &Path, message: &Packet) -> Result<Packet, Refusal> {
         if path.depth() != 3 {
             return Err(refuse(405, "Execute targets a resource"));
         }
         self.check_exists(path)?;
+        if let Some((code, diagnostic)) = self.execute_refusals.get(path) {
+            return Err(refuse(*code, diagnostic.clone()));
+        }
         if !self
             .config
             .registry

@@ -14,12 +14,19 @@
 //!   a Reset or an unacknowledged CON notification ends the observation.
 //! - A Write emits one [`ClientEvent::Written`] per resource (instance) it
 //!   set, so the device can react to e.g. `/5/0/1` inside an instance write.
+//! - With a [`BootstrapConfig`], the client bootstraps (Core §6.1) when it
+//!   holds no LwM2M Server account at [`Client::start`], when asked
+//!   ([`Client::bootstrap`]), and when [`RetryPolicy::bootstrap_after`]
+//!   Registers in a row failed (§6.2.1.1); Bootstrap-Finish makes it
+//!   register with the account it got (see `bootstrap.rs`).
 
+mod bootstrap;
 mod management;
 mod observe;
 pub mod registration;
 mod store;
 
+pub use bootstrap::{BootstrapConfig, RetryPolicy};
 pub use observe::CON_EVERY;
 pub use store::{ObjectStore, StoreError};
 
@@ -29,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use coap_lite::{CoapOption, MessageClass, Packet};
 
+use crate::bootstrap::ServerAccount;
 use crate::coap::{code, options, ExchangeEvent, ExchangeId, MessageLayer, Transmit};
 use crate::format::ContentFormat;
 use crate::model::{Registry, ResourceType};
@@ -57,6 +65,10 @@ pub struct ClientConfig {
     /// Format used for Read responses and notifications when the request has no Accept.
     pub preferred_format: ContentFormat,
     pub seed: u64,
+    /// The Bootstrap-Server account; `None`: the client only registers with `server`.
+    pub bootstrap: Option<BootstrapConfig>,
+    /// Registration retry timings and the fall-back to bootstrap.
+    pub retry: RetryPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +80,9 @@ pub enum RegistrationState {
         location: String,
     },
     Deregistering,
+    /// A bootstrap session is running (Core §6.1): Bootstrap-Request sent or
+    /// the Bootstrap-Server's operations being served until Bootstrap-Finish.
+    Bootstrapping,
     /// The server refused or never answered; the client waits before trying again.
     Failed {
         reason: String,
@@ -103,6 +118,36 @@ pub enum ClientEvent {
         peer: SocketAddr,
         reason: String,
     },
+    /// Bootstrap-Finish committed the configuration; the client now holds
+    /// these accounts and registers with the first (Core §6.1.7.6).
+    BootstrapFinished {
+        accounts: Vec<ServerAccount>,
+    },
+    /// Bootstrap-Request was refused or unanswered, or no Bootstrap-Finish
+    /// came in time; nothing staged was applied and the request is retried.
+    BootstrapFailed {
+        reason: String,
+    },
+    /// Bootstrap-Finish changed these object instances (their values are in
+    /// the store, absent ones were deleted): what the device persists.
+    Provisioned {
+        instances: Vec<Path>,
+    },
+    /// A block of a Block1 Write to a path registered with
+    /// [`Client::accept_block1`] was accepted (RFC 7959 §2.5) and more are
+    /// expected: `received` bytes so far. The Write itself is reported by
+    /// [`ClientEvent::Written`] once the last block arrived; object 5 enters
+    /// Downloading at the first block.
+    Block1Received {
+        path: Path,
+        received: usize,
+    },
+    /// A Block1 Write to a registered path was refused (`code`: 4.13 when
+    /// the body is larger than the limit, 4.08 for a gap, 4.00 otherwise).
+    Block1Refused {
+        path: Path,
+        code: u16,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,12 +177,22 @@ pub struct Client {
     /// The Observe sequence number of the next notification (RFC 7641 §4.4).
     sequence: u32,
     events: VecDeque<ClientEvent>,
+    /// The bootstrap session in progress.
+    bs: Option<bootstrap::BootstrapSession>,
+    /// The Bootstrap-Request in flight.
+    bs_exchange: Option<ExchangeId>,
+    bs_retry_at: Option<Instant>,
+    bs_failures: u32,
+    /// Device-side refusals of Execute, by resource (see [`Client::set_execute_refusal`]).
+    execute_refusals: HashMap<Path, (u16, String)>,
+    /// Reassemblers of Block1 Writes, by target resource (see [`Client::accept_block1`]).
+    block1: HashMap<Path, crate::coap::block::Block1Assembler>,
 }
 
 impl Client {
     pub fn new(config: ClientConfig, store: ObjectStore) -> Self {
         let layer = MessageLayer::new(config.seed);
-        Client {
+        let mut client = Client {
             config,
             store,
             layer,
@@ -153,17 +208,46 @@ impl Client {
             notify_exchanges: HashMap::new(),
             sequence: 2,
             events: VecDeque::new(),
+            bs: None,
+            bs_exchange: None,
+            bs_retry_at: None,
+            bs_failures: 0,
+            execute_refusals: HashMap::new(),
+            block1: HashMap::new(),
+        };
+        client.ensure_bootstrap_account();
+        client
+    }
+
+    /// Sends Register. With a Bootstrap-Server account, Register goes to the
+    /// first LwM2M Server account the store holds, and a client without
+    /// one bootstraps instead (Core §6.1.5).
+    pub fn start(&mut self, now: Instant) {
+        self.retry_at = None;
+        if self.config.bootstrap.is_some() {
+            match self.select_account() {
+                Ok(_) => self.send_register(now),
+                Err(reason) => {
+                    tracing::info!(endpoint = %self.config.endpoint, %reason, "no usable server account; bootstrapping");
+                    self.bootstrap(now);
+                }
+            }
+        } else {
+            self.send_register(now);
         }
     }
 
-    /// Sends Register.
-    pub fn start(&mut self, now: Instant) {
-        self.retry_at = None;
-        self.send_register(now);
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
     }
 
     /// Sends De-register (if registered) and cancels all observations.
     pub fn stop(&mut self, now: Instant) {
+        self.bs = None;
+        self.bs_retry_at = None;
+        if let Some(id) = self.bs_exchange.take() {
+            self.layer.cancel(id);
+        }
         self.observations.clear();
         for (id, _) in self.notify_exchanges.drain() {
             self.layer.cancel(id);
@@ -204,6 +288,32 @@ impl Client {
 
     pub fn state(&self) -> &RegistrationState {
         &self.state
+    }
+
+    /// Makes Execute on `path` answer `refusal` (code, diagnostic) instead
+    /// of 2.04, until set to `None`: the device decides whether its state
+    /// allows the operation, e.g. object 5's Update only in Downloaded
+    /// (answered 4.05, [`crate::firmware::execute_update_response`]).
+    pub fn set_execute_refusal(&mut self, path: Path, refusal: Option<(u16, String)>) {
+        match refusal {
+            Some(r) => {
+                self.execute_refusals.insert(path, r);
+            }
+            None => {
+                self.execute_refusals.remove(&path);
+            }
+        }
+    }
+
+    /// Accepts Block1 Writes (RFC 7959) to the resource `path` with bodies
+    /// up to `max_size` bytes in blocks of at most 2^(`max_szx`+4) bytes,
+    /// e.g. object 5's Package (/5/0/0) pushed by the server. The blocks are
+    /// reassembled here and the whole body is then written as one Write.
+    pub fn accept_block1(&mut self, path: Path, max_size: usize, max_szx: u8) {
+        self.block1.insert(
+            path,
+            crate::coap::block::Block1Assembler::new(max_size, max_szx),
+        );
     }
 
     pub fn store(&self) -> &ObjectStore {
@@ -269,6 +379,13 @@ impl Client {
             self.retry_at = None;
             self.send_register(now);
         }
+        if self.bs_retry_at.is_some_and(|t| t <= now) {
+            self.bs_retry_at = None;
+            self.bootstrap(now);
+        }
+        if self.bs.as_ref().is_some_and(|s| s.deadline() <= now) {
+            self.bootstrap_failed(now, "no Bootstrap-Finish in time".into());
+        }
         if self.next_update.is_some_and(|t| t <= now)
             && self.reg_exchange.is_none()
             && matches!(self.state, RegistrationState::Registered { .. })
@@ -293,10 +410,18 @@ impl Client {
             .iter()
             .filter_map(|o| self.observation_deadline(o))
             .min();
-        [self.layer.poll_timeout(), self.retry_at, update, observe]
-            .into_iter()
-            .flatten()
-            .min()
+        let bootstrap = self.bs.as_ref().map(|s| s.deadline());
+        [
+            self.layer.poll_timeout(),
+            self.retry_at,
+            update,
+            observe,
+            self.bs_retry_at,
+            bootstrap,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn send_register(&mut self, now: Instant) {
@@ -341,9 +466,7 @@ impl Client {
 
     fn fail(&mut self, now: Instant, reason: String) {
         tracing::warn!(endpoint = %self.config.endpoint, %reason, "registration failed");
-        let backoff = RETRY_INITIAL
-            .saturating_mul(1u32 << self.failures.min(16))
-            .min(RETRY_MAX);
+        let backoff = self.config.retry.backoff(self.failures);
         self.failures += 1;
         self.retry_at = Some(now + backoff);
         self.location = None;
@@ -353,11 +476,27 @@ impl Client {
         };
         self.events
             .push_back(ClientEvent::RegistrationFailed { reason });
+        // Core §6.2.1.1: when the retries are exhausted, bootstrap again.
+        if self.config.bootstrap.is_some() && self.failures >= self.config.retry.bootstrap_after {
+            tracing::info!(endpoint = %self.config.endpoint, failures = self.failures, "registration keeps failing; falling back to bootstrap");
+            self.retry_at = None;
+            self.bootstrap(now);
+        }
     }
 
     fn process_layer_events(&mut self, now: Instant) {
         while let Some(event) = self.layer.poll_event() {
             match event {
+                ExchangeEvent::Request { peer, message } if self.is_bootstrap_peer(peer) => {
+                    let (response, after) = self.serve_bootstrap(now, &message);
+                    self.layer.respond(peer, &message, response);
+                    if after == bootstrap::AfterReply::Register {
+                        self.register_after_bootstrap(now);
+                    }
+                }
+                ExchangeEvent::Response { id, message, .. } if self.bs_exchange == Some(id) => {
+                    self.bootstrap_request_outcome(now, Ok(message))
+                }
                 ExchangeEvent::Request { peer, message } => {
                     // Notifications a request causes go out after its response.
                     let mut changed = Vec::new();
@@ -376,6 +515,13 @@ impl Client {
                 }
                 ExchangeEvent::Reset { id, peer, token } => {
                     if let Some(id) = id {
+                        if self.bs_exchange == Some(id) {
+                            self.bootstrap_request_outcome(
+                                now,
+                                Err("the Bootstrap-Server answered with Reset".into()),
+                            );
+                            continue;
+                        }
                         if self.reg_exchange.is_some_and(|(r, _)| r == id) {
                             self.registration_outcome(
                                 now,
@@ -397,7 +543,10 @@ impl Client {
                     token,
                     transmissions,
                 } => {
-                    if self.reg_exchange.is_some_and(|(r, _)| r == id) {
+                    if self.bs_exchange == Some(id) {
+                        let reason = format!("no response after {transmissions} transmissions");
+                        self.bootstrap_request_outcome(now, Err(reason));
+                    } else if self.reg_exchange.is_some_and(|(r, _)| r == id) {
                         let reason = format!("no response after {transmissions} transmissions");
                         self.registration_outcome(now, id, Err(reason));
                     } else if self.notify_exchanges.remove(&id).is_some() {

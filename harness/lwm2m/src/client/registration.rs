@@ -10,12 +10,13 @@ use crate::format::ContentFormat;
 
 /// The object list a Register (or an Update after Create/Delete) carries
 /// (LwM2M 1.1 Core §6.2.1): `</1/0>,</3/0>,...`, each instantiated object
-/// preceded by `</N>;ver=X.Y` when its version is not 1.0.
+/// preceded by `</N>;ver=X.Y` when its version is not 1.0. The Security
+/// object (0) is never listed: it is for bootstrap only (Core §6.2.1).
 pub fn object_links(store: &ObjectStore) -> Vec<Link> {
     let mut links = Vec::new();
     let mut last_object = None;
     for inst in store.instances() {
-        let Some(object) = inst.object_id() else {
+        let Some(object) = inst.object_id().filter(|o| *o != 0) else {
             continue;
         };
         if last_object != Some(object) {
@@ -116,6 +117,8 @@ mod tests {
             registry,
             preferred_format: ContentFormat::Tlv,
             seed: 0,
+            bootstrap: None,
+            retry: Default::default(),
         };
         let mut p = register(&config, &store);
         p.header.message_id = 0x1a2b;

@@ -271,6 +271,17 @@ impl MessageLayer {
     }
 
     /// Whether a message is still tracked (awaiting its ACK or response).
+    /// How many times the message of exchange `id` has been sent so far
+    /// (1, then one more per retransmission, RFC 7252 §4.2), while the layer
+    /// still tracks it. Lets an owner count retransmissions per exchange,
+    /// e.g. for a block-wise transfer's figures.
+    pub fn transmissions(&self, id: ExchangeId) -> Option<u32> {
+        self.outgoing.get(&id).map(|o| match o.phase {
+            Phase::AwaitingAck { transmissions, .. }
+            | Phase::AwaitingResponse { transmissions, .. } => transmissions,
+        })
+    }
+
     pub fn is_pending(&self, id: ExchangeId) -> bool {
         self.outgoing.contains_key(&id)
     }

@@ -3,6 +3,7 @@
 //! detection, piggybacked and separate responses. coap-lite only encodes and
 //! decodes; everything with state is here.
 
+pub mod block;
 pub mod code;
 pub mod exchange;
 pub mod observe;

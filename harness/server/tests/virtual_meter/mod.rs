@@ -95,6 +95,8 @@ impl VirtualMeter {
             registry,
             preferred_format: ContentFormat::Tlv,
             seed: 7,
+            bootstrap: None,
+            retry: Default::default(),
         };
         let socket = UdpSocket::bind("127.0.0.1:0")
             .await

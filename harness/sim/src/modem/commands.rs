@@ -6,10 +6,19 @@
 //! `?` read, `=?` test, `=<args>` set); the 3GPP commands follow TS 27.007
 //! (+CGMI §5.1, +CGMM §5.2, +CGMR §5.3, +CGSN §5.4, +CFUN §8.2, +CSQ §8.5,
 //! +CEREG §10.1.22); final results are V.250 `OK` / `ERROR` and TS 27.007
-//! §9.2 `+CME ERROR: <n>` in numeric mode. The `+LWM2M...` commands are this
-//! project's dialect (fixtures/modems/meterbench-virtual.yaml).
+//! §9.2 `+CME ERROR: <n>` in numeric mode. The `+LWM2M...` and `+MB...`
+//! commands are this project's dialect (fixtures/modems/meterbench-virtual.yaml):
+//! `+MBPROF` lists and enables eUICC profiles (as modems with an eUICC do, e.g.
+//! a `+CCHO`-less profile switch command), `+MBNETFAIL` is the lab's switch to
+//! make the network refuse a profile, `+MBCHAN`/`+MBBAND` the band configuration
+//! (object 501), `+MBEID` the eUICC's EID.
 
+use std::collections::BTreeSet;
+
+use crate::band::{self, BandConfig};
+use crate::euicc::{self, Profile};
 use crate::identity::{Identity, MANUFACTURER, MODEL, MODEM_REVISION};
+use crate::network::stat;
 use crate::nv::Lwm2mSettings;
 use crate::server_uri::ServerUri;
 
@@ -51,6 +60,17 @@ pub struct ModemState {
     pub identity: Identity,
     /// The current signal, kept up to date by the meter.
     pub signal: Csq,
+    /// The eUICC's profiles (fixed) and which is enabled.
+    pub profiles: Vec<Profile>,
+    pub enabled_profile: usize,
+    /// A profile switch is under way (a new one is refused until it ends).
+    pub switching: bool,
+    /// ICCIDs the network refuses (`AT+MBNETFAIL`), kept in NV.
+    pub attach_fails: BTreeSet<String>,
+    /// `+CEREG` stat, kept up to date by the meter's network model.
+    pub cereg: u8,
+    /// Band configuration, kept in NV.
+    pub band: BandConfig,
 }
 
 impl ModemState {
@@ -60,8 +80,14 @@ impl ModemState {
             echo: true,
             radio_on: true,
             settings,
+            profiles: euicc::profiles(&identity),
             identity,
             signal: Csq::UNKNOWN,
+            enabled_profile: 0,
+            switching: false,
+            attach_fails: BTreeSet::new(),
+            cereg: stat::REGISTERED_HOME,
+            band: BandConfig::default(),
         }
     }
 }
@@ -79,6 +105,8 @@ pub enum Action {
     StartClient,
     /// `AT+LWM2MSTOP`: de-register and stop the client.
     StopClient,
+    /// `AT+MBPROF=<n>`: switch to this profile (index from 0): detach, enable, attach.
+    SwitchProfile(usize),
 }
 
 /// The final result code of a command.
@@ -231,7 +259,11 @@ fn extended(state: &mut ModemState, ext: &str, resp: &mut Response) -> Final {
         ("CGSN", Form::Exec) => info(resp, &state.identity.imei),
         ("CGMI" | "CGMM" | "CGMR" | "CGSN", Form::Test) => Final::Ok,
         ("CCID", Form::Exec | Form::Read) => {
-            info(resp, &format!("+CCID: {}", state.identity.iccid))
+            let iccid = state
+                .profiles
+                .get(state.enabled_profile)
+                .map_or(state.identity.iccid.as_str(), |p| p.iccid.as_str());
+            info(resp, &format!("+CCID: {iccid}"))
         }
         ("CCID", Form::Test) => Final::Ok,
 
@@ -239,7 +271,14 @@ fn extended(state: &mut ModemState, ext: &str, resp: &mut Response) -> Final {
         ("CFUN", Form::Test) => info(resp, "+CFUN: (0,1),(0)"),
         ("CFUN", Form::Set(args)) => cfun(state, args, resp),
 
-        ("CEREG", Form::Read) => info(resp, &format!("+CEREG: 0,{}", u8::from(state.radio_on))),
+        ("CEREG", Form::Read) => {
+            let stat = if state.radio_on {
+                state.cereg
+            } else {
+                stat::NOT_REGISTERED
+            };
+            info(resp, &format!("+CEREG: 0,{stat}"))
+        }
         ("CEREG", Form::Test) => info(resp, "+CEREG: (0)"),
 
         ("CSQ", Form::Exec) => {
@@ -312,10 +351,89 @@ fn extended(state: &mut ModemState, ext: &str, resp: &mut Response) -> Final {
         }
         ("LWM2MSTART" | "LWM2MSTOP", Form::Test) => Final::Ok,
 
+        ("MBPROF", Form::Read) => {
+            for (i, p) in state.profiles.iter().enumerate() {
+                resp.info.push(format!(
+                    "+MBPROF: {},\"{}\",\"{}\",{}",
+                    i + 1,
+                    p.iccid,
+                    p.operator,
+                    u8::from(i == state.enabled_profile)
+                ));
+            }
+            Final::Ok
+        }
+        ("MBPROF", Form::Test) => info(resp, &format!("+MBPROF: (1-{})", state.profiles.len())),
+        ("MBPROF", Form::Set(args)) => match decimal(args).map(|n| n as usize) {
+            Some(n) if (1..=state.profiles.len()).contains(&n) => {
+                if !state.radio_on || state.switching {
+                    return Final::Cme(cme::NOT_ALLOWED);
+                }
+                resp.actions.push(Action::SwitchProfile(n - 1));
+                Final::Ok
+            }
+            _ => Final::Cme(cme::INCORRECT_PARAMETERS),
+        },
+
+        ("MBNETFAIL", Form::Read) => {
+            for p in &state.profiles {
+                let refused = state.attach_fails.contains(&p.iccid);
+                resp.info
+                    .push(format!("+MBNETFAIL: \"{}\",{}", p.iccid, u8::from(refused)));
+            }
+            Final::Ok
+        }
+        ("MBNETFAIL", Form::Test) => info(resp, "+MBNETFAIL: (<index>|\"<iccid>\"),(0,1)"),
+        ("MBNETFAIL", Form::Set(args)) => {
+            let Some((who, flag)) = args.split_once(',') else {
+                return Final::Cme(cme::INCORRECT_PARAMETERS);
+            };
+            let (Some(i), Some(flag @ 0..=1)) =
+                (euicc::find_profile(&state.profiles, who), decimal(flag))
+            else {
+                return Final::Cme(cme::INCORRECT_PARAMETERS);
+            };
+            let iccid = state.profiles[i].iccid.clone();
+            if flag == 1 {
+                state.attach_fails.insert(iccid);
+            } else {
+                state.attach_fails.remove(&iccid);
+            }
+            resp.actions.push(Action::SaveSettings);
+            Final::Ok
+        }
+
+        ("MBEID", Form::Exec | Form::Read) => {
+            info(resp, &format!("+MBEID: {}", euicc::eid(&state.identity)))
+        }
+        ("MBEID", Form::Test) => Final::Ok,
+
+        ("MBBAND", Form::Read) => info(resp, &format!("+MBBAND: {}", state.band.mask())),
+        ("MBBAND", Form::Test) => info(resp, &format!("+MBBAND: ({})", band::supported_mask())),
+
+        ("MBCHAN", Form::Read) => info(
+            resp,
+            &format!(
+                "+MBCHAN: {},\"{}\"",
+                state.band.earfcn,
+                state.band.channels_text()
+            ),
+        ),
+        ("MBCHAN", Form::Test) => info(resp, "+MBCHAN: (0-65535),\"<earfcn>[,<earfcn>...]\""),
+        ("MBCHAN", Form::Set(args)) => match parse_channels(args) {
+            Some(config) if config.validate().is_ok() => {
+                state.band = config;
+                resp.actions.push(Action::SaveSettings);
+                Final::Ok
+            }
+            _ => Final::Cme(cme::INCORRECT_PARAMETERS),
+        },
+
         // A known command in a form it does not have.
         (
             "CGMI" | "CGMM" | "CGMR" | "CGSN" | "CCID" | "CFUN" | "CEREG" | "CSQ" | "LWM2MSRV"
-            | "LWM2MEP" | "LWM2MLT" | "LWM2MSTART" | "LWM2MSTOP",
+            | "LWM2MEP" | "LWM2MLT" | "LWM2MSTART" | "LWM2MSTOP" | "MBPROF" | "MBNETFAIL"
+            | "MBEID" | "MBBAND" | "MBCHAN",
             _,
         ) => Final::Cme(cme::NOT_SUPPORTED),
         _ => Final::Error,
@@ -352,6 +470,24 @@ fn cfun(state: &mut ModemState, args: &str, resp: &mut Response) -> Final {
         }
         _ => Final::Cme(cme::INCORRECT_PARAMETERS),
     }
+}
+
+/// `AT+MBCHAN=<earfcn>[,"<c1>,<c2>,..."]`; without a list the prioritized
+/// channels are the EARFCN alone.
+fn parse_channels(args: &str) -> Option<BandConfig> {
+    let (earfcn, list) = match args.split_once(',') {
+        Some((e, l)) => (e, Some(quoted(l)?)),
+        None => (args, None),
+    };
+    let earfcn = u16::try_from(decimal(earfcn)?).ok()?;
+    let channels = match list {
+        None | Some("") => vec![earfcn],
+        Some(l) => l
+            .split(',')
+            .map(|c| u16::try_from(decimal(c)?).ok())
+            .collect::<Option<Vec<u16>>>()?,
+    };
+    Some(BandConfig { earfcn, channels })
 }
 
 /// A V.250 string constant: `"..."` with no quote inside.
@@ -574,6 +710,100 @@ mod tests {
             "the echo is of what was typed"
         );
         assert_eq!(handle_line(&mut s, "xAT").result, None);
+    }
+
+    #[test]
+    fn profiles_are_listed_and_ccid_follows_the_enabled_one() {
+        let mut s = state();
+        let p = s.profiles.clone();
+        assert_eq!(
+            run(&mut s, "AT+MBPROF?"),
+            vec![
+                format!("+MBPROF: 1,\"{}\",\"meterbench-home\",1", p[0].iccid),
+                format!("+MBPROF: 2,\"{}\",\"meterbench-roam\",0", p[1].iccid),
+                "OK".into()
+            ]
+        );
+        assert_eq!(run(&mut s, "AT+MBPROF=?"), vec!["+MBPROF: (1-2)", "OK"]);
+        let r = handle_line(&mut s, "AT+MBPROF=2");
+        assert_eq!(r.lines(), vec!["OK"]);
+        assert_eq!(r.actions, vec![Action::SwitchProfile(1)]);
+        // The meter carries the switch out; once it has, CCID reads the new profile.
+        s.enabled_profile = 1;
+        assert_eq!(
+            run(&mut s, "AT+CCID"),
+            vec![format!("+CCID: {}", p[1].iccid), "OK".into()]
+        );
+        for bad in ["AT+MBPROF=0", "AT+MBPROF=3", "AT+MBPROF=", "AT+MBPROF=x"] {
+            assert_eq!(run(&mut s, bad), vec!["+CME ERROR: 50"], "{bad}");
+        }
+        s.switching = true;
+        assert_eq!(run(&mut s, "AT+MBPROF=1"), vec!["+CME ERROR: 3"]);
+        s.switching = false;
+        run(&mut s, "AT+CFUN=0");
+        assert_eq!(run(&mut s, "AT+MBPROF=1"), vec!["+CME ERROR: 3"]);
+    }
+
+    #[test]
+    fn cereg_reports_the_network_models_stat() {
+        let mut s = state();
+        s.cereg = stat::SEARCHING;
+        assert_eq!(run(&mut s, "AT+CEREG?"), vec!["+CEREG: 0,2", "OK"]);
+        run(&mut s, "AT+CFUN=0");
+        assert_eq!(run(&mut s, "AT+CEREG?"), vec!["+CEREG: 0,0", "OK"]);
+    }
+
+    #[test]
+    fn netfail_marks_a_profile_by_index_or_iccid_and_is_saved() {
+        let mut s = state();
+        let p = s.profiles.clone();
+        let r = handle_line(&mut s, "AT+MBNETFAIL=2,1");
+        assert_eq!(r.lines(), vec!["OK"]);
+        assert_eq!(r.actions, vec![Action::SaveSettings]);
+        assert!(s.attach_fails.contains(&p[1].iccid));
+        assert_eq!(
+            run(&mut s, "AT+MBNETFAIL?"),
+            vec![
+                format!("+MBNETFAIL: \"{}\",0", p[0].iccid),
+                format!("+MBNETFAIL: \"{}\",1", p[1].iccid),
+                "OK".into()
+            ]
+        );
+        assert_eq!(
+            run(&mut s, &format!("AT+MBNETFAIL=\"{}\",0", p[1].iccid)),
+            vec!["OK"]
+        );
+        assert!(s.attach_fails.is_empty());
+        for bad in ["AT+MBNETFAIL=3,1", "AT+MBNETFAIL=1,2", "AT+MBNETFAIL=1", "AT+MBNETFAIL=\"89\",1"] {
+            assert_eq!(run(&mut s, bad), vec!["+CME ERROR: 50"], "{bad}");
+        }
+    }
+
+    #[test]
+    fn band_configuration_over_at() {
+        let mut s = state();
+        assert_eq!(run(&mut s, "AT+MBBAND?"), vec!["+MBBAND: 524420", "OK"]);
+        assert_eq!(
+            run(&mut s, "AT+MBCHAN?"),
+            vec!["+MBCHAN: 6300,\"6300,1575,3625\"", "OK"]
+        );
+        let r = handle_line(&mut s, "AT+MBCHAN=6200,\"6200,6400\"");
+        assert_eq!(r.lines(), vec!["OK"]);
+        assert_eq!(r.actions, vec![Action::SaveSettings]);
+        assert_eq!(run(&mut s, "AT+MBBAND?"), vec!["+MBBAND: 524288", "OK"]);
+        assert_eq!(run(&mut s, "AT+MBCHAN=1575"), vec!["OK"]);
+        assert_eq!(s.band.channels, vec![1575]);
+        for bad in [
+            "AT+MBCHAN=2700",
+            "AT+MBCHAN=70000",
+            "AT+MBCHAN=6300,6300",
+            "AT+MBCHAN=6300,\"6300,x\"",
+        ] {
+            assert_eq!(run(&mut s, bad), vec!["+CME ERROR: 50"], "{bad}");
+        }
+        assert_eq!(run(&mut s, "AT+MBBAND=4"), vec!["+CME ERROR: 4"]);
+        assert_eq!(s.band.channels, vec![1575]);
+        assert!(run(&mut s, "AT+MBEID")[0].starts_with("+MBEID: 8904"));
     }
 
     proptest! {

@@ -1,0 +1,124 @@
+//! OpenSSL context setup shared by the server and the client: DTLS 1.2 only,
+//! the configured PSK suites, no session tickets, no renegotiation, MTU set by
+//! us rather than queried from a socket we do not have.
+
+use std::sync::OnceLock;
+
+use openssl::ex_data::Index;
+use openssl::ssl::{
+    Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslSessionCacheMode, SslVersion,
+};
+
+use crate::config::{ClientConfig, ServerConfig};
+use crate::error::Error;
+use crate::secret::check_identity;
+use crate::suite::CipherSuite;
+
+/// Per-`SSL` slots the callbacks write into.
+pub(crate) struct Indices {
+    /// The identity the client claimed in ClientKeyExchange.
+    pub(crate) claimed_identity: Index<Ssl, String>,
+    /// Set when the lookup knew no key for the claimed identity.
+    pub(crate) lookup_failed: Index<Ssl, bool>,
+    /// The cookie the stateless path already verified for this SSL.
+    pub(crate) expected_cookie: Index<Ssl, Vec<u8>>,
+}
+
+static INDICES: OnceLock<Result<Indices, String>> = OnceLock::new();
+
+/// The process-wide ex_data indices (OpenSSL indices are global; allocating
+/// them per endpoint would leak).
+pub(crate) fn indices() -> Result<&'static Indices, Error> {
+    INDICES
+        .get_or_init(|| {
+            Ok(Indices {
+                claimed_identity: Ssl::new_ex_index().map_err(|e| e.to_string())?,
+                lookup_failed: Ssl::new_ex_index().map_err(|e| e.to_string())?,
+                expected_cookie: Ssl::new_ex_index().map_err(|e| e.to_string())?,
+            })
+        })
+        .as_ref()
+        .map_err(|detail| Error::OpenSsl {
+            during: "allocating SSL ex_data indices",
+            detail: detail.clone(),
+        })
+}
+
+fn base(suites: &[CipherSuite]) -> Result<SslContextBuilder, Error> {
+    if suites.is_empty() {
+        return Err(Error::NoCipherSuite);
+    }
+    let mut ctx = SslContext::builder(SslMethod::dtls())
+        .map_err(|e| Error::openssl("creating the DTLS context", e))?;
+    ctx.set_min_proto_version(Some(SslVersion::DTLS1_2))
+        .map_err(|e| Error::openssl("setting the minimum version", e))?;
+    ctx.set_max_proto_version(Some(SslVersion::DTLS1_2))
+        .map_err(|e| Error::openssl("setting the maximum version", e))?;
+    ctx.set_cipher_list(&CipherSuite::cipher_list(suites))
+        .map_err(|e| Error::openssl("setting the cipher list", e))?;
+    ctx.set_options(
+        SslOptions::NO_QUERY_MTU | SslOptions::NO_TICKET | SslOptions::NO_RENEGOTIATION,
+    );
+    ctx.set_session_cache_mode(SslSessionCacheMode::OFF);
+    Ok(ctx)
+}
+
+/// Server context: PSK lookup through the caller's callback, cookie
+/// verification against what the stateless path already checked.
+pub(crate) fn server(config: &ServerConfig) -> Result<SslContext, Error> {
+    let idx = indices()?;
+    let mut ctx = base(&config.suites)?;
+    let lookup = config.psk_lookup.clone();
+    ctx.set_psk_server_callback(move |ssl, identity, psk_out| {
+        let identity = identity
+            .and_then(|id| std::str::from_utf8(id).ok())
+            .unwrap_or("");
+        ssl.set_ex_data(idx.claimed_identity, identity.to_owned());
+        let key = if check_identity(identity.as_bytes()).is_ok() {
+            lookup(identity)
+        } else {
+            None
+        };
+        match key {
+            Some(key) if key.len() <= psk_out.len() => {
+                psk_out[..key.len()].copy_from_slice(key.expose());
+                Ok(key.len())
+            }
+            _ => {
+                // 0 makes OpenSSL send unknown_psk_identity (RFC 4279 §2).
+                ssl.set_ex_data(idx.lookup_failed, true);
+                Ok(0)
+            }
+        }
+    });
+    // The stateless path answers cookie-less hellos itself and only hands
+    // OpenSSL hellos whose cookie it verified; these callbacks exist because
+    // DTLSv1_listen requires them.
+    ctx.set_cookie_generate_cb(|_ssl, _out| Err(openssl::error::ErrorStack::get()));
+    ctx.set_cookie_verify_cb(move |ssl, cookie| {
+        ssl.ex_data(idx.expected_cookie).is_some_and(|expected| {
+            expected.len() == cookie.len() && openssl::memcmp::eq(expected, cookie)
+        })
+    });
+    Ok(ctx.build())
+}
+
+/// Client context: sends the configured identity and key.
+pub(crate) fn client(config: &ClientConfig) -> Result<SslContext, Error> {
+    check_identity(config.psk.identity.as_bytes())?;
+    let mut ctx = base(&config.suites)?;
+    let psk = config.psk.clone();
+    ctx.set_psk_client_callback(move |_ssl, _hint, identity_out, psk_out| {
+        let identity = psk.identity.as_bytes();
+        let key = psk.key.expose();
+        // The identity is written as a C string.
+        if identity.len() >= identity_out.len() || key.len() > psk_out.len() {
+            return Ok(0);
+        }
+        identity_out[..identity.len()].copy_from_slice(identity);
+        identity_out[identity.len()] = 0;
+        psk_out[..key.len()].copy_from_slice(key);
+        Ok(key.len())
+    });
+    Ok(ctx.build())
+}

@@ -1,0 +1,271 @@
+//! Keeping keys out of the message log and the pcap.
+//!
+//! Bootstrap-Write of /0/x (LwM2M 1.1 Core §6.1.7.4) carries the Secret Key
+//! /0/x/5 (and maybe the SMS Binding Secret Key /0/x/8) in clear inside the
+//! CoAP payload; every datagram the log or pcap records passes through
+//! [`redact_datagram`] (stateless) or a [`Redactor`] (which also follows
+//! requests to their responses by token, for Read responses and
+//! notifications of /0). The copy they return has the secret's bytes — raw,
+//! base64, base64url or hex, whichever the format used — overwritten in place
+//! (zero bytes, base64 `A`, hex `0`), so the datagram keeps its length and
+//! still decodes; a /0 payload that cannot be parsed is zeroed entirely.
+//! The PSK identity /0/x/3 is not a secret and stays.
+//!
+//! [`crate::coap::summarize`] prints no payload values at all, so summaries
+//! need no redaction.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::OnceLock;
+
+use coap_lite::{CoapOption, Packet};
+
+use super::account::{security, SECURITY_OBJECT};
+use crate::coap::{code, options, wire};
+use crate::format::{self, ContentFormat};
+use crate::model::Registry;
+use crate::path::Path;
+use crate::value::Value;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::core)
+}
+
+fn is_secret_resource(path: &Path) -> bool {
+    path.object_id() == Some(SECURITY_OBJECT)
+        && matches!(
+            path.resource_id(),
+            Some(security::SECRET_KEY | security::SMS_SECRET_KEY)
+        )
+}
+
+/// A redacted copy of `datagram` when it carries a secret of the Security
+/// object; `None` when there is nothing to hide (log it as it is). Requests
+/// are judged by their Uri-Path; responses only by self-describing payloads
+/// (SenML, LwM2M CBOR) — use a [`Redactor`] to cover TLV responses too.
+pub fn redact_datagram(datagram: &[u8]) -> Option<Vec<u8>> {
+    let packet = wire::decode(datagram).ok()?;
+    let raw: u8 = packet.header.code.into();
+    let path = if code::is_request(raw) {
+        Some(request_path(&packet))
+    } else {
+        None
+    };
+    redact_with(datagram, &packet, path)
+}
+
+/// Where a request points, for redaction: `Some(path)` when the Uri-Path is
+/// an LwM2M path; an unparsable path under "0" counts as `/0` (conservative).
+fn request_path(packet: &Packet) -> Target {
+    let segments = options::strings(packet, CoapOption::UriPath);
+    match Path::from_segments(&segments) {
+        Ok(p) => Target::Path(p),
+        Err(_) if segments.first().is_some_and(|s| s == "0") => Target::Path(Path::object(0)),
+        Err(_) => Target::Other,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Target {
+    Path(Path),
+    Other,
+}
+
+fn redact_with(datagram: &[u8], packet: &Packet, target: Option<Target>) -> Option<Vec<u8>> {
+    let payload = &packet.payload;
+    if payload.is_empty() {
+        return None;
+    }
+    let cf = options::content_format(packet);
+    let format = cf.and_then(ContentFormat::from_code);
+    if format == Some(ContentFormat::LinkFormat) {
+        // Discover answers carry URIs and ids, never resource values.
+        return None;
+    }
+    let path = match target {
+        Some(Target::Path(p)) => Some(p),
+        Some(Target::Other) => return None,
+        None => None,
+    };
+    let under_security =
+        path.is_some_and(|p| p.depth() == 0 || p.object_id() == Some(SECURITY_OBJECT));
+    if path.is_some() && !under_security {
+        return None;
+    }
+    let redacted = match path {
+        Some(p) if is_secret_resource(&p) => Some(vec![0; payload.len()]),
+        Some(p) => {
+            Some(redact_payload(format, &p, payload).unwrap_or_else(|| vec![0; payload.len()]))
+        }
+        None => {
+            // A response of unknown origin: only self-describing formats name their paths.
+            match format {
+                Some(
+                    f @ (ContentFormat::SenmlJson
+                    | ContentFormat::SenmlCbor
+                    | ContentFormat::Lwm2mCbor),
+                ) => {
+                    let records = format::decode(f, &Path::ROOT, payload, registry()).ok()?;
+                    if !records.iter().any(|r| is_secret_resource(&r.path)) {
+                        return None;
+                    }
+                    Some(
+                        redact_payload(Some(f), &Path::ROOT, payload)
+                            .unwrap_or_else(|| vec![0; payload.len()]),
+                    )
+                }
+                _ => None,
+            }
+        }
+    }?;
+    if redacted == *payload {
+        return None;
+    }
+    let mut out = datagram.to_vec();
+    let start = out.len() - payload.len();
+    out[start..].copy_from_slice(&redacted);
+    Some(out)
+}
+
+/// The payload with every secret value blanked; `None` when it cannot be
+/// parsed or a secret could not be found in it (the caller zeroes it all).
+fn redact_payload(format: Option<ContentFormat>, base: &Path, payload: &[u8]) -> Option<Vec<u8>> {
+    let format = format?;
+    let records = format::decode(format, base, payload, registry()).ok()?;
+    let mut out = payload.to_vec();
+    for r in records.iter().filter(|r| is_secret_resource(&r.path)) {
+        let secret: Vec<u8> = match &r.value {
+            Value::Opaque(b) => b.clone(),
+            Value::String(s) => s.as_bytes().to_vec(),
+            other => other.to_text().into_bytes(),
+        };
+        if secret.is_empty() {
+            continue;
+        }
+        // Fillers that keep the payload decodable: zero bytes, base64 'A'
+        // (zero bits), hex '0'.
+        let mut found = replace_all(&mut out, &secret, 0);
+        for text in [
+            encode_base64(&secret, STD, true),
+            encode_base64(&secret, STD, false),
+            encode_base64(&secret, URL, true),
+            encode_base64(&secret, URL, false),
+        ] {
+            found |= replace_all(&mut out, text.as_bytes(), b'A');
+        }
+        for text in [hex::encode(&secret), hex::encode_upper(&secret)] {
+            found |= replace_all(&mut out, text.as_bytes(), b'0');
+        }
+        if !found {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// Overwrites every occurrence of `needle` in `hay` with `fill`; whether any was found.
+fn replace_all(hay: &mut [u8], needle: &[u8], fill: u8) -> bool {
+    if needle.is_empty() || needle.len() > hay.len() {
+        return false;
+    }
+    let mut found = false;
+    let mut i = 0;
+    while i + needle.len() <= hay.len() {
+        if &hay[i..i + needle.len()] == needle {
+            hay[i..i + needle.len()].fill(fill);
+            found = true;
+            i += needle.len();
+        } else {
+            i += 1;
+        }
+    }
+    found
+}
+
+const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// RFC 4648 base64 in either alphabet: how text formats carry Opaque values.
+fn encode_base64(bytes: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(alphabet[((n >> (18 - 6 * i)) & 0x3f) as usize] as char);
+            } else if pad {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// How many request tokens a [`Redactor`] remembers.
+const REMEMBERED: usize = 256;
+
+/// Stateful redaction for a message log that sees both directions: it
+/// remembers the tokens of requests to /0 (Read, Observe) and redacts the
+/// responses and notifications that carry those tokens, whatever their format.
+#[derive(Debug, Default)]
+pub struct Redactor {
+    tokens: HashMap<Vec<u8>, Path>,
+    order: VecDeque<Vec<u8>>,
+}
+
+impl Redactor {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Like [`redact_datagram`], also covering responses to /0 requests seen earlier.
+    pub fn redact(&mut self, datagram: &[u8]) -> Option<Vec<u8>> {
+        let packet = wire::decode(datagram).ok()?;
+        let raw: u8 = packet.header.code.into();
+        let token = packet.get_token().to_vec();
+        if code::is_request(raw) {
+            let target = request_path(&packet);
+            if let Target::Path(p) = target {
+                if p.object_id() == Some(SECURITY_OBJECT) && !token.is_empty() {
+                    if self.tokens.insert(token.clone(), p).is_none() {
+                        self.order.push_back(token);
+                    }
+                    while self.order.len() > REMEMBERED {
+                        if let Some(old) = self.order.pop_front() {
+                            self.tokens.remove(&old);
+                        }
+                    }
+                }
+            }
+            return redact_with(datagram, &packet, Some(target));
+        }
+        let target = self.tokens.get(&token).copied().map(Target::Path);
+        redact_with(datagram, &packet, target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        assert_eq!(encode_base64(b"foobar", STD, true), "Zm9vYmFy");
+        assert_eq!(encode_base64(b"fo", STD, true), "Zm8=");
+        assert_eq!(encode_base64(b"f", URL, false), "Zg");
+        assert_eq!(encode_base64(&[0xfb, 0xff], URL, false), "-_8");
+    }
+
+    #[test]
+    fn replace_all_blanks_every_occurrence() {
+        let mut hay = b"xxabcyyabc".to_vec();
+        assert!(replace_all(&mut hay, b"abc", b'*'));
+        assert_eq!(hay, b"xx***yy***");
+        assert!(!replace_all(&mut hay, b"q", b'*'));
+    }
+}

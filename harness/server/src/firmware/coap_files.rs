@@ -1,0 +1,551 @@
+//! The CoAP file server: the store's images at `coap://<addr>/fw/<name>`,
+//! block-wise (RFC 7959 Block2) at whatever block size (SZX 0–6) and from
+//! whatever block the client asks — which is how a meter resumes a download
+//! after a power cut.
+//!
+//! [`FileService`] is the sans-IO core (datagram in, datagram out, progress
+//! events); [`CoapFileServer`] is the tokio task that moves datagrams between
+//! it and a [`DatagramTransport`].
+//!
+//! What it refuses, all with 4.04 Not Found and without touching the file
+//! system (the bytes served are the store's, read at load time): any path
+//! other than exactly two segments `fw` and a name the manifest lists — so
+//! `..`, absolute paths, percent-encoded segments (`%2e%2e` arrives as the
+//! literal bytes, which no valid name contains), empty segments and `/fw`
+//! itself (no listing). Methods other than GET on an image get 4.05.
+//!
+//! Duplicates (RFC 7252 §4.5): a CON or NON whose (peer, message id) was
+//! seen within EXCHANGE_LIFETIME is answered again (GET is idempotent, so
+//! the answer is rebuilt, byte-identical, rather than cached) and counted as
+//! a retransmission in the transfer's figures.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType};
+use lwm2m::coap::block::{respond_block2, BlockKind, BlockOption};
+use lwm2m::coap::exchange::EXCHANGE_LIFETIME;
+use lwm2m::coap::{code, wire};
+use tokio::sync::{broadcast, oneshot};
+
+use super::progress::{ProgressEvent, TransferStats, PROGRESS_EVERY_BLOCKS};
+use super::store::Store;
+use super::transport::DatagramTransport;
+use super::{manifest, FirmwareError};
+
+/// The first Uri-Path segment of every image URL.
+pub const PATH_PREFIX: &str = "fw";
+/// Block size when the client does not ask for one: 1024 bytes (SZX 6).
+pub const PREFERRED_SZX: u8 = 6;
+/// Content-Format of an image: application/octet-stream (RFC 7252 §12.3).
+pub const CONTENT_FORMAT_OCTET_STREAM: u16 = 42;
+/// At most this many (peer, message id) pairs are remembered for duplicate
+/// detection; the oldest go first. 16 Ki covers a 1 MiB image at 64-byte blocks.
+const DEDUP_CAPACITY: usize = 16 * 1024;
+/// Finished transfers kept for [`FileService::transfers`].
+const FINISHED_KEPT: usize = 64;
+/// Unfinished transfers kept; the least recently active goes first.
+const ACTIVE_KEPT: usize = 256;
+
+#[derive(Debug)]
+struct Transfer {
+    stats: TransferStats,
+    started: Instant,
+    served: HashSet<usize>,
+}
+
+/// The sans-IO file service.
+#[derive(Debug)]
+pub struct FileService {
+    store: Arc<Store>,
+    seen: HashMap<(SocketAddr, u16), Instant>,
+    seen_order: VecDeque<((SocketAddr, u16), Instant)>,
+    active: HashMap<(SocketAddr, String), Transfer>,
+    finished: VecDeque<TransferStats>,
+    next_transfer: u64,
+    next_message_id: u16,
+    events: VecDeque<ProgressEvent>,
+}
+
+/// Why a request gets no image.
+struct Refusal {
+    code: u16,
+    reason: &'static str,
+}
+
+impl FileService {
+    pub fn new(store: Arc<Store>) -> Self {
+        FileService {
+            store,
+            seen: HashMap::new(),
+            seen_order: VecDeque::new(),
+            active: HashMap::new(),
+            finished: VecDeque::new(),
+            next_transfer: 1,
+            next_message_id: 0x4d42,
+            events: VecDeque::new(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Handles one datagram from `peer`; returns the datagram to send back, if any.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        datagram: &[u8],
+    ) -> Option<Vec<u8>> {
+        let request = match wire::decode(datagram) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "undecodable datagram to the file server");
+                // RFC 7252 §4.2: a CON with a format error gets a Reset.
+                return wire::RawHeader::peek(datagram)
+                    .filter(|h| h.version == 1 && h.message_type == MessageType::Confirmable)
+                    .map(|h| wire::empty(MessageType::Reset, h.message_id));
+            }
+        };
+        let message_type = request.header.get_type();
+        let message_id = request.header.message_id;
+        let raw_code: u8 = request.header.code.into();
+        match message_type {
+            MessageType::Acknowledgement | MessageType::Reset => return None,
+            MessageType::Confirmable if !code::is_request(raw_code) => {
+                // A CoAP ping (Empty CON) or a response we never asked for.
+                return Some(wire::empty(MessageType::Reset, message_id));
+            }
+            MessageType::NonConfirmable if !code::is_request(raw_code) => return None,
+            _ => {}
+        }
+        let duplicate = self.remember(now, peer, message_id);
+        let mut response = match self.resolve(&request) {
+            Ok(name) => self.serve(now, peer, &request, &name, duplicate),
+            Err(refusal) => {
+                let path = lwm2m::coap::options::uri_path_string(&request);
+                tracing::debug!(%peer, %path, code = refusal.code, reason = refusal.reason, "file request refused");
+                if !duplicate {
+                    self.events.push_back(ProgressEvent::Refused {
+                        peer,
+                        path,
+                        code: format!("{}.{:02}", refusal.code / 100, refusal.code % 100),
+                        reason: refusal.reason.to_owned(),
+                    });
+                }
+                let mut p = Packet::new();
+                p.header.code = MessageClass::from(code::from_number(refusal.code).unwrap_or(0x84));
+                p.payload = refusal.reason.as_bytes().to_vec();
+                p
+            }
+        };
+        response.set_token(request.get_token().to_vec());
+        if message_type == MessageType::Confirmable {
+            response.header.set_type(MessageType::Acknowledgement);
+            response.header.message_id = message_id;
+        } else {
+            response.header.set_type(MessageType::NonConfirmable);
+            self.next_message_id = self.next_message_id.wrapping_add(1);
+            response.header.message_id = self.next_message_id;
+        }
+        Some(wire::encode(&response))
+    }
+
+    /// What happened since the last call.
+    pub fn poll_event(&mut self) -> Option<ProgressEvent> {
+        self.events.pop_front()
+    }
+
+    /// The figures of unfinished and recently finished transfers, oldest first.
+    pub fn transfers(&self) -> Vec<TransferStats> {
+        let mut all: Vec<TransferStats> = self
+            .finished
+            .iter()
+            .cloned()
+            .chain(self.active.values().map(|t| t.stats.clone()))
+            .collect();
+        all.sort_by_key(|s| s.id);
+        all
+    }
+
+    /// Records (peer, message id); true when it was already there.
+    fn remember(&mut self, now: Instant, peer: SocketAddr, message_id: u16) -> bool {
+        while let Some(&(key, at)) = self.seen_order.front() {
+            if now.duration_since(at) < EXCHANGE_LIFETIME && self.seen_order.len() < DEDUP_CAPACITY
+            {
+                break;
+            }
+            self.seen_order.pop_front();
+            if self.seen.get(&key) == Some(&at) {
+                self.seen.remove(&key);
+            }
+        }
+        let key = (peer, message_id);
+        if self.seen.contains_key(&key) {
+            return true;
+        }
+        self.seen.insert(key, now);
+        self.seen_order.push_back((key, now));
+        false
+    }
+
+    /// The image a request names, or why there is none.
+    fn resolve(&self, request: &Packet) -> Result<String, Refusal> {
+        const NOT_FOUND: Refusal = Refusal {
+            code: 404,
+            reason: "no such firmware image",
+        };
+        let segments: Vec<&Vec<u8>> = request
+            .get_option(CoapOption::UriPath)
+            .map(|l| l.iter().collect())
+            .unwrap_or_default();
+        let [prefix, name] = segments.as_slice() else {
+            return Err(NOT_FOUND);
+        };
+        if prefix.as_slice() != PATH_PREFIX.as_bytes() {
+            return Err(NOT_FOUND);
+        }
+        let name = std::str::from_utf8(name).map_err(|_| NOT_FOUND)?;
+        if !manifest::is_valid_name(name) || self.store.get(name).is_none() {
+            return Err(NOT_FOUND);
+        }
+        if request.header.code != MessageClass::Request(RequestType::Get) {
+            return Err(Refusal {
+                code: 405,
+                reason: "firmware images are read-only: GET only",
+            });
+        }
+        Ok(name.to_owned())
+    }
+
+    fn serve(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        request: &Packet,
+        name: &str,
+        duplicate: bool,
+    ) -> Packet {
+        let Some(image) = self.store.get(name) else {
+            // resolve() checked; unreachable in practice.
+            let mut p = Packet::new();
+            p.header.code = MessageClass::from(code::from_number(404).unwrap_or(0x84));
+            return p;
+        };
+        let bytes = Arc::clone(&image.bytes);
+        let etag = image.etag();
+        let response = respond_block2(
+            request,
+            &bytes,
+            &etag,
+            PREFERRED_SZX,
+            Some(CONTENT_FORMAT_OCTET_STREAM),
+        );
+        let raw: u8 = response.header.code.into();
+        if raw >> 5 != 2 {
+            if !duplicate {
+                let number = code::to_number(raw);
+                self.events.push_back(ProgressEvent::Refused {
+                    peer,
+                    path: format!("{PATH_PREFIX}/{name}"),
+                    code: format!("{}.{:02}", number / 100, number % 100),
+                    reason: String::from_utf8_lossy(&response.payload).into_owned(),
+                });
+            }
+            return response;
+        }
+        let block = BlockOption::from_packet(&response, BlockKind::Block2)
+            .ok()
+            .flatten();
+        let (offset, block_size, more) = match block {
+            Some(b) => (b.offset(), b.size(), b.more),
+            None => (0, bytes.len(), false),
+        };
+        self.record(
+            now,
+            peer,
+            name,
+            bytes.len(),
+            offset,
+            block_size,
+            response.payload.len(),
+            more,
+            duplicate,
+        );
+        response
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        name: &str,
+        size: usize,
+        offset: usize,
+        block_size: usize,
+        len: usize,
+        more: bool,
+        duplicate: bool,
+    ) {
+        let key = (peer, name.to_owned());
+        // Block 0 again after the transfer got further is a new download
+        // (the device restarted it); the old one is kept as unfinished.
+        let restarted = !duplicate
+            && offset == 0
+            && self
+                .active
+                .get(&key)
+                .is_some_and(|t| t.stats.offset > block_size);
+        if restarted {
+            if let Some(old) = self.active.remove(&key) {
+                self.push_finished(old.stats);
+            }
+        }
+        if !self.active.contains_key(&key) {
+            if duplicate {
+                // A late copy of the request that finished a transfer.
+                if let Some(done) = self
+                    .finished
+                    .iter_mut()
+                    .rev()
+                    .find(|s| s.peer == peer && s.image == name)
+                {
+                    done.duplicates += 1;
+                }
+                return;
+            }
+            if self.active.len() >= ACTIVE_KEPT {
+                if let Some(oldest) = self
+                    .active
+                    .iter()
+                    .min_by_key(|(_, t)| t.started + t.stats.elapsed)
+                    .map(|(k, _)| k.clone())
+                {
+                    self.active.remove(&oldest);
+                }
+            }
+            let id = self.next_transfer;
+            self.next_transfer += 1;
+            let stats = TransferStats {
+                id,
+                peer,
+                image: name.to_owned(),
+                size,
+                block_size,
+                start_offset: offset,
+                offset,
+                bytes: 0,
+                blocks: 0,
+                duplicates: 0,
+                repeated_blocks: 0,
+                elapsed: std::time::Duration::ZERO,
+                complete: false,
+            };
+            tracing::debug!(%peer, image = name, offset, block_size, "firmware download started");
+            self.active.insert(
+                key.clone(),
+                Transfer {
+                    stats,
+                    started: now,
+                    served: HashSet::new(),
+                },
+            );
+        }
+        let Some(t) = self.active.get_mut(&key) else {
+            return;
+        };
+        let first = t.stats.blocks == 0;
+        t.stats.elapsed = now.saturating_duration_since(t.started);
+        t.stats.block_size = block_size;
+        if duplicate {
+            t.stats.duplicates += 1;
+        } else if !t.served.insert(offset) {
+            t.stats.repeated_blocks += 1;
+        } else {
+            t.stats.blocks += 1;
+            t.stats.bytes += len as u64;
+            t.stats.offset = t.stats.offset.max(offset + len);
+        }
+        if first && t.stats.blocks == 1 {
+            self.events
+                .push_back(ProgressEvent::Started(t.stats.clone()));
+        }
+        if !more && !duplicate {
+            t.stats.complete = true;
+            let stats = t.stats.clone();
+            self.active.remove(&key);
+            tracing::debug!(%stats, "firmware download finished");
+            self.events
+                .push_back(ProgressEvent::Completed(stats.clone()));
+            self.push_finished(stats);
+        } else if !duplicate && t.stats.blocks % PROGRESS_EVERY_BLOCKS == 0 {
+            self.events
+                .push_back(ProgressEvent::Progress(t.stats.clone()));
+        }
+    }
+}
+
+impl FileService {
+    fn push_finished(&mut self, stats: TransferStats) {
+        if self.finished.len() >= FINISHED_KEPT {
+            self.finished.pop_front();
+        }
+        self.finished.push_back(stats);
+    }
+}
+
+/// The CoAP file server task and what its owner holds of it.
+#[derive(Debug)]
+pub struct CoapFileServer {
+    local_addr: SocketAddr,
+    progress: broadcast::Sender<ProgressEvent>,
+    transfers: Arc<Mutex<BTreeMap<u64, TransferStats>>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// How many progress events a slow subscriber may fall behind by.
+const PROGRESS_CHANNEL: usize = 1024;
+
+impl CoapFileServer {
+    /// Binds a UDP socket on `addr` (e.g. 127.0.0.1:0) and serves `store` on it.
+    pub async fn bind(addr: SocketAddr, store: Arc<Store>) -> Result<Self, FirmwareError> {
+        let socket =
+            tokio::net::UdpSocket::bind(addr)
+                .await
+                .map_err(|source| FirmwareError::Bind {
+                    what: "CoAP",
+                    addr,
+                    source,
+                })?;
+        CoapFileServer::serve(socket, store)
+    }
+
+    /// Serves `store` over `transport` until [`shutdown`](Self::shutdown) or drop.
+    pub fn serve<T: DatagramTransport>(
+        transport: T,
+        store: Arc<Store>,
+    ) -> Result<Self, FirmwareError> {
+        let local_addr = transport
+            .local_addr()
+            .map_err(|source| FirmwareError::Bind {
+                what: "CoAP",
+                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                source,
+            })?;
+        let (progress, _) = broadcast::channel(PROGRESS_CHANNEL);
+        let transfers = Arc::new(Mutex::new(BTreeMap::new()));
+        let (shutdown, shutdown_rx) = oneshot::channel();
+        let task = tokio::spawn(run(
+            transport,
+            FileService::new(store),
+            progress.clone(),
+            Arc::clone(&transfers),
+            shutdown_rx,
+        ));
+        tracing::info!(%local_addr, "CoAP firmware file server listening");
+        Ok(CoapFileServer {
+            local_addr,
+            progress,
+            transfers,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `coap://<addr>/fw/`; an image's URL is this plus its name.
+    pub fn url_base(&self) -> String {
+        format!("coap://{}/{PATH_PREFIX}/", self.local_addr)
+    }
+
+    /// The URL of image `name` (for /5/0/1 Package URI).
+    pub fn url(&self, name: &str) -> String {
+        format!("{}{name}", self.url_base())
+    }
+
+    /// Progress events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<ProgressEvent> {
+        self.progress.subscribe()
+    }
+
+    /// The latest figures of every transfer (updated at each progress event).
+    pub fn transfers(&self) -> Vec<TransferStats> {
+        self.transfers
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Stops the task and waits for it.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for CoapFileServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn run<T: DatagramTransport>(
+    transport: T,
+    mut service: FileService,
+    progress: broadcast::Sender<ProgressEvent>,
+    transfers: Arc<Mutex<BTreeMap<u64, TransferStats>>>,
+    mut shutdown: oneshot::Receiver<()>,
+) {
+    let mut buf = vec![0u8; wire::MAX_DATAGRAM];
+    loop {
+        let (len, peer) = tokio::select! {
+            r = transport.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // ICMP port unreachable from an earlier send surfaces here on
+                    // some systems; it concerns one peer, not the server.
+                    tracing::debug!(error = %e, "file server receive error");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        if let Some(reply) = service.handle_datagram(Instant::now(), peer, &buf[..len]) {
+            if let Err(e) = transport.send_to(&reply, peer).await {
+                tracing::debug!(%peer, error = %e, "file server send error");
+            }
+        }
+        while let Some(event) = service.poll_event() {
+            let stats = match &event {
+                ProgressEvent::Started(s)
+                | ProgressEvent::Progress(s)
+                | ProgressEvent::Completed(s) => Some(s.clone()),
+                ProgressEvent::Refused { .. } => None,
+            };
+            if let Some(s) = stats {
+                if let Ok(mut map) = transfers.lock() {
+                    map.insert(s.id, s);
+                    while map.len() > FINISHED_KEPT + ACTIVE_KEPT {
+                        map.pop_first();
+                    }
+                }
+            }
+            let _ = progress.send(event);
+        }
+    }
+    tracing::debug!("CoAP firmware file server stopped");
+}

@@ -1,0 +1,37 @@
+//! Firmware delivery, server side (LwM2M object 5, OMA-TS-LightweightM2M-1.1
+//! Core §E.6 "Firmware Update"): the images a case may push to a meter, and
+//! the file servers a meter pulls them from by Package URI (/5/0/1).
+//!
+//! - [`store`]: a folder of images named by a [`manifest`]; every image is
+//!   checked against its manifest entry (size, SHA-256) when the store loads,
+//!   so a missing or wrong image fails a case before the device is touched.
+//! - [`image`]: the image format the virtual meter's bootloader checks (header
+//!   with magic, version, body length, body SHA-256 and a self-test byte).
+//! - [`generate`]: writes the test images deterministically, so only the
+//!   manifest (with its SHA-256 values) is committed, never binaries.
+//! - [`coap_files`]: a CoAP file server, Block2 (RFC 7959) at any block size
+//!   and offset the client asks, over any datagram transport ([`transport`]).
+//! - [`http_files`]: an HTTP file server (axum + tower-http, Range requests).
+//! - [`progress`]: per-transfer figures (bytes, blocks, retransmissions,
+//!   throughput) published to the runner.
+//! - [`bench`](mod@bench): our CoAP file server against libcoap's, timed with libcoap's client.
+
+pub mod bench;
+pub mod coap_files;
+mod error;
+pub mod generate;
+pub mod http_files;
+pub mod image;
+pub mod manifest;
+pub mod progress;
+pub mod store;
+pub mod transport;
+
+pub use coap_files::{CoapFileServer, FileService};
+pub use error::FirmwareError;
+pub use generate::generate_fixtures;
+pub use http_files::HttpFileServer;
+pub use manifest::{Manifest, ManifestEntry};
+pub use progress::{ProgressEvent, TransferStats};
+pub use store::{Image, Integrity, Store};
+pub use transport::DatagramTransport;

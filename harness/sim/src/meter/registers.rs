@@ -1,0 +1,63 @@
+//! The meter's registers as the application sees them: the energy register
+//! (live in RAM, committed to NV every few seconds: a power cut loses at most
+//! what was counted since the last commit, never a committed value), its RAM
+//! snapshot for the debug port, and the reading frames it publishes in
+//! object 19 (/19/0/0/0) for the server to read or observe.
+
+use std::time::Instant;
+
+use lwm2m::client::ObjectStore;
+use lwm2m::Value;
+
+use super::Meter;
+use crate::app_data::{self, Reading};
+use crate::ram::{self, RamState};
+
+/// A reading frame is published every this many ticks (seconds).
+pub(super) const FRAME_TICKS: u64 = 3;
+
+/// Register state besides NV.
+#[derive(Debug, Default)]
+pub(super) struct Registers {
+    /// Frames published since boot.
+    pub frames: u16,
+}
+
+impl Meter {
+    fn reading(&self) -> Reading {
+        Reading {
+            counter: self.registers.frames,
+            unix: u32::try_from(self.now_unix().max(0)).unwrap_or(u32::MAX),
+            committed_wh: self.nv.data().energy_wh,
+            live_wh: self.energy_wh,
+        }
+    }
+
+    /// Puts object 19's instance into a session's store.
+    pub(super) fn add_register_objects(&self, store: &mut ObjectStore) {
+        for (path, value) in app_data::container_values(&self.reading()) {
+            // A frame the server wrote itself stays until the meter's next one.
+            if store.get(&path).is_none() || path == app_data::frame_path() {
+                store.set(path, value);
+            }
+        }
+    }
+
+    /// Once a second: the RAM snapshot; every [`FRAME_TICKS`] a reading frame.
+    pub(super) fn registers_tick(&mut self, now: Instant) {
+        let snapshot = RamState {
+            pid: std::process::id(),
+            boot_count: self.nv.data().boot_count,
+            energy_live_wh: self.energy_wh,
+        };
+        if let Err(e) = ram::publish(self.nv.dir(), &snapshot) {
+            tracing::debug!(error = %e, "RAM snapshot not published");
+        }
+        if self.ticks.is_multiple_of(FRAME_TICKS) {
+            self.registers.frames = self.registers.frames.wrapping_add(1);
+            let reading = self.reading();
+            self.set_value(now, app_data::creation_time_path(), Value::Time(i64::from(reading.unix)));
+            self.set_value(now, app_data::frame_path(), Value::Opaque(reading.encode()));
+        }
+    }
+}
