@@ -44,6 +44,11 @@ pub struct Dialect {
     /// after power-on, in order.
     #[serde(default)]
     pub bring_up: Vec<String>,
+    /// The bring-up of a device that meterbench onboards through its
+    /// bootstrap server: the bootstrap URI and the device's bootstrap
+    /// credential instead of a server account.
+    #[serde(default)]
+    pub bring_up_bootstrap: Vec<String>,
     /// Variables whose values are secret (keys, PSKs): [`Dialect::render_shown`]
     /// replaces them with `***` in what is logged.
     #[serde(default)]
@@ -123,12 +128,18 @@ impl Dialect {
                 "needs at least one line (usually OK)".into(),
             ));
         }
-        for (i, name) in self.bring_up.iter().enumerate() {
-            if !self.commands.contains_key(name) {
-                return Err(invalid(
-                    format!("bring_up[{i}]"),
-                    format!("`{name}` is not in `commands`"),
-                ));
+        let sequences = [
+            ("bring_up", &self.bring_up),
+            ("bring_up_bootstrap", &self.bring_up_bootstrap),
+        ];
+        for (list, names) in sequences {
+            for (i, name) in names.iter().enumerate() {
+                if !self.commands.contains_key(name) {
+                    return Err(invalid(
+                        format!("{list}[{i}]"),
+                        format!("`{name}` is not in `commands`"),
+                    ));
+                }
             }
         }
         for (name, template) in &self.commands {

@@ -51,6 +51,44 @@ pub struct DeviceSpec {
     /// §6.2.1 `lt`; resource /1/x/1).
     #[serde(deserialize_with = "crate::duration::deserialize")]
     pub lifetime: Duration,
+    /// How the device secures its LwM2M traffic (LwM2M 1.1 Core §7.1).
+    #[serde(default)]
+    pub security: SecurityMode,
+    /// Whether the device is onboarded by meterbench's bootstrap server
+    /// (client-initiated bootstrap, Core §6.1) rather than configured directly.
+    #[serde(default)]
+    pub bootstrap: bool,
+    /// Where the device's PSKs come from. Never the key itself: a rig file is
+    /// shared and committed, so it may only say where a secret lives.
+    #[serde(default)]
+    pub credentials: CredentialSource,
+}
+
+/// Security mode of the device's server accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecurityMode {
+    /// Plain CoAP.
+    #[default]
+    NoSec,
+    /// DTLS 1.2 with a pre-shared key.
+    Psk,
+}
+
+/// Where per-device credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(tag = "from", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum CredentialSource {
+    /// A fresh identity and key for every device and run (the default: no
+    /// credential outlives the run that made it).
+    #[default]
+    Fresh,
+    /// Environment variables that hold the identity and the hex key of the
+    /// device's bootstrap account (for a real device provisioned at the factory).
+    Env { identity: String, key: String },
+    /// A secrets file kept outside the repository: YAML with `identity:` and
+    /// `key:` (hex) of the device's bootstrap account.
+    File { path: PathBuf },
 }
 
 impl DeviceSpec {

@@ -3,6 +3,7 @@
 mod bench;
 mod case;
 mod cli;
+mod credentials;
 mod interrupt;
 mod report;
 mod run;
