@@ -27,7 +27,10 @@ impl DeviceCredentials {
             CredentialSource::Env { identity, key } => from_env(identity, key)?,
             CredentialSource::File { path } => from_file(path)?,
         };
-        Ok(DeviceCredentials { bootstrap, server: fresh(endpoint)? })
+        Ok(DeviceCredentials {
+            bootstrap,
+            server: fresh(endpoint)?,
+        })
     }
 
     /// A new server credential, as a re-bootstrap provisions one; the old one
@@ -44,8 +47,9 @@ pub fn fresh(identity: &str) -> Result<Psk, String> {
 }
 
 fn from_env(identity_var: &str, key_var: &str) -> Result<Psk, String> {
-    let identity = std::env::var(identity_var)
-        .map_err(|_| format!("environment variable {identity_var} (the PSK identity) is not set"))?;
+    let identity = std::env::var(identity_var).map_err(|_| {
+        format!("environment variable {identity_var} (the PSK identity) is not set")
+    })?;
     let key = std::env::var(key_var)
         .map_err(|_| format!("environment variable {key_var} (the PSK key, hex) is not set"))?;
     let key = SecretKey::from_hex(key.trim())
@@ -65,11 +69,21 @@ fn from_file(path: &Path) -> Result<Psk, String> {
         .map_err(|e| format!("cannot read secrets file {}: {e}", path.display()))?;
     let file: SecretsFile = serde_saphyr::from_str(&text).map_err(|e| {
         // The snippet serde-saphyr renders could quote the key: give the position only.
-        let at = e.location().map(|l| format!("{}:{}", l.line(), l.column())).unwrap_or_default();
-        format!("secrets file {}:{at}: expected `identity:` and `key:` (hex)", path.display())
+        let at = e
+            .location()
+            .map(|l| format!("{}:{}", l.line(), l.column()))
+            .unwrap_or_default();
+        format!(
+            "secrets file {}:{at}: expected `identity:` and `key:` (hex)",
+            path.display()
+        )
     })?;
-    let key = SecretKey::from_hex(file.key.trim())
-        .map_err(|e| format!("secrets file {}: `key` is not a hex key: {e}", path.display()))?;
+    let key = SecretKey::from_hex(file.key.trim()).map_err(|e| {
+        format!(
+            "secrets file {}: `key` is not a hex key: {e}",
+            path.display()
+        )
+    })?;
     Psk::new(file.identity, key).map_err(|e| format!("secrets file {}: {e}", path.display()))
 }
 
@@ -99,16 +113,26 @@ mod tests {
     fn a_secrets_file_error_never_quotes_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("s.yaml");
-        std::fs::write(&f, "identity: meter-a\nkey: 00112233445566778899aabbccddeeXX\n").unwrap();
+        std::fs::write(
+            &f,
+            "identity: meter-a\nkey: 00112233445566778899aabbccddeeXX\n",
+        )
+        .unwrap();
         let e = from_file(&f).err().unwrap();
         assert!(!e.contains("00112233"), "{e}");
-        std::fs::write(&f, "identity: meter-a\nkey: 00112233445566778899aabbccddeeff\n").unwrap();
+        std::fs::write(
+            &f,
+            "identity: meter-a\nkey: 00112233445566778899aabbccddeeff\n",
+        )
+        .unwrap();
         assert_eq!(from_file(&f).unwrap().key.len(), 16);
     }
 
     #[test]
     fn env_errors_name_the_variable_not_a_value() {
-        let e = from_env("MB_TEST_NO_SUCH_ID", "MB_TEST_NO_SUCH_KEY").err().unwrap();
+        let e = from_env("MB_TEST_NO_SUCH_ID", "MB_TEST_NO_SUCH_KEY")
+            .err()
+            .unwrap();
         assert!(e.contains("MB_TEST_NO_SUCH_ID"), "{e}");
     }
 }

@@ -48,6 +48,13 @@ pub struct Session {
     pub observations: HashMap<Path, RequestId>,
     /// The run's seed: random power cuts derive theirs from it.
     pub seed: u64,
+    /// The firmware store and its file servers, started by the first `firmware` step.
+    pub firmware: Option<server::firmware::FirmwareDelivery>,
+    /// The object 5 transition watch of the running case.
+    pub firmware_watch: Option<crate::steps::firmware::FirmwareWatch>,
+    /// Images the running case delivered (their transfer figures go to the JUnit).
+    pub firmware_images: Vec<String>,
+    firmware_store: PathBuf,
     /// Which round of a `repeat` runs (0 outside one): part of each cut's seed.
     pub round: u32,
     _lock: Option<rig::RigLock>,
@@ -158,6 +165,10 @@ impl Session {
             require_new_registration: false,
             observations: HashMap::new(),
             seed: config.seed,
+            firmware: None,
+            firmware_watch: None,
+            firmware_images: Vec::new(),
+            firmware_store: config.fixtures.join("firmware"),
             round: 0,
             _lock: lock,
         })
@@ -170,6 +181,50 @@ impl Session {
             datagrams_in: stats.datagrams_in,
             datagrams_out: stats.datagrams_out,
             ..self.info.clone()
+        }
+    }
+
+    /// The firmware delivery, started on first use (a fresh clone generates
+    /// the fixture images from the committed manifest).
+    pub async fn firmware_delivery(
+        &mut self,
+    ) -> Result<&server::firmware::FirmwareDelivery, String> {
+        if self.firmware.is_none() {
+            let bind = self.server.local_addr().ip();
+            let delivery = server::firmware::FirmwareDelivery::start(
+                &self.firmware_store,
+                bind,
+                self.rig.server.advertise.clone(),
+            )
+            .await
+            .map_err(|e| format!("firmware store {}: {e}", self.firmware_store.display()))?;
+            self.firmware = Some(delivery);
+        }
+        Ok(self.firmware.as_ref().expect("started above"))
+    }
+
+    /// Sends a command of the modem's dialect by name and requires OK.
+    pub fn modem_command(&mut self, name: &str, vars: &[(&str, String)]) -> Result<(), String> {
+        let rig = self.rig.name.clone();
+        let modem = self
+            .modem
+            .as_mut()
+            .ok_or_else(|| format!("rig {rig} has no modem"))?;
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let line = modem
+            .dialect()
+            .render(name, &vars)
+            .map_err(|e| e.to_string())?;
+        let timeout = modem.dialect().command_timeout;
+        let r = tokio::task::block_in_place(|| modem.command(&line, timeout))
+            .map_err(|e| e.to_string())?;
+        if r.is_ok() {
+            Ok(())
+        } else {
+            Err(format!("{line:?} answered {}", r.summary()))
         }
     }
 
@@ -265,6 +320,9 @@ impl Session {
             if let Ok(mut p) = p.lock() {
                 let _ = if want_on { p.on() } else { p.off() };
             }
+        }
+        if let Some(f) = self.firmware {
+            f.shutdown().await;
         }
         self.server.shutdown().await;
     }

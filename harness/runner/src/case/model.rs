@@ -47,6 +47,8 @@ pub struct StepSpec {
     pub expect: Option<ExpectSpec>,
     #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
     pub sleep: Option<Duration>,
+    /// Delivers a firmware image to object 5: see [`FirmwareSpec`].
+    pub firmware: Option<FirmwareSpec>,
     /// Runs the nested steps several times (a soak): see [`RepeatSpec`].
     pub repeat: Option<RepeatSpec>,
     /// Modifier: how long an await may take (default: the case's remaining time).
@@ -207,6 +209,28 @@ pub struct RegistrationExpect {
     pub binding: Option<String>,
     #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
     pub lifetime: Option<Duration>,
+}
+
+/// `firmware: {image: meter-2.0.bin, method: pull-coap}`: reads /5/0/8 and
+/// /5/0/9 first (a method the device does not offer makes the case not
+/// applicable), starts recording every State / Update Result transition, then
+/// writes the Package URI (pull) or pushes the image with Block1 (push).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirmwareSpec {
+    /// An image of the firmware store (fixtures/firmware/manifest.yaml).
+    pub image: String,
+    /// `pull-coap` (default), `pull-http` or `push`.
+    pub method: Option<String>,
+    /// Block size in bytes (16..1024): what the device asks for in a CoAP
+    /// pull (set through the dialect's `fw_block_size`), what the server
+    /// starts with in a push.
+    pub block_size: Option<u32>,
+    /// Expected response code of the Package URI write or the push (default 2.04).
+    pub code: Option<String>,
+    /// A Package URI to write instead of the store's (to provoke Invalid URI
+    /// or Unsupported Protocol).
+    pub uri: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -69,11 +69,39 @@ pub enum Action {
     },
     ExpectRegistration(crate::case::model::RegistrationExpect),
     Sleep(Duration),
+    Firmware(FirmwareStep),
     /// The nested steps, `times` times over; each round's random cuts get their own seed.
     Repeat {
         times: u32,
         steps: Vec<Step>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirmwareMethod {
+    PullCoap,
+    PullHttp,
+    Push,
+}
+
+impl FirmwareMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            FirmwareMethod::PullCoap => "pull-coap",
+            FirmwareMethod::PullHttp => "pull-http",
+            FirmwareMethod::Push => "push",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FirmwareStep {
+    pub image: String,
+    pub method: FirmwareMethod,
+    /// Block size exponent (RFC 7959 SZX, 0..=6).
+    pub szx: Option<u8>,
+    pub code: u16,
+    pub uri: Option<String>,
 }
 
 /// What makes a `power_cut` step cut.
@@ -194,6 +222,9 @@ impl Step {
         if let Some(p) = spec.power {
             actions.push(Action::Power(p));
         }
+        if let Some(f) = spec.firmware {
+            actions.push(firmware_action(f)?);
+        }
         if let Some(cut) = spec.power_cut {
             actions.push(power_cut_action(cut)?);
         }
@@ -270,7 +301,7 @@ impl Step {
         }
         match actions.len() {
             1 => Ok(Step { line, action: actions.remove(0), within, note }),
-            0 => Err("a step needs one action: power, power_cut, at, await, read, write, execute, discover, observe, cancel_observe, expect or sleep".into()),
+            0 => Err("a step needs one action: power, power_cut, firmware, at, await, read, write, execute, discover, observe, cancel_observe, expect or sleep".into()),
             n => Err(format!("a step holds one action, this one holds {n}; split it into {n} steps")),
         }
     }
@@ -310,6 +341,7 @@ impl Step {
             Action::ExpectValue { path, condition } => format!("expect {path} {condition}"),
             Action::ExpectRegistration(_) => "expect registration".into(),
             Action::Sleep(d) => format!("sleep {d:?}"),
+            Action::Firmware(f) => format!("firmware {} by {}", f.image, f.method.name()),
             Action::Repeat { times, steps } => {
                 format!("repeat {times} times ({} steps)", steps.len())
             }
@@ -326,6 +358,37 @@ fn describe_await(t: &AwaitTarget) -> String {
         AwaitTarget::Notifications { path, count } => format!("{count} notification(s) of {path}"),
         AwaitTarget::SerialLine(l) => format!("serial line {l:?}"),
     }
+}
+
+fn firmware_action(f: crate::case::model::FirmwareSpec) -> Result<Action, String> {
+    let method = match f.method.as_deref().unwrap_or("pull-coap") {
+        "pull-coap" => FirmwareMethod::PullCoap,
+        "pull-http" => FirmwareMethod::PullHttp,
+        "push" => FirmwareMethod::Push,
+        other => {
+            return Err(format!(
+                "firmware method {other:?}: expected pull-coap, pull-http or push"
+            ))
+        }
+    };
+    let szx = f
+        .block_size
+        .map(|size| {
+            (0..=6u8).find(|szx| 16u32 << szx == size).ok_or_else(|| {
+                format!("firmware block_size {size}: expected 16, 32, 64, 128, 256, 512 or 1024")
+            })
+        })
+        .transpose()?;
+    if f.image.is_empty() {
+        return Err("firmware: `image` names an image of the firmware store".into());
+    }
+    Ok(Action::Firmware(FirmwareStep {
+        image: f.image,
+        method,
+        szx,
+        code: code(f.code.as_deref(), 204)?,
+        uri: f.uri,
+    }))
 }
 
 /// `20`, `"${SOAK_CUTS:-20}"` or `"${SOAK_CUTS}"`.

@@ -17,6 +17,7 @@ use crate::case::step::CutTrigger;
 use crate::case::{Action, AwaitTarget, Case, Need, Step, ValueCondition};
 use crate::report::Verdict;
 use crate::session::Session;
+use crate::steps::firmware::FirmwareError;
 use crate::steps::value::{has_model_type, matches, typed_value};
 
 /// How one step went wrong.
@@ -50,28 +51,46 @@ pub struct CaseRun {
 /// own timeout bounds the whole run.
 pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
     let mut log = String::new();
-    let started = Instant::now();
-    let deadline = started + case.timeout;
+    let mut properties = Vec::new();
     session.cursor = session.server.current_seq();
     session.require_new_registration = false;
     session.observations.clear();
-    let mut properties = Vec::new();
+    session.firmware_images.clear();
+    if let Some(w) = session.firmware_watch.take() {
+        let _ = w.finish();
+    }
+    let mut verdict = run_steps(session, case, &mut log, &mut properties).await;
+    finish_firmware(session, case, &mut verdict, &mut log, &mut properties);
+    cancel_observations(session).await;
+    CaseRun {
+        verdict,
+        step_log: log,
+        properties,
+    }
+}
 
+async fn run_steps(
+    session: &mut Session,
+    case: &Case,
+    log: &mut String,
+    properties: &mut Vec<(String, String)>,
+) -> Verdict {
+    let started = Instant::now();
+    let deadline = started + case.timeout;
     if let Some(reason) = missing_part(session, case) {
         let _ = writeln!(log, "skipped: {reason}");
-        return CaseRun {
-            verdict: Verdict::Skipped { reason },
-            step_log: log,
-            properties: Vec::new(),
+        return Verdict::Skipped { reason };
+    }
+    // A firmware image that does not exist fails the case before the device is touched.
+    if let Err(message) = check_images(session, &case.steps).await {
+        let _ = writeln!(log, "ERROR: {message}");
+        return Verdict::Error {
+            message: format!("{}: {message}", case.file.display()),
         };
     }
-    if let Err(e) = ensure_powered(session, &mut log) {
-        return CaseRun {
-            verdict: Verdict::Error {
-                message: format!("bench setup: {e}"),
-            },
-            step_log: log,
-            properties: Vec::new(),
+    if let Err(e) = ensure_powered(session, log) {
+        return Verdict::Error {
+            message: format!("bench setup: {e}"),
         };
     }
 
@@ -90,7 +109,7 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let result = match tokio::time::timeout(
             remaining,
-            run_step(session, case, step, remaining, &mut log, &mut properties),
+            run_step(session, case, step, remaining, log, properties),
         )
         .await
         {
@@ -112,21 +131,8 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
                     seen.push_str("\nlast lines from the device:\n  ");
                     seen.push_str(&last.join("\n  "));
                 }
-                let message = format!(
-                    "{}:{}: step `{}`: expected {expected}; saw {}",
-                    case.file.display(),
-                    step.line,
-                    step.describe(),
-                    seen.lines().next().unwrap_or_default()
-                );
                 let _ = writeln!(log, "  FAILED: expected {expected}\n  saw: {seen}");
-                let detail =
-                    format!("{message}\n\nexpected: {expected}\nseen: {seen}\n\nsteps:\n{log}");
-                return CaseRun {
-                    verdict: Verdict::Failed { message, detail },
-                    step_log: log,
-                    properties,
-                };
+                return failure(case, step.line, &step.describe(), &expected, &seen, log);
             }
             Err(StepError::Bench(e)) => {
                 let message = format!(
@@ -136,28 +142,91 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
                     step.describe()
                 );
                 let _ = writeln!(log, "  ERROR: {e}");
-                return CaseRun {
-                    verdict: Verdict::Error { message },
-                    step_log: log,
-                    properties,
-                };
+                return Verdict::Error { message };
             }
             Err(StepError::Skip(reason)) => {
                 let _ = writeln!(log, "  skipped: {reason}");
-                return CaseRun {
-                    verdict: Verdict::Skipped { reason },
-                    step_log: log,
-                    properties,
-                };
+                return Verdict::Skipped { reason };
             }
         }
     }
-    cancel_observations(session).await;
     let _ = writeln!(log, "[{:>7.3}s] passed", started.elapsed().as_secs_f64());
-    CaseRun {
-        verdict: Verdict::Passed,
-        step_log: log,
-        properties,
+    Verdict::Passed
+}
+
+fn failure(case: &Case, line: u32, step: &str, expected: &str, seen: &str, log: &str) -> Verdict {
+    let message = format!(
+        "{}:{line}: step `{step}`: expected {expected}; saw {}",
+        case.file.display(),
+        seen.lines().next().unwrap_or_default()
+    );
+    let detail = format!("{message}\n\nexpected: {expected}\nseen: {seen}\n\nsteps:\n{log}");
+    Verdict::Failed { message, detail }
+}
+
+/// Every image a case's `firmware` steps name must be in the store.
+async fn check_images(session: &mut Session, steps: &[Step]) -> Result<(), String> {
+    let mut names = Vec::new();
+    collect_images(steps, &mut names);
+    if names.is_empty() {
+        return Ok(());
+    }
+    let delivery = session.firmware_delivery().await?;
+    for name in names {
+        delivery.image(&name).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn collect_images(steps: &[Step], out: &mut Vec<String>) {
+    for s in steps {
+        match &s.action {
+            Action::Firmware(f) => out.push(f.image.clone()),
+            Action::Repeat { steps, .. } => collect_images(steps, out),
+            _ => {}
+        }
+    }
+}
+
+/// Adds the transfer figures and judges object 5's observed transitions: a
+/// transition the state diagram does not allow fails a case that otherwise passed.
+fn finish_firmware(
+    session: &mut Session,
+    case: &Case,
+    verdict: &mut Verdict,
+    log: &mut String,
+    properties: &mut Vec<(String, String)>,
+) {
+    if let Some(delivery) = &session.firmware {
+        properties.extend(crate::steps::firmware::transfer_report(
+            delivery,
+            &session.firmware_images,
+            log,
+        ));
+    }
+    let Some(watch) = session.firmware_watch.take() else {
+        return;
+    };
+    match watch.finish() {
+        Ok(sequence) => {
+            let _ = writeln!(log, "  object 5 transitions: {sequence}");
+            properties.push(("firmware.transitions".into(), sequence));
+        }
+        Err(violation) => {
+            let _ = writeln!(log, "  object 5 transitions: {violation}");
+            properties.push(("firmware.transitions".into(), violation.clone()));
+            if *verdict == Verdict::Passed {
+                let last = case.steps.last().map(|s| s.line).unwrap_or(1);
+                *verdict = failure(
+                    case,
+                    last,
+                    "object 5 state machine",
+                    "only transitions the specification allows",
+                    &violation,
+                    log,
+                );
+            }
+        }
     }
 }
 
@@ -386,6 +455,14 @@ async fn run_step(
             tokio::time::sleep(*d).await;
             Ok(())
         }
+        Action::Firmware(f) => match crate::steps::firmware::run(session, f, within, log).await {
+            Ok(()) => Ok(()),
+            Err(FirmwareError::Device { expected, seen }) => Err(device(expected, seen)),
+            Err(FirmwareError::Bench(e)) => Err(StepError::Bench(e)),
+            Err(FirmwareError::NotApplicable(why)) => {
+                Err(StepError::Skip(format!("not applicable: {why}")))
+            }
+        },
         Action::Repeat { times, steps } => {
             for round in 1..=*times {
                 session.round = round;
@@ -892,6 +969,9 @@ async fn read_value(
 ) -> Result<Value, StepError> {
     let r = request_on(session, DmRequest::Read { path, format: None }, within).await?;
     expect_code(&r, 205)?;
+    if let (Some(watch), Content::Records(records)) = (&session.firmware_watch, &r.content) {
+        crate::steps::firmware::record(&watch.recorder, records);
+    }
     match &r.content {
         Content::Records(records) => records
             .iter()

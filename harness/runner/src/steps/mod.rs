@@ -2,6 +2,7 @@
 //! happened into a verdict.
 
 mod engine;
+pub mod firmware;
 pub mod value;
 
 pub use engine::run_case;

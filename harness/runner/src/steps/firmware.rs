@@ -1,0 +1,250 @@
+//! The `firmware:` step and the watch on object 5 that checks every State /
+//! Update Result transition the device makes against the specification's
+//! state diagram (LwM2M 1.1 Core Appendix E.6).
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lwm2m::firmware::{resource, DeliveryMethod, FirmwareRecorder, ProtocolSupport, OBJECT_ID};
+use lwm2m::server::{Content, DmRequest, ServerEvent, WriteMode};
+use lwm2m::{Path, Record, Value};
+use server::firmware::{DeliveryMethodKind, FirmwareDelivery};
+use server::ServerHandle;
+
+use crate::case::step::{FirmwareMethod, FirmwareStep};
+use crate::session::Session;
+
+/// Records object 5's transitions for the whole case, from notifications of
+/// /5/0/3 and /5/0/5 (re-observed after every new registration, since a new
+/// registration ends observations) and from every read of them.
+pub struct FirmwareWatch {
+    pub recorder: Arc<Mutex<FirmwareRecorder>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FirmwareWatch {
+    async fn start(server: &ServerHandle, endpoint: &str) -> FirmwareWatch {
+        let recorder = Arc::new(Mutex::new(FirmwareRecorder::new()));
+        let (server, endpoint, rec) = (server.clone(), endpoint.to_string(), recorder.clone());
+        let mut events = server.subscribe();
+        let mut ids = observe_object5(&server, &endpoint, &rec).await;
+        let task = tokio::spawn(async move {
+            while let Some((_, event)) = events.next().await {
+                match event {
+                    ServerEvent::Notification {
+                        observation,
+                        records,
+                        ..
+                    } if ids.contains(&observation) => {
+                        record(&rec, &records);
+                    }
+                    ServerEvent::Registered(r) if r.endpoint == endpoint => {
+                        ids = observe_object5(&server, &endpoint, &rec).await;
+                    }
+                    _ => {}
+                }
+            }
+        });
+        FirmwareWatch { recorder, task }
+    }
+
+    /// Stops watching and gives the verdict: the whole observed sequence, or
+    /// the first transition the state diagram does not allow.
+    pub fn finish(self) -> Result<String, String> {
+        self.task.abort();
+        let rec = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
+        match rec.check() {
+            Ok(_) => Ok(rec.describe(None)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+async fn observe_object5(
+    server: &ServerHandle,
+    endpoint: &str,
+    rec: &Arc<Mutex<FirmwareRecorder>>,
+) -> Vec<lwm2m::server::RequestId> {
+    let mut ids = Vec::new();
+    for rid in [resource::STATE, resource::UPDATE_RESULT] {
+        let path = Path::resource(OBJECT_ID, 0, rid);
+        if let Ok(o) = server.observe(endpoint, path, None).await {
+            if let Content::Records(records) = &o.first.content {
+                record(rec, records);
+            }
+            ids.push(o.id);
+        }
+    }
+    ids
+}
+
+/// Feeds values of /5/0/3 and /5/0/5 to the recorder.
+pub fn record(rec: &Mutex<FirmwareRecorder>, records: &[Record]) {
+    let mut rec = rec.lock().unwrap_or_else(|p| p.into_inner());
+    for r in records {
+        if r.path.object_id() != Some(OBJECT_ID) {
+            continue;
+        }
+        if let (Some(rid), Some(v)) = (r.path.resource_id(), r.value.as_f64()) {
+            let _ = rec.record_resource(Instant::now(), rid, v as i64);
+        }
+    }
+}
+
+/// What went wrong in a firmware step, sorted into the three verdicts.
+pub enum FirmwareError {
+    Device { expected: String, seen: String },
+    Bench(String),
+    NotApplicable(String),
+}
+
+pub async fn run(
+    session: &mut Session,
+    step: &FirmwareStep,
+    within: Duration,
+    log: &mut String,
+) -> Result<(), FirmwareError> {
+    let kind = match step.method {
+        FirmwareMethod::PullCoap => DeliveryMethodKind::PullCoap,
+        FirmwareMethod::PullHttp => DeliveryMethodKind::PullHttp,
+        FirmwareMethod::Push => DeliveryMethodKind::Push,
+    };
+    session.firmware_delivery().await.map_err(FirmwareError::Bench)?;
+    let size = delivery_of(session)?
+        .image(&step.image)
+        .map_err(|e| FirmwareError::Bench(e.to_string()))?
+        .bytes
+        .len();
+    let _ = writeln!(log, "  image {} ({size} bytes)", step.image);
+
+    // What the device offers decides whether the case applies at all.
+    let ep = session.endpoint.clone();
+    let methods = read_ints(
+        &session.server,
+        &ep,
+        Path::resource(OBJECT_ID, 0, resource::DELIVERY_METHOD),
+    )
+    .await;
+    let protocols = read_ints(
+        &session.server,
+        &ep,
+        Path::resource(OBJECT_ID, 0, resource::PROTOCOL_SUPPORT),
+    )
+    .await;
+    let method = methods.first().and_then(|m| DeliveryMethod::from_code(*m).ok());
+    let protocols: Vec<ProtocolSupport> = protocols
+        .iter()
+        .filter_map(|p| ProtocolSupport::from_code(*p).ok())
+        .collect();
+    kind.applicability(method, Some(&protocols))
+        .map_err(FirmwareError::NotApplicable)?;
+
+    if session.firmware_watch.is_none() {
+        session.firmware_watch = Some(FirmwareWatch::start(&session.server, &ep).await);
+    }
+    if !session.firmware_images.contains(&step.image) {
+        session.firmware_images.push(step.image.clone());
+    }
+
+    match step.method {
+        FirmwareMethod::PullCoap | FirmwareMethod::PullHttp => {
+            if let (Some(szx), FirmwareMethod::PullCoap) = (step.szx, step.method) {
+                session
+                    .modem_command("fw_block_size", &[("szx", szx.to_string())])
+                    .map_err(FirmwareError::Bench)?;
+            }
+            let uri = match &step.uri {
+                Some(u) => u.clone(),
+                None => delivery_of(session)?
+                    .package_uri(&step.image, kind)
+                    .await
+                    .map_err(|e| FirmwareError::Bench(e.to_string()))?,
+            };
+            let path = Path::resource(OBJECT_ID, 0, resource::PACKAGE_URI);
+            let request = DmRequest::Write {
+                path,
+                mode: WriteMode::Replace,
+                records: vec![Record::new(path, Value::String(uri.clone()))],
+                format: None,
+            };
+            let r = session
+                .server
+                .request(&ep, request, within.min(Duration::from_secs(60)))
+                .await
+                .map_err(|e| FirmwareError::Device {
+                    expected: "an answer to the Package URI write".into(),
+                    seen: e.to_string(),
+                })?;
+            let _ = writeln!(
+                log,
+                "  wrote Package URI {uri} -> {}",
+                server::code_text(r.code)
+            );
+            if r.code != step.code {
+                return Err(FirmwareError::Device {
+                    expected: format!("{} to the Package URI write", server::code_text(step.code)),
+                    seen: server::code_text(r.code),
+                });
+            }
+        }
+        FirmwareMethod::Push => {
+            let report = delivery_of(session)?
+                .push(
+                    &session.server,
+                    &ep,
+                    &step.image,
+                    step.szx.unwrap_or(6),
+                    within,
+                    |_| {},
+                )
+                .await
+                .map_err(|e| FirmwareError::Device {
+                    expected: "the device to take the pushed image".into(),
+                    seen: e.to_string(),
+                })?;
+            let _ = writeln!(log, "  push: {report}");
+            if report.code != step.code {
+                return Err(FirmwareError::Device {
+                    expected: format!("{} to the Block1 push", server::code_text(step.code)),
+                    seen: report.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn delivery_of(session: &Session) -> Result<&FirmwareDelivery, FirmwareError> {
+    session.firmware.as_ref().ok_or_else(|| FirmwareError::Bench("firmware delivery not started".into()))
+}
+
+async fn read_ints(server: &ServerHandle, ep: &str, path: Path) -> Vec<i64> {
+    match server.read(ep, path, None).await {
+        Ok(r) => match r.content {
+            Content::Records(records) => records
+                .iter()
+                .filter_map(|r| r.value.as_f64())
+                .map(|v| v as i64)
+                .collect(),
+            _ => Vec::new(),
+        },
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Transfer figures of the case's images for the JUnit and the step log.
+pub fn transfer_report(
+    delivery: &FirmwareDelivery,
+    images: &[String],
+    log: &mut String,
+) -> Vec<(String, String)> {
+    let mut props = Vec::new();
+    for name in images {
+        if let Some(p) = delivery.progress(name) {
+            let _ = writeln!(log, "  transfer: {p}");
+            props.extend(p.properties());
+        }
+    }
+    props
+}
