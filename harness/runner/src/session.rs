@@ -228,6 +228,19 @@ impl Session {
         }
     }
 
+    /// Values for the dialect's placeholders that describe this device and run.
+    pub fn device_vars(&self) -> BTreeMap<String, String> {
+        [
+            ("uri".to_string(), self.server_uri()),
+            ("endpoint".to_string(), self.endpoint.clone()),
+            (
+                "lifetime".to_string(),
+                self.rig.device.lifetime.as_secs().to_string(),
+            ),
+        ]
+        .into()
+    }
+
     /// The URI the device is told to register with.
     pub fn server_uri(&self) -> String {
         let addr = self.server.local_addr();
@@ -255,16 +268,7 @@ impl Session {
     /// After power-on: open the modem and point the device at our server
     /// with the dialect's bring-up sequence (the labgrid "strategy" step).
     pub fn bring_up(&mut self) -> Result<(), String> {
-        let uri = self.server_uri();
-        let vars: BTreeMap<String, String> = [
-            ("uri".to_string(), uri),
-            ("endpoint".to_string(), self.endpoint.clone()),
-            (
-                "lifetime".to_string(),
-                self.rig.device.lifetime.as_secs().to_string(),
-            ),
-        ]
-        .into();
+        let vars = self.device_vars();
         let Some(modem) = self.modem.as_mut() else {
             return Ok(());
         };

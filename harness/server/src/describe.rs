@@ -1,9 +1,10 @@
 //! Human-readable one-liners for server events and requests, used by
 //! `meterbench serve` and in error messages.
 
+use lwm2m::bootstrap::BootstrapEvent;
 use lwm2m::format::Link;
 use lwm2m::server::{
-    Attributes, Content, DmRequest, Registration, Response, ServerEvent, WriteMode,
+    Attributes, Content, DmRequest, Registration, Response, SecurityEvent, ServerEvent, WriteMode,
 };
 
 /// A CoAP code as `class.detail` (RFC 7252 §3), from the `205` form `Response::code` uses.
@@ -36,6 +37,12 @@ fn registration_text(r: &Registration) -> String {
     s
 }
 
+/// Security object (/0) Secret Key and SMS Binding Secret Key (Core §E.1
+/// resources 5 and 8): never shown.
+fn is_secret(path: &lwm2m::Path) -> bool {
+    path.object_id() == Some(0) && matches!(path.resource_id(), Some(5 | 8))
+}
+
 /// `2.05 Content, 3 records (tlv)` and the like.
 pub fn describe_response(r: &Response) -> String {
     let mut s = code_text(r.code);
@@ -44,6 +51,10 @@ pub fn describe_response(r: &Response) -> String {
         Content::Records(records) => {
             s.push_str(&format!(", {} record(s)", records.len()));
             for rec in records.iter().take(8) {
+                if is_secret(&rec.path) {
+                    s.push_str(&format!(" {}=<redacted>", rec.path));
+                    continue;
+                }
                 s.push_str(&format!(" {}={}", rec.path, rec.value));
             }
             if records.len() > 8 {
@@ -88,7 +99,13 @@ pub fn describe_event(event: &ServerEvent) -> String {
         } => {
             let values: Vec<String> = records
                 .iter()
-                .map(|r| format!("{}={}", r.path, r.value))
+                .map(|r| {
+                    if is_secret(&r.path) {
+                        format!("{}=<redacted>", r.path)
+                    } else {
+                        format!("{}={}", r.path, r.value)
+                    }
+                })
                 .collect();
             format!(
                 "notification #{} from {endpoint} for {path}: {}",
@@ -98,6 +115,113 @@ pub fn describe_event(event: &ServerEvent) -> String {
         }
         ServerEvent::Malformed { peer, reason } => {
             format!("malformed datagram from {peer}: {reason}")
+        }
+        ServerEvent::PushProgress {
+            id,
+            endpoint,
+            progress,
+        } => format!("request #{} to {endpoint}: {progress}", id.0),
+        ServerEvent::Forbidden {
+            peer,
+            endpoint,
+            identity,
+            operation,
+            reason,
+        } => format!(
+            "4.03 Forbidden: {operation} of {endpoint} from {peer} authenticated as {}: {reason}",
+            identity_text(identity.as_deref())
+        ),
+        ServerEvent::Security(e) => describe_security_event(e),
+    }
+}
+
+/// One line per bootstrap server event, e.g. `bootstrap of meter-1: step 1
+/// Bootstrap-Write /0/1 answered 2.04`. Written values are never shown.
+pub fn describe_bootstrap_event(event: &BootstrapEvent) -> String {
+    match event {
+        BootstrapEvent::Requested {
+            endpoint,
+            peer,
+            preferred_format,
+        } => format!(
+            "Bootstrap-Request from {endpoint} at {peer}{}",
+            preferred_format
+                .map(|f| format!(" (prefers {})", f.name()))
+                .unwrap_or_default()
+        ),
+        BootstrapEvent::Rejected {
+            peer,
+            endpoint,
+            reason,
+        } => format!(
+            "Bootstrap-Request from {peer} ({}) refused with 4.00: {reason}",
+            endpoint.as_deref().unwrap_or("no endpoint name")
+        ),
+        BootstrapEvent::OpCompleted {
+            endpoint,
+            index,
+            op,
+            code,
+            ..
+        } => format!(
+            "bootstrap of {endpoint}: step {index} {op} answered {}",
+            code_text(*code)
+        ),
+        BootstrapEvent::Finished { endpoint } => format!("bootstrap of {endpoint} finished"),
+        BootstrapEvent::Failed {
+            endpoint,
+            index,
+            op,
+            expected,
+            got,
+            reason,
+        } => format!(
+            "bootstrap of {endpoint} FAILED at step {index} {op}: expected {}, got {}: {reason}",
+            expected
+                .iter()
+                .map(|c| code_text(*c))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            got.map(code_text).unwrap_or_else(|| "no answer".into())
+        ),
+        BootstrapEvent::Malformed { peer, reason } => {
+            format!("malformed datagram from {peer}: {reason}")
+        }
+    }
+}
+
+fn identity_text(identity: Option<&str>) -> String {
+    match identity {
+        Some(id) => format!("PSK identity {id:?}"),
+        None => "no identity (plain CoAP)".into(),
+    }
+}
+
+/// One line for a DTLS report: `DTLS handshake with 127.0.0.1:40000 failed
+/// (PSK identity "meter-1"): ... (wrong key)`. Never shows a key.
+pub fn describe_security_event(event: &SecurityEvent) -> String {
+    match event {
+        SecurityEvent::HandshakeCompleted {
+            peer,
+            identity,
+            suite,
+        } => format!("DTLS handshake with {peer} completed: PSK identity {identity:?}, {suite}"),
+        SecurityEvent::HandshakeFailed {
+            peer,
+            identity,
+            reason,
+            ..
+        } => format!(
+            "DTLS handshake with {peer} failed ({}): {reason}",
+            identity_text(identity.as_deref())
+        ),
+        SecurityEvent::SessionClosed {
+            peer,
+            identity,
+            reason,
+        } => format!("DTLS session with {peer} (PSK identity {identity:?}) closed: {reason}"),
+        SecurityEvent::Dropped { peer, reason } => {
+            format!("DTLS datagram from {peer} dropped: {reason}")
         }
     }
 }
@@ -147,6 +271,17 @@ pub fn describe_request(request: &DmRequest) -> String {
         }
         DmRequest::Observe { path, format } => format!("Observe {path}{}", fmt(format)),
         DmRequest::CancelObserve { path } => format!("Cancel-Observe {path}"),
+        DmRequest::WriteBlockwise {
+            path,
+            format,
+            body,
+            szx,
+        } => format!(
+            "Block1 Write {path} of {} bytes ({}) in blocks of {}",
+            body.len(),
+            format.name(),
+            16usize << (*szx).min(6)
+        ),
     }
 }
 

@@ -49,4 +49,30 @@ pub enum ServerError {
     },
     #[error("the embedded LwM2M server has shut down")]
     Shutdown,
+    /// The DTLS endpoint could not be set up (OpenSSL context).
+    #[error("cannot set up DTLS: {0}")]
+    Dtls(String),
+    /// A PSK credential could not be made or set (never carries the key).
+    #[error("PSK credential for {endpoint}: {reason}")]
+    Credential { endpoint: String, reason: String },
+    /// A bootstrap session ended at `op` (e.g. `Bootstrap-Write /0/1`): the
+    /// client answered `got` (`None`: no answer, a Reset, or the operation
+    /// could not be sent) where one of `expected` was wanted.
+    #[error("bootstrap of {endpoint} failed at step {index} {op}: expected {}, got {}: {reason}", codes_text(expected), got.map(crate::describe::code_text).unwrap_or_else(|| "no answer".into()))]
+    BootstrapFailed {
+        endpoint: String,
+        index: usize,
+        op: String,
+        expected: Vec<u16>,
+        got: Option<u16>,
+        reason: String,
+    },
+}
+
+fn codes_text(codes: &[u16]) -> String {
+    codes
+        .iter()
+        .map(|c| crate::describe::code_text(*c))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }

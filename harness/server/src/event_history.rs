@@ -23,15 +23,28 @@ impl fmt::Display for EventSeq {
     }
 }
 
+/// What a history holds: the LwM2M server's [`ServerEvent`]s or the
+/// bootstrap server's [`crate::BootstrapServerEvent`]s.
+pub(crate) trait HistoryEvent: Clone + Send + 'static {
+    /// Counted in [`crate::Stats::malformed`].
+    fn is_malformed(&self) -> bool;
+}
+
+impl HistoryEvent for ServerEvent {
+    fn is_malformed(&self) -> bool {
+        matches!(self, ServerEvent::Malformed { .. })
+    }
+}
+
 /// A bounded, numbered list of events (oldest dropped first when full).
 #[derive(Debug)]
-pub(crate) struct EventHistory {
-    events: VecDeque<(EventSeq, ServerEvent)>,
+pub(crate) struct EventHistory<E = ServerEvent> {
+    events: VecDeque<(EventSeq, E)>,
     last: EventSeq,
     capacity: usize,
 }
 
-impl EventHistory {
+impl<E: Clone> EventHistory<E> {
     pub(crate) fn new(capacity: usize) -> Self {
         EventHistory {
             events: VecDeque::new(),
@@ -40,7 +53,7 @@ impl EventHistory {
         }
     }
 
-    pub(crate) fn push(&mut self, event: ServerEvent) -> EventSeq {
+    pub(crate) fn push(&mut self, event: E) -> EventSeq {
         self.last = EventSeq(self.last.0 + 1);
         if self.events.len() == self.capacity {
             self.events.pop_front();
@@ -54,17 +67,17 @@ impl EventHistory {
     }
 
     /// The first held event with a sequence number above `after` that `pred` accepts.
-    pub(crate) fn find<F: Fn(&ServerEvent) -> bool + ?Sized>(
+    pub(crate) fn find<F: Fn(&E) -> bool + ?Sized>(
         &self,
         after: EventSeq,
         pred: &F,
-    ) -> Option<(EventSeq, ServerEvent)> {
+    ) -> Option<(EventSeq, E)> {
         let start = self.events.partition_point(|(seq, _)| *seq <= after);
         self.events.range(start..).find(|(_, e)| pred(e)).cloned()
     }
 
     /// Held events with a sequence number above `after`.
-    pub(crate) fn since(&self, after: EventSeq) -> Vec<(EventSeq, ServerEvent)> {
+    pub(crate) fn since(&self, after: EventSeq) -> Vec<(EventSeq, E)> {
         let start = self.events.partition_point(|(seq, _)| *seq <= after);
         self.events.range(start..).cloned().collect()
     }
@@ -82,7 +95,7 @@ mod tests {
 
     #[test]
     fn find_starts_strictly_after_the_given_sequence_number() {
-        let mut h = EventHistory::new(10);
+        let mut h: EventHistory = EventHistory::new(10);
         assert_eq!(h.push(dereg("a")), EventSeq(1));
         assert_eq!(h.push(dereg("b")), EventSeq(2));
         assert_eq!(h.push(dereg("a")), EventSeq(3));
@@ -95,7 +108,7 @@ mod tests {
 
     #[test]
     fn a_full_history_drops_the_oldest_but_keeps_numbering() {
-        let mut h = EventHistory::new(2);
+        let mut h: EventHistory = EventHistory::new(2);
         for _ in 0..4 {
             h.push(dereg("a"));
         }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use lwm2m::format::{Link, Record};
 use lwm2m::path::Path;
 use lwm2m::server::{
-    Attributes, Content, DmRequest, Registration, RequestError, RequestId, Response, Server,
-    ServerConfig, ServerEvent, WriteMode,
+    Attributes, Content, DmRequest, PushProgress, Registration, RequestError, RequestId, Response,
+    Server, ServerConfig, ServerEvent, WriteMode,
 };
 use lwm2m::ContentFormat;
 use tokio::net::UdpSocket;
@@ -17,12 +17,17 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::credentials::CredentialStore;
 use crate::describe::{code_text, describe_request};
 use crate::error::ServerError;
 use crate::event_history::EventSeq;
 use crate::event_stream::EventStream;
 use crate::message_log::{LogEntry, Stats};
 use crate::shared::{Command, Shared};
+use crate::transport::{SecurityConfig, Transport};
+use crate::udp_loop::LwM2mCore;
+use dtls::Psk;
+use lwm2m::server::SecurityEvent;
 
 /// How long the request conveniences wait for an answer by default: a bit
 /// more than CoAP's MAX_TRANSMIT_WAIT (93 s, RFC 7252 §4.8.2), after which the
@@ -55,16 +60,40 @@ impl Default for ServerOptions {
 pub struct LwM2mServer;
 
 impl LwM2mServer {
-    /// Binds `addr` and starts serving with default [`ServerOptions`].
+    /// Binds `addr` and starts serving plain CoAP with default [`ServerOptions`].
     pub async fn bind(addr: SocketAddr, config: ServerConfig) -> Result<ServerHandle, ServerError> {
         Self::bind_with(addr, config, ServerOptions::default()).await
     }
 
+    /// Plain CoAP with the given options.
     pub async fn bind_with(
         addr: SocketAddr,
         config: ServerConfig,
         options: ServerOptions,
     ) -> Result<ServerHandle, ServerError> {
+        Self::bind_secure_with(addr, config, SecurityConfig::NoSec, options).await
+    }
+
+    /// Binds `addr` with `security` (coaps for [`SecurityConfig::Psk`]) and
+    /// default [`ServerOptions`]. Under DTLS the handle's
+    /// [`CredentialStore`] holds the keys, and each Register, Update and
+    /// De-register must come from the identity bound to its endpoint.
+    pub async fn bind_secure(
+        addr: SocketAddr,
+        config: ServerConfig,
+        security: SecurityConfig,
+    ) -> Result<ServerHandle, ServerError> {
+        Self::bind_secure_with(addr, config, security, ServerOptions::default()).await
+    }
+
+    pub async fn bind_secure_with(
+        addr: SocketAddr,
+        config: ServerConfig,
+        security: SecurityConfig,
+        options: ServerOptions,
+    ) -> Result<ServerHandle, ServerError> {
+        let credentials = CredentialStore::new();
+        let transport = Transport::new(&security, &credentials)?;
         let socket = UdpSocket::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
@@ -73,20 +102,131 @@ impl LwM2mServer {
             .map_err(|source| ServerError::Bind { addr, source })?;
         let shared = Arc::new(Shared::new(options.log_capacity, options.event_capacity));
         let (commands, rx) = mpsc::unbounded_channel();
-        let core = Server::new(config);
-        let span = tracing::info_span!("lwm2m_server", %local_addr);
+        let mut core = Server::new(config);
+        if transport.is_secure() {
+            let store = credentials.clone();
+            core.set_authorizer(Box::new(move |endpoint, identity| {
+                store.authorize(endpoint, identity)
+            }));
+        }
+        let span = tracing::info_span!("lwm2m_server", %local_addr, scheme = security.scheme());
         let task = tokio::spawn(tracing::Instrument::instrument(
-            crate::udp_loop::run(socket, core, shared.clone(), rx),
+            crate::udp_loop::run(socket, LwM2mCore(core), transport, shared.clone(), rx),
             span,
         ));
-        tracing::info!(%local_addr, "LwM2M server listening");
+        tracing::info!(%local_addr, scheme = security.scheme(), "LwM2M server listening");
         Ok(ServerHandle {
             local_addr,
             shared,
             commands,
             task: Arc::new(Mutex::new(Some(task))),
             request_timeout: options.request_timeout,
+            credentials,
+            security,
         })
+    }
+}
+
+/// coaps: credentials and the events of the secure transport.
+impl ServerHandle {
+    /// Whether the server speaks coaps.
+    pub fn is_secure(&self) -> bool {
+        matches!(self.security, SecurityConfig::Psk(_))
+    }
+
+    /// `coap://127.0.0.1:5683` or `coaps://...`: the Server URI (/0/x/0) a
+    /// device is given. An unspecified bind address is written as loopback.
+    pub fn uri(&self) -> String {
+        crate::transport::uri(self.security.scheme(), self.local_addr)
+    }
+
+    /// The server's PSK credentials (shared with the DTLS endpoint).
+    pub fn credentials(&self) -> &CredentialStore {
+        &self.credentials
+    }
+
+    /// Accept `psk` for `endpoint` from now on, replacing its earlier one
+    /// (whose sessions are closed).
+    pub fn set_psk(&self, endpoint: &str, psk: Psk) {
+        self.credentials.set(endpoint, psk);
+    }
+
+    /// Stop accepting `endpoint`'s credential; whether it had one.
+    pub fn remove_psk(&self, endpoint: &str) -> bool {
+        self.credentials.remove(endpoint)
+    }
+
+    /// Makes, sets and returns a fresh PSK for `endpoint` (see
+    /// [`CredentialStore::provision`]); bootstrap it into the device.
+    pub fn provision_psk(&self, endpoint: &str) -> Result<Psk, ServerError> {
+        self.credentials
+            .provision(endpoint)
+            .map_err(|e| ServerError::Credential {
+                endpoint: endpoint.into(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The first DTLS handshake failure after `after` whose claimed identity
+    /// is `identity` (`None`: any).
+    pub async fn await_handshake_failed(
+        &self,
+        identity: Option<&str>,
+        after: EventSeq,
+        timeout: Duration,
+    ) -> Result<(EventSeq, SecurityEvent), ServerError> {
+        let pred = |e: &ServerEvent| {
+            matches!(e, ServerEvent::Security(SecurityEvent::HandshakeFailed { identity: got, .. })
+                if identity.is_none() || got.as_deref() == identity)
+        };
+        let (seq, event) = self
+            .await_event_described(after, timeout, &pred, || match identity {
+                Some(id) => format!("a failed DTLS handshake of PSK identity {id:?}"),
+                None => "a failed DTLS handshake".into(),
+            })
+            .await?;
+        match event {
+            ServerEvent::Security(e) => Ok((seq, e)),
+            _ => unreachable!("the predicate only accepts Security"),
+        }
+    }
+
+    /// The first completed DTLS handshake of `identity` after `after`.
+    pub async fn await_handshake_completed(
+        &self,
+        identity: &str,
+        after: EventSeq,
+        timeout: Duration,
+    ) -> Result<(EventSeq, SecurityEvent), ServerError> {
+        let pred = |e: &ServerEvent| {
+            matches!(e, ServerEvent::Security(SecurityEvent::HandshakeCompleted { identity: got, .. })
+                if got == identity)
+        };
+        let (seq, event) = self
+            .await_event_described(after, timeout, &pred, || {
+                format!("a DTLS handshake of PSK identity {identity:?}")
+            })
+            .await?;
+        match event {
+            ServerEvent::Security(e) => Ok((seq, e)),
+            _ => unreachable!("the predicate only accepts Security"),
+        }
+    }
+
+    /// The first 4.03 to a Register/Update/De-register naming `endpoint`
+    /// after `after` (identity/endpoint mismatch). Returns the
+    /// [`ServerEvent::Forbidden`].
+    pub async fn await_forbidden(
+        &self,
+        endpoint: &str,
+        after: EventSeq,
+        timeout: Duration,
+    ) -> Result<(EventSeq, ServerEvent), ServerError> {
+        let pred = |e: &ServerEvent| matches!(e, ServerEvent::Forbidden { endpoint: got, .. } if got == endpoint);
+        self.await_event_described(after, timeout, &pred, || {
+            format!("a registration of {endpoint} refused with 4.03")
+        })
+        .await
     }
 }
 
@@ -119,6 +259,8 @@ pub struct ServerHandle {
     commands: mpsc::UnboundedSender<Command>,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
     request_timeout: Duration,
+    credentials: CredentialStore,
+    security: SecurityConfig,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -589,6 +731,165 @@ fn request_error(endpoint: &str, request: &str, error: RequestError) -> ServerEr
         },
         RequestError::RegistrationEnded => ServerError::RegistrationEnded { endpoint, request },
         RequestError::Invalid(reason) => ServerError::InvalidRequest { request, reason },
+    }
+}
+
+/// The outcome of a firmware push ([`ServerHandle::push_firmware`]): the
+/// device's final answer and the transfer's figures, for the message log,
+/// the step log and JUnit properties.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushReport {
+    /// The device's final CoAP code: 204 (2.04 Changed) when it took the
+    /// image; 413 when it refused it as too large (see `size1`); any other
+    /// code it answered a block with.
+    pub code: u16,
+    /// Bytes the device acknowledged.
+    pub bytes: usize,
+    /// Size of the image.
+    pub total: usize,
+    /// Blocks the device acknowledged.
+    pub blocks: u32,
+    /// Block size in use at the end (after any renegotiation).
+    pub block_size: usize,
+    /// Datagrams sent again after a loss.
+    pub retransmissions: u32,
+    /// Times the device asked for smaller blocks (RFC 7959 §2.9.3).
+    pub renegotiations: u32,
+    /// From the first block to the final answer.
+    pub elapsed: Duration,
+    /// The size limit the device announced with a 4.13 (RFC 7959 §4).
+    pub size1: Option<u32>,
+}
+
+impl PushReport {
+    fn new(code: u16, total: usize, progress: Option<&PushProgress>) -> Self {
+        PushReport {
+            code,
+            bytes: progress.map_or(0, |p| p.bytes),
+            total,
+            blocks: progress.map_or(0, |p| p.blocks),
+            block_size: progress.map_or(0, |p| p.block_size),
+            retransmissions: progress.map_or(0, |p| p.retransmissions),
+            renegotiations: progress.map_or(0, |p| p.renegotiations),
+            elapsed: progress.map_or(Duration::ZERO, |p| p.elapsed),
+            size1: progress.and_then(|p| p.size1),
+        }
+    }
+
+    /// The device took the whole image (2.04 Changed).
+    pub fn is_success(&self) -> bool {
+        self.code == 204 && self.bytes == self.total
+    }
+
+    /// Bytes per second over `elapsed`.
+    pub fn throughput(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.bytes as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+impl std::fmt::Display for PushReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}/{} bytes in {} blocks of {}, {} retransmissions, {} renegotiations, {:.1} s, {:.1} KiB/s{}",
+            code_text(self.code),
+            self.bytes,
+            self.total,
+            self.blocks,
+            self.block_size,
+            self.retransmissions,
+            self.renegotiations,
+            self.elapsed.as_secs_f64(),
+            self.throughput() / 1024.0,
+            self.size1
+                .map(|s| format!(", device limit {s} bytes (Size1)"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// Firmware push (LwM2M 1.1 Core §E.6, Push delivery method).
+impl ServerHandle {
+    /// Writes `image` into `path` (normally /5/0/0 Package) with Block1
+    /// (RFC 7959 §2.5), starting with blocks of 2^(`szx`+4) bytes and
+    /// following the device down when it answers 4.13 (§2.9.3). Waits up to
+    /// `timeout` for the final answer. The device's refusal (e.g. 4.13 with
+    /// Size1) is a `PushReport` with that code, not an error: judging it is
+    /// the case's business. Errors are for no answer at all, a protocol
+    /// violation (`Decode`), or an invalid request (SZX 7).
+    pub async fn push_firmware(
+        &self,
+        endpoint: &str,
+        path: Path,
+        image: Vec<u8>,
+        szx: u8,
+        timeout: Duration,
+    ) -> Result<PushReport, ServerError> {
+        self.push_firmware_with_progress(endpoint, path, image, szx, timeout, |_| {})
+            .await
+    }
+
+    /// [`push_firmware`](Self::push_firmware), calling `on_progress` with each
+    /// [`PushProgress`] the core publishes (after the first block, every
+    /// `PUSH_PROGRESS_EVERY_BLOCKS` blocks, on renegotiation, at the end):
+    /// what a progress bar and the step log show.
+    ///
+    /// When `timeout` passes first this returns `ServerError::Timeout`, and
+    /// the push carries on in the core until the device stops answering.
+    pub async fn push_firmware_with_progress(
+        &self,
+        endpoint: &str,
+        path: Path,
+        image: Vec<u8>,
+        szx: u8,
+        timeout: Duration,
+        mut on_progress: impl FnMut(&PushProgress) + Send,
+    ) -> Result<PushReport, ServerError> {
+        let total = image.len();
+        let request = DmRequest::WriteBlockwise {
+            path,
+            format: ContentFormat::Opaque,
+            body: image,
+            szx,
+        };
+        let described = describe_request(&request);
+        let deadline = Instant::now() + timeout;
+        let mut cursor = self.current_seq();
+        let id = self.start_request(endpoint, request).await?;
+        let pred = |e: &ServerEvent| match e {
+            ServerEvent::PushProgress { id: got, .. } | ServerEvent::Response { id: got, .. } => {
+                *got == id
+            }
+            _ => false,
+        };
+        let mut last: Option<PushProgress> = None;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let (seq, event) = self
+                .await_event_described(cursor, remaining, &pred, || {
+                    format!("{endpoint} to answer {described}")
+                })
+                .await?;
+            cursor = seq;
+            match event {
+                ServerEvent::PushProgress { progress, .. } => {
+                    on_progress(&progress);
+                    last = Some(progress);
+                }
+                ServerEvent::Response { result, .. } => {
+                    let response = result.map_err(|e| request_error(endpoint, &described, e))?;
+                    let report = PushReport::new(response.code, total, last.as_ref());
+                    tracing::info!(%endpoint, %path, %report, "firmware push ended");
+                    return Ok(report);
+                }
+                _ => unreachable!("the predicate only accepts PushProgress and Response"),
+            }
+        }
     }
 }
 

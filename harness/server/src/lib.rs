@@ -6,32 +6,64 @@
 //! wait on (so nothing that already happened is missed), typed device
 //! management requests, and a message log of every datagram in and out for
 //! the case's artifacts. No protocol logic lives here.
+//!
+//! # Security
+//!
+//! A server runs plain CoAP ([`LwM2mServer::bind`]) or coaps, DTLS 1.2 with
+//! pre-shared keys ([`LwM2mServer::bind_secure`], [`SecurityConfig::Psk`]).
+//! Keys come from the server's [`CredentialStore`], filled at run time with
+//! fresh per-device credentials ([`ServerHandle::provision_psk`],
+//! [`ServerHandle::set_psk`]); the identity a client authenticated with must
+//! be bound to the endpoint it registers as, or it gets 4.03
+//! ([`ServerEvent::Forbidden`]). Handshake outcomes and DTLS drops are events
+//! ([`ServerEvent::Security`]) and note lines in the message log.
+//!
+//! The embedded bootstrap server ([`EmbeddedBootstrapServer`]) runs
+//! [`lwm2m::bootstrap::BootstrapServer`] the same way on its own socket.
+//!
+//! Logged datagrams (message log, pcap) pass through
+//! [`lwm2m::bootstrap::Redactor`] first: a Bootstrap-Write of /0 carries the
+//! Secret Key in clear, and the log must not.
 
+mod bootstrap_server;
+mod credentials;
 mod describe;
 mod error;
-pub mod firmware;
 mod event_history;
 mod event_stream;
+pub mod firmware;
 mod handle;
 mod message_log;
 mod pcap;
 mod shared;
+mod transport;
 mod udp_loop;
 
-pub use describe::{code_text, describe_event, describe_request, describe_response, links_text};
+pub use bootstrap_server::{
+    BootstrapOutcome, BootstrapServerEvent, BootstrapServerHandle, EmbeddedBootstrapServer,
+};
+pub use credentials::{CredentialStore, GENERATED_KEY_LEN};
+pub use describe::{
+    code_text, describe_bootstrap_event, describe_event, describe_request, describe_response,
+    describe_security_event, links_text,
+};
+/// The DTLS types the API speaks.
+pub use dtls::{CipherSuite, Psk, SecretKey};
 pub use error::ServerError;
 pub use event_history::EventSeq;
 pub use event_stream::{serve_until, EventStream};
 pub use handle::{
-    LwM2mServer, Notification, Observation, ServerHandle, ServerOptions, DEFAULT_REQUEST_TIMEOUT,
+    LwM2mServer, Notification, Observation, PushReport, ServerHandle, ServerOptions,
+    DEFAULT_REQUEST_TIMEOUT,
 };
 /// The decoded one-line summary of a datagram the message log uses.
 pub use lwm2m::coap::summarize;
 pub use message_log::{Direction, LogEntry, Stats};
 pub use pcap::write_pcap;
+pub use transport::{DtlsSettings, SecurityConfig};
 
 /// The protocol types the API speaks, re-exported so callers need not name `lwm2m`.
 pub use lwm2m::server::{
-    Attributes, Content, DmRequest, Registration, RequestId, Response, ServerConfig, ServerEvent,
-    WriteMode,
+    Attributes, Content, DmRequest, PushProgress, Registration, RequestId, Response, SecurityEvent,
+    ServerConfig, ServerEvent, WriteMode,
 };

@@ -15,6 +15,10 @@ pub enum Direction {
     In,
     /// Sent to a client.
     Out,
+    /// Not a datagram: a line about the secure transport (a DTLS handshake
+    /// completing or failing, records dropped). `bytes` is empty; the pcap
+    /// leaves these out.
+    Note,
 }
 
 impl fmt::Display for Direction {
@@ -22,6 +26,7 @@ impl fmt::Display for Direction {
         f.write_str(match self {
             Direction::In => "in ",
             Direction::Out => "out",
+            Direction::Note => "tls",
         })
     }
 }
@@ -59,7 +64,18 @@ impl LogEntry {
         let arrow = match self.direction {
             Direction::In => "<-",
             Direction::Out => "->",
+            Direction::Note => "**",
         };
+        if self.direction == Direction::Note {
+            return format!(
+                "{} {} {} {} {}",
+                self.time.to_rfc3339_opts(SecondsFormat::Millis, true),
+                self.direction,
+                arrow,
+                self.peer,
+                self.summary
+            );
+        }
         let failed = match &self.send_error {
             Some(e) => format!(" [NOT SENT: {e}]"),
             None => String::new(),
@@ -82,7 +98,7 @@ impl LogEntry {
         serde_json::json!({
             "index": self.index,
             "time": self.time.to_rfc3339_opts(SecondsFormat::Millis, true),
-            "direction": match self.direction { Direction::In => "in", Direction::Out => "out" },
+            "direction": match self.direction { Direction::In => "in", Direction::Out => "out", Direction::Note => "note" },
             "peer": self.peer.to_string(),
             "len": self.bytes.len(),
             "summary": self.summary,
@@ -102,8 +118,15 @@ pub struct Stats {
     pub bytes_out: u64,
     /// Datagrams the core could not understand (its `Malformed` events).
     pub malformed: u64,
-    /// Datagrams that could not be sent (socket errors).
+    /// Datagrams that could not be sent (socket errors, or no DTLS session
+    /// with the peer).
     pub send_errors: u64,
+    /// DTLS handshakes completed (coaps only).
+    pub handshakes_completed: u64,
+    /// DTLS handshakes failed (wrong key, unknown identity, timeout, ...).
+    pub handshakes_failed: u64,
+    /// DTLS datagrams (or records) dropped: malformed, replayed, unknown peer, bad cookie.
+    pub dtls_dropped: u64,
 }
 
 impl Stats {
@@ -152,6 +175,7 @@ impl MessageLog {
                 self.stats.bytes_out += n;
             }
             (Direction::Out, Some(_)) => self.stats.send_errors += 1,
+            (Direction::Note, _) => {}
         }
         if self.entries.len() == self.capacity {
             self.entries.pop_front();
@@ -171,6 +195,17 @@ impl MessageLog {
 
     pub(crate) fn count_malformed(&mut self) {
         self.stats.malformed += 1;
+    }
+
+    /// Counts a secure-transport report in [`Stats`].
+    pub(crate) fn count_security(&mut self, event: &lwm2m::server::SecurityEvent) {
+        use lwm2m::server::SecurityEvent as S;
+        match event {
+            S::HandshakeCompleted { .. } => self.stats.handshakes_completed += 1,
+            S::HandshakeFailed { .. } => self.stats.handshakes_failed += 1,
+            S::Dropped { .. } => self.stats.dtls_dropped += 1,
+            S::SessionClosed { .. } => {}
+        }
     }
 
     /// Index the next entry will get.

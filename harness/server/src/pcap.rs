@@ -1,5 +1,7 @@
 //! The message log as a pcap file Wireshark opens (and dissects as CoAP on
-//! port 5683, or with "Decode As" on others).
+//! port 5683, or with "Decode As" on others). For a coaps server the log
+//! holds the decrypted CoAP, so the pcap shows plaintext CoAP on the DTLS
+//! port; transport notes (handshakes) are left out.
 //!
 //! The log holds UDP payloads only, so each datagram is wrapped in a
 //! synthesized IPv4 or IPv6 + UDP header (LINKTYPE_RAW, 101) between the
@@ -32,6 +34,8 @@ pub fn write_pcap(entries: &[LogEntry], server: SocketAddr, mut out: impl Write)
         let (src, dst) = match entry.direction {
             Direction::In => (entry.peer, server),
             Direction::Out => (server, entry.peer),
+            // Transport notes are not datagrams.
+            Direction::Note => continue,
         };
         let packet = ip_udp_packet(src, dst, &entry.bytes);
         let micros = entry.time.timestamp_micros();

@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use lwm2m::server::{DmRequest, Registration, RequestError, RequestId, ServerEvent};
 use tokio::sync::{oneshot, watch};
 
-use crate::event_history::{EventHistory, EventSeq};
+use crate::event_history::{EventHistory, EventSeq, HistoryEvent};
 use crate::message_log::{Direction, MessageLog};
 
 /// What a handle asks the task to do.
@@ -25,21 +25,21 @@ pub(crate) enum Command {
     Shutdown,
 }
 
-pub(crate) struct State {
-    pub(crate) events: EventHistory,
+pub(crate) struct State<E = ServerEvent> {
+    pub(crate) events: EventHistory<E>,
     pub(crate) log: MessageLog,
     pub(crate) registrations: BTreeMap<String, Registration>,
 }
 
-pub(crate) struct Shared {
-    state: Mutex<State>,
+pub(crate) struct Shared<E = ServerEvent> {
+    state: Mutex<State<E>>,
     /// Carries the latest event sequence number; bumped (also with no new
     /// event) to wake waiters, e.g. when the task stops.
     wake: watch::Sender<u64>,
     closed: AtomicBool,
 }
 
-impl Shared {
+impl<E: HistoryEvent> Shared<E> {
     pub(crate) fn new(log_capacity: usize, event_capacity: usize) -> Self {
         Shared {
             state: Mutex::new(State {
@@ -54,7 +54,7 @@ impl Shared {
 
     /// The state, even if a thread panicked while holding the lock (the data
     /// are append-only logs and a snapshot; a half-done push is harmless).
-    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State<E>> {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -77,10 +77,10 @@ impl Shared {
             .push(direction, peer, bytes, summary, send_error);
     }
 
-    pub(crate) fn publish(&self, event: ServerEvent) -> EventSeq {
+    pub(crate) fn publish(&self, event: E) -> EventSeq {
         let seq = {
             let mut state = self.state();
-            if matches!(event, ServerEvent::Malformed { .. }) {
+            if event.is_malformed() {
                 state.log.count_malformed();
             }
             state.events.push(event)

@@ -1,30 +1,65 @@
-//! The one tokio task that owns the UDP socket and the sans-IO server core,
-//! in the manner of quinn's endpoint driver: wait for a datagram, the core's
-//! next deadline or a command; feed it in with the current time; then drain
-//! what the core wants sent and what it has to report.
+//! The one tokio task that owns a UDP socket, its transport (plain or DTLS)
+//! and a sans-IO protocol core, in the manner of quinn's endpoint driver:
+//! wait for a datagram, the next deadline, a command or a credential change;
+//! feed it in with the current time; then drain what the transport and the
+//! core want sent and what they have to report.
+//!
+//! The same loop runs the LwM2M server ([`LwM2mCore`]) and the bootstrap
+//! server (`crate::bootstrap_server`). Every datagram the core sees or sends
+//! is logged — the decrypted CoAP under DTLS — after
+//! [`Redactor::redact`](lwm2m::bootstrap::Redactor::redact), so the log and
+//! the pcap never hold a Security object's secret key; the real bytes go on
+//! the wire. Transport reports get a note line in the log and an event.
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lwm2m::coap::summarize;
-use lwm2m::server::{Server, ServerEvent};
+use lwm2m::bootstrap::Redactor;
+use lwm2m::coap::{summarize, Transmit};
+use lwm2m::server::{SecurityEvent, Server, ServerEvent};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
+use crate::credentials::CredentialStore;
+use crate::event_history::HistoryEvent;
 use crate::message_log::Direction;
 use crate::shared::{Command, Shared};
+use crate::transport::Transport;
 
 /// Largest UDP payload; a datagram is never truncated on receive.
 const MAX_DATAGRAM: usize = 65_535;
 
+/// A sans-IO core the loop drives.
+pub(crate) trait Core: Send + 'static {
+    type Event: HistoryEvent;
+    type Command: Send + 'static;
+    /// A datagram from `peer`, who authenticated as `identity` (DTLS) or not.
+    fn handle_datagram(
+        &mut self,
+        now: std::time::Instant,
+        peer: SocketAddr,
+        identity: Option<&str>,
+        datagram: &[u8],
+    );
+    fn handle_timeout(&mut self, now: std::time::Instant);
+    fn poll_timeout(&self) -> Option<std::time::Instant>;
+    fn poll_transmit(&mut self) -> Option<Transmit>;
+    /// Carries out a handle's command; `false` stops the loop.
+    fn command(&mut self, now: std::time::Instant, command: Self::Command) -> bool;
+    /// Moves the core's events into the history.
+    fn publish_events(&mut self, shared: &Shared<Self::Event>);
+    fn security_event(event: SecurityEvent) -> Self::Event;
+    fn malformed(peer: SocketAddr, reason: String) -> Self::Event;
+}
+
 /// Marks the server closed however the task ends (return or panic), so that
 /// waiters get `ServerError::Shutdown` instead of waiting for their timeout.
-struct CloseOnDrop(Arc<Shared>);
+struct CloseOnDrop<E: HistoryEvent>(Arc<Shared<E>>);
 
-impl Drop for CloseOnDrop {
+impl<E: HistoryEvent> Drop for CloseOnDrop<E> {
     fn drop(&mut self) {
         self.0.close();
     }
@@ -35,96 +70,263 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-pub(crate) async fn run(
+struct Driver<C: Core> {
     socket: UdpSocket,
-    mut core: Server,
-    shared: Arc<Shared>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    core: C,
+    transport: Transport,
+    shared: Arc<Shared<C::Event>>,
+    redactor: Redactor,
+}
+
+pub(crate) async fn run<C: Core>(
+    socket: UdpSocket,
+    core: C,
+    transport: Transport,
+    shared: Arc<Shared<C::Event>>,
+    mut commands: mpsc::UnboundedReceiver<C::Command>,
 ) {
     let _close = CloseOnDrop(shared.clone());
+    let mut d = Driver {
+        socket,
+        core,
+        transport,
+        shared,
+        redactor: Redactor::new(),
+    };
+    let credentials = d.transport.credentials();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        let deadline = core.poll_timeout().map(Instant::from_std);
+        let deadline = [d.core.poll_timeout(), d.transport.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(Instant::from_std);
         // A disabled branch's future is still built, so give it some instant.
         let wake_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
-            received = socket.recv_from(&mut buf) => match received {
-                Ok((n, peer)) => receive(&mut core, &shared, peer, &buf[..n]),
+            received = d.socket.recv_from(&mut buf) => match received {
+                Ok((n, peer)) => d.receive(peer, &buf[..n]),
                 Err(e) => {
                     // e.g. an ICMP port-unreachable reported on some platforms; the
                     // socket stays usable.
                     tracing::warn!(error = %e, "UDP receive failed");
                 }
             },
-            () = sleep_until(wake_at), if deadline.is_some() => core.handle_timeout(now()),
+            () = sleep_until(wake_at), if deadline.is_some() => {
+                let at = now();
+                d.transport.handle_timeout(at);
+                d.core.handle_timeout(at);
+            }
+            () = credentials_changed(credentials.as_ref()) => d.transport.close_revoked(now()),
             command = commands.recv() => match command {
-                Some(Command::Request { endpoint, request, reply }) => {
-                    let result = core.request(now(), &endpoint, request);
-                    // The asker may have given up already; nothing to do then.
-                    let _ = reply.send(result);
+                Some(command) => {
+                    if !d.core.command(now(), command) {
+                        break;
+                    }
                 }
-                Some(Command::Shutdown) | None => break,
+                None => break,
             },
         }
-        flush(&socket, &mut core, &shared).await;
+        d.flush().await;
     }
-    tracing::info!(local = ?socket.local_addr().ok(), "LwM2M server stopped");
+    d.transport.shutdown(now());
+    d.flush().await;
+    tracing::info!(local = ?d.socket.local_addr().ok(), "server stopped");
 }
 
-/// Logs the datagram, then hands it to the core. A panic in the core on some
-/// input is a bug there, but it must not take the harness down mid-run: it is
-/// reported as a malformed datagram and the server carries on.
-fn receive(core: &mut Server, shared: &Shared, peer: SocketAddr, datagram: &[u8]) {
-    let summary = summarize(datagram);
-    tracing::debug!(%peer, len = datagram.len(), %summary, "datagram in");
-    shared.log(Direction::In, peer, datagram, summary, None);
-    let at = now();
-    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
-        core.handle_datagram(at, peer, datagram)
-    })) {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        tracing::error!(%peer, datagram = %hex::encode(datagram), %what, "LwM2M server core panicked on a datagram");
-        shared.publish(ServerEvent::Malformed {
-            peer,
-            reason: format!("server core panicked: {what}"),
-        });
+/// Waits for a credential change (never, for plain CoAP).
+async fn credentials_changed(store: Option<&CredentialStore>) {
+    match store {
+        Some(store) => store.changed().await,
+        None => std::future::pending().await,
     }
 }
 
-async fn flush(socket: &UdpSocket, core: &mut Server, shared: &Shared) {
-    while let Some(transmit) = core.poll_transmit() {
-        let summary = summarize(&transmit.payload);
-        let error = match socket
-            .send_to(&transmit.payload, transmit.destination)
-            .await
-        {
-            Ok(_) => None,
-            Err(e) => {
-                tracing::warn!(peer = %transmit.destination, error = %e, %summary, "UDP send failed");
-                Some(e.to_string())
+impl<C: Core> Driver<C> {
+    /// A copy of `datagram` fit for the log: secrets of the Security object blanked.
+    fn loggable(&mut self, datagram: &[u8]) -> Vec<u8> {
+        self.redactor
+            .redact(datagram)
+            .unwrap_or_else(|| datagram.to_vec())
+    }
+
+    fn receive(&mut self, peer: SocketAddr, datagram: &[u8]) {
+        let at = now();
+        let inbound = self.transport.receive(at, peer, datagram);
+        // Handshake reports before the application data they enabled.
+        self.publish_security_events();
+        for item in inbound {
+            self.deliver(at, item.peer, item.identity.as_deref(), &item.payload);
+        }
+    }
+
+    /// Logs the (plaintext) datagram, then hands it to the core. A panic in
+    /// the core on some input is a bug there, but it must not take the
+    /// harness down mid-run: it is reported as malformed and the server
+    /// carries on.
+    fn deliver(
+        &mut self,
+        at: std::time::Instant,
+        peer: SocketAddr,
+        identity: Option<&str>,
+        datagram: &[u8],
+    ) {
+        let summary = summarize(datagram);
+        let logged = self.loggable(datagram);
+        tracing::debug!(%peer, ?identity, len = datagram.len(), %summary, "datagram in");
+        self.shared.log(Direction::In, peer, &logged, summary, None);
+        let core = &mut self.core;
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
+            core.handle_datagram(at, peer, identity, datagram)
+        })) {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(%peer, datagram = %hex::encode(&logged), %what, "server core panicked on a datagram");
+            self.shared
+                .publish(C::malformed(peer, format!("server core panicked: {what}")));
+        }
+    }
+
+    fn publish_security_events(&mut self) {
+        while let Some(event) = self.transport.poll_event() {
+            let peer = match &event {
+                SecurityEvent::HandshakeCompleted { peer, .. }
+                | SecurityEvent::HandshakeFailed { peer, .. }
+                | SecurityEvent::SessionClosed { peer, .. }
+                | SecurityEvent::Dropped { peer, .. } => *peer,
+            };
+            let line = crate::describe::describe_security_event(&event);
+            match &event {
+                SecurityEvent::HandshakeFailed { .. } => tracing::warn!(%peer, "{line}"),
+                SecurityEvent::Dropped { .. } => tracing::debug!(%peer, "{line}"),
+                _ => tracing::info!(%peer, "{line}"),
             }
-        };
-        tracing::debug!(peer = %transmit.destination, len = transmit.payload.len(), %summary, "datagram out");
-        shared.log(
-            Direction::Out,
-            transmit.destination,
-            &transmit.payload,
-            summary,
-            error,
-        );
+            {
+                let mut state = self.shared.state();
+                state.log.count_security(&event);
+                state.log.push(Direction::Note, peer, &[], line, None);
+            }
+            self.shared.publish(C::security_event(event));
+        }
     }
-    let events: Vec<ServerEvent> = std::iter::from_fn(|| core.poll_event()).collect();
-    // The snapshot must be current before a waiter sees the event.
-    if events.iter().any(changes_registrations) {
-        shared.set_registrations(core.registrations().into_iter().cloned());
+
+    async fn flush(&mut self) {
+        // Handshake flights and alerts the transport produced on its own.
+        self.send_transport_datagrams().await;
+        while let Some(transmit) = self.core.poll_transmit() {
+            let summary = summarize(&transmit.payload);
+            let logged = self.loggable(&transmit.payload);
+            let mut error = self
+                .transport
+                .send(now(), transmit.destination, &transmit.payload)
+                .err();
+            if let Some(e) = self.send_transport_datagrams().await {
+                error.get_or_insert(e);
+            }
+            match &error {
+                Some(e) => {
+                    tracing::warn!(peer = %transmit.destination, error = %e, %summary, "cannot send")
+                }
+                None => {
+                    tracing::debug!(peer = %transmit.destination, len = transmit.payload.len(), %summary, "datagram out")
+                }
+            }
+            self.shared.log(
+                Direction::Out,
+                transmit.destination,
+                &logged,
+                summary,
+                error,
+            );
+        }
+        self.publish_security_events();
+        self.core.publish_events(&self.shared);
     }
-    for event in events {
-        tracing::info!(event = %crate::describe::describe_event(&event), "LwM2M event");
-        shared.publish(event);
+
+    /// Puts the transport's datagrams on the wire; the first socket error.
+    async fn send_transport_datagrams(&mut self) -> Option<String> {
+        let mut first_error = None;
+        while let Some(datagram) = self.transport.poll_transmit() {
+            if let Err(e) = self
+                .socket
+                .send_to(&datagram.payload, datagram.destination)
+                .await
+            {
+                tracing::warn!(peer = %datagram.destination, error = %e, secure = self.transport.is_secure(), "UDP send failed");
+                first_error.get_or_insert(e.to_string());
+            }
+        }
+        first_error
+    }
+}
+
+/// The LwM2M server core with its handles' commands.
+pub(crate) struct LwM2mCore(pub(crate) Server);
+
+impl Core for LwM2mCore {
+    type Event = ServerEvent;
+    type Command = Command;
+
+    fn handle_datagram(
+        &mut self,
+        now: std::time::Instant,
+        peer: SocketAddr,
+        identity: Option<&str>,
+        datagram: &[u8],
+    ) {
+        self.0
+            .handle_datagram_authenticated(now, peer, identity, datagram)
+    }
+
+    fn handle_timeout(&mut self, now: std::time::Instant) {
+        self.0.handle_timeout(now)
+    }
+
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        self.0.poll_timeout()
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.0.poll_transmit()
+    }
+
+    fn command(&mut self, now: std::time::Instant, command: Command) -> bool {
+        match command {
+            Command::Request {
+                endpoint,
+                request,
+                reply,
+            } => {
+                let result = self.0.request(now, &endpoint, request);
+                // The asker may have given up already; nothing to do then.
+                let _ = reply.send(result);
+                true
+            }
+            Command::Shutdown => false,
+        }
+    }
+
+    fn publish_events(&mut self, shared: &Shared<ServerEvent>) {
+        let events: Vec<ServerEvent> = std::iter::from_fn(|| self.0.poll_event()).collect();
+        // The snapshot must be current before a waiter sees the event.
+        if events.iter().any(changes_registrations) {
+            shared.set_registrations(self.0.registrations().into_iter().cloned());
+        }
+        for event in events {
+            tracing::info!(event = %crate::describe::describe_event(&event), "LwM2M event");
+            shared.publish(event);
+        }
+    }
+
+    fn security_event(event: SecurityEvent) -> ServerEvent {
+        ServerEvent::Security(event)
+    }
+
+    fn malformed(peer: SocketAddr, reason: String) -> ServerEvent {
+        ServerEvent::Malformed { peer, reason }
     }
 }
 

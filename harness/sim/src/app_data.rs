@@ -70,7 +70,10 @@ pub fn container_values(reading: &Reading) -> Vec<(Path, Value)> {
         (frame_path(), Value::Opaque(reading.encode())),
         (Path::resource(19, 0, 1), Value::Integer(1)), // best effort
         (creation_time_path(), Value::Time(i64::from(reading.unix))),
-        (Path::resource(19, 0, 3), Value::String("meter readings".into())),
+        (
+            Path::resource(19, 0, 3),
+            Value::String("meter readings".into()),
+        ),
         (
             Path::resource(19, 0, 4),
             Value::String("application/octet-stream".into()),

@@ -34,7 +34,9 @@ const BANDS: [(u8, f64, u32, u32, f64); 17] = [
 
 fn band_of(earfcn: u16) -> Option<&'static (u8, f64, u32, u32, f64)> {
     let n = u32::from(earfcn);
-    BANDS.iter().find(|(_, _, lo, hi, _)| (*lo..=*hi).contains(&n))
+    BANDS
+        .iter()
+        .find(|(_, _, lo, hi, _)| (*lo..=*hi).contains(&n))
 }
 
 /// The band an EARFCN (downlink) belongs to, among the supported ones.

@@ -28,9 +28,12 @@ impl rig::Debug for VirtualDebug {
     /// Keys: `boot_count`, `firmware_version`, `energy_wh` (= `energy.committed_wh`,
     /// the register as last committed to NV), `energy.live_wh` (only while the
     /// meter runs), `lwm2m.server_uri`, `lwm2m.endpoint`, `lwm2m.lifetime_s`,
-    /// `lwm2m.enabled`, `euicc.enabled` (1-based profile index, as `AT+MBPROF`), `euicc.switching`,
+    /// `lwm2m.enabled` (and the bootstrap keys of [`crate::security::debug_state`]), `euicc.enabled` (1-based profile index, as `AT+MBPROF`), `euicc.switching`,
     /// `euicc.last_result`, `band.earfcn`, `band.channels`, `band.mask`,
-    /// `nv.sequence` (newest valid journal record), and `written:<path>` for each
+    /// `nv.sequence` (newest valid journal record), `firmware.active_slot`
+    /// (`a`/`b`), `firmware.slot_a_version`, `firmware.slot_b_version` (empty:
+    /// no checked image), `firmware.download_offset`, `firmware.state`,
+    /// `firmware.result`, `software.state`, and `written:<path>` for each
     /// value the server wrote. A meter never booted reads factory-fresh.
     fn read_state(&mut self) -> Result<BTreeMap<String, String>, RigError> {
         let data = nv::read(&self.state_dir).map_err(|e| RigError::Driver {
@@ -41,10 +44,7 @@ impl rig::Debug for VirtualDebug {
         m.insert("boot_count".to_owned(), data.boot_count.to_string());
         m.insert("firmware_version".to_owned(), data.firmware_version.clone());
         m.insert("energy_wh".to_owned(), data.energy_wh.to_string());
-        m.insert(
-            "energy.committed_wh".to_owned(),
-            data.energy_wh.to_string(),
-        );
+        m.insert("energy.committed_wh".to_owned(), data.energy_wh.to_string());
         if let Some(r) = ram::read_live(&self.state_dir) {
             m.insert("energy.live_wh".to_owned(), r.energy_live_wh.to_string());
         }
@@ -82,6 +82,26 @@ impl rig::Debug for VirtualDebug {
             data.lwm2m.lifetime_s.to_string(),
         );
         m.insert("lwm2m.enabled".to_owned(), data.lwm2m.enabled.to_string());
+        // Bootstrap settings and provisioned accounts, keys as fingerprints.
+        crate::security::debug_state(&data.lwm2m, &mut m);
+        let fw = &data.firmware;
+        m.insert(
+            "firmware.active_slot".to_owned(),
+            fw.active_slot.name().to_owned(),
+        );
+        for slot in [crate::firmware::Slot::A, crate::firmware::Slot::B] {
+            m.insert(
+                format!("firmware.slot_{}_version", slot.name()),
+                fw.slot(slot).version.clone().unwrap_or_default(),
+            );
+        }
+        m.insert(
+            "firmware.download_offset".to_owned(),
+            fw.download_offset.to_string(),
+        );
+        m.insert("firmware.state".to_owned(), fw.state.to_string());
+        m.insert("firmware.result".to_owned(), fw.result.to_string());
+        m.insert("software.state".to_owned(), data.software.state.to_string());
         for (path, value) in data.written_values() {
             m.insert(format!("written:{path}"), value.to_text());
         }
@@ -131,6 +151,10 @@ mod tests {
         assert_eq!(state["nv.sequence"], "1");
         assert_eq!(state["lwm2m.server_uri"], "coap://127.0.0.1:1");
         assert_eq!(state["written:/3/0/15"], "Europe/Paris");
+        assert_eq!(state["firmware.active_slot"], "a");
+        assert_eq!(state["firmware.slot_a_version"], "1.0");
+        assert_eq!(state["firmware.slot_b_version"], "");
+        assert_eq!(state["firmware.download_offset"], "0");
     }
 
     #[test]

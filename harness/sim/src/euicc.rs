@@ -59,7 +59,11 @@ pub fn profiles(identity: &Identity) -> Vec<Profile> {
 
 /// The eUICC identifier (EID, 32 digits, GSMA SGP.29), derived from the identity.
 pub fn eid(identity: &Identity) -> String {
-    let digits: String = identity.imei.chars().chain(identity.iccid.chars()).collect();
+    let digits: String = identity
+        .imei
+        .chars()
+        .chain(identity.iccid.chars())
+        .collect();
     format!("8904{:0>28}", &digits[digits.len().saturating_sub(28)..])
 }
 
@@ -176,10 +180,13 @@ pub fn rsp_values(
             }),
         ),
         (Path::resource(504, 0, 7), Value::Integer(nv.last_result)),
-        (Path::resource(504, 0, 8), s(&format!("{} profile", enabled.operator))),
+        (
+            Path::resource(504, 0, 8),
+            s(&format!("{} profile", enabled.operator)),
+        ),
         (Path::resource(504, 0, 9), s("1.0")),
         (Path::resource_instance(504, 0, 10, 0), Value::Integer(0)), // CoAP
-        (Path::resource(504, 0, 11), Value::Integer(3)), // managed outside LwM2M
+        (Path::resource(504, 0, 11), Value::Integer(3)),             // managed outside LwM2M
         (Path::resource(504, 0, 12), Value::Integer(256 * 1024)),
         (Path::resource(504, 0, 13), Value::Integer(512 * 1024)),
         (Path::resource(504, 0, 14), Value::Integer(band_mask)),
@@ -194,10 +201,7 @@ pub fn rsp_values(
     ];
     let order = std::iter::once(enabled).chain(profiles.iter().filter(|p| *p != enabled));
     for (i, p) in order.enumerate() {
-        v.push((
-            Path::resource_instance(504, 0, 22, i as u16),
-            s(&p.iccid),
-        ));
+        v.push((Path::resource_instance(504, 0, 22, i as u16), s(&p.iccid)));
     }
     v
 }
@@ -224,10 +228,7 @@ mod tests {
         assert_eq!(p[0].iccid, id.iccid);
         assert_ne!(p[0].iccid, p[1].iccid);
         assert_eq!(p[1].iccid.len(), 19);
-        assert_eq!(
-            crate::identity::with_luhn(&p[1].iccid[..18]),
-            p[1].iccid
-        );
+        assert_eq!(crate::identity::with_luhn(&p[1].iccid[..18]), p[1].iccid);
         assert_eq!(profiles(&id), p, "derived, so stable");
         assert_eq!(eid(&id).len(), 32);
     }

@@ -15,6 +15,7 @@ pub mod band;
 pub mod debug;
 pub mod error;
 pub mod euicc;
+pub mod firmware;
 pub mod identity;
 pub mod meter;
 pub mod modem;
@@ -24,8 +25,10 @@ pub mod objects;
 pub mod power;
 pub mod radio;
 pub mod ram;
+pub mod security;
 pub mod server_uri;
 pub mod session;
+pub mod software;
 
 pub use args::MeterArgs;
 pub use debug::VirtualDebug;

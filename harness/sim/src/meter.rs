@@ -19,11 +19,12 @@ use crate::modem::{handle_line, Action, Frame, LineFramer, ModemState, Pty};
 use crate::nv::NvStore;
 use crate::objects::{self, DeviceFacts};
 use crate::radio::Radio;
-use crate::server_uri::ServerUri;
 use crate::session::{Session, SessionSettings};
 
 mod connectivity;
+mod onboarding;
 mod registers;
+mod updates;
 
 /// The meter's periodic work runs once a second (the Current Time resolution).
 const TICK: Duration = Duration::from_secs(1);
@@ -52,6 +53,8 @@ pub enum Input {
     },
     /// The PTY could not be read any more.
     PtyClosed(String),
+    /// Progress or the end of a firmware / software download.
+    Download(crate::firmware::download::DownloadEvent),
 }
 
 /// Runs the meter until its parent goes away (with `--exit-with-parent`) or
@@ -70,7 +73,10 @@ pub fn run(args: MeterArgs) -> Result<(), SimError> {
         }
         Err(e) => return Err(e),
     };
-    let pty = Pty::open(&args.pty_link)?;
+    let mut nv = nv;
+    // The bootloader: settles an update (new slot or rollback) before the application runs.
+    crate::firmware::boot::run(&args.state_dir, &mut nv);
+    let pty = Pty::open_or_inherit(&args.pty_link)?;
     tracing::info!(pty = %pty.slave_path().display(), link = %pty.link().display(), "modem port ready");
 
     let (inbox_tx, inbox) = mpsc::channel();
@@ -82,6 +88,7 @@ pub fn run(args: MeterArgs) -> Result<(), SimError> {
     let modem = ModemState::boot(nv.data().lwm2m.clone(), identity.clone());
     let radio = Radio::new(args.seed);
     let now = Instant::now();
+    let downloads = updates::reporter(inbox_tx.clone());
     let mut meter = Meter {
         seed: args.seed,
         identity,
@@ -101,6 +108,12 @@ pub fn run(args: MeterArgs) -> Result<(), SimError> {
         reboot_pending: false,
         conn: connectivity::Connectivity::default(),
         registers: registers::Registers::default(),
+        firmware: crate::firmware::FirmwareUpdate::new(
+            &args.state_dir,
+            downloads.clone(),
+            args.seed,
+        ),
+        software: crate::software::SoftwareManagement::new(&args.state_dir, downloads, args.seed),
     };
     meter.energy_wh = meter.nv.data().energy_wh;
     meter.boot(now);
@@ -129,6 +142,10 @@ struct Meter {
     /// The energy register; NV holds the value as of the last persist.
     energy_wh: u64,
     reboot_pending: bool,
+    /// Object 5 and its A/B slots.
+    firmware: crate::firmware::FirmwareUpdate,
+    /// Object 9.
+    software: crate::software::SoftwareManagement,
     /// eUICC, network attach, band configuration (meter/connectivity.rs).
     conn: connectivity::Connectivity,
     /// Reading frames (meter/registers.rs).
@@ -175,6 +192,9 @@ impl Meter {
         for (_, give_up) in &self.retiring {
             d = d.min(*give_up);
         }
+        if let Some(t) = self.firmware.restart_deadline() {
+            d = d.min(t);
+        }
         d
     }
 
@@ -188,15 +208,17 @@ impl Meter {
         self.modem = ModemState::boot(data.lwm2m.clone(), self.identity.clone());
         self.modem.signal = self.radio.csq();
         self.urc("+SYSSTART");
+        self.resume_updates();
         // Attaches (+CEREG), then starts the client if it is enabled.
         self.connectivity_boot(now);
     }
 
     fn handle_input(&mut self, now: Instant, input: Input) {
         match input {
+            Input::Line(Frame::Line(line)) if self.firmware_at(&line) => {}
             Input::Line(Frame::Line(line)) => {
                 let resp = handle_line(&mut self.modem, &line);
-                tracing::debug!(line = %line, response = ?resp.lines(), "AT");
+                tracing::debug!(line = %crate::modem::security_commands::redact_line(&line), response = ?resp.lines(), "AT");
                 // NV is written before the answer, as a modem commits a setting
                 // before saying OK: a power cut right after OK must not lose it.
                 let (save, rest): (Vec<Action>, Vec<Action>) = resp
@@ -228,6 +250,7 @@ impl Meter {
                 }
             }
             Input::PtyClosed(why) => tracing::error!(reason = %why, "modem port closed"),
+            Input::Download(event) => self.on_download(now, event),
         }
     }
 
@@ -267,6 +290,7 @@ impl Meter {
                 }
             }
             Action::StopClient => self.retire_active(now),
+            Action::Bootstrap => self.bootstrap_now(now),
             // Attaches (+CEREG), then starts the client if it is enabled.
             Action::RadioOn => self.connectivity_radio_on(now),
             Action::RadioOff => {
@@ -281,15 +305,8 @@ impl Meter {
     }
 
     fn wanted_settings(&self) -> Option<SessionSettings> {
-        let s = &self.modem.settings;
-        Some(SessionSettings {
-            server_uri: s.server_uri.clone()?,
-            endpoint: s
-                .endpoint
-                .clone()
-                .unwrap_or_else(|| self.identity.default_endpoint()),
-            lifetime_s: s.lifetime_s,
-        })
+        // Server, Bootstrap-Server and credentials (meter/onboarding.rs).
+        self.session_settings()
     }
 
     fn start_session(&mut self, now: Instant) {
@@ -301,19 +318,16 @@ impl Meter {
             self.urc("+LWM2M: registration failed no server configured");
             return;
         };
-        let server = match ServerUri::parse(&settings.server_uri)
-            .map_err(|e| e.to_string())
-            .and_then(|u| {
-                u.resolve()
-                    .map_err(|e| format!("{}: {e}", settings.server_uri))
-            }) {
-            Ok(a) => a,
+        // Servers, accounts and credentials (meter/onboarding.rs).
+        let security = match self.client_security(&settings) {
+            Ok(s) => s,
             Err(reason) => {
                 tracing::warn!(%reason, "cannot reach LwM2M server");
                 self.urc(&format!("+LWM2M: registration failed {reason}"));
                 return;
             }
         };
+        let server = security.server;
         let id = self.next_session_id;
         self.next_session_id += 1;
         let data = self.nv.data();
@@ -328,8 +342,10 @@ impl Meter {
         written.retain(|(p, _)| *p != objects::lifetime());
         let mut store =
             objects::initial_store(self.registry.clone(), &facts, &self.radio, &written);
+        Meter::prepare_store(&mut store, &security);
         self.add_connectivity_objects(&mut store);
         self.add_register_objects(&mut store);
+        self.fill_update_objects(&mut store);
         let config = ClientConfig {
             endpoint: settings.endpoint.clone(),
             server,
@@ -340,11 +356,22 @@ impl Meter {
             preferred_format: ContentFormat::Tlv,
             // Distinct per boot and session, so message ids and tokens never repeat across reboots.
             seed: self.seed ^ data.boot_count.rotate_left(32) ^ id,
-            bootstrap: None,
-            retry: Default::default(),
+            bootstrap: security.bootstrap,
+            retry: security.retry,
         };
-        match Session::start(id, settings, config, store, self.inbox_tx.clone(), now) {
-            Ok(s) => self.active = Some(s),
+        match Session::start(
+            id,
+            settings,
+            config,
+            store,
+            &security.accounts,
+            self.inbox_tx.clone(),
+            now,
+        ) {
+            Ok(s) => {
+                self.active = Some(s);
+                self.configure_update_objects();
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot start LwM2M client");
                 self.urc(&format!("+LWM2M: registration failed {e}"));
@@ -362,6 +389,7 @@ impl Meter {
     }
 
     fn run_timers(&mut self, now: Instant) {
+        self.update_timers(now);
         if let Some(s) = self.active.as_mut() {
             s.handle_timeout(now);
         }
@@ -377,6 +405,8 @@ impl Meter {
         // before its 2.04 leaves, so a power cut right after the answer
         // cannot lose what the server was told is stored.
         for _ in 0..8 {
+            // DTLS outcomes first: `dtls failed` precedes the failure it causes.
+            self.report_link_events();
             let mut events = Vec::new();
             if let Some(s) = self.active.as_mut() {
                 events.extend(s.take_events().into_iter().map(|e| (true, e)));
@@ -412,6 +442,9 @@ impl Meter {
     }
 
     fn on_event(&mut self, now: Instant, active: bool, event: ClientEvent) {
+        if active && self.on_update_event(now, &event) {
+            return;
+        }
         match event {
             ClientEvent::Registered { location } => {
                 self.urc(&format!("+LWM2M: registered {location}"))
@@ -424,6 +457,11 @@ impl Meter {
             ClientEvent::Written { path } if active => {
                 self.persist_written(path);
                 self.on_connectivity_write(path);
+                self.on_account_write(path);
+            }
+            ClientEvent::BootstrapFinished { accounts } if active => self.on_bootstrapped(accounts),
+            ClientEvent::BootstrapFailed { reason } => {
+                self.urc(&format!("+LWM2M: bootstrap failed {reason}"))
             }
             ClientEvent::Executed { path, arguments }
                 if active && Meter::is_connectivity_execute(&path) =>

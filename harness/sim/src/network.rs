@@ -41,9 +41,14 @@ pub enum NetState {
 /// What changed, for the meter to act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetEvent {
-    Attached { profile: usize },
+    Attached {
+        profile: usize,
+    },
     /// The switch target did not attach in time; `back_to` is being attached instead.
-    SwitchFailed { failed: usize, back_to: usize },
+    SwitchFailed {
+        failed: usize,
+        back_to: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -174,7 +179,10 @@ mod tests {
         n.attach(t0, 1, Some(0));
         let refuses_1 = |p: usize| p != 1;
         assert_eq!(n.poll(t0 + ATTACH_DELAY, refuses_1), None);
-        assert_eq!(n.poll(t0 + ATTACH_TIMEOUT - Duration::from_millis(1), refuses_1), None);
+        assert_eq!(
+            n.poll(t0 + ATTACH_TIMEOUT - Duration::from_millis(1), refuses_1),
+            None
+        );
         let t1 = t0 + ATTACH_TIMEOUT;
         assert_eq!(
             n.poll(t1, refuses_1),

@@ -43,6 +43,21 @@ pub struct Lwm2mSettings {
     pub lifetime_s: u32,
     /// Whether the client runs, and so starts by itself after every boot.
     pub enabled: bool,
+    /// Bootstrap-Server URI (`AT+LWM2MBS`, `coap://` or `coaps://`); with
+    /// one, the client registers with its provisioned accounts and
+    /// bootstraps when it has none or they stop working (Core §6.1, §6.2.1.1).
+    #[serde(default)]
+    pub bootstrap_uri: Option<String>,
+    /// The Bootstrap-Server account's per-device credential (`AT+LWM2MBSPSK`).
+    #[serde(default)]
+    pub bootstrap_psk: Option<crate::security::PskCredential>,
+    /// The credential for a directly configured `coaps://` server (`AT+LWM2MPSK`).
+    #[serde(default)]
+    pub server_psk: Option<crate::security::PskCredential>,
+    /// LwM2M Server accounts the last Bootstrap-Finish provisioned (keys included:
+    /// this is the device's flash; `Debug` shows fingerprints only).
+    #[serde(default)]
+    pub accounts: Vec<crate::security::NvAccount>,
 }
 
 impl Default for Lwm2mSettings {
@@ -52,6 +67,10 @@ impl Default for Lwm2mSettings {
             endpoint: None,
             lifetime_s: DEFAULT_LIFETIME_S,
             enabled: false,
+            bootstrap_uri: None,
+            bootstrap_psk: None,
+            server_psk: None,
+            accounts: Vec::new(),
         }
     }
 }
@@ -136,6 +155,12 @@ pub struct NvData {
     /// The radio's band configuration (object 501, `AT+MBCHAN`).
     #[serde(default)]
     pub band: BandConfig,
+    /// Object 5: the A/B slots, State and Update Result, the download in progress.
+    #[serde(default)]
+    pub firmware: crate::firmware::FirmwareNv,
+    /// Object 9: the software package's state.
+    #[serde(default)]
+    pub software: crate::software::SoftwareNv,
 }
 
 impl Default for NvData {
@@ -149,6 +174,8 @@ impl Default for NvData {
             written: BTreeMap::new(),
             euicc: EuiccNv::default(),
             band: BandConfig::default(),
+            firmware: crate::firmware::FirmwareNv::default(),
+            software: crate::software::SoftwareNv::default(),
         }
     }
 }
@@ -254,10 +281,9 @@ impl NvStore {
 
     /// The sector the next record goes to.
     pub fn path(&self) -> PathBuf {
-        self.journal.as_ref().map_or_else(
-            || self.dir.join(SECTOR_NAMES[0]),
-            Journal::active_path,
-        )
+        self.journal
+            .as_ref()
+            .map_or_else(|| self.dir.join(SECTOR_NAMES[0]), Journal::active_path)
     }
 
     /// Compact once a sector would pass `bytes` (tests use small sectors).
@@ -389,7 +415,11 @@ mod tests {
             let mut bytes = record(1, &old);
             bytes.extend_from_slice(&torn[..cut]);
             fs::write(dir.path().join(SECTOR_NAMES[0]), &bytes).unwrap();
-            assert_eq!(read(dir.path()).unwrap().energy_wh, 100, "debug read, cut {cut}");
+            assert_eq!(
+                read(dir.path()).unwrap().energy_wh,
+                100,
+                "debug read, cut {cut}"
+            );
             let mut nv = NvStore::open(dir.path()).unwrap();
             assert_eq!(nv.data().energy_wh, 100, "cut at {cut}");
             // The next write lands after the last valid record and is read back.
@@ -415,7 +445,9 @@ mod tests {
         let nv = NvStore::open(dir.path()).unwrap();
         assert_eq!(nv.data().boot_count, 7);
         assert_eq!(
-            fs::metadata(dir.path().join(SECTOR_NAMES[0])).unwrap().len(),
+            fs::metadata(dir.path().join(SECTOR_NAMES[0]))
+                .unwrap()
+                .len(),
             record(1, &good).len() as u64
         );
     }

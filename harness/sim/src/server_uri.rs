@@ -1,24 +1,28 @@
-//! The LwM2M server URI the AT dialect accepts (`AT+LWM2MSRV="coap://host:port"`).
+//! The server URIs the AT dialect accepts (`AT+LWM2MSRV="coap://host:port"`,
+//! `AT+LWM2MBS="coaps://host:port"`): `coap://` plain, `coaps://` over DTLS
+//! (RFC 7252 §6.1, §6.2).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
 /// Default CoAP port (RFC 7252 §6.1).
 pub const COAP_DEFAULT_PORT: u16 = 5683;
+/// Default CoAP over DTLS port (RFC 7252 §6.2).
+pub const COAPS_DEFAULT_PORT: u16 = 5684;
 
-/// A parsed `coap://host[:port][/]` URI.
+/// A parsed `coap[s]://host[:port][/]` URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerUri {
     /// Host name or address; IPv6 without brackets.
     pub host: String,
     pub port: u16,
+    /// `coaps://`: DTLS.
+    pub secure: bool,
 }
 
 /// Why a server URI was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UriError {
-    #[error(
-        "{0:?}: only coap:// is supported (coaps:// needs DTLS, not yet in the virtual meter)"
-    )]
+    #[error("{0:?}: only coap:// and coaps:// are supported")]
     Scheme(String),
     #[error("{0:?}: no host")]
     NoHost(String),
@@ -31,10 +35,12 @@ pub enum UriError {
 }
 
 impl ServerUri {
-    /// Parses `coap://host[:port][/]` (RFC 7252 §6.1); IPv6 hosts are bracketed.
+    /// Parses `coap[s]://host[:port][/]` (RFC 7252 §6.1, §6.2); IPv6 hosts
+    /// are bracketed.
     pub fn parse(uri: &str) -> Result<Self, UriError> {
-        let rest = match uri.get(..7) {
-            Some(s) if s.eq_ignore_ascii_case("coap://") => &uri[7..],
+        let (rest, secure) = match (uri.get(..7), uri.get(..8)) {
+            (Some(s), _) if s.eq_ignore_ascii_case("coap://") => (&uri[7..], false),
+            (_, Some(s)) if s.eq_ignore_ascii_case("coaps://") => (&uri[8..], true),
             _ => return Err(UriError::Scheme(uri.to_owned())),
         };
         let authority = rest.strip_suffix('/').unwrap_or(rest);
@@ -73,6 +79,7 @@ impl ServerUri {
             return Err(UriError::BadHost(uri.to_owned()));
         }
         let port = match port {
+            None if secure => COAPS_DEFAULT_PORT,
             None => COAP_DEFAULT_PORT,
             Some(p) => match p.parse::<u16>() {
                 Ok(n) if n != 0 && p.chars().all(|c| c.is_ascii_digit()) => n,
@@ -82,6 +89,7 @@ impl ServerUri {
         Ok(ServerUri {
             host: host.to_owned(),
             port,
+            secure,
         })
     }
 
@@ -110,31 +118,41 @@ mod tests {
             ServerUri::parse("coap://127.0.0.1:5690").unwrap(),
             ServerUri {
                 host: "127.0.0.1".into(),
-                port: 5690
+                port: 5690,
+                secure: false
             }
         );
         assert_eq!(
             ServerUri::parse("COAP://localhost").unwrap(),
             ServerUri {
                 host: "localhost".into(),
-                port: 5683
+                port: 5683,
+                secure: false
             }
         );
         assert_eq!(
             ServerUri::parse("coap://[::1]:7000/").unwrap(),
             ServerUri {
                 host: "::1".into(),
-                port: 7000
+                port: 7000,
+                secure: false
             }
         );
         assert_eq!(ServerUri::parse("coap://[::1]").unwrap().port, 5683);
+        let s = ServerUri::parse("COAPS://127.0.0.1").unwrap();
+        assert_eq!((s.port, s.secure), (5684, true));
+        assert_eq!(ServerUri::parse("coaps://h:7").unwrap().port, 7);
     }
 
     #[test]
     fn refuses_what_is_not_a_coap_server_uri() {
         assert!(matches!(
-            ServerUri::parse("coaps://h:5684"),
+            ServerUri::parse("coapz://h:5684"),
             Err(UriError::Scheme(_))
+        ));
+        assert!(matches!(
+            ServerUri::parse("coaps://"),
+            Err(UriError::NoHost(_))
         ));
         assert!(matches!(
             ServerUri::parse("http://h"),
@@ -188,6 +206,7 @@ mod tests {
         fn parse_never_panics(s in ".{0,60}") {
             let _ = ServerUri::parse(&s);
             let _ = ServerUri::parse(&format!("coap://{s}"));
+            let _ = ServerUri::parse(&format!("coaps://{s}"));
         }
     }
 }

@@ -320,7 +320,7 @@ impl Client {
         message: &Packet,
         changed: &mut Vec<Path>,
     ) -> Result<Packet, Refusal> {
-        use crate::coap::block::{BlockKind, Block1Step};
+        use crate::coap::block::{Block1Step, BlockKind};
         self.check_exists(path)?;
         let Some(assembler) = self.block1.get_mut(path) else {
             return Err(refuse(500, "no Block1 assembler"));

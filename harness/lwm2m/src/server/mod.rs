@@ -12,14 +12,25 @@
 //! the CoAP layer ([`crate::coap::MessageLayer`]); notifications whose token
 //! names no observation are answered with Reset, which cancels them at the
 //! client (RFC 7641 §3.6), and stale ones are dropped (RFC 7641 §3.4).
+//!
+//! A body too large for one datagram — a firmware image for /5/0/0 — is
+//! written with [`DmRequest::WriteBlockwise`]: one Confirmable PUT per Block1
+//! block (RFC 7959 §2.5), the block size renegotiated down when the device
+//! answers 4.13 (§2.9.3), progress published as [`ServerEvent::PushProgress`]
+//! and the device's final answer as the usual [`ServerEvent::Response`].
 
+mod push;
 mod registration;
 mod request;
+mod security;
+
+pub use push::{PushProgress, PUSH_PROGRESS_EVERY_BLOCKS};
 
 pub use registration::{
     parse as parse_registration, ParamError, RegistrationParams, DEFAULT_LIFETIME,
 };
 pub use request::attribute_query;
+pub use security::{Authorizer, SecurityEvent};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -139,6 +150,19 @@ pub enum DmRequest {
     CancelObserve {
         path: Path,
     },
+    /// A Write (PUT, replace) of `body`, already encoded in `format`, sent
+    /// block-wise with Block1 (RFC 7959 §2.5) starting with blocks of
+    /// 2^(`szx`+4) bytes: the Push delivery of a firmware image into /5/0/0
+    /// (LwM2M 1.1 Core §E.6, `format` Opaque). The device may ask for
+    /// smaller blocks (4.13 with Block1, §2.9.3); the final response (2.04
+    /// Changed expected) or refusal (e.g. 4.13 with Size1) is the
+    /// request's `Response`. Progress comes as [`ServerEvent::PushProgress`].
+    WriteBlockwise {
+        path: Path,
+        format: ContentFormat,
+        body: Vec<u8>,
+        szx: u8,
+    },
 }
 
 /// What a response carried, decoded by its Content-Format.
@@ -207,6 +231,29 @@ pub enum ServerEvent {
         peer: SocketAddr,
         reason: String,
     },
+    /// Figures of a [`DmRequest::WriteBlockwise`] in flight (`id` is the
+    /// request's): after the first block, every
+    /// [`PUSH_PROGRESS_EVERY_BLOCKS`] blocks, on each renegotiation, and
+    /// once with `finished` set just before the request's `Response`.
+    PushProgress {
+        id: RequestId,
+        endpoint: String,
+        progress: PushProgress,
+    },
+    /// A Register, Update or De-register the [`Authorizer`] refused: the
+    /// client authenticated as `identity` but asked to act as `endpoint`.
+    /// It was answered 4.03 Forbidden.
+    Forbidden {
+        peer: SocketAddr,
+        endpoint: String,
+        identity: Option<String>,
+        /// `Register`, `Update` or `De-register`.
+        operation: String,
+        reason: String,
+    },
+    /// A report of the secure transport (a DTLS handshake or drop); the
+    /// transport shell publishes these, the core never does.
+    Security(SecurityEvent),
 }
 
 /// A request in flight.
@@ -217,6 +264,8 @@ struct Pending {
     path: Path,
     /// For Observe: the token, to record the observation when the first response comes.
     observe_token: Option<Vec<u8>>,
+    /// For WriteBlockwise: the upload, moved to the next block's exchange.
+    push: Option<push::Push>,
 }
 
 /// An established observation (RFC 7641 §3), keyed by its token.
@@ -240,6 +289,10 @@ pub struct Server {
     observations: HashMap<Vec<u8>, Observation>,
     events: VecDeque<ServerEvent>,
     next_request: u64,
+    /// See [`Server::set_authorizer`].
+    authorizer: Option<Authorizer>,
+    /// The authenticated identity of the datagram being handled.
+    identity: Option<String>,
 }
 
 impl Server {
@@ -254,6 +307,8 @@ impl Server {
             observations: HashMap::new(),
             events: VecDeque::new(),
             next_request: 1,
+            authorizer: None,
+            identity: None,
         }
     }
 
@@ -270,6 +325,7 @@ impl Server {
     /// lifetime passed without an Update (LwM2M 1.1 Core §6.2.2).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
+        self.update_push_transmissions();
         self.process_layer_events(now);
         let expired: Vec<String> = self
             .registrations
@@ -279,7 +335,7 @@ impl Server {
             .collect();
         for endpoint in expired {
             tracing::info!(%endpoint, "registration expired");
-            self.end_registration(&endpoint);
+            self.end_registration(now, &endpoint);
             self.events.push_back(ServerEvent::Expired { endpoint });
         }
     }
@@ -331,6 +387,15 @@ impl Server {
             .get(endpoint)
             .map(|r| r.peer)
             .ok_or_else(|| RequestError::NotRegistered(endpoint.to_string()))?;
+        if let DmRequest::WriteBlockwise {
+            path,
+            format,
+            body,
+            szx,
+        } = request
+        {
+            return self.start_push(now, endpoint, peer, path, format, body, szx);
+        }
         let mut packet =
             request::build(&request, &self.config.registry, self.config.default_format)?;
         let path = request::target(&request);
@@ -365,9 +430,148 @@ impl Server {
                 endpoint: endpoint.to_string(),
                 path,
                 observe_token,
+                push: None,
             },
         );
         Ok(id)
+    }
+
+    /// Starts a [`DmRequest::WriteBlockwise`]: sends block 0.
+    #[allow(clippy::too_many_arguments)]
+    fn start_push(
+        &mut self,
+        now: Instant,
+        endpoint: &str,
+        peer: SocketAddr,
+        path: Path,
+        format: ContentFormat,
+        body: Vec<u8>,
+        szx: u8,
+    ) -> Result<RequestId, RequestError> {
+        if path.depth() < 2 {
+            return Err(RequestError::Invalid(format!(
+                "Write needs an instance or resource path, not {path}"
+            )));
+        }
+        let total = body.len();
+        let mut push = push::Push::new(now, path, format, body, szx)
+            .map_err(|e| RequestError::Invalid(format!("Block1 push to {path}: {e}")))?;
+        let Some(packet) = push.next_request() else {
+            return Err(RequestError::Invalid(format!(
+                "Block1 push to {path}: nothing to send"
+            )));
+        };
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        tracing::info!(%endpoint, %path, bytes = total, szx, "Block1 push started");
+        let exchange = self.layer.send(now, peer, packet, true);
+        self.pending.insert(
+            exchange,
+            Pending {
+                id,
+                endpoint: endpoint.to_string(),
+                path,
+                observe_token: None,
+                push: Some(push),
+            },
+        );
+        Ok(id)
+    }
+
+    /// The figures of the Block1 push `id` while it is in flight (`None`
+    /// once it ended: the last figures are in the final
+    /// [`ServerEvent::PushProgress`]).
+    pub fn push_progress(&self, id: RequestId) -> Option<PushProgress> {
+        self.pending
+            .values()
+            .find(|p| p.id == id)
+            .and_then(|p| p.push.as_ref())
+            .map(push::Push::progress)
+    }
+
+    /// A response to a block of a push: send the next block or finish.
+    fn handle_push_response(
+        &mut self,
+        now: Instant,
+        mut pending: Pending,
+        mut push: push::Push,
+        message: Packet,
+    ) {
+        let renegotiations = push.renegotiations();
+        let step = push.handle_response(now, &message);
+        let renegotiated = push.renegotiations() > renegotiations;
+        let result = match step {
+            push::PushStep::Next(packet) => {
+                let peer = self.registrations.get(&pending.endpoint).map(|r| r.peer);
+                if let Some(peer) = peer {
+                    if push.progress_due(renegotiated) {
+                        self.publish_push_progress(&pending, &push);
+                    }
+                    let exchange = self.layer.send(now, peer, packet, true);
+                    pending.push = Some(push);
+                    self.pending.insert(exchange, pending);
+                    return;
+                }
+                push.abort(now, None);
+                Err(RequestError::RegistrationEnded)
+            }
+            push::PushStep::Complete(code) | push::PushStep::Refused(code) => {
+                tracing::debug!(endpoint = %pending.endpoint, path = %pending.path, code, "final answer to the Block1 push");
+                request::decode(&message, &pending.path, &self.config.registry)
+            }
+            push::PushStep::Violation(e) => Err(RequestError::Decode(format!(
+                "Block1 push to {}: {e}",
+                pending.path
+            ))),
+        };
+        let progress = push.progress();
+        tracing::info!(endpoint = %pending.endpoint, %progress, "Block1 push ended");
+        self.publish_push_progress(&pending, &push);
+        self.events.push_back(ServerEvent::Response {
+            id: pending.id,
+            endpoint: pending.endpoint,
+            result,
+        });
+    }
+
+    fn publish_push_progress(&mut self, pending: &Pending, push: &push::Push) {
+        self.events.push_back(ServerEvent::PushProgress {
+            id: pending.id,
+            endpoint: pending.endpoint.clone(),
+            progress: push.progress(),
+        });
+    }
+
+    /// A request ended without a response: a push among them publishes its
+    /// final figures first.
+    fn end_without_response(
+        &mut self,
+        now: Instant,
+        mut pending: Pending,
+        transmissions: Option<u32>,
+        error: RequestError,
+    ) {
+        if let Some(mut push) = pending.push.take() {
+            push.abort(now, transmissions);
+            self.publish_push_progress(&pending, &push);
+        }
+        self.events.push_back(ServerEvent::Response {
+            id: pending.id,
+            endpoint: pending.endpoint,
+            result: Err(error),
+        });
+    }
+
+    /// After retransmissions: each push's block in flight learns how often
+    /// it has been sent.
+    fn update_push_transmissions(&mut self) {
+        for (exchange, pending) in &mut self.pending {
+            if let (Some(push), Some(t)) =
+                (pending.push.as_mut(), self.layer.transmissions(*exchange))
+            {
+                push.set_transmissions(t);
+            }
+        }
     }
 
     /// Ids of the observations currently established with an endpoint, and their paths.
@@ -397,11 +601,7 @@ impl Server {
                 ExchangeEvent::Acknowledged { .. } => {}
                 ExchangeEvent::Reset { id, peer, token } => {
                     if let Some(p) = id.and_then(|id| self.pending.remove(&id)) {
-                        self.events.push_back(ServerEvent::Response {
-                            id: p.id,
-                            endpoint: p.endpoint,
-                            result: Err(RequestError::Reset),
-                        });
+                        self.end_without_response(now, p, None, RequestError::Reset);
                     } else {
                         tracing::debug!(%peer, ?token, "Reset for a message no request waits on");
                     }
@@ -410,13 +610,14 @@ impl Server {
                     id, transmissions, ..
                 } => {
                     if let Some(p) = self.pending.remove(&id) {
-                        self.events.push_back(ServerEvent::Response {
-                            id: p.id,
-                            endpoint: p.endpoint,
-                            result: Err(RequestError::Timeout {
+                        self.end_without_response(
+                            now,
+                            p,
+                            Some(transmissions),
+                            RequestError::Timeout {
                                 attempts: transmissions,
-                            }),
-                        });
+                            },
+                        );
                     }
                 }
                 ExchangeEvent::Malformed { peer, reason } => {
@@ -428,9 +629,13 @@ impl Server {
     }
 
     fn handle_response(&mut self, now: Instant, exchange: ExchangeId, message: Packet) {
-        let Some(pending) = self.pending.remove(&exchange) else {
+        let Some(mut pending) = self.pending.remove(&exchange) else {
             return;
         };
+        if let Some(push) = pending.push.take() {
+            self.handle_push_response(now, pending, push, message);
+            return;
+        }
         let result = request::decode(&message, &pending.path, &self.config.registry);
         if let (Some(token), Ok(response)) = (pending.observe_token, &result) {
             // RFC 7641 §3.1: the observation exists only if the response says so.
@@ -548,10 +753,12 @@ impl Server {
             _ => return,
         };
         let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+        let forbidden = self.authorize(peer, method, &segments, &message);
         let reply = match (method, segments.as_slice()) {
+            _ if forbidden.is_some() => forbidden.unwrap_or_else(|| Reply::code(403)),
             (RequestType::Post, ["rd"]) => self.register(now, peer, &message),
             (RequestType::Post, ["rd", id]) => self.update(now, peer, &message, id),
-            (RequestType::Delete, ["rd", id]) => self.deregister(id),
+            (RequestType::Delete, ["rd", id]) => self.deregister(now, id),
             (_, ["rd"] | ["rd", _]) => Reply::code(405),
             _ => Reply::code(404),
         };
@@ -577,7 +784,7 @@ impl Server {
         if self.registrations.contains_key(&endpoint) {
             // LwM2M 1.1 Core §6.2.1: a new Register replaces the old registration.
             tracing::info!(%endpoint, "re-registration replaces the previous registration");
-            self.end_registration(&endpoint);
+            self.end_registration(now, &endpoint);
         }
         let id = loop {
             let candidate = format!("{:04x}", self.layer.random() as u16);
@@ -644,12 +851,12 @@ impl Server {
         Reply::code(204)
     }
 
-    fn deregister(&mut self, id: &str) -> Reply {
+    fn deregister(&mut self, now: Instant, id: &str) -> Reply {
         let Some(endpoint) = self.locations.get(&format!("/rd/{id}")).cloned() else {
             return Reply::error(404, format!("no registration at /rd/{id}"));
         };
         tracing::info!(%endpoint, "deregistered");
-        self.end_registration(&endpoint);
+        self.end_registration(now, &endpoint);
         self.events
             .push_back(ServerEvent::Deregistered { endpoint });
         Reply::code(202)
@@ -657,7 +864,7 @@ impl Server {
 
     /// Forgets a registration with its observations; requests still in flight
     /// to it end with `RegistrationEnded`.
-    fn end_registration(&mut self, endpoint: &str) {
+    fn end_registration(&mut self, now: Instant, endpoint: &str) {
         if let Some(reg) = self.registrations.remove(endpoint) {
             self.locations.remove(&reg.location);
         }
@@ -669,13 +876,10 @@ impl Server {
             .map(|(id, _)| *id)
             .collect();
         for exchange in ended {
+            let transmissions = self.layer.transmissions(exchange);
             self.layer.cancel(exchange);
             if let Some(p) = self.pending.remove(&exchange) {
-                self.events.push_back(ServerEvent::Response {
-                    id: p.id,
-                    endpoint: p.endpoint,
-                    result: Err(RequestError::RegistrationEnded),
-                });
+                self.end_without_response(now, p, transmissions, RequestError::RegistrationEnded);
             }
         }
     }

@@ -154,6 +154,12 @@ pub fn build(
             options::add_strings(&mut p, CoapOption::UriQuery, &attribute_query(attributes));
             p
         }
+        DmRequest::WriteBlockwise { path, .. } => {
+            // One request per block: `Server` drives a `Block1Upload` instead.
+            return Err(RequestError::Invalid(format!(
+                "the Block1 Write to {path} is sent block by block, not as one message"
+            )));
+        }
     };
     Ok(p)
 }
@@ -168,7 +174,8 @@ pub fn target(request: &DmRequest) -> Path {
         | DmRequest::Delete { path }
         | DmRequest::WriteAttributes { path, .. }
         | DmRequest::Observe { path, .. }
-        | DmRequest::CancelObserve { path } => *path,
+        | DmRequest::CancelObserve { path }
+        | DmRequest::WriteBlockwise { path, .. } => *path,
         DmRequest::Create { object, .. } => *object,
     }
 }

@@ -103,6 +103,9 @@ pub struct AtFull {
     pub send: Option<String>,
     /// A command named in the modem's dialect file (portable across modems).
     pub command: Option<String>,
+    /// Values for the named command's `{placeholders}` (besides uri, endpoint, lifetime).
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
     /// Final result expected: `OK` (default), `ERROR`, or `CME n`.
     pub expect: Option<String>,
     /// Text that must appear in the information lines.

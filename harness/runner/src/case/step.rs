@@ -132,8 +132,8 @@ pub const BROWNOUT: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone)]
 pub enum AtLine {
     Literal(String),
-    /// A command from the modem's dialect file.
-    Named(String),
+    /// A command from the modem's dialect file, with values for its placeholders.
+    Named(String, std::collections::BTreeMap<String, String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,7 +321,7 @@ impl Step {
                 ..
             } => format!("at {l}"),
             Action::At {
-                line: AtLine::Named(n),
+                line: AtLine::Named(n, _),
                 ..
             } => format!("at <{n}>"),
             Action::Await(t) => format!("await {}", describe_await(t)),
@@ -478,7 +478,7 @@ fn at_action(at: AtSpec) -> Result<Action, String> {
     };
     let line = match (full.send, full.command) {
         (Some(l), None) => AtLine::Literal(l),
-        (None, Some(c)) => AtLine::Named(c),
+        (None, Some(c)) => AtLine::Named(c, full.vars),
         _ => {
             return Err(
                 "at: give either `send` (a command line) or `command` (a dialect command name)"

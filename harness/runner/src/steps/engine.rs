@@ -683,22 +683,18 @@ fn at(
     log: &mut String,
 ) -> Result<(), StepError> {
     let rig = session.rig.name.clone();
-    let vars = [
-        ("uri".to_string(), session.server_uri()),
-        ("endpoint".to_string(), session.endpoint.clone()),
-        (
-            "lifetime".to_string(),
-            session.rig.device.lifetime.as_secs().to_string(),
-        ),
-    ]
-    .into();
+    let vars = session.device_vars();
     let modem = session
         .modem
         .as_mut()
         .ok_or_else(|| StepError::Skip(format!("rig {rig} has no modem")))?;
     let text = match line {
         AtLine::Literal(l) => l.clone(),
-        AtLine::Named(n) => modem.dialect().render(n, &vars).map_err(bench)?,
+        AtLine::Named(n, extra) => {
+            let mut vars = vars.clone();
+            vars.extend(extra.clone());
+            modem.dialect().render(n, &vars).map_err(bench)?
+        }
     };
     let timeout = modem.dialect().command_timeout;
     let r = tokio::task::block_in_place(|| modem.command(&text, timeout)).map_err(bench)?;

@@ -110,7 +110,10 @@ pub async fn run(
         FirmwareMethod::PullHttp => DeliveryMethodKind::PullHttp,
         FirmwareMethod::Push => DeliveryMethodKind::Push,
     };
-    session.firmware_delivery().await.map_err(FirmwareError::Bench)?;
+    session
+        .firmware_delivery()
+        .await
+        .map_err(FirmwareError::Bench)?;
     let size = delivery_of(session)?
         .image(&step.image)
         .map_err(|e| FirmwareError::Bench(e.to_string()))?
@@ -132,7 +135,9 @@ pub async fn run(
         Path::resource(OBJECT_ID, 0, resource::PROTOCOL_SUPPORT),
     )
     .await;
-    let method = methods.first().and_then(|m| DeliveryMethod::from_code(*m).ok());
+    let method = methods
+        .first()
+        .and_then(|m| DeliveryMethod::from_code(*m).ok());
     let protocols: Vec<ProtocolSupport> = protocols
         .iter()
         .filter_map(|p| ProtocolSupport::from_code(*p).ok())
@@ -216,7 +221,10 @@ pub async fn run(
 }
 
 fn delivery_of(session: &Session) -> Result<&FirmwareDelivery, FirmwareError> {
-    session.firmware.as_ref().ok_or_else(|| FirmwareError::Bench("firmware delivery not started".into()))
+    session
+        .firmware
+        .as_ref()
+        .ok_or_else(|| FirmwareError::Bench("firmware delivery not started".into()))
 }
 
 async fn read_ints(server: &ServerHandle, ep: &str, path: Path) -> Vec<i64> {

@@ -9,16 +9,29 @@
 //! is reachable (not the manifest, not a stray file), there is no listing,
 //! and a path with `..`, `%2e%2e` or an absolute form matches no route and
 //! gets 404: the request path is never turned into a file-system path.
+//!
+//! Each answered image request (200 or 206) is counted per (peer address,
+//! image) — per IP, as each request may come on a new connection — in
+//! a [`TransferStats`], as the CoAP server does per Block2 transfer: bytes
+//! are the Content-Length of the answers (what was sent, not what the peer
+//! kept), a "block" is one answered request, and a range that starts
+//! before the furthest byte already sent counts as a repeat.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::Router;
 use tokio::sync::oneshot;
 use tower_http::services::ServeFile;
 
 use super::coap_files::PATH_PREFIX;
+use super::progress::TransferStats;
 use super::store::Store;
 use super::FirmwareError;
 
@@ -26,6 +39,7 @@ use super::FirmwareError;
 #[derive(Debug)]
 pub struct HttpFileServer {
     local_addr: SocketAddr,
+    transfers: Arc<HttpTransfers>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -47,14 +61,21 @@ impl HttpFileServer {
                 addr,
                 source,
             })?;
-        let app = router(&store);
+        let transfers = Arc::new(HttpTransfers::new(&store));
+        let app = router(&store).layer(middleware::from_fn_with_state(
+            Arc::clone(&transfers),
+            record_transfer,
+        ));
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = shutdown_rx.await;
-                })
-                .await;
+            let served = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = shutdown_rx.await;
+            })
+            .await;
             if let Err(e) = served {
                 tracing::warn!(error = %e, "HTTP firmware file server stopped");
             }
@@ -62,6 +83,7 @@ impl HttpFileServer {
         tracing::info!(%local_addr, "HTTP firmware file server listening");
         Ok(HttpFileServer {
             local_addr,
+            transfers,
             shutdown: Some(shutdown),
             task: Some(task),
         })
@@ -79,6 +101,11 @@ impl HttpFileServer {
     /// The URL of image `name`.
     pub fn url(&self, name: &str) -> String {
         format!("{}{name}", self.url_base())
+    }
+
+    /// The figures of every (peer, image) download so far, oldest first.
+    pub fn transfers(&self) -> Vec<TransferStats> {
+        self.transfers.snapshot()
     }
 
     /// Stops accepting, lets running responses finish, and waits.
@@ -112,4 +139,123 @@ fn router(store: &Store) -> Router {
         );
     }
     app.fallback(|| async { (StatusCode::NOT_FOUND, "no such firmware image\n") })
+}
+
+/// Per (peer, image) figures of the HTTP downloads.
+#[derive(Debug)]
+struct HttpTransfers {
+    /// Image name to size, for the images the router serves.
+    sizes: BTreeMap<String, usize>,
+    active: Mutex<BTreeMap<(std::net::IpAddr, String), (TransferStats, Instant)>>,
+}
+
+impl HttpTransfers {
+    fn new(store: &Store) -> Self {
+        HttpTransfers {
+            sizes: store
+                .images()
+                .map(|i| (i.name().to_string(), i.len()))
+                .collect(),
+            active: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn snapshot(&self) -> Vec<TransferStats> {
+        let mut v: Vec<TransferStats> = self
+            .active
+            .lock()
+            .map(|m| m.values().map(|(s, _)| s.clone()).collect())
+            .unwrap_or_default();
+        v.sort_by_key(|s| s.id);
+        v
+    }
+
+    /// Counts one answered request for `image`: `start` is the first byte
+    /// sent, `len` the Content-Length.
+    fn record(&self, peer: SocketAddr, image: &str, start: usize, len: usize) {
+        let Some(&size) = self.sizes.get(image) else {
+            return;
+        };
+        let Ok(mut map) = self.active.lock() else {
+            return;
+        };
+        let next_id = map.len() as u64 + 1;
+        let now = Instant::now();
+        let (stats, started) = map
+            .entry((peer.ip(), image.to_string()))
+            .or_insert_with(|| {
+                (
+                    TransferStats {
+                        id: next_id,
+                        peer,
+                        image: image.to_string(),
+                        size,
+                        block_size: len,
+                        start_offset: start,
+                        offset: start,
+                        bytes: 0,
+                        blocks: 0,
+                        duplicates: 0,
+                        repeated_blocks: 0,
+                        elapsed: std::time::Duration::ZERO,
+                        complete: false,
+                    },
+                    now,
+                )
+            });
+        if stats.blocks > 0 && start < stats.offset {
+            stats.repeated_blocks += 1;
+        }
+        stats.peer = peer;
+        stats.block_size = len;
+        stats.bytes += len as u64;
+        stats.blocks += 1;
+        stats.offset = stats.offset.max(start + len);
+        stats.complete = stats.offset >= size;
+        stats.elapsed = now.saturating_duration_since(*started);
+        tracing::debug!(%stats, "HTTP firmware download");
+    }
+}
+
+/// Middleware: after the image route answered, count the bytes it sent.
+async fn record_transfer(
+    State(transfers): State<Arc<HttpTransfers>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let image = request
+        .uri()
+        .path()
+        .strip_prefix(&format!("/{PATH_PREFIX}/"))
+        .map(str::to_string);
+    let head = request.method() == axum::http::Method::HEAD;
+    let response = next.run(request).await;
+    let status = response.status();
+    if let (Some(image), false, true) = (
+        image,
+        head,
+        status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT,
+    ) {
+        let header_text = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let len = header_text(header::CONTENT_LENGTH)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        // "bytes 40000-65535/65536" for a 206; a 200 starts at 0.
+        let start = header_text(header::CONTENT_RANGE)
+            .and_then(|v| {
+                v.strip_prefix("bytes ")
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|n| n.parse::<usize>().ok())
+            })
+            .unwrap_or(0);
+        transfers.record(peer, &image, start, len);
+    }
+    response
 }

@@ -12,12 +12,15 @@
 //! - [`coap_files`]: a CoAP file server, Block2 (RFC 7959) at any block size
 //!   and offset the client asks, over any datagram transport ([`transport`]).
 //! - [`http_files`]: an HTTP file server (axum + tower-http, Range requests).
+//! - [`delivery`]: the one API a case's `firmware:` step uses — image
+//!   lookup, Package URIs (file servers started on first use), push, progress.
 //! - [`progress`]: per-transfer figures (bytes, blocks, retransmissions,
 //!   throughput) published to the runner.
 //! - [`bench`](mod@bench): our CoAP file server against libcoap's, timed with libcoap's client.
 
 pub mod bench;
 pub mod coap_files;
+pub mod delivery;
 mod error;
 pub mod generate;
 pub mod http_files;
@@ -28,6 +31,7 @@ pub mod store;
 pub mod transport;
 
 pub use coap_files::{CoapFileServer, FileService};
+pub use delivery::{DeliveryError, DeliveryMethodKind, FirmwareDelivery, TransferProgress};
 pub use error::FirmwareError;
 pub use generate::generate_fixtures;
 pub use http_files::HttpFileServer;

@@ -158,9 +158,7 @@ mod tests {
         let h = check(&image).unwrap();
         assert_eq!(h.version, "2.0");
         assert!(h.self_test_passes());
-        assert!(!check(&build("2.0", 0xBD, b"x"))
-            .unwrap()
-            .self_test_passes());
+        assert!(!check(&build("2.0", 0xBD, b"x")).unwrap().self_test_passes());
     }
 
     #[test]

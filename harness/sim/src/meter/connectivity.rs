@@ -76,7 +76,11 @@ impl Meter {
     fn attach_enabled(&mut self, now: Instant) {
         let enabled = self.modem.enabled_profile;
         if let Some(sw) = self.nv.data().euicc.switching {
-            tracing::info!(to = sw.to, from = sw.from, "resuming an interrupted profile switch");
+            tracing::info!(
+                to = sw.to,
+                from = sw.from,
+                "resuming an interrupted profile switch"
+            );
             self.conn.network.attach(now, sw.to, Some(sw.from));
             self.modem.cereg = stat::SEARCHING;
             self.urc("+CEREG: 2");
@@ -84,7 +88,10 @@ impl Meter {
             self.conn.network.attach_now(enabled);
             self.on_attached(now, enabled);
         } else {
-            tracing::warn!(profile = enabled, "the network refuses the enabled profile; searching");
+            tracing::warn!(
+                profile = enabled,
+                "the network refuses the enabled profile; searching"
+            );
             self.conn.network.attach(now, enabled, None);
             self.modem.cereg = stat::SEARCHING;
             self.urc("+CEREG: 2");
@@ -129,12 +136,12 @@ impl Meter {
                 }
                 self.modem.enabled_profile = profile;
                 self.modem.switching = false;
+                self.on_attached(now, profile);
                 if done {
                     let iccid = profiles[profile].iccid.clone();
                     tracing::info!(%iccid, "profile switch done");
                     self.urc(&format!("+MBSWITCH: {},\"{iccid}\"", result::SUCCESS));
                 }
-                self.on_attached(now, profile);
             }
             Some(NetEvent::SwitchFailed { failed, back_to }) => {
                 let r = self.nv.update(|d| {
@@ -149,10 +156,7 @@ impl Meter {
                 self.modem.switching = false;
                 let iccid = &profiles[failed].iccid;
                 tracing::warn!(%iccid, back_to, "profile did not attach; falling back");
-                self.urc(&format!(
-                    "+MBSWITCH: {},\"{iccid}\"",
-                    result::ENABLE_FAILED
-                ));
+                self.urc(&format!("+MBSWITCH: {},\"{iccid}\"", result::ENABLE_FAILED));
             }
             None => {}
         }
@@ -220,10 +224,19 @@ impl Meter {
         let d = self.nv.data();
         let profile = &self.modem.profiles[self.modem.enabled_profile];
         let mut v = vec![
-            (Path::resource_instance(4, 0, 7, 0), Value::String(profile.apn.clone())),
+            (
+                Path::resource_instance(4, 0, 7, 0),
+                Value::String(profile.apn.clone()),
+            ),
             (Path::resource(4, 0, 8), Value::Integer(profile.cell_id)),
-            (Path::resource(4, 0, 9), Value::Integer(i64::from(profile.mnc))),
-            (Path::resource(4, 0, 10), Value::Integer(i64::from(profile.mcc))),
+            (
+                Path::resource(4, 0, 9),
+                Value::Integer(i64::from(profile.mnc)),
+            ),
+            (
+                Path::resource(4, 0, 10),
+                Value::Integer(i64::from(profile.mcc)),
+            ),
         ];
         let mask = band::supported_mask() as i64;
         v.extend(euicc::rsp_values(
@@ -359,6 +372,4 @@ impl Meter {
             }
         }
     }
-
 }
-

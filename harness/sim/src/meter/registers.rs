@@ -56,7 +56,11 @@ impl Meter {
         if self.ticks.is_multiple_of(FRAME_TICKS) {
             self.registers.frames = self.registers.frames.wrapping_add(1);
             let reading = self.reading();
-            self.set_value(now, app_data::creation_time_path(), Value::Time(i64::from(reading.unix)));
+            self.set_value(
+                now,
+                app_data::creation_time_path(),
+                Value::Time(i64::from(reading.unix)),
+            );
             self.set_value(now, app_data::frame_path(), Value::Opaque(reading.encode()));
         }
     }

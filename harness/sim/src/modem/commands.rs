@@ -105,6 +105,8 @@ pub enum Action {
     StartClient,
     /// `AT+LWM2MSTOP`: de-register and stop the client.
     StopClient,
+    /// `AT+LWM2MBOOT`: client-initiated bootstrap now (starting the client if needed).
+    Bootstrap,
     /// `AT+MBPROF=<n>`: switch to this profile (index from 0): detach, enable, attach.
     SwitchProfile(usize),
 }
@@ -172,7 +174,7 @@ pub fn frame(line: &str) -> Vec<u8> {
 
 /// The syntactic form of an extended command (V.250 §5.4.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Form<'a> {
+pub(super) enum Form<'a> {
     /// `AT+CMD`
     Exec,
     /// `AT+CMD?`
@@ -185,7 +187,10 @@ enum Form<'a> {
 
 /// Interprets one input line (without its terminator).
 pub fn handle_line(state: &mut ModemState, raw: &str) -> Response {
-    let echo = state.echo.then(|| raw.to_owned());
+    // A key typed in a credential command is not echoed back.
+    let echo = state
+        .echo
+        .then(|| super::security_commands::redact_line(raw).into_owned());
     let mut resp = Response {
         echo,
         info: Vec::new(),
@@ -294,6 +299,11 @@ fn extended(state: &mut ModemState, ext: &str, resp: &mut Response) -> Final {
         ("LWM2MSRV", Form::Set(args)) => match quoted(args).map(|u| (u, ServerUri::parse(u))) {
             Some((uri, Ok(_))) => {
                 state.settings.server_uri = Some(uri.to_owned());
+                // A directly configured server replaces bootstrap: the
+                // Bootstrap-Server, its credential and what it provisioned go.
+                state.settings.bootstrap_uri = None;
+                state.settings.bootstrap_psk = None;
+                state.settings.accounts.clear();
                 resp.actions.push(Action::SaveSettings);
                 Final::Ok
             }
@@ -303,7 +313,7 @@ fn extended(state: &mut ModemState, ext: &str, resp: &mut Response) -> Final {
             let uri = state.settings.server_uri.clone().unwrap_or_default();
             info(resp, &format!("+LWM2MSRV: \"{uri}\""))
         }
-        ("LWM2MSRV", Form::Test) => info(resp, "+LWM2MSRV: \"coap://<host>[:<port>]\""),
+        ("LWM2MSRV", Form::Test) => info(resp, "+LWM2MSRV: \"coap[s]://<host>[:<port>]\""),
 
         ("LWM2MEP", Form::Set(args)) => match quoted(args) {
             Some(ep) if valid_endpoint(ep) => {
@@ -335,7 +345,8 @@ fn extended(state: &mut ModemState, ext: &str, resp: &mut Response) -> Final {
         ("LWM2MLT", Form::Test) => info(resp, &format!("+LWM2MLT: (1-{})", u32::MAX)),
 
         ("LWM2MSTART", Form::Exec) => {
-            if !state.radio_on || state.settings.server_uri.is_none() {
+            let s = &state.settings;
+            if !state.radio_on || (s.server_uri.is_none() && s.bootstrap_uri.is_none()) {
                 return Final::Cme(cme::NOT_ALLOWED);
             }
             state.settings.enabled = true;
@@ -429,18 +440,22 @@ fn extended(state: &mut ModemState, ext: &str, resp: &mut Response) -> Final {
             _ => Final::Cme(cme::INCORRECT_PARAMETERS),
         },
 
+        (n, form) if super::security_commands::NAMES.contains(&n) => {
+            super::security_commands::extended(state, n, form, resp)
+        }
+
         // A known command in a form it does not have.
         (
             "CGMI" | "CGMM" | "CGMR" | "CGSN" | "CCID" | "CFUN" | "CEREG" | "CSQ" | "LWM2MSRV"
-            | "LWM2MEP" | "LWM2MLT" | "LWM2MSTART" | "LWM2MSTOP" | "MBPROF" | "MBNETFAIL"
-            | "MBEID" | "MBBAND" | "MBCHAN",
+            | "LWM2MEP" | "LWM2MLT" | "LWM2MSTART" | "LWM2MSTOP" | "MBPROF" | "MBNETFAIL" | "MBEID"
+            | "MBBAND" | "MBCHAN",
             _,
         ) => Final::Cme(cme::NOT_SUPPORTED),
         _ => Final::Error,
     }
 }
 
-fn info(resp: &mut Response, line: &str) -> Final {
+pub(super) fn info(resp: &mut Response, line: &str) -> Final {
     resp.info.push(line.to_owned());
     Final::Ok
 }
@@ -491,7 +506,7 @@ fn parse_channels(args: &str) -> Option<BandConfig> {
 }
 
 /// A V.250 string constant: `"..."` with no quote inside.
-fn quoted(args: &str) -> Option<&str> {
+pub(super) fn quoted(args: &str) -> Option<&str> {
     let inner = args.trim().strip_prefix('"')?.strip_suffix('"')?;
     (!inner.contains('"')).then_some(inner)
 }
@@ -646,7 +661,6 @@ mod tests {
         let mut s = state();
         for bad in [
             "AT+LWM2MSRV=coap://127.0.0.1",
-            "AT+LWM2MSRV=\"coaps://127.0.0.1\"",
             "AT+LWM2MSRV=\"coap://\"",
             "AT+LWM2MSRV=\"coap://h:70000\"",
             "AT+LWM2MSRV=\"a\"b\"",
@@ -774,7 +788,12 @@ mod tests {
             vec!["OK"]
         );
         assert!(s.attach_fails.is_empty());
-        for bad in ["AT+MBNETFAIL=3,1", "AT+MBNETFAIL=1,2", "AT+MBNETFAIL=1", "AT+MBNETFAIL=\"89\",1"] {
+        for bad in [
+            "AT+MBNETFAIL=3,1",
+            "AT+MBNETFAIL=1,2",
+            "AT+MBNETFAIL=1",
+            "AT+MBNETFAIL=\"89\",1",
+        ] {
             assert_eq!(run(&mut s, bad), vec!["+CME ERROR: 50"], "{bad}");
         }
     }

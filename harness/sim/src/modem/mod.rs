@@ -4,6 +4,7 @@
 pub mod commands;
 pub mod line;
 pub mod pty;
+pub mod security_commands;
 
 pub use commands::{handle_line, Action, Csq, Final, ModemState, Response};
 pub use line::{Frame, LineFramer};

@@ -10,6 +10,26 @@ use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 
 use crate::error::SimError;
 
+/// Names the PTY descriptors a re-executed meter adopts (`<master>,<slave>`).
+pub const HANDOVER_ENV: &str = "METERBENCH_PTY_FDS";
+
+/// The PTY pair of this process (the first one opened or adopted).
+static KEPT: std::sync::OnceLock<(std::os::fd::RawFd, std::os::fd::RawFd)> =
+    std::sync::OnceLock::new();
+
+/// Prepares the PTY to survive an `exec` of this process: clears
+/// close-on-exec on the pair and returns the environment variable that
+/// tells the new image to adopt it ([`Pty::open_or_inherit`]). `None` when
+/// no PTY is open.
+pub fn exec_handover() -> Option<(&'static str, String)> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    let (m, s) = *KEPT.get()?;
+    for fd in [m, s] {
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).ok()?;
+    }
+    Some((HANDOVER_ENV, format!("{m},{s}")))
+}
+
 /// An open PTY pair and the symlink that names its slave.
 #[derive(Debug)]
 pub struct Pty {
@@ -52,9 +72,60 @@ impl Pty {
         std::os::unix::fs::symlink(&slave_path, &tmp).map_err(|e| SimError::io(&tmp, e))?;
         fs::rename(&tmp, link).map_err(|e| SimError::io(link, e))?;
 
+        {
+            use std::os::fd::AsRawFd;
+            let _ = KEPT.set((pair.master.as_raw_fd(), pair.slave.as_raw_fd()));
+        }
         Ok(Pty {
             master: File::from(pair.master),
             _slave: pair.slave,
+            slave_path,
+            link: link.to_owned(),
+        })
+    }
+
+    /// The PTY an earlier image of this process handed over across `exec`
+    /// (a firmware update restarts the meter in place, [`exec_handover`]),
+    /// else a new one: the harness's open port keeps working across the
+    /// restart, as a real meter's UART does.
+    pub fn open_or_inherit(link: &Path) -> Result<Self, SimError> {
+        match Self::inherited(link) {
+            Some(pty) => {
+                tracing::info!(pty = %pty.slave_path.display(), "modem port kept across the restart");
+                Ok(pty)
+            }
+            None => Self::open(link),
+        }
+    }
+
+    fn inherited(link: &Path) -> Option<Pty> {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        use std::os::fd::{FromRawFd, RawFd};
+        let value = std::env::var(HANDOVER_ENV).ok()?;
+        let (m, sl) = value.split_once(',')?;
+        let (m, sl): (RawFd, RawFd) = (m.parse().ok()?, sl.parse().ok()?);
+        if m < 3 || sl < 3 || m == sl {
+            return None;
+        }
+        // Both must be open descriptors of this process, or nothing is adopted.
+        fcntl(m, FcntlArg::F_GETFD).ok()?;
+        fcntl(sl, FcntlArg::F_GETFD).ok()?;
+        // SAFETY: the previous image of this process opened these two
+        // descriptors (the PTY pair), cleared close-on-exec on them and named
+        // them in HANDOVER_ENV; nothing else in this new image owns them.
+        let (master, slave) = unsafe { (File::from_raw_fd(m), OwnedFd::from_raw_fd(sl)) };
+        for fd in [m, sl] {
+            let _ = fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+        }
+        let slave_path = nix::unistd::ttyname(&slave).ok()?;
+        if fs::read_link(link).ok().as_deref() != Some(slave_path.as_path()) {
+            let _ = fs::remove_file(link);
+            std::os::unix::fs::symlink(&slave_path, link).ok()?;
+        }
+        let _ = KEPT.set((m, sl));
+        Some(Pty {
+            master,
+            _slave: slave,
             slave_path,
             link: link.to_owned(),
         })

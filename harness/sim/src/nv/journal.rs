@@ -306,7 +306,12 @@ impl Journal {
         if compact {
             let target = 1 - self.active;
             let path = self.dir.join(SECTOR_NAMES[target]);
-            tracing::info!(from = SECTOR_NAMES[self.active], to = SECTOR_NAMES[target], seq = self.next_seq, "NV journal compaction");
+            tracing::info!(
+                from = SECTOR_NAMES[self.active],
+                to = SECTOR_NAMES[target],
+                seq = self.next_seq,
+                "NV journal compaction"
+            );
             // Erase, then program the newest state as the sector's first record.
             let mut f = OpenOptions::new()
                 .write(true)
@@ -430,7 +435,11 @@ mod tests {
             let s = scan(&bytes);
             assert_eq!(s.latest.as_ref().unwrap().payload, b"old", "cut at {cut}");
             assert_eq!(s.valid_len, good.len() as u64);
-            assert!(matches!(s.tail, Tail::Torn { bytes } if bytes == cut), "{:?}", s.tail);
+            assert!(
+                matches!(s.tail, Tail::Torn { bytes } if bytes == cut),
+                "{:?}",
+                s.tail
+            );
         }
     }
 
@@ -468,7 +477,13 @@ mod tests {
         bytes.extend_from_slice(&[0xFF; 40]); // erased flash reads 0xFF
         let s = scan(&bytes);
         assert_eq!(s.latest.unwrap().payload, b"a");
-        assert!(matches!(s.tail, Tail::Garbled { reason: "bad magic", .. }));
+        assert!(matches!(
+            s.tail,
+            Tail::Garbled {
+                reason: "bad magic",
+                ..
+            }
+        ));
 
         let s = scan(&sector(&[(5, b"a"), (5, b"b")]));
         assert_eq!(s.latest.unwrap().payload, b"a");

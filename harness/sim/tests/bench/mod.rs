@@ -116,7 +116,10 @@ impl Port {
                 return lines;
             }
         }
-        panic!("no final result for {cmd:?}; got {lines:?}; seen: {:?}", self.seen);
+        panic!(
+            "no final result for {cmd:?}; got {lines:?}; seen: {:?}",
+            self.seen
+        );
     }
 }
 

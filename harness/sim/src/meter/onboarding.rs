@@ -1,0 +1,281 @@
+//! The meter's onboarding and security: which servers a client session
+//! speaks to and how (LwM2M 1.1 Core §6.1, Transport §5.2.8).
+//!
+//! - With a Bootstrap-Server (`AT+LWM2MBS`, with its per-device PSK from
+//!   `AT+LWM2MBSPSK` when it is `coaps://`), the client registers with the
+//!   accounts the last Bootstrap-Finish provisioned, which NV keeps across
+//!   power cuts; with none it bootstraps first (Core §6.1.5), and when
+//!   registration with them keeps failing — a refused DTLS handshake, 4.03,
+//!   no answer — it bootstraps again after [`BOOTSTRAP_AFTER`] failures
+//!   (§6.2.1.1). The server URI of `AT+LWM2MSRV` is not used in this mode.
+//! - Without one, the client registers with the `AT+LWM2MSRV` server as
+//!   before; a `coaps://` one uses the PSK of `AT+LWM2MPSK`.
+//!
+//! URCs: `+LWM2M: bootstrapped`, `+LWM2M: bootstrap failed <reason>`,
+//! `+LWM2M: dtls failed <reason>`. No key is ever logged or printed: an
+//! account shows its identity and the key's fingerprint.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use lwm2m::bootstrap::{SecurityMode, ServerAccount};
+use lwm2m::client::{BootstrapConfig, ObjectStore, RegistrationState, RetryPolicy};
+use lwm2m::Path;
+
+use super::Meter;
+use crate::objects;
+use crate::security::{LinkEvent, NvAccount, PskCredential};
+use crate::server_uri::ServerUri;
+use crate::session::SessionSettings;
+
+/// First wait after a failed Register (doubling), short on the virtual meter.
+pub const RETRY_INITIAL: Duration = Duration::from_secs(2);
+/// Longest wait between Register attempts.
+pub const RETRY_MAX: Duration = Duration::from_secs(60);
+/// Failed Registers in a row after which the meter bootstraps again.
+pub const BOOTSTRAP_AFTER: u32 = 2;
+/// How long the meter waits for Bootstrap-Finish after the Bootstrap-Server's last operation.
+pub const FINISH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Security instance of the Bootstrap-Server account (/0/0).
+const BOOTSTRAP_SECURITY_INSTANCE: u16 = 0;
+
+/// How a session reaches its servers.
+#[derive(Debug, Clone)]
+pub(super) struct ClientSecurity {
+    /// Where Register goes until an account is selected.
+    pub server: SocketAddr,
+    pub bootstrap: Option<BootstrapConfig>,
+    /// Accounts restored into the client's store (NV's provisioned ones, or
+    /// the directly configured `coaps://` server's).
+    pub accounts: Vec<ServerAccount>,
+    pub retry: RetryPolicy,
+}
+
+fn resolve(uri: &str) -> Result<(SocketAddr, bool), String> {
+    let parsed = ServerUri::parse(uri).map_err(|e| e.to_string())?;
+    let addr = parsed.resolve().map_err(|e| format!("{uri}: {e}"))?;
+    Ok((addr, parsed.secure))
+}
+
+/// The Security instance values of a PSK or NoSec account.
+fn mode_and_credential(
+    uri: &str,
+    secure: bool,
+    psk: Option<&PskCredential>,
+    command: &str,
+) -> Result<(SecurityMode, Vec<u8>, Vec<u8>), String> {
+    if !secure {
+        return Ok((SecurityMode::NoSec, Vec::new(), Vec::new()));
+    }
+    let psk = psk.ok_or_else(|| format!("{uri} is coaps:// but no PSK was given ({command})"))?;
+    Ok((
+        SecurityMode::Psk,
+        psk.identity.clone().into_bytes(),
+        psk.key_bytes(),
+    ))
+}
+
+impl Meter {
+    /// The settings a session runs with: in bootstrap mode the server URI
+    /// plays no part (the accounts come from bootstrap).
+    pub(super) fn session_settings(&self) -> Option<SessionSettings> {
+        let s = &self.modem.settings;
+        let server_uri = match (&s.bootstrap_uri, &s.server_uri) {
+            (Some(_), _) => String::new(),
+            (None, Some(uri)) => uri.clone(),
+            (None, None) => return None,
+        };
+        Some(SessionSettings {
+            server_uri,
+            endpoint: s
+                .endpoint
+                .clone()
+                .unwrap_or_else(|| self.identity.default_endpoint()),
+            lifetime_s: s.lifetime_s,
+            bootstrap_uri: s.bootstrap_uri.clone(),
+            bootstrap_psk: s.bootstrap_psk.clone(),
+            server_psk: s.server_psk.clone(),
+        })
+    }
+
+    /// Resolves the session's servers and credentials; the error says why
+    /// the client cannot start (for the `registration failed` URC).
+    pub(super) fn client_security(
+        &self,
+        settings: &SessionSettings,
+    ) -> Result<ClientSecurity, String> {
+        if let Some(bs_uri) = &settings.bootstrap_uri {
+            let (addr, secure) = resolve(bs_uri)?;
+            let (mode, identity, key) = mode_and_credential(
+                bs_uri,
+                secure,
+                settings.bootstrap_psk.as_ref(),
+                "AT+LWM2MBSPSK",
+            )?;
+            let mut bootstrap = BootstrapConfig::new(addr);
+            bootstrap.server_uri = bs_uri.clone();
+            bootstrap.security_instance = BOOTSTRAP_SECURITY_INSTANCE;
+            bootstrap.security_mode = mode;
+            bootstrap.psk_identity = identity;
+            bootstrap.psk_key = key;
+            bootstrap.finish_timeout = FINISH_TIMEOUT;
+            let accounts: Vec<ServerAccount> = self
+                .modem
+                .settings
+                .accounts
+                .iter()
+                .filter_map(|a| {
+                    let account = a.to_account();
+                    if account.is_none() {
+                        tracing::warn!(account = ?a, "provisioned account unusable; ignored");
+                    }
+                    account
+                })
+                .collect();
+            for a in &self.modem.settings.accounts {
+                tracing::info!(account = %a.summary(), "provisioned account restored from NV");
+            }
+            return Ok(ClientSecurity {
+                server: addr,
+                bootstrap: Some(bootstrap),
+                accounts,
+                retry: RetryPolicy {
+                    initial: RETRY_INITIAL,
+                    max: RETRY_MAX,
+                    bootstrap_after: BOOTSTRAP_AFTER,
+                },
+            });
+        }
+        let (server, secure) = resolve(&settings.server_uri)?;
+        let mut accounts = Vec::new();
+        if secure {
+            let (_, identity, key) = mode_and_credential(
+                &settings.server_uri,
+                true,
+                settings.server_psk.as_ref(),
+                "AT+LWM2MPSK",
+            )?;
+            let mut a = ServerAccount::psk(
+                objects::SHORT_SERVER_ID as u16,
+                settings.server_uri.clone(),
+                identity,
+                key,
+            );
+            a.lifetime = Duration::from_secs(u64::from(settings.lifetime_s));
+            accounts.push(a);
+        }
+        Ok(ClientSecurity {
+            server,
+            bootstrap: None,
+            accounts,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// In bootstrap mode the LwM2M Server instance comes from bootstrap (or
+    /// NV), not from the factory defaults.
+    pub(super) fn prepare_store(store: &mut ObjectStore, security: &ClientSecurity) {
+        if security.bootstrap.is_some() {
+            store.delete_instance(1, 0);
+        }
+    }
+
+    /// `AT+LWM2MBOOT`: bootstrap now, in the running session if it has the
+    /// current settings, else in a new one.
+    pub(super) fn bootstrap_now(&mut self, now: Instant) {
+        let wanted = self.session_settings();
+        if let Some(s) = self
+            .active
+            .as_mut()
+            .filter(|s| Some(&s.settings) == wanted.as_ref())
+        {
+            tracing::info!("bootstrap requested over AT");
+            s.client().bootstrap(now);
+            return;
+        }
+        self.retire_active(now);
+        self.start_session(now);
+        if let Some(s) = self.active.as_mut() {
+            if *s.state() != RegistrationState::Bootstrapping {
+                s.client().bootstrap(now);
+            }
+        }
+    }
+
+    /// Bootstrap-Finish committed these accounts: keep them in NV (before
+    /// the meter registers with them) and say so.
+    pub(super) fn on_bootstrapped(&mut self, accounts: Vec<ServerAccount>) {
+        let kept: Vec<NvAccount> = accounts
+            .iter()
+            .filter_map(|a| {
+                let nv = NvAccount::from_account(a);
+                if nv.is_none() {
+                    tracing::warn!(account = ?a, "provisioned account cannot be kept (identity not text or key unusable)");
+                }
+                nv
+            })
+            .collect();
+        for a in &kept {
+            tracing::info!(account = %a.summary(), "account provisioned");
+        }
+        self.persist_accounts(kept);
+        self.urc("+LWM2M: bootstrapped");
+    }
+
+    /// A server write to the Server object (e.g. its Lifetime) changes the
+    /// provisioned account: NV follows.
+    pub(super) fn on_account_write(&mut self, path: Path) {
+        if self.modem.settings.bootstrap_uri.is_none() || path.object_id() != Some(1) {
+            return;
+        }
+        let Some(s) = self.active.as_mut() else {
+            return;
+        };
+        let kept: Vec<NvAccount> = s
+            .client()
+            .accounts()
+            .iter()
+            .filter_map(NvAccount::from_account)
+            .collect();
+        if kept != self.modem.settings.accounts {
+            self.persist_accounts(kept);
+        }
+    }
+
+    fn persist_accounts(&mut self, accounts: Vec<NvAccount>) {
+        self.modem.settings.accounts = accounts.clone();
+        if let Err(e) = self.nv.update(|d| d.lwm2m.accounts = accounts) {
+            tracing::error!(error = %e, "cannot write provisioned accounts to NV");
+        }
+    }
+
+    /// URCs and log lines for what the sessions' DTLS links reported.
+    pub(super) fn report_link_events(&mut self) {
+        let mut events = Vec::new();
+        if let Some(s) = self.active.as_mut() {
+            events.extend(s.link_events());
+        }
+        for (s, _) in &mut self.retiring {
+            s.link_events();
+        }
+        for e in events {
+            match e {
+                LinkEvent::Connected {
+                    peer,
+                    identity,
+                    suite,
+                    handshake,
+                } => {
+                    tracing::info!(%peer, %identity, %suite, handshake_ms = handshake.as_millis() as u64, "DTLS session established")
+                }
+                LinkEvent::Failed { peer, reason } => {
+                    tracing::warn!(%peer, %reason, "DTLS handshake failed; no registration over it");
+                    self.urc(&format!("+LWM2M: dtls failed {reason}"));
+                }
+                LinkEvent::Closed { peer, reason } => {
+                    tracing::info!(%peer, %reason, "DTLS session closed")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Objects 19 (BinaryAppDataContainer) and 501 (LTE-MTC Band Config) on the
+//! real meter process over real UDP: write and read back binary data, observe
+//! the meter's reading frames, write a band configuration and see it over AT.
+
+mod bench;
+
+use std::time::{Duration, Instant};
+
+use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
+use rig::Power as _;
+use sim::app_data::Reading;
+use sim::VirtualPower;
+
+use bench::{bring_up, recv, request, spec, Port, Server};
+
+#[test]
+fn object_19_data_is_written_read_back_and_observed_as_the_meter_updates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::new();
+    let mut power = VirtualPower::new(spec(dir.path(), 41));
+    power.on().unwrap();
+    let mut port = Port::open(&power.spec().pty_path());
+    let (_, peer) = bring_up(&mut port, &server, "a");
+
+    let mut write = request(RequestType::Put, "/19/0/0/1");
+    write.set_content_format(coap_lite::ContentFormat::ApplicationOctetStream);
+    write.payload = vec![0x00, 0xde, 0xad, 0xbe, 0xef];
+    let r = server.exchange(peer, write, 1);
+    assert_eq!(r.header.code, MessageClass::Response(ResponseType::Changed));
+    let mut read = request(RequestType::Get, "/19/0/0/1");
+    read.add_option(CoapOption::Accept, vec![42]);
+    let r = server.exchange(peer, read, 2);
+    assert_eq!(r.header.code, MessageClass::Response(ResponseType::Content));
+    assert_eq!(r.payload, vec![0x00, 0xde, 0xad, 0xbe, 0xef]);
+
+    // The meter's own frame, in instance 0.
+    let mut read = request(RequestType::Get, "/19/0/0/0");
+    read.add_option(CoapOption::Accept, vec![42]);
+    let r = server.exchange(peer, read, 3);
+    let first = Reading::decode(&r.payload).expect("a reading frame");
+    assert!(first.live_wh >= first.committed_wh);
+
+    let mut observe = request(RequestType::Get, "/19/0/0/0");
+    observe.set_observe_value(0);
+    observe.add_option(CoapOption::Accept, vec![42]);
+    let r = server.exchange(peer, observe, 4);
+    assert!(r.get_observe_value().is_some(), "observation established");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 2048];
+    let mut frames = Vec::new();
+    while frames.len() < 2 {
+        assert!(Instant::now() < deadline, "notifications: {frames:?}");
+        let Ok((n, from)) = recv(&server.socket, &mut buf) else {
+            continue;
+        };
+        let Ok(p) = Packet::from_bytes(&buf[..n]) else {
+            continue;
+        };
+        if p.get_token() != 4u16.to_be_bytes() || p.get_observe_value().is_none() {
+            continue;
+        }
+        if p.header.get_type() == MessageType::Confirmable {
+            let mut ack = Packet::new();
+            ack.header.set_type(MessageType::Acknowledgement);
+            ack.header.message_id = p.header.message_id;
+            server
+                .socket
+                .send_to(&ack.to_bytes().unwrap(), from)
+                .unwrap();
+        }
+        frames.push(Reading::decode(&p.payload).expect("a reading frame"));
+    }
+    assert!(frames[1].counter > frames[0].counter, "{frames:?}");
+    assert!(frames[1].live_wh > first.live_wh, "{frames:?}");
+}
+
+#[test]
+fn object_501_band_configuration_written_by_the_server_is_seen_over_at_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::new();
+    let mut power = VirtualPower::new(spec(dir.path(), 42));
+    power.on().unwrap();
+    let mut port = Port::open(&power.spec().pty_path());
+    let (_, peer) = bring_up(&mut port, &server, "b");
+    assert_eq!(port.command("AT+MBBAND?"), vec!["+MBBAND: 524420", "OK"]);
+    assert_eq!(server.read_text(peer, "/501/0/1", 1), "6300");
+    assert_eq!(server.read_text(peer, "/501/0/2", 2), "806.0");
+
+    for (mid, path, value) in [(3u16, "/501/0/1", "1575"), (4, "/501/0/4/0", "1575")] {
+        let mut w = request(RequestType::Put, path);
+        w.set_content_format(coap_lite::ContentFormat::TextPlain);
+        w.payload = value.as_bytes().to_vec();
+        let r = server.exchange(peer, w, mid);
+        assert_eq!(
+            r.header.code,
+            MessageClass::Response(ResponseType::Changed),
+            "{path}"
+        );
+    }
+    assert_eq!(port.command("AT+MBBAND?"), vec!["+MBBAND: 132", "OK"]);
+    assert_eq!(
+        port.command("AT+MBCHAN?"),
+        vec!["+MBCHAN: 1575,\"1575,1575,3625\"", "OK"]
+    );
+    // A channel in no supported band is refused by the model, not applied.
+    let mut w = request(RequestType::Put, "/501/0/1");
+    w.set_content_format(coap_lite::ContentFormat::TextPlain);
+    w.payload = b"2700".to_vec();
+    server.exchange(peer, w, 5);
+    assert_eq!(port.command("AT+MBBAND?"), vec!["+MBBAND: 132", "OK"]);
+    // The radio runs on the old channel until Reset applies the new configuration.
+    assert_eq!(server.read_text(peer, "/501/0/2", 6), "806.0");
+    let r = server.exchange(peer, request(RequestType::Post, "/501/0/6"), 7);
+    assert_eq!(r.header.code, MessageClass::Response(ResponseType::Changed));
+    let (_, peer2) = server.accept_register(bench::WAIT, "b2");
+    assert_eq!(server.read_text(peer2, "/501/0/2", 8), "1842.5");
+
+    power.off().unwrap();
+    power.on().unwrap();
+    let mut port = Port::open(&power.spec().pty_path());
+    port.command("ATE0");
+    assert_eq!(port.command("AT+MBBAND?"), vec!["+MBBAND: 132", "OK"]);
+    // The lab restores it over AT.
+    assert_eq!(
+        port.command("AT+MBCHAN=6300,\"6300,1575,3625\""),
+        vec!["OK"]
+    );
+    assert_eq!(port.command("AT+MBBAND?"), vec!["+MBBAND: 524420", "OK"]);
+}
