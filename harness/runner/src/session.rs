@@ -3,16 +3,27 @@
 //! rig, so `--list` and a bad case file never touch a bench.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use lwm2m::bootstrap::{BootstrapScript, BootstrapServerConfig, ServerAccount};
 use lwm2m::server::{RequestId, ServerConfig};
 use lwm2m::{ContentFormat, Path, Registry};
+use rig::model::SecurityMode;
 use rig::model::{ModemPort, PowerSpec, RigFile};
 use rig::{Debug, Modem, Power};
-use server::{EventSeq, LwM2mServer, ServerHandle};
+use server::{
+    BootstrapServerHandle, EmbeddedBootstrapServer, EventSeq, LwM2mServer, SecurityConfig,
+    ServerHandle,
+};
+
+use crate::credentials::DeviceCredentials;
 
 use crate::report::RigInfo;
+
+/// Short Server ID of the account meterbench provisions (LwM2M 1.1 Core §E.2, /1/x/0).
+const SHORT_SERVER_ID: u16 = 1;
 
 /// How long a run waits for a bench another job holds.
 const BENCH_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
@@ -42,12 +53,23 @@ pub struct Session {
     pub info: RigInfo,
     /// Events up to here have been consumed by earlier awaits.
     pub cursor: EventSeq,
+    /// Where the server's events stood when the previous step began: a
+    /// bootstrap started by one step ends in a registration the next awaits.
+    pub previous_step_seq: EventSeq,
     /// Set by power and reboot steps: an existing registration no longer counts.
     pub require_new_registration: bool,
     /// Observations started by `observe` steps in the running case.
     pub observations: HashMap<Path, RequestId>,
     /// The run's seed: random power cuts derive theirs from it.
     pub seed: u64,
+    /// meterbench's bootstrap server, when the rig onboards the device through it.
+    pub bootstrap: Option<BootstrapServerHandle>,
+    /// Bootstrap events up to here have been consumed by earlier awaits.
+    pub bootstrap_cursor: EventSeq,
+    /// The device's PSKs for this run (never printed; fingerprints at most).
+    pub credentials: Option<DeviceCredentials>,
+    /// The server PSK the last rotation replaced: it must stay refused.
+    pub replaced_server_psk: Option<dtls::Psk>,
     /// The firmware store and its file servers, started by the first `firmware` step.
     pub firmware: Option<server::firmware::FirmwareDelivery>,
     /// The object 5 transition watch of the running case.
@@ -90,16 +112,53 @@ impl Session {
             None
         };
         let endpoint = rig.device.endpoint_for(&config.run_id);
-        let server = LwM2mServer::bind(
+        let secure = rig.device.security == SecurityMode::Psk;
+        let security = if secure {
+            SecurityConfig::psk()
+        } else {
+            SecurityConfig::NoSec
+        };
+        let server = LwM2mServer::bind_secure(
             rig.server.bind,
             ServerConfig {
                 registry: config.registry.clone(),
                 default_format: ContentFormat::Tlv,
                 seed: config.seed,
             },
+            security.clone(),
         )
         .await
         .map_err(|e| e.to_string())?;
+        let credentials = if secure || rig.device.bootstrap {
+            Some(DeviceCredentials::for_device(
+                &rig.device.credentials,
+                &endpoint,
+            )?)
+        } else {
+            None
+        };
+        if let (true, Some(c)) = (secure, &credentials) {
+            server.set_psk(&endpoint, c.server.clone());
+        }
+        let bootstrap = if rig.device.bootstrap {
+            let bs = EmbeddedBootstrapServer::bind(
+                SocketAddr::new(rig.server.bind.ip(), 0),
+                BootstrapServerConfig {
+                    registry: config.registry.clone(),
+                    default_format: ContentFormat::Tlv,
+                    seed: config.seed ^ 0x5eed,
+                },
+                security,
+            )
+            .await
+            .map_err(|e| format!("bootstrap server: {e}"))?;
+            if let (true, Some(c)) = (secure, &credentials) {
+                bs.set_psk(&endpoint, c.bootstrap.clone());
+            }
+            Some(bs)
+        } else {
+            None
+        };
         let state_dir = config.state_root.join(&rig.name);
         std::fs::create_dir_all(&state_dir)
             .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
@@ -151,7 +210,11 @@ impl Session {
             ..RigInfo::default()
         };
         let cursor = server.current_seq();
-        Ok(Session {
+        let bootstrap_cursor = bootstrap
+            .as_ref()
+            .map(|b| b.current_seq())
+            .unwrap_or_default();
+        let session = Session {
             rig,
             endpoint,
             registry: config.registry.clone(),
@@ -165,13 +228,24 @@ impl Session {
             require_new_registration: false,
             observations: HashMap::new(),
             seed: config.seed,
+            bootstrap,
+            bootstrap_cursor,
+            previous_step_seq: cursor,
+            credentials,
+            replaced_server_psk: None,
             firmware: None,
             firmware_watch: None,
             firmware_images: Vec::new(),
             firmware_store: config.fixtures.join("firmware"),
             round: 0,
             _lock: lock,
-        })
+        };
+        if session.bootstrap.is_some() {
+            session
+                .set_bootstrap_script(BootstrapScript::standard(&session.server_account()))
+                .await?;
+        }
+        Ok(session)
     }
 
     /// What the report says about this rig now, datagram counts included.
@@ -250,7 +324,55 @@ impl Session {
             .advertise
             .clone()
             .unwrap_or_else(|| addr.ip().to_string());
-        format!("coap://{host}:{}", addr.port())
+        let scheme = if self.server.is_secure() {
+            "coaps"
+        } else {
+            "coap"
+        };
+        format!("{scheme}://{host}:{}", addr.port())
+    }
+
+    /// The bootstrap server's URI as the device must use it.
+    pub fn bootstrap_uri(&self) -> Option<String> {
+        let bs = self.bootstrap.as_ref()?;
+        let addr = bs.local_addr();
+        let host = self
+            .rig
+            .server
+            .advertise
+            .clone()
+            .unwrap_or_else(|| addr.ip().to_string());
+        let scheme = if bs.is_secure() { "coaps" } else { "coap" };
+        Some(format!("{scheme}://{host}:{}", addr.port()))
+    }
+
+    /// The LwM2M server account the bootstrap server provisions: this run's
+    /// server URI and the device's server PSK.
+    pub fn server_account(&self) -> ServerAccount {
+        let account = match (&self.credentials, self.server.is_secure()) {
+            (Some(c), true) => ServerAccount::psk(
+                SHORT_SERVER_ID,
+                self.server_uri(),
+                c.server.identity.as_bytes(),
+                c.server.key.expose(),
+            ),
+            _ => ServerAccount::nosec(SHORT_SERVER_ID, self.server_uri()),
+        };
+        ServerAccount {
+            lifetime: self.rig.device.lifetime,
+            ..account
+        }
+    }
+
+    /// Sets what the bootstrap server runs when the device asks next.
+    pub async fn set_bootstrap_script(&self, script: BootstrapScript) -> Result<(), String> {
+        let bs = self
+            .bootstrap
+            .as_ref()
+            .ok_or("this rig does not onboard its device by bootstrap")?;
+        bs.set_script(&self.endpoint, script)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     pub fn power_is_on(&self) -> Option<bool> {
@@ -268,21 +390,43 @@ impl Session {
     /// After power-on: open the modem and point the device at our server
     /// with the dialect's bring-up sequence (the labgrid "strategy" step).
     pub fn bring_up(&mut self) -> Result<(), String> {
-        let vars = self.device_vars();
+        let mut vars = self.device_vars();
+        if let Some(uri) = self.bootstrap_uri() {
+            vars.insert("bootstrap_uri".into(), uri);
+        }
+        if let Some(c) = &self.credentials {
+            vars.insert("identity".into(), c.bootstrap.identity.clone());
+            vars.insert("key".into(), hex::encode(c.bootstrap.key.expose()));
+        }
+        let by_bootstrap = self.bootstrap.is_some();
         let Some(modem) = self.modem.as_mut() else {
             return Ok(());
         };
         modem.open().map_err(|e| e.to_string())?;
         let timeout = modem.dialect().command_timeout;
-        for name in modem.dialect().bring_up.clone() {
-            let line = modem
+        let sequence = if by_bootstrap {
+            modem.dialect().bring_up_bootstrap.clone()
+        } else {
+            modem.dialect().bring_up.clone()
+        };
+        if by_bootstrap && sequence.is_empty() {
+            return Err(format!(
+                "dialect {} has no bring_up_bootstrap: it cannot point a device at a bootstrap server",
+                modem.dialect().name
+            ));
+        }
+        for name in sequence {
+            // Keys go to the modem, never into the transcript or an error.
+            let (line, shown) = modem
                 .dialect()
-                .render(&name, &vars)
+                .render_shown(&name, &vars)
                 .map_err(|e| e.to_string())?;
-            let response = modem.command(&line, timeout).map_err(|e| e.to_string())?;
+            let response = modem
+                .command_shown(&line, &shown, timeout)
+                .map_err(|e| e.to_string())?;
             if !response.is_ok() {
                 return Err(format!(
-                    "bring-up command {line:?} answered {}",
+                    "bring-up command {shown:?} answered {}",
                     response.summary()
                 ));
             }

@@ -47,6 +47,12 @@ pub struct StepSpec {
     pub expect: Option<ExpectSpec>,
     #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
     pub sleep: Option<Duration>,
+    /// The sequence meterbench's bootstrap server runs when the device asks next.
+    pub bootstrap: Option<BootstrapSpec>,
+    /// `rotate` (a new server PSK that the next bootstrap provisions; the old
+    /// one is revoked) or `break-server` (the server stops accepting the
+    /// device's server PSK, as after a key compromise).
+    pub credentials: Option<String>,
     /// Delivers a firmware image to object 5: see [`FirmwareSpec`].
     pub firmware: Option<FirmwareSpec>,
     /// Runs the nested steps several times (a soak): see [`RepeatSpec`].
@@ -130,6 +136,8 @@ pub struct AwaitValue {
     pub changes: Option<bool>,
     /// Await a line on the modem's serial port starting with this text.
     pub line: Option<String>,
+    /// Await a DTLS handshake the server refused (`true`), for this device's identity.
+    pub handshake_refused: Option<bool>,
     #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
     pub within: Option<Duration>,
 }
@@ -200,6 +208,9 @@ pub struct ExpectSpec {
     pub not_equals: Option<ScalarValue>,
     /// Checks on the endpoint's current registration.
     pub registration: Option<RegistrationExpect>,
+    /// `refused`: a DTLS handshake with the server credential that a rotation
+    /// replaced must fail (no lingering password).
+    pub old_credential: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -234,6 +245,30 @@ pub struct FirmwareSpec {
     /// A Package URI to write instead of the store's (to provoke Invalid URI
     /// or Unsupported Protocol).
     pub uri: Option<String>,
+}
+
+/// `bootstrap: {script: [...]}`: each operation as the bootstrap server sends
+/// it, with the response code(s) a conforming device answers (or `expect`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapSpec {
+    pub script: Vec<BootstrapOpSpec>,
+}
+
+/// One operation: `discover: /`, `delete: /1`, `read: /1`, `write: security`
+/// (the /0 instance of this run's server account), `write: server` (its /1
+/// instance), `write: invalid-security` (a /0 instance without Server URI), `finish: true`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapOpSpec {
+    pub discover: Option<String>,
+    pub delete: Option<String>,
+    pub read: Option<String>,
+    pub write: Option<String>,
+    pub finish: Option<bool>,
+    /// Response codes accepted instead of the operation's success code, e.g. `"4.00"`.
+    #[serde(default)]
+    pub expect: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

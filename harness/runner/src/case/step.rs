@@ -70,11 +70,37 @@ pub enum Action {
     ExpectRegistration(crate::case::model::RegistrationExpect),
     Sleep(Duration),
     Firmware(FirmwareStep),
+    Bootstrap(Vec<BootstrapStepOpWithCodes>),
+    Credentials(CredentialChange),
+    ExpectOldCredentialRefused,
     /// The nested steps, `times` times over; each round's random cuts get their own seed.
     Repeat {
         times: u32,
         steps: Vec<Step>,
     },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BootstrapStepOp {
+    Discover(Path),
+    Delete(Path),
+    Read(Path),
+    WriteSecurity,
+    WriteServer,
+    WriteInvalidSecurity,
+    Finish,
+}
+
+#[derive(Debug, Clone)]
+pub struct BootstrapStepOpWithCodes {
+    pub op: BootstrapStepOp,
+    pub expect: Vec<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialChange {
+    Rotate,
+    BreakServer,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +183,9 @@ pub enum AwaitTarget {
         count: u32,
     },
     SerialLine(String),
+    Bootstrapped,
+    HandshakeRefused,
+    Forbidden,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -221,6 +250,20 @@ impl Step {
         let mut actions = Vec::new();
         if let Some(p) = spec.power {
             actions.push(Action::Power(p));
+        }
+        if let Some(b) = spec.bootstrap {
+            actions.push(bootstrap_action(b)?);
+        }
+        if let Some(c) = spec.credentials {
+            actions.push(Action::Credentials(match c.as_str() {
+                "rotate" => CredentialChange::Rotate,
+                "break-server" => CredentialChange::BreakServer,
+                other => {
+                    return Err(format!(
+                        "credentials {other:?}: expected rotate or break-server"
+                    ))
+                }
+            }));
         }
         if let Some(f) = spec.firmware {
             actions.push(firmware_action(f)?);
@@ -301,7 +344,7 @@ impl Step {
         }
         match actions.len() {
             1 => Ok(Step { line, action: actions.remove(0), within, note }),
-            0 => Err("a step needs one action: power, power_cut, firmware, at, await, read, write, execute, discover, observe, cancel_observe, expect or sleep".into()),
+            0 => Err("a step needs one action: power, power_cut, firmware, bootstrap, credentials, at, await, read, write, execute, discover, observe, cancel_observe, expect or sleep".into()),
             n => Err(format!("a step holds one action, this one holds {n}; split it into {n} steps")),
         }
     }
@@ -342,6 +385,12 @@ impl Step {
             Action::ExpectRegistration(_) => "expect registration".into(),
             Action::Sleep(d) => format!("sleep {d:?}"),
             Action::Firmware(f) => format!("firmware {} by {}", f.image, f.method.name()),
+            Action::Bootstrap(ops) => format!("bootstrap script of {} operations", ops.len()),
+            Action::Credentials(CredentialChange::Rotate) => "rotate the server credential".into(),
+            Action::Credentials(CredentialChange::BreakServer) => {
+                "server stops accepting the device's key".into()
+            }
+            Action::ExpectOldCredentialRefused => "expect the replaced credential refused".into(),
             Action::Repeat { times, steps } => {
                 format!("repeat {times} times ({} steps)", steps.len())
             }
@@ -357,7 +406,55 @@ fn describe_await(t: &AwaitTarget) -> String {
         AwaitTarget::Value { path, condition } => format!("{path} {condition}"),
         AwaitTarget::Notifications { path, count } => format!("{count} notification(s) of {path}"),
         AwaitTarget::SerialLine(l) => format!("serial line {l:?}"),
+        AwaitTarget::Bootstrapped => "bootstrap finished".into(),
+        AwaitTarget::HandshakeRefused => "a refused DTLS handshake".into(),
+        AwaitTarget::Forbidden => "a 4.03 Forbidden".into(),
     }
+}
+
+fn bootstrap_action(b: crate::case::model::BootstrapSpec) -> Result<Action, String> {
+    let mut ops = Vec::new();
+    for (i, o) in b.script.into_iter().enumerate() {
+        let mut found = Vec::new();
+        if let Some(p) = o.discover {
+            found.push(BootstrapStepOp::Discover(path(&p)?));
+        }
+        if let Some(p) = o.delete {
+            found.push(BootstrapStepOp::Delete(path(&p)?));
+        }
+        if let Some(p) = o.read {
+            found.push(BootstrapStepOp::Read(path(&p)?));
+        }
+        if let Some(w) = o.write {
+            found.push(match w.as_str() {
+                "security" => BootstrapStepOp::WriteSecurity,
+                "server" => BootstrapStepOp::WriteServer,
+                "invalid-security" => BootstrapStepOp::WriteInvalidSecurity,
+                other => return Err(format!("bootstrap script[{i}]: write {other:?}: expected security, server or invalid-security")),
+            });
+        }
+        if o.finish == Some(true) {
+            found.push(BootstrapStepOp::Finish);
+        }
+        if found.len() != 1 {
+            return Err(format!(
+                "bootstrap script[{i}]: give one of discover, delete, read, write, finish"
+            ));
+        }
+        let expect = o
+            .expect
+            .iter()
+            .map(|c| code(Some(c), 0))
+            .collect::<Result<Vec<_>, _>>()?;
+        ops.push(BootstrapStepOpWithCodes {
+            op: found.remove(0),
+            expect,
+        });
+    }
+    if ops.is_empty() {
+        return Err("bootstrap: the script needs at least one operation".into());
+    }
+    Ok(Action::Bootstrap(ops))
 }
 
 fn firmware_action(f: crate::case::model::FirmwareSpec) -> Result<Action, String> {
@@ -509,6 +606,8 @@ fn await_target(a: AwaitSpec) -> Result<AwaitTarget, String> {
                 "registered" => Ok(AwaitTarget::Registered),
                 "deregistered" => Ok(AwaitTarget::Deregistered),
                 "updated" => Ok(AwaitTarget::Updated),
+                "bootstrapped" => Ok(AwaitTarget::Bootstrapped),
+                "forbidden" => Ok(AwaitTarget::Forbidden),
                 other => Err(format!(
                     "await {other:?}: expected registered, deregistered, updated or a map with path/notification/line"
                 )),
@@ -518,6 +617,9 @@ fn await_target(a: AwaitSpec) -> Result<AwaitTarget, String> {
     };
     if let Some(line) = v.line {
         return Ok(AwaitTarget::SerialLine(line));
+    }
+    if v.handshake_refused == Some(true) {
+        return Ok(AwaitTarget::HandshakeRefused);
     }
     if let Some(n) = v.notification {
         return Ok(AwaitTarget::Notifications {
@@ -536,6 +638,12 @@ fn await_target(a: AwaitSpec) -> Result<AwaitTarget, String> {
 }
 
 fn expect_action(e: ExpectSpec) -> Result<Action, String> {
+    if let Some(o) = e.old_credential {
+        return match o.as_str() {
+            "refused" => Ok(Action::ExpectOldCredentialRefused),
+            other => Err(format!("expect old_credential {other:?}: expected refused")),
+        };
+    }
     if let Some(r) = e.registration {
         return Ok(Action::ExpectRegistration(r));
     }

@@ -56,6 +56,22 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
     session.require_new_registration = false;
     session.observations.clear();
     session.firmware_images.clear();
+    if let Some(bs) = &session.bootstrap {
+        session.bootstrap_cursor = bs.current_seq();
+    }
+    // A case's own bootstrap script does not outlive it.
+    if session.bootstrap.is_some() {
+        let standard = lwm2m::bootstrap::BootstrapScript::standard(&session.server_account());
+        if let Err(e) = session.set_bootstrap_script(standard).await {
+            return CaseRun {
+                verdict: Verdict::Error {
+                    message: format!("bench setup: {e}"),
+                },
+                step_log: log,
+                properties,
+            };
+        }
+    }
     if let Some(w) = session.firmware_watch.take() {
         let _ = w.finish();
     }
@@ -107,6 +123,7 @@ async fn run_steps(
             let _ = writeln!(log, "  note: {note}");
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
+        let step_seq = session.server.current_seq();
         let result = match tokio::time::timeout(
             remaining,
             run_step(session, case, step, remaining, log, properties),
@@ -123,7 +140,7 @@ async fn run_steps(
             }),
         };
         match result {
-            Ok(()) => {}
+            Ok(()) => session.previous_step_seq = step_seq,
             Err(StepError::Device { expected, seen }) => {
                 let mut seen = seen;
                 let last = session.last_device_lines(8);
@@ -463,6 +480,44 @@ async fn run_step(
                 Err(StepError::Skip(format!("not applicable: {why}")))
             }
         },
+        Action::Bootstrap(ops) => {
+            let script = crate::steps::security::script(session, ops);
+            session
+                .set_bootstrap_script(script)
+                .await
+                .map_err(StepError::Skip)?;
+            let _ = writeln!(
+                log,
+                "  the bootstrap server will run {} operations",
+                ops.len()
+            );
+            Ok(())
+        }
+        Action::Credentials(change) => crate::steps::security::change(session, *change, log)
+            .await
+            .map_err(StepError::Skip),
+        Action::ExpectOldCredentialRefused => {
+            let old = session.replaced_server_psk.clone().ok_or_else(|| {
+                bench("no credential was replaced earlier in this case (credentials: rotate)")
+            })?;
+            let addr = session.server.local_addr();
+            let probe = tokio::task::spawn_blocking(move || {
+                crate::steps::security::probe(addr, old, Duration::from_secs(10))
+            })
+            .await
+            .map_err(bench)?
+            .map_err(StepError::Bench)?;
+            match probe {
+                crate::steps::security::Probe::Refused(why) => {
+                    let _ = writeln!(log, "  -> the replaced credential is refused: {why}");
+                    Ok(())
+                }
+                crate::steps::security::Probe::Accepted => Err(device(
+                    "the replaced server credential to be refused",
+                    "the server still accepts it",
+                )),
+            }
+        }
         Action::Repeat { times, steps } => {
             for round in 1..=*times {
                 session.round = round;
@@ -843,6 +898,76 @@ async fn await_target(
                     let _ = writeln!(log, "  -> notification {seen}: {}", records_text(records));
                 }
             }
+            Ok(())
+        }
+        AwaitTarget::Bootstrapped => {
+            let bs = session.bootstrap.as_ref().ok_or_else(|| {
+                StepError::Skip("this rig does not onboard its device by bootstrap".into())
+            })?;
+            let outcome = bs
+                .await_bootstrap_finished(&ep, session.bootstrap_cursor, within)
+                .await
+                .map_err(|e| {
+                    device(
+                        format!("{ep} to complete bootstrap within {within:?}"),
+                        e.to_string(),
+                    )
+                })?;
+            session.bootstrap_cursor = outcome.seq;
+            // The device registers anew with what it was given; that may
+            // already have happened since the step that started the bootstrap.
+            session.require_new_registration = true;
+            session.cursor = session.previous_step_seq.min(session.cursor);
+            for (i, op, code) in &outcome.operations {
+                let _ = writeln!(log, "  -> {i}: {op} {}", code_text(*code));
+            }
+            Ok(())
+        }
+        AwaitTarget::HandshakeRefused => {
+            let identity = session
+                .replaced_server_psk
+                .as_ref()
+                .map(|p| p.identity.clone())
+                .or_else(|| {
+                    session
+                        .credentials
+                        .as_ref()
+                        .map(|c| c.server.identity.clone())
+                });
+            let (seq, event) = session
+                .server
+                .await_handshake_failed(identity.as_deref(), session.cursor, within)
+                .await
+                .map_err(|e| {
+                    device(
+                        format!("a refused DTLS handshake within {within:?}"),
+                        e.to_string(),
+                    )
+                })?;
+            session.cursor = seq;
+            let _ = writeln!(log, "  -> {}", server::describe_security_event(&event));
+            Ok(())
+        }
+        AwaitTarget::Forbidden => {
+            // Refused for this device: its own endpoint, or its identity
+            // claiming another endpoint.
+            let identity = session
+                .credentials
+                .as_ref()
+                .map(|c| c.server.identity.clone());
+            let ep2 = ep.clone();
+            let (seq, event) = session
+                .server
+                .await_event(session.cursor, within, move |e| {
+                    matches!(e, ServerEvent::Forbidden { endpoint, identity: id, .. }
+                        if *endpoint == ep2 || (id.is_some() && *id == identity))
+                })
+                .await
+                .map_err(|e| {
+                    device(format!("a 4.03 Forbidden within {within:?}"), e.to_string())
+                })?;
+            session.cursor = seq;
+            let _ = writeln!(log, "  -> {}", server::describe_event(&event));
             Ok(())
         }
         AwaitTarget::SerialLine(prefix) => {

@@ -3,6 +3,7 @@
 
 mod engine;
 pub mod firmware;
+mod security;
 pub mod value;
 
 pub use engine::run_case;
