@@ -29,7 +29,10 @@ struct Run {
 
 fn run(suites: &[CipherSuite], client_key: &str) -> Option<Run> {
     if !Path::new(COAP_CLIENT).exists() {
-        assert!(std::env::var_os("CI").is_none(), "{COAP_CLIENT} missing in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{COAP_CLIENT} missing in CI"
+        );
         eprintln!("skipping: {COAP_CLIENT} not installed (Debian package libcoap3-bin)");
         return None;
     }

@@ -38,7 +38,10 @@ fn tinydtls_available() -> bool {
 fn aiocoap_tinydtls_client_completes_handshake_with_aes_128_ccm_8() {
     if !tinydtls_available() {
         // .ci/run installs them: in CI a missing peer is a broken setup, not a skip.
-        assert!(std::env::var_os("CI").is_none(), "aiocoap/DTLSSocket missing in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "aiocoap/DTLSSocket missing in CI"
+        );
         eprintln!("skipping: python3 cannot import aiocoap and DTLSSocket (pip install aiocoap DTLSSocket)");
         return;
     }

@@ -56,6 +56,10 @@ pub struct Session {
     /// Where the server's events stood when the previous step began: a
     /// bootstrap started by one step ends in a registration the next awaits.
     pub previous_step_seq: EventSeq,
+    /// Where the server's and the bootstrap server's message logs stood when
+    /// the previous step began: a datagram that step provoked may pass
+    /// before the next step starts watching for it.
+    pub previous_step_logs: (usize, usize),
     /// Set by power and reboot steps: an existing registration no longer counts.
     pub require_new_registration: bool,
     /// Observations started by `observe` steps in the running case.
@@ -68,6 +72,10 @@ pub struct Session {
     pub bootstrap_cursor: EventSeq,
     /// The device's PSKs for this run (never printed; fingerprints at most).
     pub credentials: Option<DeviceCredentials>,
+    /// Values `debug: {save: NAME}` steps remembered in the running case.
+    pub saved: HashMap<String, String>,
+    /// How the device came back from each cut the running case classified.
+    pub recoveries: Vec<crate::case::step::Recovery>,
     /// The server PSK the last rotation replaced: it must stay refused.
     pub replaced_server_psk: Option<dtls::Psk>,
     /// The firmware store and its file servers, started by the first `firmware` step.
@@ -231,8 +239,11 @@ impl Session {
             bootstrap,
             bootstrap_cursor,
             previous_step_seq: cursor,
+            previous_step_logs: (0, 0),
             credentials,
             replaced_server_psk: None,
+            saved: HashMap::new(),
+            recoveries: Vec::new(),
             firmware: None,
             firmware_watch: None,
             firmware_images: Vec::new(),

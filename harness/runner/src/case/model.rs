@@ -53,6 +53,11 @@ pub struct StepSpec {
     /// one is revoked) or `break-server` (the server stops accepting the
     /// device's server PSK, as after a key compromise).
     pub credentials: Option<String>,
+    /// Reads a fact over the debug port (SWD on a real bench): see [`DebugSpec`].
+    pub debug: Option<DebugSpec>,
+    /// After a power cut: classify the device as recovered, rolled back or
+    /// broken: see [`ClassifySpec`].
+    pub classify: Option<ClassifySpec>,
     /// Delivers a firmware image to object 5: see [`FirmwareSpec`].
     pub firmware: Option<FirmwareSpec>,
     /// Runs the nested steps several times (a soak): see [`RepeatSpec`].
@@ -88,6 +93,9 @@ pub struct PowerCutSpec {
     /// Cut when a datagram whose decoded summary contains this text reaches
     /// the server (e.g. `POST /rd/` for a registration Update).
     pub message: Option<String>,
+    /// Cut once this fraction (0..1) of the image the case is delivering has
+    /// reached the device.
+    pub delivered: Option<f64>,
     /// Cut at a random moment in `[from, to]` after the step starts; the seed
     /// is printed and stored in the JUnit so `--seed` replays the same cut.
     pub random_within: Option<Vec<String>>,
@@ -269,6 +277,35 @@ pub struct BootstrapOpSpec {
     /// Response codes accepted instead of the operation's success code, e.g. `"4.00"`.
     #[serde(default)]
     pub expect: Vec<String>,
+}
+
+/// `debug: {key: energy.committed_wh, save: before}` then
+/// `debug: {key: energy.committed_wh, at_least: before}`: what the device
+/// holds, independent of what it says over LwM2M.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebugSpec {
+    pub key: String,
+    /// Remember the value under this name.
+    pub save: Option<String>,
+    /// The value is a number at least the one saved under this name.
+    pub at_least: Option<String>,
+    /// The value equals this text.
+    pub equals: Option<String>,
+}
+
+/// How a device came back from a power cut: `recovered` (registered again,
+/// state consistent), `rolled_back` (old firmware, failure result reported)
+/// or `broken` (does not register, or what it reports disagrees with what
+/// its debug port reads). A broken device fails the case; `allow` narrows
+/// what passes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifySpec {
+    #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
+    pub within: Option<Duration>,
+    #[serde(default)]
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

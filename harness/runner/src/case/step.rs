@@ -73,6 +73,14 @@ pub enum Action {
     Bootstrap(Vec<BootstrapStepOpWithCodes>),
     Credentials(CredentialChange),
     ExpectOldCredentialRefused,
+    Debug {
+        key: String,
+        check: DebugCheck,
+    },
+    Classify {
+        within: Option<Duration>,
+        allow: Vec<Recovery>,
+    },
     /// The nested steps, `times` times over; each round's random cuts get their own seed.
     Repeat {
         times: u32,
@@ -95,6 +103,31 @@ pub enum BootstrapStepOp {
 pub struct BootstrapStepOpWithCodes {
     pub op: BootstrapStepOp,
     pub expect: Vec<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DebugCheck {
+    Save(String),
+    AtLeast(String),
+    Equals(String),
+}
+
+/// The three ways a device comes back from a power cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    Recovered,
+    RolledBack,
+    Broken,
+}
+
+impl Recovery {
+    pub fn name(self) -> &'static str {
+        match self {
+            Recovery::Recovered => "recovered",
+            Recovery::RolledBack => "rolled_back",
+            Recovery::Broken => "broken",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +171,7 @@ pub enum CutTrigger {
     Message(String),
     Random { from: Duration, to: Duration },
     After(Duration),
+    Delivered(f64),
 }
 
 impl std::fmt::Display for CutTrigger {
@@ -148,6 +182,9 @@ impl std::fmt::Display for CutTrigger {
             CutTrigger::Message(m) => write!(f, "when a datagram {m:?} reaches the server"),
             CutTrigger::Random { from, to } => write!(f, "at a random moment in {from:?}..{to:?}"),
             CutTrigger::After(d) => write!(f, "after {d:?}"),
+            CutTrigger::Delivered(x) => {
+                write!(f, "when {:.0}% of the image has been delivered", x * 100.0)
+            }
         }
     }
 }
@@ -251,6 +288,32 @@ impl Step {
         if let Some(p) = spec.power {
             actions.push(Action::Power(p));
         }
+        if let Some(d) = spec.debug {
+            let check = match (d.save, d.at_least, d.equals) {
+                (Some(n), None, None) => DebugCheck::Save(n),
+                (None, Some(n), None) => DebugCheck::AtLeast(n),
+                (None, None, Some(v)) => DebugCheck::Equals(v),
+                _ => return Err("debug: give one of save, at_least, equals".into()),
+            };
+            actions.push(Action::Debug { key: d.key, check });
+        }
+        if let Some(c) = spec.classify {
+            let allow = c
+                .allow
+                .iter()
+                .map(|a| match a.as_str() {
+                    "recovered" => Ok(Recovery::Recovered),
+                    "rolled_back" => Ok(Recovery::RolledBack),
+                    other => Err(format!(
+                        "classify allow {other:?}: expected recovered or rolled_back"
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            actions.push(Action::Classify {
+                within: c.within,
+                allow,
+            });
+        }
         if let Some(b) = spec.bootstrap {
             actions.push(bootstrap_action(b)?);
         }
@@ -344,7 +407,7 @@ impl Step {
         }
         match actions.len() {
             1 => Ok(Step { line, action: actions.remove(0), within, note }),
-            0 => Err("a step needs one action: power, power_cut, firmware, bootstrap, credentials, at, await, read, write, execute, discover, observe, cancel_observe, expect or sleep".into()),
+            0 => Err("a step needs one action: power, power_cut, firmware, bootstrap, credentials, debug, classify, at, await, read, write, execute, discover, observe, cancel_observe, expect or sleep".into()),
             n => Err(format!("a step holds one action, this one holds {n}; split it into {n} steps")),
         }
     }
@@ -391,6 +454,8 @@ impl Step {
                 "server stops accepting the device's key".into()
             }
             Action::ExpectOldCredentialRefused => "expect the replaced credential refused".into(),
+            Action::Debug { key, .. } => format!("debug read {key}"),
+            Action::Classify { .. } => "classify the device after the cut".into(),
             Action::Repeat { times, steps } => {
                 format!("repeat {times} times ({} steps)", steps.len())
             }
@@ -550,6 +615,14 @@ fn power_cut_action(cut: crate::case::model::PowerCutSpec) -> Result<Action, Str
     }
     if let Some(d) = cut.after {
         triggers.push(CutTrigger::After(d));
+    }
+    if let Some(x) = cut.delivered {
+        if !(0.0..=1.0).contains(&x) {
+            return Err(format!(
+                "power_cut: delivered {x} is a fraction from 0 to 1"
+            ));
+        }
+        triggers.push(CutTrigger::Delivered(x));
     }
     let restore_after = cut.restore_after.unwrap_or(Duration::from_secs(1));
     match triggers.len() {

@@ -13,7 +13,7 @@ use server::{code_text, links_text};
 use crate::case::step::{AtFinal, AtLine};
 use rand::{Rng, SeedableRng};
 
-use crate::case::step::CutTrigger;
+use crate::case::step::{CutTrigger, Recovery};
 use crate::case::{Action, AwaitTarget, Case, Need, Step, ValueCondition};
 use crate::report::Verdict;
 use crate::session::Session;
@@ -56,6 +56,8 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
     session.require_new_registration = false;
     session.observations.clear();
     session.firmware_images.clear();
+    session.saved.clear();
+    session.recoveries.clear();
     if let Some(bs) = &session.bootstrap {
         session.bootstrap_cursor = bs.current_seq();
     }
@@ -77,6 +79,23 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
     }
     let mut verdict = run_steps(session, case, &mut log, &mut properties).await;
     finish_firmware(session, case, &mut verdict, &mut log, &mut properties);
+    if !session.recoveries.is_empty() {
+        // The soak's tally: how many cuts ended recovered, rolled back, broken.
+        for class in [Recovery::Recovered, Recovery::RolledBack, Recovery::Broken] {
+            let n = session.recoveries.iter().filter(|c| **c == class).count();
+            properties.push((format!("recovery.{}", class.name()), n.to_string()));
+        }
+        let _ = writeln!(
+            log,
+            "  recoveries: {}",
+            session
+                .recoveries
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
     cancel_observations(session).await;
     CaseRun {
         verdict,
@@ -124,6 +143,10 @@ async fn run_steps(
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
         let step_seq = session.server.current_seq();
+        let step_logs = (
+            session.server.log_len(),
+            session.bootstrap.as_ref().map(|b| b.log_len()).unwrap_or(0),
+        );
         let result = match tokio::time::timeout(
             remaining,
             run_step(session, case, step, remaining, log, properties),
@@ -140,7 +163,10 @@ async fn run_steps(
             }),
         };
         match result {
-            Ok(()) => session.previous_step_seq = step_seq,
+            Ok(()) => {
+                session.previous_step_seq = step_seq;
+                session.previous_step_logs = step_logs;
+            }
             Err(StepError::Device { expected, seen }) => {
                 let mut seen = seen;
                 let last = session.last_device_lines(8);
@@ -518,6 +544,50 @@ async fn run_step(
                 )),
             }
         }
+        Action::Debug { key, check } => {
+            if session.debug.is_none() {
+                return Err(StepError::Skip(format!(
+                    "rig {} has no debug port",
+                    session.rig.name
+                )));
+            }
+            crate::steps::recovery::debug_step(session, key, check, log)
+                .map_err(|(e, s)| device(e, s))
+        }
+        Action::Classify {
+            within: limit,
+            allow,
+        } => {
+            let limit = limit.unwrap_or(within).min(within);
+            let registered = session
+                .server
+                .await_registered(&session.endpoint, session.cursor, limit)
+                .await
+                .map(|(seq, _)| session.cursor = seq)
+                .is_ok();
+            session.require_new_registration = false;
+            let c = crate::steps::recovery::classify(session, registered, log).await;
+            let _ = writeln!(log, "  -> {}: {}", c.class.name(), c.why);
+            session.recoveries.push(c.class);
+            match c.class {
+                Recovery::Broken => Err(device(
+                    "the device to recover or roll back after the cut",
+                    format!("broken: {}", c.why),
+                )),
+                class if !allow.is_empty() && !allow.contains(&class) => Err(device(
+                    format!(
+                        "one of {}",
+                        allow
+                            .iter()
+                            .map(|a| a.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    format!("{}: {}", class.name(), c.why),
+                )),
+                _ => Ok(()),
+            }
+        }
         Action::Repeat { times, steps } => {
             for round in 1..=*times {
                 session.round = round;
@@ -615,6 +685,30 @@ async fn power_cut(
     let end = started + within;
     match trigger {
         CutTrigger::After(d) => tokio::time::sleep(*d).await,
+        CutTrigger::Delivered(fraction) => {
+            let image = session.firmware_images.last().cloned().ok_or_else(|| {
+                bench("power_cut delivered: no firmware step delivered an image in this case")
+            })?;
+            loop {
+                let done = session
+                    .firmware
+                    .as_ref()
+                    .and_then(|f| f.progress(&image))
+                    .map(|p| p.fraction())
+                    .unwrap_or(0.0);
+                if done >= *fraction {
+                    let _ = writeln!(log, "  {:.1}% of {image} delivered", done * 100.0);
+                    break;
+                }
+                if Instant::now() >= end {
+                    return Err(device(
+                        format!("{:.0}% of {image} delivered (the moment to cut power) within {within:?}", fraction * 100.0),
+                        format!("{:.1}%", done * 100.0),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
         CutTrigger::Random { from, to } => {
             let seed = cut_seed(session.seed, session.round, case, step);
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -664,16 +758,26 @@ async fn power_cut(
             })?;
         }
         CutTrigger::Message(text) => {
-            let mut index = session.server.log_len();
+            // Datagrams either way, on the LwM2M server and on the bootstrap
+            // server (a cut in the middle of a bootstrap).
+            let (mut index, mut bs_index) = session.previous_step_logs;
             'wait: loop {
-                for entry in session.server.log_since(index) {
-                    index = entry.index + 1;
-                    if entry.direction == server::Direction::In
-                        && summary_matches(&entry.summary, text)
-                    {
-                        let _ = writeln!(log, "  saw {}", entry.summary);
-                        break 'wait;
+                let mut entries = session.server.log_since(index);
+                if let Some(last) = entries.last() {
+                    index = last.index + 1;
+                }
+                if let Some(bs) = &session.bootstrap {
+                    let more = bs.log_since(bs_index);
+                    if let Some(last) = more.last() {
+                        bs_index = last.index + 1;
                     }
+                    entries.extend(more);
+                }
+                if let Some(entry) = entries.iter().find(|e| {
+                    e.direction != server::Direction::Note && summary_matches(&e.summary, text)
+                }) {
+                    let _ = writeln!(log, "  saw {}", entry.summary);
+                    break 'wait;
                 }
                 if Instant::now() >= end {
                     return Err(device(

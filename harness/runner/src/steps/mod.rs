@@ -3,6 +3,7 @@
 
 mod engine;
 pub mod firmware;
+mod recovery;
 mod security;
 pub mod value;
 
