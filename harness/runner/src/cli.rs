@@ -84,6 +84,18 @@ pub struct ServeArgs {
     /// Folder of OMA DDF XML object definitions.
     #[arg(long, value_name = "DIR", default_value = "fixtures/objects")]
     pub objects: PathBuf,
+    /// Serve coaps (DTLS 1.2 PSK) instead of plain CoAP; needs --credentials.
+    #[arg(long)]
+    pub secure: bool,
+    /// Secrets file (YAML list of `endpoint`, `identity`, `key` in hex, and
+    /// optionally `bootstrap_identity`, `bootstrap_key`): which PSK each device
+    /// must use. Keep it out of the repository; keys are never printed.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// Also run the bootstrap server here; each device of --credentials is
+    /// provisioned with an account for the LwM2M server.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub bootstrap_bind: Option<SocketAddr>,
 }
 
 fn parse_var(text: &str) -> Result<(String, String), String> {

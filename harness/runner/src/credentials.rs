@@ -22,15 +22,16 @@ pub struct DeviceCredentials {
 
 impl DeviceCredentials {
     pub fn for_device(source: &CredentialSource, endpoint: &str) -> Result<Self, String> {
-        let bootstrap = match source {
-            CredentialSource::Fresh => fresh(&format!("{endpoint}-bs"))?,
-            CredentialSource::Env { identity, key } => from_env(identity, key)?,
+        let (bootstrap, server) = match source {
+            CredentialSource::Fresh => (fresh(&format!("{endpoint}-bs"))?, None),
+            CredentialSource::Env { identity, key } => (from_env(identity, key)?, None),
             CredentialSource::File { path } => from_file(path)?,
         };
-        Ok(DeviceCredentials {
-            bootstrap,
-            server: fresh(endpoint)?,
-        })
+        let server = match server {
+            Some(s) => s,
+            None => fresh(endpoint)?,
+        };
+        Ok(DeviceCredentials { bootstrap, server })
     }
 
     /// A new server credential, as a re-bootstrap provisions one; the old one
@@ -62,9 +63,14 @@ fn from_env(identity_var: &str, key_var: &str) -> Result<Psk, String> {
 struct SecretsFile {
     identity: String,
     key: String,
+    /// The server account's PSK, when it must be fixed too (a lab that
+    /// re-uses a provisioned device); else a fresh one per run.
+    server_identity: Option<String>,
+    server_key: Option<String>,
 }
 
-fn from_file(path: &Path) -> Result<Psk, String> {
+/// The bootstrap PSK, and the server PSK if the file fixes it too.
+fn from_file(path: &Path) -> Result<(Psk, Option<Psk>), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read secrets file {}: {e}", path.display()))?;
     let file: SecretsFile = serde_saphyr::from_str(&text).map_err(|e| {
@@ -78,13 +84,27 @@ fn from_file(path: &Path) -> Result<Psk, String> {
             path.display()
         )
     })?;
-    let key = SecretKey::from_hex(file.key.trim()).map_err(|e| {
-        format!(
-            "secrets file {}: `key` is not a hex key: {e}",
-            path.display()
-        )
-    })?;
-    Psk::new(file.identity, key).map_err(|e| format!("secrets file {}: {e}", path.display()))
+    let psk = |identity: String, key: &str, what: &str| {
+        let key = SecretKey::from_hex(key.trim()).map_err(|e| {
+            format!(
+                "secrets file {}: `{what}` is not a hex key: {e}",
+                path.display()
+            )
+        })?;
+        Psk::new(identity, key).map_err(|e| format!("secrets file {}: {e}", path.display()))
+    };
+    let bootstrap = psk(file.identity, &file.key, "key")?;
+    let server = match (file.server_identity, file.server_key) {
+        (Some(i), Some(k)) => Some(psk(i, &k, "server_key")?),
+        (None, None) => None,
+        _ => {
+            return Err(format!(
+                "secrets file {}: server_identity and server_key go together",
+                path.display()
+            ))
+        }
+    };
+    Ok((bootstrap, server))
 }
 
 #[cfg(test)]
@@ -125,7 +145,7 @@ mod tests {
             "identity: meter-a\nkey: 00112233445566778899aabbccddeeff\n",
         )
         .unwrap();
-        assert_eq!(from_file(&f).unwrap().key.len(), 16);
+        assert_eq!(from_file(&f).unwrap().0.key.len(), 16);
     }
 
     #[test]

@@ -396,3 +396,108 @@ fn a_device_that_never_registers_fails_that_case_and_the_run_goes_on() {
     let recovers = tcs.iter().find(|t| t.0 == "b-recovers").unwrap();
     assert_eq!(recovers.1, None, "the next case passed: {xml}");
 }
+
+/// Keys never reach a report: with credentials the test knows (a secrets
+/// file), run bootstrap and security cases over DTLS, then search every file
+/// under the report folder for the keys as raw bytes, hex and base64.
+#[test]
+fn no_key_material_appears_in_any_report_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap_key = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    let server_key = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    let secrets = dir.path().join("secrets.yaml");
+    std::fs::write(
+        &secrets,
+        format!("identity: leak-test-bs\nkey: {bootstrap_key}\nserver_identity: leak-test\nserver_key: {server_key}\n"),
+    )
+    .unwrap();
+    let rig_text = std::fs::read_to_string(root().join("rigs/virtual.yaml")).unwrap();
+    let rig_text = rig_text.replace(
+        "{ from: fresh }",
+        &format!("{{ from: file, path: {} }}", secrets.display()),
+    );
+    assert!(
+        rig_text.contains("from: file"),
+        "the virtual rig names its credential source"
+    );
+    let rig = dir.path().join("virtual-known-keys.yaml");
+    std::fs::write(&rig, rig_text).unwrap();
+    let reports = dir.path().join("reports");
+    let out = run(&[
+        "run",
+        "--rig",
+        rig.to_str().unwrap(),
+        "--report-dir",
+        reports.to_str().unwrap(),
+        "bs-",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
+    for key in [bootstrap_key, server_key] {
+        let raw = hex_bytes(key);
+        needles.push((format!("raw {key}"), raw.clone()));
+        needles.push((format!("hex {key}"), key.as_bytes().to_vec()));
+        needles.push((format!("HEX {key}"), key.to_uppercase().into_bytes()));
+        needles.push((format!("base64 {key}"), base64(&raw).into_bytes()));
+    }
+    let mut files = Vec::new();
+    all_files(&reports, &mut files);
+    assert!(files.len() > 10, "the run wrote its artifacts: {files:?}");
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for (what, needle) in &needles {
+            assert!(
+                !contains(&bytes, needle),
+                "{} holds key material ({what})",
+                file.display()
+            );
+        }
+    }
+    for (what, needle) in &needles {
+        assert!(
+            !contains(&out.stdout, needle) && !contains(&out.stderr, needle),
+            "the run printed key material ({what})"
+        );
+    }
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..=c.len() {
+            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    // Unpadded: a padded encoding contains it.
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_symlink() {
+            continue;
+        }
+        if p.is_dir() {
+            all_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
