@@ -280,9 +280,24 @@ impl TrialContext {
     }
 }
 
+/// `<name>-messages.log` and `<name>.pcap` (the logs hold redacted bytes).
+fn write_message_log(
+    dir: &FsPath,
+    name: &str,
+    entries: &[server::LogEntry],
+    server: std::net::SocketAddr,
+) {
+    let log: String = entries.iter().map(|e| e.to_line() + "\n").collect();
+    let _ = std::fs::write(dir.join(format!("{name}-messages.log")), log);
+    if let Ok(file) = std::fs::File::create(dir.join(format!("{name}.pcap"))) {
+        let _ = server::write_pcap(entries, server, std::io::BufWriter::new(file));
+    }
+}
+
 /// Where each artifact stood when a case began, so its files hold only that case.
 struct ArtifactMarks {
     log_index: usize,
+    bootstrap_log_index: usize,
     transcript_len: usize,
     device_log_len: u64,
 }
@@ -291,6 +306,7 @@ impl ArtifactMarks {
     fn take(session: &Session) -> Self {
         ArtifactMarks {
             log_index: session.server.log_len(),
+            bootstrap_log_index: session.bootstrap.as_ref().map(|b| b.log_len()).unwrap_or(0),
             transcript_len: session
                 .modem
                 .as_ref()
@@ -307,14 +323,12 @@ impl ArtifactMarks {
 
     fn write(&self, session: &mut Session, dir: &FsPath, step_log: &str) {
         let entries = session.server.log_since(self.log_index);
-        let log: String = entries.iter().map(|e| e.to_line() + "\n").collect();
-        let _ = std::fs::write(dir.join("lwm2m-messages.log"), log);
-        if let Ok(file) = std::fs::File::create(dir.join("lwm2m.pcap")) {
-            let _ = server::write_pcap(
-                &entries,
-                session.server.local_addr(),
-                std::io::BufWriter::new(file),
-            );
+        write_message_log(dir, "lwm2m", &entries, session.server.local_addr());
+        if let Some(bs) = &session.bootstrap {
+            let entries = bs.log_since(self.bootstrap_log_index);
+            if !entries.is_empty() {
+                write_message_log(dir, "bootstrap", &entries, bs.local_addr());
+            }
         }
         if let Some(m) = &session.modem {
             let _ = std::fs::write(

@@ -345,7 +345,10 @@ async fn run_step(
             mode,
             code,
         } => {
-            let value = typed_value(&session.registry, path, value).map_err(bench)?;
+            let value = crate::steps::firmware::expand_urls(session, value)
+                .await
+                .map_err(StepError::Bench)?;
+            let value = typed_value(&session.registry, path, &value).map_err(bench)?;
             let request = DmRequest::Write {
                 path: *path,
                 mode: *mode,
@@ -1194,9 +1197,6 @@ async fn read_value(
 ) -> Result<Value, StepError> {
     let r = request_on(session, DmRequest::Read { path, format: None }, within).await?;
     expect_code(&r, 205)?;
-    if let (Some(watch), Content::Records(records)) = (&session.firmware_watch, &r.content) {
-        crate::steps::firmware::record(&watch.recorder, records);
-    }
     match &r.content {
         Content::Records(records) => records
             .iter()

@@ -6,12 +6,16 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lwm2m::firmware::{resource, DeliveryMethod, FirmwareRecorder, ProtocolSupport, OBJECT_ID};
+use lwm2m::firmware::{
+    resource, DeliveryMethod, FirmwareRecorder, FirmwareState, ProtocolSupport, UpdateResult,
+    OBJECT_ID,
+};
 use lwm2m::server::{Content, DmRequest, ServerEvent, WriteMode};
 use lwm2m::{Path, Record, Value};
 use server::firmware::{DeliveryMethodKind, FirmwareDelivery};
 use server::ServerHandle;
 
+use crate::case::model::ScalarValue;
 use crate::case::step::{FirmwareMethod, FirmwareStep};
 use crate::session::Session;
 
@@ -67,20 +71,39 @@ async fn observe_object5(
     rec: &Arc<Mutex<FirmwareRecorder>>,
 ) -> Vec<lwm2m::server::RequestId> {
     let mut ids = Vec::new();
+    let mut values = Vec::new();
     for rid in [resource::STATE, resource::UPDATE_RESULT] {
         let path = Path::resource(OBJECT_ID, 0, rid);
         if let Ok(o) = server.observe(endpoint, path, None).await {
             if let Content::Records(records) = &o.first.content {
-                record(rec, records);
+                values.extend(
+                    records
+                        .iter()
+                        .find(|r| r.path == path)
+                        .and_then(|r| r.value.as_f64()),
+                );
             }
             ids.push(o.id);
+        }
+    }
+    // State and Update Result as they are now, as one status: recorded one
+    // by one they would pair the new State with the old Result.
+    if let [state, result] = values[..] {
+        let (s, r) = (
+            FirmwareState::from_code(state as i64),
+            UpdateResult::from_code(result as i64),
+        );
+        if let (Ok(s), Ok(r)) = (s, r) {
+            rec.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record_both(Instant::now(), s, r);
         }
     }
     ids
 }
 
 /// Feeds values of /5/0/3 and /5/0/5 to the recorder.
-pub fn record(rec: &Mutex<FirmwareRecorder>, records: &[Record]) {
+fn record(rec: &Mutex<FirmwareRecorder>, records: &[Record]) {
     let mut rec = rec.lock().unwrap_or_else(|p| p.into_inner());
     for r in records {
         if r.path.object_id() != Some(OBJECT_ID) {
@@ -255,4 +278,41 @@ pub fn transfer_report(
         }
     }
     props
+}
+
+/// `"{fw_url:meter-1.0.bin}"` / `"{fw_http_url:meter-1.0.bin}"` in a written
+/// value become the store image's CoAP / HTTP Package URI (for object 9, or a
+/// Package URI written by hand).
+pub async fn expand_urls(
+    session: &mut Session,
+    value: &ScalarValue,
+) -> Result<ScalarValue, String> {
+    let ScalarValue::Text(text) = value else {
+        return Ok(value.clone());
+    };
+    let mut out = text.clone();
+    for (marker, kind) in [
+        ("{fw_url:", DeliveryMethodKind::PullCoap),
+        ("{fw_http_url:", DeliveryMethodKind::PullHttp),
+    ] {
+        while let Some(start) = out.find(marker) {
+            let rest = &out[start + marker.len()..];
+            let end = rest
+                .find('}')
+                .ok_or_else(|| format!("unclosed {marker} in {text:?}"))?;
+            let name = rest[..end].to_string();
+            session.firmware_delivery().await?;
+            let delivery = session
+                .firmware
+                .as_ref()
+                .ok_or("firmware delivery not started")?;
+            delivery.image(&name).map_err(|e| e.to_string())?;
+            let uri = delivery
+                .package_uri(&name, kind)
+                .await
+                .map_err(|e| e.to_string())?;
+            out.replace_range(start..start + marker.len() + end + 1, &uri);
+        }
+    }
+    Ok(ScalarValue::Text(out))
 }
