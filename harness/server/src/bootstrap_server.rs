@@ -26,14 +26,13 @@ use lwm2m::server::SecurityEvent;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use crate::credentials::CredentialStore;
 use crate::error::ServerError;
 use crate::event_history::{EventSeq, HistoryEvent};
 use crate::handle::ServerOptions;
 use crate::message_log::{LogEntry, Stats};
-use crate::shared::Shared;
+use crate::shared::{join_task, Shared};
 use crate::transport::{SecurityConfig, Transport};
 use crate::udp_loop::Core;
 
@@ -437,45 +436,12 @@ impl BootstrapServerHandle {
         timeout: Duration,
         pred: impl Fn(&BootstrapServerEvent) -> bool + Send + Sync,
     ) -> Result<(EventSeq, BootstrapServerEvent), ServerError> {
-        self.await_described(after, timeout, &pred, || {
-            "a matching bootstrap server event".into()
-        })
-        .await
-    }
-
-    async fn await_described(
-        &self,
-        after: EventSeq,
-        timeout: Duration,
-        pred: &(dyn Fn(&BootstrapServerEvent) -> bool + Send + Sync),
-        what: impl Fn() -> String + Send,
-    ) -> Result<(EventSeq, BootstrapServerEvent), ServerError> {
-        let deadline = Instant::now() + timeout;
-        let mut wake = self.shared.subscribe();
-        let mut scanned = after;
-        loop {
-            wake.borrow_and_update();
-            {
-                let state = self.shared.state();
-                if let Some(found) = state.events.find(scanned, pred) {
-                    return Ok(found);
-                }
-                scanned = scanned.max(state.events.last());
-            }
-            if self.shared.is_closed() {
-                return Err(ServerError::Shutdown);
-            }
-            match tokio::time::timeout_at(deadline, wake.changed()).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(_)) => return Err(ServerError::Shutdown),
-                Err(_) => {
-                    return Err(ServerError::Timeout {
-                        what: what(),
-                        after: timeout,
-                    })
-                }
-            }
-        }
+        let pick = |e: &BootstrapServerEvent| pred(e).then(|| e.clone());
+        self.shared
+            .await_event(after, timeout, pick, || {
+                "a matching bootstrap server event".into()
+            })
+            .await
     }
 
     /// `endpoint`'s bootstrap session after `after`, to its end: `Ok` when
@@ -489,85 +455,86 @@ impl BootstrapServerHandle {
         after: EventSeq,
         timeout: Duration,
     ) -> Result<BootstrapOutcome, ServerError> {
-        let pred = |e: &BootstrapServerEvent| match e {
-            BootstrapServerEvent::Bootstrap(
-                BootstrapEvent::Finished { endpoint: ep }
-                | BootstrapEvent::Failed { endpoint: ep, .. }
-                | BootstrapEvent::Rejected {
-                    endpoint: Some(ep), ..
-                },
-            )
-            | BootstrapServerEvent::Forbidden { endpoint: ep, .. } => ep == endpoint,
-            _ => false,
-        };
-        let (seq, event) = self
-            .await_described(after, timeout, &pred, || {
-                format!("{endpoint} to finish bootstrapping")
-            })
-            .await?;
-        let request_refused = |code: u16, reason: String| ServerError::BootstrapFailed {
+        let request_refused = |code: u16, reason: &str| ServerError::BootstrapFailed {
             endpoint: endpoint.to_string(),
             index: 0,
             op: "Bootstrap-Request".into(),
             expected: vec![204],
             got: Some(code),
-            reason,
+            reason: reason.to_owned(),
         };
-        match event {
-            BootstrapServerEvent::Bootstrap(BootstrapEvent::Finished { .. }) => {
-                let mut outcome = BootstrapOutcome {
-                    seq,
-                    endpoint: endpoint.to_string(),
-                    peer: None,
-                    operations: Vec::new(),
-                };
-                // The session's own events: after its last Requested before `seq`.
-                for (s, e) in self.events_since(after) {
-                    if s >= seq {
-                        break;
-                    }
-                    match e {
-                        BootstrapServerEvent::Bootstrap(BootstrapEvent::Requested {
-                            endpoint: ep,
-                            peer,
-                            ..
-                        }) if ep == endpoint => {
-                            outcome.peer = Some(peer);
-                            outcome.operations.clear();
-                        }
-                        BootstrapServerEvent::Bootstrap(BootstrapEvent::OpCompleted {
-                            endpoint: ep,
-                            index,
-                            op,
-                            code,
-                            ..
-                        }) if ep == endpoint => outcome.operations.push((index, op, code)),
-                        _ => {}
-                    }
-                }
-                Ok(outcome)
+        // The end of the session: Ok when it finished, its failure otherwise.
+        let pick = |e: &BootstrapServerEvent| match e {
+            BootstrapServerEvent::Bootstrap(BootstrapEvent::Finished { endpoint: ep })
+                if ep == endpoint =>
+            {
+                Some(Ok(()))
             }
             BootstrapServerEvent::Bootstrap(BootstrapEvent::Failed {
-                endpoint,
+                endpoint: ep,
                 index,
                 op,
                 expected,
                 got,
                 reason,
-            }) => Err(ServerError::BootstrapFailed {
-                endpoint,
-                index,
-                op,
-                expected,
-                got,
+            }) if ep == endpoint => Some(Err(ServerError::BootstrapFailed {
+                endpoint: ep.clone(),
+                index: *index,
+                op: op.clone(),
+                expected: expected.clone(),
+                got: *got,
+                reason: reason.clone(),
+            })),
+            BootstrapServerEvent::Bootstrap(BootstrapEvent::Rejected {
+                endpoint: Some(ep),
                 reason,
-            }),
-            BootstrapServerEvent::Bootstrap(BootstrapEvent::Rejected { reason, .. }) => {
-                Err(request_refused(400, reason))
+                ..
+            }) if ep == endpoint => Some(Err(request_refused(400, reason))),
+            BootstrapServerEvent::Forbidden {
+                endpoint: ep,
+                reason,
+                ..
+            } if ep == endpoint => Some(Err(request_refused(403, reason))),
+            _ => None,
+        };
+        let (seq, end) = self
+            .shared
+            .await_event(after, timeout, pick, || {
+                format!("{endpoint} to finish bootstrapping")
+            })
+            .await?;
+        end?;
+        let mut outcome = BootstrapOutcome {
+            seq,
+            endpoint: endpoint.to_string(),
+            peer: None,
+            operations: Vec::new(),
+        };
+        // The session's own events: after its last Requested before `seq`.
+        for (s, e) in self.events_since(after) {
+            if s >= seq {
+                break;
             }
-            BootstrapServerEvent::Forbidden { reason, .. } => Err(request_refused(403, reason)),
-            _ => unreachable!("the predicate accepts only the end of a session"),
+            match e {
+                BootstrapServerEvent::Bootstrap(BootstrapEvent::Requested {
+                    endpoint: ep,
+                    peer,
+                    ..
+                }) if ep == endpoint => {
+                    outcome.peer = Some(peer);
+                    outcome.operations.clear();
+                }
+                BootstrapServerEvent::Bootstrap(BootstrapEvent::OpCompleted {
+                    endpoint: ep,
+                    index,
+                    op,
+                    code,
+                    ..
+                }) if ep == endpoint => outcome.operations.push((index, op, code)),
+                _ => {}
+            }
         }
+        Ok(outcome)
     }
 
     /// The first failed DTLS handshake after `after` claiming `identity`
@@ -578,17 +545,15 @@ impl BootstrapServerHandle {
         after: EventSeq,
         timeout: Duration,
     ) -> Result<(EventSeq, SecurityEvent), ServerError> {
-        let pred = |e: &BootstrapServerEvent| {
-            matches!(e, BootstrapServerEvent::Security(SecurityEvent::HandshakeFailed { identity: got, .. })
-                if identity.is_none() || got.as_deref() == identity)
+        let pick = |e: &BootstrapServerEvent| match e {
+            BootstrapServerEvent::Security(
+                e @ SecurityEvent::HandshakeFailed { identity: got, .. },
+            ) if identity.is_none() || got.as_deref() == identity => Some(e.clone()),
+            _ => None,
         };
-        let (seq, event) = self
-            .await_described(after, timeout, &pred, || "a failed DTLS handshake".into())
-            .await?;
-        match event {
-            BootstrapServerEvent::Security(e) => Ok((seq, e)),
-            _ => unreachable!("the predicate only accepts Security"),
-        }
+        self.shared
+            .await_event(after, timeout, pick, || "a failed DTLS handshake".into())
+            .await
     }
 
     // ----- message log -----
@@ -616,13 +581,6 @@ impl BootstrapServerHandle {
     /// socket is closed. Idempotent.
     pub async fn shutdown(&self) {
         let _ = self.commands.send(BsCommand::Shutdown);
-        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(task) = task {
-            if let Err(e) = task.await {
-                if e.is_panic() {
-                    tracing::error!(error = %e, "bootstrap server task panicked");
-                }
-            }
-        }
+        join_task(&self.task, "bootstrap server").await;
     }
 }

@@ -72,8 +72,21 @@ impl<E: Clone> EventHistory<E> {
         after: EventSeq,
         pred: &F,
     ) -> Option<(EventSeq, E)> {
+        self.find_map(after, &|e: &E| pred(e).then(|| e.clone()))
+    }
+
+    /// The first held event with a sequence number above `after` that `pick`
+    /// maps to `Some`, with what it mapped it to: a waiter takes just the
+    /// part of the event it wants, without matching the event again.
+    pub(crate) fn find_map<T, F: Fn(&E) -> Option<T> + ?Sized>(
+        &self,
+        after: EventSeq,
+        pick: &F,
+    ) -> Option<(EventSeq, T)> {
         let start = self.events.partition_point(|(seq, _)| *seq <= after);
-        self.events.range(start..).find(|(_, e)| pred(e)).cloned()
+        self.events
+            .range(start..)
+            .find_map(|(seq, e)| pick(e).map(|t| (*seq, t)))
     }
 
     /// Held events with a sequence number above `after`.
@@ -103,6 +116,15 @@ mod tests {
         assert_eq!(h.find(EventSeq::START, &is_a).unwrap().0, EventSeq(1));
         assert_eq!(h.find(EventSeq(1), &is_a).unwrap().0, EventSeq(3));
         assert!(h.find(EventSeq(3), &is_a).is_none());
+        let endpoint = |e: &ServerEvent| match e {
+            ServerEvent::Deregistered { endpoint } if endpoint != "a" => Some(endpoint.clone()),
+            _ => None,
+        };
+        assert_eq!(
+            h.find_map(EventSeq::START, &endpoint),
+            Some((EventSeq(2), "b".to_owned()))
+        );
+        assert!(h.find_map(EventSeq(2), &endpoint).is_none());
         assert_eq!(h.since(EventSeq(1)).len(), 2);
     }
 

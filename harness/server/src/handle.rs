@@ -2,6 +2,7 @@
 //! send device management requests, read the message log.
 
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use crate::error::ServerError;
 use crate::event_history::EventSeq;
 use crate::event_stream::EventStream;
 use crate::message_log::{LogEntry, Stats};
-use crate::shared::{Command, Shared};
+use crate::shared::{join_task, Command, Shared};
 use crate::transport::{SecurityConfig, Transport};
 use crate::udp_loop::LwM2mCore;
 use dtls::Psk;
@@ -175,20 +176,20 @@ impl ServerHandle {
         after: EventSeq,
         timeout: Duration,
     ) -> Result<(EventSeq, SecurityEvent), ServerError> {
-        let pred = |e: &ServerEvent| {
-            matches!(e, ServerEvent::Security(SecurityEvent::HandshakeFailed { identity: got, .. })
-                if identity.is_none() || got.as_deref() == identity)
+        let pick = |e: &ServerEvent| match e {
+            ServerEvent::Security(e @ SecurityEvent::HandshakeFailed { identity: got, .. })
+                if identity.is_none() || got.as_deref() == identity =>
+            {
+                Some(e.clone())
+            }
+            _ => None,
         };
-        let (seq, event) = self
-            .await_event_described(after, timeout, &pred, || match identity {
+        self.shared
+            .await_event(after, timeout, pick, || match identity {
                 Some(id) => format!("a failed DTLS handshake of PSK identity {id:?}"),
                 None => "a failed DTLS handshake".into(),
             })
-            .await?;
-        match event {
-            ServerEvent::Security(e) => Ok((seq, e)),
-            _ => unreachable!("the predicate only accepts Security"),
-        }
+            .await
     }
 
     /// The first completed DTLS handshake of `identity` after `after`.
@@ -198,19 +199,18 @@ impl ServerHandle {
         after: EventSeq,
         timeout: Duration,
     ) -> Result<(EventSeq, SecurityEvent), ServerError> {
-        let pred = |e: &ServerEvent| {
-            matches!(e, ServerEvent::Security(SecurityEvent::HandshakeCompleted { identity: got, .. })
-                if got == identity)
-        };
-        let (seq, event) = self
-            .await_event_described(after, timeout, &pred, || {
+        let pick =
+            |e: &ServerEvent| match e {
+                ServerEvent::Security(
+                    e @ SecurityEvent::HandshakeCompleted { identity: got, .. },
+                ) if got == identity => Some(e.clone()),
+                _ => None,
+            };
+        self.shared
+            .await_event(after, timeout, pick, || {
                 format!("a DTLS handshake of PSK identity {identity:?}")
             })
-            .await?;
-        match event {
-            ServerEvent::Security(e) => Ok((seq, e)),
-            _ => unreachable!("the predicate only accepts Security"),
-        }
+            .await
     }
 
     /// The first 4.03 to a Register/Update/De-register naming `endpoint`
@@ -223,7 +223,7 @@ impl ServerHandle {
         timeout: Duration,
     ) -> Result<(EventSeq, ServerEvent), ServerError> {
         let pred = |e: &ServerEvent| matches!(e, ServerEvent::Forbidden { endpoint: got, .. } if got == endpoint);
-        self.await_event_described(after, timeout, &pred, || {
+        self.await_event_described(after, timeout, pred, || {
             format!("a registration of {endpoint} refused with 4.03")
         })
         .await
@@ -320,44 +320,21 @@ impl ServerHandle {
         timeout: Duration,
         pred: impl Fn(&ServerEvent) -> bool + Send + Sync,
     ) -> Result<(EventSeq, ServerEvent), ServerError> {
-        self.await_event_described(after, timeout, &pred, || "a matching server event".into())
+        self.await_event_described(after, timeout, pred, || "a matching server event".into())
             .await
     }
 
+    /// [`await_event`](Self::await_event) with a timeout error that says
+    /// what was awaited.
     async fn await_event_described(
         &self,
         after: EventSeq,
         timeout: Duration,
-        pred: &(dyn Fn(&ServerEvent) -> bool + Send + Sync),
-        what: impl Fn() -> String + Send,
+        pred: impl Fn(&ServerEvent) -> bool,
+        what: impl Fn() -> String,
     ) -> Result<(EventSeq, ServerEvent), ServerError> {
-        let deadline = Instant::now() + timeout;
-        // Subscribe before looking, so an event published in between wakes us.
-        let mut wake = self.shared.subscribe();
-        let mut scanned = after;
-        loop {
-            wake.borrow_and_update();
-            {
-                let state = self.shared.state();
-                if let Some(found) = state.events.find(scanned, pred) {
-                    return Ok(found);
-                }
-                scanned = scanned.max(state.events.last());
-            }
-            if self.shared.is_closed() {
-                return Err(ServerError::Shutdown);
-            }
-            match tokio::time::timeout_at(deadline, wake.changed()).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(_)) => return Err(ServerError::Shutdown),
-                Err(_) => {
-                    return Err(ServerError::Timeout {
-                        what: what(),
-                        after: timeout,
-                    })
-                }
-            }
-        }
+        let pick = |e: &ServerEvent| pred(e).then(|| e.clone());
+        self.shared.await_event(after, timeout, pick, what).await
     }
 
     // ----- registrations -----
@@ -383,15 +360,13 @@ impl ServerHandle {
         after: EventSeq,
         timeout: Duration,
     ) -> Result<(EventSeq, Registration), ServerError> {
-        let pred =
-            |e: &ServerEvent| matches!(e, ServerEvent::Registered(r) if r.endpoint == endpoint);
-        let (seq, event) = self
-            .await_event_described(after, timeout, &pred, || format!("{endpoint} to register"))
-            .await?;
-        match event {
-            ServerEvent::Registered(r) => Ok((seq, r)),
-            _ => unreachable!("the predicate only accepts Registered"),
-        }
+        let pick = |e: &ServerEvent| match e {
+            ServerEvent::Registered(r) if r.endpoint == endpoint => Some(r.clone()),
+            _ => None,
+        };
+        self.shared
+            .await_event(after, timeout, pick, || format!("{endpoint} to register"))
+            .await
     }
 
     /// The first registration Update of `endpoint` after `after`.
@@ -401,16 +376,15 @@ impl ServerHandle {
         after: EventSeq,
         timeout: Duration,
     ) -> Result<(EventSeq, Registration), ServerError> {
-        let pred = |e: &ServerEvent| matches!(e, ServerEvent::Updated(r) if r.endpoint == endpoint);
-        let (seq, event) = self
-            .await_event_described(after, timeout, &pred, || {
+        let pick = |e: &ServerEvent| match e {
+            ServerEvent::Updated(r) if r.endpoint == endpoint => Some(r.clone()),
+            _ => None,
+        };
+        self.shared
+            .await_event(after, timeout, pick, || {
                 format!("{endpoint} to update its registration")
             })
-            .await?;
-        match event {
-            ServerEvent::Updated(r) => Ok((seq, r)),
-            _ => unreachable!("the predicate only accepts Updated"),
-        }
+            .await
     }
 
     /// The end of `endpoint`'s registration after `after`: a De-register or
@@ -422,7 +396,7 @@ impl ServerHandle {
         timeout: Duration,
     ) -> Result<(EventSeq, ServerEvent), ServerError> {
         let pred = |e: &ServerEvent| matches!(e, ServerEvent::Deregistered { endpoint: ep } | ServerEvent::Expired { endpoint: ep } if ep == endpoint);
-        self.await_event_described(after, timeout, &pred, || {
+        self.await_event_described(after, timeout, pred, || {
             format!("{endpoint} to deregister or expire")
         })
         .await
@@ -473,22 +447,21 @@ impl ServerHandle {
         let described = describe_request(&request);
         let after = self.current_seq();
         let id = self.start_request(endpoint, request).await?;
-        let pred =
-            |e: &ServerEvent| matches!(e, ServerEvent::Response { id: got, .. } if *got == id);
-        let (seq, event) = self
-            .await_event_described(after, timeout, &pred, || {
+        let pick = |e: &ServerEvent| match e {
+            ServerEvent::Response {
+                id: got, result, ..
+            } if *got == id => Some(result.clone()),
+            _ => None,
+        };
+        let (seq, result) = self
+            .shared
+            .await_event(after, timeout, pick, || {
                 format!("{endpoint} to answer {described}")
             })
             .await?;
-        match event {
-            ServerEvent::Response {
-                result: Ok(response),
-                ..
-            } => Ok((seq, id, response)),
-            ServerEvent::Response { result: Err(e), .. } => {
-                Err(request_error(endpoint, &described, e))
-            }
-            _ => unreachable!("the predicate only accepts Response"),
+        match result {
+            Ok(response) => Ok((seq, id, response)),
+            Err(e) => Err(request_error(endpoint, &described, e)),
         }
     }
 
@@ -604,21 +577,25 @@ impl ServerHandle {
         timeout: Duration,
     ) -> Result<Notification, ServerError> {
         let id = observation.id;
-        let pred = |e: &ServerEvent| matches!(e, ServerEvent::Notification { observation, .. } if *observation == id);
-        let (seq, event) = self
-            .await_event_described(after, timeout, &pred, || {
+        let pick = |e: &ServerEvent| match e {
+            ServerEvent::Notification {
+                observation,
+                path,
+                records,
+                ..
+            } if *observation == id => Some((*path, records.clone())),
+            _ => None,
+        };
+        let (seq, (path, records)) = self
+            .shared
+            .await_event(after, timeout, pick, || {
                 format!(
                     "a notification from {} for {}",
                     observation.endpoint, observation.path
                 )
             })
             .await?;
-        match event {
-            ServerEvent::Notification { path, records, .. } => {
-                Ok(Notification { seq, path, records })
-            }
-            _ => unreachable!("the predicate only accepts Notification"),
-        }
+        Ok(Notification { seq, path, records })
     }
 
     /// Cancel Observation (§6.4.2) by a GET with Observe=1 on the path.
@@ -702,14 +679,7 @@ impl ServerHandle {
     /// Stops the server and waits until the socket is closed. Idempotent.
     pub async fn shutdown(&self) {
         let _ = self.commands.send(Command::Shutdown);
-        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(task) = task {
-            if let Err(e) = task.await {
-                if e.is_panic() {
-                    tracing::error!(error = %e, "LwM2M server task panicked");
-                }
-            }
-        }
+        join_task(&self.task, "LwM2M server").await;
     }
 }
 
@@ -783,12 +753,7 @@ impl PushReport {
 
     /// Bytes per second over `elapsed`.
     pub fn throughput(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.bytes as f64 / secs
-        } else {
-            0.0
-        }
+        lwm2m::server::bytes_per_second(self.bytes as u64, self.elapsed)
     }
 }
 
@@ -861,33 +826,37 @@ impl ServerHandle {
         let deadline = Instant::now() + timeout;
         let mut cursor = self.current_seq();
         let id = self.start_request(endpoint, request).await?;
-        let pred = |e: &ServerEvent| match e {
-            ServerEvent::PushProgress { id: got, .. } | ServerEvent::Response { id: got, .. } => {
-                *got == id
-            }
-            _ => false,
+        // Continue with each progress report, Break with the final answer.
+        let pick = |e: &ServerEvent| match e {
+            ServerEvent::PushProgress {
+                id: got, progress, ..
+            } if *got == id => Some(ControlFlow::Continue(progress.clone())),
+            ServerEvent::Response {
+                id: got, result, ..
+            } if *got == id => Some(ControlFlow::Break(result.clone())),
+            _ => None,
         };
         let mut last: Option<PushProgress> = None;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let (seq, event) = self
-                .await_event_described(cursor, remaining, &pred, || {
+            let (seq, step) = self
+                .shared
+                .await_event(cursor, remaining, pick, || {
                     format!("{endpoint} to answer {described}")
                 })
                 .await?;
             cursor = seq;
-            match event {
-                ServerEvent::PushProgress { progress, .. } => {
+            match step {
+                ControlFlow::Continue(progress) => {
                     on_progress(&progress);
                     last = Some(progress);
                 }
-                ServerEvent::Response { result, .. } => {
+                ControlFlow::Break(result) => {
                     let response = result.map_err(|e| request_error(endpoint, &described, e))?;
                     let report = PushReport::new(response.code, total, last.as_ref());
                     tracing::info!(%endpoint, %path, %report, "firmware push ended");
                     return Ok(report);
                 }
-                _ => unreachable!("the predicate only accepts PushProgress and Response"),
             }
         }
     }

@@ -8,10 +8,14 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use lwm2m::server::{DmRequest, Registration, RequestError, RequestId, ServerEvent};
 use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
+use crate::error::ServerError;
 use crate::event_history::{EventHistory, EventSeq, HistoryEvent};
 use crate::message_log::{Direction, MessageLog};
 
@@ -103,5 +107,61 @@ impl<E: HistoryEvent> Shared<E> {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The first event numbered above `after` that `pick` maps to `Some`,
+    /// including events that happened before this call; what every
+    /// `await_*` of both server handles waits with. `ServerError::Timeout`
+    /// (saying `what()` was awaited) if none comes within `timeout`;
+    /// `Shutdown` if the server stops first.
+    pub(crate) async fn await_event<T>(
+        &self,
+        after: EventSeq,
+        timeout: Duration,
+        pick: impl Fn(&E) -> Option<T>,
+        what: impl Fn() -> String,
+    ) -> Result<(EventSeq, T), ServerError> {
+        let deadline = Instant::now() + timeout;
+        // Subscribe before looking, so an event published in between wakes us.
+        let mut wake = self.subscribe();
+        let mut scanned = after;
+        loop {
+            wake.borrow_and_update();
+            {
+                let state = self.state();
+                if let Some(found) = state.events.find_map(scanned, &pick) {
+                    return Ok(found);
+                }
+                scanned = scanned.max(state.events.last());
+            }
+            if self.is_closed() {
+                return Err(ServerError::Shutdown);
+            }
+            match tokio::time::timeout_at(deadline, wake.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => return Err(ServerError::Shutdown),
+                Err(_) => {
+                    return Err(ServerError::Timeout {
+                        what: what(),
+                        after: timeout,
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Waits for a server's task after it was told to stop: the first caller
+/// takes and awaits the handle, later ones (and clones of the handle) return
+/// at once, which makes `shutdown` idempotent. A panic of the task is logged
+/// as an error naming `server`.
+pub(crate) async fn join_task(task: &Mutex<Option<JoinHandle<()>>>, server: &str) {
+    let task = task.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(task) = task {
+        if let Err(e) = task.await {
+            if e.is_panic() {
+                tracing::error!(error = %e, "{server} task panicked");
+            }
+        }
     }
 }

@@ -70,7 +70,10 @@ fn the_store_flags_each_image_as_its_manifest_says() {
         corrupt.integrity,
         Integrity::CorruptAsDeclared { .. }
     ));
-    assert_eq!(image::check(&corrupt.bytes).unwrap_err().update_result(), 5);
+    assert_eq!(
+        image::check(&corrupt.bytes).unwrap_err().update_result(),
+        lwm2m::firmware::UpdateResult::IntegrityCheckFailure
+    );
 
     assert_eq!(store.get("meter-bench-1m.bin").unwrap().len(), 1 << 20);
     assert!(store.get("manifest.yaml").is_none());

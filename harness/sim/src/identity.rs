@@ -54,13 +54,23 @@ impl Identity {
 
 /// Appends the Luhn check digit to a string of decimal digits.
 pub(crate) fn with_luhn(body: &str) -> String {
-    let sum: u32 = body
+    // The check digit will stand rightmost, so the body's rightmost digit is
+    // the first one doubled.
+    let check = (10 - luhn_sum(body, 0) % 10) % 10;
+    format!("{body}{check}")
+}
+
+/// The Luhn sum of a string of decimal digits (ISO/IEC 7812-1 Annex B):
+/// counting from the right from 0, the digits at positions of the parity of
+/// `doubled` are doubled, and a doubled digit above 9 counts as its digit sum.
+fn luhn_sum(digits: &str, doubled: usize) -> u32 {
+    digits
         .bytes()
         .rev()
         .enumerate()
         .map(|(i, b)| {
             let d = u32::from(b - b'0');
-            if i % 2 == 0 {
+            if i % 2 == doubled % 2 {
                 let dd = d * 2;
                 if dd > 9 {
                     dd - 9
@@ -71,41 +81,25 @@ pub(crate) fn with_luhn(body: &str) -> String {
                 d
             }
         })
-        .sum();
-    let check = (10 - sum % 10) % 10;
-    format!("{body}{check}")
+        .sum()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A full number (check digit included) is valid when its Luhn sum,
+    /// doubling from the second digit from the right, is a multiple of 10.
     fn luhn_valid(digits: &str) -> bool {
-        let sum: u32 = digits
-            .bytes()
-            .rev()
-            .enumerate()
-            .map(|(i, b)| {
-                let d = u32::from(b - b'0');
-                if i % 2 == 1 {
-                    let dd = d * 2;
-                    if dd > 9 {
-                        dd - 9
-                    } else {
-                        dd
-                    }
-                } else {
-                    d
-                }
-            })
-            .sum();
-        sum.is_multiple_of(10)
+        luhn_sum(digits, 1).is_multiple_of(10)
     }
 
     #[test]
     fn luhn_matches_the_known_imei_example() {
         // 3GPP TS 23.003 Annex B example: IMEI 35-209900-176148-1.
         assert_eq!(with_luhn("35209900176148"), "352099001761481");
+        assert!(luhn_valid("352099001761481"));
+        assert!(!luhn_valid("352099001761482"));
     }
 
     #[test]

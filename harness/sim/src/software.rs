@@ -259,12 +259,7 @@ impl SoftwareManagement {
     }
 
     pub fn on_download(&mut self, nv: &mut NvStore, event: DownloadEvent) {
-        let ours = event.target == Target::Software
-            && self
-                .download
-                .as_ref()
-                .is_some_and(|d| d.generation == event.generation);
-        if !ours {
+        if !event.is_from(Target::Software, self.download.as_ref()) {
             return;
         }
         match event.kind {
@@ -312,8 +307,7 @@ impl SoftwareManagement {
             etag,
             szx: fw.settings.szx,
             limit: fw.settings.slot_size,
-            stall: (fw.settings.stall_timeout_s > 0)
-                .then(|| std::time::Duration::from_secs(u64::from(fw.settings.stall_timeout_s))),
+            stall: crate::firmware::update::stall(fw),
             protocols: self.protocols.clone(),
             seed: self.seed ^ 0x9 ^ self.generation.rotate_left(23) ^ nv.data().boot_count,
         };

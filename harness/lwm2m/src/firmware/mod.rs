@@ -14,6 +14,11 @@
 //! [`Block2Download`](crate::coap::block::Block2Download), receive pushes with
 //! [`Block1Assembler`](crate::coap::block::Block1Assembler).
 //!
+//! **Test images.** [`image`] is the format of meterbench's firmware images:
+//! the server's firmware store builds them with [`image::build`], the virtual
+//! meter checks them with [`image::check`] and reports
+//! [`image::ImageError::update_result`].
+//!
 //! **A conformance check (runner/server).** Observe /5/0/3 and /5/0/5, feed
 //! each notification to a [`FirmwareRecorder`] with
 //! [`record_resource`](TransitionRecorder::record_resource), and at the end
@@ -34,6 +39,7 @@
 //! assert!(steps[4].merged);   // State=0 and Result=1 arrived separately
 //! ```
 
+pub mod image;
 mod recorder;
 pub mod software;
 mod state;

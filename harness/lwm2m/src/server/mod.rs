@@ -24,7 +24,7 @@ mod registration;
 mod request;
 mod security;
 
-pub use push::{PushProgress, PUSH_PROGRESS_EVERY_BLOCKS};
+pub use push::{bytes_per_second, PushProgress, PUSH_PROGRESS_EVERY_BLOCKS};
 
 pub use registration::{
     parse as parse_registration, ParamError, RegistrationParams, DEFAULT_LIFETIME,

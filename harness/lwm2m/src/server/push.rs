@@ -53,15 +53,23 @@ pub struct PushProgress {
     pub finished: bool,
 }
 
+/// Transfer rate in bytes per second, 0 before any time has passed (the
+/// first report of a transfer comes at elapsed 0; its rate is unknown, not
+/// infinite). Every transfer meterbench reports — Block1 push, Block2 and
+/// HTTP pull — computes its rate with this.
+pub fn bytes_per_second(bytes: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        bytes as f64 / secs
+    } else {
+        0.0
+    }
+}
+
 impl PushProgress {
     /// Bytes per second over `elapsed` (0 before any time has passed).
     pub fn throughput(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.bytes as f64 / secs
-        } else {
-            0.0
-        }
+        bytes_per_second(self.bytes as u64, self.elapsed)
     }
 }
 
@@ -236,5 +244,18 @@ impl Push {
 
     pub(crate) fn renegotiations(&self) -> u32 {
         self.upload.renegotiations()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_is_bytes_over_seconds_and_zero_before_time_passes() {
+        assert_eq!(bytes_per_second(4096, Duration::from_secs(2)), 2048.0);
+        assert_eq!(bytes_per_second(512, Duration::from_millis(250)), 2048.0);
+        assert_eq!(bytes_per_second(4096, Duration::ZERO), 0.0);
+        assert_eq!(bytes_per_second(0, Duration::from_secs(1)), 0.0);
     }
 }

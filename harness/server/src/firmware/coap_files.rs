@@ -31,6 +31,7 @@ use lwm2m::coap::{code, wire};
 use tokio::sync::{broadcast, oneshot};
 
 use super::progress::{ProgressEvent, TransferStats, PROGRESS_EVERY_BLOCKS};
+use super::serve_task::ServeTask;
 use super::store::Store;
 use super::transport::DatagramTransport;
 use super::{manifest, FirmwareError};
@@ -404,8 +405,7 @@ pub struct CoapFileServer {
     local_addr: SocketAddr,
     progress: broadcast::Sender<ProgressEvent>,
     transfers: Arc<Mutex<BTreeMap<u64, TransferStats>>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: ServeTask,
 }
 
 /// How many progress events a slow subscriber may fall behind by.
@@ -439,21 +439,21 @@ impl CoapFileServer {
             })?;
         let (progress, _) = broadcast::channel(PROGRESS_CHANNEL);
         let transfers = Arc::new(Mutex::new(BTreeMap::new()));
-        let (shutdown, shutdown_rx) = oneshot::channel();
-        let task = tokio::spawn(run(
-            transport,
-            FileService::new(store),
-            progress.clone(),
-            Arc::clone(&transfers),
-            shutdown_rx,
-        ));
+        let task = ServeTask::spawn(|stop| {
+            run(
+                transport,
+                FileService::new(store),
+                progress.clone(),
+                Arc::clone(&transfers),
+                stop,
+            )
+        });
         tracing::info!(%local_addr, "CoAP firmware file server listening");
         Ok(CoapFileServer {
             local_addr,
             progress,
             transfers,
-            shutdown: Some(shutdown),
-            task: Some(task),
+            task,
         })
     }
 
@@ -486,20 +486,7 @@ impl CoapFileServer {
 
     /// Stops the task and waits for it.
     pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for CoapFileServer {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.task.stop().await;
     }
 }
 

@@ -168,12 +168,7 @@ pub struct TransferProgress {
 impl TransferProgress {
     /// Bytes per second over `elapsed` (0 before any time passed).
     pub fn throughput(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.bytes as f64 / secs
-        } else {
-            0.0
-        }
+        lwm2m::server::bytes_per_second(self.bytes, self.elapsed)
     }
 
     /// Fraction of the image delivered, 0.0–1.0, for a progress bar.

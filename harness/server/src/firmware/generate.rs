@@ -176,7 +176,10 @@ mod tests {
             match spec.kind {
                 FixtureKind::Good => assert!(checked.unwrap().self_test_passes()),
                 FixtureKind::Broken => assert!(!checked.unwrap().self_test_passes()),
-                FixtureKind::Corrupt => assert_eq!(checked.unwrap_err().update_result(), 5),
+                FixtureKind::Corrupt => assert_eq!(
+                    checked.unwrap_err().update_result(),
+                    lwm2m::firmware::UpdateResult::IntegrityCheckFailure
+                ),
             }
         }
     }

@@ -27,11 +27,11 @@ use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
-use tokio::sync::oneshot;
 use tower_http::services::ServeFile;
 
 use super::coap_files::PATH_PREFIX;
 use super::progress::TransferStats;
+use super::serve_task::ServeTask;
 use super::store::Store;
 use super::FirmwareError;
 
@@ -40,8 +40,7 @@ use super::FirmwareError;
 pub struct HttpFileServer {
     local_addr: SocketAddr,
     transfers: Arc<HttpTransfers>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: ServeTask,
 }
 
 impl HttpFileServer {
@@ -66,14 +65,13 @@ impl HttpFileServer {
             Arc::clone(&transfers),
             record_transfer,
         ));
-        let (shutdown, shutdown_rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
+        let task = ServeTask::spawn(|stop| async move {
             let served = axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
             )
             .with_graceful_shutdown(async {
-                let _ = shutdown_rx.await;
+                let _ = stop.await;
             })
             .await;
             if let Err(e) = served {
@@ -84,8 +82,7 @@ impl HttpFileServer {
         Ok(HttpFileServer {
             local_addr,
             transfers,
-            shutdown: Some(shutdown),
-            task: Some(task),
+            task,
         })
     }
 
@@ -110,20 +107,7 @@ impl HttpFileServer {
 
     /// Stops accepting, lets running responses finish, and waits.
     pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for HttpFileServer {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.task.stop().await;
     }
 }
 

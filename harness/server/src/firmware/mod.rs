@@ -27,6 +27,7 @@ pub mod http_files;
 pub mod image;
 pub mod manifest;
 pub mod progress;
+mod serve_task;
 pub mod store;
 pub mod transport;
 

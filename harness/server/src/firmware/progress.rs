@@ -39,12 +39,7 @@ pub struct TransferStats {
 impl TransferStats {
     /// Bytes per second over `elapsed` (0 before the second block).
     pub fn throughput(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.bytes as f64 / secs
-        } else {
-            0.0
-        }
+        lwm2m::server::bytes_per_second(self.bytes, self.elapsed)
     }
 
     /// Retransmissions of any kind seen.

@@ -298,12 +298,7 @@ impl FirmwareUpdate {
 
     /// An event of a download thread.
     pub fn on_download(&mut self, nv: &mut NvStore, event: DownloadEvent, now_unix: i64) {
-        let ours = event.target == Target::Firmware
-            && self
-                .download
-                .as_ref()
-                .is_some_and(|d| d.generation == event.generation);
-        if !ours {
+        if !event.is_from(Target::Firmware, self.download.as_ref()) {
             return;
         }
         match event.kind {
@@ -596,7 +591,9 @@ fn current(nv: &NvStore) -> FirmwareStatus {
     status(&nv.data().firmware)
 }
 
-fn stall(fw: &FirmwareNv) -> Option<Duration> {
+/// The download's stall timeout from the firmware settings (0: none); the
+/// software download (object 9) uses the same setting.
+pub(crate) fn stall(fw: &FirmwareNv) -> Option<Duration> {
     (fw.settings.stall_timeout_s > 0)
         .then(|| Duration::from_secs(u64::from(fw.settings.stall_timeout_s)))
 }

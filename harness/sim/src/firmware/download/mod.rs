@@ -103,6 +103,15 @@ pub struct DownloadEvent {
     pub kind: DownloadEventKind,
 }
 
+impl DownloadEvent {
+    /// Whether the event comes from `running`, the download `target`'s
+    /// owner has going now: an event of another target, or a late one of a
+    /// download since cancelled or replaced, is to be ignored.
+    pub fn is_from(&self, target: Target, running: Option<&DownloadHandle>) -> bool {
+        self.target == target && running.is_some_and(|d| d.generation == self.generation)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DownloadEventKind {
     /// The slot durably holds `offset` bytes of the image with this ETag.
