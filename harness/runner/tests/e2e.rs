@@ -104,8 +104,12 @@ fn default_run_passes_every_case_on_the_virtual_rig() {
     );
     let transcript = std::fs::read_to_string(reg.join("at-transcript.txt")).unwrap();
     assert!(
-        transcript.contains("AT+LWM2MSRV"),
+        transcript.contains("AT+LWM2MBS=\"coaps://"),
         "transcript holds the bring-up:\n{transcript}"
+    );
+    assert!(
+        transcript.contains("\"***\""),
+        "the bootstrap key is masked:\n{transcript}"
     );
     eprintln!(
         "default run: {:.1}s wall, {} cases, {datagrams} datagrams in",

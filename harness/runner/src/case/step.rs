@@ -223,6 +223,9 @@ pub enum AwaitTarget {
     Bootstrapped,
     HandshakeRefused,
     Forbidden,
+    /// A new registration since the previous step began (after an AT
+    /// command that makes the device re-attach, say).
+    Reregistered,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -474,6 +477,7 @@ fn describe_await(t: &AwaitTarget) -> String {
         AwaitTarget::Bootstrapped => "bootstrap finished".into(),
         AwaitTarget::HandshakeRefused => "a refused DTLS handshake".into(),
         AwaitTarget::Forbidden => "a 4.03 Forbidden".into(),
+        AwaitTarget::Reregistered => "a new registration since the previous step".into(),
     }
 }
 
@@ -681,6 +685,7 @@ fn await_target(a: AwaitSpec) -> Result<AwaitTarget, String> {
                 "updated" => Ok(AwaitTarget::Updated),
                 "bootstrapped" => Ok(AwaitTarget::Bootstrapped),
                 "forbidden" => Ok(AwaitTarget::Forbidden),
+                "reregistered" => Ok(AwaitTarget::Reregistered),
                 other => Err(format!(
                     "await {other:?}: expected registered, deregistered, updated or a map with path/notification/line"
                 )),

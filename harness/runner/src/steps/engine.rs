@@ -894,6 +894,8 @@ async fn await_target(
             if !session.require_new_registration {
                 if let Some(r) = session.server.registration(&ep) {
                     let _ = writeln!(log, "  -> already registered at {}", r.location);
+                    // What happened before is consumed: a later await wants news.
+                    session.cursor = session.server.current_seq();
                     return Ok(());
                 }
             }
@@ -918,6 +920,7 @@ async fn await_target(
         AwaitTarget::Deregistered => {
             if !session.require_new_registration && session.server.registration(&ep).is_none() {
                 let _ = writeln!(log, "  -> not registered");
+                session.cursor = session.server.current_seq();
                 return Ok(());
             }
             let (seq, event) = session
@@ -1005,6 +1008,23 @@ async fn await_target(
                     let _ = writeln!(log, "  -> notification {seen}: {}", records_text(records));
                 }
             }
+            Ok(())
+        }
+        AwaitTarget::Reregistered => {
+            let after = session.previous_step_seq.min(session.cursor);
+            let (seq, reg) = session
+                .server
+                .await_registered(&ep, after, within)
+                .await
+                .map_err(|e| {
+                    device(
+                        format!("{ep} to register again within {within:?}"),
+                        e.to_string(),
+                    )
+                })?;
+            session.cursor = seq;
+            session.require_new_registration = false;
+            let _ = writeln!(log, "  -> registered again at {}", reg.location);
             Ok(())
         }
         AwaitTarget::Bootstrapped => {
