@@ -3,6 +3,7 @@
 
 mod engine;
 pub mod firmware;
+mod power;
 mod recovery;
 mod security;
 pub mod value;
