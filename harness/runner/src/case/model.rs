@@ -58,6 +58,9 @@ pub struct StepSpec {
     /// After a power cut: classify the device as recovered, rolled back or
     /// broken: see [`ClassifySpec`].
     pub classify: Option<ClassifySpec>,
+    /// `stop`: meterbench's firmware file servers stop answering (a connection
+    /// lost in the middle of a download); the next `firmware` step starts them anew.
+    pub firmware_server: Option<String>,
     /// Delivers a firmware image to object 5: see [`FirmwareSpec`].
     pub firmware: Option<FirmwareSpec>,
     /// Runs the nested steps several times (a soak): see [`RepeatSpec`].

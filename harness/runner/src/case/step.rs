@@ -70,6 +70,7 @@ pub enum Action {
     ExpectRegistration(crate::case::model::RegistrationExpect),
     Sleep(Duration),
     Firmware(FirmwareStep),
+    StopFileServers,
     Bootstrap(Vec<BootstrapStepOpWithCodes>),
     Credentials(CredentialChange),
     ExpectOldCredentialRefused,
@@ -331,6 +332,12 @@ impl Step {
                 }
             }));
         }
+        if let Some(f) = spec.firmware_server {
+            if f != "stop" {
+                return Err(format!("firmware_server {f:?}: expected stop"));
+            }
+            actions.push(Action::StopFileServers);
+        }
         if let Some(f) = spec.firmware {
             actions.push(firmware_action(f)?);
         }
@@ -410,7 +417,7 @@ impl Step {
         }
         match actions.len() {
             1 => Ok(Step { line, action: actions.remove(0), within, note }),
-            0 => Err("a step needs one action: power, power_cut, firmware, bootstrap, credentials, debug, classify, at, await, read, write, execute, discover, observe, cancel_observe, expect or sleep".into()),
+            0 => Err("a step needs one action: power, power_cut, firmware, firmware_server, bootstrap, credentials, debug, classify, at, await, read, write, execute, discover, observe, cancel_observe, expect or sleep".into()),
             n => Err(format!("a step holds one action, this one holds {n}; split it into {n} steps")),
         }
     }
@@ -451,6 +458,7 @@ impl Step {
             Action::ExpectRegistration(_) => "expect registration".into(),
             Action::Sleep(d) => format!("sleep {d:?}"),
             Action::Firmware(f) => format!("firmware {} by {}", f.image, f.method.name()),
+            Action::StopFileServers => "firmware file servers stop answering".into(),
             Action::Bootstrap(ops) => format!("bootstrap script of {} operations", ops.len()),
             Action::Credentials(CredentialChange::Rotate) => "rotate the server credential".into(),
             Action::Credentials(CredentialChange::BreakServer) => {

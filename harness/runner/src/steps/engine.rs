@@ -510,6 +510,17 @@ async fn run_step(
                 Err(StepError::Skip(format!("not applicable: {why}")))
             }
         },
+        Action::StopFileServers => {
+            if let Some(delivery) = session.firmware.take() {
+                let images = std::mem::take(&mut session.firmware_images);
+                properties.extend(crate::steps::firmware::transfer_report(
+                    &delivery, &images, log,
+                ));
+                delivery.shutdown().await;
+            }
+            let _ = writeln!(log, "  -> file servers stopped");
+            Ok(())
+        }
         Action::Bootstrap(ops) => {
             let script = crate::steps::security::script(session, ops);
             session
