@@ -82,6 +82,8 @@ pub struct Session {
     pub firmware: Option<server::firmware::FirmwareDelivery>,
     /// The object 5 transition watch of the running case.
     pub firmware_watch: Option<crate::steps::firmware::FirmwareWatch>,
+    /// Progress bars of the running case's transfers (aborted when it ends).
+    pub progress_tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Images the running case delivered (their transfer figures go to the JUnit).
     pub firmware_images: Vec<String>,
     firmware_store: PathBuf,
@@ -247,6 +249,7 @@ impl Session {
             firmware: None,
             firmware_watch: None,
             firmware_images: Vec::new(),
+            progress_tasks: Vec::new(),
             firmware_store: config.fixtures.join("firmware"),
             round: 0,
             _lock: lock,

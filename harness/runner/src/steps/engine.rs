@@ -77,6 +77,9 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
         let _ = w.finish();
     }
     let mut verdict = run_steps(session, case, &mut log, &mut properties).await;
+    for task in session.progress_tasks.drain(..) {
+        task.abort();
+    }
     finish_firmware(session, case, &mut verdict, &mut log, &mut properties);
     if !session.recoveries.is_empty() {
         // The soak's tally: how many cuts ended recovered, rolled back, broken.

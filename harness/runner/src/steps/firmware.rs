@@ -209,6 +209,11 @@ pub async fn run(
                 "  wrote Package URI {uri} -> {}",
                 server::code_text(r.code)
             );
+            if step.method == FirmwareMethod::PullCoap && step.uri.is_none() {
+                if let Some(task) = progress_bar(delivery_of(session)?, &step.image, size) {
+                    session.progress_tasks.push(task);
+                }
+            }
             if r.code != step.code {
                 return Err(FirmwareError::Device {
                     expected: format!("{} to the Package URI write", server::code_text(step.code)),
@@ -315,4 +320,39 @@ pub async fn expand_urls(
         }
     }
     Ok(ScalarValue::Text(out))
+}
+
+/// A progress bar on the terminal while the device pulls an image over CoAP
+/// (hidden when stderr is not a terminal, as in CI; the figures go to the
+/// JUnit either way). Ends when the transfer completes or the task is dropped.
+pub fn progress_bar(
+    delivery: &FirmwareDelivery,
+    image: &str,
+    size: usize,
+) -> Option<tokio::task::JoinHandle<()>> {
+    use server::firmware::ProgressEvent;
+    let mut events = delivery.coap_server()?.subscribe();
+    let image = image.to_string();
+    let bar = indicatif::ProgressBar::new(size as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "  {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(image.clone());
+    Some(tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            match event {
+                ProgressEvent::Started(s) | ProgressEvent::Progress(s) if s.image == image => {
+                    bar.set_position(s.offset as u64)
+                }
+                ProgressEvent::Completed(s) if s.image == image => {
+                    bar.finish_and_clear();
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }))
 }
