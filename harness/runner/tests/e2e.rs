@@ -505,3 +505,35 @@ fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
         }
     }
 }
+
+/// A case needing an object the device does not offer is skipped, not failed.
+#[test]
+fn a_case_needing_an_object_the_device_lacks_is_skipped() {
+    let reports = tempfile::tempdir().unwrap();
+    let cases = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cases.path().join("vendor-object.yaml"),
+        "id: vendor-object\ntitle: needs a vendor object\nneeds: [object/26241]\ntimeout: 60s\nsteps:\n  - await: registered\n    within: 30s\n  - read: { path: /26241/0 }\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+        "--cases",
+        cases.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let xml = junit(reports.path());
+    let doc = parse(&xml);
+    let tcs = testcases(&doc);
+    assert_eq!(tcs[0].1.as_deref(), Some("skipped"), "{xml}");
+    assert!(
+        tcs[0]
+            .2
+            .as_deref()
+            .unwrap_or_default()
+            .contains("does not offer object 26241"),
+        "{xml}"
+    );
+}

@@ -131,7 +131,19 @@ async fn run_steps(
         };
     }
 
+    let mut objects_checked = false;
     for step in &case.steps {
+        // A device that lacks an object the case needs: not applicable.
+        // Known once the device is registered (its object list).
+        if !objects_checked {
+            if let Some(reg) = session.server.registration(&session.endpoint) {
+                objects_checked = true;
+                if let Some(reason) = missing_object(&reg, case) {
+                    let _ = writeln!(log, "skipped: {reason}");
+                    return Verdict::Skipped { reason };
+                }
+            }
+        }
         let t = started.elapsed();
         let _ = writeln!(
             log,
@@ -286,6 +298,17 @@ fn missing_part(session: &Session, case: &Case) -> Option<String> {
             Need::Object(_) => false,
         };
         missing.then(|| format!("rig {} has no {need}", rig.name))
+    })
+}
+
+/// The first object the case needs that the registration does not list.
+fn missing_object(reg: &lwm2m::server::Registration, case: &Case) -> Option<String> {
+    case.needs.iter().find_map(|need| match need {
+        Need::Object(id) if !reg.has_object(*id) => Some(format!(
+            "the device does not offer object {id} (its object list: {})",
+            links_text(&reg.objects)
+        )),
+        _ => None,
     })
 }
 
