@@ -279,10 +279,13 @@ impl Session {
     ) -> Result<&server::firmware::FirmwareDelivery, String> {
         if self.firmware.is_none() {
             let bind = self.server.local_addr().ip();
-            let delivery = server::firmware::FirmwareDelivery::start(
+            // The CoAPS file server accepts the PSKs the LwM2M server does:
+            // a device pulls `coaps://` with its server account.
+            let delivery = server::firmware::FirmwareDelivery::start_with_credentials(
                 &self.firmware_store,
                 bind,
                 self.rig.server.advertise.clone(),
+                self.server.credentials().clone(),
             )
             .await
             .map_err(|e| format!("firmware store {}: {e}", self.firmware_store.display()))?;

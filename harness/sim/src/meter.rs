@@ -345,6 +345,8 @@ impl Meter {
         Meter::prepare_store(&mut store, &security);
         self.add_connectivity_objects(&mut store);
         self.add_register_objects(&mut store);
+        let psk = self.server_account_psk();
+        self.firmware.set_download_psk(psk);
         self.fill_update_objects(&mut store);
         let config = ClientConfig {
             endpoint: settings.endpoint.clone(),
@@ -459,7 +461,11 @@ impl Meter {
                 self.on_connectivity_write(path);
                 self.on_account_write(path);
             }
-            ClientEvent::BootstrapFinished { accounts } if active => self.on_bootstrapped(accounts),
+            ClientEvent::BootstrapFinished { accounts } if active => {
+                self.on_bootstrapped(accounts);
+                // /5/0/8 may now offer CoAPS (the account's PSK).
+                self.apply_updates(now);
+            }
             ClientEvent::BootstrapFailed { reason } => {
                 self.urc(&format!("+LWM2M: bootstrap failed {reason}"))
             }

@@ -309,6 +309,7 @@ impl SoftwareManagement {
             limit: fw.settings.slot_size,
             stall: crate::firmware::update::stall(fw),
             protocols: self.protocols.clone(),
+            psk: None,
             seed: self.seed ^ 0x9 ^ self.generation.rotate_left(23) ^ nv.data().boot_count,
         };
         match download::spawn(job, self.report.clone()) {

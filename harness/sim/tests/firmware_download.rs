@@ -1,6 +1,7 @@
 //! The firmware downloader in-process (no meter): CoAP Block2 at any block
 //! size into a slot file, resume from an offset with the ETag, HTTP with
-//! Range, and the failures mapped to object 5's Update Results.
+//! Range, CoAPS (Block2 under DTLS 1.2 PSK), and the failures mapped to
+//! object 5's Update Results.
 
 mod firmware_support;
 
@@ -24,6 +25,7 @@ fn job(dir: &std::path::Path, uri: String, szx: u8) -> DownloadJob {
         limit: 256 * 1024,
         stall: Some(Duration::from_secs(2)),
         protocols: vec![ProtocolSupport::Coap, ProtocolSupport::Http],
+        psk: None,
         seed: 7,
     }
 }
@@ -190,4 +192,120 @@ fn failures_map_to_their_update_results() {
         failure(&run(job(d, format!("http://{addr}/x.bin"), 6))),
         UpdateResult::ConnectionLost
     );
+}
+
+/// A CoAPS file server (test double): one image at `/fw/meter.bin`, Block2
+/// answers as DTLS application data of a [`dtls::OpensslServer`] that
+/// accepts one identity and key. Stops when dropped.
+struct CoapsFiles {
+    addr: std::net::SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CoapsFiles {
+    fn start(identity: &'static str, key: &'static [u8], image: Vec<u8>) -> CoapsFiles {
+        use coap_lite::{MessageType, Packet};
+        use dtls::{DtlsServer, OpensslServer, SecretKey, ServerConfig};
+        use lwm2m::coap::block::respond_block2;
+        use std::sync::atomic::Ordering;
+
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let lookup: dtls::PskLookup = Arc::new(move |id: &str| {
+            (id == identity).then(|| SecretKey::new(key.to_vec()).unwrap())
+        });
+        let mut server = OpensslServer::new(ServerConfig::new(lookup)).unwrap();
+        let stopped = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65_535];
+            while !stopped.load(Ordering::Relaxed) {
+                if let Ok((n, peer)) = socket.recv_from(&mut buf) {
+                    server.handle_datagram(std::time::Instant::now(), peer, &buf[..n]);
+                }
+                server.handle_timeout(std::time::Instant::now());
+                while let Some(r) = server.poll_received() {
+                    let Ok(req) = Packet::from_bytes(&r.payload) else {
+                        continue;
+                    };
+                    let etag = (image.len() as u32).to_be_bytes();
+                    let mut resp = respond_block2(&req, &image, &etag, 6, Some(42));
+                    resp.header.set_type(MessageType::Acknowledgement);
+                    resp.header.message_id = req.header.message_id;
+                    resp.set_token(req.get_token().to_vec());
+                    let _ =
+                        server.send(std::time::Instant::now(), r.peer, &resp.to_bytes().unwrap());
+                }
+                while let Some(t) = server.poll_transmit() {
+                    let _ = socket.send_to(&t.payload, t.destination);
+                }
+                while server.poll_event().is_some() {}
+            }
+        });
+        CoapsFiles { addr, stop }
+    }
+
+    fn uri(&self) -> String {
+        format!("coaps://{}/fw/meter.bin", self.addr)
+    }
+}
+
+impl Drop for CoapsFiles {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn coaps_job(dir: &std::path::Path, uri: String, psk: Option<dtls::Psk>) -> DownloadJob {
+    let mut j = job(dir, uri, 5);
+    j.protocols.push(ProtocolSupport::Coaps);
+    j.psk = psk;
+    j
+}
+
+fn psk(identity: &str, key: &[u8]) -> dtls::Psk {
+    dtls::Psk::new(identity, dtls::SecretKey::new(key.to_vec()).unwrap()).unwrap()
+}
+
+#[test]
+fn coaps_downloads_under_dtls_with_the_server_account_psk() {
+    let img = image("2.0", 0, 5000);
+    let server = CoapsFiles::start("meter-1", b"0123456789abcdef", img.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let events = run(coaps_job(
+        dir.path(),
+        server.uri(),
+        Some(psk("meter-1", b"0123456789abcdef")),
+    ));
+    assert_eq!(
+        events.last(),
+        Some(&DownloadEventKind::Complete {
+            size: img.len() as u64
+        })
+    );
+    assert_eq!(std::fs::read(dir.path().join("slot-b.bin")).unwrap(), img);
+}
+
+#[test]
+fn coaps_with_a_wrong_key_is_connection_lost_and_without_a_psk_unsupported() {
+    let img = image("2.0", 0, 1000);
+    let server = CoapsFiles::start("meter-1", b"0123456789abcdef", img);
+    let dir = tempfile::tempdir().unwrap();
+    let events = run(coaps_job(
+        dir.path(),
+        server.uri(),
+        Some(psk("meter-1", b"wrong-key")),
+    ));
+    assert_eq!(failure(&events), UpdateResult::ConnectionLost);
+
+    let events = run(coaps_job(dir.path(), server.uri(), None));
+    assert_eq!(failure(&events), UpdateResult::UnsupportedProtocol);
+
+    // A device that does not list CoAPS in /5/0/8 refuses the URI outright.
+    let mut j = coaps_job(dir.path(), server.uri(), Some(psk("meter-1", b"k")));
+    j.protocols.retain(|p| *p != ProtocolSupport::Coaps);
+    assert_eq!(failure(&run(j)), UpdateResult::UnsupportedProtocol);
 }

@@ -140,6 +140,8 @@ pub enum CredentialChange {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FirmwareMethod {
     PullCoap,
+    /// CoAP Block2 under DTLS 1.2 PSK (`coaps://`), the device's server PSK.
+    PullCoaps,
     PullHttp,
     Push,
 }
@@ -148,6 +150,7 @@ impl FirmwareMethod {
     pub fn name(self) -> &'static str {
         match self {
             FirmwareMethod::PullCoap => "pull-coap",
+            FirmwareMethod::PullCoaps => "pull-coaps",
             FirmwareMethod::PullHttp => "pull-http",
             FirmwareMethod::Push => "push",
         }
@@ -537,11 +540,12 @@ fn bootstrap_action(b: crate::case::model::BootstrapSpec) -> Result<Action, Stri
 fn firmware_action(f: crate::case::model::FirmwareSpec) -> Result<Action, String> {
     let method = match f.method.as_deref().unwrap_or("pull-coap") {
         "pull-coap" => FirmwareMethod::PullCoap,
+        "pull-coaps" => FirmwareMethod::PullCoaps,
         "pull-http" => FirmwareMethod::PullHttp,
         "push" => FirmwareMethod::Push,
         other => {
             return Err(format!(
-                "firmware method {other:?}: expected pull-coap, pull-http or push"
+                "firmware method {other:?}: expected pull-coap, pull-coaps, pull-http or push"
             ))
         }
     };

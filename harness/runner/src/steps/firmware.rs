@@ -130,6 +130,7 @@ pub async fn run(
 ) -> Result<(), FirmwareError> {
     let kind = match step.method {
         FirmwareMethod::PullCoap => DeliveryMethodKind::PullCoap,
+        FirmwareMethod::PullCoaps => DeliveryMethodKind::PullCoaps,
         FirmwareMethod::PullHttp => DeliveryMethodKind::PullHttp,
         FirmwareMethod::Push => DeliveryMethodKind::Push,
     };
@@ -176,8 +177,12 @@ pub async fn run(
     }
 
     match step.method {
-        FirmwareMethod::PullCoap | FirmwareMethod::PullHttp => {
-            if let (Some(szx), FirmwareMethod::PullCoap) = (step.szx, step.method) {
+        FirmwareMethod::PullCoap | FirmwareMethod::PullCoaps | FirmwareMethod::PullHttp => {
+            let coap = matches!(
+                step.method,
+                FirmwareMethod::PullCoap | FirmwareMethod::PullCoaps
+            );
+            if let (Some(szx), true) = (step.szx, coap) {
                 session
                     .modem_command("fw_block_size", &[("szx", szx.to_string())])
                     .map_err(FirmwareError::Bench)?;
@@ -209,8 +214,8 @@ pub async fn run(
                 "  wrote Package URI {uri} -> {}",
                 server::code_text(r.code)
             );
-            if step.method == FirmwareMethod::PullCoap && step.uri.is_none() {
-                if let Some(task) = progress_bar(delivery_of(session)?, &step.image, size) {
+            if coap && step.uri.is_none() {
+                if let Some(task) = progress_bar(delivery_of(session)?, kind, &step.image, size) {
                     session.progress_tasks.push(task);
                 }
             }
@@ -327,11 +332,16 @@ pub async fn expand_urls(
 /// JUnit either way). Ends when the transfer completes or the task is dropped.
 pub fn progress_bar(
     delivery: &FirmwareDelivery,
+    kind: DeliveryMethodKind,
     image: &str,
     size: usize,
 ) -> Option<tokio::task::JoinHandle<()>> {
     use server::firmware::ProgressEvent;
-    let mut events = delivery.coap_server()?.subscribe();
+    let server = match kind {
+        DeliveryMethodKind::PullCoaps => delivery.coaps_server(),
+        _ => delivery.coap_server(),
+    };
+    let mut events = server?.subscribe();
     let image = image.to_string();
     let bar = indicatif::ProgressBar::new(size as u64);
     bar.set_style(

@@ -1,7 +1,8 @@
 //! The one API a case's `firmware: {image, method}` step uses to get an
 //! image to a device by any of object 5's delivery methods (LwM2M 1.1 Core
-//! §E.6): pull over CoAP (Block2), pull over HTTP (Range), or push into
-//! /5/0/0 with Block1.
+//! §E.6): pull over CoAP (Block2), over CoAPS (Block2 under DTLS 1.2 PSK,
+//! keys from the LwM2M server's credential store), over HTTP (Range), or
+//! push into /5/0/0 with Block1.
 //!
 //! [`FirmwareDelivery`] holds the [`Store`] and starts each file server the
 //! first time a Package URI for it is asked for, so a run with no pull case
@@ -38,19 +39,23 @@ use lwm2m::server::PushProgress;
 use tokio::sync::OnceCell;
 
 use super::coap_files::CoapFileServer;
+use super::dtls_transport::DtlsDatagramTransport;
 use super::generate::{fixtures_manifest, generate_fixtures};
 use super::http_files::HttpFileServer;
 use super::manifest::MANIFEST_FILE;
 use super::progress::TransferStats;
 use super::store::{Image, Store};
 use super::FirmwareError;
-use crate::{PushReport, ServerError, ServerHandle};
+use crate::{CredentialStore, PushReport, ServerError, ServerHandle};
 
 /// How an image gets to the device (the `method:` of a `firmware:` step).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DeliveryMethodKind {
     /// The device fetches a `coap://` Package URI with Block2 (RFC 7959).
     PullCoap,
+    /// The device fetches a `coaps://` Package URI with Block2 over DTLS 1.2
+    /// PSK (RFC 7252 §9.1), authenticating with its server account's PSK.
+    PullCoaps,
     /// The device fetches an `http://` Package URI (Range requests to resume).
     PullHttp,
     /// The server writes the image into /5/0/0 with Block1.
@@ -58,16 +63,18 @@ pub enum DeliveryMethodKind {
 }
 
 impl DeliveryMethodKind {
-    pub const ALL: [DeliveryMethodKind; 3] = [
+    pub const ALL: [DeliveryMethodKind; 4] = [
         DeliveryMethodKind::PullCoap,
+        DeliveryMethodKind::PullCoaps,
         DeliveryMethodKind::PullHttp,
         DeliveryMethodKind::Push,
     ];
 
-    /// The name cases use: `pull-coap`, `pull-http`, `push`.
+    /// The name cases use: `pull-coap`, `pull-coaps`, `pull-http`, `push`.
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryMethodKind::PullCoap => "pull-coap",
+            DeliveryMethodKind::PullCoaps => "pull-coaps",
             DeliveryMethodKind::PullHttp => "pull-http",
             DeliveryMethodKind::Push => "push",
         }
@@ -77,6 +84,7 @@ impl DeliveryMethodKind {
     pub fn protocol(self) -> Option<ProtocolSupport> {
         match self {
             DeliveryMethodKind::PullCoap => Some(ProtocolSupport::Coap),
+            DeliveryMethodKind::PullCoaps => Some(ProtocolSupport::Coaps),
             DeliveryMethodKind::PullHttp => Some(ProtocolSupport::Http),
             DeliveryMethodKind::Push => None,
         }
@@ -92,10 +100,7 @@ impl DeliveryMethodKind {
         delivery: Option<DeliveryMethod>,
         protocols: Option<&[ProtocolSupport]>,
     ) -> Result<(), String> {
-        let pull = matches!(
-            self,
-            DeliveryMethodKind::PullCoap | DeliveryMethodKind::PullHttp
-        );
+        let pull = self != DeliveryMethodKind::Push;
         match (delivery, pull) {
             (Some(DeliveryMethod::Push), true) => {
                 return Err(format!(
@@ -130,7 +135,9 @@ impl FromStr for DeliveryMethodKind {
         DeliveryMethodKind::ALL
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("unknown delivery method {s:?} (pull-coap, pull-http or push)"))
+            .ok_or_else(|| {
+                format!("unknown delivery method {s:?} (pull-coap, pull-coaps, pull-http or push)")
+            })
     }
 }
 
@@ -311,6 +318,9 @@ pub struct FirmwareDelivery {
     bind_ip: IpAddr,
     advertise_host: Option<String>,
     coap: OnceCell<CoapFileServer>,
+    coaps: OnceCell<CoapFileServer>,
+    /// The PSKs the CoAPS file server accepts: the LwM2M server's.
+    credentials: Option<CredentialStore>,
     http: OnceCell<HttpFileServer>,
     /// Per image: the method it was last offered or pushed by.
     offered: Mutex<BTreeMap<String, DeliveryMethodKind>>,
@@ -345,10 +355,27 @@ impl FirmwareDelivery {
             bind_ip,
             advertise_host,
             coap: OnceCell::new(),
+            coaps: OnceCell::new(),
+            credentials: None,
             http: OnceCell::new(),
             offered: Mutex::new(BTreeMap::new()),
             pushes: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// [`start`](Self::start), with the credential store the CoAPS file
+    /// server takes its PSKs from — pass the LwM2M server's
+    /// ([`ServerHandle::credentials`]) so a device authenticates with its
+    /// server account. Without it, [`DeliveryMethodKind::PullCoaps`] is refused.
+    pub async fn start_with_credentials(
+        store_dir: &FsPath,
+        bind_ip: IpAddr,
+        advertise_host: Option<String>,
+        credentials: CredentialStore,
+    ) -> Result<Self, DeliveryError> {
+        let mut delivery = Self::start(store_dir, bind_ip, advertise_host).await?;
+        delivery.credentials = Some(credentials);
+        Ok(delivery)
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -379,6 +406,7 @@ impl FirmwareDelivery {
         self.image(name)?;
         let (scheme, port) = match method {
             DeliveryMethodKind::PullHttp => ("http", self.http().await?.local_addr().port()),
+            DeliveryMethodKind::PullCoaps => ("coaps", self.coaps().await?.local_addr().port()),
             DeliveryMethodKind::PullCoap | DeliveryMethodKind::Push => {
                 ("coap", self.coap().await?.local_addr().port())
             }
@@ -448,18 +476,27 @@ impl FirmwareDelivery {
         match method {
             DeliveryMethodKind::PullCoap => latest(self.coap.get()?.transfers(), name)
                 .map(|s| TransferProgress::from_pull(method, &s)),
+            DeliveryMethodKind::PullCoaps => latest(self.coaps.get()?.transfers(), name)
+                .map(|s| TransferProgress::from_pull(method, &s)),
             DeliveryMethodKind::PullHttp => latest(self.http.get()?.transfers(), name)
                 .map(|s| TransferProgress::from_pull(method, &s)),
             DeliveryMethodKind::Push => lock(&self.pushes).get(name).cloned(),
         }
     }
 
-    /// Figures of every pull transfer so far, CoAP then HTTP, in order of start.
+    /// Figures of every pull transfer so far, CoAP, CoAPS then HTTP, in
+    /// order of start.
     pub fn transfers(&self) -> Vec<TransferProgress> {
         let coap = self.coap.get().map(|s| s.transfers()).unwrap_or_default();
+        let coaps = self.coaps.get().map(|s| s.transfers()).unwrap_or_default();
         let http = self.http.get().map(|s| s.transfers()).unwrap_or_default();
         coap.iter()
             .map(|s| TransferProgress::from_pull(DeliveryMethodKind::PullCoap, s))
+            .chain(
+                coaps
+                    .iter()
+                    .map(|s| TransferProgress::from_pull(DeliveryMethodKind::PullCoaps, s)),
+            )
             .chain(
                 http.iter()
                     .map(|s| TransferProgress::from_pull(DeliveryMethodKind::PullHttp, s)),
@@ -472,6 +509,11 @@ impl FirmwareDelivery {
         self.coap.get()
     }
 
+    /// The CoAPS file server, if started.
+    pub fn coaps_server(&self) -> Option<&CoapFileServer> {
+        self.coaps.get()
+    }
+
     /// The HTTP file server, if started.
     pub fn http_server(&self) -> Option<&HttpFileServer> {
         self.http.get()
@@ -482,6 +524,9 @@ impl FirmwareDelivery {
         if let Some(coap) = self.coap.into_inner() {
             coap.shutdown().await;
         }
+        if let Some(coaps) = self.coaps.into_inner() {
+            coaps.shutdown().await;
+        }
         if let Some(http) = self.http.into_inner() {
             http.shutdown().await;
         }
@@ -491,6 +536,29 @@ impl FirmwareDelivery {
         self.coap
             .get_or_try_init(|| {
                 CoapFileServer::bind(SocketAddr::new(self.bind_ip, 0), Arc::clone(&self.store))
+            })
+            .await
+    }
+
+    async fn coaps(&self) -> Result<&CoapFileServer, FirmwareError> {
+        let credentials = self
+            .credentials
+            .clone()
+            .ok_or(FirmwareError::NoCredentials)?;
+        self.coaps
+            .get_or_try_init(|| async {
+                let addr = SocketAddr::new(self.bind_ip, 0);
+                let bind_error = |source| FirmwareError::Bind {
+                    what: "CoAPS",
+                    addr,
+                    source,
+                };
+                let socket = tokio::net::UdpSocket::bind(addr)
+                    .await
+                    .map_err(bind_error)?;
+                let transport =
+                    DtlsDatagramTransport::new(socket, &credentials).map_err(bind_error)?;
+                CoapFileServer::serve(transport, Arc::clone(&self.store))
             })
             .await
     }

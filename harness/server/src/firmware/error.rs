@@ -61,6 +61,8 @@ pub enum FirmwareError {
         #[source]
         source: std::io::Error,
     },
+    #[error("no credential store for the CoAPS file server (start the delivery with the LwM2M server's credentials)")]
+    NoCredentials,
     #[error("cannot generate firmware fixture {name:?}: {message}")]
     Generate { name: String, message: String },
 }

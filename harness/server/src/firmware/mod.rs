@@ -10,7 +10,8 @@
 //! - [`generate`]: writes the test images deterministically, so only the
 //!   manifest (with its SHA-256 values) is committed, never binaries.
 //! - [`coap_files`]: a CoAP file server, Block2 (RFC 7959) at any block size
-//!   and offset the client asks, over any datagram transport ([`transport`]).
+//!   and offset the client asks, over any datagram transport ([`transport`]);
+//!   [`dtls_transport`] makes it CoAPS with the LwM2M server's PSKs.
 //! - [`http_files`]: an HTTP file server (axum + tower-http, Range requests).
 //! - [`delivery`]: the one API a case's `firmware:` step uses — image
 //!   lookup, Package URIs (file servers started on first use), push, progress.
@@ -21,6 +22,7 @@
 pub mod bench;
 pub mod coap_files;
 pub mod delivery;
+pub mod dtls_transport;
 mod error;
 pub mod generate;
 pub mod http_files;
@@ -33,6 +35,7 @@ pub mod transport;
 
 pub use coap_files::{CoapFileServer, FileService};
 pub use delivery::{DeliveryError, DeliveryMethodKind, FirmwareDelivery, TransferProgress};
+pub use dtls_transport::DtlsDatagramTransport;
 pub use error::FirmwareError;
 pub use generate::generate_fixtures;
 pub use http_files::HttpFileServer;

@@ -48,8 +48,9 @@ pub struct FirmwareUpdate {
     state_dir: PathBuf,
     report: Reporter,
     seed: u64,
-    /// CoAPS is offered once the meter has a DTLS transport.
-    secure_transport: bool,
+    /// The server account's PSK: with one, `coaps://` downloads are offered
+    /// (/5/0/8) and authenticated with it.
+    download_psk: Option<dtls::Psk>,
     download: Option<DownloadHandle>,
     generation: u64,
     /// Values for the client's store, in order.
@@ -64,7 +65,7 @@ impl FirmwareUpdate {
             state_dir: state_dir.into(),
             report,
             seed,
-            secure_transport: false,
+            download_psk: None,
             download: None,
             generation: 0,
             changes: Vec::new(),
@@ -77,19 +78,32 @@ impl FirmwareUpdate {
         &self.state_dir
     }
 
-    /// Whether the meter can download over `coaps://` (a DTLS transport);
-    /// changes /5/0/8 from the next session on.
-    pub fn set_secure_transport(&mut self, available: bool) {
-        self.secure_transport = available;
+    /// The PSK of the server account the meter registers with (`None`
+    /// without a PSK account): `coaps://` Package URIs are fetched under
+    /// DTLS with it (LwM2M 1.1 Transport §5.2.8 — the file server is the
+    /// LwM2M server's host and knows the key). When the offer changes, the
+    /// /5/0/8 instances are queued for the running session
+    /// ([`apply`](Self::apply)); a new session's store is filled with it.
+    pub fn set_download_psk(&mut self, psk: Option<dtls::Psk>) {
+        let offered_before = self.download_psk.is_some();
+        self.download_psk = psk;
+        if offered_before != self.download_psk.is_some() {
+            for (i, proto) in self.protocols().iter().enumerate() {
+                self.changes.push((
+                    Path::resource_instance(OBJECT_ID, 0, resource::PROTOCOL_SUPPORT, i as u16),
+                    Value::Integer(i64::from(proto.code())),
+                ));
+            }
+        }
     }
 
-    /// Object 5 resource 8: CoAP and HTTP, plus CoAPS with a DTLS transport.
+    /// Object 5 resource 8: CoAP and HTTP, then CoAPS when the meter has a
+    /// PSK account (last, so that offering it only adds an instance).
     pub fn protocols(&self) -> Vec<ProtocolSupport> {
-        let mut p = vec![ProtocolSupport::Coap];
-        if self.secure_transport {
+        let mut p = vec![ProtocolSupport::Coap, ProtocolSupport::Http];
+        if self.download_psk.is_some() {
             p.push(ProtocolSupport::Coaps);
         }
-        p.push(ProtocolSupport::Http);
         p
     }
 
@@ -382,6 +396,7 @@ impl FirmwareUpdate {
             limit: fw.settings.slot_size,
             stall: stall(fw),
             protocols: self.protocols(),
+            psk: self.download_psk.clone(),
             seed: self.seed ^ self.generation.rotate_left(17) ^ nv.data().boot_count,
         };
         match download::spawn(job, self.report.clone()) {

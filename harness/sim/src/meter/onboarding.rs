@@ -172,6 +172,26 @@ impl Meter {
         })
     }
 
+    /// The PSK of the server account the meter registers with: the
+    /// bootstrapped (or NV-restored) account of a `coaps://` server in
+    /// bootstrap mode, else the `AT+LWM2MPSK` credential of a `coaps://`
+    /// server URI. `coaps://` firmware downloads authenticate with it.
+    pub(super) fn server_account_psk(&self) -> Option<dtls::Psk> {
+        let s = &self.modem.settings;
+        if s.bootstrap_uri.is_some() {
+            s.accounts
+                .iter()
+                .filter(|a| a.server_uri.starts_with("coaps://"))
+                .find_map(|a| a.psk.as_ref().and_then(|p| p.psk()))
+        } else {
+            s.server_uri
+                .as_deref()
+                .filter(|u| u.starts_with("coaps://"))
+                .and(s.server_psk.as_ref())
+                .and_then(|p| p.psk())
+        }
+    }
+
     /// In bootstrap mode the LwM2M Server instance comes from bootstrap (or
     /// NV), not from the factory defaults.
     pub(super) fn prepare_store(store: &mut ObjectStore, security: &ClientSecurity) {
@@ -219,6 +239,10 @@ impl Meter {
             tracing::info!(account = %a.summary(), "account provisioned");
         }
         self.persist_accounts(kept);
+        // The new account's PSK is what coaps:// downloads use; /5/0/8
+        // offers CoAPS in this session already.
+        let psk = self.server_account_psk();
+        self.firmware.set_download_psk(psk);
         self.urc("+LWM2M: bootstrapped");
     }
 

@@ -150,6 +150,8 @@ pub struct DownloadJob {
     pub stall: Option<Duration>,
     /// Protocols the device downloads with (object 5 resource 8).
     pub protocols: Vec<ProtocolSupport>,
+    /// The server account's PSK, for `coaps://` (DTLS 1.2 PSK).
+    pub psk: Option<dtls::Psk>,
     /// Seeds CoAP message ids and tokens.
     pub seed: u64,
 }
@@ -264,7 +266,9 @@ fn fetch(job: &DownloadJob, cancel: &AtomicBool, report: &Reporter) -> Result<u6
     }
     tracing::info!(uri = %job.uri, offset = sink.len(), szx = job.szx, "download starting");
     match uri.protocol {
-        ProtocolSupport::Coap => coap::fetch(job, &uri, cancel, &mut sink)?,
+        ProtocolSupport::Coap | ProtocolSupport::Coaps => {
+            coap::fetch(job, &uri, cancel, &mut sink)?
+        }
         ProtocolSupport::Http => http::fetch(job, cancel, &mut sink)?,
         other => {
             return Err(Failure::new(
