@@ -7,11 +7,14 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use lwm2m::firmware::{resource, UpdateResult, OBJECT_ID};
-use lwm2m::server::{Content, DmRequest};
-use lwm2m::{Path, Value};
+use lwm2m::Path;
 
 use crate::case::step::{DebugCheck, Recovery};
 use crate::session::Session;
+use crate::steps::engine::read_value;
+
+/// How long each read of the classification may take.
+const READ_LIMIT: Duration = Duration::from_secs(10);
 
 /// Reads the debug port (SWD on a real bench, NV storage on the virtual rig).
 pub fn read_debug(session: &mut Session) -> Result<BTreeMap<String, String>, String> {
@@ -88,12 +91,10 @@ pub async fn classify(session: &mut Session, registered: bool, log: &mut String)
             why: "it did not register again".into(),
         };
     }
-    let ep = session.endpoint.clone();
-    let version = read_string(session, &ep, Path::resource(3, 0, 3)).await;
-    let state = read_int(session, &ep, Path::resource(OBJECT_ID, 0, resource::STATE)).await;
+    let version = read_string(session, Path::resource(3, 0, 3)).await;
+    let state = read_int(session, Path::resource(OBJECT_ID, 0, resource::STATE)).await;
     let result = read_int(
         session,
-        &ep,
         Path::resource(OBJECT_ID, 0, resource::UPDATE_RESULT),
     )
     .await;
@@ -150,32 +151,19 @@ pub async fn classify(session: &mut Session, registered: bool, log: &mut String)
     }
 }
 
-async fn read_records(session: &Session, ep: &str, path: Path) -> Option<Value> {
-    let r = session
-        .server
-        .request(
-            ep,
-            DmRequest::Read { path, format: None },
-            Duration::from_secs(10),
-        )
+/// What the device answers for `path`, or `None` if it does not (the
+/// classification reports that, it does not fail on it).
+async fn read_string(session: &mut Session, path: Path) -> Option<String> {
+    read_value(session, path, READ_LIMIT)
         .await
-        .ok()?;
-    match r.content {
-        Content::Records(records) => records
-            .into_iter()
-            .find(|x| x.path == path)
-            .map(|x| x.value),
-        _ => None,
-    }
+        .ok()
+        .map(|v| v.to_text())
 }
 
-async fn read_string(session: &Session, ep: &str, path: Path) -> Option<String> {
-    read_records(session, ep, path).await.map(|v| v.to_text())
-}
-
-async fn read_int(session: &Session, ep: &str, path: Path) -> Option<i64> {
-    read_records(session, ep, path)
+async fn read_int(session: &mut Session, path: Path) -> Option<i64> {
+    read_value(session, path, READ_LIMIT)
         .await
+        .ok()
         .and_then(|v| v.as_f64())
         .map(|v| v as i64)
 }
