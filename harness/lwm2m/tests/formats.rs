@@ -205,7 +205,7 @@ fn tlv_value_sizes_follow_appendix_c() {
         one("/501/0/2", Value::Float(0.1)),
         hex("C8 02 08 3F B9 99 99 99 99 99 9A")
     );
-    assert_eq!(one("/5/0/14", Value::Boolean(true)), hex("C1 0E 01"));
+    assert_eq!(one("/1/0/6", Value::Boolean(true)), hex("C1 06 01"));
     assert_eq!(
         one("/501/0/48", Value::Objlnk(26241, 3)),
         hex("C4 30 66 81 00 03")
@@ -249,7 +249,7 @@ fn tlv_errors_name_format_and_offset() {
     let e = dec("/3/0", "E8 01");
     assert_eq!(e.offset, 0, "{e}");
     // Boolean out of range.
-    let e = dec("/5/0/14", "C1 0E 02");
+    let e = dec("/1/0/6", "C1 06 02");
     assert!(e.reason.contains("0 or 1"), "{e}");
     // Wrong id for the request path.
     let e = dec("/3/0/9", "C1 0A 0F");
@@ -316,7 +316,7 @@ fn senml_json_value_keys_and_typing() {
         recs
     );
 
-    let json = br#"[{"bn":"/501/0/","n":"2","v":806},{"n":"1","v":6300.0},{"n":"48","vlo":"26241:0"},{"bn":"/5/0/","n":"14","vb":true,"bt":1.7e9}]"#;
+    let json = br#"[{"bn":"/501/0/","n":"2","v":806},{"n":"1","v":6300.0},{"n":"48","vlo":"26241:0"},{"bn":"/1/0/","n":"6","vb":true,"bt":1.7e9}]"#;
     let recs = decode(ContentFormat::SenmlJson, &p("/"), json, &reg).unwrap();
     assert_eq!(
         recs,
@@ -324,7 +324,7 @@ fn senml_json_value_keys_and_typing() {
             rec("/501/0/2", Value::Float(806.0)),
             rec("/501/0/1", Value::Integer(6300)),
             rec("/501/0/48", Value::Objlnk(26241, 0)),
-            rec("/5/0/14", Value::Boolean(true)),
+            rec("/1/0/6", Value::Boolean(true)),
         ]
     );
     // Unknown resources keep the natural type; standard base64 with padding is accepted too.
@@ -385,7 +385,7 @@ fn senml_cbor_labels_rfc8428_6() {
     // v (2), vb (4), vd (8, byte string), "vlo"; a half-precision float for a Float resource.
     let bytes = hex("84 A3 21 67 2F 35 30 31 2F 30 2F 00 61 32 02 F9 3E 00
                      A2 00 62 34 38 63 76 6C 6F 67 32 36 32 34 31 3A 30
-                     A2 21 67 2F 35 2F 30 2F 31 34 04 F5
+                     A2 21 66 2F 31 2F 30 2F 36 04 F5
                      A2 21 69 2F 31 39 2F 30 2F 30 2F 30 08 42 01 02");
     let recs = decode(ContentFormat::SenmlCbor, &p("/"), &bytes, &reg).unwrap();
     assert_eq!(
@@ -393,7 +393,7 @@ fn senml_cbor_labels_rfc8428_6() {
         vec![
             rec("/501/0/2", Value::Float(1.5)),
             rec("/501/0/48", Value::Objlnk(26241, 0)),
-            rec("/5/0/14", Value::Boolean(true)),
+            rec("/1/0/6", Value::Boolean(true)),
             rec("/19/0/0/0", Value::Opaque(vec![1, 2])),
         ]
     );
@@ -493,7 +493,7 @@ fn plain_text_values_7_4_1() {
         ("/3/0/13", Value::Time(1_367_491_215), "1367491215"),
         ("/5/0/13", Value::Unsigned(u64::MAX), "18446744073709551615"),
         ("/501/0/2", Value::Float(806.5), "806.5"),
-        ("/5/0/14", Value::Boolean(true), "1"),
+        ("/1/0/6", Value::Boolean(true), "1"),
         ("/501/0/48", Value::Objlnk(26241, 0), "26241:0"),
         ("/5/0/0", Value::Opaque(b"foobar".to_vec()), "Zm9vYmFy"),
     ];

@@ -8,10 +8,11 @@ use lwm2m::model::parse_ddf;
 use lwm2m::{ContentFormat, Path, Record, Registry, ResourceType, Value};
 use proptest::prelude::*;
 
-const MULTI_VALUE: [ContentFormat; 4] = [
+const MULTI_VALUE: [ContentFormat; 5] = [
     ContentFormat::Tlv,
     ContentFormat::SenmlJson,
     ContentFormat::SenmlCbor,
+    ContentFormat::Lwm2mJson,
     ContentFormat::Lwm2mCbor,
 ];
 

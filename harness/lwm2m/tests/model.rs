@@ -146,10 +146,11 @@ fn connectivity_firmware_and_server_objects_match_the_registry() {
     check(&reg, "/4/0/4", "IP Addresses", String, R, true, true);
     check(&reg, "/4/0/7", "APN", String, R, true, false);
 
+    // OMA registry 5.xml v1.1: resources 0-3 and 5-13 (there is no 4, and no 14).
     let fw = reg.object(5).unwrap();
     assert_eq!(
         fw.resources.keys().copied().collect::<Vec<_>>(),
-        vec![0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+        vec![0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13]
     );
     check(&reg, "/5/0/0", "Package", Opaque, W, false, true);
     check(&reg, "/5/0/1", "Package URI", String, RW, false, true);

@@ -915,13 +915,11 @@ fn a_reset_to_a_notification_cancels_the_observation() {
     p.run_for(Duration::from_millis(100));
     p.set_filter(|_, _| Fate::Deliver);
     assert_eq!(p.client.observed_paths(), vec![path]);
-    // The first notification carries the observation's token, which the
-    // cancel request still waits on: it completes the cancel. The next one
-    // matches nothing and is answered with Reset, which ends the observation.
+    // The notification carries the observation's token, which the cancel
+    // request waits on; but it carries Observe, so it is not the cancel's
+    // answer (RFC 7641 §3.6): it matches no observation and is answered with
+    // Reset, which ends the observation at the client.
     p.set(path, Value::Integer(10));
-    p.run_for(Duration::from_secs(1));
-    assert_eq!(p.client.observed_paths(), vec![path]);
-    p.set(path, Value::Integer(11));
     p.run_for(Duration::from_secs(1));
     assert!(
         p.log
@@ -1555,8 +1553,11 @@ fn set_value_on_a_new_instance_updates_the_object_list() {
     );
 }
 
+/// RFC 7641 §4.1: the client keys observers by endpoint and token, so a
+/// second Observe of a path with a new token is a second observer; both
+/// are notified, and cancelling one (§3.6) leaves the other.
 #[test]
-fn observing_a_path_again_replaces_the_observation() {
+fn observing_a_path_again_with_a_new_token_adds_an_observer() {
     let mut p = Pair::new();
     p.registered();
     let path = Path::resource(3, 0, 9);
@@ -1567,9 +1568,15 @@ fn observing_a_path_again_replaces_the_observation() {
         format: Some(ContentFormat::SenmlJson),
     })
     .unwrap();
-    assert_eq!(p.server.observations("meter-1").len(), 1);
-    assert_eq!(p.client.observed_paths(), vec![path]);
+    assert_eq!(p.server.observations("meter-1").len(), 2);
+    assert_eq!(p.client.observed_paths(), vec![path, path]);
     p.set(path, Value::Integer(1));
     p.run_for(Duration::from_secs(1));
-    assert_eq!(battery_notifications(&p), vec![Value::Integer(1)]);
+    assert_eq!(
+        battery_notifications(&p),
+        vec![Value::Integer(1), Value::Integer(1)]
+    );
+    p.request(DmRequest::CancelObserve { path }).unwrap();
+    assert_eq!(p.server.observations("meter-1").len(), 1);
+    assert_eq!(p.client.observed_paths(), vec![path]);
 }

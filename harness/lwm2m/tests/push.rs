@@ -327,8 +327,9 @@ fn a_push_refused_as_too_large_reports_4_13_and_the_device_limit() {
 #[test]
 fn a_device_that_ignores_block1_is_reported_as_breaking_the_transfer() {
     let mut pair = Pair::new();
-    // No Block1 reassembly for /5/0/0: the client writes block 0 alone and
-    // answers 2.04 to a block that said more were coming.
+    // A device without block-wise transfer: the client writes block 0 alone
+    // and answers 2.04 to a block that said more were coming.
+    pair.client.ignore_block1(true);
     let (_, result, last) = pair.push(image(4096), 6);
     match result {
         Err(RequestError::Decode(reason)) => {

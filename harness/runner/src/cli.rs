@@ -25,6 +25,8 @@ pub enum Command {
     /// Benchmarks against a peer in the same run, printed as ratios.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Check the cases' OMA ETS ids against the catalog and print the coverage as Markdown.
+    Ets(crate::ets::EtsArgs),
     /// The virtual meter process (started by the virtual power driver).
     #[command(hide = true)]
     SimMeter {

@@ -4,6 +4,7 @@ mod bench;
 mod case;
 mod cli;
 mod credentials;
+mod ets;
 mod interrupt;
 mod report;
 mod run;
@@ -30,6 +31,7 @@ fn main() -> std::process::ExitCode {
             init_logging(0);
             bench::main(cmd)
         }
+        cli::Command::Ets(args) => ets::main(args),
         cli::Command::Serve(args) => {
             init_logging(1);
             serve::main(args)

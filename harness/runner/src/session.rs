@@ -60,6 +60,8 @@ pub struct Session {
     /// the previous step began: a datagram that step provoked may pass
     /// before the next step starts watching for it.
     pub previous_step_logs: (usize, usize),
+    /// Where the bootstrap server's events stood when the previous step began.
+    pub previous_step_bootstrap_seq: EventSeq,
     /// Set by power and reboot steps: an existing registration no longer counts.
     pub require_new_registration: bool,
     /// Observations started by `observe` steps in the running case.
@@ -89,6 +91,8 @@ pub struct Session {
     firmware_store: PathBuf,
     /// Which round of a `repeat` runs (0 outside one): part of each cut's seed.
     pub round: u32,
+    /// The step of a `repeat` that runs (none outside one).
+    pub repeat_position: Option<crate::steps::RepeatPosition>,
     _lock: Option<rig::RigLock>,
 }
 
@@ -242,6 +246,7 @@ impl Session {
             bootstrap_cursor,
             previous_step_seq: cursor,
             previous_step_logs: (0, 0),
+            previous_step_bootstrap_seq: bootstrap_cursor,
             credentials,
             replaced_server_psk: None,
             saved: HashMap::new(),
@@ -252,6 +257,7 @@ impl Session {
             progress_tasks: Vec::new(),
             firmware_store: config.fixtures.join("firmware"),
             round: 0,
+            repeat_position: None,
             _lock: lock,
         };
         if session.bootstrap.is_some() {

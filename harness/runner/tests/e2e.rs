@@ -537,3 +537,221 @@ fn a_case_needing_an_object_the_device_lacks_is_skipped() {
         "{xml}"
     );
 }
+
+/// Runs the case files `cases` (name, text) from a temp folder, with extra
+/// arguments; returns the JUnit and the run's output.
+fn run_cases(cases: &[(&str, &str)], extra: &[&str]) -> (String, Output) {
+    let reports = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in cases {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let mut args = vec![
+        "run",
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+        "--cases",
+        dir.path().to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    (junit(reports.path()), out)
+}
+
+/// The text of the `<failure>` element (the detail) of the only testcase.
+fn failure_detail(doc: &roxmltree::Document<'_>) -> String {
+    doc.descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .and_then(|n| n.text())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The object model decides what a 4.04 means: the virtual meter has no
+/// /3/0/9 (Battery Level). Optional in the OMA definition, so a case reading
+/// it is skipped, naming the resource; in a model that makes it Mandatory,
+/// the same answer fails the case, naming the path and that it is mandatory.
+#[test]
+fn a_missing_mandatory_resource_fails_and_a_missing_optional_one_is_skipped() {
+    let case = (
+        "battery.yaml",
+        "id: battery\ntitle: reads the battery level\ntimeout: 60s\nsteps:\n  - await: registered\n    within: 30s\n  - read: { path: /3/0/9 }\n",
+    );
+    let (xml, out) = run_cases(&[case], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let doc = parse(&xml);
+    let tcs = testcases(&doc);
+    assert_eq!(tcs[0].1.as_deref(), Some("skipped"), "{xml}");
+    let reason = tcs[0].2.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("optional resource /3/0/9 (Battery Level)"),
+        "{reason}"
+    );
+
+    // The same fixtures, but a Device object whose Battery Level is Mandatory.
+    let fixtures = tempfile::tempdir().unwrap();
+    for dir in ["modems", "firmware"] {
+        std::os::unix::fs::symlink(root().join("fixtures").join(dir), fixtures.path().join(dir))
+            .unwrap();
+    }
+    let objects = fixtures.path().join("objects");
+    std::fs::create_dir(&objects).unwrap();
+    for e in std::fs::read_dir(root().join("fixtures/objects")).unwrap() {
+        let p = e.unwrap().path();
+        let mut xml = std::fs::read_to_string(&p).unwrap();
+        if p.file_name().unwrap() == "3-device.xml" {
+            let battery = xml.find("<Name>Battery Level</Name>").unwrap();
+            let at = battery + xml[battery..].find("<Mandatory>Optional").unwrap();
+            xml.replace_range(at..at + "<Mandatory>Optional".len(), "<Mandatory>Mandatory");
+        }
+        std::fs::write(objects.join(p.file_name().unwrap()), xml).unwrap();
+    }
+    let (xml, out) = run_cases(&[case], &["--fixtures", fixtures.path().to_str().unwrap()]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let doc = parse(&xml);
+    let tcs = testcases(&doc);
+    assert_eq!(tcs[0].1.as_deref(), Some("failure"), "{xml}");
+    let message = tcs[0].2.as_deref().unwrap_or_default();
+    assert!(message.contains("battery.yaml:7"), "{message}");
+    assert!(
+        message.contains("/3/0/9 (Battery Level), a Mandatory resource"),
+        "{message}"
+    );
+    assert!(message.contains("4.04"), "{message}");
+}
+
+/// A read waits no longer than its step's `within`: with the meter off,
+/// the read of a 2 s step gives up after 2 s, not the default 30 s.
+#[test]
+fn a_read_waits_no_longer_than_its_within() {
+    let case = (
+        "read-within.yaml",
+        "id: read-within\ntitle: a read of a device that is off\nneeds: [power]\ntimeout: 90s\nsteps:\n  - await: registered\n    within: 30s\n  - power: off\n  - read: { path: /3/0/0 }\n    within: 2s\n",
+    );
+    let (xml, out) = run_cases(&[case], &[]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let doc = parse(&xml);
+    let tcs = testcases(&doc);
+    assert_eq!(tcs[0].1.as_deref(), Some("failure"), "{xml}");
+    let message = tcs[0].2.as_deref().unwrap_or_default();
+    assert!(message.contains("read-within.yaml:9"), "{message}");
+    assert!(message.contains("timed out after 2s"), "{message}");
+    let time: f64 = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testcase"))
+        .and_then(|n| n.attribute("time"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(time < 25.0, "the case took {time}s");
+}
+
+/// A failure inside `repeat` names the inner step's line, and its round.
+#[test]
+fn a_failure_inside_repeat_names_the_inner_steps_line() {
+    let case = (
+        "repeat-inner.yaml",
+        "id: repeat-inner\ntitle: the second step of a repeat fails\ntimeout: 60s\nsteps:\n  - await: registered\n    within: 30s\n  - repeat:\n      times: 2\n      steps:\n        - sleep: 10ms\n        - expect: { path: /3/0/0, equals: \"Nobody Inc\" }\n",
+    );
+    let (xml, out) = run_cases(&[case], &[]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let doc = parse(&xml);
+    let tcs = testcases(&doc);
+    assert_eq!(tcs[0].1.as_deref(), Some("failure"), "{xml}");
+    let message = tcs[0].2.as_deref().unwrap_or_default();
+    assert!(message.contains("repeat-inner.yaml:11:"), "{message}");
+    assert!(!message.contains("repeat-inner.yaml:7:"), "{message}");
+    assert!(
+        message.contains("round 1/2 of the repeat at line 7"),
+        "{message}"
+    );
+    assert!(message.contains("Nobody Inc"), "{message}");
+}
+
+/// A device that offers a PSK identity the server does not know never
+/// registers; the failure says why: the refused handshake and the identity
+/// it offered (never the key), and the device's last lines.
+#[test]
+fn a_registration_timeout_quotes_the_refused_handshake_and_its_identity() {
+    let key = "5ec0e7a1b2c3d4e5f60718293a4b5c6d";
+    let text_of_case = format!(
+        "id: unknown-identity\ntitle: a device offering an unknown PSK identity\nneeds: [modem]\ntimeout: 90s\nsteps:\n  - await: registered\n    within: 30s\n  - at: {{ command: lwm2m_stop }}\n  - await: deregistered\n    within: 10s\n  - at: {{ command: lwm2m_server }}\n  - at: {{ command: server_psk, vars: {{ identity: \"intruder-7\", key: \"{key}\" }} }}\n  - at: {{ command: lwm2m_start }}\n  - await: registered\n    within: 8s\n"
+    );
+    let reports = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("unknown-identity.yaml"), &text_of_case).unwrap();
+    let out = run(&[
+        "run",
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+        "--cases",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let xml = junit(reports.path());
+    let doc = parse(&xml);
+    let tcs = testcases(&doc);
+    assert_eq!(tcs[0].1.as_deref(), Some("failure"), "{xml}");
+    let message = tcs[0].2.as_deref().unwrap_or_default();
+    assert!(message.contains("unknown-identity.yaml:14"), "{message}");
+    assert!(message.contains("to register within"), "{message}");
+    assert!(
+        message.contains("DTLS handshake") && message.contains("failed"),
+        "the message quotes the refused handshake: {message}"
+    );
+    assert!(message.contains("PSK identity \"intruder-7\""), "{message}");
+    assert!(
+        message.to_lowercase().contains("unknown psk identity"),
+        "{message}"
+    );
+    let detail = failure_detail(&doc);
+    assert!(detail.contains("meanwhile on the servers"), "{detail}");
+    assert!(detail.contains("last lines from the device"), "{detail}");
+    // The key the case gave the modem is nowhere in the report.
+    let mut files = Vec::new();
+    all_files(reports.path(), &mut files);
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !contains(&bytes, key.as_bytes()),
+            "{} holds the key",
+            file.display()
+        );
+    }
+    assert!(!contains(&out.stdout, key.as_bytes()) && !contains(&out.stderr, key.as_bytes()));
+}
+
+/// A secrets file that cannot be read is the bench's problem: every case on
+/// that rig is an `<error>` that says so, never a skip (and no key shown).
+#[test]
+fn an_unreadable_secrets_file_is_a_bench_error_not_a_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-secrets.yaml");
+    let rig_text = std::fs::read_to_string(root().join("rigs/virtual.yaml")).unwrap();
+    let rig_text = rig_text.replace(
+        "{ from: fresh }",
+        &format!("{{ from: file, path: {} }}", missing.display()),
+    );
+    let rig = dir.path().join("virtual-missing-secrets.yaml");
+    std::fs::write(&rig, rig_text).unwrap();
+    let reports = dir.path().join("reports");
+    let out = run(&[
+        "run",
+        "--rig",
+        rig.to_str().unwrap(),
+        "--report-dir",
+        reports.to_str().unwrap(),
+        "reg-initial",
+    ]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let xml = junit(&reports);
+    let doc = parse(&xml);
+    let tcs = testcases(&doc);
+    assert_eq!(tcs.len(), 1, "{xml}");
+    assert_eq!(tcs[0].1.as_deref(), Some("error"), "{xml}");
+    let message = tcs[0].2.as_deref().unwrap_or_default();
+    assert!(
+        message.contains("secrets file") && message.contains("no-such-secrets.yaml"),
+        "{message}"
+    );
+}

@@ -320,6 +320,8 @@ mod tests {
             queue_mode: false,
             sms_number: None,
             objects: vec![Link::new("/1/0"), Link::new("/3/0")],
+            root: String::new(),
+            content_formats: Vec::new(),
             peer: "127.0.0.1:40000".parse().unwrap(),
             registered_at: now,
             updated_at: now,

@@ -103,7 +103,8 @@ fn redact_with(datagram: &[u8], packet: &Packet, target: Option<Target>) -> Opti
                 Some(
                     f @ (ContentFormat::SenmlJson
                     | ContentFormat::SenmlCbor
-                    | ContentFormat::Lwm2mCbor),
+                    | ContentFormat::Lwm2mCbor
+                    | ContentFormat::Lwm2mJson),
                 ) => {
                     let records = format::decode(f, &Path::ROOT, payload, registry()).ok()?;
                     if !records.iter().any(|r| is_secret_resource(&r.path)) {

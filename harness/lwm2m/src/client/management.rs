@@ -9,6 +9,9 @@ use coap_lite::{CoapOption, MessageClass, Packet, RequestType};
 
 use super::observe::Observation;
 use super::{Client, ClientEvent};
+use crate::coap::block::{
+    representation_etag, serve_block2, size_of_szx, Block1Outcome, BlockKind, BlockOption, MAX_SZX,
+};
 use crate::coap::{code, options};
 use crate::format::link::{encode_links, Link};
 use crate::format::{self, ContentFormat, Record};
@@ -72,11 +75,40 @@ impl Client {
             MessageClass::Request(m) => m,
             _ => return Err(refuse(400, "not a request")),
         };
-        let cf = options::content_format(message);
-        if matches!(method, RequestType::Put | RequestType::Post) && self.block1.contains_key(&path)
-        {
+        let writes = matches!(method, RequestType::Put | RequestType::Post);
+        if writes && self.block1.contains_key(&path) {
             return self.write_block1(&path, method, message, changed);
         }
+        if writes && !self.block1_ignored {
+            // RFC 7959 §2.5: a Write, Create or Execute body sent in blocks
+            // is acted on once, whole; blocks before the last get 2.31.
+            match self.block1_inbox.handle(now, (peer, path), message) {
+                Block1Outcome::Single => {}
+                Block1Outcome::Answer(answer) => return Ok(answer),
+                Block1Outcome::Complete { request, echo } => {
+                    let mut reply = self.dispatch(now, peer, &request, path, method, changed)?;
+                    if let Some(echo) = echo {
+                        // §2.3: the final response echoes the last block's Block1.
+                        echo.set_on(&mut reply, BlockKind::Block1);
+                    }
+                    return Ok(reply);
+                }
+            }
+        }
+        self.dispatch(now, peer, message, path, method, changed)
+    }
+
+    /// Answers a request whose body (if any) is whole, by method and path.
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        message: &Packet,
+        path: Path,
+        method: RequestType,
+        changed: &mut Vec<Path>,
+    ) -> Result<Packet, Refusal> {
+        let cf = options::content_format(message);
         match method {
             RequestType::Get
                 if options::accept(message) == Some(ContentFormat::LinkFormat.code()) =>
@@ -211,12 +243,14 @@ impl Client {
             .read_payload(path, accept)
             .map_err(|c| refuse(c, format!("cannot read {path}")))?;
         let token = message.get_token().to_vec();
-        let mut reply = content(format, payload);
+        let mut reply = self.block2_reply(message, format, payload)?;
         match options::observe(message) {
             Some(0) => {
-                // RFC 7641 §4.1: a new registration with the same token replaces the old one.
+                // RFC 7641 §4.1: observers are keyed by endpoint and token; a
+                // registration with the same token replaces the old one, one
+                // with another token is another observer, even of the same path.
                 self.observations
-                    .retain(|o| !(o.peer == peer && (o.token == token || o.path == *path)));
+                    .retain(|o| !(o.peer == peer && o.token == token));
                 let sequence = self.sequence;
                 self.sequence = crate::coap::observe::next(self.sequence);
                 options::set_uint(&mut reply, CoapOption::Observe, sequence);
@@ -233,13 +267,75 @@ impl Client {
                 tracing::debug!(%peer, %path, "observation registered");
             }
             Some(1) => {
+                // RFC 7641 §3.6: the GET with Observe=1 carries the token of
+                // the observation it cancels; others of the same path stay.
                 self.observations
-                    .retain(|o| !(o.peer == peer && (o.token == token || o.path == *path)));
+                    .retain(|o| !(o.peer == peer && o.token == token));
                 tracing::debug!(%peer, %path, "observation cancelled by Observe=1");
             }
             _ => {}
         }
         Ok(reply)
+    }
+
+    /// The 2.05 Content for a Read or Observe: the whole payload, or one
+    /// block of it (RFC 7959 §2.4) when the request asked for a block with
+    /// Block2 or the payload exceeds [`Client::set_block2_size`]. A block
+    /// carries the representation's ETag (so the server notices a value
+    /// that changed between blocks) and block 0 carries Size2 (§4). A block
+    /// starting past the end is 4.02 Bad Option, SZX 7 is 4.00 (§2.2).
+    fn block2_reply(
+        &self,
+        request: &Packet,
+        format: ContentFormat,
+        payload: Vec<u8>,
+    ) -> Result<Packet, Refusal> {
+        let asked = BlockOption::from_packet(request, BlockKind::Block2)
+            .map_err(|e| refuse(e.response_code(), e.to_string()))?;
+        let preferred = self.block2_szx.unwrap_or(MAX_SZX);
+        let fits = self
+            .block2_szx
+            .is_none_or(|szx| payload.len() <= size_of_szx(szx).unwrap_or(1024));
+        if asked.is_none() && fits {
+            return Ok(content(format, payload));
+        }
+        let answer = serve_block2(payload.len(), asked, preferred)
+            .map_err(|e| refuse(e.response_code(), e.to_string()))?;
+        let mut reply = content(format, payload[answer.range.clone()].to_vec());
+        reply.add_option(
+            CoapOption::ETag,
+            representation_etag(format.code(), &payload),
+        );
+        if let Some(block) = answer.option {
+            block.set_on(&mut reply, BlockKind::Block2);
+        }
+        if let Some(size2) = answer.size2 {
+            options::set_uint(&mut reply, CoapOption::Size2, size2);
+        }
+        Ok(reply)
+    }
+
+    /// Cuts a notification too large for [`Client::set_block2_size`] to its
+    /// first block (RFC 7959 §2.6), with Block2 0/1/SZX, ETag and Size2.
+    pub(super) fn first_block2(&self, packet: &mut Packet, format: ContentFormat) {
+        let Some(szx) = self.block2_szx else {
+            return;
+        };
+        let Ok(answer) = serve_block2(packet.payload.len(), None, szx) else {
+            return;
+        };
+        let Some(block) = answer.option else {
+            return;
+        };
+        packet.add_option(
+            CoapOption::ETag,
+            representation_etag(format.code(), &packet.payload),
+        );
+        block.set_on(packet, BlockKind::Block2);
+        if let Some(size2) = answer.size2 {
+            options::set_uint(packet, CoapOption::Size2, size2);
+        }
+        packet.payload.truncate(answer.range.end);
     }
 
     fn write(
@@ -485,6 +581,16 @@ impl Client {
         let def = registry
             .object(object)
             .ok_or_else(|| refuse(404, format!("object {object} unknown")))?;
+        let existing: Vec<u16> = self
+            .store
+            .instances()
+            .filter(|p| path.contains(p))
+            .filter_map(|p| p.instance_id())
+            .collect();
+        // The id the client picks when the server names none (Core §6.3.6).
+        let free = (0..u16::MAX)
+            .find(|i| !existing.contains(i))
+            .unwrap_or_default();
         let records = if message.payload.is_empty() {
             Vec::new()
         } else {
@@ -493,24 +599,20 @@ impl Client {
             let format = ContentFormat::from_code(cf)
                 .filter(|f| *f != ContentFormat::LinkFormat)
                 .ok_or_else(|| refuse(415, format!("Content-Format {cf} is not supported")))?;
-            format::decode(format, path, &message.payload, &registry)
+            // With or without the Object Instance layer (TLV resources alone
+            // leave the id to us; Leshan sends that form): both decode here.
+            format::decode_create(format, path, free, &message.payload, &registry)
                 .map_err(|e| refuse(400, e.to_string()))?
+                .records
         };
-        let existing: Vec<u16> = self
-            .store
-            .instances()
-            .filter(|p| path.contains(p))
-            .filter_map(|p| p.instance_id())
-            .collect();
         let mut ids: Vec<u16> = records
             .iter()
             .filter_map(|r| r.path.instance_id())
             .collect();
+        ids.sort_unstable();
         ids.dedup();
         let instance = match ids.as_slice() {
-            [] => (0..u16::MAX)
-                .find(|i| !existing.contains(i))
-                .unwrap_or_default(),
+            [] => free,
             [one] => *one,
             _ => return Err(refuse(400, "Create with more than one instance")),
         };

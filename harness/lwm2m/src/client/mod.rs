@@ -19,6 +19,13 @@
 //!   ([`Client::bootstrap`]), and when [`RetryPolicy::bootstrap_after`]
 //!   Registers in a row failed (§6.2.1.1); Bootstrap-Finish makes it
 //!   register with the account it got (see `bootstrap.rs`).
+//! - Block-wise transfer (RFC 7959): a Write, Create or Execute body sent
+//!   with Block1 is reassembled and acted on once, whole (2.31 Continue for
+//!   the blocks before); a Read carrying Block2 gets the block it asks for,
+//!   and [`Client::set_block2_size`] makes larger responses and
+//!   notifications go block-wise by themselves. A request with a critical
+//!   option the client does not implement gets 4.02 Bad Option (RFC 7252
+//!   §5.4.1).
 
 mod bootstrap;
 mod management;
@@ -37,6 +44,7 @@ use std::time::{Duration, Instant};
 use coap_lite::{CoapOption, MessageClass, Packet};
 
 use crate::bootstrap::ServerAccount;
+use crate::coap::critical;
 use crate::coap::{code, options, ExchangeEvent, ExchangeId, MessageLayer, Transmit};
 use crate::format::ContentFormat;
 use crate::model::{Registry, ResourceType};
@@ -187,7 +195,19 @@ pub struct Client {
     execute_refusals: HashMap<Path, (u16, String)>,
     /// Reassemblers of Block1 Writes, by target resource (see [`Client::accept_block1`]).
     block1: HashMap<Path, crate::coap::block::Block1Assembler>,
+    /// Block1 bodies to any other path — Write, Create, Execute — by
+    /// (peer, target) (RFC 7959 §2.5).
+    block1_inbox: crate::coap::block::Block1Inbox<(SocketAddr, Path)>,
+    /// See [`Client::ignore_block1`].
+    block1_ignored: bool,
+    /// See [`Client::set_block2_size`].
+    block2_szx: Option<u8>,
 }
+
+/// Largest request body the client reassembles from Block1 blocks on a path
+/// without [`Client::accept_block1`] (RFC 7959 §2.5); a larger one is
+/// refused 4.13 Request Entity Too Large with this as Size1 (§2.9.3).
+pub const BLOCK1_BODY_LIMIT: usize = 64 * 1024;
 
 impl Client {
     pub fn new(config: ClientConfig, store: ObjectStore) -> Self {
@@ -214,6 +234,12 @@ impl Client {
             bs_failures: 0,
             execute_refusals: HashMap::new(),
             block1: HashMap::new(),
+            block1_inbox: crate::coap::block::Block1Inbox::new(
+                BLOCK1_BODY_LIMIT,
+                crate::coap::block::MAX_SZX,
+            ),
+            block1_ignored: false,
+            block2_szx: None,
         };
         client.ensure_bootstrap_account();
         client
@@ -314,6 +340,25 @@ impl Client {
             path,
             crate::coap::block::Block1Assembler::new(max_size, max_szx),
         );
+    }
+
+    /// Fault injection: behave like a device without block-wise transfer
+    /// (RFC 7959), which takes each Block1 request's payload for the whole
+    /// body and answers it as such — what a conformance case expects the
+    /// server to detect. Paths set up with [`Client::accept_block1`] still
+    /// reassemble. Off by default: the client reassembles every Block1 body.
+    pub fn ignore_block1(&mut self, ignore: bool) {
+        self.block1_ignored = ignore;
+    }
+
+    /// Answers Reads, Observes and notifications whose payload is larger
+    /// than 2^(`szx`+4) bytes with Block2 (RFC 7959 §2.4, §2.6), the way a
+    /// device with a small buffer does: the first block with M=1, ETag and
+    /// Size2, the rest when the server asks for it. `None` (the default)
+    /// sends any payload in one message. Either way a request carrying
+    /// Block2 gets the block it asks for, at most this size.
+    pub fn set_block2_size(&mut self, szx: Option<u8>) {
+        self.block2_szx = szx.map(|s| s.min(crate::coap::block::MAX_SZX));
     }
 
     pub fn store(&self) -> &ObjectStore {
@@ -487,6 +532,18 @@ impl Client {
     fn process_layer_events(&mut self, now: Instant) {
         while let Some(event) = self.layer.poll_event() {
             match event {
+                // RFC 7252 §5.4.1: a request with a critical option the client
+                // does not implement is not acted on, whoever sent it.
+                ExchangeEvent::Request { peer, message }
+                    if critical::refusal(&message, critical::CLIENT_REQUEST_OPTIONS).is_some() =>
+                {
+                    match critical::refusal(&message, critical::CLIENT_REQUEST_OPTIONS) {
+                        Some(critical::Refusal::Respond(answer)) => {
+                            self.layer.respond(peer, &message, answer)
+                        }
+                        _ => self.layer.reject(peer, &message),
+                    }
+                }
                 ExchangeEvent::Request { peer, message } if self.is_bootstrap_peer(peer) => {
                     let (response, after) = self.serve_bootstrap(now, &message);
                     self.layer.respond(peer, &message, response);
@@ -697,6 +754,9 @@ impl Client {
                     u32::from(format.code()),
                 );
                 packet.payload = payload;
+                // RFC 7959 §2.6: a notification too large for one block
+                // carries the first; the server fetches the rest with GETs.
+                self.first_block2(&mut packet, format);
                 true
             }
             Err(c) => {

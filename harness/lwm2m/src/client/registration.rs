@@ -11,12 +11,15 @@ use crate::format::ContentFormat;
 /// The object list a Register (or an Update after Create/Delete) carries
 /// (LwM2M 1.1 Core §6.2.1): `</1/0>,</3/0>,...`, each instantiated object
 /// preceded by `</N>;ver=X.Y` when its version is not 1.0. The Security
-/// object (0) is never listed: it is for bootstrap only (Core §6.2.1).
+/// object (0) and the OSCORE object (21) are never listed (Core §6.2.1).
 pub fn object_links(store: &ObjectStore) -> Vec<Link> {
     let mut links = Vec::new();
     let mut last_object = None;
     for inst in store.instances() {
-        let Some(object) = inst.object_id().filter(|o| *o != 0) else {
+        let Some(object) = inst
+            .object_id()
+            .filter(|o| !crate::server::UNLISTED_OBJECTS.contains(o))
+        else {
             continue;
         };
         if last_object != Some(object) {

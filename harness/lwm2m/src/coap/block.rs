@@ -74,20 +74,34 @@
 //! Block1 (or any write to /5/0/0), call `handle_request`: answer `Continue`
 //! and `Refuse` packets as they are; on `Complete { body, echo }` write the
 //! image, then answer 2.04 with `echo` set as Block1.
+//!
+//! **Any request body, either role.** A [`Block1Inbox`] keyed by (peer,
+//! Uri-Path) sits in front of the request handlers of the server's
+//! registration interface and the client's device management interface:
+//! `Single` requests go on as they are, `Answer` packets (2.31 Continue,
+//! 4.08, 4.13) are sent as they are, and a `Complete` request carries the
+//! whole body, handled as if it had come in one message.
+//!
+//! **A response that comes block-wise (server role).** A Read or Discover
+//! answered with Block2 M=1 is continued with [`Block2Download::continuing`]:
+//! the same request with Block2 for each next block, ETag pinned, until the
+//! last block; the server delivers the whole body as one response.
 
 mod assembler;
 mod download;
+mod inbox;
 mod option;
 mod source;
 mod upload;
 
 pub use assembler::{Block1Assembler, Block1Step};
 pub use download::{Block2Download, DownloadStatus, Progress};
+pub use inbox::{Block1Inbox, Block1Outcome, MAX_TRANSFERS, TRANSFER_IDLE};
 pub use option::{
     etag, size_of_szx, size_option, szx_fitting, szx_of_size, BlockKind, BlockOption, MAX_NUM,
     MAX_SZX,
 };
-pub use source::{respond_block2, serve_block2, Block2Answer};
+pub use source::{representation_etag, respond_block2, serve_block2, Block2Answer};
 pub use upload::{Block1Upload, UploadStatus};
 
 /// What went wrong in a block-wise transfer: a bad option, a refusal by the

@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use coap_lite::{MessageType, Packet};
+use coap_lite::{CoapOption, MessageType, Packet};
 
 use super::xorshift::Xorshift64;
 use super::{code, wire, Transmit};
@@ -97,6 +97,9 @@ struct Outgoing {
     token: Vec<u8>,
     bytes: Vec<u8>,
     is_request: bool,
+    /// A GET with Observe=0: the only kind of request whose response may
+    /// carry an Observe option (RFC 7641 §2).
+    registers_observation: bool,
     phase: Phase,
 }
 
@@ -180,6 +183,7 @@ impl MessageLayer {
         let id = ExchangeId(self.next_exchange);
         self.next_exchange += 1;
         let token = message.get_token().to_vec();
+        let registers_observation = is_request && super::options::observe(&message) == Some(0);
         tracing::trace!(%peer, summary = %super::summarize(&bytes), "send");
         self.transmits.push_back(Transmit {
             destination: peer,
@@ -212,6 +216,7 @@ impl MessageLayer {
                     token,
                     bytes,
                     is_request,
+                    registers_observation,
                     phase,
                 },
             );
@@ -350,7 +355,7 @@ impl MessageLayer {
                 } else if code::is_request(raw) {
                     self.events
                         .push_back(ExchangeEvent::Request { peer, message });
-                } else if let Some(id) = self.match_token(peer, message.get_token()) {
+                } else if let Some(id) = self.match_response(peer, &message) {
                     self.outgoing.remove(&id);
                     self.acknowledge(peer, &message);
                     self.events
@@ -423,10 +428,23 @@ impl MessageLayer {
             .map(|(id, _)| *id)
     }
 
-    fn match_token(&self, peer: SocketAddr, token: &[u8]) -> Option<ExchangeId> {
+    /// The request a separate response answers: same peer and token
+    /// (RFC 7252 §5.3.2). A response with an Observe option answers only a
+    /// request that registers an observation: when a notification crosses a
+    /// Cancel-Observe GET, which reuses the observation's token (RFC 7641
+    /// §3.6), the notification is not the cancel's answer, and the cancel
+    /// goes on being retransmitted until its own answer comes.
+    fn match_response(&self, peer: SocketAddr, message: &Packet) -> Option<ExchangeId> {
+        let token = message.get_token();
+        let notification = message.get_option(CoapOption::Observe).is_some();
         self.outgoing
             .iter()
-            .find(|(_, o)| o.is_request && o.peer == peer && o.token == token)
+            .find(|(_, o)| {
+                o.is_request
+                    && o.peer == peer
+                    && o.token == token
+                    && (o.registers_observation || !notification)
+            })
             .map(|(id, _)| *id)
     }
 

@@ -5,6 +5,7 @@
 
 pub mod block;
 pub mod code;
+pub mod critical;
 pub mod exchange;
 pub mod observe;
 pub mod options;

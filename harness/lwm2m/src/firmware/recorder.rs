@@ -1,20 +1,26 @@
 //! Checking a device's object 5 (or 9) state machine from the outside: the
 //! server observes State and Update Result, and this module turns those
 //! notifications into the sequence the device went through and the first
-//! step the state diagram does not allow.
+//! step the state diagram of the device's object version does not allow.
 //!
-//! Two things make raw notifications unlike the diagram's steps:
-//! - State and Update Result are separate resources, notified separately, in
-//!   either order: Downloading → Idle/ConnectionLost arrives as State=Idle
-//!   then Result=4 (or the other way round), and the point in between
-//!   (Idle/Initial, or Downloading/ConnectionLost) never existed on the
-//!   device. Such a half-step is merged with its other half when the merged
-//!   step is allowed.
-//! - Observation may coalesce: a device with pmin, or one that replaces a
-//!   pending notification by a newer one (RFC 7641 §4.5.2), skips states.
-//!   A jump is accepted when a path of allowed steps with at most
-//!   `max_skipped` unseen statuses explains it; the inferred statuses are
-//!   shown in the sequence. [`TransitionRecorder::strict`] sets it to 0.
+//! State and Update Result are separate resources, notified separately, in
+//! either order: Downloading → Idle/ConnectionLost arrives as State=Idle then
+//! Result=4 (or the other way round), and the point in between (Idle/Initial,
+//! or Downloading/ConnectionLost) never existed on the device. Such a
+//! half-step is merged with its other half when the merged step is allowed.
+//!
+//! Nothing else is explained away: every change of State or Update Result
+//! must be an allowed step from the one before. A jump over a status the
+//! server did not see (Idle → Downloaded, Downloaded → Idle/Success) is a
+//! violation, not an inference — the device's notifications are the only
+//! evidence a conformance verdict may rest on.
+//!
+//! The diagram depends on the object version ([`ObjectVersion`]): object 5
+//! v1.0 returns a failed update to Downloaded only, v1.1 also to Idle and
+//! adds Cancel (10) and deferral (11). The caller passes the version the
+//! device registered with ([`TransitionRecorder::with_version`],
+//! [`ObjectVersion::declared`]); without it the recorder assumes 1.0, as a
+//! registration without `ver` means.
 
 use std::fmt;
 use std::hash::Hash;
@@ -22,6 +28,7 @@ use std::time::Instant;
 
 use super::software::{self, SoftwareResult, SoftwareState, SoftwareStatus};
 use super::state::{self, FirmwareState, FirmwareStatus, TransitionError, UpdateResult};
+use super::version::ObjectVersion;
 use super::{resource, FirmwareError};
 
 /// An update state machine observed through two resources: object 5's
@@ -38,9 +45,15 @@ pub trait UpdateMachine {
     fn parts(status: Self::Status) -> (Self::State, Self::Result);
     fn parse_state(value: i64) -> Result<Self::State, FirmwareError>;
     fn parse_result(value: i64) -> Result<Self::Result, FirmwareError>;
-    fn check(from: Self::Status, to: Self::Status) -> Result<(), TransitionError>;
-    /// Every status that may be reported (for path search).
-    fn all() -> Vec<Self::Status>;
+    /// One step, for a device implementing `version` of the object.
+    fn check(
+        version: ObjectVersion,
+        from: Self::Status,
+        to: Self::Status,
+    ) -> Result<(), TransitionError>;
+    /// Whether a device implementing `version` may report `status` at all
+    /// (checked for the first status observed; later ones by [`Self::check`]).
+    fn is_consistent(version: ObjectVersion, status: Self::Status) -> bool;
 }
 
 /// Object 5, Firmware Update.
@@ -70,19 +83,15 @@ impl UpdateMachine for Firmware {
     fn parse_result(value: i64) -> Result<UpdateResult, FirmwareError> {
         UpdateResult::from_code(value)
     }
-    fn check(from: FirmwareStatus, to: FirmwareStatus) -> Result<(), TransitionError> {
-        state::check_transition(from, to)
+    fn check(
+        version: ObjectVersion,
+        from: FirmwareStatus,
+        to: FirmwareStatus,
+    ) -> Result<(), TransitionError> {
+        state::check_transition_for(version, from, to)
     }
-    fn all() -> Vec<FirmwareStatus> {
-        FirmwareState::ALL
-            .iter()
-            .flat_map(|s| {
-                UpdateResult::ALL
-                    .iter()
-                    .map(|r| FirmwareStatus::new(*s, *r))
-            })
-            .filter(|st| state::is_consistent(st.state, st.result))
-            .collect()
+    fn is_consistent(version: ObjectVersion, s: FirmwareStatus) -> bool {
+        state::is_consistent_for(version, s.state, s.result)
     }
 }
 
@@ -105,19 +114,16 @@ impl UpdateMachine for Software {
     fn parse_result(value: i64) -> Result<SoftwareResult, FirmwareError> {
         SoftwareResult::from_code(value)
     }
-    fn check(from: SoftwareStatus, to: SoftwareStatus) -> Result<(), TransitionError> {
+    /// Object 9 has one version (1.0); `version` is not consulted.
+    fn check(
+        _version: ObjectVersion,
+        from: SoftwareStatus,
+        to: SoftwareStatus,
+    ) -> Result<(), TransitionError> {
         software::check_transition(from, to)
     }
-    fn all() -> Vec<SoftwareStatus> {
-        SoftwareState::ALL
-            .iter()
-            .flat_map(|s| {
-                SoftwareResult::ALL
-                    .iter()
-                    .map(|r| SoftwareStatus::new(*s, *r))
-            })
-            .filter(|st| software::is_consistent(st.state, st.result))
-            .collect()
+    fn is_consistent(_version: ObjectVersion, s: SoftwareStatus) -> bool {
+        software::is_consistent(s.state, s.result)
     }
 }
 
@@ -127,9 +133,6 @@ pub struct Observed<S> {
     /// When the notification completing this status arrived.
     pub at: Instant,
     pub status: S,
-    /// Statuses the device must have passed through unseen just before this
-    /// one (coalesced notifications), in order.
-    pub inferred: Vec<S>,
     /// Whether State and Update Result arrived in separate notifications
     /// and were merged into this one step.
     pub merged: bool,
@@ -138,9 +141,11 @@ pub struct Observed<S> {
 /// The first step of a sequence that the state diagram does not allow,
 /// displayed with the whole sequence of raw points.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("object {object}: {error} (at +{at_secs:.3}s)\nobserved: {sequence}")]
+#[error("object {object} v{version}: {error} (at +{at_secs:.3}s)\nobserved: {sequence}")]
 pub struct SequenceError {
     pub object: u16,
+    /// The object version whose state diagram was applied.
+    pub version: ObjectVersion,
     pub error: TransitionError,
     /// Seconds after the first sample.
     pub at_secs: f64,
@@ -148,8 +153,8 @@ pub struct SequenceError {
     pub sequence: String,
 }
 
-/// What the recorder concluded: the sequence (merged, with inferred
-/// statuses) and the first disallowed step, if any.
+/// What the recorder concluded: the sequence (half-steps merged) up to the
+/// first disallowed step, and that step, if any.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recording<S> {
     pub sequence: Vec<Observed<S>>,
@@ -157,15 +162,19 @@ pub struct Recording<S> {
 }
 
 /// Collects State / Update Result samples of one object instance. See the
-/// module documentation for how separate and coalesced notifications are read.
+/// module documentation for how separate notifications are read.
 #[derive(Debug, Clone)]
 pub struct TransitionRecorder<M: UpdateMachine> {
     state: Option<M::State>,
     result: Option<M::Result>,
     /// Every distinct (state, result) point, once both are known.
     points: Vec<(Instant, M::Status)>,
+    /// The first notified value outside its resource's range: where in
+    /// `points` it arrived, when, and why it is refused. A device that
+    /// reports it fails, even though it is no status.
+    rejected: Option<(usize, Instant, FirmwareError)>,
     first_at: Option<Instant>,
-    max_skipped: usize,
+    version: ObjectVersion,
 }
 
 /// The recorder for object 5.
@@ -180,26 +189,28 @@ impl<M: UpdateMachine> Default for TransitionRecorder<M> {
 }
 
 impl<M: UpdateMachine> TransitionRecorder<M> {
-    /// A recorder that accepts one unseen status per jump.
+    /// A recorder for an object declared without `ver`, i.e. version 1.0.
     pub fn new() -> Self {
         TransitionRecorder {
             state: None,
             result: None,
             points: Vec::new(),
+            rejected: None,
             first_at: None,
-            max_skipped: 1,
+            version: ObjectVersion::V1_0,
         }
     }
 
-    /// Accepts jumps over at most `n` unseen statuses.
-    pub fn allow_skipped(mut self, n: usize) -> Self {
-        self.max_skipped = n;
+    /// Checks against the state diagram of `version`, the object version the
+    /// device declared in its registration ([`ObjectVersion::declared`]).
+    pub fn with_version(mut self, version: ObjectVersion) -> Self {
+        self.version = version;
         self
     }
 
-    /// Every step must be seen (separate State/Result notifications are still merged).
-    pub fn strict(self) -> Self {
-        self.allow_skipped(0)
+    /// The object version the sequence is checked against.
+    pub fn version(&self) -> ObjectVersion {
+        self.version
     }
 
     /// The last known status.
@@ -225,22 +236,31 @@ impl<M: UpdateMachine> TransitionRecorder<M> {
     }
 
     /// A notified resource value: the state resource (object 5: 3) or the
-    /// result resource (object 5: 5). Other resources are ignored; values out
-    /// of range are an error and change nothing.
+    /// result resource (object 5: 5). Other resources are ignored. A value
+    /// out of range is returned as an error, changes no status, and is kept:
+    /// [`check`](Self::check) reports the first one as a violation. (Values a
+    /// version does not define, like Update Result 10 from a v1.0 object, are
+    /// in range here and refused by the version's state diagram.)
     pub fn record_resource(
         &mut self,
         at: Instant,
         resource: u16,
         value: i64,
     ) -> Result<(), FirmwareError> {
-        if resource == M::STATE_RESOURCE {
-            let s = M::parse_state(value)?;
-            self.record_state(at, s);
+        let parsed = if resource == M::STATE_RESOURCE {
+            M::parse_state(value).map(|s| self.record_state(at, s))
         } else if resource == M::RESULT_RESOURCE {
-            let r = M::parse_result(value)?;
-            self.record_result(at, r);
+            M::parse_result(value).map(|r| self.record_result(at, r))
+        } else {
+            Ok(())
+        };
+        if let Err(e) = &parsed {
+            self.first_at.get_or_insert(at);
+            if self.rejected.is_none() {
+                self.rejected = Some((self.points.len(), at, e.clone()));
+            }
         }
-        Ok(())
+        parsed
     }
 
     fn push(&mut self, at: Instant) {
@@ -256,25 +276,36 @@ impl<M: UpdateMachine> TransitionRecorder<M> {
 
     /// The sequence and first violation so far.
     pub fn recording(&self) -> Recording<M::Status> {
+        let v = self.version;
         let mut out: Vec<Observed<M::Status>> = Vec::new();
-        let mut violation = None;
         let mut i = 0;
         while i < self.points.len() {
+            if let Some(r) = self.rejected_before(i, &out) {
+                return r;
+            }
             let (at, cur) = self.points[i];
             let Some(prev) = out.last().map(|o| o.status) else {
-                out.push(observed(at, cur, Vec::new(), false));
+                if !M::is_consistent(v, cur) {
+                    let error = TransitionError::new(
+                        "(first observed)",
+                        cur,
+                        format!("not a status object {} v{v} allows", M::OBJECT),
+                    );
+                    return self.violation(out, error, at, i);
+                }
+                out.push(observed(at, cur, false));
                 i += 1;
                 continue;
             };
-            if M::check(prev, cur).is_ok() {
-                out.push(observed(at, cur, Vec::new(), false));
+            if M::check(v, prev, cur).is_ok() {
+                out.push(observed(at, cur, false));
                 i += 1;
                 continue;
             }
             // `cur` is the first half of a step whose other half comes next.
             if let Some(&(next_at, next)) = self.points.get(i + 1) {
-                if is_half::<M>(prev, cur, next) && M::check(prev, next).is_ok() {
-                    out.push(observed(next_at, next, Vec::new(), true));
+                if is_half::<M>(prev, cur, next) && M::check(v, prev, next).is_ok() {
+                    out.push(observed(next_at, next, true));
                     i += 2;
                     continue;
                 }
@@ -282,38 +313,78 @@ impl<M: UpdateMachine> TransitionRecorder<M> {
             // The previous point was the first half of a step completed by `cur`.
             if out.len() >= 2 {
                 let before = out[out.len() - 2].status;
-                if is_half::<M>(before, prev, cur) && M::check(before, cur).is_ok() {
+                if is_half::<M>(before, prev, cur) && M::check(v, before, cur).is_ok() {
                     out.pop();
-                    out.push(observed(at, cur, Vec::new(), true));
+                    out.push(observed(at, cur, true));
                     i += 1;
                     continue;
                 }
             }
-            if let Some(path) = shortest_path::<M>(prev, cur, self.max_skipped) {
-                out.push(observed(at, cur, path, false));
-                i += 1;
-                continue;
+            // Report the step the device meant. A `cur` no device can hold
+            // (Updating/8) is half of the step to the next point; a `prev`
+            // that looks like half of a step to `cur` was that step's first
+            // half, and the step is the one from before it.
+            if let Some(&(next_at, next)) = self.points.get(i + 1) {
+                if !M::is_consistent(v, cur) && is_half::<M>(prev, cur, next) {
+                    if let Err(error) = M::check(v, prev, next) {
+                        return self.violation(out, error, next_at, i + 1);
+                    }
+                }
             }
-            // When `prev` looks like half of a step to `cur`, the step the
-            // device meant is the one from before it: report that.
             let from = match out.len() {
                 n if n >= 2 && is_half::<M>(out[n - 2].status, prev, cur) => out[n - 2].status,
                 _ => prev,
             };
-            let error = M::check(from, cur)
+            let error = M::check(v, from, cur)
                 .err()
-                .unwrap_or_else(|| TransitionError::new(from, cur, "not allowed"));
-            violation = Some(SequenceError {
-                object: M::OBJECT,
-                error,
-                at_secs: self.offset_secs(at),
-                sequence: self.describe(Some(i)),
-            });
-            break;
+                .or_else(|| M::check(v, prev, cur).err())
+                .unwrap_or_else(|| TransitionError::new(prev, cur, "not allowed"));
+            return self.violation(out, error, at, i);
+        }
+        if let Some(r) = self.rejected_before(usize::MAX, &out) {
+            return r;
         }
         Recording {
             sequence: out,
-            violation,
+            violation: None,
+        }
+    }
+
+    /// The violation for a rejected value that arrived before point `i`.
+    fn rejected_before(
+        &self,
+        i: usize,
+        out: &[Observed<M::Status>],
+    ) -> Option<Recording<M::Status>> {
+        let (index, at, e) = self.rejected.as_ref().filter(|(index, ..)| *index <= i)?;
+        let from = out
+            .last()
+            .map(|o| o.status.to_string())
+            .unwrap_or_else(|| "(nothing yet)".into());
+        let error = TransitionError::new(from, "?", e.to_string());
+        let mut r = self.violation(out.to_vec(), error, *at, usize::MAX);
+        if let Some(v) = r.violation.as_mut() {
+            v.sequence = self.describe_with_rejected(*index);
+        }
+        Some(r)
+    }
+
+    fn violation(
+        &self,
+        sequence: Vec<Observed<M::Status>>,
+        error: TransitionError,
+        at: Instant,
+        index: usize,
+    ) -> Recording<M::Status> {
+        Recording {
+            sequence,
+            violation: Some(SequenceError {
+                object: M::OBJECT,
+                version: self.version,
+                error,
+                at_secs: self.offset_secs(at),
+                sequence: self.describe(Some(index)),
+            }),
         }
     }
 
@@ -334,6 +405,10 @@ impl<M: UpdateMachine> TransitionRecorder<M> {
 
     /// The raw points as `status (+t)` joined by arrows; `mark` is flagged.
     pub fn describe(&self, mark: Option<usize>) -> String {
+        self.point_texts(mark).join(" -> ")
+    }
+
+    fn point_texts(&self, mark: Option<usize>) -> Vec<String> {
         self.points
             .iter()
             .enumerate()
@@ -341,18 +416,27 @@ impl<M: UpdateMachine> TransitionRecorder<M> {
                 let flag = if Some(i) == mark { " ✗" } else { "" };
                 format!("{s} (+{:.3}s){flag}", self.offset_secs(*at))
             })
-            .collect::<Vec<_>>()
-            .join(" -> ")
+            .collect()
+    }
+
+    /// [`describe`](Self::describe) with the rejected value shown, flagged,
+    /// where it arrived.
+    fn describe_with_rejected(&self, index: usize) -> String {
+        let mut texts = self.point_texts(None);
+        if let Some((_, at, e)) = &self.rejected {
+            let value = match e {
+                FirmwareError::OutOfRange { what, value } => format!("{what}={value}"),
+                other => other.to_string(),
+            };
+            let text = format!("{value} (+{:.3}s) ✗", self.offset_secs(*at));
+            texts.insert(index.min(texts.len()), text);
+        }
+        texts.join(" -> ")
     }
 }
 
-fn observed<S>(at: Instant, status: S, inferred: Vec<S>, merged: bool) -> Observed<S> {
-    Observed {
-        at,
-        status,
-        inferred,
-        merged,
-    }
+fn observed<S>(at: Instant, status: S, merged: bool) -> Observed<S> {
+    Observed { at, status, merged }
 }
 
 /// Whether `mid` mixes `a`'s state with `b`'s result or the other way round
@@ -362,38 +446,4 @@ fn is_half<M: UpdateMachine>(a: M::Status, mid: M::Status, b: M::Status) -> bool
     let (sm, rm) = M::parts(mid);
     let (sb, rb) = M::parts(b);
     mid != a && mid != b && ((sm == sa && rm == rb) || (sm == sb && rm == ra))
-}
-
-/// The shortest chain of unseen statuses (at most `max` of them) through
-/// which `from` reaches `to` by allowed steps.
-fn shortest_path<M: UpdateMachine>(
-    from: M::Status,
-    to: M::Status,
-    max: usize,
-) -> Option<Vec<M::Status>> {
-    if max == 0 {
-        return None;
-    }
-    let all = M::all();
-    // Breadth-first over paths; the graphs have under 100 nodes.
-    let mut frontier: Vec<Vec<M::Status>> = vec![vec![from]];
-    for _ in 0..max {
-        let mut next = Vec::new();
-        for path in &frontier {
-            let last = *path.last()?;
-            for s in &all {
-                if *s == last || path.contains(s) || M::check(last, *s).is_err() {
-                    continue;
-                }
-                if M::check(*s, to).is_ok() && *s != to {
-                    return Some(path[1..].iter().copied().chain([*s]).collect());
-                }
-                let mut p = path.clone();
-                p.push(*s);
-                next.push(p);
-            }
-        }
-        frontier = next;
-    }
-    None
 }

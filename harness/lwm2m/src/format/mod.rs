@@ -11,6 +11,7 @@ mod base64;
 mod cbor;
 pub mod link;
 mod lwm2m_cbor;
+mod lwm2m_json;
 mod opaque;
 mod senml;
 mod senml_cbor;
@@ -33,17 +34,21 @@ pub enum ContentFormat {
     SenmlJson,
     SenmlCbor,
     Tlv,
+    /// The LwM2M 1.0 JSON format (OMA LwM2M 1.0 TS §6.4.4), which 1.0 devices
+    /// offer in place of SenML JSON.
+    Lwm2mJson,
     Lwm2mCbor,
 }
 
 impl ContentFormat {
-    pub const ALL: [ContentFormat; 7] = [
+    pub const ALL: [ContentFormat; 8] = [
         ContentFormat::Text,
         ContentFormat::LinkFormat,
         ContentFormat::Opaque,
         ContentFormat::SenmlJson,
         ContentFormat::SenmlCbor,
         ContentFormat::Tlv,
+        ContentFormat::Lwm2mJson,
         ContentFormat::Lwm2mCbor,
     ];
 
@@ -55,6 +60,7 @@ impl ContentFormat {
             ContentFormat::SenmlJson => 110,
             ContentFormat::SenmlCbor => 112,
             ContentFormat::Tlv => 11542,
+            ContentFormat::Lwm2mJson => 11543,
             ContentFormat::Lwm2mCbor => 11544,
         }
     }
@@ -72,6 +78,7 @@ impl ContentFormat {
             ContentFormat::SenmlJson => "senml-json",
             ContentFormat::SenmlCbor => "senml-cbor",
             ContentFormat::Tlv => "tlv",
+            ContentFormat::Lwm2mJson => "lwm2m-json",
             ContentFormat::Lwm2mCbor => "lwm2m-cbor",
         }
     }
@@ -97,6 +104,29 @@ pub struct Record {
 impl Record {
     pub fn new(path: Path, value: Value) -> Self {
         Record { path, value }
+    }
+}
+
+/// A record with the time and sum the payload gave it: SenML's resolved time
+/// (base time + time, RFC 8428 §4.6; §4.5.3: a value below 2^28 is relative
+/// to now, negative in the past) and resolved sum (base sum + sum), and LwM2M
+/// 1.0 JSON's `bt` + `t`. Formats without times (TLV, LwM2M CBOR, text,
+/// opaque) give `None`; so do records that carry no time and follow no base time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimedRecord {
+    pub record: Record,
+    /// Seconds: since the Unix epoch, or relative to now when below 2^28.
+    pub time: Option<f64>,
+    pub sum: Option<f64>,
+}
+
+impl From<Record> for TimedRecord {
+    fn from(record: Record) -> Self {
+        TimedRecord {
+            record,
+            time: None,
+            sum: None,
+        }
     }
 }
 
@@ -134,6 +164,7 @@ pub fn encode(
         ContentFormat::Tlv => tlv::encode(base, records, registry),
         ContentFormat::SenmlJson => senml_json::encode(base, records),
         ContentFormat::SenmlCbor => senml_cbor::encode(base, records),
+        ContentFormat::Lwm2mJson => lwm2m_json::encode(base, records),
         ContentFormat::Lwm2mCbor => lwm2m_cbor::encode(base, records),
         ContentFormat::LinkFormat => Err(FormatError::new(
             format,
@@ -145,26 +176,90 @@ pub fn encode(
 
 /// Decodes a payload received for a request on `base` into records, typing
 /// values by the object model. A resource the model does not know decodes as
-/// Opaque in TLV and opaque, String in plain text, and as the value's natural
-/// type in SenML and LwM2M CBOR (numbers as Integer, Unsigned past i64, or Float).
-/// Every record lies at or below `base`; TLV ids are read relative to it.
+/// Opaque in TLV and opaque, String in plain text and LwM2M JSON's `sv`, and
+/// as the value's natural type in SenML and LwM2M CBOR (numbers as Integer,
+/// Unsigned past i64, or Float). Every record lies at or below `base`; TLV
+/// ids are read relative to it. Times and sums are dropped; [`decode_timed`]
+/// keeps them.
 pub fn decode(
     format: ContentFormat,
     base: &Path,
     payload: &[u8],
     registry: &Registry,
 ) -> Result<Vec<Record>, FormatError> {
+    Ok(decode_timed(format, base, payload, registry)?
+        .into_iter()
+        .map(|t| t.record)
+        .collect())
+}
+
+/// [`decode`], keeping the time (and SenML sum) each record carries, e.g. a
+/// notification's historical readings (LwM2M 1.1 Core §7.4.4, 1.0 TS §6.4.4).
+pub fn decode_timed(
+    format: ContentFormat,
+    base: &Path,
+    payload: &[u8],
+    registry: &Registry,
+) -> Result<Vec<TimedRecord>, FormatError> {
+    let untimed = |records: Vec<Record>| records.into_iter().map(TimedRecord::from).collect();
     match format {
-        ContentFormat::Text => text::decode(base, payload, registry),
-        ContentFormat::Opaque => opaque::decode(base, payload, registry),
-        ContentFormat::Tlv => tlv::decode(base, payload, registry),
+        ContentFormat::Text => text::decode(base, payload, registry).map(untimed),
+        ContentFormat::Opaque => opaque::decode(base, payload, registry).map(untimed),
+        ContentFormat::Tlv => tlv::decode(base, payload, registry).map(untimed),
         ContentFormat::SenmlJson => senml_json::decode(base, payload, registry),
         ContentFormat::SenmlCbor => senml_cbor::decode(base, payload, registry),
-        ContentFormat::Lwm2mCbor => lwm2m_cbor::decode(base, payload, registry),
+        ContentFormat::Lwm2mJson => lwm2m_json::decode(base, payload, registry),
+        ContentFormat::Lwm2mCbor => lwm2m_cbor::decode(base, payload, registry).map(untimed),
         ContentFormat::LinkFormat => Err(FormatError::new(
             format,
             0,
             "link format carries links, not resource values; use format::link",
         )),
     }
+}
+
+/// The payload of a Create on an object (LwM2M 1.1 Core §6.3.6,
+/// `POST /{Object ID}`): the new instance's resource values, and whether the
+/// payload can name the instance id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatePayload {
+    /// `true` when the instance id, if any, is in the records' paths: TLV
+    /// with an Object Instance TLV around the resources, and every other
+    /// format (they carry full paths). `false` when TLV carries the resource TLVs alone
+    /// and leaves the id to the client (as Leshan sends a Create without an
+    /// instance id); the records then lie under the `unnamed` instance.
+    pub names_instance: bool,
+    pub records: Vec<Record>,
+}
+
+/// Decodes a Create's payload for `object`. TLV may leave out the Object
+/// Instance layer (§7.4.3: its ids are relative to the request path, and the
+/// Create then names no instance): the resource TLVs decode under
+/// `/object/unnamed`, the instance id the client would choose. The other
+/// formats carry full paths and always name the instance.
+pub fn decode_create(
+    format: ContentFormat,
+    object: &Path,
+    unnamed: u16,
+    payload: &[u8],
+    registry: &Registry,
+) -> Result<CreatePayload, FormatError> {
+    if object.depth() != 1 {
+        return Err(FormatError::new(
+            format,
+            0,
+            format!("Create targets an object, not {object}"),
+        ));
+    }
+    if format == ContentFormat::Tlv && tlv::omits_instance_layer(payload) {
+        let instance = object.child(unnamed).expect("depth 2");
+        return Ok(CreatePayload {
+            names_instance: false,
+            records: tlv::decode(&instance, payload, registry)?,
+        });
+    }
+    Ok(CreatePayload {
+        names_instance: true,
+        records: decode(format, object, payload, registry)?,
+    })
 }

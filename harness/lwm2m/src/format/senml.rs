@@ -3,8 +3,15 @@
 //! (base name + name, concatenated as strings), numbers go in `v`, strings
 //! in `vs`, booleans in `vb`, opaque in `vd`, object links in `vlo` as
 //! `"object:instance"`, and Time as a number of seconds in `v`.
+//!
+//! Records are resolved the RFC 8428 §4.6 way before the object model types
+//! them: a base field (`bn`, `bt`, `bv`, `bs`) applies to its own record and
+//! every later one until a record carries that base field again (§4.1); the
+//! name is base name + name (§4.5.1), the time base time + time, the value
+//! base value + value and the sum base sum + sum (§4.2). The LwM2M 1.0 JSON
+//! format (11543) shares the resolution, with its own value fields.
 
-use crate::format::{ContentFormat, FormatError, Record};
+use crate::format::{base64, ContentFormat, FormatError, Record, TimedRecord};
 use crate::model::{Registry, ResourceType};
 use crate::path::Path;
 use crate::value::{parse_objlnk, Value};
@@ -17,6 +24,25 @@ pub(crate) enum Number {
     Float(f64),
 }
 
+impl Number {
+    pub(crate) fn as_f64(self) -> f64 {
+        match self {
+            Number::Int(i) => i as f64,
+            Number::Float(f) => f,
+        }
+    }
+
+    /// `self + other`, staying an integer while both are and the sum fits.
+    fn add(self, other: Number) -> Number {
+        match (self, other) {
+            (Number::Int(a), Number::Int(b)) => a
+                .checked_add(b)
+                .map_or(Number::Float(a as f64 + b as f64), Number::Int),
+            (a, b) => Number::Float(a.as_f64() + b.as_f64()),
+        }
+    }
+}
+
 /// The value fields of one SenML record.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum SenmlValue {
@@ -25,33 +51,48 @@ pub(crate) enum SenmlValue {
     Bool(bool),
     Data(Vec<u8>),
     ObjLink(String),
+    /// LwM2M 1.0 JSON's `sv`: a String, a Corelnk, or an Opaque value in
+    /// base64, whichever the resource's type says (OMA LwM2M 1.0 TS §6.4.4).
+    StringOrBase64(String),
 }
 
 /// One SenML record as read off the wire, base fields not yet applied.
 #[derive(Debug, Default)]
 pub(crate) struct RawRecord {
     pub base_name: Option<String>,
+    pub base_time: Option<Number>,
+    pub base_value: Option<Number>,
+    pub base_sum: Option<Number>,
     pub name: Option<String>,
+    pub time: Option<Number>,
+    pub sum: Option<Number>,
     pub value: Option<SenmlValue>,
     /// Byte offset of the record in the payload, for errors.
     pub offset: usize,
 }
 
-/// Resolves names (the base name carries over to later records, RFC 8428
-/// §4.5.1), checks each path lies under `base` and types values by the model.
+/// Resolves each record (RFC 8428 §4.6: base fields carry over to later
+/// records until replaced, §4.1), checks each path lies under `base` and
+/// types values by the model.
 pub(crate) fn to_records(
     format: ContentFormat,
     base: &Path,
     raw: Vec<RawRecord>,
     registry: &Registry,
-) -> Result<Vec<Record>, FormatError> {
+) -> Result<Vec<TimedRecord>, FormatError> {
     let mut base_name = String::new();
+    let mut base_time: Option<Number> = None;
+    let mut base_value: Option<Number> = None;
+    let mut base_sum: Option<Number> = None;
     let mut out = Vec::with_capacity(raw.len());
     for r in raw {
         let err = |reason: String| FormatError::new(format, r.offset, reason);
         if let Some(bn) = r.base_name {
             base_name = bn;
         }
+        base_time = r.base_time.or(base_time);
+        base_value = r.base_value.or(base_value);
+        base_sum = r.base_sum.or(base_sum);
         let name = format!("{base_name}{}", r.name.as_deref().unwrap_or(""));
         if name.is_empty() {
             return Err(err("record has neither base name nor name".into()));
@@ -64,13 +105,36 @@ pub(crate) fn to_records(
                 "record {path} lies outside the request path {base}"
             )));
         }
-        let value = r
-            .value
-            .ok_or_else(|| err(format!("record {path} has no value (v, vs, vb, vd or vlo)")))?;
+        // §4.2: the base value is added to a numeric value, never stands in for a missing one.
+        let value = match (r.value, base_value) {
+            (Some(SenmlValue::Number(v)), Some(bv)) => Some(SenmlValue::Number(bv.add(v))),
+            (v, _) => v,
+        };
+        let Some(value) = value else {
+            let what = if r.sum.is_some() {
+                "only a sum (s), which no LwM2M resource holds"
+            } else {
+                "no value (v, vs, vb, vd or vlo)"
+            };
+            return Err(err(format!("record {path} has {what}")));
+        };
         let def = registry.resource(&path);
         let kind = def.map(|d| d.kind);
         let typed = typed_value(kind, value).map_err(|reason| err(format!("{path}: {reason}")))?;
-        out.push(Record::new(path, typed));
+        let resolve = |b: Option<Number>, v: Option<Number>| match (b, v) {
+            (None, None) => None,
+            (b, v) => Some(
+                b.unwrap_or(Number::Int(0))
+                    .add(v.unwrap_or(Number::Int(0)))
+                    .as_f64(),
+            ),
+        };
+        out.push(TimedRecord {
+            record: Record::new(path, typed),
+            time: resolve(base_time, r.time),
+            // Like the value, a sum needs its own `s` for the base sum to add to.
+            sum: r.sum.and_then(|s| resolve(base_sum, Some(s))),
+        });
     }
     Ok(out)
 }
@@ -135,6 +199,13 @@ pub(crate) fn typed_value(kind: Option<ResourceType>, value: SenmlValue) -> Resu
             Value::Objlnk(o, i)
         }
         (SenmlValue::ObjLink(_), Some(_)) => return Err(mismatch("object link (vlo)")),
+        (SenmlValue::StringOrBase64(s), Some(T::String) | None) => Value::String(s),
+        (SenmlValue::StringOrBase64(s), Some(T::Corelnk)) => Value::Corelnk(s),
+        (SenmlValue::StringOrBase64(s), Some(T::Opaque)) => Value::Opaque(
+            base64::decode(s.as_bytes())
+                .map_err(|at| format!("sv is not base64 (character {at})"))?,
+        ),
+        (SenmlValue::StringOrBase64(_), Some(_)) => return Err(mismatch("string (sv)")),
     })
 }
 

@@ -1,26 +1,31 @@
 //! SenML CBOR (content format 112, LwM2M 1.1 Core §7.4.5, RFC 8428 §6).
 //!
-//! Records are CBOR maps with integer labels: -2 bn, -3 bt, -1 bver, 0 n,
-//! 2 v, 3 vs, 4 vb, 6 t, 8 vd (a byte string); LwM2M's object link uses the
-//! text label "vlo".
+//! Records are CBOR maps with integer labels (RFC 8428 §6, Table 4): -1 bver,
+//! -2 bn, -3 bt, -4 bu, -5 bv, -6 bs, 0 n, 1 u, 2 v, 3 vs, 4 vb, 5 s, 6 t,
+//! 7 ut, 8 vd (a byte string); LwM2M's object link uses the text label "vlo".
+//! Base fields resolve as RFC 8428 §4.6 says (see `senml`).
 
 use ciborium::Value as Cbor;
 
 use crate::format::senml::{self, Number, RawRecord, SenmlValue};
-use crate::format::{cbor, ContentFormat, FormatError, Record};
+use crate::format::{cbor, ContentFormat, FormatError, Record, TimedRecord};
 use crate::model::Registry;
 use crate::path::Path;
 
 const FORMAT: ContentFormat = ContentFormat::SenmlCbor;
 
+const BVER: i64 = -1;
 const BN: i64 = -2;
 const BT: i64 = -3;
-const BVER: i64 = -1;
+const BV: i64 = -5;
+const BS: i64 = -6;
 const N: i64 = 0;
 const V: i64 = 2;
 const VS: i64 = 3;
 const VB: i64 = 4;
+const S: i64 = 5;
 const T: i64 = 6;
+const UT: i64 = 7;
 const VD: i64 = 8;
 
 pub(crate) fn encode(base: &Path, records: &[Record]) -> Result<Vec<u8>, FormatError> {
@@ -43,7 +48,9 @@ pub(crate) fn encode(base: &Path, records: &[Record]) -> Result<Vec<u8>, FormatE
                 )
             }
             SenmlValue::Number(Number::Float(f)) => (Cbor::from(V), Cbor::Float(f)),
-            SenmlValue::String(s) => (Cbor::from(VS), Cbor::Text(s)),
+            SenmlValue::String(s) | SenmlValue::StringOrBase64(s) => {
+                (Cbor::from(VS), Cbor::Text(s))
+            }
             SenmlValue::Bool(b) => (Cbor::from(VB), Cbor::Bool(b)),
             SenmlValue::Data(d) => (Cbor::from(VD), Cbor::Bytes(d)),
             SenmlValue::ObjLink(l) => (Cbor::Text("vlo".into()), Cbor::Text(l)),
@@ -60,7 +67,7 @@ pub(crate) fn decode(
     base: &Path,
     payload: &[u8],
     registry: &Registry,
-) -> Result<Vec<Record>, FormatError> {
+) -> Result<Vec<TimedRecord>, FormatError> {
     let mut raw = Vec::new();
     let end = cbor::for_each(payload, 0, 4, |offset, mut items| {
         let item = items.pop().unwrap_or(Cbor::Null);
@@ -118,8 +125,13 @@ fn record(item: Cbor, offset: usize) -> Result<RawRecord, String> {
                 _ => return Err("vd must be a byte string".into()),
             },
             Label::Text("vlo") => set(&mut r, SenmlValue::ObjLink(text(v, "vlo")?))?,
+            Label::Int(l) if l == i128::from(BT) => r.base_time = Some(num(&v, "bt")?),
+            Label::Int(l) if l == i128::from(T) => r.time = Some(num(&v, "t")?),
+            Label::Int(l) if l == i128::from(BV) => r.base_value = Some(num(&v, "bv")?),
+            Label::Int(l) if l == i128::from(BS) => r.base_sum = Some(num(&v, "bs")?),
+            Label::Int(l) if l == i128::from(S) => r.sum = Some(num(&v, "s")?),
             Label::Int(l)
-                if [BT, BVER, T].iter().any(|x| i128::from(*x) == l) && number(&v).is_none() =>
+                if [BVER, UT].iter().any(|x| i128::from(*x) == l) && number(&v).is_none() =>
             {
                 return Err(format!("label {l} must be a number"));
             }
@@ -134,6 +146,10 @@ fn record(item: Cbor, offset: usize) -> Result<RawRecord, String> {
         }
     }
     Ok(r)
+}
+
+fn num(v: &Cbor, label: &str) -> Result<Number, String> {
+    number(v).ok_or_else(|| format!("{label} must be a number"))
 }
 
 enum Label<'a> {

@@ -1,13 +1,14 @@
 //! SenML JSON (content format 110, LwM2M 1.1 Core §7.4.4, RFC 8428 §5).
 //!
-//! The payload is a JSON array of record objects. Decoding walks the array
+//! The payload is a JSON array of record objects. Base fields (`bn`, `bt`,
+//! `bv`, `bs`) resolve as RFC 8428 §4.6 says (see `senml`). Decoding walks the array
 //! one element at a time so that an error names the byte offset of the record
 //! it is in, not just "somewhere in the payload".
 
 use serde_json::{Map, Value as Json};
 
 use crate::format::senml::{self, Number, RawRecord, SenmlValue};
-use crate::format::{base64, ContentFormat, FormatError, Record};
+use crate::format::{base64, ContentFormat, FormatError, Record, TimedRecord};
 use crate::model::Registry;
 use crate::path::Path;
 
@@ -36,7 +37,7 @@ pub(crate) fn encode(base: &Path, records: &[Record]) -> Result<Vec<u8>, FormatE
                     .map(Json::Number)
                     .ok_or_else(|| err(0, format!("{f} has no JSON representation")))?,
             ),
-            SenmlValue::String(s) => ("vs", Json::String(s)),
+            SenmlValue::String(s) | SenmlValue::StringOrBase64(s) => ("vs", Json::String(s)),
             SenmlValue::Bool(b) => ("vb", Json::Bool(b)),
             SenmlValue::Data(d) => ("vd", Json::String(base64::encode_url(&d))),
             SenmlValue::ObjLink(l) => ("vlo", Json::String(l)),
@@ -61,12 +62,12 @@ pub(crate) fn decode(
     base: &Path,
     payload: &[u8],
     registry: &Registry,
-) -> Result<Vec<Record>, FormatError> {
+) -> Result<Vec<TimedRecord>, FormatError> {
     let raw = parse_records(payload)?;
     senml::to_records(FORMAT, base, raw, registry)
 }
 
-fn skip_ws(payload: &[u8], mut pos: usize) -> usize {
+pub(crate) fn skip_ws(payload: &[u8], mut pos: usize) -> usize {
     while payload.get(pos).is_some_and(|b| b.is_ascii_whitespace()) {
         pos += 1;
     }
@@ -120,7 +121,7 @@ fn parse_records(payload: &[u8]) -> Result<Vec<RawRecord>, FormatError> {
 }
 
 /// serde_json reports line and column; turn them into a byte offset.
-fn json_error_offset(text: &[u8], e: &serde_json::Error) -> usize {
+pub(crate) fn json_error_offset(text: &[u8], e: &serde_json::Error) -> usize {
     if e.line() == 0 {
         return 0;
     }
@@ -132,6 +133,18 @@ fn json_error_offset(text: &[u8], e: &serde_json::Error) -> usize {
         }
     }
     (line_start + e.column().saturating_sub(1)).min(text.len())
+}
+
+/// A JSON number as a SenML number, integers kept exact.
+pub(crate) fn json_number(v: &Json) -> Option<Number> {
+    let n = v.as_number()?;
+    if let Some(i) = n.as_i64() {
+        Some(Number::Int(i128::from(i)))
+    } else if let Some(u) = n.as_u64() {
+        Some(Number::Int(i128::from(u)))
+    } else {
+        n.as_f64().map(Number::Float)
+    }
 }
 
 fn record(item: Json, offset: usize) -> Result<RawRecord, FormatError> {
@@ -153,26 +166,19 @@ fn record(item: Json, offset: usize) -> Result<RawRecord, FormatError> {
         }
         Ok(())
     };
+    let number = |k: &str, v: &Json| -> Result<Number, FormatError> {
+        json_number(v).ok_or_else(|| err(offset, format!("\"{k}\" must be a number")))
+    };
     for (k, v) in &map {
         match k.as_str() {
             "bn" => r.base_name = Some(text(k, v)?),
             "n" => r.name = Some(text(k, v)?),
-            "v" => {
-                let n = v
-                    .as_number()
-                    .ok_or_else(|| err(offset, "\"v\" must be a number"))?;
-                let num = if let Some(i) = n.as_i64() {
-                    Number::Int(i128::from(i))
-                } else if let Some(u) = n.as_u64() {
-                    Number::Int(i128::from(u))
-                } else {
-                    Number::Float(
-                        n.as_f64()
-                            .ok_or_else(|| err(offset, "\"v\" is not a representable number"))?,
-                    )
-                };
-                set(&mut r, SenmlValue::Number(num))?;
-            }
+            "v" => set(&mut r, SenmlValue::Number(number(k, v)?))?,
+            "bt" => r.base_time = Some(number(k, v)?),
+            "t" => r.time = Some(number(k, v)?),
+            "bv" => r.base_value = Some(number(k, v)?),
+            "bs" => r.base_sum = Some(number(k, v)?),
+            "s" => r.sum = Some(number(k, v)?),
             "vs" => set(&mut r, SenmlValue::String(text(k, v)?))?,
             "vb" => set(
                 &mut r,
@@ -187,7 +193,7 @@ fn record(item: Json, offset: usize) -> Result<RawRecord, FormatError> {
                 set(&mut r, SenmlValue::Data(d))?;
             }
             "vlo" => set(&mut r, SenmlValue::ObjLink(text(k, v)?))?,
-            "bt" | "t" | "bver" if !v.is_number() => {
+            "bver" if !v.is_number() => {
                 return Err(err(offset, format!("\"{k}\" must be a number")));
             }
             // RFC 8428 §4.4: labels ending in '_' must be understood; we understand none.

@@ -10,6 +10,10 @@
 //! TLV paths are relative to the request path (§7.4.3): a read of /3 answers
 //! object-instance TLVs, of /3/0 resource TLVs, of /3/0/7 a multiple-resource
 //! TLV (or bare resource-instance TLVs), of /3/0/7/1 one resource-instance TLV.
+//! A Create on /19 may carry resource TLVs with no object-instance TLV around
+//! them, leaving the instance id to the client (Core §6.3.6; Leshan sends it
+//! so): [`omits_instance_layer`] tells, and the caller decodes such a payload
+//! at the instance path it picks (`format::decode_create`).
 
 use std::collections::BTreeMap;
 
@@ -120,6 +124,13 @@ fn parse_all(buf: &[u8], at: usize) -> Result<Vec<Tlv<'_>>, FormatError> {
     Ok(out)
 }
 
+/// Whether a TLV payload for an object path leaves out the Object Instance
+/// layer: it starts with a resource or multiple-resource TLV (type bits 11 or
+/// 10, §7.4.3) instead of an object-instance TLV (00).
+pub(crate) fn omits_instance_layer(payload: &[u8]) -> bool {
+    payload.first().is_some_and(|t| matches!(t >> 6, 2 | 3))
+}
+
 pub(crate) fn decode(
     base: &Path,
     payload: &[u8],
@@ -137,7 +148,16 @@ pub(crate) fn decode(
         }
         [_] => {
             for t in &tlvs {
-                expect_kind(t, &[Kind::ObjectInstance])?;
+                if t.kind != Kind::ObjectInstance {
+                    return Err(err(
+                        t.offset,
+                        format!(
+                            "expected an object instance TLV for {base}, found a {} TLV \
+                             (resource TLVs alone name no instance; only a Create may send them)",
+                            t.kind.name()
+                        ),
+                    ));
+                }
                 let inst = base.child(t.id).expect("depth 2");
                 decode_resources(inst, t, registry, &mut out)?;
             }

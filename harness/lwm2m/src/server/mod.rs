@@ -18,7 +18,16 @@
 //! block (RFC 7959 §2.5), the block size renegotiated down when the device
 //! answers 4.13 (§2.9.3), progress published as [`ServerEvent::PushProgress`]
 //! and the device's final answer as the usual [`ServerEvent::Response`].
+//!
+//! The other way round (RFC 7959): a response or notification that comes
+//! with Block2 M=1 is completed before anything is decoded — the server asks
+//! for each next block and delivers the whole body once (`fetch.rs`); a
+//! Register or Update sent with Block1 is reassembled, each block but the
+//! last answered 2.31 Continue. A request carrying a critical option the
+//! registration interface does not implement gets 4.02 Bad Option (RFC 7252
+//! §5.4.1, [`crate::coap::critical`]).
 
+mod fetch;
 mod push;
 mod registration;
 mod request;
@@ -27,7 +36,8 @@ mod security;
 pub use push::{bytes_per_second, PushProgress, PUSH_PROGRESS_EVERY_BLOCKS};
 
 pub use registration::{
-    parse as parse_registration, ParamError, RegistrationParams, DEFAULT_LIFETIME,
+    check_register, check_update, parse as parse_registration, ObjectList, ParamError,
+    RegistrationParams, DEFAULT_LIFETIME, SUPPORTED_VERSIONS, UNLISTED_OBJECTS,
 };
 pub use request::attribute_query;
 pub use security::{Authorizer, SecurityEvent};
@@ -38,11 +48,18 @@ use std::time::{Duration, Instant};
 
 use coap_lite::{CoapOption, MessageClass, Packet, RequestType};
 
+use crate::coap::block::{Block1Inbox, Block1Outcome, BlockKind, MAX_SZX};
+use crate::coap::critical;
 use crate::coap::observe::ObserveSeq;
 use crate::coap::{code, options, ExchangeEvent, ExchangeId, MessageLayer, Transmit};
 use crate::format::{ContentFormat, Link, Record};
 use crate::model::Registry;
 use crate::path::Path;
+
+/// Largest Register or Update body the server reassembles from Block1
+/// blocks (RFC 7959 §2.5); a larger one is refused 4.13 with this as Size1.
+/// An object list of thousands of instances fits.
+pub const REGISTRATION_BODY_LIMIT: usize = 64 * 1024;
 
 /// Identifies one request the server sent, so its response event can be matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -68,8 +85,15 @@ pub struct Registration {
     pub binding: String,
     pub queue_mode: bool,
     pub sms_number: Option<String>,
-    /// The object list from the Register payload (`</3/0>,</4/0>,...`).
+    /// The object list from the Register payload (`</3/0>,</4/0>,...`),
+    /// targets relative to `root`.
     pub objects: Vec<Link>,
+    /// The alternate path the client's objects live under (`/lwm2m`), or
+    /// `""` for the default root (LwM2M 1.1 Core §6.2.1); requests carry it
+    /// before the object path.
+    pub root: String,
+    /// Content-Formats the client listed in its root link's `ct`.
+    pub content_formats: Vec<u16>,
     pub peer: SocketAddr,
     pub registered_at: Instant,
     pub updated_at: Instant,
@@ -83,6 +107,13 @@ impl Registration {
             .filter_map(|l| l.path())
             .filter(|p| p.depth() == 2)
             .collect()
+    }
+    /// When the registration expires unless updated (LwM2M 1.1 Core
+    /// §6.2.2); `None` for a lifetime too long for the clock to represent,
+    /// which is as good as never for a test run. A peer's `lt` can be any
+    /// number up to 2^64-1, so this never adds unchecked.
+    pub fn expires_at(&self) -> Option<Instant> {
+        self.updated_at.checked_add(self.lifetime)
     }
     /// Objects announced, with or without instances.
     pub fn has_object(&self, object: u16) -> bool {
@@ -266,6 +297,12 @@ struct Pending {
     observe_token: Option<Vec<u8>>,
     /// For WriteBlockwise: the upload, moved to the next block's exchange.
     push: Option<push::Push>,
+    /// The request as built, before token and alternate path: what the
+    /// following blocks repeat when the response comes block-wise.
+    template: Option<Packet>,
+    /// A Block2 body being fetched (RFC 7959 §2.4), moved to each next
+    /// block's exchange; for a notification, `id` is the observation's.
+    fetch: Option<fetch::Fetch>,
 }
 
 /// An established observation (RFC 7641 §3), keyed by its token.
@@ -286,6 +323,8 @@ pub struct Server {
     /// Location ("/rd/5a3f") to endpoint name.
     locations: HashMap<String, String>,
     pending: HashMap<ExchangeId, Pending>,
+    /// Register and Update bodies arriving in Block1 blocks, by (peer, Uri-Path).
+    block1: Block1Inbox<(SocketAddr, Vec<String>)>,
     observations: HashMap<Vec<u8>, Observation>,
     events: VecDeque<ServerEvent>,
     next_request: u64,
@@ -304,6 +343,7 @@ impl Server {
             registrations: BTreeMap::new(),
             locations: HashMap::new(),
             pending: HashMap::new(),
+            block1: Block1Inbox::new(REGISTRATION_BODY_LIMIT, MAX_SZX),
             observations: HashMap::new(),
             events: VecDeque::new(),
             next_request: 1,
@@ -330,7 +370,7 @@ impl Server {
         let expired: Vec<String> = self
             .registrations
             .values()
-            .filter(|r| r.updated_at + r.lifetime <= now)
+            .filter(|r| r.expires_at().is_some_and(|at| at <= now))
             .map(|r| r.endpoint.clone())
             .collect();
         for endpoint in expired {
@@ -353,7 +393,7 @@ impl Server {
         let expiry = self
             .registrations
             .values()
-            .map(|r| r.updated_at + r.lifetime)
+            .filter_map(Registration::expires_at)
             .min();
         [expiry, self.layer.poll_timeout()]
             .into_iter()
@@ -396,8 +436,13 @@ impl Server {
         {
             return self.start_push(now, endpoint, peer, path, format, body, szx);
         }
-        let mut packet =
-            request::build(&request, &self.config.registry, self.config.default_format)?;
+        let default = self
+            .registrations
+            .get(endpoint)
+            .map_or(self.config.default_format, |r| {
+                request::preferred_format(self.config.default_format, &r.content_formats)
+            });
+        let mut packet = request::build(&request, &self.config.registry, default)?;
         let path = request::target(&request);
         let id = RequestId(self.next_request);
         let mut observe_token = None;
@@ -408,10 +453,12 @@ impl Server {
                 observe_token = Some(token);
             }
             DmRequest::CancelObserve { path } => {
+                // Of several observations of one path, the newest is cancelled.
                 let token = self
                     .observations
                     .iter()
-                    .find(|(_, o)| o.endpoint == endpoint && o.path == *path)
+                    .filter(|(_, o)| o.endpoint == endpoint && o.path == *path)
+                    .max_by_key(|(_, o)| o.id)
                     .map(|(t, _)| t.clone())
                     .ok_or_else(|| {
                         RequestError::Invalid(format!("no observation of {path} on {endpoint}"))
@@ -422,7 +469,8 @@ impl Server {
             _ => {}
         }
         self.next_request += 1;
-        let exchange = self.layer.send(now, peer, packet, true);
+        let template = packet.clone();
+        let exchange = self.send_request(now, endpoint, peer, packet);
         self.pending.insert(
             exchange,
             Pending {
@@ -431,9 +479,43 @@ impl Server {
                 path,
                 observe_token,
                 push: None,
+                template: Some(template),
+                fetch: None,
             },
         );
         Ok(id)
+    }
+
+    /// Sends a Confirmable request to a registered client, its Uri-Path put
+    /// under the alternate path the client registered with (LwM2M 1.1 Core
+    /// §6.2.1: `</lwm2m>;rt="oma.lwm2m"` makes /3/0 reachable as /lwm2m/3/0).
+    fn send_request(
+        &mut self,
+        now: Instant,
+        endpoint: &str,
+        peer: SocketAddr,
+        mut packet: Packet,
+    ) -> ExchangeId {
+        let root = self
+            .registrations
+            .get(endpoint)
+            .map(|r| r.root.as_str())
+            .unwrap_or("");
+        if !root.is_empty() {
+            let mut segments: Vec<Vec<u8>> = root
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(|s| s.as_bytes().to_vec())
+                .collect();
+            if let Some(path) = packet.get_option(CoapOption::UriPath) {
+                segments.extend(path.iter().cloned());
+            }
+            packet.clear_option(CoapOption::UriPath);
+            for segment in segments {
+                packet.add_option(CoapOption::UriPath, segment);
+            }
+        }
+        self.layer.send(now, peer, packet, true)
     }
 
     /// Starts a [`DmRequest::WriteBlockwise`]: sends block 0.
@@ -464,7 +546,7 @@ impl Server {
         let id = RequestId(self.next_request);
         self.next_request += 1;
         tracing::info!(%endpoint, %path, bytes = total, szx, "Block1 push started");
-        let exchange = self.layer.send(now, peer, packet, true);
+        let exchange = self.send_request(now, endpoint, peer, packet);
         self.pending.insert(
             exchange,
             Pending {
@@ -473,6 +555,8 @@ impl Server {
                 path,
                 observe_token: None,
                 push: Some(push),
+                template: None,
+                fetch: None,
             },
         );
         Ok(id)
@@ -507,7 +591,7 @@ impl Server {
                     if push.progress_due(renegotiated) {
                         self.publish_push_progress(&pending, &push);
                     }
-                    let exchange = self.layer.send(now, peer, packet, true);
+                    let exchange = self.send_request(now, &pending.endpoint, peer, packet);
                     pending.push = Some(push);
                     self.pending.insert(exchange, pending);
                     return;
@@ -543,7 +627,8 @@ impl Server {
     }
 
     /// A request ended without a response: a push among them publishes its
-    /// final figures first.
+    /// final figures first; the rest of a block-wise notification is only
+    /// logged (the observation goes on, the next notification may arrive whole).
     fn end_without_response(
         &mut self,
         now: Instant,
@@ -551,6 +636,14 @@ impl Server {
         transmissions: Option<u32>,
         error: RequestError,
     ) {
+        if pending
+            .fetch
+            .as_ref()
+            .is_some_and(fetch::Fetch::is_notification)
+        {
+            tracing::warn!(endpoint = %pending.endpoint, path = %pending.path, %error, "the rest of a block-wise notification never came; value dropped");
+            return;
+        }
         if let Some(mut push) = pending.push.take() {
             push.abort(now, transmissions);
             self.publish_push_progress(&pending, &push);
@@ -636,13 +729,29 @@ impl Server {
             self.handle_push_response(now, pending, push, message);
             return;
         }
-        let result = request::decode(&message, &pending.path, &self.config.registry);
-        if let (Some(token), Ok(response)) = (pending.observe_token, &result) {
+        if let Some(mut fetch) = pending.fetch.take() {
+            let step = fetch.handle_response(&message);
+            self.fetch_step(now, pending, (fetch, step));
+            return;
+        }
+        // RFC 7959 §2.4: a body that comes block-wise is decoded once, whole;
+        // its first block only says that the request succeeded.
+        let blockwise = fetch::is_blockwise(&message);
+        let result = if blockwise {
+            Ok(Response {
+                code: 205,
+                format: options::content_format(&message).and_then(ContentFormat::from_code),
+                content: Content::None,
+            })
+        } else {
+            request::decode(&message, &pending.path, &self.config.registry)
+        };
+        if let (Some(token), Ok(response)) = (pending.observe_token.take(), &result) {
             // RFC 7641 §3.1: the observation exists only if the response says so.
             if let (true, Some(seq)) = (response.is_success(), options::observe(&message)) {
-                // The client keeps one observation per path (it replaced the older one).
-                self.observations
-                    .retain(|_, o| !(o.endpoint == pending.endpoint && o.path == pending.path));
+                // RFC 7641 §4.1: the client keys observers by endpoint and
+                // token, so an older observation of the same path with another
+                // token lives on beside this one.
                 self.observations.insert(
                     token,
                     Observation {
@@ -654,11 +763,115 @@ impl Server {
                 );
             }
         }
+        if blockwise {
+            let request = pending
+                .template
+                .take()
+                .unwrap_or_else(|| fetch::notification_request(&pending.path, &message));
+            let step = fetch::Fetch::start(&request, message, false);
+            self.fetch_step(now, pending, step);
+            return;
+        }
         self.events.push_back(ServerEvent::Response {
             id: pending.id,
             endpoint: pending.endpoint,
             result,
         });
+    }
+
+    /// Acts on a step of a Block2 fetch: asks for the next block, or
+    /// delivers the whole body — as the request's response, or as the
+    /// notification whose first block started the fetch.
+    fn fetch_step(
+        &mut self,
+        now: Instant,
+        mut pending: Pending,
+        (fetch, step): (fetch::Fetch, fetch::FetchStep),
+    ) {
+        let peer = self.registrations.get(&pending.endpoint).map(|r| r.peer);
+        let notification = fetch.is_notification();
+        let result = match (step, peer) {
+            (fetch::FetchStep::Next(packet), Some(peer)) => {
+                let endpoint = pending.endpoint.clone();
+                let exchange = self.send_request(now, &endpoint, peer, packet);
+                pending.fetch = Some(fetch);
+                self.pending.insert(exchange, pending);
+                return;
+            }
+            (fetch::FetchStep::Next(_), None) => Err(RequestError::RegistrationEnded),
+            (fetch::FetchStep::Complete(whole), Some(peer)) if notification => {
+                self.deliver(peer, pending.id, pending.endpoint, pending.path, &whole);
+                return;
+            }
+            (fetch::FetchStep::Complete(whole), _) => {
+                request::decode(&whole, &pending.path, &self.config.registry)
+            }
+            (fetch::FetchStep::Failed(reason), _) => Err(RequestError::Decode(format!(
+                "{} from {}: {reason}",
+                pending.path, pending.endpoint
+            ))),
+        };
+        if notification {
+            match (result, peer) {
+                (Err(e), Some(peer)) => self.events.push_back(ServerEvent::Malformed {
+                    peer,
+                    reason: format!("notification for {}: {e}", pending.path),
+                }),
+                (result, _) => {
+                    tracing::warn!(endpoint = %pending.endpoint, path = %pending.path, ?result, "block-wise notification dropped")
+                }
+            }
+            return;
+        }
+        self.events.push_back(ServerEvent::Response {
+            id: pending.id,
+            endpoint: pending.endpoint,
+            result,
+        });
+    }
+
+    /// Delivers a notification's value, first fetching the rest of its body
+    /// when it came block-wise (RFC 7959 §2.6). A fetch still running for an
+    /// older notification of the same observation is abandoned: this one is
+    /// newer (the caller checked its Observe sequence number).
+    fn deliver_notification(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        observation: RequestId,
+        endpoint: String,
+        path: Path,
+        message: &Packet,
+    ) {
+        if !fetch::is_blockwise(message) {
+            self.deliver(peer, observation, endpoint, path, message);
+            return;
+        }
+        let older: Vec<ExchangeId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| {
+                p.id == observation && p.fetch.as_ref().is_some_and(fetch::Fetch::is_notification)
+            })
+            .map(|(e, _)| *e)
+            .collect();
+        for exchange in older {
+            tracing::debug!(%endpoint, %path, "a newer block-wise notification replaces the one being fetched");
+            self.layer.cancel(exchange);
+            self.pending.remove(&exchange);
+        }
+        let request = fetch::notification_request(&path, message);
+        let step = fetch::Fetch::start(&request, message.clone(), true);
+        let pending = Pending {
+            id: observation,
+            endpoint,
+            path,
+            observe_token: None,
+            push: None,
+            template: None,
+            fetch: None,
+        };
+        self.fetch_step(now, pending, step);
     }
 
     /// A response no request waits on: a notification if its token names an
@@ -681,7 +894,7 @@ impl Server {
         let Some(seq) = options::observe(&message) else {
             // A 2.xx without Observe also ends it (§3.2), after delivering the value.
             if let Some(obs) = self.observations.remove(&token) {
-                self.deliver(peer, obs.id, obs.endpoint, obs.path, &message);
+                self.deliver_notification(now, peer, obs.id, obs.endpoint, obs.path, &message);
             }
             return;
         };
@@ -697,7 +910,7 @@ impl Server {
             return;
         }
         let (id, endpoint, path) = (obs.id, obs.endpoint.clone(), obs.path);
-        self.deliver(peer, id, endpoint, path, &message);
+        self.deliver_notification(now, peer, id, endpoint, path, &message);
     }
 
     fn deliver(
@@ -746,7 +959,30 @@ impl Server {
     }
 
     /// Requests from clients: the registration interface at `/rd`.
+    ///
+    /// Before dispatch: a critical option the registration interface does
+    /// not implement gets 4.02 Bad Option (RFC 7252 §5.4.1; a NON is
+    /// rejected), and a body sent with Block1 is reassembled (RFC 7959
+    /// §2.5) — each block but the last is answered 2.31 Continue, a gap
+    /// 4.08 — so that Register and Update see the whole object list, and
+    /// the final response echoes the last block's Block1 (§2.3).
     fn handle_request(&mut self, now: Instant, peer: SocketAddr, message: Packet) {
+        match critical::refusal(&message, critical::SERVER_REQUEST_OPTIONS) {
+            Some(critical::Refusal::Respond(answer)) => {
+                return self.layer.respond(peer, &message, answer);
+            }
+            Some(critical::Refusal::Reject) => return self.layer.reject(peer, &message),
+            None => {}
+        }
+        let (message, block1_echo) = match self.block1.handle(
+            now,
+            (peer, options::strings(&message, CoapOption::UriPath)),
+            &message,
+        ) {
+            Block1Outcome::Single => (message, None),
+            Block1Outcome::Answer(answer) => return self.layer.respond(peer, &message, answer),
+            Block1Outcome::Complete { request, echo } => (request, echo),
+        };
         let path = options::strings(&message, CoapOption::UriPath);
         let method = match message.header.code {
             MessageClass::Request(m) => m,
@@ -770,6 +1006,9 @@ impl Server {
         if let Some(diag) = reply.diagnostic {
             response.payload = diag.into_bytes();
         }
+        if let Some(echo) = block1_echo {
+            echo.set_on(&mut response, BlockKind::Block1);
+        }
         self.layer.respond(peer, &message, response);
     }
 
@@ -780,6 +1019,10 @@ impl Server {
         };
         let Some(endpoint) = params.endpoint.clone() else {
             return Reply::error(400, "Register without an endpoint name (ep)".into());
+        };
+        let version = match registration::check_register(&params) {
+            Ok(v) => v,
+            Err(e) => return Reply::error(e.code(), e.to_string()),
         };
         if self.registrations.contains_key(&endpoint) {
             // LwM2M 1.1 Core §6.2.1: a new Register replaces the old registration.
@@ -793,15 +1036,19 @@ impl Server {
             }
         };
         let location = format!("/rd/{id}");
+        let queue_mode = params.queue_mode(&version).unwrap_or(false);
+        let list = params.objects.unwrap_or_default();
         let registration = Registration {
             endpoint: endpoint.clone(),
             location: location.clone(),
             lifetime: params.lifetime.unwrap_or(DEFAULT_LIFETIME),
-            lwm2m_version: params.lwm2m_version.unwrap_or_else(|| "1.0".into()),
+            lwm2m_version: version,
             binding: params.binding.unwrap_or_else(|| "U".into()),
-            queue_mode: params.queue_mode,
+            queue_mode,
             sms_number: params.sms_number,
-            objects: params.objects.unwrap_or_default(),
+            objects: list.objects,
+            root: list.root,
+            content_formats: list.content_formats,
             peer,
             registered_at: now,
             updated_at: now,
@@ -828,20 +1075,38 @@ impl Server {
         let Some(reg) = self.registrations.get_mut(&endpoint) else {
             return Reply::code(404);
         };
+        if let Err(e) = registration::check_update(&params, &reg.lwm2m_version) {
+            return Reply::error(e.code(), e.to_string());
+        }
         if let Some(lt) = params.lifetime {
             reg.lifetime = lt;
+        }
+        if let Some(queue) = params.queue_mode(&reg.lwm2m_version) {
+            reg.queue_mode = queue;
         }
         if let Some(b) = params.binding {
             reg.binding = b;
         }
-        if params.queue_mode {
-            reg.queue_mode = true;
-        }
         if let Some(sms) = params.sms_number {
             reg.sms_number = Some(sms);
         }
-        if let Some(objects) = params.objects {
-            reg.objects = objects;
+        if let Some(mut list) = params.objects {
+            if !list.has_root_link {
+                // An Update's list without the root link keeps the alternate
+                // path and the Content-Formats the Register announced.
+                for link in &mut list.objects {
+                    if let Some(rest) = link.target.strip_prefix(reg.root.as_str()) {
+                        if !reg.root.is_empty() && rest.starts_with('/') {
+                            link.target = rest.to_string();
+                        }
+                    }
+                }
+                list.root = reg.root.clone();
+                list.content_formats = reg.content_formats.clone();
+            }
+            reg.objects = list.objects;
+            reg.root = list.root;
+            reg.content_formats = list.content_formats;
         }
         // The client may have moved (NAT rebinding): requests follow it.
         reg.peer = peer;

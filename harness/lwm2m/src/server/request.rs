@@ -37,6 +37,27 @@ pub fn attribute_query(a: &Attributes) -> Vec<String> {
     q
 }
 
+/// The format the server asks for and writes in by default with a client
+/// that listed `client_formats` in its root link's `ct` (LwM2M 1.1 Core
+/// §6.2.1: "the LwM2M Client MAY indicate the supported Content-Formats").
+/// The server's own default when the client lists it or lists nothing,
+/// else the first listed format that carries several resources.
+pub fn preferred_format(default: ContentFormat, client_formats: &[u16]) -> ContentFormat {
+    if client_formats.is_empty() || client_formats.contains(&default.code()) {
+        return default;
+    }
+    client_formats
+        .iter()
+        .filter_map(|c| ContentFormat::from_code(*c))
+        .find(|f| {
+            !matches!(
+                f,
+                ContentFormat::Text | ContentFormat::Opaque | ContentFormat::LinkFormat
+            )
+        })
+        .unwrap_or(default)
+}
+
 /// The format a payload is written in when the request names none: the
 /// configured default, except that plain text and opaque carry one resource
 /// only, so anything wider goes as TLV (which every LwM2M client supports).

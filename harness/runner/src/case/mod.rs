@@ -38,6 +38,9 @@ pub enum Need {
     Power,
     Debug,
     Object(u16),
+    /// An optional resource, such as /3/0/15: the case runs only when the
+    /// device lists it in its Discover answer (LwM2M 1.1 Core §5.4.2).
+    Resource(lwm2m::Path),
 }
 
 impl std::fmt::Display for Need {
@@ -47,6 +50,7 @@ impl std::fmt::Display for Need {
             Need::Power => f.write_str("power"),
             Need::Debug => f.write_str("debug"),
             Need::Object(id) => write!(f, "object/{id}"),
+            Need::Resource(path) => write!(f, "resource{path}"),
         }
     }
 }
@@ -165,13 +169,22 @@ fn parse_need(text: &str) -> Result<Need, String> {
         "modem" => Ok(Need::Modem),
         "power" => Ok(Need::Power),
         "debug" => Ok(Need::Debug),
-        other => other
-            .strip_prefix("object/")
-            .and_then(|id| id.parse().ok())
-            .map(Need::Object)
-            .ok_or_else(|| {
-                format!("unknown need {other:?}: expected modem, power, debug or object/<id>")
-            }),
+        other => {
+            let object = other
+                .strip_prefix("object/")
+                .and_then(|id| id.parse().ok())
+                .map(Need::Object);
+            let resource = other
+                .strip_prefix("resource")
+                .and_then(|p| p.parse::<lwm2m::Path>().ok())
+                .filter(|p| p.depth() == 3)
+                .map(Need::Resource);
+            object.or(resource).ok_or_else(|| {
+                format!(
+                    "unknown need {other:?}: expected modem, power, debug, object/<id> or resource/<object>/<instance>/<resource>"
+                )
+            })
+        }
     }
 }
 

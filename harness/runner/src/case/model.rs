@@ -16,6 +16,14 @@ pub struct CaseFile {
     /// OMA LwM2M ETS test ids this case covers (e.g. `LightweightM2M-1.1-int-101`).
     #[serde(default)]
     pub ets: Vec<String>,
+    /// ETS test ids whose procedure this case runs only in part (not counted
+    /// as covered by `meterbench ets`).
+    #[serde(default)]
+    pub ets_partial: Vec<String>,
+    /// Why no ETS test applies in full; required when `ets` is empty
+    /// (checked by `meterbench ets`).
+    #[serde(default)]
+    pub ets_none: Option<String>,
     /// What the rig and device must have: `modem`, `power`, `debug`, `object/5`.
     #[serde(default)]
     pub needs: Vec<String>,

@@ -1,6 +1,7 @@
 //! Executes steps. Each step either passes, fails (the device did something
-//! wrong: `StepError::Device`), cannot be carried out by the bench
-//! (`StepError::Bench`) or does not apply (`StepError::Skip`).
+//! wrong: `StepError::Device`, or did not do it in time: `StepError::Timeout`),
+//! cannot be carried out by the bench (`StepError::Bench`) or does not apply
+//! (`StepError::Skip`).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -16,15 +17,35 @@ use crate::case::step::Recovery;
 use crate::case::{Action, AwaitTarget, Case, Need, Step, ValueCondition};
 use crate::report::Verdict;
 use crate::session::Session;
+use crate::steps::evidence::Evidence;
 use crate::steps::firmware::FirmwareError;
 use crate::steps::value::{has_model_type, matches, typed_value};
 
 /// How one step went wrong.
 #[derive(Debug)]
 pub(super) enum StepError {
-    Device { expected: String, seen: String },
+    /// The device did something wrong.
+    Device {
+        expected: String,
+        seen: String,
+    },
+    /// The device did not do what the step waited for in time. A failure
+    /// like `Device`, whose message also quotes what happened meanwhile
+    /// (see [`crate::steps::evidence`]): "timed out" alone says nothing.
+    Timeout {
+        expected: String,
+        seen: String,
+    },
     Bench(String),
     Skip(String),
+    /// A step inside a `repeat` went wrong: the failure belongs to its line.
+    InRepeat {
+        line: u32,
+        step: String,
+        round: u32,
+        times: u32,
+        error: Box<StepError>,
+    },
 }
 
 pub(super) fn device(expected: impl Into<String>, seen: impl Into<String>) -> StepError {
@@ -34,8 +55,50 @@ pub(super) fn device(expected: impl Into<String>, seen: impl Into<String>) -> St
     }
 }
 
+pub(super) fn timed_out(expected: impl Into<String>, seen: impl Into<String>) -> StepError {
+    StepError::Timeout {
+        expected: expected.into(),
+        seen: seen.into(),
+    }
+}
+
 pub(super) fn bench(e: impl std::fmt::Display) -> StepError {
     StepError::Bench(e.to_string())
+}
+
+/// A wait on the serial port: no such line in time is the device's
+/// timeout; a port that failed is the bench's.
+pub(super) fn serial_wait_error(expected: impl Into<String>, e: rig::RigError) -> StepError {
+    match e {
+        rig::RigError::WaitTimeout { .. } => timed_out(expected, e.to_string()),
+        rig::RigError::Serial { .. } => bench(e),
+        _ => device(expected, e.to_string()),
+    }
+}
+
+/// Sorts what the embedded servers report into the verdicts: no answer in
+/// time is the device's timeout, a server that stopped or a request the
+/// harness could not build is the bench's, anything else the device's.
+pub(super) fn server_error(expected: impl Into<String>, e: server::ServerError) -> StepError {
+    use server::ServerError as E;
+    match e {
+        E::Timeout { .. } | E::NoResponse { .. } => timed_out(expected, e.to_string()),
+        E::Shutdown
+        | E::Bind { .. }
+        | E::Dtls(_)
+        | E::Credential { .. }
+        | E::InvalidRequest { .. } => bench(e),
+        _ => device(expected, e.to_string()),
+    }
+}
+
+/// Which step of a `repeat` runs: a case timeout that cuts it off names it.
+#[derive(Debug, Clone)]
+pub struct RepeatPosition {
+    pub line: u32,
+    pub step: String,
+    pub round: u32,
+    pub times: u32,
 }
 
 /// What a case run produced.
@@ -52,6 +115,20 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
     let mut log = String::new();
     let mut properties = Vec::new();
     session.cursor = session.server.current_seq();
+    // "Since the previous step began" starts with this case: nothing an
+    // earlier case left behind counts for it (nor quotes in its failures).
+    session.previous_step_seq = session.cursor;
+    session.previous_step_logs = (
+        session.server.log_len(),
+        session.bootstrap.as_ref().map(|b| b.log_len()).unwrap_or(0),
+    );
+    session.previous_step_bootstrap_seq = session
+        .bootstrap
+        .as_ref()
+        .map(|b| b.current_seq())
+        .unwrap_or_default();
+    session.round = 0;
+    session.repeat_position = None;
     session.require_new_registration = false;
     session.observations.clear();
     session.firmware_images.clear();
@@ -79,6 +156,14 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
     let mut verdict = run_steps(session, case, &mut log, &mut properties).await;
     for task in session.progress_tasks.drain(..) {
         task.abort();
+    }
+    if matches!(verdict, Verdict::Passed) {
+        // The status after the case's last restart (Idle/8 after a rollback)
+        // is seen only once object 5 is observed again: wait for it, so the
+        // recorder judges the whole sequence.
+        if let Some(watch) = &session.firmware_watch {
+            watch.settle(&session.server, &session.endpoint).await;
+        }
     }
     finish_firmware(session, case, &mut verdict, &mut log, &mut properties);
     if !session.recoveries.is_empty() {
@@ -113,7 +198,7 @@ async fn run_steps(
     properties: &mut Vec<(String, String)>,
 ) -> Verdict {
     let started = Instant::now();
-    let deadline = started + case.timeout;
+    let mut deadline = started + case.timeout;
     if let Some(reason) = missing_part(session, case) {
         let _ = writeln!(log, "skipped: {reason}");
         return Verdict::Skipped { reason };
@@ -142,6 +227,10 @@ async fn run_steps(
                     let _ = writeln!(log, "skipped: {reason}");
                     return Verdict::Skipped { reason };
                 }
+                if let Some(reason) = missing_resource(session, case, log).await {
+                    let _ = writeln!(log, "skipped: {reason}");
+                    return Verdict::Skipped { reason };
+                }
             }
         }
         let t = started.elapsed();
@@ -155,12 +244,25 @@ async fn run_steps(
         if let Some(note) = &step.note {
             let _ = writeln!(log, "  note: {note}");
         }
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        let mut remaining = deadline.saturating_duration_since(Instant::now());
+        if let Some(wait) = device_wait(session, step).filter(|w| *w > remaining) {
+            let _ = writeln!(
+                log,
+                "  waiting up to {wait:?}, as the device's registration lifetime asks"
+            );
+            deadline += wait - remaining;
+            remaining = wait;
+        }
         let step_seq = session.server.current_seq();
         let step_logs = (
             session.server.log_len(),
             session.bootstrap.as_ref().map(|b| b.log_len()).unwrap_or(0),
         );
+        let step_bootstrap_seq = session
+            .bootstrap
+            .as_ref()
+            .map(|b| b.current_seq())
+            .unwrap_or_default();
         let result = match tokio::time::timeout(
             remaining,
             run_step(session, case, step, remaining, log, properties),
@@ -168,42 +270,36 @@ async fn run_steps(
         .await
         {
             Ok(r) => r,
-            Err(_) => Err(StepError::Device {
-                expected: format!(
-                    "the case to finish within its timeout of {:?}",
-                    case.timeout
-                ),
-                seen: format!("still running step `{}` at the timeout", step.describe()),
-            }),
+            Err(_) => {
+                let e = timed_out(
+                    format!(
+                        "the case to finish within its timeout of {:?}",
+                        case.timeout
+                    ),
+                    "it was still running this step at the timeout",
+                );
+                // Cut off inside a `repeat`: the step that was running.
+                match session.repeat_position.take() {
+                    Some(p) => Err(StepError::InRepeat {
+                        line: p.line,
+                        step: p.step,
+                        round: p.round,
+                        times: p.times,
+                        error: Box::new(e),
+                    }),
+                    None => Err(e),
+                }
+            }
         };
         match result {
             Ok(()) => {
                 session.previous_step_seq = step_seq;
                 session.previous_step_logs = step_logs;
+                session.previous_step_bootstrap_seq = step_bootstrap_seq;
             }
-            Err(StepError::Device { expected, seen }) => {
-                let mut seen = seen;
-                let last = session.last_device_lines(8);
-                if !last.is_empty() {
-                    seen.push_str("\nlast lines from the device:\n  ");
-                    seen.push_str(&last.join("\n  "));
-                }
-                let _ = writeln!(log, "  FAILED: expected {expected}\n  saw: {seen}");
-                return failure(case, step.line, &step.describe(), &expected, &seen, log);
-            }
-            Err(StepError::Bench(e)) => {
-                let message = format!(
-                    "{}:{}: step `{}`: bench error: {e}",
-                    case.file.display(),
-                    step.line,
-                    step.describe()
-                );
-                let _ = writeln!(log, "  ERROR: {e}");
-                return Verdict::Error { message };
-            }
-            Err(StepError::Skip(reason)) => {
-                let _ = writeln!(log, "  skipped: {reason}");
-                return Verdict::Skipped { reason };
+            Err(e) => {
+                let at = format!("step `{}`", step.describe());
+                return judge(session, case, step.line, at, e, log);
             }
         }
     }
@@ -211,12 +307,132 @@ async fn run_steps(
     Verdict::Passed
 }
 
-fn failure(case: &Case, line: u32, step: &str, expected: &str, seen: &str, log: &str) -> Verdict {
-    let message = format!(
-        "{}:{line}: step `{step}`: expected {expected}; saw {}",
+/// Whether a Discover answer lists `want` the way the TS lets a client of
+/// `version` say it. LwM2M 1.1 Core §5.4.2 (Discover on an Object) lists
+/// the Object, its Instances and their Resources; LwM2M 1.0 Core §5.4.2
+/// lists the Object and the Resources of its Instances, so there an
+/// instance is listed when one of its resources is (`</3>,</3/0/0>,…`).
+fn discover_lists(targets: &[&str], want: &str, version: &str) -> bool {
+    if targets.contains(&want) {
+        return true;
+    }
+    let is_instance = want.parse::<Path>().is_ok_and(|p| p.depth() == 2);
+    version == "1.0"
+        && is_instance
+        && targets.iter().any(|t| {
+            t.strip_prefix(want)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+}
+
+/// How long a step waits when the case gives it no `within` and the wait
+/// is the device's to set, not the case's: an `await: updated` waits for as
+/// long as the current registration has left to live plus
+/// [`EXPIRY_MARGIN`], because an Update is due before the registration
+/// expires (LwM2M 1.1 Core §6.2.2), whatever lifetime the device chose.
+/// Such a wait may outlast the case's own `timeout`.
+fn device_wait(session: &Session, step: &Step) -> Option<Duration> {
+    if step.within.is_some() {
+        return None;
+    }
+    match &step.action {
+        Action::Await(AwaitTarget::Updated) => {
+            let reg = session.server.registration(&session.endpoint)?;
+            let left = reg
+                .expires_at()
+                .map(|at| at.saturating_duration_since(std::time::Instant::now()))
+                .unwrap_or(reg.lifetime);
+            Some(left + EXPIRY_MARGIN)
+        }
+        _ => None,
+    }
+}
+
+/// Time after the registration's expiry for the server's Expired event to
+/// reach an `await: updated` (the server expires registrations on its own
+/// timer; this only keeps the wait from racing it).
+const EXPIRY_MARGIN: Duration = Duration::from_secs(2);
+
+/// The verdict of a step that went wrong at `line` (`at` says which step).
+fn judge(
+    session: &Session,
+    case: &Case,
+    line: u32,
+    at: String,
+    error: StepError,
+    log: &mut String,
+) -> Verdict {
+    match error {
+        StepError::InRepeat {
+            line: inner,
+            step,
+            round,
+            times,
+            error,
+        } => {
+            let at = format!("step `{step}` (round {round}/{times} of the repeat at line {line})");
+            judge(session, case, inner, at, *error, log)
+        }
+        StepError::Device { expected, seen } => {
+            let seen = with_evidence(session, seen, &Evidence::gather(session));
+            let _ = writeln!(log, "  FAILED: expected {expected}\n  saw: {seen}");
+            failure(case, line, &at, &expected, &seen, None, log)
+        }
+        StepError::Timeout { expected, seen } => {
+            // Waiting ran out: what happened meanwhile is the news.
+            let evidence = Evidence::gather(session);
+            let seen = with_evidence(session, seen, &evidence);
+            let _ = writeln!(log, "  FAILED: expected {expected}\n  saw: {seen}");
+            let meanwhile = evidence.headline();
+            failure(case, line, &at, &expected, &seen, meanwhile.as_deref(), log)
+        }
+        StepError::Bench(e) => {
+            let message = format!("{}:{line}: {at}: bench error: {e}", case.file.display());
+            let _ = writeln!(log, "  ERROR: {e}");
+            Verdict::Error { message }
+        }
+        StepError::Skip(reason) => {
+            let _ = writeln!(log, "  skipped: {reason}");
+            Verdict::Skipped { reason }
+        }
+    }
+}
+
+/// `seen` with the servers' reports and the device's last lines under it.
+fn with_evidence(session: &Session, mut seen: String, evidence: &Evidence) -> String {
+    if !evidence.is_empty() {
+        seen.push_str("\nmeanwhile on the servers:\n  ");
+        seen.push_str(&evidence.lines().join("\n  "));
+    }
+    let last = session.last_device_lines(8);
+    if !last.is_empty() {
+        seen.push_str("\nlast lines from the device:\n  ");
+        seen.push_str(&last.join("\n  "));
+    }
+    seen
+}
+
+/// A failure at `line`: the message names file:line, the step, what was
+/// expected and seen, and (for a wait that ran out) the telling report of
+/// what happened meanwhile; the detail holds it all and the step log.
+fn failure(
+    case: &Case,
+    line: u32,
+    at: &str,
+    expected: &str,
+    seen: &str,
+    meanwhile: Option<&str>,
+    log: &str,
+) -> Verdict {
+    let mut message = format!(
+        "{}:{line}: {at}: expected {expected}; saw {}",
         case.file.display(),
         seen.lines().next().unwrap_or_default()
     );
+    if let Some(m) = meanwhile {
+        message.push_str("; meanwhile: ");
+        message.push_str(m);
+    }
     let detail = format!("{message}\n\nexpected: {expected}\nseen: {seen}\n\nsteps:\n{log}");
     Verdict::Failed { message, detail }
 }
@@ -277,9 +493,10 @@ fn finish_firmware(
                 *verdict = failure(
                     case,
                     last,
-                    "object 5 state machine",
+                    "step `object 5 state machine`",
                     "only transitions the specification allows",
                     &violation,
+                    None,
                     log,
                 );
             }
@@ -295,7 +512,7 @@ fn missing_part(session: &Session, case: &Case) -> Option<String> {
             Need::Modem => rig.modem.is_none(),
             Need::Power => rig.power.is_none(),
             Need::Debug => rig.debug.is_none(),
-            Need::Object(_) => false,
+            Need::Object(_) | Need::Resource(_) => false,
         };
         missing.then(|| format!("rig {} has no {need}", rig.name))
     })
@@ -304,12 +521,67 @@ fn missing_part(session: &Session, case: &Case) -> Option<String> {
 /// The first object the case needs that the registration does not list.
 fn missing_object(reg: &lwm2m::server::Registration, case: &Case) -> Option<String> {
     case.needs.iter().find_map(|need| match need {
+        Need::Resource(path) if !reg.has_object(path.object_id().unwrap_or_default()) => {
+            Some(format!(
+                "the device does not offer object {} (its object list: {}), so not {path}",
+                path.object_id().unwrap_or_default(),
+                links_text(&reg.objects)
+            ))
+        }
         Need::Object(id) if !reg.has_object(*id) => Some(format!(
             "the device does not offer object {id} (its object list: {})",
             links_text(&reg.objects)
         )),
         _ => None,
     })
+}
+
+/// The first optional resource the case needs that the device does not
+/// offer, by the Discover answer of its object instance (LwM2M 1.1 Core
+/// §5.4.2 lists the resources an instance has). A Discover that fails says
+/// nothing either way: the case runs and its steps decide.
+async fn missing_resource(session: &mut Session, case: &Case, log: &mut String) -> Option<String> {
+    for need in &case.needs {
+        let Need::Resource(path) = need else {
+            continue;
+        };
+        let instance = path.parent();
+        let answer = session
+            .server
+            .request(
+                &session.endpoint,
+                DmRequest::Discover { path: instance },
+                Duration::from_secs(30),
+            )
+            .await;
+        let links = match answer {
+            Ok(Response {
+                code: 205,
+                content: Content::Links(links),
+                ..
+            }) => links,
+            Ok(Response { code: 404, .. }) => {
+                return Some(format!(
+                    "the device does not offer {instance} (Discover answered 4.04), so not {path}"
+                ))
+            }
+            other => {
+                let _ = writeln!(
+                    log,
+                    "  Discover {instance} to check for {path} told nothing: {other:?}"
+                );
+                continue;
+            }
+        };
+        let _ = writeln!(log, "  Discover {instance} -> {}", links_text(&links));
+        if !links.iter().any(|l| l.path() == Some(*path)) {
+            return Some(format!(
+                "the device does not offer the optional resource {path} (Discover {instance}: {})",
+                links_text(&links)
+            ));
+        }
+    }
+    None
 }
 
 /// A rig with power control starts each case with the device on and pointed at our server.
@@ -364,7 +636,7 @@ async fn run_step(
             format,
             mandatory,
             code,
-        } => read(session, case, *path, *format, *mandatory, *code, log).await,
+        } => read(session, *path, *format, *mandatory, *code, within, log).await,
         Action::Write {
             path,
             value,
@@ -382,8 +654,7 @@ async fn run_step(
                 records: vec![Record::new(*path, value)],
                 format: *format,
             };
-            let r = request_on(session, request, within).await?;
-            expect_code(&r, *code)?;
+            let r = exchange(session, request, within, *code).await?;
             let _ = writeln!(log, "  -> {}", code_text(r.code));
             Ok(())
         }
@@ -393,23 +664,26 @@ async fn run_step(
                 path: *path,
                 arguments: args.clone(),
             };
-            let r = request_on(session, request, within).await?;
-            expect_code(&r, *code)?;
+            let r = exchange(session, request, within, *code).await?;
             // After an Execute (reboot, update) the old registration no longer proves anything.
             session.require_new_registration = true;
             let _ = writeln!(log, "  -> {}", code_text(r.code));
             Ok(())
         }
         Action::Discover { path, contains } => {
-            let r = request_on(session, DmRequest::Discover { path: *path }, within).await?;
-            expect_code(&r, 205)?;
+            let r = exchange(session, DmRequest::Discover { path: *path }, within, 205).await?;
             let Content::Links(links) = &r.content else {
                 return Err(device("a link-format answer", format!("{:?}", r.content)));
             };
             let targets: Vec<&str> = links.iter().map(|l| l.target.as_str()).collect();
             let _ = writeln!(log, "  -> {}", targets.join(","));
+            let version = session
+                .server
+                .registration(&session.endpoint)
+                .map(|r| r.lwm2m_version)
+                .unwrap_or_default();
             for want in contains {
-                if !targets.contains(&want.as_str()) {
+                if !discover_lists(&targets, want, &version) {
                     return Err(device(
                         format!("link <{want}> in the Discover answer"),
                         targets.join(","),
@@ -430,24 +704,19 @@ async fn run_step(
                     pmax: *pmax,
                     ..Default::default()
                 };
-                let r = request_on(
-                    session,
-                    DmRequest::WriteAttributes {
-                        path: *path,
-                        attributes,
-                    },
-                    within,
-                )
-                .await?;
-                expect_code(&r, 204)?;
+                let request = DmRequest::WriteAttributes {
+                    path: *path,
+                    attributes,
+                };
+                exchange(session, request, within, 204).await?;
             }
             let before = session.server.current_seq();
             let r = session
                 .server
                 .observe(&session.endpoint, *path, *format)
                 .await
-                .map_err(|e| device(format!("an answer to Observe {path}"), e.to_string()))?;
-            expect_code(&r.first, 205)?;
+                .map_err(|e| server_error(format!("an answer to Observe {path}"), e))?;
+            expect_code(session, *path, &format!("Observe {path}"), &r.first, 205)?;
             let _ = writeln!(
                 log,
                 "  -> {} {}",
@@ -548,11 +817,17 @@ async fn run_step(
             Ok(())
         }
         Action::Bootstrap(ops) => {
+            if session.bootstrap.is_none() {
+                return Err(StepError::Skip(
+                    "this rig does not onboard its device by bootstrap".into(),
+                ));
+            }
             let script = crate::steps::security::script(session, ops);
+            // The bootstrap server could not take the script: the harness's fault.
             session
                 .set_bootstrap_script(script)
                 .await
-                .map_err(StepError::Skip)?;
+                .map_err(|e| bench(format!("bootstrap server: {e}")))?;
             let _ = writeln!(
                 log,
                 "  the bootstrap server will run {} operations",
@@ -560,9 +835,17 @@ async fn run_step(
             );
             Ok(())
         }
-        Action::Credentials(change) => crate::steps::security::change(session, *change, log)
-            .await
-            .map_err(StepError::Skip),
+        Action::Credentials(change) => {
+            if session.credentials.is_none() {
+                return Err(StepError::Skip(
+                    "this rig uses no credentials (device.security: psk)".into(),
+                ));
+            }
+            // Making or installing a credential failed: the harness's fault.
+            crate::steps::security::change(session, *change, log)
+                .await
+                .map_err(|e| bench(format!("credentials: {e}")))
+        }
         Action::ExpectOldCredentialRefused => {
             let old = session.replaced_server_psk.clone().ok_or_else(|| {
                 bench("no credential was replaced earlier in this case (credentials: rotate)")
@@ -635,7 +918,26 @@ async fn run_step(
                 let _ = writeln!(log, "  round {round}/{times}");
                 for inner in steps {
                     let _ = writeln!(log, "  line {:>3}: {}", inner.line, inner.describe());
-                    Box::pin(run_step(session, case, inner, remaining, log, properties)).await?;
+                    session.repeat_position = Some(RepeatPosition {
+                        line: inner.line,
+                        step: inner.describe(),
+                        round,
+                        times: *times,
+                    });
+                    let result =
+                        Box::pin(run_step(session, case, inner, remaining, log, properties)).await;
+                    session.repeat_position = None;
+                    if let Err(error) = result {
+                        session.round = 0;
+                        // The failure is the inner step's, at its own line.
+                        return Err(StepError::InRepeat {
+                            line: inner.line,
+                            step: inner.describe(),
+                            round,
+                            times: *times,
+                            error: Box::new(error),
+                        });
+                    }
                 }
             }
             session.round = 0;
@@ -657,16 +959,19 @@ fn at(
         .modem
         .as_mut()
         .ok_or_else(|| StepError::Skip(format!("rig {rig} has no modem")))?;
-    let text = match line {
-        AtLine::Literal(l) => l.clone(),
+    // A dialect's secret variables (keys) reach the modem only: the
+    // transcript, the log and any message show them masked.
+    let (line, text) = match line {
+        AtLine::Literal(l) => (l.clone(), l.clone()),
         AtLine::Named(n, extra) => {
             let mut vars = vars.clone();
             vars.extend(extra.clone());
-            modem.dialect().render(n, &vars).map_err(bench)?
+            modem.dialect().render_shown(n, &vars).map_err(bench)?
         }
     };
     let timeout = modem.dialect().command_timeout;
-    let r = tokio::task::block_in_place(|| modem.command(&text, timeout)).map_err(bench)?;
+    let r = tokio::task::block_in_place(|| modem.command_shown(&line, &text, timeout))
+        .map_err(bench)?;
     let _ = writeln!(log, "  -> {}", r.summary());
     let got = if r.is_ok() {
         AtFinal::Ok
@@ -710,9 +1015,7 @@ async fn await_target(
                 .server
                 .await_registered(&ep, session.cursor, within)
                 .await
-                .map_err(|e| {
-                    device(format!("{ep} to register within {within:?}"), e.to_string())
-                })?;
+                .map_err(|e| server_error(format!("{ep} to register within {within:?}"), e))?;
             session.cursor = seq;
             session.require_new_registration = false;
             let _ = writeln!(
@@ -734,12 +1037,7 @@ async fn await_target(
                 .server
                 .await_deregistered(&ep, session.cursor, within)
                 .await
-                .map_err(|e| {
-                    device(
-                        format!("{ep} to de-register within {within:?}"),
-                        e.to_string(),
-                    )
-                })?;
+                .map_err(|e| server_error(format!("{ep} to de-register within {within:?}"), e))?;
             session.cursor = seq;
             let _ = writeln!(log, "  -> {}", server::describe_event(&event));
             if matches!(event, ServerEvent::Expired { .. }) {
@@ -752,22 +1050,35 @@ async fn await_target(
         }
         AwaitTarget::Updated => {
             let ep2 = ep.clone();
+            let lifetime = session.server.registration(&ep).map(|r| r.lifetime);
             let (seq, event) = session
                 .server
-                .await_event(
-                    session.cursor,
-                    within,
-                    move |e| matches!(e, ServerEvent::Updated(r) if r.endpoint == ep2),
-                )
+                .await_event(session.cursor, within, move |e| match e {
+                    ServerEvent::Updated(r) => r.endpoint == ep2,
+                    ServerEvent::Expired { endpoint } => *endpoint == ep2,
+                    _ => false,
+                })
                 .await
                 .map_err(|e| {
-                    device(
+                    server_error(
                         format!("a registration Update from {ep} within {within:?}"),
-                        e.to_string(),
+                        e,
                     )
                 })?;
             session.cursor = seq;
             let _ = writeln!(log, "  -> {}", server::describe_event(&event));
+            if matches!(event, ServerEvent::Expired { .. }) {
+                // §6.2.2: the Update is due before the lifetime runs out.
+                return Err(device(
+                    format!(
+                        "a registration Update from {ep} before its lifetime{} ran out",
+                        lifetime
+                            .map(|l| format!(" of {}s", l.as_secs()))
+                            .unwrap_or_default()
+                    ),
+                    "the registration expired with no Update",
+                ));
+            }
             Ok(())
         }
         AwaitTarget::Value { path, condition } => {
@@ -781,7 +1092,10 @@ async fn await_target(
                     return Ok(());
                 }
                 if Instant::now() >= end {
-                    return check_condition(*path, &last, condition, Some(&first));
+                    return Err(timed_out(
+                        format!("{path} {condition} within {within:?}"),
+                        format!("{path} = {last} at the end of the wait"),
+                    ));
                 }
                 tokio::time::sleep(
                     Duration::from_millis(500).min(end.saturating_duration_since(Instant::now())),
@@ -808,7 +1122,11 @@ async fn await_target(
                     .server
                     .await_event(session.cursor, within, move |e| matches!(e, ServerEvent::Notification { observation, .. } if *observation == id))
                     .await
-                    .map_err(|e| device(format!("{count} notification(s) of {path} within {within:?}"), format!("{seen} arrived ({e})")))?;
+                    .map_err(|e| server_error(format!("{count} notification(s) of {path} within {within:?}"), e))
+                    .map_err(|e| match e {
+                        StepError::Timeout { expected, seen: why } => timed_out(expected, format!("{seen} arrived ({why})")),
+                        other => other,
+                    })?;
                 session.cursor = seq;
                 seen += 1;
                 if let ServerEvent::Notification { records, .. } = &event {
@@ -824,10 +1142,7 @@ async fn await_target(
                 .await_registered(&ep, after, within)
                 .await
                 .map_err(|e| {
-                    device(
-                        format!("{ep} to register again within {within:?}"),
-                        e.to_string(),
-                    )
+                    server_error(format!("{ep} to register again within {within:?}"), e)
                 })?;
             session.cursor = seq;
             session.require_new_registration = false;
@@ -842,10 +1157,7 @@ async fn await_target(
                 .await_bootstrap_finished(&ep, session.bootstrap_cursor, within)
                 .await
                 .map_err(|e| {
-                    device(
-                        format!("{ep} to complete bootstrap within {within:?}"),
-                        e.to_string(),
-                    )
+                    server_error(format!("{ep} to complete bootstrap within {within:?}"), e)
                 })?;
             session.bootstrap_cursor = outcome.seq;
             // The device registers anew with what it was given; that may
@@ -873,10 +1185,7 @@ async fn await_target(
                 .await_handshake_failed(identity.as_deref(), session.cursor, within)
                 .await
                 .map_err(|e| {
-                    device(
-                        format!("a refused DTLS handshake within {within:?}"),
-                        e.to_string(),
-                    )
+                    server_error(format!("a refused DTLS handshake within {within:?}"), e)
                 })?;
             session.cursor = seq;
             let _ = writeln!(log, "  -> {}", server::describe_security_event(&event));
@@ -897,9 +1206,7 @@ async fn await_target(
                         if *endpoint == ep2 || (id.is_some() && *id == identity))
                 })
                 .await
-                .map_err(|e| {
-                    device(format!("a 4.03 Forbidden within {within:?}"), e.to_string())
-                })?;
+                .map_err(|e| server_error(format!("a 4.03 Forbidden within {within:?}"), e))?;
             session.cursor = seq;
             let _ = writeln!(log, "  -> {}", server::describe_event(&event));
             Ok(())
@@ -912,9 +1219,9 @@ async fn await_target(
                 .ok_or_else(|| StepError::Skip(format!("rig {rig} has no modem")))?;
             let line = tokio::task::block_in_place(|| modem.wait_for_line(prefix, within))
                 .map_err(|e| {
-                    device(
+                    serial_wait_error(
                         format!("a line starting {prefix:?} on the serial port within {within:?}"),
-                        e.to_string(),
+                        e,
                     )
                 })?;
             let _ = writeln!(log, "  -> {line}");
@@ -925,21 +1232,14 @@ async fn await_target(
 
 async fn read(
     session: &mut Session,
-    case: &Case,
     path: Path,
     format: Option<ContentFormat>,
     mandatory: bool,
     code: u16,
+    within: Duration,
     log: &mut String,
 ) -> Result<(), StepError> {
-    let _ = case;
-    let r = request_on(
-        session,
-        DmRequest::Read { path, format },
-        Duration::from_secs(30),
-    )
-    .await?;
-    expect_code(&r, code)?;
+    let r = exchange(session, DmRequest::Read { path, format }, within, code).await?;
     if code != 205 {
         return Ok(());
     }
@@ -997,16 +1297,56 @@ async fn request_on(
         .server
         .request(&ep, request, timeout)
         .await
-        .map_err(|e| device(format!("an answer to {text}"), e.to_string()))
+        .map_err(|e| server_error(format!("an answer to {text}"), e))
 }
 
-fn expect_code(r: &Response, code: u16) -> Result<(), StepError> {
+/// Sends `request`, waits up to `within` and requires the answer `code`.
+async fn exchange(
+    session: &mut Session,
+    request: DmRequest,
+    within: Duration,
+    code: u16,
+) -> Result<Response, StepError> {
+    let path = request_path(&request);
+    let text = server::describe_request(&request);
+    let r = request_on(session, request, within).await?;
+    expect_code(session, path, &text, &r, code)?;
+    Ok(r)
+}
+
+fn request_path(request: &DmRequest) -> Path {
+    match request {
+        DmRequest::Read { path, .. }
+        | DmRequest::Write { path, .. }
+        | DmRequest::Execute { path, .. }
+        | DmRequest::Discover { path }
+        | DmRequest::Delete { path }
+        | DmRequest::WriteAttributes { path, .. }
+        | DmRequest::Observe { path, .. }
+        | DmRequest::CancelObserve { path }
+        | DmRequest::WriteBlockwise { path, .. } => *path,
+        DmRequest::Create { object, .. } => *object,
+    }
+}
+
+/// Requires the answer `code` to `request` on `path`. A 4.04 the case did
+/// not ask for is judged by [`crate::steps::not_found`]: a failure for a
+/// missing mandatory resource, a skip for what the device does not offer.
+fn expect_code(
+    session: &Session,
+    path: Path,
+    request: &str,
+    r: &Response,
+    code: u16,
+) -> Result<(), StepError> {
     if r.code == 404 && code != 404 {
-        // The device lacks this object or resource: not a failure of the device.
-        return Err(StepError::Skip(format!(
-            "the device answered 4.04 Not Found: {}",
-            values_text(r)
-        )));
+        let registration = session.server.registration(&session.endpoint);
+        return Err(crate::steps::not_found::judge(
+            &session.registry,
+            registration.as_ref(),
+            path,
+            request,
+        ));
     }
     if r.code != code {
         return Err(device(
@@ -1022,8 +1362,7 @@ pub(super) async fn read_value(
     path: Path,
     within: Duration,
 ) -> Result<Value, StepError> {
-    let r = request_on(session, DmRequest::Read { path, format: None }, within).await?;
-    expect_code(&r, 205)?;
+    let r = exchange(session, DmRequest::Read { path, format: None }, within, 205).await?;
     match &r.content {
         Content::Records(records) => records
             .iter()
@@ -1079,5 +1418,101 @@ fn values_text(r: &Response) -> String {
         Content::None => String::new(),
         Content::Records(rs) => records_text(rs),
         Content::Links(ls) => links_text(ls),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use server::ServerError;
+
+    #[test]
+    fn a_wait_that_runs_out_is_a_timeout_of_the_device() {
+        let e = server_error(
+            "meter-1 to register within 5s",
+            ServerError::Timeout {
+                what: "meter-1 to register".into(),
+                after: Duration::from_secs(5),
+            },
+        );
+        assert!(matches!(e, StepError::Timeout { .. }), "{e:?}");
+        let e = server_error(
+            "an answer to Read /3/0/0",
+            ServerError::NoResponse {
+                endpoint: "meter-1".into(),
+                request: "Read /3/0/0".into(),
+                attempts: 5,
+            },
+        );
+        assert!(matches!(e, StepError::Timeout { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_bootstrap_exchange_the_device_answered_wrongly_is_a_failure() {
+        let e = server_error(
+            "meter-1 to complete bootstrap within 30s",
+            ServerError::BootstrapFailed {
+                endpoint: "meter-1".into(),
+                index: 2,
+                op: "Bootstrap-Write /0/1".into(),
+                expected: vec![204],
+                got: Some(400),
+                reason: "refused".into(),
+            },
+        );
+        let StepError::Device { seen, .. } = e else {
+            panic!("{e:?}")
+        };
+        assert!(seen.contains("Bootstrap-Write /0/1"), "{seen}");
+        let e = server_error(
+            "an answer to Read /3/0/0",
+            ServerError::Reset {
+                endpoint: "meter-1".into(),
+                request: "Read /3/0/0".into(),
+            },
+        );
+        assert!(matches!(e, StepError::Device { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_harness_or_credential_problem_is_a_bench_error() {
+        for e in [
+            ServerError::Shutdown,
+            ServerError::Credential {
+                endpoint: "meter-1".into(),
+                reason: "no key".into(),
+            },
+            ServerError::Dtls("no context".into()),
+            ServerError::InvalidRequest {
+                request: "Block1 Write /5/0/0".into(),
+                reason: "SZX 7".into(),
+            },
+        ] {
+            let e = server_error("anything", e);
+            assert!(matches!(e, StepError::Bench(_)), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_serial_wait_that_runs_out_is_a_timeout_and_a_dead_port_the_bench() {
+        let e = serial_wait_error(
+            "a line starting \"+LWM2M\"",
+            rig::RigError::WaitTimeout {
+                port: "/dev/pts/3".into(),
+                prefix: "+LWM2M".into(),
+                waited: Duration::from_secs(1),
+                last_lines: vec![],
+            },
+        );
+        assert!(matches!(e, StepError::Timeout { .. }), "{e:?}");
+        let e = serial_wait_error(
+            "a line starting \"+LWM2M\"",
+            rig::RigError::Serial {
+                port: "/dev/pts/3".into(),
+                command: None,
+                source: std::io::Error::other("gone"),
+            },
+        );
+        assert!(matches!(e, StepError::Bench(_)), "{e:?}");
     }
 }

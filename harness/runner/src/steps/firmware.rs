@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lwm2m::firmware::{
-    resource, DeliveryMethod, FirmwareRecorder, FirmwareState, ProtocolSupport, UpdateResult,
-    OBJECT_ID,
+    resource, DeliveryMethod, FirmwareRecorder, FirmwareState, ObjectVersion, ProtocolSupport,
+    UpdateResult, OBJECT_ID,
 };
 use lwm2m::server::{Content, DmRequest, ServerEvent, WriteMode};
 use lwm2m::{Path, Record, Value};
@@ -21,18 +21,44 @@ use crate::session::Session;
 
 /// Records object 5's transitions for the whole case, from notifications of
 /// /5/0/3 and /5/0/5 (re-observed after every new registration, since a new
-/// registration ends observations) and from every read of them.
+/// registration ends observations) and from every read of them, and checks
+/// them against the state diagram of the object 5 version the device
+/// registered with (`</5>;ver=...`, 1.0 without `ver`).
 pub struct FirmwareWatch {
     pub recorder: Arc<Mutex<FirmwareRecorder>>,
+    /// The registration (its location) under which /5/0/3 and /5/0/5 are
+    /// observed and were last read; see [`FirmwareWatch::settle`].
+    observing: tokio::sync::watch::Receiver<Option<String>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// How long [`FirmwareWatch::settle`] waits for the re-observation.
+const SETTLE_WITHIN: Duration = Duration::from_secs(10);
+
+/// The object 5 version `endpoint` declared in its registration; 1.0 when it
+/// declared none, or when it is not registered. A `ver` that does not parse
+/// is logged and read as 1.0, the version of an object without one.
+fn declared_version(server: &ServerHandle, endpoint: &str) -> ObjectVersion {
+    let Some(registration) = server.registration(endpoint) else {
+        return ObjectVersion::V1_0;
+    };
+    ObjectVersion::declared(&registration.objects, OBJECT_ID).unwrap_or_else(|e| {
+        tracing::warn!(endpoint, error = %e, "object 5 version not understood; checking against 1.0");
+        ObjectVersion::V1_0
+    })
 }
 
 impl FirmwareWatch {
     async fn start(server: &ServerHandle, endpoint: &str) -> FirmwareWatch {
-        let recorder = Arc::new(Mutex::new(FirmwareRecorder::new()));
+        let version = declared_version(server, endpoint);
+        let recorder = Arc::new(Mutex::new(FirmwareRecorder::new().with_version(version)));
         let (server, endpoint, rec) = (server.clone(), endpoint.to_string(), recorder.clone());
+        // Subscribed before reading the location: a registration after this
+        // point comes as an event.
         let mut events = server.subscribe();
+        let location = server.registration(&endpoint).map(|r| r.location);
         let mut ids = observe_object5(&server, &endpoint, &rec).await;
+        let (observed, observing) = tokio::sync::watch::channel(location);
         let task = tokio::spawn(async move {
             while let Some((_, event)) = events.next().await {
                 match event {
@@ -45,12 +71,40 @@ impl FirmwareWatch {
                     }
                     ServerEvent::Registered(r) if r.endpoint == endpoint => {
                         ids = observe_object5(&server, &endpoint, &rec).await;
+                        observed.send_replace(Some(r.location));
                     }
                     _ => {}
                 }
             }
         });
-        FirmwareWatch { recorder, task }
+        FirmwareWatch {
+            recorder,
+            observing,
+            task,
+        }
+    }
+
+    /// Waits until State and Update Result are observed under the device's
+    /// current registration. A new registration ends the old observations,
+    /// and what the device did meanwhile (Updating → Idle/Success across the
+    /// restart) is only seen by the re-observation's first read: a step that
+    /// changes object 5 before that read would hide a status from the
+    /// recorder, which checks every step and infers none.
+    pub async fn settle(&self, server: &ServerHandle, endpoint: &str) {
+        let Some(current) = server.registration(endpoint).map(|r| r.location) else {
+            return;
+        };
+        let mut observing = self.observing.clone();
+        let caught_up = observing.wait_for(|l| l.as_deref() == Some(current.as_str()));
+        if tokio::time::timeout(SETTLE_WITHIN, caught_up)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                endpoint,
+                "object 5 not re-observed after the new registration"
+            );
+        }
     }
 
     /// Stops watching and gives the verdict: the whole observed sequence, or
@@ -59,7 +113,11 @@ impl FirmwareWatch {
         self.task.abort();
         let rec = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
         match rec.check() {
-            Ok(_) => Ok(rec.describe(None)),
+            Ok(_) => Ok(format!(
+                "(object 5 v{}) {}",
+                rec.version(),
+                rec.describe(None)
+            )),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -89,20 +147,26 @@ async fn observe_object5(
     // State and Update Result as they are now, as one status: recorded one
     // by one they would pair the new State with the old Result.
     if let [state, result] = values[..] {
-        let (s, r) = (
-            FirmwareState::from_code(state as i64),
-            UpdateResult::from_code(result as i64),
-        );
-        if let (Ok(s), Ok(r)) = (s, r) {
-            rec.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .record_both(Instant::now(), s, r);
+        let (state, result) = (state as i64, result as i64);
+        let mut rec = rec.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        match (
+            FirmwareState::from_code(state),
+            UpdateResult::from_code(result),
+        ) {
+            (Ok(s), Ok(r)) => rec.record_both(now, s, r),
+            // Out of range: the recorder keeps the value as a violation.
+            _ => {
+                let _ = rec.record_resource(now, resource::STATE, state);
+                let _ = rec.record_resource(now, resource::UPDATE_RESULT, result);
+            }
         }
     }
     ids
 }
 
-/// Feeds values of /5/0/3 and /5/0/5 to the recorder.
+/// Feeds values of /5/0/3 and /5/0/5 to the recorder (a value out of range
+/// is kept by the recorder and fails the case at [`FirmwareWatch::finish`]).
 fn record(rec: &Mutex<FirmwareRecorder>, records: &[Record]) {
     let mut rec = rec.lock().unwrap_or_else(|p| p.into_inner());
     for r in records {
@@ -169,8 +233,9 @@ pub async fn run(
     kind.applicability(method, Some(&protocols))
         .map_err(FirmwareError::NotApplicable)?;
 
-    if session.firmware_watch.is_none() {
-        session.firmware_watch = Some(FirmwareWatch::start(&session.server, &ep).await);
+    match &session.firmware_watch {
+        None => session.firmware_watch = Some(FirmwareWatch::start(&session.server, &ep).await),
+        Some(watch) => watch.settle(&session.server, &ep).await,
     }
     if !session.firmware_images.contains(&step.image) {
         session.firmware_images.push(step.image.clone());

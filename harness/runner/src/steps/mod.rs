@@ -2,10 +2,12 @@
 //! happened into a verdict.
 
 mod engine;
+mod evidence;
 pub mod firmware;
+mod not_found;
 mod power;
 mod recovery;
 mod security;
 pub mod value;
 
-pub use engine::run_case;
+pub use engine::{run_case, RepeatPosition};

@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use crate::case::step::CutTrigger;
 use crate::case::{Action, Case, Step};
 use crate::session::Session;
-use crate::steps::engine::{bench, device, read_value, StepError};
+use crate::steps::engine::{bench, read_value, serial_wait_error, timed_out, StepError};
 use crate::steps::value::matches;
 
 pub(super) async fn power(
@@ -112,7 +112,7 @@ pub(super) async fn power_cut(
                     break;
                 }
                 if Instant::now() >= end {
-                    return Err(device(
+                    return Err(timed_out(
                         format!("{:.0}% of {image} delivered (the moment to cut power) within {within:?}", fraction * 100.0),
                         format!("{:.1}%", done * 100.0),
                     ));
@@ -141,7 +141,7 @@ pub(super) async fn power_cut(
         CutTrigger::Value { path, equals } => loop {
             let remaining = end.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(device(
+                return Err(timed_out(
                     format!("{path} to reach {equals} (the moment to cut power) within {within:?}"),
                     "it did not",
                 ));
@@ -160,11 +160,11 @@ pub(super) async fn power_cut(
                 .as_mut()
                 .ok_or_else(|| StepError::Skip(format!("rig {rig} has no modem")))?;
             tokio::task::block_in_place(|| modem.wait_for_line(prefix, within)).map_err(|e| {
-                device(
+                serial_wait_error(
                     format!(
                         "the serial line {prefix:?} (the moment to cut power) within {within:?}"
                     ),
-                    e.to_string(),
+                    e,
                 )
             })?;
         }
@@ -191,7 +191,7 @@ pub(super) async fn power_cut(
                     break 'wait;
                 }
                 if Instant::now() >= end {
-                    return Err(device(
+                    return Err(timed_out(
                         format!("a datagram {text:?} (the moment to cut power) within {within:?}"),
                         "none arrived",
                     ));

@@ -108,8 +108,8 @@ impl FirmwareUpdate {
     }
 
     /// Every value of /5/0 for a new session's store, from NV. `written`
-    /// resources (Severity, Maximum Defer Period, Automatic Upgrade) keep
-    /// what the server wrote when the store already holds it.
+    /// resources (Severity, Maximum Defer Period) keep what the server wrote
+    /// when the store already holds it.
     pub fn fill_store(&self, store: &mut lwm2m::client::ObjectStore, nv: &NvData) {
         let fw = &nv.firmware;
         for (p, v) in self.status_values(nv) {
@@ -132,7 +132,6 @@ impl FirmwareUpdate {
         let defaults = [
             (resource::SEVERITY, Value::Integer(1)),
             (resource::MAXIMUM_DEFER_PERIOD, Value::Unsigned(0)),
-            (resource::AUTOMATIC_UPGRADE, Value::Boolean(false)),
         ];
         for (id, v) in defaults {
             if store.get(&path(id)).is_none() {

@@ -45,6 +45,9 @@ pub enum DownloadStatus {
 pub struct Block2Download {
     uri_path: Vec<String>,
     uri_query: Vec<String>,
+    /// The request every block repeats, when the download continues one
+    /// (see [`Block2Download::continuing`]); `None`: a GET of `uri_path`.
+    template: Option<Packet>,
     szx: u8,
     /// Byte offset the download started at (0, or where a resume began).
     start: usize,
@@ -86,6 +89,7 @@ impl Block2Download {
         Ok(Block2Download {
             uri_path,
             uri_query: Vec::new(),
+            template: None,
             szx,
             start: offset,
             data: Vec::new(),
@@ -98,6 +102,48 @@ impl Block2Download {
             requested_block: None,
             complete: false,
         })
+    }
+
+    /// Continues a request whose response came block-wise: every block is
+    /// asked for with `request` itself — its method, Uri-Path, Uri-Query and
+    /// Accept — and a Block2 option (RFC 7959 §2.4: the following blocks are
+    /// requested "with the same options as the initial request"). The
+    /// token and message id are dropped, so each block is its own exchange
+    /// with its own token (RFC 7959 §3.4: "the client is free to choose
+    /// tokens for each exchange"); Observe is dropped, since the rest of a
+    /// notification is fetched with plain GETs (RFC 7959 §2.6). Feed it the
+    /// first response with [`handle_response`](Block2Download::handle_response),
+    /// then send `next_request()` until `Complete`. The block size starts
+    /// at 1024 and follows whatever smaller size the peer chose.
+    pub fn continuing(request: &Packet) -> Self {
+        let mut template = request.clone();
+        template.set_token(Vec::new());
+        template.header.message_id = 0;
+        for option in [
+            CoapOption::Observe,
+            CoapOption::Block2,
+            CoapOption::Size2,
+            CoapOption::Block1,
+            CoapOption::Size1,
+        ] {
+            template.clear_option(option);
+        }
+        Block2Download {
+            uri_path: options::strings(request, CoapOption::UriPath),
+            uri_query: options::strings(request, CoapOption::UriQuery),
+            template: Some(template),
+            szx: MAX_SZX,
+            start: 0,
+            data: Vec::new(),
+            etag: None,
+            total: None,
+            limit: None,
+            blocks: 0,
+            retransmissions: 0,
+            last_requested: None,
+            requested_block: None,
+            complete: false,
+        }
     }
 
     /// Adds Uri-Query options to every request.
@@ -163,10 +209,16 @@ impl Block2Download {
         self.last_requested = Some(offset);
         let block = BlockOption::at_offset(offset, self.szx).ok()?;
         self.requested_block = Some(block.offset());
-        let mut p = Packet::new();
-        p.header.code = MessageClass::Request(RequestType::Get);
-        options::add_strings(&mut p, CoapOption::UriPath, &self.uri_path);
-        options::add_strings(&mut p, CoapOption::UriQuery, &self.uri_query);
+        let mut p = match &self.template {
+            Some(template) => template.clone(),
+            None => {
+                let mut p = Packet::new();
+                p.header.code = MessageClass::Request(RequestType::Get);
+                options::add_strings(&mut p, CoapOption::UriPath, &self.uri_path);
+                options::add_strings(&mut p, CoapOption::UriQuery, &self.uri_query);
+                p
+            }
+        };
         block.set_on(&mut p, BlockKind::Block2);
         if offset == 0 {
             // RFC 7959 §4: Size2 0 in a request asks for the total size.

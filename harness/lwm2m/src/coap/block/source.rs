@@ -131,3 +131,17 @@ pub fn respond_block2(
     }
     p
 }
+
+/// An ETag for one representation (RFC 7252 §5.10.6), for servers that build
+/// a body on every request (an LwM2M client's Read of live values): the
+/// first four bytes of SHA-256 over the Content-Format and the body. Equal
+/// bodies get equal tags, so the blocks of one Block2 transfer match while
+/// the value holds still, and a value that changed between two blocks shows
+/// as a changed ETag, which makes the requester start over (RFC 7959 §2.4).
+pub fn representation_etag(content_format: u16, body: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(content_format.to_be_bytes());
+    hash.update(body);
+    hash.finalize()[..4].to_vec()
+}
