@@ -48,6 +48,9 @@ pub enum HandshakeFailure {
     },
     /// Server: a newer half-open handshake evicted this one (half-open cap).
     Evicted,
+    /// Server: the key the client is handshaking with was revoked
+    /// ([`crate::DtlsServer::revoke`]) before the handshake completed.
+    KeyRevoked,
     /// OpenSSL ended the handshake for another reason (no shared cipher
     /// suite, protocol error, ...).
     Protocol(String),
@@ -99,6 +102,7 @@ impl fmt::Display for HandshakeFailure {
                 write!(f, "no answer after {retransmissions} retransmissions")
             }
             Self::Evicted => f.write_str("evicted by newer half-open handshakes"),
+            Self::KeyRevoked => f.write_str("the PSK was revoked during the handshake"),
             Self::Protocol(reason) => write!(f, "protocol error: {reason}"),
         }
     }
@@ -118,6 +122,9 @@ pub enum CloseReason {
     IdleTimeout,
     /// The local side closed it (`close` or `shutdown`).
     Local,
+    /// The local side closed it because the PSK it authenticated with was
+    /// revoked or replaced ([`crate::DtlsServer::revoke`]).
+    KeyRevoked,
     /// The peer started a new handshake from the same address (a rebooted
     /// client, RFC 6347 §4.2.8); the old session was dropped when the new
     /// one was created.
@@ -139,6 +146,7 @@ impl fmt::Display for CloseReason {
             }
             Self::IdleTimeout => f.write_str("idle timeout"),
             Self::Local => f.write_str("closed locally"),
+            Self::KeyRevoked => f.write_str("closed locally: its PSK was revoked"),
             Self::Replaced => f.write_str("replaced by a new handshake from the same address"),
             Self::Error(reason) => write!(f, "protocol error: {reason}"),
         }

@@ -46,6 +46,10 @@
 //!   server detects it, reports [`HandshakeFailure::FinishedNotVerified`]
 //!   and sends a plaintext decrypt_error alert, so the client fails at once
 //!   with a reason instead of timing out.
+//! - **Revocation reaches open sessions**: each session remembers the key
+//!   the lookup gave it; [`DtlsServer::revoke`] ends, with close_notify, the
+//!   sessions of an identity whose key was removed or replaced, so the peer
+//!   must handshake again and the lookup decides anew.
 //! - **Secrets stay secret**: [`SecretKey`] zeroizes on drop and prints only
 //!   a SHA-256 fingerprint; no error or log carries key bytes.
 

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::error::Error;
 use crate::event::{Received, ServerEvent, Transmit};
+use crate::secret::SecretKey;
 use crate::suite::CipherSuite;
 
 /// A DTLS server endpoint serving many peers over one datagram socket the
@@ -30,6 +31,22 @@ pub trait DtlsServer: Send {
     fn close(&mut self, now: Instant, peer: SocketAddr) -> bool;
     /// Closes every session (close_notify to each established one).
     fn shutdown(&mut self, now: Instant);
+    /// The key of `identity` changed: `current` is its key now, `None` if
+    /// it has none. Every session that authenticated (or is handshaking) as
+    /// `identity` with another key ends: an established one gets
+    /// close_notify (RFC 5246 §7.2.1) and reports
+    /// [`CloseReason::KeyRevoked`](crate::CloseReason::KeyRevoked), a
+    /// handshaking one [`HandshakeFailure::KeyRevoked`](crate::HandshakeFailure::KeyRevoked);
+    /// its state is dropped, so the peer's next datagram needs a new
+    /// handshake, which the key lookup then decides. Sessions with the
+    /// current key stay. Returns the peers whose session ended. Costs the
+    /// sessions of `identity`, not of the endpoint.
+    fn revoke(
+        &mut self,
+        now: Instant,
+        identity: &str,
+        current: Option<&SecretKey>,
+    ) -> Vec<SocketAddr>;
     /// Next datagram to send.
     fn poll_transmit(&mut self) -> Option<Transmit>;
     /// Next decrypted application datagram.

@@ -422,6 +422,87 @@ fn rebooted_client_on_the_same_port_replaces_its_session() {
     assert_eq!(pair.server.stats().sessions, 1);
 }
 
+/// identity -> key, shared by the test and the server's lookup.
+type KeyTable = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>;
+
+/// A server whose key table the test can change, as a credential store does.
+fn revocable(entries: &[(&str, &[u8])]) -> (Pair, KeyTable) {
+    let table: std::collections::HashMap<String, Vec<u8>> = entries
+        .iter()
+        .map(|(i, k)| (i.to_string(), k.to_vec()))
+        .collect();
+    let table = std::sync::Arc::new(std::sync::Mutex::new(table));
+    let lookup = std::sync::Arc::clone(&table);
+    let config = dtls::ServerConfig::new(std::sync::Arc::new(move |identity: &str| {
+        let k = lookup.lock().unwrap().get(identity).cloned()?;
+        dtls::SecretKey::new(k).ok()
+    }));
+    (Pair::new(config), table)
+}
+
+#[test]
+fn revoking_a_key_ends_its_sessions_with_close_notify_and_only_those() {
+    const NEW: &[u8] = b"fedcba9876543210";
+    let (mut pair, table) = revocable(&[("m", KEY), ("n", KEY)]);
+    let a = pair.connect(client_config("m", KEY, &CipherSuite::ALL));
+    let b = pair.connect(client_config("n", KEY, &CipherSuite::ALL));
+    pair.drive();
+    assert!(pair.is_connected(a) && pair.is_connected(b));
+    let (peer_a, peer_b) = (pair.client_addr(a), pair.client_addr(b));
+    // A datagram of the old session, still on its way when the key goes.
+    let late = client_datagram(&mut pair, a, b"late");
+
+    // "m" gets a new key: its session with the old key ends; "n" is untouched.
+    table.lock().unwrap().insert("m".into(), NEW.to_vec());
+    let now = pair.now;
+    let new_key = dtls::SecretKey::new(NEW.to_vec()).unwrap();
+    assert_eq!(pair.server.revoke(now, "m", Some(&new_key)), [peer_a]);
+    let kept = dtls::SecretKey::new(KEY.to_vec()).unwrap();
+    assert!(pair.server.revoke(now, "n", Some(&kept)).is_empty());
+    pair.drive();
+    assert!(pair.server_events.contains(&ServerEvent::SessionClosed {
+        peer: peer_a,
+        identity: "m".into(),
+        reason: CloseReason::KeyRevoked
+    }));
+    // close_notify (RFC 5246 §7.2.1) reached the client.
+    assert!(pair.client_events[a].contains(&ClientEvent::Closed {
+        reason: CloseReason::PeerClosed
+    }));
+    assert!(pair.server.session(peer_a).is_none());
+    assert!(pair.is_connected(b) && pair.server.session(peer_b).is_some());
+
+    // The old session's datagram now comes from a peer without a session.
+    pair.server.handle_datagram(now, peer_a, &late);
+    pair.collect();
+    assert!(!pair.server_received.iter().any(|(_, p)| p == b"late"));
+    assert!(pair.server_events.contains(&ServerEvent::Dropped {
+        peer: peer_a,
+        reason: DropReason::UnknownPeer
+    }));
+
+    // A new handshake from the same address with the old key fails; the
+    // identity removed altogether ends "n" too.
+    pair.clients[a].1 = dtls::OpensslClient::connect(
+        client_config("m", KEY, &CipherSuite::ALL),
+        pair.server_addr,
+        now,
+    )
+    .unwrap();
+    pair.drive();
+    assert!(matches!(
+        pair.client(a).state(),
+        dtls::ClientState::Failed(reason) if reason.is_wrong_key()
+    ));
+    table.lock().unwrap().remove("n");
+    assert_eq!(pair.server.revoke(now, "n", None), [peer_b]);
+    pair.drive();
+    assert!(pair.client_events[b].contains(&ClientEvent::Closed {
+        reason: CloseReason::PeerClosed
+    }));
+    assert_eq!(pair.server.stats().sessions, 0);
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 

@@ -300,6 +300,19 @@ impl Net {
             .collect()
     }
 
+    /// When each Bootstrap-Request (`POST /bs?ep=…`) crossed the network,
+    /// counted from the start of the test.
+    fn bootstrap_request_times(&self) -> Vec<Duration> {
+        self.log
+            .iter()
+            .filter(|l| l.contains("/bs?ep="))
+            .map(|l| {
+                let seconds = l.trim_start().split('s').next().unwrap_or_default();
+                Duration::from_secs_f64(seconds.parse().expect("log line starts with its time"))
+            })
+            .collect()
+    }
+
     fn content_of(&self, index: usize) -> Content {
         self.bs_events
             .iter()
@@ -712,6 +725,157 @@ fn no_finish_in_time_fails_the_client_session() {
         net.client.state(),
         RegistrationState::Failed { .. }
     ));
+}
+
+// ---- Client Hold Off Time (Security object resource 11) ----
+//
+// LwM2M 1.1 Core §E.1 (Security object) and the OMA registry's 0.xml,
+// resource 11: "The number of seconds to wait before initiating a Client
+// Initiated Bootstrap once the LwM2M Client has determined it should
+// initiate this bootstrap mode. In case client initiated bootstrap is
+// supported by the LwM2M Client, this resource MUST be supported."
+
+/// /0/0/11 of the Bootstrap-Server account.
+fn hold_off_path() -> Path {
+    Path::resource(0, 0, 11)
+}
+
+#[test]
+fn the_bootstrap_request_waits_the_client_hold_off_time() {
+    let mut config = client_config("1.1");
+    if let Some(bs) = config.bootstrap.as_mut() {
+        bs.hold_off = Duration::from_secs(7);
+    }
+    let mut net = Net::new(Client::new(config, meter_store()));
+    assert_eq!(
+        net.client.store().get(&hold_off_path()),
+        Some(&Value::Integer(7))
+    );
+    net.bs
+        .set_script("meter-1", BootstrapScript::standard(&psk_account()));
+    // No account: the client decides to bootstrap at start (Core §6.1.5).
+    net.client.start(net.now);
+    assert_eq!(net.client.state(), &RegistrationState::Bootstrapping);
+    assert_eq!(
+        net.client.poll_timeout(),
+        Some(net.start + Duration::from_secs(7))
+    );
+    net.run_for(Duration::from_millis(6_999));
+    assert!(
+        net.bootstrap_request_times().is_empty(),
+        "sent before the hold-off ended:\n{}",
+        net.log.join("\n")
+    );
+    net.run_until(Duration::from_secs(60), |n| n.registered());
+    assert_eq!(net.bootstrap_request_times(), [Duration::from_secs(7)]);
+    assert_eq!(net.client.accounts(), vec![psk_account()]);
+}
+
+#[test]
+fn a_hold_off_written_by_the_bootstrap_server_delays_the_next_fallback_bootstrap() {
+    let mut config = client_config("1.1");
+    config.retry.bootstrap_after = 1;
+    let mut net = Net::new(Client::new(config, meter_store()));
+    // The first bootstrap (no hold-off yet) provisions a server that will
+    // refuse the meter, and sets the account's Client Hold Off Time to 20 s.
+    let stale = ServerAccount::nosec(7, format!("coap://{DEAD}"));
+    let mut script = BootstrapScript::standard(&stale);
+    let finish = script.steps.pop().expect("standard ends with Finish");
+    script = script.then(BootstrapOp::Write {
+        path: Path::instance(0, 0),
+        records: vec![Record::new(hold_off_path(), Value::Integer(20))],
+    });
+    script.steps.push(finish);
+    net.bs.set_script("meter-1", script);
+    net.client.start(net.now);
+    net.run_until(Duration::from_secs(60), |n| {
+        n.client_events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::BootstrapFinished { .. }))
+    });
+    assert_eq!(net.bootstrap_request_times(), [Duration::ZERO]);
+    assert_eq!(
+        net.client.store().get(&hold_off_path()),
+        Some(&Value::Integer(20))
+    );
+
+    // Registration fails: with `bootstrap_after` 1 the client decides to
+    // bootstrap now (§6.2.1.1), and waits the hold-off the server wrote.
+    let fresh = ServerAccount::nosec(101, format!("coap://{SERVER}"));
+    net.bs
+        .set_script("meter-1", BootstrapScript::standard(&fresh));
+    let decided = net.now - net.start;
+    net.client
+        .registration_failed_transport(net.now, "DTLS handshake failed: alert 40");
+    assert_eq!(net.client.state(), &RegistrationState::Bootstrapping);
+    net.run_for(Duration::from_millis(19_999));
+    assert_eq!(
+        net.bootstrap_request_times().len(),
+        1,
+        "{}",
+        net.log.join("\n")
+    );
+    net.run_until(Duration::from_secs(60), |n| n.registered());
+    assert_eq!(
+        net.bootstrap_request_times(),
+        [Duration::ZERO, decided + Duration::from_secs(20)]
+    );
+    assert_eq!(net.client.accounts(), vec![fresh]);
+}
+
+#[test]
+fn a_server_initiated_bootstrap_during_the_hold_off_replaces_the_request() {
+    let mut config = client_config("1.1");
+    if let Some(bs) = config.bootstrap.as_mut() {
+        bs.hold_off = Duration::from_secs(30);
+    }
+    let mut net = Net::new(Client::new(config, meter_store()));
+    let account = ServerAccount::nosec(101, format!("coap://{SERVER}"));
+    net.bs
+        .set_script("meter-1", BootstrapScript::standard(&account));
+    net.client.start(net.now);
+    net.run_for(Duration::from_secs(5));
+    // What the hold-off is for: the Bootstrap-Server may come first (§6.1.4).
+    assert!(net.bs.start(net.now, "meter-1", addr(CLIENT)));
+    net.run_until(Duration::from_secs(60), |n| n.registered());
+    net.run_for(Duration::from_secs(60));
+    assert!(
+        net.bootstrap_request_times().is_empty(),
+        "{}",
+        net.log.join("\n")
+    );
+    assert!(net.registered());
+    assert_eq!(net.client.accounts(), vec![account]);
+}
+
+#[test]
+fn a_retry_after_a_failed_bootstrap_waits_the_back_off_not_the_hold_off_again() {
+    // The hold-off is waited once per decision; a refused Bootstrap-Request
+    // is retried on the registration back-off (1 s here), as Anjay does.
+    let mut config = client_config("1.1");
+    if let Some(bs) = config.bootstrap.as_mut() {
+        bs.hold_off = Duration::from_secs(10);
+    }
+    let mut net = Net::new(Client::new(config, meter_store()));
+    net.client.start(net.now);
+    net.run_until(Duration::from_secs(30), |n| {
+        n.client_events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::BootstrapFailed { .. }))
+    });
+    net.bs.set_script(
+        "meter-1",
+        BootstrapScript::standard(&ServerAccount::nosec(101, format!("coap://{SERVER}"))),
+    );
+    net.run_until(Duration::from_secs(30), |n| n.registered());
+    let times = net.bootstrap_request_times();
+    assert_eq!(times.len(), 2, "{times:?}");
+    assert_eq!(times[0], Duration::from_secs(10));
+    let gap = times[1] - times[0];
+    assert!(
+        gap < Duration::from_secs(2),
+        "retried {gap:?} after the first request"
+    );
 }
 
 // ---- Secret redaction (the message log and the pcap) ----

@@ -784,6 +784,24 @@ fn discover_lists_instances_resources_and_attributes() {
         ]
     );
     assert_eq!(links[0].attribute("ver"), Some("1.1"));
+    // Discover on an Object lists the instances and resources bare: only
+    // the Object level's own attributes are returned (LwM2M 1.0.2 TS
+    // §5.4.2, kept in 1.1.1); `dim` and the resources' attributes come with
+    // Discover on the instance (see tests/spec_client.rs).
+    assert!(
+        links[1..].iter().all(|l| l.attributes.is_empty()),
+        "{links:?}"
+    );
+    let links = match p.request(DmRequest::Discover {
+        path: Path::instance(3, 0),
+    }) {
+        Ok(Response {
+            code: 205,
+            content: Content::Links(l),
+            ..
+        }) => l,
+        other => panic!("{other:?}"),
+    };
     let battery = links.iter().find(|l| l.target == "/3/0/9").unwrap();
     assert_eq!(
         (battery.attribute("pmin"), battery.attribute("pmax")),
@@ -1579,4 +1597,29 @@ fn observing_a_path_again_with_a_new_token_adds_an_observer() {
     p.request(DmRequest::CancelObserve { path }).unwrap();
     assert_eq!(p.server.observations("meter-1").len(), 1);
     assert_eq!(p.client.observed_paths(), vec![path]);
+}
+
+/// LwM2M 1.1 Core Appendix E.1 (Security object): only the Bootstrap-Server
+/// reaches it; an LwM2M Server's Read, Write or Discover of /0 is refused
+/// 4.01 Unauthorized (the procedure of ETS int-221).
+#[test]
+fn an_lwm2m_server_is_refused_the_security_object() {
+    let mut p = Pair::new();
+    p.registered();
+    for request in [
+        DmRequest::Read {
+            path: Path::object(0),
+            format: None,
+        },
+        DmRequest::Discover {
+            path: Path::instance(0, 0),
+        },
+        DmRequest::Read {
+            path: Path::resource(0, 0, 0),
+            format: Some(ContentFormat::Text),
+        },
+    ] {
+        let r = p.request(request.clone()).unwrap();
+        assert_eq!(r.code, 401, "{request:?}");
+    }
 }

@@ -285,7 +285,7 @@ fn registers_the_ts_allows_are_created() {
         &["lwm2m=1.0", "b=UQS"],
         &["lwm2m=1.1", "b=UT", "Q"],
         &["lwm2m=1.2", "b=N"],
-        &["lwm2m=1.1", "b=MHS"],
+        &["lwm2m=1.2", "b=MHS"],
         &["lwm2m=1.0", "b=SQ"],
     ];
     for query in cases {

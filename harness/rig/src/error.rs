@@ -146,6 +146,18 @@ pub enum RigError {
     #[error("power command `{command}` did not finish within {}; killed", crate::duration::format_duration(*waited))]
     PowerTimeout { command: String, waited: Duration },
 
+    /// A network control shell command failed or exited non-zero.
+    #[error("network command `{command}` {outcome}; stderr: {stderr:?}")]
+    NetworkCommand {
+        command: String,
+        outcome: String,
+        stderr: String,
+    },
+
+    /// A network control shell command did not finish in time (it was killed).
+    #[error("network command `{command}` did not finish within {}; killed", crate::duration::format_duration(*waited))]
+    NetworkTimeout { command: String, waited: Duration },
+
     /// Another job holds this rig.
     #[error("rig `{rig}` is in use by another job (lock {} held{})", path.display(), holder.as_ref().map(|h| format!(" by {h}")).unwrap_or_default())]
     Locked {

@@ -4,7 +4,8 @@
 //! (the dialect file, [`dialect`], and the AT engine, [`at`]), and the drivers
 //! behind the small traits in [`traits`]: [`serial::SerialModem`] for a modem
 //! on a serial line, [`command_power::CommandPower`] for a supply switched by
-//! shell commands. [`lock::RigLock`] keeps two jobs off one bench.
+//! shell commands, [`network::CommandNetwork`] for a network emulator driven
+//! by shell commands. [`lock::RigLock`] keeps two jobs off one bench.
 //!
 //! This crate never speaks LwM2M: it gets the device to a state and lets the
 //! `server` crate talk to it.
@@ -16,7 +17,9 @@ pub mod duration;
 pub mod error;
 pub mod lock;
 pub mod model;
+pub mod network;
 pub mod serial;
+mod shell;
 pub mod traits;
 mod yaml;
 
@@ -26,5 +29,6 @@ pub use dialect::Dialect;
 pub use error::RigError;
 pub use lock::RigLock;
 pub use model::RigFile;
+pub use network::{CommandNetwork, NetworkAction, ProfileSlot};
 pub use serial::SerialModem;
-pub use traits::{Debug, Modem, Power, DEFAULT_COMMAND_TIMEOUT};
+pub use traits::{Debug, Modem, Network, Power, DEFAULT_COMMAND_TIMEOUT};

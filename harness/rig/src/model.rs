@@ -1,8 +1,10 @@
 //! The rig file: *where* a bench's parts are (labgrid's resources). Code says
 //! how to use them; a case never names a port. `rigs/virtual.yaml` is the
-//! default rig; a rig may omit modem, power and debug entirely (a device on a
-//! live network, or a third-party client started by hand).
+//! default rig; a rig may omit modem, power, debug, network and firmware
+//! entirely (a device on a live network, or a third-party client started by
+//! hand): a case that needs a part the rig lacks is skipped with that reason.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,6 +33,14 @@ pub struct RigFile {
     /// Absent: no debug port.
     #[serde(default)]
     pub debug: Option<DebugSpec>,
+    /// Absent: the lab cannot control the device's cellular network; cases
+    /// that need `network-control` are skipped.
+    #[serde(default)]
+    pub network: Option<NetworkSpec>,
+    /// Absent: no firmware image of this device is known; cases that name a
+    /// firmware role are skipped.
+    #[serde(default)]
+    pub firmware: Option<FirmwareSpec>,
     #[serde(default)]
     pub server: ServerSpec,
     #[serde(default)]
@@ -62,6 +72,19 @@ pub struct DeviceSpec {
     /// shared and committed, so it may only say where a secret lives.
     #[serde(default)]
     pub credentials: CredentialSource,
+    /// The longest the device takes from power-on or a restart (Execute
+    /// Reboot, a power cut) to its new registration: how long an `await:
+    /// registered` that gives no `within` waits. A property of the device
+    /// and its network (boot, attach, DTLS handshake), so of the rig.
+    #[serde(
+        default = "default_reboot_within",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub reboot_within: Duration,
+}
+
+fn default_reboot_within() -> Duration {
+    Duration::from_secs(60)
 }
 
 /// Security mode of the device's server accounts.
@@ -164,10 +187,25 @@ impl fmt::Display for ModemPort {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum PowerSpec {
-    /// The virtual meter process (power off = SIGKILL, like pulling the plug).
-    Virtual,
+    /// The virtual meter process (power off = SIGKILL, like pulling the
+    /// plug), configured by the options to be the device the rig describes.
+    Virtual(VirtualMeterOptions),
     /// Shell commands, e.g. a USB relay's or a lab supply's CLI.
     Command(CommandPowerSpec),
+}
+
+/// How the virtual meter differs from its defaults, so that a rig can
+/// describe another device and the virtual meter plays it (a test that every
+/// case holds on a device unlike the default one).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VirtualMeterOptions {
+    /// Optional resources the meter does not have, as paths (`/3/0/15`).
+    pub without: Vec<String>,
+    /// The Server object (/1) instance of the account the meter is
+    /// configured with directly (without bootstrap; with bootstrap, the
+    /// bootstrap server's write decides: `server.account`).
+    pub server_instance: u16,
 }
 
 /// Power switched by shell commands (run with `sh -c`).
@@ -200,6 +238,125 @@ pub enum DebugSpec {
     Virtual,
 }
 
+/// The device's cellular network as the lab controls it: what a bench can
+/// make the network do (refuse a profile's attach), never the device itself.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum NetworkSpec {
+    /// The virtual meter's network model, controlled beside the meter (not
+    /// through its modem).
+    Virtual,
+    /// A lab's network emulator, driven by shell commands.
+    Command(CommandNetworkSpec),
+}
+
+/// Network actions as shell commands (run with `sh -c`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandNetworkSpec {
+    /// Per profile of the device's eUICC (`first-profile`, `second-profile`,
+    /// `profile-<n>`): the command that makes the network refuse its attach.
+    /// A profile not listed cannot be refused on this bench.
+    #[serde(default)]
+    pub refuse: BTreeMap<String, String>,
+    /// The command that makes the network accept every profile again.
+    pub accept_all: String,
+    /// How long one command may run before it is killed.
+    #[serde(
+        default = "default_power_timeout",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub timeout: Duration,
+}
+
+/// The device's own firmware files, by the role a case names them by
+/// (`upgrade`, `corrupted`, ...): a case never names a file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirmwareSpec {
+    /// A folder with a `manifest.yaml` and the images it lists (name,
+    /// version, size, SHA-256). Absent: the fixtures' firmware folder, whose
+    /// images meterbench generates. Relative: to the rig file's folder.
+    #[serde(default)]
+    pub store: Option<PathBuf>,
+    /// The longest the device takes to download one of these images here:
+    /// how long an `await` on object 5's State or Update Result that gives no
+    /// `within` waits.
+    #[serde(
+        default = "default_download_within",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub download_within: Duration,
+    /// From Execute Update to the updated device's registration (flashing
+    /// and a restart); absent: `device.reboot_within`.
+    #[serde(default, deserialize_with = "crate::duration::deserialize_option")]
+    pub update_within: Option<Duration>,
+    /// Role -> image of the store. A role not listed skips the cases that name it.
+    #[serde(default)]
+    pub roles: BTreeMap<String, FirmwareRole>,
+}
+
+fn default_download_within() -> Duration {
+    Duration::from_secs(120)
+}
+
+/// One role's image: `upgrade: meter-2.0.bin`, or with the version the device
+/// reports once it runs it (/3/0/3) when the manifest's is not that:
+/// `upgrade: { image: acme-3.2.bin, version: "3.2.0-rel" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirmwareRole {
+    pub image: String,
+    /// Absent: the manifest entry's version.
+    pub version: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for FirmwareRole {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Long {
+            image: String,
+            #[serde(default)]
+            version: Option<String>,
+        }
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = FirmwareRole;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an image name, or a map with `image` and `version`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(FirmwareRole {
+                    image: v.to_owned(),
+                    version: None,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let l = Long::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(FirmwareRole {
+                    image: l.image,
+                    version: l.version,
+                })
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+impl FirmwareSpec {
+    /// The store folder: `store` (relative to `rig_dir`), else `default`.
+    pub fn store_dir(&self, rig_dir: &Path, default: &Path) -> PathBuf {
+        match &self.store {
+            Some(p) if p.is_absolute() => p.clone(),
+            Some(p) => rig_dir.join(p),
+            None => default.to_path_buf(),
+        }
+    }
+}
+
 /// The embedded LwM2M server's addresses.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -211,6 +368,29 @@ pub struct ServerSpec {
     /// `bind` (a real bench reaching the harness machine over a LAN).
     #[serde(default)]
     pub advertise: Option<String>,
+    /// The instances meterbench's bootstrap server writes for the device's
+    /// account with this server.
+    #[serde(default)]
+    pub account: AccountInstances,
+}
+
+/// The Security (/0) and Server (/1) instance ids of the account
+/// meterbench's bootstrap server provisions (LwM2M 1.1 Core §E.1, §E.2):
+/// a device may be given any, and cases find them in its registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountInstances {
+    pub security_instance: u16,
+    pub server_instance: u16,
+}
+
+impl Default for AccountInstances {
+    fn default() -> Self {
+        AccountInstances {
+            security_instance: 1,
+            server_instance: 0,
+        }
+    }
 }
 
 fn default_bind() -> SocketAddr {
@@ -222,6 +402,7 @@ impl Default for ServerSpec {
         ServerSpec {
             bind: default_bind(),
             advertise: None,
+            account: AccountInstances::default(),
         }
     }
 }
@@ -303,6 +484,39 @@ impl RigFile {
         if let Some(m) = &self.modem {
             if m.baud == 0 {
                 return Err(invalid("modem.baud", "must be greater than 0".into()));
+            }
+        }
+        let account = self.server.account;
+        // 65535 is reserved (LwM2M 1.1 Core §7.2.1): no instance has it.
+        for (field, id) in [
+            (
+                "server.account.security_instance",
+                account.security_instance,
+            ),
+            ("server.account.server_instance", account.server_instance),
+        ] {
+            if id == u16::MAX {
+                return Err(invalid(field, "65535 is reserved; use 0 to 65534".into()));
+            }
+        }
+        if let Some(NetworkSpec::Command(c)) = &self.network {
+            for profile in c.refuse.keys() {
+                if profile.parse::<crate::network::ProfileSlot>().is_err() {
+                    return Err(invalid(
+                        "network.refuse",
+                        format!("`{profile}` is not a profile: expected first-profile, second-profile or profile-<n>"),
+                    ));
+                }
+            }
+        }
+        if let Some(f) = &self.firmware {
+            for role in f.roles.keys() {
+                if !crate::network::is_name(role) {
+                    return Err(invalid(
+                        "firmware.roles",
+                        format!("`{role}` is not a role name: use a-z, 0-9 and -"),
+                    ));
+                }
             }
         }
         Ok(())

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::at::{AtResponse, Transcript};
 use crate::dialect::Dialect;
 use crate::error::RigError;
+use crate::network::NetworkAction;
 
 /// Switches the device's supply.
 pub trait Power: Send {
@@ -56,6 +57,15 @@ pub trait Modem: Send {
 pub trait Debug: Send {
     /// Named facts read from the device (active slot, boot count, registers...).
     fn read_state(&mut self) -> Result<BTreeMap<String, String>, RigError>;
+    fn describe(&self) -> String;
+}
+
+/// The device's cellular network as the lab controls it (a network
+/// emulator, the virtual meter's network model): never the device itself.
+pub trait Network: Send {
+    /// Whether this bench can do `action` (a lab may bar only some profiles).
+    fn supports(&self, action: &NetworkAction) -> bool;
+    fn apply(&mut self, action: &NetworkAction) -> Result<(), RigError>;
     fn describe(&self) -> String;
 }
 

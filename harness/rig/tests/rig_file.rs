@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rig::model::{DebugSpec, ModemPort, PowerSpec, PowerState};
+use rig::model::{
+    AccountInstances, DebugSpec, FirmwareRole, ModemPort, NetworkSpec, PowerSpec, PowerState,
+    VirtualMeterOptions,
+};
 use rig::{RigError, RigFile};
 
 fn repo() -> PathBuf {
@@ -24,8 +27,27 @@ fn virtual_rig_loads_with_every_part() {
         .load_dialect(&repo().join("fixtures"), rig.dir())
         .unwrap();
     assert_eq!(dialect.name, "meterbench virtual modem");
-    assert_eq!(rig.power, Some(PowerSpec::Virtual));
+    assert_eq!(
+        rig.power,
+        Some(PowerSpec::Virtual(VirtualMeterOptions::default()))
+    );
     assert_eq!(rig.debug, Some(DebugSpec::Virtual));
+    assert_eq!(rig.network, Some(NetworkSpec::Virtual));
+    assert_eq!(rig.device.reboot_within, Duration::from_secs(45));
+    let firmware = rig.firmware.as_ref().unwrap();
+    assert_eq!(firmware.store, None);
+    assert_eq!(
+        firmware.roles.get("upgrade"),
+        Some(&FirmwareRole {
+            image: "meter-2.0.bin".into(),
+            version: None
+        })
+    );
+    assert_eq!(
+        firmware.store_dir(rig.dir(), Path::new("fixtures/firmware")),
+        Path::new("fixtures/firmware")
+    );
+    assert_eq!(rig.server.account, AccountInstances::default());
     assert_eq!(
         rig.server.bind,
         "127.0.0.1:0".parse::<SocketAddr>().unwrap()
@@ -38,6 +60,7 @@ fn virtual_rig_loads_with_every_part() {
 fn live_device_rig_has_identity_and_server_only() {
     let rig = RigFile::load(&repo().join("rigs/live-device.yaml")).unwrap();
     assert!(rig.modem.is_none() && rig.power.is_none() && rig.debug.is_none());
+    assert!(rig.network.is_none() && rig.firmware.is_none());
     assert_eq!(rig.device.lifetime, Duration::from_secs(300));
     assert_eq!(rig.server.advertise.as_deref(), Some("harness.lab.example"));
 }
@@ -56,6 +79,80 @@ fn bench_example_rig_has_serial_port_and_command_power() {
     assert_eq!(cmd.on, "usbrelay BITFT_1=1");
     assert!(cmd.status.is_some());
     assert_eq!(cmd.timeout, Duration::from_secs(5));
+    let Some(NetworkSpec::Command(net)) = rig.network else {
+        panic!("expected command network, got {:?}", rig.network)
+    };
+    assert!(net.refuse.contains_key("second-profile"));
+    let firmware = rig.firmware.unwrap();
+    assert_eq!(
+        firmware.store_dir(Path::new("/lab/rigs"), Path::new("fixtures/firmware")),
+        Path::new("/lab/rigs/firmware-bench-01")
+    );
+    assert_eq!(firmware.roles["upgrade"].version.as_deref(), Some("3.2.1"));
+    assert_eq!(rig.device.reboot_within, Duration::from_secs(120));
+}
+
+#[test]
+fn differing_rig_configures_the_virtual_meter_and_the_bootstrap_account() {
+    let rig = RigFile::load(&repo().join("rigs/virtual-differing.yaml")).unwrap();
+    let Some(PowerSpec::Virtual(options)) = &rig.power else {
+        panic!("{:?}", rig.power)
+    };
+    assert!(options.without.iter().any(|p| p == "/3/0/15"));
+    assert_eq!(options.server_instance, 1);
+    assert_eq!(rig.server.account.server_instance, 1);
+    assert_ne!(rig.device.lifetime, Duration::from_secs(30));
+    assert!(rig.network.is_none(), "no network control");
+}
+
+#[test]
+fn firmware_roles_take_an_image_or_an_image_and_its_version() {
+    let rig = RigFile::parse(
+        "name: m\ndevice: { endpoint: ep, lifetime: 1m }\nfirmware:\n  store: images\n  download_within: 10m\n  roles:\n    upgrade: { image: acme-3.2.bin, version: \"3.2.0\" }\n    corrupted: acme-bad.bin\n",
+        Path::new("/lab/rigs/m.yaml"),
+    )
+    .unwrap();
+    let f = rig.firmware.unwrap();
+    assert_eq!(f.download_within, Duration::from_secs(600));
+    assert_eq!(f.update_within, None);
+    assert_eq!(
+        f.roles["upgrade"],
+        FirmwareRole {
+            image: "acme-3.2.bin".into(),
+            version: Some("3.2.0".into())
+        }
+    );
+    assert_eq!(f.roles["corrupted"].image, "acme-bad.bin");
+    assert_eq!(
+        f.store_dir(Path::new("/lab/rigs"), Path::new("fixtures/firmware")),
+        Path::new("/lab/rigs/images")
+    );
+    let err = RigFile::parse(
+        "name: m\ndevice: { endpoint: ep, lifetime: 1m }\nfirmware: { roles: { Upgrade: a.bin } }\n",
+        Path::new("m.yaml"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("firmware.roles"), "{err}");
+}
+
+#[test]
+fn a_command_network_names_profiles_by_their_place() {
+    let rig = RigFile::parse(
+        "name: m\ndevice: { endpoint: ep, lifetime: 1m }\nnetwork:\n  kind: command\n  refuse: { second-profile: \"netem bar 00102\" }\n  accept_all: \"netem clear\"\n",
+        Path::new("m.yaml"),
+    )
+    .unwrap();
+    let Some(NetworkSpec::Command(c)) = rig.network else {
+        panic!("{:?}", rig.network)
+    };
+    assert_eq!(c.refuse["second-profile"], "netem bar 00102");
+    assert_eq!(c.timeout, Duration::from_secs(10));
+    let err = RigFile::parse(
+        "name: m\ndevice: { endpoint: ep, lifetime: 1m }\nnetwork: { kind: command, refuse: { roaming: x }, accept_all: y }\n",
+        Path::new("m.yaml"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("network.refuse"), "{err}");
 }
 
 #[test]
@@ -67,6 +164,8 @@ fn minimal_rig_takes_defaults() {
     .unwrap();
     assert_eq!(rig.server.bind.port(), 0);
     assert_eq!(rig.after_run.power, PowerState::Off);
+    assert_eq!(rig.device.reboot_within, Duration::from_secs(60));
+    assert_eq!(rig.server.account.server_instance, 0);
 }
 
 fn file_error(text: &str) -> (u64, u64, String, String) {

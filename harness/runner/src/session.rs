@@ -12,7 +12,7 @@ use lwm2m::server::{RequestId, ServerConfig};
 use lwm2m::{ContentFormat, Path, Registry};
 use rig::model::SecurityMode;
 use rig::model::{ModemPort, PowerSpec, RigFile};
-use rig::{Debug, Modem, Power};
+use rig::{Debug, Modem, Network, Power};
 use server::{
     BootstrapServerHandle, EmbeddedBootstrapServer, EventSeq, LwM2mServer, SecurityConfig,
     ServerHandle,
@@ -36,6 +36,23 @@ fn uses_hardware(rig: &RigFile) -> bool {
         || matches!(rig.power, Some(PowerSpec::Command(_)))
 }
 
+/// Why the device is restarting: the rig gives each its own wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Power-on, a power cut, Execute Reboot: `device.reboot_within`.
+    Reboot,
+    /// Execute Update (/5/x/2): `firmware.update_within`, else `device.reboot_within`.
+    FirmwareUpdate,
+}
+
+/// One firmware role as this rig maps it: the image of its store, and the
+/// version the device reports once it runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleImage {
+    pub image: String,
+    pub version: String,
+}
+
 /// Power behind its own lock, so that an interrupt can cut it while a step
 /// holds the rest of the session.
 pub type SharedPower = Arc<Mutex<Box<dyn Power>>>;
@@ -48,6 +65,14 @@ pub struct Session {
     pub power: Option<SharedPower>,
     pub modem: Option<Box<dyn Modem>>,
     pub debug: Option<Box<dyn Debug>>,
+    /// The lab's control of the device's network (rigs with a `network:` part).
+    pub network: Option<Box<dyn Network>>,
+    /// Set by a `network` step: the case end puts the network back to accept-all.
+    pub network_changed: bool,
+    /// What the device was last made to restart by (a reboot, a firmware
+    /// update, power), until it registers again: which of the rig's waits
+    /// an `await: registered` without `within` takes.
+    pub restart: Option<Restart>,
     /// The device log file the virtual meter writes (real benches: none yet).
     pub device_log: Option<PathBuf>,
     pub info: RigInfo,
@@ -94,6 +119,15 @@ pub struct Session {
     /// The step of a `repeat` that runs (none outside one).
     pub repeat_position: Option<crate::steps::RepeatPosition>,
     _lock: Option<rig::RigLock>,
+}
+
+/// Why a firmware role cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleError {
+    /// The rig maps no image to the role: the case does not apply.
+    NotMapped(String),
+    /// The store or the mapped image is unusable: the bench's fault.
+    Store(String),
 }
 
 /// Everything the runner needs to build sessions.
@@ -177,6 +211,11 @@ impl Session {
         std::fs::create_dir_all(&state_dir)
             .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
 
+        let device_options = match &rig.power {
+            Some(PowerSpec::Virtual(o)) => sim::DeviceOptions::from_rig(o)
+                .map_err(|e| format!("{}: power: {e}", rig.source.display()))?,
+            _ => sim::DeviceOptions::default(),
+        };
         let meter = sim::VirtualMeterSpec {
             program: config.meter_program.clone(),
             args_prefix: config.meter_args.clone(),
@@ -187,11 +226,11 @@ impl Session {
         let mut device_log = None;
         let power: Option<SharedPower> = match &rig.power {
             None => None,
-            Some(PowerSpec::Virtual) => {
+            Some(PowerSpec::Virtual(_)) => {
                 device_log = Some(meter.device_log_path());
-                Some(Arc::new(Mutex::new(Box::new(sim::VirtualPower::new(
-                    meter.clone(),
-                )))))
+                Some(Arc::new(Mutex::new(Box::new(
+                    sim::VirtualPower::for_device(meter.clone(), device_options),
+                ))))
             }
             Some(PowerSpec::Command(spec)) => Some(Arc::new(Mutex::new(Box::new(
                 rig::CommandPower::new(spec.clone()),
@@ -216,6 +255,19 @@ impl Session {
                 Some(Box::new(sim::VirtualDebug::new(&state_dir)))
             }
         };
+        let network: Option<Box<dyn Network>> = match &rig.network {
+            None => None,
+            Some(rig::model::NetworkSpec::Virtual) => {
+                Some(Box::new(sim::VirtualNetwork::new(&state_dir)))
+            }
+            Some(rig::model::NetworkSpec::Command(spec)) => {
+                Some(Box::new(rig::CommandNetwork::new(spec.clone())))
+            }
+        };
+        let firmware_store = match &rig.firmware {
+            Some(f) => f.store_dir(rig.dir(), &config.fixtures.join("firmware")),
+            None => config.fixtures.join("firmware"),
+        };
         let info = RigInfo {
             name: rig.name.clone(),
             file: rig.source.clone(),
@@ -236,6 +288,9 @@ impl Session {
             power,
             modem,
             debug,
+            network,
+            network_changed: false,
+            restart: None,
             device_log,
             info,
             cursor,
@@ -255,7 +310,7 @@ impl Session {
             firmware_watch: None,
             firmware_images: Vec::new(),
             progress_tasks: Vec::new(),
-            firmware_store: config.fixtures.join("firmware"),
+            firmware_store,
             round: 0,
             repeat_position: None,
             _lock: lock,
@@ -381,10 +436,59 @@ impl Session {
             ),
             _ => ServerAccount::nosec(SHORT_SERVER_ID, self.server_uri()),
         };
+        let instances = self.rig.server.account;
         ServerAccount {
             lifetime: self.rig.device.lifetime,
+            security_instance: instances.security_instance,
+            server_instance: instances.server_instance,
             ..account
         }
+    }
+
+    /// The instance of `object` the device registered (the first its object
+    /// list names), so that a case finds ids instead of assuming them.
+    pub fn instance_of(&self, object: u16) -> Option<u16> {
+        let reg = self.server.registration(&self.endpoint)?;
+        crate::steps::instances::registered_instance(&reg, object)
+    }
+
+    /// The image and version the rig maps firmware role `role` to; the error
+    /// says why the case does not apply (the rig maps no such role) or what
+    /// is wrong with the rig's store.
+    pub async fn firmware_role(&mut self, role: &str) -> Result<RoleImage, RoleError> {
+        let rig = self.rig.name.clone();
+        let mapped = self
+            .rig
+            .firmware
+            .as_ref()
+            .and_then(|f| f.roles.get(role).cloned())
+            .ok_or_else(|| {
+                let known: Vec<String> = self
+                    .rig
+                    .firmware
+                    .as_ref()
+                    .map(|f| f.roles.keys().cloned().collect())
+                    .unwrap_or_default();
+                RoleError::NotMapped(if known.is_empty() {
+                    format!("rig {rig} maps no firmware image to any role (no `firmware.roles`), so none to `{role}`")
+                } else {
+                    format!(
+                        "rig {rig} maps no firmware image to the role `{role}` (its roles: {})",
+                        known.join(", ")
+                    )
+                })
+            })?;
+        let delivery = self.firmware_delivery().await.map_err(RoleError::Store)?;
+        let image = delivery
+            .image(&mapped.image)
+            .map_err(|e| RoleError::Store(format!("firmware role `{role}` of rig {rig}: {e}")))?;
+        Ok(RoleImage {
+            image: mapped.image.clone(),
+            version: mapped
+                .version
+                .clone()
+                .unwrap_or_else(|| image.entry.version.clone()),
+        })
     }
 
     /// Sets what the bootstrap server runs when the device asks next.

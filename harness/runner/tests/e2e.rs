@@ -755,3 +755,54 @@ fn an_unreadable_secrets_file_is_a_bench_error_not_a_skip() {
         "{message}"
     );
 }
+
+/// A lab's network emulator behind shell commands: the `network` steps run
+/// the rig's commands, the case's end puts the network back to accept-all,
+/// and a profile the rig gives no command for skips the case with the reason.
+#[test]
+fn a_command_network_runs_the_labs_commands_and_is_restored_after_the_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("emulator.log");
+    let rig = dir.path().join("netlab.yaml");
+    std::fs::write(
+        &rig,
+        format!(
+            "name: netlab\ndevice: {{ endpoint: ep, lifetime: 1m }}\nnetwork:\n  kind: command\n  refuse: {{ second-profile: \"echo bar-00102 >> {0}\" }}\n  accept_all: \"echo clear >> {0}\"\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    let (xml, out) = run_cases(
+        &[
+            (
+                "bar.yaml",
+                "id: bar\ntitle: bars the second profile\nneeds: [network-control]\ntimeout: 10s\nsteps:\n  - network: { refuse: second-profile }\n",
+            ),
+            (
+                "bar-first.yaml",
+                "id: bar-first\ntitle: bars the first profile\ntimeout: 10s\nsteps:\n  - network: { refuse: first-profile }\n",
+            ),
+        ],
+        &["--rig", rig.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let doc = parse(&xml);
+    let tcs = testcases(&doc);
+    let bar = tcs.iter().find(|t| t.0 == "bar").unwrap();
+    assert_eq!(bar.1, None, "{xml}");
+    let first = tcs.iter().find(|t| t.0 == "bar-first").unwrap();
+    assert_eq!(first.1.as_deref(), Some("skipped"), "{xml}");
+    assert!(
+        first
+            .2
+            .as_deref()
+            .unwrap_or_default()
+            .contains("cannot refuse first-profile"),
+        "{xml}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&record).unwrap(),
+        "bar-00102\nclear\n",
+        "refused, then restored at the case's end"
+    );
+}

@@ -8,14 +8,23 @@
 //! endpoint name it registers as (LwM2M 1.1 Core §7.1). Setting a new PSK for
 //! an endpoint drops its old one, so an old key is refused at once.
 //!
+//! Revocation reaches sessions already open, too: every change names the
+//! identities whose key changed or went ([`CredentialStore::watch`]), and
+//! each coaps endpoint using the store (the LwM2M server's transport, the
+//! CoAPS file server) ends the DTLS sessions that authenticated with a key
+//! the store no longer holds ([`CredentialStore::close_revoked`]), with
+//! close_notify, so that the peer's next datagram needs a new handshake.
+//!
 //! Nothing here prints a key: `Debug` shows identities and endpoints only.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
 
-use dtls::{KeyError, Psk, SecretKey};
-use tokio::sync::Notify;
+use dtls::{DtlsServer, KeyError, Psk, SecretKey};
+use tokio::sync::broadcast;
 
 /// Length of keys made by [`CredentialStore::provision`]: 128 bits, the key
 /// size of the AES-128 PSK suites.
@@ -31,14 +40,54 @@ struct Table {
     by_identity: HashMap<String, Entry>,
 }
 
+/// Revocations a watcher may fall behind by before it is told it lagged
+/// (and then checks every session).
+const REVOCATION_BACKLOG: usize = 1024;
+
 /// Identity → (key, endpoint), shared by a server's handle and its DTLS
-/// endpoint. Cheap to clone; clones see the same table.
-#[derive(Clone, Default)]
+/// endpoints. Cheap to clone; clones see the same table.
+#[derive(Clone)]
 pub struct CredentialStore {
     table: Arc<RwLock<Table>>,
-    /// Woken on every change, so the server can close sessions whose
-    /// identity was revoked.
-    changed: Arc<Notify>,
+    /// The identities whose key changed or was removed, to every watcher.
+    revocations: broadcast::Sender<String>,
+}
+
+impl Default for CredentialStore {
+    fn default() -> Self {
+        CredentialStore {
+            table: Arc::default(),
+            revocations: broadcast::channel(REVOCATION_BACKLOG).0,
+        }
+    }
+}
+
+/// What a watcher learns from [`CredentialWatch::next`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Revocation {
+    /// This identity's key changed or was removed.
+    Identity(String),
+    /// The watcher fell behind by this many changes: any identity may have
+    /// changed.
+    Lagged(u64),
+}
+
+/// One coaps endpoint's subscription to the store's revocations, taken when
+/// the endpoint starts so that no change is missed.
+pub(crate) struct CredentialWatch {
+    revocations: broadcast::Receiver<String>,
+}
+
+impl CredentialWatch {
+    /// The next revocation; pending while there is none.
+    pub(crate) async fn next(&mut self) -> Revocation {
+        match self.revocations.recv().await {
+            Ok(identity) => Revocation::Identity(identity),
+            Err(broadcast::error::RecvError::Lagged(n)) => Revocation::Lagged(n),
+            // The store lives as long as its endpoints; if not, nothing more comes.
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
+    }
 }
 
 impl fmt::Debug for CredentialStore {
@@ -70,14 +119,21 @@ impl CredentialStore {
     }
 
     /// Binds `psk` to `endpoint`, replacing any identity `endpoint` had and
-    /// any endpoint `psk.identity` was bound to.
+    /// any endpoint `psk.identity` was bound to. Sessions that authenticated
+    /// with a replaced key are closed.
     pub fn set(&self, endpoint: &str, psk: Psk) {
+        let mut changed = BTreeSet::new();
         {
             let mut table = self.write();
-            table
-                .by_identity
-                .retain(|id, e| e.endpoint != endpoint && *id != psk.identity);
+            table.by_identity.retain(|id, e| {
+                let keep = e.endpoint != endpoint && *id != psk.identity;
+                if !keep {
+                    changed.insert(id.clone());
+                }
+                keep
+            });
             tracing::info!(%endpoint, identity = %psk.identity, key = %psk.key, "PSK credential set");
+            changed.insert(psk.identity.clone());
             table.by_identity.insert(
                 psk.identity,
                 Entry {
@@ -86,7 +142,14 @@ impl CredentialStore {
                 },
             );
         }
-        self.changed.notify_one();
+        self.announce(changed);
+    }
+
+    /// Tells every watcher which identities changed (nobody listening is fine).
+    fn announce(&self, identities: BTreeSet<String>) {
+        for identity in identities {
+            let _ = self.revocations.send(identity);
+        }
     }
 
     /// A fresh credential for `endpoint` — identity `{endpoint}-{8 random
@@ -109,19 +172,23 @@ impl CredentialStore {
         Ok(psk)
     }
 
-    /// Forgets `endpoint`'s credential; whether it had one.
+    /// Forgets `endpoint`'s credential (and closes the sessions that
+    /// authenticated with it); whether it had one.
     pub fn remove(&self, endpoint: &str) -> bool {
-        let removed = {
-            let mut table = self.write();
-            let before = table.by_identity.len();
-            table.by_identity.retain(|_, e| e.endpoint != endpoint);
-            before != table.by_identity.len()
-        };
-        if removed {
-            tracing::info!(%endpoint, "PSK credential removed");
-            self.changed.notify_one();
+        let mut removed = BTreeSet::new();
+        self.write().by_identity.retain(|id, e| {
+            let keep = e.endpoint != endpoint;
+            if !keep {
+                removed.insert(id.clone());
+            }
+            keep
+        });
+        if removed.is_empty() {
+            return false;
         }
-        removed
+        tracing::info!(%endpoint, "PSK credential removed");
+        self.announce(removed);
+        true
     }
 
     /// The key for `identity` (what the DTLS handshake asks).
@@ -175,8 +242,43 @@ impl CredentialStore {
         Arc::new(move |identity: &str| store.key(identity))
     }
 
-    pub(crate) async fn changed(&self) {
-        self.changed.notified().await
+    /// A subscription to revocations from now on.
+    pub(crate) fn watch(&self) -> CredentialWatch {
+        CredentialWatch {
+            revocations: self.revocations.subscribe(),
+        }
+    }
+
+    /// Ends the sessions of `endpoint` that `revocation` made invalid: those
+    /// of the identity whose key is gone or replaced (all identities with
+    /// open sessions after a lag). Returns the peers whose session ended.
+    pub(crate) fn close_revoked(
+        &self,
+        endpoint: &mut dyn DtlsServer,
+        now: Instant,
+        revocation: Revocation,
+    ) -> Vec<SocketAddr> {
+        let identities = match revocation {
+            Revocation::Identity(identity) => vec![identity],
+            Revocation::Lagged(missed) => {
+                tracing::warn!(
+                    missed,
+                    "credential changes missed; checking every DTLS session"
+                );
+                let all: BTreeSet<String> = endpoint
+                    .sessions()
+                    .into_iter()
+                    .filter_map(|s| s.identity)
+                    .collect();
+                all.into_iter().collect()
+            }
+        };
+        let mut ended = Vec::new();
+        for identity in identities {
+            let current = self.key(&identity);
+            ended.extend(endpoint.revoke(now, &identity, current.as_ref()));
+        }
+        ended
     }
 }
 
@@ -213,6 +315,38 @@ mod tests {
         assert!(store.remove("meter-1"));
         assert!(store.authorize("meter-1", Some("id-1")).is_err());
         assert!(!store.remove("meter-1"));
+    }
+
+    #[tokio::test]
+    async fn every_watcher_hears_which_identities_lost_their_key() {
+        let store = CredentialStore::new();
+        // The LwM2M server's transport and the CoAPS file server both watch.
+        let mut a = store.watch();
+        let mut b = store.watch();
+        store.set("meter-1", psk("id-old", b"old"));
+        store.set("meter-1", psk("id-new", b"new"));
+        assert!(store.remove("meter-1"));
+        assert!(!store.remove("meter-1"), "nothing left to announce");
+        for w in [&mut a, &mut b] {
+            let mut heard = Vec::new();
+            for _ in 0..4 {
+                heard.push(w.next().await);
+            }
+            assert_eq!(
+                heard,
+                ["id-old", "id-new", "id-old", "id-new"].map(|i| Revocation::Identity(i.into()))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_falls_behind_is_told_it_lagged() {
+        let store = CredentialStore::new();
+        let mut w = store.watch();
+        for i in 0..=REVOCATION_BACKLOG {
+            store.set("meter-1", psk(&format!("id-{i}"), b"k"));
+        }
+        assert!(matches!(w.next().await, Revocation::Lagged(n) if n > 0));
     }
 
     #[test]

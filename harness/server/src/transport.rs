@@ -7,7 +7,9 @@
 //! and what the core sends is encrypted for the peer's session. The DTLS
 //! endpoint's own reports (handshakes, drops) become
 //! [`SecurityEvent`]s. A datagram for a peer without an established session
-//! cannot be sent; the caller logs it as a send error.
+//! cannot be sent; the caller logs it as a send error. A key revoked in the
+//! [`CredentialStore`] ends the sessions that authenticated with it
+//! ([`Transport::close_revoked`]).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -17,7 +19,7 @@ use dtls::{CipherSuite, DtlsServer, OpensslServer, RetransmitPolicy};
 use lwm2m::coap::Transmit;
 use lwm2m::server::SecurityEvent;
 
-use crate::credentials::CredentialStore;
+use crate::credentials::{CredentialStore, CredentialWatch, Revocation};
 use crate::error::ServerError;
 
 /// How a server's socket is secured.
@@ -213,18 +215,14 @@ impl Transport {
         }
     }
 
-    /// Closes the sessions whose identity is no longer in the store (its
-    /// credential was removed or replaced): a revoked key stops working at
-    /// once, not only at the next handshake.
-    pub(crate) fn close_revoked(&mut self, now: Instant) {
+    /// Ends the sessions that authenticated with a key `revocation` took
+    /// away (removed or replaced in the store): close_notify, state dropped,
+    /// so a revoked key stops working at once, not only at the next
+    /// handshake, and the peer's next datagram needs a new handshake.
+    pub(crate) fn close_revoked(&mut self, now: Instant, revocation: Revocation) {
         if let Transport::Dtls { endpoint, store } = self {
-            for session in endpoint.sessions() {
-                if let Some(identity) = &session.identity {
-                    if store.key(identity).is_none() {
-                        tracing::info!(peer = %session.peer, %identity, "closing the DTLS session of a revoked credential");
-                        endpoint.close(now, session.peer);
-                    }
-                }
+            for peer in store.close_revoked(endpoint.as_mut(), now, revocation) {
+                tracing::info!(%peer, "closed the DTLS session of a revoked credential");
             }
         }
     }
@@ -236,11 +234,13 @@ impl Transport {
         }
     }
 
-    /// The credential store the DTLS endpoint reads (none for plain CoAP).
-    pub(crate) fn credentials(&self) -> Option<CredentialStore> {
+    /// A subscription to the credential store's revocations, for
+    /// [`close_revoked`](Self::close_revoked) (none for plain CoAP). Take it
+    /// before serving, so that no change is missed.
+    pub(crate) fn revocations(&self) -> Option<CredentialWatch> {
         match self {
             Transport::Plain { .. } => None,
-            Transport::Dtls { store, .. } => Some(store.clone()),
+            Transport::Dtls { store, .. } => Some(store.watch()),
         }
     }
 }

@@ -23,7 +23,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
-use crate::credentials::CredentialStore;
+use crate::credentials::{CredentialWatch, Revocation};
 use crate::event_history::HistoryEvent;
 use crate::message_log::Direction;
 use crate::shared::{Command, Shared};
@@ -93,7 +93,7 @@ pub(crate) async fn run<C: Core>(
         shared,
         redactor: Redactor::new(),
     };
-    let credentials = d.transport.credentials();
+    let mut revocations = d.transport.revocations();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let deadline = [d.core.poll_timeout(), d.transport.poll_timeout()]
@@ -117,7 +117,7 @@ pub(crate) async fn run<C: Core>(
                 d.transport.handle_timeout(at);
                 d.core.handle_timeout(at);
             }
-            () = credentials_changed(credentials.as_ref()) => d.transport.close_revoked(now()),
+            revoked = next_revocation(revocations.as_mut()) => d.transport.close_revoked(now(), revoked),
             command = commands.recv() => match command {
                 Some(command) => {
                     if !d.core.command(now(), command) {
@@ -134,10 +134,10 @@ pub(crate) async fn run<C: Core>(
     tracing::info!(local = ?d.socket.local_addr().ok(), "server stopped");
 }
 
-/// Waits for a credential change (never, for plain CoAP).
-async fn credentials_changed(store: Option<&CredentialStore>) {
-    match store {
-        Some(store) => store.changed().await,
+/// Waits for a revoked credential (never, for plain CoAP).
+async fn next_revocation(watch: Option<&mut CredentialWatch>) -> Revocation {
+    match watch {
+        Some(watch) => watch.next().await,
         None => std::future::pending().await,
     }
 }

@@ -305,6 +305,85 @@ async fn a_replaced_credential_stops_working_at_once() {
     server.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_closes_its_open_session_and_the_next_datagram_needs_a_handshake_that_fails()
+{
+    let server = coaps_server().await;
+    let credential = server.provision_psk("meter-1").unwrap();
+    let (mut meter, seen) = run(
+        meter("meter-1", server.local_addr(), credential.clone()),
+        WITHIN,
+        registered,
+    )
+    .await;
+    assert!(seen.done);
+    let peer = meter.local_addr();
+    let after = server.current_seq();
+    // Revoked while the session is open (not replaced: the meter has no key).
+    assert!(server.credentials().remove("meter-1"));
+    let (_, closed) = server
+        .await_event(after, WITHIN, |e| {
+            matches!(
+                e,
+                ServerEvent::Security(SecurityEvent::SessionClosed { .. })
+            )
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(&closed, ServerEvent::Security(SecurityEvent::SessionClosed { peer: p, identity, reason })
+            if *p == peer && *identity == credential.identity && reason.contains("revoked")),
+        "{closed:?}"
+    );
+    // The meter has not read the close_notify yet: its Update goes out in
+    // the old session, and the server, which dropped the session's state,
+    // drops it as from a peer without one. Then the close_notify arrives.
+    meter.client.trigger_update(Instant::now());
+    let (mut meter, seen) = run(meter, WITHIN, |seen| {
+        seen.dtls.iter().any(|(_, e)| {
+            matches!(
+                e,
+                dtls::ClientEvent::Closed {
+                    reason: dtls::CloseReason::PeerClosed
+                }
+            )
+        })
+    })
+    .await;
+    assert!(seen.done, "no close_notify: {seen:?}");
+    server
+        .await_event(after, WITHIN, |e| {
+            matches!(e, ServerEvent::Security(SecurityEvent::Dropped { peer: p, .. }) if *p == peer)
+        })
+        .await
+        .unwrap();
+    assert!(
+        !server
+            .events_since(after)
+            .iter()
+            .any(|(_, e)| matches!(e, ServerEvent::Updated(_))),
+        "no Update got through"
+    );
+    // A new handshake from the same address with the revoked key fails.
+    meter.reconnect(server.local_addr());
+    let (_, seen) = run(meter, WITHIN, |seen| {
+        seen.dtls
+            .iter()
+            .any(|(_, e)| matches!(e, dtls::ClientEvent::HandshakeFailed { .. }))
+    })
+    .await;
+    assert!(seen.done, "{seen:?}");
+    let (_, failed) = server
+        .await_handshake_failed(Some(&credential.identity), after, WITHIN)
+        .await
+        .unwrap();
+    assert!(
+        matches!(failed, SecurityEvent::HandshakeFailed { peer: p, unknown_identity: true, .. } if p == peer),
+        "{failed:?}"
+    );
+    server.shutdown().await;
+}
+
 /// RFC 4648 base64, to look for a key written as text.
 fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

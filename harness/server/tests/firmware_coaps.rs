@@ -1,7 +1,8 @@
 //! Firmware pull over CoAPS: the delivery's `coaps://` Package URI fetched
 //! with Block2 by a DTLS 1.2 PSK client ([`dtls::OpensslClient`]) that
 //! authenticates with a key from the same credential store the LwM2M server
-//! uses; a wrong key gets no byte.
+//! uses; a wrong key gets no byte; a revoked key ends the download session
+//! at once.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -179,6 +180,119 @@ async fn a_wrong_key_gets_no_session_and_no_byte() {
     );
     assert!(delivery.transfers().is_empty());
     delivery.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_revoked_key_closes_the_open_download_session_and_cannot_handshake_again() {
+    let credentials = CredentialStore::new();
+    let key = b"0123456789abcdef";
+    credentials.set("meter-1", psk("meter-1-id", key));
+    let (_root, delivery) = delivery(credentials.clone()).await;
+    let uri = delivery
+        .package_uri(IMAGE, DeliveryMethodKind::PullCoaps)
+        .await
+        .unwrap();
+    let server: SocketAddr = ([127, 0, 0, 1], port_of(&uri)).into();
+    let mut client = SecureClient::connect(server, psk("meter-1-id", key)).await;
+    let r = client.get_block(IMAGE, 0, 5).await;
+    assert_eq!(r.header.code, MessageClass::Response(ResponseType::Content));
+    // The next request, encrypted in the session but not yet sent.
+    let mut next = Packet::new();
+    next.header.set_type(MessageType::Confirmable);
+    next.header.code = MessageClass::Request(RequestType::Get);
+    next.header.message_id = 0x7777;
+    next.add_option(CoapOption::UriPath, b"fw".to_vec());
+    next.add_option(CoapOption::UriPath, IMAGE.as_bytes().to_vec());
+    BlockOption::new(1, false, 5)
+        .unwrap()
+        .set_on(&mut next, BlockKind::Block2);
+    client
+        .dtls
+        .send(Instant::now(), &wire::encode(&next))
+        .unwrap();
+    let late = client
+        .dtls
+        .poll_transmit()
+        .expect("encrypted request")
+        .payload;
+
+    // Revoked: the file server closes the session with close_notify.
+    assert!(credentials.remove("meter-1"));
+    client
+        .pump_until(|c| matches!(c.dtls.state(), ClientState::Closed(_)))
+        .await;
+    assert_eq!(
+        client.dtls.state(),
+        &ClientState::Closed(dtls::CloseReason::PeerClosed),
+        "close_notify, not the 30-minute idle timeout"
+    );
+    // The session's state is gone: its next datagram gets no answer.
+    client.socket.send_to(&late, server).await.unwrap();
+    let mut buf = vec![0u8; 2048];
+    let answer = tokio::time::timeout(
+        Duration::from_millis(1500),
+        client.socket.recv_from(&mut buf),
+    )
+    .await;
+    assert!(answer.is_err(), "the server answered a revoked session");
+    // A new handshake from the same address with the revoked key fails.
+    client.dtls = OpensslClient::connect(
+        ClientConfig::new(psk("meter-1-id", key)),
+        server,
+        Instant::now(),
+    )
+    .unwrap();
+    client
+        .pump_until(|c| !matches!(c.dtls.state(), ClientState::Handshaking))
+        .await;
+    assert!(
+        matches!(client.dtls.state(), ClientState::Failed(reason) if reason.is_unknown_identity()),
+        "handshake: {:?}",
+        client.dtls.state()
+    );
+    // Only block 0 was served.
+    let progress = delivery.progress(IMAGE).expect("one block was served");
+    assert!(!progress.complete);
+    delivery.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_revocation_closes_the_sessions_on_the_lwm2m_server_and_the_file_server_alike() {
+    // As the runner wires them: the file server takes the LwM2M server's store.
+    let lwm2m = server::LwM2mServer::bind_secure(
+        "127.0.0.1:0".parse().unwrap(),
+        lwm2m::server::ServerConfig {
+            registry: lwm2m::Registry::core(),
+            default_format: lwm2m::ContentFormat::Tlv,
+            seed: 5,
+        },
+        server::SecurityConfig::psk(),
+    )
+    .await
+    .unwrap();
+    let credential = lwm2m.provision_psk("meter-1").unwrap();
+    let (_root, delivery) = delivery(lwm2m.credentials().clone()).await;
+    let uri = delivery
+        .package_uri(IMAGE, DeliveryMethodKind::PullCoaps)
+        .await
+        .unwrap();
+    let files: SocketAddr = ([127, 0, 0, 1], port_of(&uri)).into();
+    let mut to_files = SecureClient::connect(files, credential.clone()).await;
+    let mut to_server = SecureClient::connect(lwm2m.local_addr(), credential).await;
+    for c in [&to_files, &to_server] {
+        assert!(matches!(c.dtls.state(), ClientState::Connected(_)));
+    }
+    assert!(lwm2m.credentials().remove("meter-1"));
+    for c in [&mut to_files, &mut to_server] {
+        c.pump_until(|c| matches!(c.dtls.state(), ClientState::Closed(_)))
+            .await;
+        assert_eq!(
+            c.dtls.state(),
+            &ClientState::Closed(dtls::CloseReason::PeerClosed)
+        );
+    }
+    delivery.shutdown().await;
+    lwm2m.shutdown().await;
 }
 
 #[tokio::test]

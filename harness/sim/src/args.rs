@@ -1,9 +1,66 @@
 //! The virtual meter's command line:
-//! `--state-dir DIR --objects DIR --pty-link PATH [--seed N] [--serial SN] [--exit-with-parent]`.
+//! `--state-dir DIR --objects DIR --pty-link PATH [--seed N] [--serial SN] [--exit-with-parent]
+//! [--without PATH]... [--server-instance N]`.
 
 use std::path::PathBuf;
 
+use lwm2m::Path;
+
 use crate::error::SimError;
+
+/// How this meter differs from the default one: the device a rig describes
+/// (`power: {kind: virtual, without: [...], server_instance: N}`), so that
+/// cases are shown to hold on a device other than the one they were written on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceOptions {
+    /// Optional resources the meter does not have (`--without /3/0/15`):
+    /// absent from Read and Discover, 4.04 to a Write.
+    pub without: Vec<Path>,
+    /// The Server object instance (/1/N) of the account the meter is
+    /// configured with directly (`--server-instance N`; bootstrap writes its own).
+    pub server_instance: u16,
+}
+
+impl DeviceOptions {
+    /// From the rig file's options; a path that does not parse is named.
+    pub fn from_rig(o: &rig::model::VirtualMeterOptions) -> Result<Self, SimError> {
+        let without = o
+            .without
+            .iter()
+            .map(|p| without_path(p))
+            .collect::<Result<_, _>>()?;
+        Ok(DeviceOptions {
+            without,
+            server_instance: o.server_instance,
+        })
+    }
+
+    fn to_args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for p in &self.without {
+            v.extend(["--without".to_owned(), p.to_string()]);
+        }
+        if self.server_instance != 0 {
+            v.extend([
+                "--server-instance".to_owned(),
+                self.server_instance.to_string(),
+            ]);
+        }
+        v
+    }
+}
+
+/// A resource or resource instance the meter leaves out.
+fn without_path(text: &str) -> Result<Path, SimError> {
+    text.parse::<Path>()
+        .ok()
+        .filter(|p| p.depth() >= 3)
+        .ok_or_else(|| {
+            SimError::Usage(format!(
+                "--without {text:?}: expected a resource path like /3/0/15"
+            ))
+        })
+}
 
 /// What the virtual meter process is told at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +77,8 @@ pub struct MeterArgs {
     pub serial: Option<String>,
     /// Exit when the parent process goes away (so a crashed harness leaves no meter running).
     pub exit_with_parent: bool,
+    /// How this meter differs from the default one.
+    pub device: DeviceOptions,
 }
 
 impl MeterArgs {
@@ -31,6 +90,7 @@ impl MeterArgs {
         let mut seed = 0u64;
         let mut serial = None;
         let mut exit_with_parent = false;
+        let mut device = DeviceOptions::default();
         let mut it = args.iter();
         while let Some(flag) = it.next() {
             let mut value = || {
@@ -58,6 +118,16 @@ impl MeterArgs {
                     serial = Some(v);
                 }
                 "--exit-with-parent" => exit_with_parent = true,
+                "--without" => device.without.push(without_path(&value()?)?),
+                "--server-instance" => {
+                    let v = value()?;
+                    device.server_instance =
+                        v.parse().ok().filter(|n| *n != u16::MAX).ok_or_else(|| {
+                            SimError::Usage(format!(
+                                "--server-instance {v:?} is not an instance id (0 to 65534)"
+                            ))
+                        })?;
+                }
                 other => return Err(SimError::Usage(format!("unknown argument {other:?}"))),
             }
         }
@@ -71,6 +141,7 @@ impl MeterArgs {
             seed,
             serial,
             exit_with_parent,
+            device,
         })
     }
 
@@ -92,6 +163,7 @@ impl MeterArgs {
         if self.exit_with_parent {
             v.push("--exit-with-parent".to_owned());
         }
+        v.extend(self.device.to_args());
         v
     }
 }
@@ -123,7 +195,41 @@ mod tests {
         assert_eq!(a.seed, 42);
         assert_eq!(a.serial.as_deref(), Some("SN9"));
         assert!(a.exit_with_parent);
+        assert_eq!(a.device, DeviceOptions::default());
         assert_eq!(MeterArgs::parse(&a.to_args()).unwrap(), a);
+    }
+
+    #[test]
+    fn a_differing_device_round_trips() {
+        let a = MeterArgs::parse(&strings(&[
+            "--state-dir",
+            "/s",
+            "--objects",
+            "/o",
+            "--pty-link",
+            "/p",
+            "--without",
+            "/3/0/15",
+            "--without",
+            "/3/0/14",
+            "--server-instance",
+            "1",
+        ]))
+        .unwrap();
+        assert_eq!(
+            a.device.without,
+            [Path::resource(3, 0, 15), Path::resource(3, 0, 14)]
+        );
+        assert_eq!(a.device.server_instance, 1);
+        assert_eq!(MeterArgs::parse(&a.to_args()).unwrap(), a);
+        let e = MeterArgs::parse(&strings(&["--without", "/3"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected a resource path"), "{e}");
+        let e = MeterArgs::parse(&strings(&["--server-instance", "65535"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not an instance id"), "{e}");
     }
 
     #[test]

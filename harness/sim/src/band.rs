@@ -6,6 +6,16 @@
 //! EARFCN to band and frequency: 3GPP TS 36.101 §5.7.3, Table 5.7.3-1
 //! (F_DL = F_DL_low + 0.1 (N_DL − N_Offs-DL); the uplink channel of an FDD
 //! band is N_DL + 18000, so F_UL = F_UL_low + 0.1 (N_DL − N_Offs-DL)).
+//!
+//! A written configuration takes effect when the radio interface resets:
+//! Execute on Reset (/501/0/6), "Executing this resource resets the radio
+//! interface of the device", after the Reset Timeout (/501/0/5, RW Float,
+//! seconds), "Time that the device will wait until reset once the Reset
+//! Resource is triggered" (OMA registry 501.xml, object version 1.0). The
+//! wait lets the 2.04 and anything else the server still needs to say
+//! reach the device before the radio goes; [`PendingReset`] keeps it.
+
+use std::time::{Duration, Instant};
 
 use lwm2m::{Path, Value};
 use serde::{Deserialize, Serialize};
@@ -131,9 +141,67 @@ pub fn reset_timeout_path() -> Path {
     Path::resource(501, 0, 5)
 }
 
+/// Reset Timeout (/501/0/5) of a factory-fresh meter, in seconds: Reset
+/// acts at once (after its 2.04 has left).
+pub const DEFAULT_RESET_TIMEOUT_S: f64 = 0.0;
+
+/// The wait a Reset Timeout value (/501/0/5, Float seconds) asks for. The
+/// registry gives no range; a negative or NaN value cannot be waited and is
+/// taken as 0, an absent one as [`DEFAULT_RESET_TIMEOUT_S`].
+pub fn reset_delay(value: Option<&Value>) -> Duration {
+    let seconds = value
+        .and_then(Value::as_f64)
+        .unwrap_or(DEFAULT_RESET_TIMEOUT_S);
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)
+}
+
+/// A Reset (/501/0/6) waiting out its Reset Timeout (/501/0/5) before the
+/// radio interface resets.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PendingReset {
+    due: Option<Instant>,
+}
+
+impl PendingReset {
+    /// Reset was executed at `now` with `timeout`; returns when the radio
+    /// resets. A Reset executed while one is pending does not postpone it
+    /// (the first one's timeout still holds). A timeout too long for the
+    /// clock never elapses: `None`.
+    pub fn trigger(&mut self, now: Instant, timeout: Duration) -> Option<Instant> {
+        let due = now.checked_add(timeout)?;
+        let due = self.due.map_or(due, |pending| pending.min(due));
+        self.due = Some(due);
+        Some(due)
+    }
+
+    /// When the pending reset is due, if one is.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.due
+    }
+
+    /// Whether the reset is due at `now`; a due reset is taken (cleared).
+    pub fn take_due(&mut self, now: Instant) -> bool {
+        if self.due.is_some_and(|d| d <= now) {
+            self.due = None;
+            return true;
+        }
+        false
+    }
+
+    /// Forgets a pending reset (the radio went off or the meter rebooted).
+    pub fn cancel(&mut self) -> bool {
+        self.due.take().is_some()
+    }
+}
+
 /// The values of /501/0. `in_use` is the EARFCN the radio attached on (the
-/// current frequencies follow it until a Reset applies a new configuration).
-pub fn band_values(config: &BandConfig, in_use: u16) -> Vec<(Path, Value)> {
+/// current frequencies follow it until a Reset applies a new configuration);
+/// `reset_timeout_s` is /501/0/5 as last written (NV keeps what the server
+/// wrote), else [`DEFAULT_RESET_TIMEOUT_S`].
+pub fn band_values(config: &BandConfig, in_use: u16, reset_timeout_s: f64) -> Vec<(Path, Value)> {
     let mut v = vec![
         (earfcn_path(), Value::Integer(i64::from(config.earfcn))),
         (
@@ -144,7 +212,7 @@ pub fn band_values(config: &BandConfig, in_use: u16) -> Vec<(Path, Value)> {
             Path::resource(501, 0, 3),
             Value::Float(uplink_mhz(in_use).unwrap_or(0.0)),
         ),
-        (reset_timeout_path(), Value::Float(0.0)),
+        (reset_timeout_path(), Value::Float(reset_timeout_s)),
         (Path::resource(501, 0, 5750), Value::String("LTE-M".into())),
     ];
     for (i, c) in config.channels.iter().enumerate() {
@@ -185,6 +253,56 @@ mod tests {
         };
         assert_eq!(only20.mask(), 1 << 19);
         assert_eq!(supported_mask() & c.mask(), c.mask());
+    }
+
+    #[test]
+    fn reset_timeout_is_read_as_seconds_and_unusable_values_as_none() {
+        // OMA registry 501.xml, resource 5: Float, units s.
+        assert_eq!(
+            reset_delay(Some(&Value::Float(2.5))),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            reset_delay(Some(&Value::Integer(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(reset_delay(None), Duration::ZERO);
+        assert_eq!(reset_delay(Some(&Value::Float(-4.0))), Duration::ZERO);
+        assert_eq!(reset_delay(Some(&Value::Float(f64::NAN))), Duration::ZERO);
+        assert_eq!(
+            reset_delay(Some(&Value::Float(f64::INFINITY))),
+            Duration::MAX
+        );
+    }
+
+    #[test]
+    fn the_radio_resets_once_the_reset_timeout_after_reset_was_executed() {
+        // 501.xml resource 5: "Time that the device will wait until reset
+        // once the Reset Resource is triggered".
+        let t0 = Instant::now();
+        let mut reset = PendingReset::default();
+        assert_eq!(
+            reset.trigger(t0, Duration::from_secs(10)),
+            Some(t0 + Duration::from_secs(10))
+        );
+        assert!(!reset.take_due(t0 + Duration::from_millis(9_999)));
+        // A second Reset meanwhile does not postpone the first.
+        reset.trigger(t0 + Duration::from_secs(5), Duration::from_secs(10));
+        assert_eq!(reset.deadline(), Some(t0 + Duration::from_secs(10)));
+        assert!(reset.take_due(t0 + Duration::from_secs(10)));
+        assert!(!reset.take_due(t0 + Duration::from_secs(11)), "taken once");
+        assert_eq!(reset.deadline(), None);
+        // Timeout 0: due at once; an endless one never.
+        assert_eq!(reset.trigger(t0, Duration::ZERO), Some(t0));
+        assert!(reset.cancel());
+        assert_eq!(reset.trigger(t0, Duration::MAX), None);
+        assert_eq!(reset.deadline(), None);
+    }
+
+    #[test]
+    fn band_values_carry_the_reset_timeout() {
+        let v = band_values(&BandConfig::default(), 6300, 12.5);
+        assert!(v.contains(&(reset_timeout_path(), Value::Float(12.5))));
     }
 
     #[test]

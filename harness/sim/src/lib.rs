@@ -20,6 +20,7 @@ pub mod identity;
 pub mod meter;
 pub mod modem;
 pub mod network;
+pub mod network_control;
 pub mod nv;
 pub mod objects;
 pub mod power;
@@ -30,9 +31,10 @@ pub mod server_uri;
 pub mod session;
 pub mod software;
 
-pub use args::MeterArgs;
+pub use args::{DeviceOptions, MeterArgs};
 pub use debug::VirtualDebug;
 pub use error::SimError;
+pub use network_control::VirtualNetwork;
 pub use power::{VirtualMeterSpec, VirtualPower};
 
 /// Runs the virtual meter process. `args` are the arguments after the program

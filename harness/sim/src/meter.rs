@@ -11,11 +11,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use lwm2m::client::{ClientConfig, ClientEvent, RegistrationState};
 use lwm2m::{ContentFormat, Path, Registry, Value};
 
-use crate::args::MeterArgs;
+use crate::args::{DeviceOptions, MeterArgs};
 use crate::error::SimError;
 use crate::identity::Identity;
 use crate::modem::commands::frame;
 use crate::modem::{handle_line, Action, Frame, LineFramer, ModemState, Pty};
+use crate::network_control::LabNetwork;
 use crate::nv::NvStore;
 use crate::objects::{self, DeviceFacts};
 use crate::radio::Radio;
@@ -91,6 +92,9 @@ pub fn run(args: MeterArgs) -> Result<(), SimError> {
     let downloads = updates::reporter(inbox_tx.clone());
     let mut meter = Meter {
         seed: args.seed,
+        device: args.device.clone(),
+        state_dir: args.state_dir.clone(),
+        lab_network: LabNetwork::load(&args.state_dir),
         identity,
         registry,
         nv,
@@ -124,6 +128,12 @@ pub fn run(args: MeterArgs) -> Result<(), SimError> {
 
 struct Meter {
     seed: u64,
+    /// How this meter differs from the default one (`--without`, `--server-instance`).
+    device: DeviceOptions,
+    state_dir: std::path::PathBuf,
+    /// What the lab set on the network (re-read every second; see
+    /// [`crate::network_control`]).
+    lab_network: LabNetwork,
     identity: Identity,
     registry: Registry,
     nv: NvStore,
@@ -195,6 +205,9 @@ impl Meter {
         if let Some(t) = self.firmware.restart_deadline() {
             d = d.min(t);
         }
+        if let Some(t) = self.connectivity_deadline() {
+            d = d.min(t);
+        }
         d
     }
 
@@ -205,6 +218,7 @@ impl Meter {
         }
         let data = self.nv.data();
         tracing::info!(boot_count = data.boot_count, firmware = %data.firmware_version, "booted");
+        self.lab_network = LabNetwork::load(&self.state_dir);
         self.modem = ModemState::boot(data.lwm2m.clone(), self.identity.clone());
         self.modem.signal = self.radio.csq();
         self.urc("+SYSSTART");
@@ -336,18 +350,24 @@ impl Meter {
             firmware_version: &data.firmware_version,
             lifetime_s: settings.lifetime_s,
             now_unix: self.now_unix(),
+            server_instance: self.device.server_instance,
         };
         let mut written = data.written_values();
         // The server's lifetime write and the AT setting are one setting; the latest wins via NV.
-        written.retain(|(p, _)| *p != objects::lifetime());
+        written.retain(|(p, _)| !objects::is_lifetime(p));
         let mut store =
             objects::initial_store(self.registry.clone(), &facts, &self.radio, &written);
         Meter::prepare_store(&mut store, &security);
+        if security.bootstrap.is_some() {
+            // The Server instance comes from bootstrap, wherever it put it.
+            store.delete_instance(1, self.device.server_instance);
+        }
         self.add_connectivity_objects(&mut store);
         self.add_register_objects(&mut store);
         let psk = self.server_account_psk();
         self.firmware.set_download_psk(psk);
         self.fill_update_objects(&mut store);
+        objects::remove_resources(&mut store, &self.device.without);
         let config = ClientConfig {
             endpoint: settings.endpoint.clone(),
             server,
@@ -506,7 +526,7 @@ impl Meter {
                 }
                 continue;
             }
-            if r.path == objects::lifetime() {
+            if objects::is_lifetime(&r.path) {
                 lifetime = r
                     .value
                     .as_f64()
@@ -527,7 +547,7 @@ impl Meter {
         tracing::info!(%path, values = to_keep.len(), "persisting server write");
         let result = self.nv.update(|d| {
             for r in &to_keep {
-                if r.path != objects::lifetime() {
+                if !objects::is_lifetime(&r.path) {
                     d.record_written(r.path, &r.value);
                 }
             }
@@ -570,6 +590,7 @@ impl Meter {
         if self.ticks.is_multiple_of(ENERGY_PERSIST_TICKS) {
             self.persist_energy();
         }
+        self.lab_network = LabNetwork::load(&self.state_dir);
         self.connectivity_tick(now);
         self.registers_tick(now);
     }

@@ -18,9 +18,13 @@ pub fn reboot() -> Path {
 pub fn current_time() -> Path {
     Path::resource(3, 0, 13)
 }
-/// /1/0/1 Lifetime (RW).
-pub fn lifetime() -> Path {
-    Path::resource(1, 0, 1)
+/// /1/x/1 Lifetime (RW) of the Server object instance `instance`.
+pub fn lifetime(instance: u16) -> Path {
+    Path::resource(1, instance, 1)
+}
+/// Whether `path` is the Lifetime of any Server object instance (/1/x/1).
+pub fn is_lifetime(path: &Path) -> bool {
+    path.depth() == 3 && path.object_id() == Some(1) && path.resource_id() == Some(1)
 }
 /// /4/0/2 Radio Signal Strength.
 pub fn radio_signal_strength() -> Path {
@@ -43,6 +47,8 @@ pub struct DeviceFacts<'a> {
     pub lifetime_s: u32,
     /// Seconds since the Unix epoch.
     pub now_unix: i64,
+    /// The instance of the factory Server object account (/1/x).
+    pub server_instance: u16,
 }
 
 /// Builds the store: defaults first, then the values the server wrote
@@ -55,12 +61,19 @@ pub fn initial_store(
 ) -> ObjectStore {
     let mut store = ObjectStore::new(registry);
     let s = |v: &str| Value::String(v.to_owned());
+    let server = facts.server_instance;
     let values = [
         // Object 1, LwM2M Server.
-        (Path::resource(1, 0, 0), Value::Integer(SHORT_SERVER_ID)),
-        (lifetime(), Value::Integer(i64::from(facts.lifetime_s))),
-        (Path::resource(1, 0, 6), Value::Boolean(false)),
-        (Path::resource(1, 0, 7), s("U")),
+        (
+            Path::resource(1, server, 0),
+            Value::Integer(SHORT_SERVER_ID),
+        ),
+        (
+            lifetime(server),
+            Value::Integer(i64::from(facts.lifetime_s)),
+        ),
+        (Path::resource(1, server, 6), Value::Boolean(false)),
+        (Path::resource(1, server, 7), s("U")),
         // Object 3, Device.
         (Path::resource(3, 0, 0), s(MANUFACTURER)),
         (Path::resource(3, 0, 1), s(MODEL)),
@@ -96,6 +109,14 @@ pub fn initial_store(
     store
 }
 
+/// Takes the resources the meter does not have out of a prepared store:
+/// they are then absent from Read and Discover, and a Write to them is 4.04.
+pub fn remove_resources(store: &mut ObjectStore, without: &[Path]) {
+    for path in without {
+        store.clear(path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +129,7 @@ mod tests {
             firmware_version: "1.0",
             lifetime_s: 90,
             now_unix: 1_700_000_000,
+            server_instance: 0,
         };
         let written = vec![(
             Path::resource(3, 0, 15),
@@ -126,7 +148,7 @@ mod tests {
             store.get(&Path::resource(3, 0, 3)),
             Some(&Value::String("1.0".into()))
         );
-        assert_eq!(store.get(&lifetime()), Some(&Value::Integer(90)));
+        assert_eq!(store.get(&lifetime(0)), Some(&Value::Integer(90)));
         assert_eq!(
             store.get(&current_time()),
             Some(&Value::Time(1_700_000_000))
@@ -152,5 +174,33 @@ mod tests {
                 Path::instance(4, 0)
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod differing_device_tests {
+    use super::*;
+
+    #[test]
+    fn the_factory_account_takes_its_instance_and_left_out_resources_are_gone() {
+        let id = Identity::derive(5, None);
+        let facts = DeviceFacts {
+            identity: &id,
+            firmware_version: "1.0",
+            lifetime_s: 42,
+            now_unix: 1_700_000_000,
+            server_instance: 1,
+        };
+        let mut store = initial_store(Registry::default(), &facts, &Radio::new(5), &[]);
+        assert_eq!(store.get(&lifetime(1)), Some(&Value::Integer(42)));
+        assert!(is_lifetime(&lifetime(1)) && !is_lifetime(&Path::resource(3, 0, 1)));
+        assert!(!store.instances().any(|i| i == Path::instance(1, 0)));
+        remove_resources(&mut store, &[Path::resource(3, 0, 15)]);
+        assert_eq!(store.get(&Path::resource(3, 0, 15)), None);
+        assert!(store
+            .read(&Path::instance(3, 0))
+            .iter()
+            .all(|r| r.path != Path::resource(3, 0, 15)));
+        assert!(store.get(&Path::resource(3, 0, 14)).is_some());
     }
 }

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use rig::RigError;
 
+use crate::args::DeviceOptions;
+
 /// Name of the PTY link inside the state directory.
 pub const PTY_LINK_NAME: &str = "modem.pty";
 /// Name of the device log (the meter's stdout and stderr) inside the state directory.
@@ -43,8 +45,13 @@ impl VirtualMeterSpec {
         self.state_dir.join(DEVICE_LOG_NAME)
     }
 
-    /// The full argument list after the program.
+    /// The full argument list after the program, for the default device.
     pub fn command_args(&self) -> Vec<String> {
+        self.command_args_for(&DeviceOptions::default())
+    }
+
+    /// The full argument list after the program, for the device `device`.
+    pub fn command_args_for(&self, device: &DeviceOptions) -> Vec<String> {
         let meter = crate::args::MeterArgs {
             state_dir: self.state_dir.clone(),
             objects_dir: self.objects_dir.clone(),
@@ -52,6 +59,7 @@ impl VirtualMeterSpec {
             seed: self.seed,
             serial: None,
             exit_with_parent: true,
+            device: device.clone(),
         };
         self.args_prefix
             .iter()
@@ -65,12 +73,24 @@ impl VirtualMeterSpec {
 #[derive(Debug)]
 pub struct VirtualPower {
     spec: VirtualMeterSpec,
+    /// The device the meter plays (the rig's `power: {kind: virtual, ...}` options).
+    device: DeviceOptions,
     child: Option<Child>,
 }
 
 impl VirtualPower {
+    /// Powers the default virtual meter.
     pub fn new(spec: VirtualMeterSpec) -> Self {
-        VirtualPower { spec, child: None }
+        VirtualPower::for_device(spec, DeviceOptions::default())
+    }
+
+    /// Powers a virtual meter that plays `device`.
+    pub fn for_device(spec: VirtualMeterSpec, device: DeviceOptions) -> Self {
+        VirtualPower {
+            spec,
+            device,
+            child: None,
+        }
     }
 
     pub fn spec(&self) -> &VirtualMeterSpec {
@@ -155,7 +175,7 @@ impl rig::Power for VirtualPower {
             path: log_path.clone(),
             source: e,
         })?;
-        let args = self.spec.command_args();
+        let args = self.spec.command_args_for(&self.device);
         let child = Command::new(&self.spec.program)
             .args(&args)
             .stdin(Stdio::null())

@@ -1,6 +1,7 @@
 //! Objects 19 (BinaryAppDataContainer) and 501 (LTE-MTC Band Config) on the
 //! real meter process over real UDP: write and read back binary data, observe
-//! the meter's reading frames, write a band configuration and see it over AT.
+//! the meter's reading frames, write a band configuration and see it over AT,
+//! and a band Reset that waits its Reset Timeout.
 
 mod bench;
 
@@ -126,4 +127,58 @@ fn object_501_band_configuration_written_by_the_server_is_seen_over_at_and_kept(
         vec!["OK"]
     );
     assert_eq!(port.command("AT+MBBAND?"), vec!["+MBBAND: 524420", "OK"]);
+}
+
+/// Writes `value` as text/plain to `path`; expects 2.04.
+fn write_text(server: &Server, peer: std::net::SocketAddr, path: &str, value: &str, mid: u16) {
+    let mut w = request(RequestType::Put, path);
+    w.set_content_format(coap_lite::ContentFormat::TextPlain);
+    w.payload = value.as_bytes().to_vec();
+    let r = server.exchange(peer, w, mid);
+    assert_eq!(
+        r.header.code,
+        MessageClass::Response(ResponseType::Changed),
+        "{path}"
+    );
+}
+
+#[test]
+fn object_501_reset_waits_the_reset_timeout_then_resets_the_radio() {
+    // OMA registry 501.xml (LTE-MTC Band Config 1.0): resource 5 Reset
+    // Timeout, RW Float s, "Time that the device will wait until reset once
+    // the Reset Resource is triggered"; resource 6 Reset, "Executing this
+    // resource resets the radio interface of the device".
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::new();
+    let mut power = VirtualPower::new(spec(dir.path(), 43));
+    power.on().unwrap();
+    let mut port = Port::open(&power.spec().pty_path());
+    let (_, peer) = bring_up(&mut port, &server, "c");
+    assert_eq!(server.read_text(peer, "/501/0/5", 1), "0.0");
+    write_text(&server, peer, "/501/0/5", "2.5", 2);
+    write_text(&server, peer, "/501/0/1", "1575", 3);
+
+    let executed = Instant::now();
+    let r = server.exchange(peer, request(RequestType::Post, "/501/0/6"), 4);
+    assert_eq!(r.header.code, MessageClass::Response(ResponseType::Changed));
+    // Within the timeout the radio still runs on the old channel and the
+    // session still answers.
+    assert_eq!(server.read_text(peer, "/501/0/2", 5), "806.0");
+    port.wait_for("+CEREG: 0");
+    let waited = executed.elapsed();
+    let timeout = Duration::from_millis(2500);
+    assert!(waited >= timeout, "radio reset {waited:?} after Execute");
+    assert!(
+        waited < timeout + Duration::from_millis(900),
+        "radio reset {waited:?} after Execute, timeout {timeout:?}"
+    );
+    let (_, peer2) = server.accept_register(bench::WAIT, "c2");
+    assert_eq!(server.read_text(peer2, "/501/0/2", 6), "1842.5");
+    assert_eq!(server.read_text(peer2, "/501/0/5", 7), "2.5");
+
+    // The Reset Timeout is a setting: it survives a power cycle.
+    power.off().unwrap();
+    power.on().unwrap();
+    let (_, peer3) = server.accept_register(bench::WAIT, "c3");
+    assert_eq!(server.read_text(peer3, "/501/0/5", 8), "2.5");
 }

@@ -16,10 +16,12 @@ use std::time::{Duration, Instant};
 
 use dtls::{DtlsServer, OpensslServer, SecretKey, ServerConfig};
 use lwm2m::bootstrap::{
-    BootstrapEvent, BootstrapScript, BootstrapServer, BootstrapServerConfig, ServerAccount,
+    BootstrapEvent, BootstrapOp, BootstrapScript, BootstrapServer, BootstrapServerConfig,
+    ServerAccount,
 };
+use lwm2m::format::Record;
 use lwm2m::server::{Server, ServerEvent};
-use lwm2m::{ContentFormat, Registry};
+use lwm2m::{ContentFormat, Registry, Value};
 use rig::{Debug as _, Dialect, Modem as _, Power as _, SerialModem};
 use sim::{VirtualDebug, VirtualMeterSpec, VirtualPower};
 
@@ -263,11 +265,13 @@ impl Servers {
 
     /// The next Bootstrap-Request of `endpoint` provisions `account`.
     fn provision(&self, endpoint: &str, account: &ServerAccount) {
+        self.script(endpoint, BootstrapScript::standard(account));
+    }
+
+    /// The next Bootstrap-Request of `endpoint` runs `script`.
+    fn script(&self, endpoint: &str, script: BootstrapScript) {
         self.commands
-            .send(Command::Script(
-                endpoint.to_owned(),
-                BootstrapScript::standard(account),
-            ))
+            .send(Command::Script(endpoint.to_owned(), script))
             .unwrap();
     }
 
@@ -682,4 +686,71 @@ fn a_forbidden_registration_falls_back_to_bootstrap() {
     );
     assert!(servers.count(|s| matches!(s, Seen::Server(ServerEvent::Forbidden { .. }))) >= 2);
     assert_eq!(servers.count(registered_as(ep)), 0);
+}
+
+#[test]
+fn a_fallback_bootstrap_waits_the_client_hold_off_time_the_bootstrap_server_set() {
+    // Security object resource 11 (LwM2M 1.1 Core §E.1; OMA registry
+    // 0.xml): "the number of seconds to wait before initiating a Client
+    // Initiated Bootstrap once the LwM2M Client has determined it should
+    // initiate this bootstrap mode".
+    let servers = Servers::start();
+    let ep = "sec-meter-6";
+    servers
+        .bootstrap_keys
+        .lock()
+        .unwrap()
+        .insert(format!("bs-{ep}"), key(BS_KEY));
+    // A credential of another device: every Register is refused (4.03), so
+    // after BOOTSTRAP_AFTER (2) failures the meter decides to bootstrap again.
+    let foreign = "dev-other-meter";
+    servers
+        .server_keys
+        .lock()
+        .unwrap()
+        .insert(foreign.to_owned(), key(DEV_KEY));
+    let hold_off = Duration::from_secs(3);
+    let mut script = BootstrapScript::standard(&device_account(ep, &servers, foreign, DEV_KEY));
+    let finish = script.steps.pop().expect("standard ends with Finish");
+    script = script.then(BootstrapOp::Write {
+        path: lwm2m::Path::instance(0, 0),
+        records: vec![Record::new(
+            lwm2m::Path::resource(0, 0, 11),
+            Value::Integer(hold_off.as_secs() as i64),
+        )],
+    });
+    script.steps.push(finish);
+    servers.script(ep, script);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut device = Device::power_on(dir.path(), 36);
+    device.bring_up_for_bootstrap(&servers, ep);
+    device.wait_urc("+LWM2M: bootstrapped");
+    let forbidden = |s: &Seen| matches!(s, Seen::Server(ServerEvent::Forbidden { .. }));
+    // Timestamps by polling every 2 ms: the decision is the second refusal.
+    let deadline = Instant::now() + WAIT;
+    while servers.count(forbidden) < 2 {
+        assert!(Instant::now() < deadline, "{:?}", servers.seen());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let decided = Instant::now();
+    assert_eq!(servers.count(bootstrap_requests), 1);
+    while servers.count(bootstrap_requests) < 2 {
+        assert!(Instant::now() < deadline, "{:?}", servers.seen());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let waited = decided.elapsed();
+    // The refusal is seen up to one server poll (5 ms) late, the request
+    // likewise; the second handshake with the Bootstrap-Server adds time.
+    assert!(
+        waited >= hold_off - Duration::from_millis(20),
+        "Bootstrap-Request {waited:?} after the decision, hold-off {hold_off:?}"
+    );
+    assert!(waited < hold_off + Duration::from_secs(3), "{waited:?}");
+    assert!(
+        device
+            .device_log()
+            .contains("waiting the Client Hold Off Time"),
+        "the device log says why it waits"
+    );
 }

@@ -9,7 +9,7 @@ use openssl::ssl::{Ssl, SslContext};
 use super::connection::{Connection, Outcome};
 use super::context;
 use crate::client::{ClientState, DtlsClient};
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, RetransmitPolicy};
 use crate::error::Error;
 use crate::event::{ClientEvent, CloseReason, DropReason, Transmit};
 use crate::record;
@@ -23,8 +23,10 @@ pub struct OpensslClient {
     transmits: VecDeque<Transmit>,
     received: VecDeque<Vec<u8>>,
     events: VecDeque<ClientEvent>,
-    // Kept alive with the association (the SSL holds a reference anyway).
-    _ctx: SslContext,
+    mtu: u16,
+    retransmit: RetransmitPolicy,
+    /// Kept for [`Self::restarted`] (the SSL holds a reference anyway).
+    ctx: SslContext,
 }
 
 impl std::fmt::Debug for OpensslClient {
@@ -42,18 +44,58 @@ impl OpensslClient {
     /// [`DtlsClient::poll_transmit`] when this returns.
     pub fn connect(config: ClientConfig, remote: SocketAddr, now: Instant) -> Result<Self, Error> {
         let ctx = context::client(&config)?;
-        let ssl = Ssl::new(&ctx).map_err(|e| Error::openssl("creating the SSL", e))?;
-        let (conn, outcome) = Connection::connect(ssl, config.mtu, config.retransmit, now)?;
         tracing::debug!(%remote, identity = %config.psk.identity, key = %config.psk.key, "DTLS client connecting");
+        Self::start(
+            ctx,
+            config.psk.identity.clone(),
+            config.mtu,
+            config.retransmit,
+            remote,
+            now,
+        )
+    }
+
+    /// A new association with the same remote, OpenSSL context and config,
+    /// from the first ClientHello: nothing of this one (state, queues,
+    /// events) carries over.
+    ///
+    /// Exists because building the context is most of what
+    /// [`Self::connect`] costs (about half a millisecond); callers that need
+    /// many fresh clients in a row (the fuzz target) connect once and
+    /// restart. The context keeps no per-connection state (session cache
+    /// and tickets are off), so no session is resumed.
+    pub fn restarted(&self, now: Instant) -> Result<Self, Error> {
+        Self::start(
+            self.ctx.clone(),
+            self.identity.clone(),
+            self.mtu,
+            self.retransmit,
+            self.remote,
+            now,
+        )
+    }
+
+    fn start(
+        ctx: SslContext,
+        identity: String,
+        mtu: u16,
+        retransmit: RetransmitPolicy,
+        remote: SocketAddr,
+        now: Instant,
+    ) -> Result<Self, Error> {
+        let ssl = Ssl::new(&ctx).map_err(|e| Error::openssl("creating the SSL", e))?;
+        let (conn, outcome) = Connection::connect(ssl, mtu, retransmit, now)?;
         let mut client = Self {
             remote,
-            identity: config.psk.identity.clone(),
+            identity,
             conn,
             state: ClientState::Handshaking,
             transmits: VecDeque::new(),
             received: VecDeque::new(),
             events: VecDeque::new(),
-            _ctx: ctx,
+            mtu,
+            retransmit,
+            ctx,
         };
         client.apply(outcome);
         Ok(client)

@@ -11,7 +11,7 @@ use openssl::ssl::{
 
 use crate::config::{ClientConfig, ServerConfig};
 use crate::error::Error;
-use crate::secret::check_identity;
+use crate::secret::{check_identity, SecretKey};
 use crate::suite::CipherSuite;
 
 /// Per-`SSL` slots the callbacks write into.
@@ -22,6 +22,9 @@ pub(crate) struct Indices {
     pub(crate) lookup_failed: Index<Ssl, bool>,
     /// The cookie the stateless path already verified for this SSL.
     pub(crate) expected_cookie: Index<Ssl, Vec<u8>>,
+    /// The key the lookup gave for the claimed identity: what the session
+    /// authenticates with, so a revoked or replaced key can be told apart.
+    pub(crate) used_key: Index<Ssl, SecretKey>,
 }
 
 static INDICES: OnceLock<Result<Indices, String>> = OnceLock::new();
@@ -35,6 +38,7 @@ pub(crate) fn indices() -> Result<&'static Indices, Error> {
                 claimed_identity: Ssl::new_ex_index().map_err(|e| e.to_string())?,
                 lookup_failed: Ssl::new_ex_index().map_err(|e| e.to_string())?,
                 expected_cookie: Ssl::new_ex_index().map_err(|e| e.to_string())?,
+                used_key: Ssl::new_ex_index().map_err(|e| e.to_string())?,
             })
         })
         .as_ref()
@@ -82,7 +86,9 @@ pub(crate) fn server(config: &ServerConfig) -> Result<SslContext, Error> {
         match key {
             Some(key) if key.len() <= psk_out.len() => {
                 psk_out[..key.len()].copy_from_slice(key.expose());
-                Ok(key.len())
+                let len = key.len();
+                ssl.set_ex_data(idx.used_key, key);
+                Ok(len)
             }
             _ => {
                 // 0 makes OpenSSL send unknown_psk_identity (RFC 4279 §2).

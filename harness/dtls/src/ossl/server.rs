@@ -13,6 +13,7 @@ use crate::cookie::CookieSecret;
 use crate::error::Error;
 use crate::event::{CloseReason, DropReason, HandshakeFailure, Received, ServerEvent, Transmit};
 use crate::record::{self, ContentType, RecordHeader};
+use crate::secret::SecretKey;
 use crate::server::{DtlsServer, ServerStats, SessionInfo, SessionState};
 
 /// Events kept when the caller does not drain them; older ones are dropped
@@ -25,6 +26,9 @@ struct Session {
     /// with the same random is a retransmission, another one a new handshake.
     client_random: [u8; 32],
     identity: Option<String>,
+    /// The identity this session is filed under in `by_identity`: the one
+    /// the client claimed, once its ClientKeyExchange was read.
+    indexed: Option<String>,
 }
 
 /// DTLS 1.2 PSK server over OpenSSL; see [`DtlsServer`].
@@ -33,6 +37,9 @@ pub struct OpensslServer {
     config: ServerConfig,
     cookies: CookieSecret,
     sessions: HashMap<SocketAddr, Session>,
+    /// Peers by claimed PSK identity, so revoking a key touches only the
+    /// sessions that use it.
+    by_identity: HashMap<String, Vec<SocketAddr>>,
     transmits: VecDeque<Transmit>,
     received: VecDeque<Received>,
     events: VecDeque<ServerEvent>,
@@ -57,6 +64,29 @@ impl OpensslServer {
             cookies: CookieSecret::generate()?,
             config,
             sessions: HashMap::new(),
+            by_identity: HashMap::new(),
+            transmits: VecDeque::new(),
+            received: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: ServerStats::default(),
+        })
+    }
+
+    /// A fresh server on the same OpenSSL context and config: a new cookie
+    /// secret, no sessions, nothing queued, zeroed stats.
+    ///
+    /// Exists because building the context is most of what [`Self::new`]
+    /// costs (about half a millisecond); callers that need many clean
+    /// servers in a row (the fuzz target builds one per input) build one
+    /// with `new` and restart it. The context keeps no per-connection state
+    /// (session cache and tickets are off), so nothing carries over.
+    pub fn restarted(&self) -> Result<Self, Error> {
+        Ok(Self {
+            ctx: self.ctx.clone(),
+            cookies: CookieSecret::generate()?,
+            config: self.config.clone(),
+            sessions: HashMap::new(),
+            by_identity: HashMap::new(),
             transmits: VecDeque::new(),
             received: VecDeque::new(),
             events: VecDeque::new(),
@@ -148,6 +178,7 @@ impl OpensslServer {
                         conn,
                         client_random: hello.random,
                         identity: None,
+                        indexed: None,
                     },
                 );
                 self.apply(peer, outcome);
@@ -211,6 +242,15 @@ impl OpensslServer {
         let Some(session) = self.sessions.get_mut(&peer) else {
             return;
         };
+        if session.indexed.is_none() {
+            if let Some(identity) = claimed_identity(&session.conn) {
+                self.by_identity
+                    .entry(identity.clone())
+                    .or_default()
+                    .push(peer);
+                session.indexed = Some(identity);
+            }
+        }
         if outcome.completed {
             let identity = session
                 .conn
@@ -247,6 +287,14 @@ impl OpensslServer {
 
     /// Reports the end of a session already removed from the table.
     fn end_session(&mut self, peer: SocketAddr, mut session: Session, kind: EndKind) {
+        if let Some(indexed) = &session.indexed {
+            if let Some(peers) = self.by_identity.get_mut(indexed) {
+                peers.retain(|p| *p != peer);
+                if peers.is_empty() {
+                    self.by_identity.remove(indexed);
+                }
+            }
+        }
         let was_established = session.conn.phase() == Phase::Established;
         let identity = session
             .identity
@@ -267,7 +315,10 @@ impl OpensslServer {
             }
             EndKind::Closed(reason) | EndKind::Local(reason) => {
                 let farewell = session.conn.close();
-                if matches!(reason, CloseReason::Local | CloseReason::IdleTimeout) {
+                if matches!(
+                    reason,
+                    CloseReason::Local | CloseReason::IdleTimeout | CloseReason::KeyRevoked
+                ) {
                     self.transmit(peer, farewell);
                 }
                 tracing::info!(%peer, %reason, "DTLS session closed");
@@ -330,6 +381,19 @@ fn claimed_identity(conn: &Connection) -> Option<String> {
         .ex_data(idx.claimed_identity)
         .cloned()
         .filter(|s| !s.is_empty())
+}
+
+/// Whether `conn` authenticates with `current`, the identity's key now.
+fn uses_key(conn: &Connection, current: Option<&SecretKey>) -> bool {
+    let used = context::indices()
+        .ok()
+        .and_then(|idx| conn.ssl().ex_data(idx.used_key));
+    match (used, current) {
+        (Some(used), Some(current)) => {
+            used.len() == current.len() && openssl::memcmp::eq(used.expose(), current.expose())
+        }
+        _ => false,
+    }
 }
 
 fn lookup_failed(conn: &Connection) -> bool {
@@ -408,6 +472,37 @@ impl DtlsServer for OpensslServer {
         for peer in peers {
             self.close(now, peer);
         }
+    }
+
+    fn revoke(
+        &mut self,
+        _now: Instant,
+        identity: &str,
+        current: Option<&SecretKey>,
+    ) -> Vec<SocketAddr> {
+        let peers = self.by_identity.get(identity).cloned().unwrap_or_default();
+        let mut ended = Vec::new();
+        for peer in peers {
+            let keep = self
+                .sessions
+                .get(&peer)
+                .is_none_or(|s| uses_key(&s.conn, current));
+            if keep {
+                continue;
+            }
+            let Some(session) = self.sessions.remove(&peer) else {
+                continue;
+            };
+            tracing::info!(%peer, %identity, "PSK revoked: ending the DTLS session");
+            let kind = if session.conn.phase() == Phase::Established {
+                EndKind::Local(CloseReason::KeyRevoked)
+            } else {
+                EndKind::Failed(HandshakeFailure::KeyRevoked)
+            };
+            self.end_session(peer, session, kind);
+            ended.push(peer);
+        }
+        ended
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -25,7 +25,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use dtls::record::{self, ContentType};
@@ -69,28 +69,63 @@ pub fn client_config() -> ClientConfig {
 /// The server under test and a live client at the primary peer's address.
 pub struct DtlsEndpoint {
     pub server: OpensslServer,
-    /// Connected at the first action that needs it: an OpenSSL context
-    /// costs about half a millisecond, and many inputs only inject.
+    /// Connected at the first action that needs it (restarted from the
+    /// thread's template, which is cheap, but still a ClientHello).
     client: Option<OpensslClient>,
     client_addr: SocketAddr,
     /// What the server sent to the live client, not yet delivered.
     to_client: VecDeque<Vec<u8>>,
 }
 
+/// The server and client an input starts from, built once per thread:
+/// building their OpenSSL contexts (about half a millisecond) used to be
+/// most of an input's cost. Inputs get `restarted` copies, which share the
+/// contexts (no session cache, no tickets) but no state: no sessions, no
+/// queued datagrams, a fresh cookie secret, so every input starts clean
+/// and replays by seed.
+struct Templates {
+    server: OpensslServer,
+    client: OpensslClient,
+}
+
+thread_local! {
+    /// `None` when OpenSSL cannot build a context: the machine's problem,
+    /// and then the target does nothing.
+    static TEMPLATES: Option<Templates> = Templates::build();
+}
+
+impl Templates {
+    fn build() -> Option<Self> {
+        Some(Templates {
+            server: OpensslServer::new(server_config()).ok()?,
+            client: OpensslClient::connect(client_config(), testbed::server_addr(), Instant::now())
+                .ok()?,
+        })
+    }
+}
+
 impl DtlsEndpoint {
-    pub fn new() -> Self {
-        DtlsEndpoint {
-            server: OpensslServer::new(server_config()).expect("OpenSSL server context"),
+    /// A clean endpoint, or `None` when OpenSSL does not work here.
+    pub fn fresh() -> Option<Self> {
+        let server = TEMPLATES.with(|t| t.as_ref()?.server.restarted().ok())?;
+        Some(DtlsEndpoint {
+            server,
             client: None,
             client_addr: testbed::client_addr(),
             to_client: VecDeque::new(),
-        }
+        })
+    }
+
+    pub fn new() -> Self {
+        Self::fresh().expect("OpenSSL server context")
     }
 
     fn client(&mut self, now: Instant) -> &mut OpensslClient {
         self.client.get_or_insert_with(|| {
-            OpensslClient::connect(client_config(), testbed::server_addr(), now)
+            TEMPLATES
+                .with(|t| t.as_ref().map(|t| t.client.restarted(now)))
                 .expect("OpenSSL client context")
+                .expect("OpenSSL client restart")
         })
     }
 
@@ -236,20 +271,13 @@ impl Endpoint for DtlsEndpoint {
     }
 }
 
-/// Building an OpenSSL context is the costly part of an input; a failure to
-/// build one is the machine's problem, reported once.
-fn openssl_works() -> bool {
-    static WORKS: OnceLock<bool> = OnceLock::new();
-    *WORKS.get_or_init(|| OpensslServer::new(server_config()).is_ok())
-}
-
 pub fn server(input: &[u8]) {
-    if !openssl_works() {
+    let Some(endpoint) = DtlsEndpoint::fresh() else {
         return;
-    }
+    };
     let now = Instant::now();
     let peers = [testbed::client_addr(), testbed::other_client_addr()];
-    Driver::new(DtlsEndpoint::new(), peers, now).run(input);
+    Driver::new(endpoint, peers, now).run(input);
 }
 
 pub const DICTIONARY: &[&[u8]] = &[

@@ -22,7 +22,7 @@ use std::time::Instant;
 use coap_lite::{CoapOption, MessageClass, Packet, RequestType};
 
 use super::script::{BootstrapOp, BootstrapScript};
-use crate::coap::{code, options, ExchangeEvent, ExchangeId, MessageLayer, Transmit};
+use crate::coap::{code, critical, options, ExchangeEvent, ExchangeId, MessageLayer, Transmit};
 use crate::format::{self, parse_links, ContentFormat, Link};
 use crate::model::Registry;
 use crate::server::Content;
@@ -205,7 +205,22 @@ impl BootstrapServer {
     }
 
     /// Bootstrap-Request (Core §6.1.5, Transport §6.1 Table 6.1-1).
+    ///
+    /// A request with a critical option the Bootstrap-Server does not
+    /// implement is not acted on: a CON gets 4.02 Bad Option, a NON a Reset
+    /// (RFC 7252 §5.4.1, [`critical::BOOTSTRAP_SERVER_REQUEST_OPTIONS`]).
+    /// A new Bootstrap-Request from an endpoint whose session is running
+    /// restarts the session from its first step (the client gave up on the
+    /// old one, Core §6.1.5); a retransmission of the same request is a
+    /// duplicate, answered again by the message layer without restarting.
     fn handle_request(&mut self, now: Instant, peer: SocketAddr, message: &Packet) {
+        match critical::refusal(message, critical::BOOTSTRAP_SERVER_REQUEST_OPTIONS) {
+            Some(critical::Refusal::Respond(answer)) => {
+                return self.layer.respond(peer, message, answer);
+            }
+            Some(critical::Refusal::Reject) => return self.layer.reject(peer, message),
+            None => {}
+        }
         let path = options::strings(message, CoapOption::UriPath);
         let method = match message.header.code {
             MessageClass::Request(m) => m,

@@ -32,6 +32,11 @@ use crate::value::Value;
 const DEVICE_OBJECT: u16 = 3;
 /// The Access Control object, which bootstrap may read and delete (Core §6.1.7.2).
 const ACCESS_CONTROL_OBJECT: u16 = 2;
+/// Security object resource 11, Client Hold Off Time (Core §E.1, registry
+/// 0.xml): "the number of seconds to wait before initiating a Client
+/// Initiated Bootstrap once the LwM2M Client has determined it should
+/// initiate this bootstrap mode"; relevant on the Bootstrap-Server account only.
+const CLIENT_HOLD_OFF_TIME: u16 = 11;
 
 /// Registration retry timings and when to give up on the server account.
 ///
@@ -96,6 +101,10 @@ pub struct BootstrapConfig {
     /// connectivity objects) and are kept, as clients without a delete
     /// handler for them do; the Device object is always kept (§6.1.7.5).
     pub deletable_objects: Vec<u16>,
+    /// Client Hold Off Time (/0/x/11) the account is installed with (whole
+    /// seconds). What counts is the value the store holds when the client
+    /// decides to bootstrap, which a Bootstrap-Server may have rewritten.
+    pub hold_off: Duration,
 }
 
 impl fmt::Debug for BootstrapConfig {
@@ -114,6 +123,7 @@ impl fmt::Debug for BootstrapConfig {
             .field("supported_modes", &self.supported_modes)
             .field("finish_timeout", &self.finish_timeout)
             .field("deletable_objects", &self.deletable_objects)
+            .field("hold_off", &self.hold_off)
             .finish()
     }
 }
@@ -121,7 +131,7 @@ impl fmt::Debug for BootstrapConfig {
 impl BootstrapConfig {
     /// A NoSec Bootstrap-Server account at `server` (Security instance 0),
     /// supporting NoSec and PSK accounts, waiting EXCHANGE_LIFETIME (247 s)
-    /// for Bootstrap-Finish.
+    /// for Bootstrap-Finish, with a Client Hold Off Time of 0 s.
     pub fn new(server: SocketAddr) -> Self {
         BootstrapConfig {
             server,
@@ -134,6 +144,7 @@ impl BootstrapConfig {
             supported_modes: vec![SecurityMode::NoSec, SecurityMode::Psk],
             finish_timeout: crate::coap::exchange::EXCHANGE_LIFETIME,
             deletable_objects: Vec::new(),
+            hold_off: Duration::ZERO,
         }
     }
 
@@ -156,6 +167,8 @@ impl BootstrapConfig {
         );
         store.set(r(security::SERVER_PUBLIC_KEY), Value::Opaque(Vec::new()));
         store.set(r(security::SECRET_KEY), Value::Opaque(self.psk_key.clone()));
+        let hold_off = i64::try_from(self.hold_off.as_secs()).unwrap_or(i64::MAX);
+        store.set(r(CLIENT_HOLD_OFF_TIME), Value::Integer(hold_off));
     }
 }
 
@@ -257,16 +270,65 @@ impl Client {
         }
     }
 
-    /// Client-initiated bootstrap (Core §6.1.5): sends Bootstrap-Request
-    /// `POST /bs?ep={name}[&pct={format}]` to the Bootstrap-Server and serves
-    /// its operations until Bootstrap-Finish. Registration and observations
-    /// in progress end. Without a Bootstrap-Server account this only reports
+    /// The client has decided to bootstrap (Core §6.1.5: no usable account
+    /// at start, registration retries exhausted (§6.2.1.1), or asked to):
+    /// registration and observations in progress end, and the
+    /// Bootstrap-Request goes out once the Client Hold Off Time of the
+    /// Bootstrap-Server account (/0/x/11) has passed — at once when it is 0
+    /// or absent. Meanwhile the state is [`RegistrationState::Bootstrapping`]
+    /// and the Bootstrap-Server may start a server-initiated bootstrap
+    /// (§6.1.4), which cancels the pending request. Without a
+    /// Bootstrap-Server account this only reports
     /// [`ClientEvent::BootstrapFailed`].
     pub fn bootstrap(&mut self, now: Instant) {
-        let Some(bs) = self.config.bootstrap.clone() else {
+        if self.config.bootstrap.is_none() {
             self.events.push_back(ClientEvent::BootstrapFailed {
                 reason: "no Bootstrap-Server account configured".into(),
             });
+            return;
+        }
+        let hold_off = self.client_hold_off_time();
+        if hold_off.is_zero() {
+            return self.send_bootstrap_request(now);
+        }
+        self.leave_registration();
+        if let Some(id) = self.bs_exchange.take() {
+            self.layer.cancel(id);
+        }
+        self.bs = None;
+        tracing::info!(endpoint = %self.config.endpoint, hold_off_s = hold_off.as_secs(), "bootstrap decided; waiting the Client Hold Off Time");
+        self.bs_retry_at = Some(now + hold_off);
+        self.state = RegistrationState::Bootstrapping;
+    }
+
+    /// The Client Hold Off Time (/0/x/11) of the Bootstrap-Server account in
+    /// the store; 0 when absent. A negative value is not a wait: 0.
+    fn client_hold_off_time(&self) -> Duration {
+        let Some(instance) = account::instances_of(&self.store, SECURITY_OBJECT)
+            .into_iter()
+            .find(|i| is_bootstrap_instance(&self.store, *i))
+        else {
+            return Duration::ZERO;
+        };
+        let path = Path::resource(SECURITY_OBJECT, instance, CLIENT_HOLD_OFF_TIME);
+        match self.store.get(&path) {
+            Some(Value::Integer(s)) if *s > 0 => Duration::from_secs(s.unsigned_abs()),
+            Some(Value::Unsigned(s)) => Duration::from_secs(*s),
+            Some(Value::Integer(s)) if *s < 0 => {
+                tracing::warn!(endpoint = %self.config.endpoint, %path, value = s, "negative Client Hold Off Time taken as 0");
+                Duration::ZERO
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Client-initiated bootstrap (Core §6.1.5): sends Bootstrap-Request
+    /// `POST /bs?ep={name}[&pct={format}]` to the Bootstrap-Server and serves
+    /// its operations until Bootstrap-Finish. Registration and observations
+    /// in progress end. Called when the hold-off (or a retry's back-off) is
+    /// over: retries after a failed bootstrap wait the back-off only.
+    pub(super) fn send_bootstrap_request(&mut self, now: Instant) {
+        let Some(bs) = self.config.bootstrap.clone() else {
             return;
         };
         self.leave_registration();
@@ -386,6 +448,9 @@ impl Client {
         if self.bs.is_none() {
             tracing::info!(endpoint = %self.config.endpoint, "server-initiated bootstrap");
             self.leave_registration();
+            // A Bootstrap-Request waiting out the Client Hold Off Time is
+            // not needed any more: the server came first.
+            self.bs_retry_at = None;
             self.open_session(now, &bs);
         }
         if let Some(s) = self.bs.as_mut() {

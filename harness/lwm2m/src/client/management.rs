@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use coap_lite::{CoapOption, MessageClass, Packet, RequestType};
 
-use super::observe::Observation;
+use super::observe::{self, Observation};
 use super::{Client, ClientEvent};
 use crate::coap::block::{
     representation_etag, serve_block2, size_of_szx, Block1Outcome, BlockKind, BlockOption, MAX_SZX,
@@ -70,6 +70,18 @@ impl Client {
         let path = Path::from_segments(&segments).map_err(|e| refuse(404, e.to_string()))?;
         if path.depth() == 0 {
             return Err(refuse(405, "operations on / are Bootstrap-only"));
+        }
+        if path
+            .object_id()
+            .is_some_and(|o| crate::server::UNLISTED_OBJECTS.contains(&o))
+        {
+            // LwM2M 1.1 Core §7.1 / Appendix E.1: the Security object (and
+            // OSCORE, 21) belong to the Bootstrap-Server; an LwM2M Server's
+            // operation on them is refused 4.01 Unauthorized (ETS int-221).
+            return Err(refuse(
+                401,
+                "the Security and OSCORE objects are not accessible to an LwM2M Server",
+            ));
         }
         let method = match message.header.code {
             MessageClass::Request(m) => m,
@@ -263,6 +275,7 @@ impl Client {
                     last_records: self.store.read(path),
                     pending: false,
                     sent: 0,
+                    last_con: now,
                 });
                 tracing::debug!(%peer, %path, "observation registered");
             }
@@ -484,23 +497,41 @@ impl Client {
         Ok(response(204))
     }
 
+    /// `link` with the Write-Attributes assigned at `path` itself
+    /// (`;pmin=10;pmax=60;gt=50;lt=42.2`, in that order).
     fn attribute_links(&self, path: &Path, link: Link) -> Link {
-        let Some(attrs) = self.attributes.get(path) else {
-            return link;
-        };
-        attribute_query(attrs)
-            .into_iter()
-            .fold(link, |l, q| match q.split_once('=') {
-                Some((k, v)) => l.with(k, v),
-                None => l.with_flag(q),
-            })
+        match self.attributes.get(path) {
+            Some(attrs) => with_attributes(link, attrs),
+            None => link,
+        }
     }
 
-    /// Discover (LwM2M 1.1 Core §5.4.1 / §6.3.5): the object, its instances
-    /// and their resources present, with `ver`, `dim` and any attributes set.
+    /// Discover (LwM2M 1.0.2 TS §5.4.2; the same three cases in 1.1.1 Core's
+    /// Discover; Transport §6.3: GET with Accept 40, answered 2.05 in
+    /// application/link-format). What is listed depends on the target:
+    ///
+    /// - an Object: the Object with the Attributes assigned to the Object
+    ///   level (and `ver` when its version is not 1.0, Core §6.2 / Table 3
+    ///   "Object Version"), then each Object Instance and its instantiated
+    ///   Resources as bare links — the TS example is
+    ///   `</3>;pmin=10,</3/0>,</3/0/1>,...,</3/0/16>`, without `dim` or the
+    ///   lower levels' attributes;
+    /// - an Object Instance: the instance with the Attributes assigned to
+    ///   it (not the Object's), and its Resources with `dim` for multiple
+    ///   resources and the Attributes assigned to each, e.g.
+    ///   `</3/0>;pmax=60,...,</3/0/7>;dim=8;gt=50;lt=42.2,...`;
+    /// - a Resource: the Resource with `dim` and its attached Attributes —
+    ///   "the assigned R-Attributes and the R-Attributes inherited from the
+    ///   Object and Object Instance", e.g. `</3/0/7>;dim=8;pmin=10;pmax=60;gt=50;lt=42.2`.
+    ///
+    /// A Resource Instance is not a Discover target in 1.1: 4.05 Method Not
+    /// Allowed ("target is not allowed for Discover", Transport §6.3).
     fn discover(&self, path: &Path) -> Result<Packet, Refusal> {
         if path.depth() > 3 {
-            return Err(refuse(400, "Discover on a resource instance"));
+            return Err(refuse(
+                405,
+                "Discover targets an object, an instance or a resource, not a resource instance",
+            ));
         }
         self.check_exists(path)?;
         let registry = &self.config.registry;
@@ -521,43 +552,28 @@ impl Client {
             .instances()
             .filter(|i| path.contains(i) || i.contains(path))
         {
-            if path.depth() <= 2 {
-                links.push(self.attribute_links(&instance, Link::new(instance.to_string())));
+            match path.depth() {
+                1 => links.push(Link::new(instance.to_string())),
+                2 => links.push(self.attribute_links(&instance, Link::new(instance.to_string()))),
+                _ => {}
             }
-            let mut resources: Vec<(Path, usize)> = Vec::new();
-            for r in self.store.read(&instance) {
-                let Some(rid) = r.path.resource_id() else {
-                    continue;
-                };
-                let res = Path::resource(object, instance.instance_id().unwrap_or_default(), rid);
-                match resources.last_mut() {
-                    Some((p, n)) if *p == res => *n += 1,
-                    _ => resources.push((res, 1)),
-                }
-            }
-            // Executable resources hold no value but exist on every instance
-            // (Execute accepts them), so Discover lists them too (Core §5.4.2).
-            let executables = registry
-                .object(object)
-                .into_iter()
-                .flat_map(|d| d.resources.values())
-                .filter(|d| d.operations.execute)
-                .map(|d| Path::resource(object, instance.instance_id().unwrap_or_default(), d.id));
-            for res in executables.collect::<Vec<_>>() {
-                if !resources.iter().any(|(p, _)| *p == res) {
-                    resources.push((res, 0));
-                }
-            }
-            resources.sort();
-            for (res, count) in resources {
+            for (res, count) in self.present_resources(&instance) {
                 if !path.contains(&res) {
                     continue;
                 }
                 let mut link = Link::new(res.to_string());
+                if path.depth() == 1 {
+                    links.push(link);
+                    continue;
+                }
                 if registry.resource(&res).is_some_and(|d| d.multiple) {
                     link = link.with("dim", count.to_string());
                 }
-                links.push(self.attribute_links(&res, link));
+                links.push(if path.depth() == 3 {
+                    with_attributes(link, &observe::effective(&self.attributes, &res))
+                } else {
+                    self.attribute_links(&res, link)
+                });
             }
         }
         if path.depth() == 3 && links.is_empty() {
@@ -567,6 +583,44 @@ impl Client {
             ContentFormat::LinkFormat,
             encode_links(&links).into_bytes(),
         ))
+    }
+
+    /// The Resources an instance has, in id order, each with its number of
+    /// Resource Instances (1 for a single resource): those holding a value,
+    /// and the executable ones, which hold none but exist on every instance
+    /// (Execute accepts them).
+    fn present_resources(&self, instance: &Path) -> Vec<(Path, usize)> {
+        let (object, id) = (
+            instance.object_id().unwrap_or_default(),
+            instance.instance_id().unwrap_or_default(),
+        );
+        let mut resources: Vec<(Path, usize)> = Vec::new();
+        for r in self.store.read(instance) {
+            let Some(rid) = r.path.resource_id() else {
+                continue;
+            };
+            let res = Path::resource(object, id, rid);
+            match resources.last_mut() {
+                Some((p, n)) if *p == res => *n += 1,
+                _ => resources.push((res, 1)),
+            }
+        }
+        let executables: Vec<Path> = self
+            .config
+            .registry
+            .object(object)
+            .into_iter()
+            .flat_map(|d| d.resources.values())
+            .filter(|d| d.operations.execute)
+            .map(|d| Path::resource(object, id, d.id))
+            .collect();
+        for res in executables {
+            if !resources.iter().any(|(p, _)| *p == res) {
+                resources.push((res, 0));
+            }
+        }
+        resources.sort();
+        resources
     }
 
     fn create(
@@ -735,4 +789,15 @@ impl Client {
         }
         Ok(response(204))
     }
+}
+
+/// `link` with the notification attributes `attrs` appended in the order of
+/// [`attribute_query`]: pmin, pmax, gt, lt, st.
+fn with_attributes(link: Link, attrs: &Attributes) -> Link {
+    attribute_query(attrs)
+        .into_iter()
+        .fold(link, |l, q| match q.split_once('=') {
+            Some((k, v)) => l.with(k, v),
+            None => l.with_flag(q),
+        })
 }

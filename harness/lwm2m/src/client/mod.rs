@@ -9,15 +9,19 @@
 //!   Update (4.04 or no answer) is followed by a new Register; a failed
 //!   Register leaves the state `Failed` and is retried after
 //!   [`RETRY_INITIAL`], doubling up to [`RETRY_MAX`].
-//! - Notifications are Non-confirmable except every [`CON_EVERY`]-th, which
-//!   is Confirmable so that a vanished observer is noticed (RFC 7641 §4.5);
-//!   a Reset or an unacknowledged CON notification ends the observation.
+//! - Notifications are Non-confirmable except every [`CON_EVERY`]-th and
+//!   any due [`CON_AT_LEAST_EVERY`] (24 h) after the last, which are
+//!   Confirmable so that a vanished observer is noticed (RFC 7641 §4.5);
+//!   a Reset or an unacknowledged CON notification ends the observation,
+//!   and while a CON notification is outstanding no other goes to that
+//!   observer (NSTART = 1, RFC 7641 §4.5.1).
 //! - A Write emits one [`ClientEvent::Written`] per resource (instance) it
 //!   set, so the device can react to e.g. `/5/0/1` inside an instance write.
 //! - With a [`BootstrapConfig`], the client bootstraps (Core §6.1) when it
 //!   holds no LwM2M Server account at [`Client::start`], when asked
 //!   ([`Client::bootstrap`]), and when [`RetryPolicy::bootstrap_after`]
-//!   Registers in a row failed (§6.2.1.1); Bootstrap-Finish makes it
+//!   Registers in a row failed (§6.2.1.1), sending the Bootstrap-Request
+//!   after the Client Hold Off Time (/0/x/11); Bootstrap-Finish makes it
 //!   register with the account it got (see `bootstrap.rs`).
 //! - Block-wise transfer (RFC 7959): a Write, Create or Execute body sent
 //!   with Block1 is reassembled and acted on once, whole (2.31 Continue for
@@ -34,7 +38,7 @@ pub mod registration;
 mod store;
 
 pub use bootstrap::{BootstrapConfig, RetryPolicy};
-pub use observe::CON_EVERY;
+pub use observe::{CON_AT_LEAST_EVERY, CON_EVERY};
 pub use store::{ObjectStore, StoreError};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -88,8 +92,9 @@ pub enum RegistrationState {
         location: String,
     },
     Deregistering,
-    /// A bootstrap session is running (Core §6.1): Bootstrap-Request sent or
-    /// the Bootstrap-Server's operations being served until Bootstrap-Finish.
+    /// A bootstrap session is running (Core §6.1): the Client Hold Off Time
+    /// (/0/x/11) being waited out, Bootstrap-Request sent, or the
+    /// Bootstrap-Server's operations being served until Bootstrap-Finish.
     Bootstrapping,
     /// The server refused or never answered; the client waits before trying again.
     Failed {
@@ -180,8 +185,9 @@ pub struct Client {
     objects_changed: bool,
     attributes: BTreeMap<Path, Attributes>,
     observations: Vec<Observation>,
-    /// CON notifications in flight, by exchange, to their observation's token.
-    notify_exchanges: HashMap<ExchangeId, Vec<u8>>,
+    /// CON notifications in flight, by exchange: their observation's token
+    /// and the observer they go to.
+    notify_exchanges: HashMap<ExchangeId, (Vec<u8>, SocketAddr)>,
     /// The Observe sequence number of the next notification (RFC 7641 §4.4).
     sequence: u32,
     events: VecDeque<ClientEvent>,
@@ -412,9 +418,13 @@ impl Client {
         Ok(())
     }
 
+    /// Handles one datagram. Notifications held back while a Confirmable
+    /// one was outstanding (see [`Client::poll_timeout`]) go out once its
+    /// ACK has come.
     pub fn handle_datagram(&mut self, now: Instant, peer: SocketAddr, datagram: &[u8]) {
         self.layer.handle_datagram(now, peer, datagram);
         self.process_layer_events(now);
+        self.notify_due(now);
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -426,7 +436,7 @@ impl Client {
         }
         if self.bs_retry_at.is_some_and(|t| t <= now) {
             self.bs_retry_at = None;
-            self.bootstrap(now);
+            self.send_bootstrap_request(now);
         }
         if self.bs.as_ref().is_some_and(|s| s.deadline() <= now) {
             self.bootstrap_failed(now, "no Bootstrap-Finish in time".into());
@@ -450,9 +460,13 @@ impl Client {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let update = self.next_update.filter(|_| self.reg_exchange.is_none());
+        // An observer with a Confirmable notification outstanding gets
+        // nothing more until it is acknowledged or times out (the layer's
+        // own timeout wakes us for that).
         let observe = self
             .observations
             .iter()
+            .filter(|o| !self.con_outstanding(o.peer))
             .filter_map(|o| self.observation_deadline(o))
             .min();
         let bootstrap = self.bs.as_ref().map(|s| s.deadline());
@@ -722,13 +736,25 @@ impl Client {
         [pending, periodic].into_iter().flatten().min()
     }
 
-    /// Sends every notification whose time has come.
+    /// Whether a Confirmable notification to `peer` awaits its ACK.
+    fn con_outstanding(&self, peer: SocketAddr) -> bool {
+        self.notify_exchanges.values().any(|(_, p)| *p == peer)
+    }
+
+    /// Sends every notification whose time has come — to an observer with
+    /// no Confirmable notification outstanding: "servers MUST strictly
+    /// limit the number of simultaneous outstanding notifications/responses
+    /// that they transmit to a given client to NSTART (1 by default)"
+    /// (RFC 7641 §4.5.1, RFC 7252 §4.7). A change meanwhile stays pending,
+    /// and the notification sent afterwards carries the state of that
+    /// moment, the newest (§4.5.2).
     fn notify_due(&mut self, now: Instant) {
         let mut i = 0;
         while i < self.observations.len() {
-            let due = self
-                .observation_deadline(&self.observations[i])
-                .is_some_and(|t| t <= now);
+            let due = !self.con_outstanding(self.observations[i].peer)
+                && self
+                    .observation_deadline(&self.observations[i])
+                    .is_some_and(|t| t <= now);
             if due && !self.notify(now, i) {
                 continue; // observation removed
             }
@@ -741,7 +767,7 @@ impl Client {
         let obs = self.observations[index].clone();
         let sequence = self.sequence;
         self.sequence = crate::coap::observe::next(self.sequence);
-        let confirmable = obs.sent % CON_EVERY == CON_EVERY - 1;
+        let confirmable = obs.next_is_confirmable(now);
         let mut packet = Packet::new();
         packet.set_token(obs.token.clone());
         let alive = match self.read_payload(&obs.path, Some(obs.format)) {
@@ -767,7 +793,8 @@ impl Client {
         };
         let id = self.layer.send(now, obs.peer, packet, confirmable && alive);
         if confirmable && alive {
-            self.notify_exchanges.insert(id, obs.token.clone());
+            self.notify_exchanges
+                .insert(id, (obs.token.clone(), obs.peer));
         }
         if !alive {
             self.observations.remove(index);
@@ -778,6 +805,9 @@ impl Client {
         o.last_records = self.store.read(&o.path);
         o.pending = false;
         o.sent += 1;
+        if confirmable {
+            o.last_con = now;
+        }
         true
     }
 

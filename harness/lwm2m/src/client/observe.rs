@@ -15,6 +15,14 @@ use crate::server::Attributes;
 /// that is never acknowledged, or a Reset, ends the observation).
 pub const CON_EVERY: u32 = 8;
 
+/// The longest an observation goes without a Confirmable notification:
+/// "A server that transmits notifications mostly in non-confirmable
+/// messages MUST send a notification in a confirmable message instead of a
+/// non-confirmable message at least every 24 hours" (RFC 7641 §4.5). A
+/// meter notifying once a day (pmax=86400) would otherwise send a CON only
+/// every [`CON_EVERY`] days.
+pub const CON_AT_LEAST_EVERY: Duration = Duration::from_secs(24 * 3600);
+
 #[derive(Debug, Clone)]
 pub struct Observation {
     pub peer: SocketAddr,
@@ -29,6 +37,17 @@ pub struct Observation {
     pub pending: bool,
     /// Notifications sent so far (the first response not counted).
     pub sent: u32,
+    /// When the observer last confirmed it is there: the Observe request,
+    /// or the last Confirmable notification sent (see [`CON_AT_LEAST_EVERY`]).
+    pub last_con: Instant,
+}
+
+impl Observation {
+    /// Whether the next notification goes Confirmable: every
+    /// [`CON_EVERY`]-th, and any due [`CON_AT_LEAST_EVERY`] after the last.
+    pub fn next_is_confirmable(&self, now: Instant) -> bool {
+        self.sent % CON_EVERY == CON_EVERY - 1 || now >= self.last_con + CON_AT_LEAST_EVERY
+    }
 }
 
 /// The attributes in force at `path`: set at the object, overridden by the

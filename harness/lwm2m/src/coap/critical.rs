@@ -36,6 +36,15 @@ pub const SERVER_REQUEST_OPTIONS: &[u16] = &[
     URI_HOST, URI_PORT, URI_PATH, URI_QUERY, ACCEPT, BLOCK2, BLOCK1,
 ];
 
+/// The critical options the Bootstrap-Server implements for
+/// Bootstrap-Request (`POST /bs?ep=..&pct=..`, LwM2M 1.1 Transport §6.1):
+/// the request URI, Accept and Block2 (its 2.04 carries no body, so any
+/// Accept is met and the whole answer is one block). A Bootstrap-Request
+/// has no payload, so Block1 is not implemented there: a request carrying
+/// it gets 4.02, as do If-Match, If-None-Match, OSCORE and the rest.
+pub const BOOTSTRAP_SERVER_REQUEST_OPTIONS: &[u16] =
+    &[URI_HOST, URI_PORT, URI_PATH, URI_QUERY, ACCEPT, BLOCK2];
+
 /// The critical options the client role implements for the device
 /// management, information reporting and bootstrap interfaces: the request
 /// URI, Accept (LwM2M 1.1 Transport §6.3), Block2 for Read responses

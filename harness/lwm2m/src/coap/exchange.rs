@@ -275,7 +275,20 @@ impl MessageLayer {
         self.outgoing.remove(&id);
     }
 
-    /// Whether a message is still tracked (awaiting its ACK or response).
+    /// Sends the rest of exchange `id` — its retransmissions — to `peer`,
+    /// and matches its ACK and response from there: the peer was seen to
+    /// move (NAT rebinding, LwM2M 1.1 Core §6.2.2). Returns whether the
+    /// exchange is still tracked.
+    pub fn redirect(&mut self, id: ExchangeId, peer: SocketAddr) -> bool {
+        match self.outgoing.get_mut(&id) {
+            Some(out) => {
+                out.peer = peer;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// How many times the message of exchange `id` has been sent so far
     /// (1, then one more per retransmission, RFC 7252 §4.2), while the layer
     /// still tracks it. Lets an owner count retransmissions per exchange,
@@ -287,6 +300,7 @@ impl MessageLayer {
         })
     }
 
+    /// Whether a message is still tracked (awaiting its ACK or response).
     pub fn is_pending(&self, id: ExchangeId) -> bool {
         self.outgoing.contains_key(&id)
     }

@@ -196,6 +196,24 @@ pub enum DmRequest {
     },
 }
 
+impl DmRequest {
+    /// The path the request targets (the object, for Create).
+    pub fn path(&self) -> Path {
+        match self {
+            DmRequest::Read { path, .. }
+            | DmRequest::Write { path, .. }
+            | DmRequest::Execute { path, .. }
+            | DmRequest::Discover { path }
+            | DmRequest::Delete { path }
+            | DmRequest::WriteAttributes { path, .. }
+            | DmRequest::Observe { path, .. }
+            | DmRequest::CancelObserve { path }
+            | DmRequest::WriteBlockwise { path, .. } => *path,
+            DmRequest::Create { object, .. } => *object,
+        }
+    }
+}
+
 /// What a response carried, decoded by its Content-Format.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Content {
@@ -356,7 +374,13 @@ impl Server {
         &self.config.registry
     }
 
+    /// Handles one datagram from `peer`. A registration whose lifetime has
+    /// run out by `now` is expired first, whether or not `handle_timeout`
+    /// was called for that instant: an Update that arrives after the
+    /// lifetime gets 4.04 Not Found, never a second life (LwM2M 1.1 Core
+    /// §6.2.2; the driver may well see the datagram before the timer).
     pub fn handle_datagram(&mut self, now: Instant, peer: SocketAddr, datagram: &[u8]) {
+        self.expire_registrations(now);
         self.layer.handle_datagram(now, peer, datagram);
         self.process_layer_events(now);
     }
@@ -367,6 +391,14 @@ impl Server {
         self.layer.handle_timeout(now);
         self.update_push_transmissions();
         self.process_layer_events(now);
+        self.expire_registrations(now);
+    }
+
+    /// Ends every registration not refreshed within its lifetime: the
+    /// registration lives for `lt` seconds after the Register or the last
+    /// Update and is gone at that very instant (`updated_at + lt <= now`),
+    /// with its observations and requests in flight (LwM2M 1.1 Core §6.2.2).
+    fn expire_registrations(&mut self, now: Instant) {
         let expired: Vec<String> = self
             .registrations
             .values()
@@ -422,6 +454,7 @@ impl Server {
         endpoint: &str,
         request: DmRequest,
     ) -> Result<RequestId, RequestError> {
+        self.expire_registrations(now);
         let peer = self
             .registrations
             .get(endpoint)
@@ -1108,11 +1141,28 @@ impl Server {
             reg.root = list.root;
             reg.content_formats = list.content_formats;
         }
-        // The client may have moved (NAT rebinding): requests follow it.
+        // The client may have moved (NAT rebinding): the server uses the
+        // Update's source address from now on (LwM2M 1.1 Core §6.2.1 "records
+        // the connection information ... for all future interactions",
+        // §6.2.2), and requests still in flight to the old address are
+        // retransmitted to the new one, where their answers now come from.
+        let moved = (reg.peer != peer).then_some(reg.peer);
         reg.peer = peer;
         reg.updated_at = now;
         tracing::debug!(%endpoint, "registration updated");
         self.events.push_back(ServerEvent::Updated(reg.clone()));
+        if let Some(old) = moved {
+            tracing::info!(%endpoint, %old, new = %peer, "client moved; requests in flight follow it");
+            let exchanges: Vec<ExchangeId> = self
+                .pending
+                .iter()
+                .filter(|(_, p)| p.endpoint == endpoint)
+                .map(|(e, _)| *e)
+                .collect();
+            for exchange in exchanges {
+                self.layer.redirect(exchange, peer);
+            }
+        }
         Reply::code(204)
     }
 

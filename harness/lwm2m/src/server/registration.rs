@@ -216,8 +216,11 @@ fn check_common(p: &RegistrationParams, version: &str) -> Result<(), ParamError>
 
 /// LwM2M 1.0 bindings are a closed list (1.0 Core §5.3.1.1, Table 5.3.1.1-1:
 /// U, UQ, S, SQ, US, UQS); from 1.1 the binding is a set of transport
-/// letters (U, M, H, T, S, N; 1.1 Core §6.2.1 and object 1 resource 7) and
-/// queue mode moved to `Q`.
+/// letters and queue mode moved to `Q` (1.1 Core §6.2.1, object 1 v1.1
+/// resource 7). LwM2M 1.1 has four transports — U (UDP), T (TCP), S (SMS),
+/// N (Non-IP) — and 1.2 adds M (MQTT) and H (HTTP) (1.2 Core §6.2.1,
+/// object 1 v1.2 resource 7), so `b=M` from a 1.1 client names a transport
+/// its version does not have.
 fn check_binding(binding: &str, version: &str) -> Result<(), ParamError> {
     let err = |allowed| ParamError::Binding {
         binding: binding.to_string(),
@@ -232,12 +235,21 @@ fn check_binding(binding: &str, version: &str) -> Result<(), ParamError> {
             Err(err("U, UQ, S, SQ, US or UQS"))
         };
     }
+    let (letters, allowed) = if version == "1.1" {
+        (
+            "UTSN",
+            "letters among U, T, S, N, each once; queue mode is Q",
+        )
+    } else {
+        (
+            "UMHTSN",
+            "letters among U, M, H, T, S, N, each once; queue mode is Q",
+        )
+    };
     let mut seen = String::new();
     for c in binding.chars() {
-        if !"UMHTSN".contains(c) || seen.contains(c) {
-            return Err(err(
-                "letters among U, M, H, T, S, N, each once; queue mode is Q",
-            ));
+        if !letters.contains(c) || seen.contains(c) {
+            return Err(err(allowed));
         }
         seen.push(c);
     }

@@ -187,18 +187,7 @@ pub fn build(
 
 /// The path a request targets; the base for decoding its response.
 pub fn target(request: &DmRequest) -> Path {
-    match request {
-        DmRequest::Read { path, .. }
-        | DmRequest::Write { path, .. }
-        | DmRequest::Execute { path, .. }
-        | DmRequest::Discover { path }
-        | DmRequest::Delete { path }
-        | DmRequest::WriteAttributes { path, .. }
-        | DmRequest::Observe { path, .. }
-        | DmRequest::CancelObserve { path }
-        | DmRequest::WriteBlockwise { path, .. } => *path,
-        DmRequest::Create { object, .. } => *object,
-    }
+    request.path()
 }
 
 /// Decodes a response by its Content-Format. Error responses' payloads are

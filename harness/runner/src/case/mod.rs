@@ -37,6 +37,8 @@ pub enum Need {
     Modem,
     Power,
     Debug,
+    /// The lab controls the device's network (the rig's `network:` part).
+    NetworkControl,
     Object(u16),
     /// An optional resource, such as /3/0/15: the case runs only when the
     /// device lists it in its Discover answer (LwM2M 1.1 Core §5.4.2).
@@ -49,8 +51,9 @@ impl std::fmt::Display for Need {
             Need::Modem => f.write_str("modem"),
             Need::Power => f.write_str("power"),
             Need::Debug => f.write_str("debug"),
+            Need::NetworkControl => f.write_str("network-control"),
             Need::Object(id) => write!(f, "object/{id}"),
-            Need::Resource(path) => write!(f, "resource{path}"),
+            Need::Resource(path) => write!(f, "resource{}", step::shown(path)),
         }
     }
 }
@@ -169,6 +172,7 @@ fn parse_need(text: &str) -> Result<Need, String> {
         "modem" => Ok(Need::Modem),
         "power" => Ok(Need::Power),
         "debug" => Ok(Need::Debug),
+        "network-control" => Ok(Need::NetworkControl),
         other => {
             let object = other
                 .strip_prefix("object/")
@@ -176,12 +180,12 @@ fn parse_need(text: &str) -> Result<Need, String> {
                 .map(Need::Object);
             let resource = other
                 .strip_prefix("resource")
-                .and_then(|p| p.parse::<lwm2m::Path>().ok())
+                .and_then(|p| step::path(p).ok())
                 .filter(|p| p.depth() == 3)
                 .map(Need::Resource);
             object.or(resource).ok_or_else(|| {
                 format!(
-                    "unknown need {other:?}: expected modem, power, debug, object/<id> or resource/<object>/<instance>/<resource>"
+                    "unknown need {other:?}: expected modem, power, debug, network-control, object/<id> or resource/<object>/<instance>/<resource>"
                 )
             })
         }
@@ -271,6 +275,66 @@ mod tests {
         assert_eq!(e.line, 7, "a nested mistake names its own line: {e}");
         let e = load_text("id: x\ntitle: t\nsteps:\n  - repeat: { times: \"${MB_UNSET_VAR}\", steps: [ { sleep: 1s } ] }\n").unwrap_err();
         assert!(e.message.contains("MB_UNSET_VAR is not set"), "{e}");
+    }
+
+    #[test]
+    fn firmware_is_named_by_role_and_a_file_name_is_refused() {
+        let case = load_text(
+            "id: x\ntitle: t\nsteps:\n  - firmware: { role: upgrade, method: pull-coap }\n  - expect: { path: /3/0/3, equals: \"{fw_version:upgrade}\" }\n  - write: { path: /9/0/3, value: \"{fw_url:software}\" }\n  - firmware: { uri: \"ftp://h/x.bin\" }\n",
+        )
+        .unwrap();
+        let mut roles = Vec::new();
+        for s in &case.steps {
+            s.firmware_roles(&mut roles);
+        }
+        roles.sort();
+        roles.dedup();
+        assert_eq!(roles, ["software", "upgrade"]);
+        assert_eq!(case.steps[0].describe(), "firmware upgrade by pull-coap");
+        let e = load_text("id: x\ntitle: t\nsteps:\n  - firmware: { image: meter-2.0.bin }\n")
+            .unwrap_err();
+        assert!(e.message.contains("by its role"), "{e}");
+        let e = load_text("id: x\ntitle: t\nsteps:\n  - firmware: { method: push }\n").unwrap_err();
+        assert!(e.message.contains("give `role`"), "{e}");
+    }
+
+    #[test]
+    fn network_steps_name_what_the_lab_does() {
+        let case = load_text(
+            "id: x\ntitle: t\nneeds: [network-control]\nsteps:\n  - network: { refuse: second-profile }\n  - network: accept-all\n",
+        )
+        .unwrap();
+        assert_eq!(case.needs, [Need::NetworkControl]);
+        let mut actions = Vec::new();
+        for s in &case.steps {
+            s.network_actions(&mut actions);
+        }
+        assert_eq!(
+            actions,
+            [
+                rig::NetworkAction::Refuse(rig::ProfileSlot(2)),
+                rig::NetworkAction::AcceptAll
+            ]
+        );
+        assert_eq!(case.steps[0].describe(), "network refuse second-profile");
+        let e =
+            load_text("id: x\ntitle: t\nsteps:\n  - network: { refuse: roaming }\n").unwrap_err();
+        assert!(e.message.contains("second-profile"), "{e}");
+        let e = load_text("id: x\ntitle: t\nsteps:\n  - network: drop-all\n").unwrap_err();
+        assert!(e.message.contains("accept-all"), "{e}");
+    }
+
+    #[test]
+    fn a_star_instance_is_kept_until_the_registration_names_one() {
+        let case = load_text(
+            "id: x\ntitle: t\nneeds: [resource/5/*/8]\nsteps:\n  - execute: /5/*/2\n  - read: { path: /3/0/0 }\n",
+        )
+        .unwrap();
+        assert_eq!(case.needs[0].to_string(), "resource/5/*/8");
+        assert!(case.steps[0].action.has_any_instance());
+        assert!(!case.steps[1].action.has_any_instance());
+        assert_eq!(case.steps[0].describe(), "execute /5/*/2");
+        assert!(load_text("id: x\ntitle: t\nsteps:\n  - read: { path: /*/0 }\n").is_err());
     }
 
     #[test]

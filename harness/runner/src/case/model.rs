@@ -73,6 +73,9 @@ pub struct StepSpec {
     pub firmware: Option<FirmwareSpec>,
     /// Runs the nested steps several times (a soak): see [`RepeatSpec`].
     pub repeat: Option<RepeatSpec>,
+    /// What the lab makes the device's network do: `accept-all`, or
+    /// `{refuse: second-profile}` (rigs with a `network:` part).
+    pub network: Option<NetworkStepSpec>,
     /// Modifier: how long an await may take (default: the case's remaining time).
     #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
     pub within: Option<Duration>,
@@ -244,15 +247,29 @@ pub struct RegistrationExpect {
     pub lifetime: Option<Duration>,
 }
 
-/// `firmware: {image: meter-2.0.bin, method: pull-coap}`: reads /5/0/8 and
+/// `network: accept-all` or `network: {refuse: second-profile}`.
+pub type NetworkStepSpec = StringOr<NetworkFull>;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkFull {
+    /// The profile whose attach the network refuses: `first-profile`,
+    /// `second-profile`, `profile-<n>` (its place on the eUICC).
+    pub refuse: Option<String>,
+}
+
+/// `firmware: {role: upgrade, method: pull-coap}`: reads /5/0/8 and
 /// /5/0/9 first (a method the device does not offer makes the case not
 /// applicable), starts recording every State / Update Result transition, then
 /// writes the Package URI (pull) or pushes the image with Block1 (push).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FirmwareSpec {
-    /// An image of the firmware store (fixtures/firmware/manifest.yaml).
-    pub image: String,
+    /// What the image is to the device (`upgrade`, `corrupted`, ...): the
+    /// rig's `firmware.roles` maps it to one of the device's own images.
+    pub role: Option<String>,
+    /// Refused with a message: a case names firmware by role, never by file.
+    pub image: Option<String>,
     /// `pull-coap` (default), `pull-http` or `push`.
     pub method: Option<String>,
     /// Block size in bytes (16..1024): what the device asks for in a CoAP
@@ -262,7 +279,7 @@ pub struct FirmwareSpec {
     /// Expected response code of the Package URI write or the push (default 2.04).
     pub code: Option<String>,
     /// A Package URI to write instead of the store's (to provoke Invalid URI
-    /// or Unsupported Protocol).
+    /// or Unsupported Protocol); no `role` is needed then.
     pub uri: Option<String>,
 }
 

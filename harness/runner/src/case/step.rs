@@ -87,6 +87,8 @@ pub enum Action {
         times: u32,
         steps: Vec<Step>,
     },
+    /// What the lab makes the device's network do (the rig's network control).
+    Network(rig::NetworkAction),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -159,7 +161,9 @@ impl FirmwareMethod {
 
 #[derive(Debug, Clone)]
 pub struct FirmwareStep {
-    pub image: String,
+    /// The firmware role (`upgrade`, `corrupted`); none when `uri` replaces
+    /// the store's Package URI.
+    pub role: Option<String>,
     pub method: FirmwareMethod,
     /// Block size exponent (RFC 7959 SZX, 0..=6).
     pub szx: Option<u8>,
@@ -181,7 +185,7 @@ pub enum CutTrigger {
 impl std::fmt::Display for CutTrigger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CutTrigger::Value { path, equals } => write!(f, "when {path} = {equals}"),
+            CutTrigger::Value { path, equals } => write!(f, "when {} = {equals}", shown(path)),
             CutTrigger::SerialLine(l) => write!(f, "when the serial line {l:?} appears"),
             CutTrigger::Message(m) => write!(f, "when a datagram {m:?} reaches the server"),
             CutTrigger::Random { from, to } => write!(f, "at a random moment in {from:?}..{to:?}"),
@@ -344,6 +348,9 @@ impl Step {
         if let Some(f) = spec.firmware {
             actions.push(firmware_action(f)?);
         }
+        if let Some(n) = spec.network {
+            actions.push(Action::Network(network_action(n)?));
+        }
         if let Some(cut) = spec.power_cut {
             actions.push(power_cut_action(cut)?);
         }
@@ -420,7 +427,7 @@ impl Step {
         }
         match actions.len() {
             1 => Ok(Step { line, action: actions.remove(0), within, note }),
-            0 => Err("a step needs one action: power, power_cut, firmware, firmware_server, bootstrap, credentials, debug, classify, at, await, read, write, execute, discover, observe, cancel_observe, expect or sleep".into()),
+            0 => Err("a step needs one action: power, power_cut, firmware, firmware_server, network, bootstrap, credentials, debug, classify, at, await, read, write, execute, discover, observe, cancel_observe, expect or sleep".into()),
             n => Err(format!("a step holds one action, this one holds {n}; split it into {n} steps")),
         }
     }
@@ -446,21 +453,29 @@ impl Step {
             Action::Await(t) => format!("await {}", describe_await(t)),
             Action::Read { path, format, .. } => {
                 format!(
-                    "read {path}{}",
+                    "read {}{}",
+                    shown(path),
                     format
                         .map(|f| format!(" as {}", f.name()))
                         .unwrap_or_default()
                 )
             }
-            Action::Write { path, value, .. } => format!("write {path} = {value}"),
-            Action::Execute { path, .. } => format!("execute {path}"),
-            Action::Discover { path, .. } => format!("discover {path}"),
-            Action::Observe { path, .. } => format!("observe {path}"),
-            Action::CancelObserve { path } => format!("cancel observe {path}"),
-            Action::ExpectValue { path, condition } => format!("expect {path} {condition}"),
+            Action::Write { path, value, .. } => format!("write {} = {value}", shown(path)),
+            Action::Execute { path, .. } => format!("execute {}", shown(path)),
+            Action::Discover { path, .. } => format!("discover {}", shown(path)),
+            Action::Observe { path, .. } => format!("observe {}", shown(path)),
+            Action::CancelObserve { path } => format!("cancel observe {}", shown(path)),
+            Action::ExpectValue { path, condition } => {
+                format!("expect {} {condition}", shown(path))
+            }
             Action::ExpectRegistration(_) => "expect registration".into(),
             Action::Sleep(d) => format!("sleep {d:?}"),
-            Action::Firmware(f) => format!("firmware {} by {}", f.image, f.method.name()),
+            Action::Firmware(f) => match (&f.role, &f.uri) {
+                (Some(role), _) => format!("firmware {role} by {}", f.method.name()),
+                (None, Some(uri)) => format!("firmware Package URI {uri:?}"),
+                (None, None) => "firmware".into(),
+            },
+            Action::Network(action) => format!("network {action}"),
             Action::StopFileServers => "firmware file servers stop answering".into(),
             Action::Bootstrap(ops) => format!("bootstrap script of {} operations", ops.len()),
             Action::Credentials(CredentialChange::Rotate) => "rotate the server credential".into(),
@@ -482,8 +497,10 @@ fn describe_await(t: &AwaitTarget) -> String {
         AwaitTarget::Registered => "registered".into(),
         AwaitTarget::Deregistered => "deregistered".into(),
         AwaitTarget::Updated => "registration update".into(),
-        AwaitTarget::Value { path, condition } => format!("{path} {condition}"),
-        AwaitTarget::Notifications { path, count } => format!("{count} notification(s) of {path}"),
+        AwaitTarget::Value { path, condition } => format!("{} {condition}", shown(path)),
+        AwaitTarget::Notifications { path, count } => {
+            format!("{count} notification(s) of {}", shown(path))
+        }
         AwaitTarget::SerialLine(l) => format!("serial line {l:?}"),
         AwaitTarget::Bootstrapped => "bootstrap finished".into(),
         AwaitTarget::HandshakeRefused => "a refused DTLS handshake".into(),
@@ -557,16 +574,48 @@ fn firmware_action(f: crate::case::model::FirmwareSpec) -> Result<Action, String
             })
         })
         .transpose()?;
-    if f.image.is_empty() {
-        return Err("firmware: `image` names an image of the firmware store".into());
+    if f.image.is_some() {
+        return Err("firmware: name the firmware by its role (`role: upgrade`), not by a file: the rig's `firmware.roles` maps roles to the device's own images".into());
     }
+    let role = match (f.role, &f.uri) {
+        (Some(r), _) if !rig::network::is_name(&r) => {
+            return Err(format!(
+            "firmware role {r:?}: use a-z, 0-9 and - (upgrade, corrupted, unbootable, too-large)"
+        ))
+        }
+        (Some(r), _) => Some(r),
+        (None, Some(_)) => None,
+        (None, None) => {
+            return Err(
+                "firmware: give `role` (upgrade, corrupted, ...) or a Package URI `uri`".into(),
+            )
+        }
+    };
     Ok(Action::Firmware(FirmwareStep {
-        image: f.image,
+        role,
         method,
         szx,
         code: code(f.code.as_deref(), 204)?,
         uri: f.uri,
     }))
+}
+
+fn network_action(n: crate::case::model::NetworkStepSpec) -> Result<rig::NetworkAction, String> {
+    match n {
+        StringOr::Short(s) if s == "accept-all" => Ok(rig::NetworkAction::AcceptAll),
+        StringOr::Short(other) => Err(format!(
+            "network {other:?}: expected accept-all or {{refuse: <profile>}}"
+        )),
+        StringOr::Long(l) => {
+            let profile = l.refuse.ok_or(
+                "network: give `refuse: <profile>` (first-profile, second-profile, profile-<n>)",
+            )?;
+            let slot = profile
+                .parse::<rig::ProfileSlot>()
+                .map_err(|e| format!("network refuse {e}"))?;
+            Ok(rig::NetworkAction::Refuse(slot))
+        }
+    }
 }
 
 /// `20`, `"${SOAK_CUTS:-20}"` or `"${SOAK_CUTS}"`.
@@ -760,8 +809,148 @@ fn condition(
     }
 }
 
-fn path(text: &str) -> Result<Path, String> {
+/// The instance id a case path holds where it was written `*` (`/5/*/3`):
+/// "the instance the device registered", found in its registration when the
+/// step runs ([`Action::resolve_instances`]). 65535 is reserved by the TS
+/// (LwM2M 1.1 Core §7.2.1), so no device instance is ever mistaken for it.
+pub const ANY_INSTANCE: u16 = u16::MAX;
+
+/// A case path: `/obj[/inst[/res[/ri]]]`, where the instance may be `*`.
+pub fn path(text: &str) -> Result<Path, String> {
+    let segments: Vec<&str> = text.trim_start_matches('/').split('/').collect();
+    if segments.len() >= 2 && segments[1] == "*" {
+        let mut concrete = segments.clone();
+        concrete[1] = "0";
+        let p: Path = format!("/{}", concrete.join("/"))
+            .parse()
+            .map_err(|e: lwm2m::PathError| format!("{text}: {e}"))?;
+        let mut ids = p.ids().to_vec();
+        ids[1] = ANY_INSTANCE;
+        return Path::from_ids(&ids).ok_or_else(|| format!("{text}: not a path"));
+    }
     text.parse().map_err(|e: lwm2m::PathError| e.to_string())
+}
+
+/// A case path as written: `*` for [`ANY_INSTANCE`].
+pub fn shown(path: &Path) -> String {
+    if path.instance_id() == Some(ANY_INSTANCE) {
+        let mut segments = path.segments();
+        segments[1] = "*".into();
+        format!("/{}", segments.join("/"))
+    } else {
+        path.to_string()
+    }
+}
+
+impl Action {
+    /// The action with every `*` instance replaced by `instance_of(object)`.
+    pub fn resolve_instances<E>(
+        &self,
+        instance_of: &mut impl FnMut(u16) -> Result<u16, E>,
+    ) -> Result<Action, E> {
+        let mut resolve = |p: &Path| -> Result<Path, E> {
+            match (p.object_id(), p.instance_id()) {
+                (Some(object), Some(ANY_INSTANCE)) => {
+                    let mut ids = p.ids().to_vec();
+                    ids[1] = instance_of(object)?;
+                    Ok(Path::from_ids(&ids).unwrap_or(*p))
+                }
+                _ => Ok(*p),
+            }
+        };
+        let mut action = self.clone();
+        match &mut action {
+            Action::Read { path, .. }
+            | Action::Write { path, .. }
+            | Action::Execute { path, .. }
+            | Action::Discover { path, .. }
+            | Action::Observe { path, .. }
+            | Action::CancelObserve { path }
+            | Action::ExpectValue { path, .. }
+            | Action::Await(AwaitTarget::Value { path, .. })
+            | Action::Await(AwaitTarget::Notifications { path, .. })
+            | Action::PowerCut {
+                trigger: CutTrigger::Value { path, .. },
+                ..
+            } => *path = resolve(path)?,
+            _ => {}
+        }
+        Ok(action)
+    }
+
+    /// Whether the action names a path by `*` instance.
+    pub fn has_any_instance(&self) -> bool {
+        let mut found = false;
+        let _ = self.resolve_instances(&mut |_| {
+            found = true;
+            Err(())
+        });
+        found
+    }
+}
+
+/// Firmware roles a written value, an expected value or a debug check
+/// names: `{fw_url:ROLE}`, `{fw_http_url:ROLE}`, `{fw_version:ROLE}`.
+pub const ROLE_MARKERS: [&str; 3] = ["{fw_url:", "{fw_http_url:", "{fw_version:"];
+
+/// The roles `text` names through [`ROLE_MARKERS`].
+pub fn roles_in(text: &str) -> Vec<String> {
+    let mut roles = Vec::new();
+    for marker in ROLE_MARKERS {
+        let mut rest = text;
+        while let Some(start) = rest.find(marker) {
+            let after = &rest[start + marker.len()..];
+            let Some(end) = after.find('}') else { break };
+            roles.push(after[..end].to_string());
+            rest = &after[end + 1..];
+        }
+    }
+    roles
+}
+
+impl Step {
+    /// Every firmware role this step (and a repeat's nested steps) names.
+    pub fn firmware_roles(&self, out: &mut Vec<String>) {
+        let text = |v: &ScalarValue| match v {
+            ScalarValue::Text(t) => roles_in(t),
+            _ => Vec::new(),
+        };
+        let condition = |c: &ValueCondition| match c {
+            ValueCondition::Equals(v) | ValueCondition::NotEquals(v) => text(v),
+            ValueCondition::Changes => Vec::new(),
+        };
+        match &self.action {
+            Action::Firmware(f) => out.extend(f.role.clone()),
+            Action::Write { value, .. } => out.extend(text(value)),
+            Action::ExpectValue { condition: c, .. }
+            | Action::Await(AwaitTarget::Value { condition: c, .. }) => out.extend(condition(c)),
+            Action::Debug {
+                check: DebugCheck::Equals(v),
+                ..
+            } => out.extend(roles_in(v)),
+            Action::Repeat { steps, .. } => {
+                for s in steps {
+                    s.firmware_roles(out);
+                }
+            }
+            _ => {}
+        }
+        out.sort();
+        out.dedup();
+    }
+
+    /// Every network action this step (and a repeat's nested steps) takes.
+    pub fn network_actions(&self, out: &mut Vec<rig::NetworkAction>) {
+        match &self.action {
+            Action::Network(a) => out.push(*a),
+            Action::Repeat { steps, .. } => {
+                for s in steps {
+                    s.network_actions(out);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 fn format(name: Option<&str>) -> Result<Option<ContentFormat>, String> {

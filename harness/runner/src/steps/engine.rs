@@ -11,14 +11,16 @@ use lwm2m::{ContentFormat, Path, Record, Value};
 
 use server::{code_text, links_text};
 
-use crate::case::step::{AtFinal, AtLine};
+use crate::case::step::{AtFinal, AtLine, CutTrigger};
 
-use crate::case::step::Recovery;
+use crate::case::model::ScalarValue;
+use crate::case::step::{DebugCheck, Recovery};
 use crate::case::{Action, AwaitTarget, Case, Need, Step, ValueCondition};
 use crate::report::Verdict;
-use crate::session::Session;
+use crate::session::{Restart, RoleError, Session};
 use crate::steps::evidence::Evidence;
 use crate::steps::firmware::FirmwareError;
+use crate::steps::instances::Unresolved;
 use crate::steps::value::{has_model_type, matches, typed_value};
 
 /// How one step went wrong.
@@ -130,6 +132,8 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
     session.round = 0;
     session.repeat_position = None;
     session.require_new_registration = false;
+    session.restart = None;
+    session.network_changed = false;
     session.observations.clear();
     session.firmware_images.clear();
     session.saved.clear();
@@ -184,6 +188,7 @@ pub async fn run_case(session: &mut Session, case: &Case) -> CaseRun {
         );
     }
     cancel_observations(session).await;
+    restore_network(session, &mut log);
     CaseRun {
         verdict,
         step_log: log,
@@ -203,12 +208,20 @@ async fn run_steps(
         let _ = writeln!(log, "skipped: {reason}");
         return Verdict::Skipped { reason };
     }
-    // A firmware image that does not exist fails the case before the device is touched.
-    if let Err(message) = check_images(session, &case.steps).await {
-        let _ = writeln!(log, "ERROR: {message}");
-        return Verdict::Error {
-            message: format!("{}: {message}", case.file.display()),
-        };
+    // A firmware role the rig does not map: not applicable; a mapped image
+    // that does not exist fails the case before the device is touched.
+    match check_roles(session, &case.steps).await {
+        Ok(()) => {}
+        Err(RoleError::NotMapped(reason)) => {
+            let _ = writeln!(log, "skipped: {reason}");
+            return Verdict::Skipped { reason };
+        }
+        Err(RoleError::Store(message)) => {
+            let _ = writeln!(log, "ERROR: {message}");
+            return Verdict::Error {
+                message: format!("{}: {message}", case.file.display()),
+            };
+        }
     }
     if let Err(e) = ensure_powered(session, log) {
         return Verdict::Error {
@@ -245,13 +258,12 @@ async fn run_steps(
             let _ = writeln!(log, "  note: {note}");
         }
         let mut remaining = deadline.saturating_duration_since(Instant::now());
-        if let Some(wait) = device_wait(session, step).filter(|w| *w > remaining) {
-            let _ = writeln!(
-                log,
-                "  waiting up to {wait:?}, as the device's registration lifetime asks"
-            );
-            deadline += wait - remaining;
-            remaining = wait;
+        if let Some((wait, why)) = device_wait(session, step) {
+            let _ = writeln!(log, "  waiting up to {wait:?}, {why}");
+            if wait > remaining {
+                deadline += wait - remaining;
+                remaining = wait;
+            }
         }
         let step_seq = session.server.current_seq();
         let step_logs = (
@@ -326,25 +338,91 @@ fn discover_lists(targets: &[&str], want: &str, version: &str) -> bool {
 }
 
 /// How long a step waits when the case gives it no `within` and the wait
-/// is the device's to set, not the case's: an `await: updated` waits for as
-/// long as the current registration has left to live plus
-/// [`EXPIRY_MARGIN`], because an Update is due before the registration
-/// expires (LwM2M 1.1 Core §6.2.2), whatever lifetime the device chose.
-/// Such a wait may outlast the case's own `timeout`.
-fn device_wait(session: &Session, step: &Step) -> Option<Duration> {
+/// is the device's or the rig's to set, not the case's, with the reason for
+/// the step log. Such a wait may outlast the case's own `timeout`.
+///
+/// - `await: updated`, and a `power_cut` on a `message` (the device's next
+///   datagram comes on its own schedule): as long as the current
+///   registration has left to live plus [`EXPIRY_MARGIN`], because an Update
+///   is due before the registration expires (LwM2M 1.1 Core §6.2.2),
+///   whatever lifetime the device chose.
+/// - `await: registered` / `reregistered`, `classify`: the rig's
+///   `device.reboot_within`, or after Execute Update its
+///   `firmware.update_within`.
+/// - an `await` on object 5's State or Update Result (object 9's Update
+///   State or Result), a `power_cut` on a fraction `delivered`: the rig's
+///   `firmware.download_within`.
+fn device_wait(session: &Session, step: &Step) -> Option<(Duration, String)> {
     if step.within.is_some() {
         return None;
     }
-    match &step.action {
-        Action::Await(AwaitTarget::Updated) => {
-            let reg = session.server.registration(&session.endpoint)?;
-            let left = reg
-                .expires_at()
-                .map(|at| at.saturating_duration_since(std::time::Instant::now()))
-                .unwrap_or(reg.lifetime);
-            Some(left + EXPIRY_MARGIN)
+    let lifetime_left = || {
+        let reg = session.server.registration(&session.endpoint)?;
+        let left = reg
+            .expires_at()
+            .map(|at| at.saturating_duration_since(std::time::Instant::now()))
+            .unwrap_or(reg.lifetime);
+        Some((
+            left + EXPIRY_MARGIN,
+            format!(
+                "as the device's registration lifetime ({}s) asks",
+                reg.lifetime.as_secs()
+            ),
+        ))
+    };
+    let rig = &session.rig;
+    let restart = || match session.restart {
+        Some(Restart::FirmwareUpdate) => {
+            match rig.firmware.as_ref().and_then(|f| f.update_within) {
+                Some(w) => (
+                    w,
+                    format!("the rig's firmware.update_within ({})", rig.name),
+                ),
+                None => (
+                    rig.device.reboot_within,
+                    format!("the rig's device.reboot_within ({})", rig.name),
+                ),
+            }
         }
+        _ => (
+            rig.device.reboot_within,
+            format!("the rig's device.reboot_within ({})", rig.name),
+        ),
+    };
+    let download = || {
+        rig.firmware.as_ref().map(|f| {
+            (
+                f.download_within,
+                format!("the rig's firmware.download_within ({})", rig.name),
+            )
+        })
+    };
+    match &step.action {
+        Action::Await(AwaitTarget::Updated)
+        | Action::PowerCut {
+            trigger: CutTrigger::Message(_),
+            ..
+        } => lifetime_left(),
+        Action::Await(AwaitTarget::Registered | AwaitTarget::Reregistered) => Some(restart()),
+        Action::Classify { within: None, .. } => Some(restart()),
+        Action::Await(AwaitTarget::Value { path, .. }) if is_delivery_status(path) => download(),
+        Action::PowerCut {
+            trigger: CutTrigger::Delivered(_),
+            ..
+        } => download(),
         _ => None,
+    }
+}
+
+/// Whether `path` is a download's progress: State or Update Result of
+/// object 5 (LwM2M 1.1 Core §E.6), Update State or Update Result of
+/// object 9 (Software Management).
+fn is_delivery_status(path: &Path) -> bool {
+    use lwm2m::firmware::{resource, OBJECT_ID};
+    match (path.object_id(), path.resource_id()) {
+        (Some(OBJECT_ID), Some(r)) => r == resource::STATE || r == resource::UPDATE_RESULT,
+        (Some(9), Some(r)) => r == 7 || r == 9,
+        _ => false,
     }
 }
 
@@ -437,26 +515,37 @@ fn failure(
     Verdict::Failed { message, detail }
 }
 
-/// Every image a case's `firmware` steps name must be in the store.
-async fn check_images(session: &mut Session, steps: &[Step]) -> Result<(), String> {
-    let mut names = Vec::new();
-    collect_images(steps, &mut names);
-    if names.is_empty() {
-        return Ok(());
+/// Every firmware role a case names must be mapped by the rig, to an image
+/// that is in the rig's store.
+async fn check_roles(session: &mut Session, steps: &[Step]) -> Result<(), RoleError> {
+    let mut roles = Vec::new();
+    for s in steps {
+        s.firmware_roles(&mut roles);
     }
-    let delivery = session.firmware_delivery().await?;
-    for name in names {
-        delivery.image(&name).map_err(|e| e.to_string())?;
+    roles.sort();
+    roles.dedup();
+    for role in roles {
+        session.firmware_role(&role).await?;
     }
     Ok(())
 }
 
-fn collect_images(steps: &[Step], out: &mut Vec<String>) {
-    for s in steps {
-        match &s.action {
-            Action::Firmware(f) => out.push(f.image.clone()),
-            Action::Repeat { steps, .. } => collect_images(steps, out),
-            _ => {}
+/// After a case that changed the network: the lab accepts every profile
+/// again, so the next case starts from an ordinary network.
+fn restore_network(session: &mut Session, log: &mut String) {
+    if !std::mem::take(&mut session.network_changed) {
+        return;
+    }
+    if let Some(n) = session.network.as_mut() {
+        let action = rig::NetworkAction::AcceptAll;
+        match tokio::task::block_in_place(|| n.apply(&action)) {
+            Ok(()) => {
+                let _ = writeln!(log, "  network: accept-all (restored after the case)");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "network not restored");
+                let _ = writeln!(log, "  network: accept-all failed: {e}");
+            }
         }
     }
 }
@@ -507,14 +596,39 @@ fn finish_firmware(
 /// A case needing a part the rig lacks is skipped before it starts.
 fn missing_part(session: &Session, case: &Case) -> Option<String> {
     let rig = &session.rig;
-    case.needs.iter().find_map(|need| {
+    let mut actions = Vec::new();
+    for s in &case.steps {
+        s.network_actions(&mut actions);
+    }
+    let named = case.needs.iter().find_map(|need| {
         let missing = match need {
             Need::Modem => rig.modem.is_none(),
             Need::Power => rig.power.is_none(),
             Need::Debug => rig.debug.is_none(),
+            Need::NetworkControl => rig.network.is_none(),
             Need::Object(_) | Need::Resource(_) => false,
         };
-        missing.then(|| format!("rig {} has no {need}", rig.name))
+        missing.then(|| match need {
+            Need::NetworkControl => format!(
+                "rig {} has no network control (no `network:` part): it cannot make the network refuse a profile",
+                rig.name
+            ),
+            _ => format!("rig {} has no {need}", rig.name),
+        })
+    });
+    named.or_else(|| {
+        // A `network` step needs network control even when `needs` forgot it.
+        let first = actions.first()?;
+        let Some(network) = session.network.as_ref() else {
+            return Some(format!(
+                "rig {} has no network control (no `network:` part), for `network: {first}`",
+                rig.name
+            ));
+        };
+        actions
+            .iter()
+            .find(|a| !network.supports(a))
+            .map(|a| format!("rig {}'s network control cannot {a}", rig.name))
     })
 }
 
@@ -544,6 +658,19 @@ async fn missing_resource(session: &mut Session, case: &Case, log: &mut String) 
     for need in &case.needs {
         let Need::Resource(path) = need else {
             continue;
+        };
+        // `resource/5/*/8`: the instance the device registered.
+        let path = &match (path.object_id(), path.instance_id()) {
+            (Some(object), Some(crate::case::step::ANY_INSTANCE)) => {
+                let Some(i) = session.instance_of(object) else {
+                    return Some(format!(
+                        "the device registered no instance of object {object}, so not {}",
+                        crate::case::step::shown(path)
+                    ));
+                };
+                lwm2m::Path::resource(object, i, path.resource_id().unwrap_or_default())
+            }
+            _ => *path,
         };
         let instance = path.parent();
         let answer = session
@@ -619,7 +746,26 @@ async fn run_step(
     log: &mut String,
     properties: &mut Vec<(String, String)>,
 ) -> Result<(), StepError> {
-    let within = step.within.unwrap_or(remaining).min(remaining);
+    // `/5/*/3`: the instance the device registered.
+    let resolved;
+    let step = if step.action.has_any_instance() {
+        let reg = session.server.registration(&session.endpoint);
+        resolved = match crate::steps::instances::resolve(step, reg.as_ref()) {
+            Ok(s) => s,
+            Err(Unresolved::NotOffered(why)) => {
+                return Err(StepError::Skip(format!("not applicable: {why}")))
+            }
+            Err(Unresolved::NotRegistered(why)) => return Err(bench(why)),
+        };
+        &resolved
+    } else {
+        step
+    };
+    let within = step
+        .within
+        .or_else(|| device_wait(session, step).map(|(w, _)| w))
+        .unwrap_or(remaining)
+        .min(remaining);
     match &step.action {
         Action::Power(action) => crate::steps::power::power(session, *action, log).await,
         Action::PowerCut { .. } => {
@@ -646,7 +792,7 @@ async fn run_step(
         } => {
             let value = crate::steps::firmware::expand_urls(session, value)
                 .await
-                .map_err(StepError::Bench)?;
+                .map_err(role_error)?;
             let value = typed_value(&session.registry, path, &value).map_err(bench)?;
             let request = DmRequest::Write {
                 path: *path,
@@ -660,6 +806,14 @@ async fn run_step(
         }
         Action::Execute { path, args, code } => {
             session.cursor = session.server.current_seq();
+            // Execute Update (/5/x/2) restarts into new firmware: the rig's update wait.
+            let update = path.object_id() == Some(lwm2m::firmware::OBJECT_ID)
+                && path.resource_id() == Some(lwm2m::firmware::resource::UPDATE);
+            session.restart = Some(if update {
+                Restart::FirmwareUpdate
+            } else {
+                Restart::Reboot
+            });
             let request = DmRequest::Execute {
                 path: *path,
                 arguments: args.clone(),
@@ -735,9 +889,26 @@ async fn run_step(
             Ok(())
         }
         Action::ExpectValue { path, condition } => {
+            let condition = role_versions(session, condition).await?;
             let v = read_value(session, *path, within).await?;
             let _ = writeln!(log, "  -> {v}");
-            check_condition(*path, &v, condition, None)
+            check_condition(*path, &v, &condition, None)
+        }
+        Action::Network(action) => {
+            let rig = session.rig.name.clone();
+            let network = session
+                .network
+                .as_mut()
+                .ok_or_else(|| StepError::Skip(format!("rig {rig} has no network control")))?;
+            if !network.supports(action) {
+                return Err(StepError::Skip(format!(
+                    "rig {rig}'s network control cannot {action}"
+                )));
+            }
+            tokio::task::block_in_place(|| network.apply(action)).map_err(bench)?;
+            session.network_changed = true;
+            let _ = writeln!(log, "  -> the network will {action}");
+            Ok(())
         }
         Action::ExpectRegistration(want) => {
             let reg = session
@@ -875,7 +1046,15 @@ async fn run_step(
                     session.rig.name
                 )));
             }
-            crate::steps::recovery::debug_step(session, key, check, log)
+            let check = match check {
+                DebugCheck::Equals(text) => DebugCheck::Equals(
+                    crate::steps::firmware::expand_versions(session, text)
+                        .await
+                        .map_err(role_error)?,
+                ),
+                other => other.clone(),
+            };
+            crate::steps::recovery::debug_step(session, key, &check, log)
                 .map_err(|(e, s)| device(e, s))
         }
         Action::Classify {
@@ -890,6 +1069,7 @@ async fn run_step(
                 .map(|(seq, _)| session.cursor = seq)
                 .is_ok();
             session.require_new_registration = false;
+            session.restart = None;
             let c = crate::steps::recovery::classify(session, registered, log).await;
             let _ = writeln!(log, "  -> {}: {}", c.class.name(), c.why);
             session.recoveries.push(c.class);
@@ -1018,6 +1198,7 @@ async fn await_target(
                 .map_err(|e| server_error(format!("{ep} to register within {within:?}"), e))?;
             session.cursor = seq;
             session.require_new_registration = false;
+            session.restart = None;
             let _ = writeln!(
                 log,
                 "  -> registered at {} objects {}",
@@ -1082,6 +1263,7 @@ async fn await_target(
             Ok(())
         }
         AwaitTarget::Value { path, condition } => {
+            let condition = &role_versions(session, condition).await?;
             let end = Instant::now() + within;
             let first = read_value(session, *path, within).await?;
             let _ = writeln!(log, "  -> {first}");
@@ -1146,6 +1328,7 @@ async fn await_target(
                 })?;
             session.cursor = seq;
             session.require_new_registration = false;
+            session.restart = None;
             let _ = writeln!(log, "  -> registered again at {}", reg.location);
             Ok(())
         }
@@ -1230,6 +1413,37 @@ async fn await_target(
     }
 }
 
+/// A condition with `{fw_version:ROLE}` replaced by the version the rig's
+/// firmware role runs as: what the device must report, from the rig, not the case.
+async fn role_versions(
+    session: &mut Session,
+    condition: &ValueCondition,
+) -> Result<ValueCondition, StepError> {
+    let text = match condition {
+        ValueCondition::Equals(ScalarValue::Text(t))
+        | ValueCondition::NotEquals(ScalarValue::Text(t)) => t.clone(),
+        other => return Ok(other.clone()),
+    };
+    let version = ScalarValue::Text(
+        crate::steps::firmware::expand_versions(session, &text)
+            .await
+            .map_err(role_error)?,
+    );
+    Ok(match condition {
+        ValueCondition::Equals(_) => ValueCondition::Equals(version),
+        _ => ValueCondition::NotEquals(version),
+    })
+}
+
+/// A role the rig does not map: the case does not apply; a store that
+/// cannot serve it: the bench's fault.
+fn role_error(e: RoleError) -> StepError {
+    match e {
+        RoleError::NotMapped(why) => StepError::Skip(why),
+        RoleError::Store(why) => StepError::Bench(why),
+    }
+}
+
 async fn read(
     session: &mut Session,
     path: Path,
@@ -1307,26 +1521,11 @@ async fn exchange(
     within: Duration,
     code: u16,
 ) -> Result<Response, StepError> {
-    let path = request_path(&request);
+    let path = request.path();
     let text = server::describe_request(&request);
     let r = request_on(session, request, within).await?;
     expect_code(session, path, &text, &r, code)?;
     Ok(r)
-}
-
-fn request_path(request: &DmRequest) -> Path {
-    match request {
-        DmRequest::Read { path, .. }
-        | DmRequest::Write { path, .. }
-        | DmRequest::Execute { path, .. }
-        | DmRequest::Discover { path }
-        | DmRequest::Delete { path }
-        | DmRequest::WriteAttributes { path, .. }
-        | DmRequest::Observe { path, .. }
-        | DmRequest::CancelObserve { path }
-        | DmRequest::WriteBlockwise { path, .. } => *path,
-        DmRequest::Create { object, .. } => *object,
-    }
 }
 
 /// Requires the answer `code` to `request` on `path`. A 4.04 the case did

@@ -17,7 +17,7 @@ use server::ServerHandle;
 
 use crate::case::model::ScalarValue;
 use crate::case::step::{FirmwareMethod, FirmwareStep};
-use crate::session::Session;
+use crate::session::{RoleError, Session};
 
 /// Records object 5's transitions for the whole case, from notifications of
 /// /5/0/3 and /5/0/5 (re-observed after every new registration, since a new
@@ -56,8 +56,13 @@ impl FirmwareWatch {
         // Subscribed before reading the location: a registration after this
         // point comes as an event.
         let mut events = server.subscribe();
-        let location = server.registration(&endpoint).map(|r| r.location);
-        let mut ids = observe_object5(&server, &endpoint, &rec).await;
+        let registration = server.registration(&endpoint);
+        let location = registration.as_ref().map(|r| r.location.clone());
+        let instance = registration
+            .as_ref()
+            .and_then(|r| crate::steps::instances::registered_instance(r, OBJECT_ID))
+            .unwrap_or(0);
+        let mut ids = observe_object5(&server, &endpoint, instance, &rec).await;
         let (observed, observing) = tokio::sync::watch::channel(location);
         let task = tokio::spawn(async move {
             while let Some((_, event)) = events.next().await {
@@ -70,7 +75,9 @@ impl FirmwareWatch {
                         record(&rec, &records);
                     }
                     ServerEvent::Registered(r) if r.endpoint == endpoint => {
-                        ids = observe_object5(&server, &endpoint, &rec).await;
+                        let instance = crate::steps::instances::registered_instance(&r, OBJECT_ID)
+                            .unwrap_or(instance);
+                        ids = observe_object5(&server, &endpoint, instance, &rec).await;
                         observed.send_replace(Some(r.location));
                     }
                     _ => {}
@@ -123,15 +130,17 @@ impl FirmwareWatch {
     }
 }
 
+/// Observes State and Update Result of the device's object 5 instance.
 async fn observe_object5(
     server: &ServerHandle,
     endpoint: &str,
+    instance: u16,
     rec: &Arc<Mutex<FirmwareRecorder>>,
 ) -> Vec<lwm2m::server::RequestId> {
     let mut ids = Vec::new();
     let mut values = Vec::new();
     for rid in [resource::STATE, resource::UPDATE_RESULT] {
-        let path = Path::resource(OBJECT_ID, 0, rid);
+        let path = Path::resource(OBJECT_ID, instance, rid);
         if let Ok(o) = server.observe(endpoint, path, None).await {
             if let Content::Records(records) = &o.first.content {
                 values.extend(
@@ -202,25 +211,41 @@ pub async fn run(
         .firmware_delivery()
         .await
         .map_err(FirmwareError::Bench)?;
-    let size = delivery_of(session)?
-        .image(&step.image)
-        .map_err(|e| FirmwareError::Bench(e.to_string()))?
-        .bytes
-        .len();
-    let _ = writeln!(log, "  image {} ({size} bytes)", step.image);
+    // The role's image of the rig's store (none when the case gives the URI).
+    let image = match &step.role {
+        Some(role) => {
+            let mapped = session.firmware_role(role).await.map_err(|e| match e {
+                RoleError::NotMapped(why) => FirmwareError::NotApplicable(why),
+                RoleError::Store(why) => FirmwareError::Bench(why),
+            })?;
+            let size = delivery_of(session)?
+                .image(&mapped.image)
+                .map_err(|e| FirmwareError::Bench(e.to_string()))?
+                .bytes
+                .len();
+            let _ = writeln!(
+                log,
+                "  role {role}: image {} ({size} bytes, version {})",
+                mapped.image, mapped.version
+            );
+            Some((mapped.image, size))
+        }
+        None => None,
+    };
 
     // What the device offers decides whether the case applies at all.
     let ep = session.endpoint.clone();
+    let instance = session.instance_of(OBJECT_ID).unwrap_or(0);
     let methods = read_ints(
         &session.server,
         &ep,
-        Path::resource(OBJECT_ID, 0, resource::DELIVERY_METHOD),
+        Path::resource(OBJECT_ID, instance, resource::DELIVERY_METHOD),
     )
     .await;
     let protocols = read_ints(
         &session.server,
         &ep,
-        Path::resource(OBJECT_ID, 0, resource::PROTOCOL_SUPPORT),
+        Path::resource(OBJECT_ID, instance, resource::PROTOCOL_SUPPORT),
     )
     .await;
     let method = methods
@@ -237,8 +262,10 @@ pub async fn run(
         None => session.firmware_watch = Some(FirmwareWatch::start(&session.server, &ep).await),
         Some(watch) => watch.settle(&session.server, &ep).await,
     }
-    if !session.firmware_images.contains(&step.image) {
-        session.firmware_images.push(step.image.clone());
+    if let Some((name, _)) = &image {
+        if !session.firmware_images.contains(name) {
+            session.firmware_images.push(name.clone());
+        }
     }
 
     match step.method {
@@ -252,14 +279,19 @@ pub async fn run(
                     .modem_command("fw_block_size", &[("szx", szx.to_string())])
                     .map_err(FirmwareError::Bench)?;
             }
-            let uri = match &step.uri {
-                Some(u) => u.clone(),
-                None => delivery_of(session)?
-                    .package_uri(&step.image, kind)
+            let uri = match (&step.uri, &image) {
+                (Some(u), _) => u.clone(),
+                (None, Some((name, _))) => delivery_of(session)?
+                    .package_uri(name, kind)
                     .await
                     .map_err(|e| FirmwareError::Bench(e.to_string()))?,
+                (None, None) => {
+                    return Err(FirmwareError::Bench(
+                        "firmware step with neither role nor uri".into(),
+                    ))
+                }
             };
-            let path = Path::resource(OBJECT_ID, 0, resource::PACKAGE_URI);
+            let path = Path::resource(OBJECT_ID, instance, resource::PACKAGE_URI);
             let request = DmRequest::Write {
                 path,
                 mode: WriteMode::Replace,
@@ -279,8 +311,8 @@ pub async fn run(
                 "  wrote Package URI {uri} -> {}",
                 server::code_text(r.code)
             );
-            if coap && step.uri.is_none() {
-                if let Some(task) = progress_bar(delivery_of(session)?, kind, &step.image, size) {
+            if let (true, None, Some((name, size))) = (coap, &step.uri, &image) {
+                if let Some(task) = progress_bar(delivery_of(session)?, kind, name, *size) {
                     session.progress_tasks.push(task);
                 }
             }
@@ -292,11 +324,16 @@ pub async fn run(
             }
         }
         FirmwareMethod::Push => {
+            let Some((name, _)) = &image else {
+                return Err(FirmwareError::Bench(
+                    "a push needs a firmware role, not a uri".into(),
+                ));
+            };
             let report = delivery_of(session)?
                 .push(
                     &session.server,
                     &ep,
-                    &step.image,
+                    name,
                     step.szx.unwrap_or(6),
                     within,
                     |_| {},
@@ -355,13 +392,13 @@ pub fn transfer_report(
     props
 }
 
-/// `"{fw_url:meter-1.0.bin}"` / `"{fw_http_url:meter-1.0.bin}"` in a written
-/// value become the store image's CoAP / HTTP Package URI (for object 9, or a
-/// Package URI written by hand).
+/// `"{fw_url:ROLE}"` / `"{fw_http_url:ROLE}"` in a written value become the
+/// CoAP / HTTP Package URI of the image the rig maps firmware role ROLE to
+/// (for object 9, or a Package URI written by hand).
 pub async fn expand_urls(
     session: &mut Session,
     value: &ScalarValue,
-) -> Result<ScalarValue, String> {
+) -> Result<ScalarValue, RoleError> {
     let ScalarValue::Text(text) = value else {
         return Ok(value.clone());
     };
@@ -370,26 +407,50 @@ pub async fn expand_urls(
         ("{fw_url:", DeliveryMethodKind::PullCoap),
         ("{fw_http_url:", DeliveryMethodKind::PullHttp),
     ] {
-        while let Some(start) = out.find(marker) {
-            let rest = &out[start + marker.len()..];
-            let end = rest
-                .find('}')
-                .ok_or_else(|| format!("unclosed {marker} in {text:?}"))?;
-            let name = rest[..end].to_string();
-            session.firmware_delivery().await?;
+        while let Some((range, role)) = placeholder(&out, marker)? {
+            let mapped = session.firmware_role(&role).await?;
             let delivery = session
-                .firmware
-                .as_ref()
-                .ok_or("firmware delivery not started")?;
-            delivery.image(&name).map_err(|e| e.to_string())?;
-            let uri = delivery
-                .package_uri(&name, kind)
+                .firmware_delivery()
                 .await
-                .map_err(|e| e.to_string())?;
-            out.replace_range(start..start + marker.len() + end + 1, &uri);
+                .map_err(RoleError::Store)?;
+            let uri = delivery
+                .package_uri(&mapped.image, kind)
+                .await
+                .map_err(|e| RoleError::Store(e.to_string()))?;
+            out.replace_range(range, &uri);
         }
     }
     Ok(ScalarValue::Text(out))
+}
+
+/// `"{fw_version:ROLE}"` becomes the version the device reports once it
+/// runs the image the rig maps ROLE to (the role's `version`, else the
+/// store manifest's): expected versions come from the rig, not the case.
+pub async fn expand_versions(session: &mut Session, text: &str) -> Result<String, RoleError> {
+    let mut out = text.to_string();
+    while let Some((range, role)) = placeholder(&out, "{fw_version:")? {
+        let version = session.firmware_role(&role).await?.version;
+        out.replace_range(range, &version);
+    }
+    Ok(out)
+}
+
+/// The first `{marker ROLE}` in `text`: its byte range and ROLE.
+fn placeholder(
+    text: &str,
+    marker: &str,
+) -> Result<Option<(std::ops::Range<usize>, String)>, RoleError> {
+    let Some(start) = text.find(marker) else {
+        return Ok(None);
+    };
+    let rest = &text[start + marker.len()..];
+    let end = rest
+        .find('}')
+        .ok_or_else(|| RoleError::Store(format!("unclosed {marker} in {text:?}")))?;
+    Ok(Some((
+        start..start + marker.len() + end + 1,
+        rest[..end].to_string(),
+    )))
 }
 
 /// A progress bar on the terminal while the device pulls an image over CoAP

@@ -4,6 +4,7 @@
 mod engine;
 mod evidence;
 pub mod firmware;
+pub mod instances;
 mod not_found;
 mod power;
 mod recovery;

@@ -91,11 +91,17 @@ pub async fn classify(session: &mut Session, registered: bool, log: &mut String)
             why: "it did not register again".into(),
         };
     }
-    let version = read_string(session, Path::resource(3, 0, 3)).await;
-    let state = read_int(session, Path::resource(OBJECT_ID, 0, resource::STATE)).await;
+    let device = session.instance_of(3).unwrap_or(0);
+    let firmware = session.instance_of(OBJECT_ID).unwrap_or(0);
+    let version = read_string(session, Path::resource(3, device, 3)).await;
+    let state = read_int(
+        session,
+        Path::resource(OBJECT_ID, firmware, resource::STATE),
+    )
+    .await;
     let result = read_int(
         session,
-        Path::resource(OBJECT_ID, 0, resource::UPDATE_RESULT),
+        Path::resource(OBJECT_ID, firmware, resource::UPDATE_RESULT),
     )
     .await;
     let debug = read_debug(session).ok();

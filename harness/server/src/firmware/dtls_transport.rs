@@ -4,7 +4,11 @@
 //!
 //! Keys come from the LwM2M server's [`CredentialStore`], so a device
 //! fetches a `coaps://` Package URI with the PSK of its server account
-//! (the identity and key it registered with) — no second credential.
+//! (the identity and key it registered with) — no second credential. A key
+//! revoked there (removed or replaced) ends the download sessions that
+//! authenticated with it at once, with close_notify, instead of at the
+//! 30-minute idle timeout: the peer's next datagram needs a new handshake,
+//! which the revoked key cannot complete.
 //!
 //! `recv_from` yields decrypted application datagrams only: it feeds
 //! ciphertext (handshakes included) to the endpoint, sends what the
@@ -22,7 +26,7 @@ use dtls::{DtlsServer, OpensslServer, ServerEvent};
 use tokio::net::UdpSocket;
 
 use super::transport::DatagramTransport;
-use crate::credentials::CredentialStore;
+use crate::credentials::{CredentialStore, CredentialWatch};
 
 /// Longest wait between looks at the DTLS timer when nothing arrives.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
@@ -36,6 +40,9 @@ struct Endpoint {
 pub struct DtlsDatagramTransport {
     socket: UdpSocket,
     endpoint: Mutex<Endpoint>,
+    credentials: CredentialStore,
+    /// Revocations since the transport was made; read while receiving.
+    revocations: tokio::sync::Mutex<CredentialWatch>,
 }
 
 impl std::fmt::Debug for DtlsDatagramTransport {
@@ -57,6 +64,8 @@ impl DtlsDatagramTransport {
                 dtls: Box::new(dtls),
                 received: VecDeque::new(),
             }),
+            credentials: credentials.clone(),
+            revocations: tokio::sync::Mutex::new(credentials.watch()),
         })
     }
 
@@ -106,6 +115,13 @@ fn log_event(event: &ServerEvent) {
         } => {
             tracing::warn!(%peer, ?identity, %reason, "CoAPS file server: DTLS handshake failed")
         }
+        ServerEvent::SessionClosed {
+            peer,
+            identity,
+            reason,
+        } => {
+            tracing::info!(%peer, %identity, %reason, "CoAPS file server: DTLS session closed")
+        }
         other => tracing::debug!(event = ?other, "CoAPS file server: DTLS event"),
     }
 }
@@ -113,6 +129,7 @@ fn log_event(event: &ServerEvent) {
 impl DatagramTransport for DtlsDatagramTransport {
     async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let mut raw = vec![0u8; 65_535];
+        let mut revocations = self.revocations.lock().await;
         loop {
             let (out, deadline) = self.drain();
             self.flush(out).await;
@@ -126,14 +143,27 @@ impl DatagramTransport for DtlsDatagramTransport {
             }
             let now = Instant::now();
             let wake = deadline.map_or(now + IDLE_WAKE, |d| d.min(now + IDLE_WAKE));
-            match tokio::time::timeout_at(wake.into(), self.socket.recv_from(&mut raw)).await {
-                Ok(Ok((n, peer))) => {
-                    self.lock()
-                        .dtls
-                        .handle_datagram(Instant::now(), peer, &raw[..n]);
+            tokio::select! {
+                received = tokio::time::timeout_at(wake.into(), self.socket.recv_from(&mut raw)) => {
+                    match received {
+                        Ok(Ok((n, peer))) => {
+                            self.lock()
+                                .dtls
+                                .handle_datagram(Instant::now(), peer, &raw[..n]);
+                        }
+                        Ok(Err(e)) => return Err(e),
+                        Err(_elapsed) => self.lock().dtls.handle_timeout(Instant::now()),
+                    }
                 }
-                Ok(Err(e)) => return Err(e),
-                Err(_elapsed) => self.lock().dtls.handle_timeout(Instant::now()),
+                revocation = revocations.next() => {
+                    let mut ep = self.lock();
+                    let ended =
+                        self.credentials
+                            .close_revoked(ep.dtls.as_mut(), Instant::now(), revocation);
+                    for peer in ended {
+                        tracing::info!(%peer, "CoAPS file server: closed the DTLS session of a revoked credential");
+                    }
+                }
             }
         }
     }

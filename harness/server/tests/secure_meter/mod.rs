@@ -63,6 +63,15 @@ impl SecureMeter {
         );
     }
 
+    /// Forgets the DTLS association with `server` (e.g. one the server
+    /// closed): the next datagram for it starts a new handshake from the
+    /// same address, as a device reconnecting does.
+    pub fn reconnect(&mut self, server: SocketAddr) {
+        if let Some(link) = self.links.get_mut(&server) {
+            link.dtls = None;
+        }
+    }
+
     pub fn dtls_state(&self, server: SocketAddr) -> Option<ClientState> {
         self.links
             .get(&server)

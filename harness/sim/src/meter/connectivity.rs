@@ -30,8 +30,9 @@ pub(super) struct Connectivity {
     pub network: Network,
     /// A switch the server asked for, started once its Execute has been answered.
     pub switch_requested: Option<usize>,
-    /// A band Reset the server asked for: re-attach once its Execute has been answered.
-    pub reset_requested: bool,
+    /// A band Reset the server asked for: re-attach once its Reset Timeout
+    /// (/501/0/5) has passed and its Execute has been answered.
+    pub band_reset: band::PendingReset,
     /// The EARFCN the radio attached on (the current frequencies of /501/0).
     pub earfcn_in_use: Option<u16>,
 }
@@ -52,6 +53,8 @@ impl Meter {
         self.modem.switching = d.euicc.switching.is_some();
         self.modem.attach_fails = d.euicc.attach_fails.clone();
         self.modem.band = d.band.clone();
+        // A Reset waiting out its timeout was RAM state: a reboot resets anyway.
+        self.conn.band_reset.cancel();
         self.attach_enabled(now);
     }
 
@@ -62,6 +65,9 @@ impl Meter {
 
     /// `AT+CFUN=0`: the network detaches (the meter drops its sessions).
     pub(super) fn connectivity_radio_off(&mut self) {
+        if self.conn.band_reset.cancel() {
+            tracing::info!("radio off: pending band configuration reset dropped");
+        }
         self.conn.network.detach();
         self.modem.cereg = stat::NOT_REGISTERED;
     }
@@ -71,6 +77,7 @@ impl Meter {
             .profiles
             .get(profile)
             .is_some_and(|p| !self.modem.attach_fails.contains(&p.iccid))
+            && !self.lab_network.refuses(profile)
     }
 
     fn attach_enabled(&mut self, now: Instant) {
@@ -117,8 +124,9 @@ impl Meter {
     pub(super) fn connectivity_tick(&mut self, now: Instant) {
         let fails = self.modem.attach_fails.clone();
         let profiles = self.modem.profiles.clone();
+        let lab = self.lab_network.clone();
         let event = self.conn.network.poll(now, |p| {
-            profiles.get(p).is_some_and(|x| !fails.contains(&x.iccid))
+            profiles.get(p).is_some_and(|x| !fails.contains(&x.iccid)) && !lab.refuses(p)
         });
         match event {
             Some(NetEvent::Attached { profile }) => {
@@ -204,13 +212,18 @@ impl Meter {
         if let Some(to) = self.conn.switch_requested.take() {
             self.begin_switch(now, to);
         }
-        if std::mem::take(&mut self.conn.reset_requested) {
+        if self.conn.band_reset.take_due(now) {
             tracing::info!("band configuration reset: re-attaching");
             let profile = self.modem.enabled_profile;
             self.detach_for_reattach();
             self.conn.network.attach(now, profile, None);
             self.modem.cereg = stat::SEARCHING;
         }
+    }
+
+    /// When a band Reset waiting out its Reset Timeout is due.
+    pub(super) fn connectivity_deadline(&self) -> Option<Instant> {
+        self.conn.band_reset.deadline()
     }
 
     /// Puts the connectivity objects into a session's store as of now.
@@ -246,7 +259,13 @@ impl Meter {
             mask,
         ));
         let in_use = self.conn.earfcn_in_use.unwrap_or(d.band.earfcn);
-        v.extend(band::band_values(&d.band, in_use));
+        let reset_timeout_s = d
+            .written_values()
+            .into_iter()
+            .find(|(p, _)| *p == band::reset_timeout_path())
+            .and_then(|(_, v)| v.as_f64())
+            .unwrap_or(band::DEFAULT_RESET_TIMEOUT_S);
+        v.extend(band::band_values(&d.band, in_use, reset_timeout_s));
         v
     }
 
@@ -280,7 +299,24 @@ impl Meter {
         arguments: Option<String>,
     ) {
         if path == band::reset_path() {
-            self.conn.reset_requested = true;
+            // 501.xml: the device waits the Reset Timeout, then resets the radio.
+            let timeout = self
+                .active
+                .as_mut()
+                .and_then(|s| s.client().store().get(&band::reset_timeout_path()).cloned());
+            let delay = band::reset_delay(timeout.as_ref());
+            match self.conn.band_reset.trigger(now, delay) {
+                Some(due) => {
+                    tracing::info!(
+                        delay_ms = due.saturating_duration_since(now).as_millis() as u64,
+                        "band Reset executed; the radio resets after the Reset Timeout"
+                    )
+                }
+                None => tracing::warn!(
+                    ?delay,
+                    "band Reset executed with a Reset Timeout that never ends"
+                ),
+            }
             return;
         }
         let actions = match euicc::parse_rsp_actions(arguments.as_deref()) {

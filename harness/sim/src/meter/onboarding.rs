@@ -8,6 +8,10 @@
 //!   registration with them keeps failing — a refused DTLS handshake, 4.03,
 //!   no answer — it bootstraps again after [`BOOTSTRAP_AFTER`] failures
 //!   (§6.2.1.1). The server URI of `AT+LWM2MSRV` is not used in this mode.
+//!   Each such decision to bootstrap sends the Bootstrap-Request after the
+//!   Client Hold Off Time of the Bootstrap-Server account (/0/0/11): 0 s
+//!   from the factory, then what the Bootstrap-Server last wrote there
+//!   ([`FACTORY_HOLD_OFF`]; kept for the session, not in NV).
 //! - Without one, the client registers with the `AT+LWM2MSRV` server as
 //!   before; a `coaps://` one uses the PSK of `AT+LWM2MPSK`.
 //!
@@ -38,6 +42,9 @@ pub const BOOTSTRAP_AFTER: u32 = 2;
 pub const FINISH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Security instance of the Bootstrap-Server account (/0/0).
 const BOOTSTRAP_SECURITY_INSTANCE: u16 = 0;
+/// Client Hold Off Time (/0/0/11) the Bootstrap-Server account starts with:
+/// none, so a meter without an account bootstraps as soon as it is started.
+pub const FACTORY_HOLD_OFF: Duration = Duration::ZERO;
 
 /// How a session reaches its servers.
 #[derive(Debug, Clone)]
@@ -119,6 +126,7 @@ impl Meter {
             bootstrap.psk_identity = identity;
             bootstrap.psk_key = key;
             bootstrap.finish_timeout = FINISH_TIMEOUT;
+            bootstrap.hold_off = FACTORY_HOLD_OFF;
             let accounts: Vec<ServerAccount> = self
                 .modem
                 .settings
@@ -162,6 +170,7 @@ impl Meter {
                 key,
             );
             a.lifetime = Duration::from_secs(u64::from(settings.lifetime_s));
+            a.server_instance = self.device.server_instance;
             accounts.push(a);
         }
         Ok(ClientSecurity {
