@@ -533,3 +533,46 @@ fn two_observations_of_one_path_with_different_tokens_coexist() {
     assert_eq!(cancel.get_token(), tokens[1].as_slice());
     assert_eq!(s.observations("meter-1"), vec![(ids[0], path)]);
 }
+
+/// LwM2M 1.1 Core §6.2.2: an Update's object list without the root link
+/// stays under the alternate path the Register named, and keeps its `ct`.
+#[test]
+fn an_update_without_the_root_link_keeps_the_alternate_path() {
+    let mut s = server();
+    let now = Instant::now();
+    let reply = exchange(
+        &mut s,
+        now,
+        &post(
+            0x310,
+            &["rd"],
+            &["ep=meter-1", "lwm2m=1.1"],
+            Some("</lwm2m>;rt=\"oma.lwm2m\";ct=110,</lwm2m/1/0>,</lwm2m/3/0>"),
+        ),
+    );
+    assert_eq!(code(&reply), MessageClass::Response(ResponseType::Created));
+    let loc = location(&reply);
+    let segs: Vec<&str> = loc.iter().map(String::as_str).collect();
+    let reply = exchange(
+        &mut s,
+        now,
+        &post(
+            0x311,
+            &segs,
+            &[],
+            Some("</lwm2m/1/0>,</lwm2m/3/0>,</lwm2m/4/0>"),
+        ),
+    );
+    assert_eq!(code(&reply), MessageClass::Response(ResponseType::Changed));
+    let reg = s.registration("meter-1").unwrap();
+    assert_eq!(reg.root, "/lwm2m");
+    assert_eq!(reg.content_formats, vec![110]);
+    assert_eq!(
+        reg.instances(),
+        vec![
+            Path::instance(1, 0),
+            Path::instance(3, 0),
+            Path::instance(4, 0)
+        ]
+    );
+}

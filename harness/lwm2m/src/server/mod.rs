@@ -1124,19 +1124,7 @@ impl Server {
             reg.sms_number = Some(sms);
         }
         if let Some(mut list) = params.objects {
-            if !list.has_root_link {
-                // An Update's list without the root link keeps the alternate
-                // path and the Content-Formats the Register announced.
-                for link in &mut list.objects {
-                    if let Some(rest) = link.target.strip_prefix(reg.root.as_str()) {
-                        if !reg.root.is_empty() && rest.starts_with('/') {
-                            link.target = rest.to_string();
-                        }
-                    }
-                }
-                list.root = reg.root.clone();
-                list.content_formats = reg.content_formats.clone();
-            }
+            list.inherit(&reg.root, &reg.content_formats);
             reg.objects = list.objects;
             reg.root = list.root;
             reg.content_formats = list.content_formats;

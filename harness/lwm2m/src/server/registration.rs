@@ -295,18 +295,46 @@ fn object_list(links: Vec<Link>) -> Result<ObjectList, ParamError> {
         if root_link.as_ref().is_some_and(|r| r.target == link.target) {
             continue;
         }
-        if !list.root.is_empty() {
-            match link.target.strip_prefix(&list.root) {
-                Some(rest) if rest.starts_with('/') => link.target = rest.to_string(),
-                // Not an LwM2M object of this client (the TS puts them all
-                // under the alternate path): kept out of the object list.
-                _ => {
-                    tracing::debug!(target = %link.target, root = %prefix, "link outside the alternate path ignored");
-                    continue;
-                }
+        match relative_to(&list.root, &link.target) {
+            Some(target) => link.target = target,
+            // Not an LwM2M object of this client (the TS puts them all
+            // under the alternate path): kept out of the object list.
+            None => {
+                tracing::debug!(target = %link.target, root = %prefix, "link outside the alternate path ignored");
+                continue;
             }
         }
         list.objects.push(link);
     }
     Ok(list)
+}
+
+/// `target` made relative to the alternate path `root` (`""` for the
+/// default root), or `None` when it lies outside it.
+fn relative_to(root: &str, target: &str) -> Option<String> {
+    if root.is_empty() {
+        return Some(target.to_string());
+    }
+    target
+        .strip_prefix(root)
+        .filter(|rest| rest.starts_with('/'))
+        .map(str::to_string)
+}
+
+impl ObjectList {
+    /// An Update's list without a root link keeps the alternate path and the
+    /// Content-Formats of the registration it updates: its targets are read
+    /// relative to `root` (those outside it are kept as they are).
+    pub fn inherit(&mut self, root: &str, content_formats: &[u16]) {
+        if self.has_root_link {
+            return;
+        }
+        for link in &mut self.objects {
+            if let Some(target) = relative_to(root, &link.target) {
+                link.target = target;
+            }
+        }
+        self.root = root.to_string();
+        self.content_formats = content_formats.to_vec();
+    }
 }
