@@ -171,6 +171,26 @@ pub enum RigError {
     /// drivers, later probe-rs) failed; `driver` says which.
     #[error("{driver}: {message}")]
     Driver { driver: String, message: String },
+
+    /// A step named an action its modem's dialect does not map: a skip.
+    #[error(transparent)]
+    Unsupported(#[from] crate::action::UnsupportedAction),
+
+    /// An action's answer does not hold its value where the dialect says.
+    #[error(
+        "dialect `{dialect}`, action `{action}`: {message}; lines: {}",
+        quote_lines(lines)
+    )]
+    Response {
+        dialect: String,
+        action: String,
+        message: String,
+        lines: Vec<String>,
+    },
+
+    /// No serial port matches a rig's port selection (a USB serial number).
+    #[error("no serial port matches {wanted}; ports seen: {}", if seen.is_empty() { "none".to_string() } else { seen.join("; ") })]
+    PortNotFound { wanted: String, seen: Vec<String> },
 }
 
 fn quote_lines(lines: &[String]) -> String {

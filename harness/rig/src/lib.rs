@@ -10,7 +10,9 @@
 //! This crate never speaks LwM2M: it gets the device to a state and lets the
 //! `server` crate talk to it.
 
+pub mod action;
 pub mod at;
+pub mod bring_up;
 pub mod command_power;
 pub mod dialect;
 pub mod duration;
@@ -18,6 +20,8 @@ pub mod error;
 pub mod lock;
 pub mod model;
 pub mod network;
+pub mod port;
+pub mod scripted_modem;
 pub mod serial;
 mod shell;
 pub mod traits;

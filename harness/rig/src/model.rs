@@ -130,6 +130,12 @@ pub struct ModemSpec {
     pub baud: u32,
     /// `fixtures/modems/<dialect>.yaml`, or a path to a dialect file.
     pub dialect: String,
+    /// `none` (default), `hardware` (RTS/CTS) or `software` (XON/XOFF).
+    #[serde(default)]
+    pub flow_control: crate::serial::FlowControl,
+    /// What ends a command line, `"\r"` or `"\r\n"`; absent: the dialect's.
+    #[serde(default)]
+    pub line_ending: Option<crate::dialect::LineEnding>,
 }
 
 fn default_baud() -> u32 {

@@ -1,15 +1,22 @@
 //! `SerialModem`: the [`Modem`] trait over a serial port (a USB modem's
 //! `/dev/ttyUSBn`, or the virtual meter's PTY), using the [`AtEngine`].
+//!
+//! The port is chosen by a [`PortSelector`] resolved at every open, because
+//! a USB modem re-enumerates (and may get another ttyACM number) after each
+//! power-on; flow control and line ending come from the rig's `modem:` part.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use serialport::SerialPort;
 use tracing::{debug, info};
 
 use crate::at::{AtEngine, AtResponse, Transcript};
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, LineEnding};
 use crate::error::RigError;
+use crate::model::ModemSpec;
+use crate::port::PortSelector;
 use crate::traits::Modem;
 
 /// Read timeout of the port: the engine's polling granularity.
@@ -19,10 +26,42 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// How long one `AT` probe waits during [`Modem::open`].
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Flow control on the serial line (a rig's `modem.flow_control`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowControl {
+    #[default]
+    None,
+    /// RTS/CTS: most USB-less modem UARTs want it at high baud rates.
+    Hardware,
+    /// XON/XOFF.
+    Software,
+}
+
+impl From<FlowControl> for serialport::FlowControl {
+    fn from(f: FlowControl) -> Self {
+        match f {
+            FlowControl::None => serialport::FlowControl::None,
+            FlowControl::Hardware => serialport::FlowControl::Hardware,
+            FlowControl::Software => serialport::FlowControl::Software,
+        }
+    }
+}
+
+/// How the line is driven beyond its baud rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SerialOptions {
+    pub flow_control: FlowControl,
+    /// Overrides the dialect's line ending.
+    pub line_ending: Option<LineEnding>,
+}
+
 /// A modem on a serial line.
 pub struct SerialModem {
     path: PathBuf,
+    selector: PortSelector,
     baud: u32,
+    options: SerialOptions,
     dialect: Dialect,
     engine: Option<AtEngine<Box<dyn SerialPort>>>,
     /// Kept while closed so that the transcript spans power cycles.
@@ -33,15 +72,34 @@ pub struct SerialModem {
 impl SerialModem {
     /// A modem at `path` (for the virtual rig, the PTY path its power
     /// driver reports). Nothing is opened until [`Modem::open`].
+    /// `path` may also select a USB device by serial number
+    /// (`usb:<serial>[:<interface>]`, see [`PortSelector::parse`]).
     pub fn new(path: impl Into<PathBuf>, baud: u32, dialect: Dialect) -> Self {
+        let path = path.into();
         SerialModem {
-            path: path.into(),
+            selector: PortSelector::parse(&path),
+            path,
             baud,
+            options: SerialOptions::default(),
             dialect,
             engine: None,
             transcript: Transcript::new(),
             urcs: Vec::new(),
         }
+    }
+
+    /// A modem as a rig file's `modem:` part describes it; `port` is the
+    /// path or selection to use (for `port: virtual`, the PTY's path).
+    pub fn from_spec(spec: &ModemSpec, port: impl Into<PathBuf>, dialect: Dialect) -> Self {
+        SerialModem::new(port, spec.baud, dialect).with_options(SerialOptions {
+            flow_control: spec.flow_control,
+            line_ending: spec.line_ending,
+        })
+    }
+
+    pub fn with_options(mut self, options: SerialOptions) -> Self {
+        self.options = options;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -53,6 +111,7 @@ impl SerialModem {
     pub fn set_path(&mut self, path: impl Into<PathBuf>) {
         self.close();
         self.path = path.into();
+        self.selector = PortSelector::parse(&self.path);
     }
 
     pub fn is_open(&self) -> bool {
@@ -71,10 +130,16 @@ impl SerialModem {
         })
     }
 
-    fn open_port(&self) -> Result<Box<dyn SerialPort>, serialport::Error> {
-        serialport::new(self.path.to_string_lossy(), self.baud)
+    /// Resolves the selection and opens the device; the error says which
+    /// step failed. Returns the device path opened.
+    fn open_port(&self) -> Result<(Box<dyn SerialPort>, PathBuf), String> {
+        let device = self.selector.resolve().map_err(|e| e.to_string())?;
+        let port = serialport::new(device.to_string_lossy(), self.baud)
             .timeout(READ_TIMEOUT)
+            .flow_control(self.options.flow_control.into())
             .open()
+            .map_err(|e| e.to_string())?;
+        Ok((port, device))
     }
 }
 
@@ -92,11 +157,11 @@ impl Modem for SerialModem {
         let mut last_lines = Vec::new();
         let mut opened = false;
         while Instant::now() < deadline {
-            let stream = match self.open_port() {
+            let (stream, device) = match self.open_port() {
                 Ok(s) => s,
                 Err(e) => {
                     debug!(port = %port, error = %e, "serial port not ready");
-                    last_open_error = e.to_string();
+                    last_open_error = e;
                     std::thread::sleep(RETRY_PAUSE);
                     continue;
                 }
@@ -105,7 +170,18 @@ impl Modem for SerialModem {
             let transcript = std::mem::take(&mut self.transcript);
             let mut engine =
                 AtEngine::with_transcript(stream, port.clone(), self.dialect.clone(), transcript);
-            engine.note(format!("opened {port} at {} baud", self.baud));
+            if let Some(ending) = self.options.line_ending {
+                engine.set_line_ending(ending);
+            }
+            // A stable link or a serial number names the device; the note
+            // says which tty it was this time.
+            let real = std::fs::canonicalize(&device).unwrap_or(device);
+            let shown = if real.as_path() == Path::new(&port) {
+                port.clone()
+            } else {
+                format!("{port} ({})", real.display())
+            };
+            engine.note(format!("opened {shown} at {} baud", self.baud));
             while Instant::now() < deadline {
                 let probe = engine.command("AT", PROBE_TIMEOUT);
                 let booted = boot_urc

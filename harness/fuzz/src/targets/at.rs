@@ -38,6 +38,9 @@ pub fn dialect() -> Dialect {
         bring_up: Vec::new(),
         bring_up_bootstrap: Vec::new(),
         secret_vars: Vec::new(),
+        line_ending: Default::default(),
+        responses: BTreeMap::new(),
+        events: BTreeMap::new(),
         source: PathBuf::from("fuzz"),
     }
 }

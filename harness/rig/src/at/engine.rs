@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 
 use super::transcript::{Direction, Transcript};
 use super::AtResponse;
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, LineEnding};
 use crate::error::RigError;
 
 /// Lines longer than this are cut (a modem babbling binary must not grow memory).
@@ -44,6 +44,8 @@ pub struct AtEngine<S> {
     lines: VecDeque<String>,
     recent: VecDeque<String>,
     max_line: usize,
+    /// What ends each command line sent.
+    line_ending: LineEnding,
 }
 
 impl<S: Read + Write> AtEngine<S> {
@@ -62,6 +64,7 @@ impl<S: Read + Write> AtEngine<S> {
         AtEngine {
             stream,
             port: port.into(),
+            line_ending: dialect.line_ending,
             dialect,
             transcript,
             urcs: VecDeque::new(),
@@ -76,6 +79,12 @@ impl<S: Read + Write> AtEngine<S> {
     /// Lines longer than `max` bytes are cut there (minimum 16).
     pub fn set_max_line_len(&mut self, max: usize) {
         self.max_line = max.max(16);
+    }
+
+    /// Ends command lines with `ending` instead of the dialect's (a rig's
+    /// `modem.line_ending`).
+    pub fn set_line_ending(&mut self, ending: LineEnding) {
+        self.line_ending = ending;
     }
 
     pub fn port(&self) -> &str {
@@ -133,7 +142,7 @@ impl<S: Read + Write> AtEngine<S> {
         Ok(())
     }
 
-    /// Sends `line` (terminated with `\r`) and collects the response until a
+    /// Sends `line` (terminated with the line ending, `\r` by default) and collects the response until a
     /// final result code. The command's echo is removed; URCs arriving
     /// meanwhile are kept apart ([`AtEngine::take_urcs`]). A line starting
     /// with a URC prefix that answers this command (`AT+CEREG?` ->
@@ -163,9 +172,9 @@ impl<S: Read + Write> AtEngine<S> {
         self.poll()?;
         debug!(port = %self.port, command = shown, "AT send");
         self.transcript.push(Direction::Sent, shown);
-        let mut bytes = Vec::with_capacity(line.len() + 1);
+        let mut bytes = Vec::with_capacity(line.len() + 2);
         bytes.extend_from_slice(line.as_bytes());
-        bytes.push(b'\r');
+        bytes.extend_from_slice(self.line_ending.bytes());
         self.stream
             .write_all(&bytes)
             .and_then(|()| self.stream.flush())
