@@ -172,6 +172,19 @@ pub enum RigError {
     #[error("{driver}: {message}")]
     Driver { driver: String, message: String },
 
+    /// An SCPI supply could not do its part; names its address and the command.
+    #[error(transparent)]
+    Supply(#[from] crate::power::SupplyError),
+
+    /// The debug port cannot give a fact a step asked for (not mapped on
+    /// this rig, or not readable as that fact): the step must not pass.
+    #[error("{port} cannot give {fact}: {reason}")]
+    FactUnavailable {
+        fact: String,
+        port: String,
+        reason: String,
+    },
+
     /// A step named an action its modem's dialect does not map: a skip.
     #[error(transparent)]
     Unsupported(#[from] crate::action::UnsupportedAction),

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::dialect::Dialect;
 use crate::error::RigError;
+pub use crate::power::scpi_spec::{ScpiAddress, ScpiCommands, ScpiPowerSpec};
 
 /// A parsed rig file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -45,6 +46,10 @@ pub struct RigFile {
     pub server: ServerSpec,
     #[serde(default)]
     pub after_run: AfterRun,
+    /// Where the bench's lease lives and how long it lasts unrenewed
+    /// ([`crate::lease`]); present, it also makes a rig without hardware take it.
+    #[serde(default)]
+    pub lease: Option<crate::lease::LeaseSpec>,
     /// The file this rig was loaded from (set by [`RigFile::load`]).
     #[serde(skip)]
     pub source: PathBuf,
@@ -66,10 +71,20 @@ pub struct DeviceSpec {
     pub security: SecurityMode,
     /// Whether the device is onboarded by meterbench's bootstrap server
     /// (client-initiated bootstrap, Core §6.1) rather than configured directly.
+    /// A factory-provisioned device that holds an LwM2M server account and
+    /// registers without bootstrap is `bootstrap: false` with `security: psk`
+    /// and `credentials` from `env` or `file`; one that holds a bootstrap
+    /// account at a fixed URI is `bootstrap: true` with `server.bootstrap_bind`.
     #[serde(default)]
     pub bootstrap: bool,
     /// Where the device's PSKs come from. Never the key itself: a rig file is
     /// shared and committed, so it may only say where a secret lives.
+    ///
+    /// Which account they are depends on `bootstrap`: with bootstrap, the
+    /// device's Bootstrap-Server account (the server account is then
+    /// provisioned fresh by meterbench's bootstrap server); without, the
+    /// LwM2M Server account itself, which meterbench's server must accept
+    /// for the device's endpoint.
     #[serde(default)]
     pub credentials: CredentialSource,
     /// The longest the device takes from power-on or a restart (Execute
@@ -107,10 +122,11 @@ pub enum CredentialSource {
     #[default]
     Fresh,
     /// Environment variables that hold the identity and the hex key of the
-    /// device's bootstrap account (for a real device provisioned at the factory).
+    /// device's factory account (bootstrap account with `bootstrap: true`,
+    /// else server account), for a device provisioned at the factory.
     Env { identity: String, key: String },
     /// A secrets file kept outside the repository: YAML with `identity:` and
-    /// `key:` (hex) of the device's bootstrap account.
+    /// `key:` (hex) of the device's factory account (as for `Env`).
     File { path: PathBuf },
 }
 
@@ -198,6 +214,9 @@ pub enum PowerSpec {
     Virtual(VirtualMeterOptions),
     /// Shell commands, e.g. a USB relay's or a lab supply's CLI.
     Command(CommandPowerSpec),
+    /// A programmable bench supply spoken to in SCPI over LAN or serial.
+    /// Boxed: its command templates make it much larger than the others.
+    Scpi(Box<ScpiPowerSpec>),
 }
 
 /// How the virtual meter differs from its defaults, so that a rig can
@@ -242,6 +261,8 @@ fn default_power_timeout() -> Duration {
 pub enum DebugSpec {
     /// The virtual meter's state, read from its NV storage.
     Virtual,
+    /// An SWD probe on the device's MCU, driven through probe-rs ([`crate::swd`]).
+    Swd(crate::swd::SwdSpec),
 }
 
 /// The device's cellular network as the lab controls it: what a bench can
@@ -370,10 +391,17 @@ pub struct ServerSpec {
     /// Where the embedded server binds; port 0 = ephemeral.
     #[serde(default = "default_bind")]
     pub bind: SocketAddr,
-    /// Host the device should use to reach the server, when it differs from
-    /// `bind` (a real bench reaching the harness machine over a LAN).
+    /// Host the device should use to reach the servers, when it differs from
+    /// the bind address (a real bench reaching the harness machine over a
+    /// LAN); used for both the server's and the bootstrap server's URI.
     #[serde(default)]
     pub advertise: Option<String>,
+    /// Where meterbench's bootstrap server binds, for a device whose
+    /// Bootstrap-Server URI was fixed at the factory: its address and port
+    /// must be the ones the device holds. Absent: an ephemeral port on the
+    /// `bind` address, given to the device at run time.
+    #[serde(default)]
+    pub bootstrap_bind: Option<SocketAddr>,
     /// The instances meterbench's bootstrap server writes for the device's
     /// account with this server.
     #[serde(default)]
@@ -408,6 +436,7 @@ impl Default for ServerSpec {
         ServerSpec {
             bind: default_bind(),
             advertise: None,
+            bootstrap_bind: None,
             account: AccountInstances::default(),
         }
     }
@@ -504,6 +533,10 @@ impl RigFile {
             if id == u16::MAX {
                 return Err(invalid(field, "65535 is reserved; use 0 to 65534".into()));
             }
+        }
+        if let Some(DebugSpec::Swd(swd)) = &self.debug {
+            swd.check()
+                .map_err(|(field, message)| invalid(&field, message))?;
         }
         if let Some(NetworkSpec::Command(c)) = &self.network {
             for profile in c.refuse.keys() {

@@ -1,6 +1,10 @@
 //! Lab commands run with `sh -c`: a relay's CLI for power, a network
 //! emulator's CLI for the network. Each runs in its own process group and is
 //! killed, with its children, when it overruns its timeout.
+//!
+//! A command may be given extra environment variables: the way a secret (a
+//! device's PSK key) reaches a command without being on its command line,
+//! which any user of the machine can read in `ps` and which logs quote.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -31,10 +35,22 @@ pub(crate) enum NotFinished {
 
 /// Runs `sh -c command`, waiting at most `timeout`.
 pub(crate) fn run(command: &str, timeout: Duration) -> Result<Finished, NotFinished> {
-    debug!(command, "lab command");
+    run_with_env(command, timeout, &[])
+}
+
+/// Runs `sh -c command` with `env` added to its environment, waiting at most
+/// `timeout`. Only the variables' names are logged.
+pub(crate) fn run_with_env(
+    command: &str,
+    timeout: Duration,
+    env: &[(&str, &str)],
+) -> Result<Finished, NotFinished> {
+    let names: Vec<&str> = env.iter().map(|(n, _)| *n).collect();
+    debug!(command, env = ?names, "lab command");
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -58,6 +58,17 @@ pub trait Debug: Send {
     /// Named facts read from the device (active slot, boot count, registers...).
     fn read_state(&mut self) -> Result<BTreeMap<String, String>, RigError>;
     fn describe(&self) -> String;
+    /// One typed fact, or [`RigError::FactUnavailable`] when this port
+    /// cannot give it. The default types the keys of [`Debug::read_state`].
+    fn fact(&mut self, fact: &crate::facts::Fact) -> Result<crate::facts::FactValue, RigError> {
+        let state = self.read_state()?;
+        crate::facts::from_state(&state, fact, &self.describe())
+    }
+    /// Flash, reset, halt/run and memory reads, on a port that reaches the
+    /// MCU (SWD); `None` on a port that only reports facts.
+    fn control(&mut self) -> Option<&mut dyn crate::target_control::TargetControl> {
+        None
+    }
 }
 
 /// The device's cellular network as the lab controls it (a network

@@ -27,6 +27,9 @@ pub enum Command {
     Bench(BenchCommand),
     /// Check the cases' OMA ETS ids against the catalog and print the coverage as Markdown.
     Ets(crate::ets::EtsArgs),
+    /// JUnit files of many benches and shards.
+    #[command(subcommand)]
+    Junit(JunitCommand),
     /// The virtual meter process (started by the virtual power driver).
     #[command(hide = true)]
     SimMeter {
@@ -55,12 +58,34 @@ pub struct RunArgs {
     /// A value for `${NAME}` in case files (e.g. `--var SOAK_CUTS=5`); the environment is the fallback.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
+    /// Run only shard I of N (1-based, like GitLab's CI_NODE_INDEX/CI_NODE_TOTAL):
+    /// a case belongs to shard (FNV-1a 64 of its id mod N) + 1. Fallback: $METERBENCH_SHARD.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::shard::Shard>,
+    /// Rerun a case up to N times when it ends in a bench error (never after a
+    /// device failure); a pass on a rerun is reported flaky.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// libtest's own options: FILTER, --list, --ignored, --include-ignored, --exact, --skip, --test-threads...
     #[command(flatten)]
     pub test: libtest_mimic::Arguments,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JunitCommand {
+    /// Merge JUnit files (one per bench or shard) into one: each bench's
+    /// testsuite and properties kept, totals recounted, a case run twice refused.
+    Merge {
+        /// The merged file to write.
+        #[arg(long, short, value_name = "FILE")]
+        out: PathBuf,
+        /// The JUnit files to merge.
+        #[arg(required = true, value_name = "JUNIT")]
+        inputs: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,9 +4,9 @@
 //! (an environment variable or a secrets file — never the rig file itself).
 //! Keys are printed only as fingerprints.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use dtls::{Psk, SecretKey};
+use dtls::{KeyError, Psk, SecretKey};
 use rig::model::CredentialSource;
 use serde::Deserialize;
 
@@ -20,8 +20,42 @@ pub struct DeviceCredentials {
     pub server: Psk,
 }
 
+/// Why the device's credentials cannot be had. No variant carries key
+/// material: a key that does not parse is named by where it lives.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("cannot generate a key: {0}")]
+    Generate(KeyError),
+    #[error("PSK identity {identity:?}: {source}")]
+    Identity { identity: String, source: KeyError },
+    #[error("environment variable {var} ({what}) is not set")]
+    EnvUnset { var: String, what: &'static str },
+    #[error("environment variable {var} does not hold a hex key: {source}")]
+    EnvKey { var: String, source: KeyError },
+    #[error("PSK identity from {var}: {source}")]
+    EnvIdentity { var: String, source: KeyError },
+    #[error("cannot read secrets file {}: {source}", path.display())]
+    FileUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The position only: the snippet serde-saphyr renders could quote the key.
+    #[error("secrets file {}:{at}: expected `identity:` and `key:` (hex)", path.display())]
+    FileMalformed { path: PathBuf, at: String },
+    #[error("secrets file {}: `{field}` is not a hex key: {source}", path.display())]
+    FileKey {
+        path: PathBuf,
+        field: &'static str,
+        source: KeyError,
+    },
+    #[error("secrets file {}: {source}", path.display())]
+    FileIdentity { path: PathBuf, source: KeyError },
+    #[error("secrets file {}: server_identity and server_key go together", path.display())]
+    FileServerHalf { path: PathBuf },
+}
+
 impl DeviceCredentials {
-    pub fn for_device(source: &CredentialSource, endpoint: &str) -> Result<Self, String> {
+    pub fn for_device(source: &CredentialSource, endpoint: &str) -> Result<Self, CredentialError> {
         let (bootstrap, server) = match source {
             CredentialSource::Fresh => (fresh(&format!("{endpoint}-bs"))?, None),
             CredentialSource::Env { identity, key } => (from_env(identity, key)?, None),
@@ -36,26 +70,37 @@ impl DeviceCredentials {
 
     /// A new server credential, as a re-bootstrap provisions one; the old one
     /// must stop working (no lingering password).
-    pub fn rotate_server(&mut self) -> Result<Psk, String> {
+    pub fn rotate_server(&mut self) -> Result<Psk, CredentialError> {
         let next = fresh(&self.server.identity)?;
         Ok(std::mem::replace(&mut self.server, next))
     }
 }
 
-pub fn fresh(identity: &str) -> Result<Psk, String> {
-    let key = SecretKey::generate(KEY_LEN).map_err(|e| format!("cannot generate a key: {e}"))?;
-    Psk::new(identity, key).map_err(|e| format!("PSK identity {identity:?}: {e}"))
+pub fn fresh(identity: &str) -> Result<Psk, CredentialError> {
+    let key = SecretKey::generate(KEY_LEN).map_err(CredentialError::Generate)?;
+    Psk::new(identity, key).map_err(|source| CredentialError::Identity {
+        identity: identity.to_string(),
+        source,
+    })
 }
 
-fn from_env(identity_var: &str, key_var: &str) -> Result<Psk, String> {
-    let identity = std::env::var(identity_var).map_err(|_| {
-        format!("environment variable {identity_var} (the PSK identity) is not set")
+fn from_env(identity_var: &str, key_var: &str) -> Result<Psk, CredentialError> {
+    let identity = std::env::var(identity_var).map_err(|_| CredentialError::EnvUnset {
+        var: identity_var.to_string(),
+        what: "the PSK identity",
     })?;
-    let key = std::env::var(key_var)
-        .map_err(|_| format!("environment variable {key_var} (the PSK key, hex) is not set"))?;
-    let key = SecretKey::from_hex(key.trim())
-        .map_err(|e| format!("environment variable {key_var} does not hold a hex key: {e}"))?;
-    Psk::new(identity, key).map_err(|e| format!("PSK identity from {identity_var}: {e}"))
+    let key = std::env::var(key_var).map_err(|_| CredentialError::EnvUnset {
+        var: key_var.to_string(),
+        what: "the PSK key, hex",
+    })?;
+    let key = SecretKey::from_hex(key.trim()).map_err(|source| CredentialError::EnvKey {
+        var: key_var.to_string(),
+        source,
+    })?;
+    Psk::new(identity, key).map_err(|source| CredentialError::EnvIdentity {
+        var: identity_var.to_string(),
+        source,
+    })
 }
 
 #[derive(Deserialize)]
@@ -70,38 +115,38 @@ struct SecretsFile {
 }
 
 /// The bootstrap PSK, and the server PSK if the file fixes it too.
-fn from_file(path: &Path) -> Result<(Psk, Option<Psk>), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read secrets file {}: {e}", path.display()))?;
-    let file: SecretsFile = serde_saphyr::from_str(&text).map_err(|e| {
-        // The snippet serde-saphyr renders could quote the key: give the position only.
-        let at = e
-            .location()
-            .map(|l| format!("{}:{}", l.line(), l.column()))
-            .unwrap_or_default();
-        format!(
-            "secrets file {}:{at}: expected `identity:` and `key:` (hex)",
-            path.display()
-        )
+fn from_file(path: &Path) -> Result<(Psk, Option<Psk>), CredentialError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CredentialError::FileUnreadable {
+        path: path.to_path_buf(),
+        source,
     })?;
-    let psk = |identity: String, key: &str, what: &str| {
-        let key = SecretKey::from_hex(key.trim()).map_err(|e| {
-            format!(
-                "secrets file {}: `{what}` is not a hex key: {e}",
-                path.display()
-            )
+    let file: SecretsFile =
+        serde_saphyr::from_str(&text).map_err(|e| CredentialError::FileMalformed {
+            path: path.to_path_buf(),
+            at: e
+                .location()
+                .map(|l| format!("{}:{}", l.line(), l.column()))
+                .unwrap_or_default(),
         })?;
-        Psk::new(identity, key).map_err(|e| format!("secrets file {}: {e}", path.display()))
+    let psk = |identity: String, key: &str, field: &'static str| {
+        let key = SecretKey::from_hex(key.trim()).map_err(|source| CredentialError::FileKey {
+            path: path.to_path_buf(),
+            field,
+            source,
+        })?;
+        Psk::new(identity, key).map_err(|source| CredentialError::FileIdentity {
+            path: path.to_path_buf(),
+            source,
+        })
     };
     let bootstrap = psk(file.identity, &file.key, "key")?;
     let server = match (file.server_identity, file.server_key) {
         (Some(i), Some(k)) => Some(psk(i, &k, "server_key")?),
         (None, None) => None,
         _ => {
-            return Err(format!(
-                "secrets file {}: server_identity and server_key go together",
-                path.display()
-            ))
+            return Err(CredentialError::FileServerHalf {
+                path: path.to_path_buf(),
+            })
         }
     };
     Ok((bootstrap, server))
@@ -138,7 +183,8 @@ mod tests {
             "identity: meter-a\nkey: 00112233445566778899aabbccddeeXX\n",
         )
         .unwrap();
-        let e = from_file(&f).err().unwrap();
+        let e = from_file(&f).err().unwrap().to_string();
+        assert!(e.contains("s.yaml") && e.contains("`key`"), "{e}");
         assert!(!e.contains("00112233"), "{e}");
         std::fs::write(
             &f,
@@ -152,7 +198,8 @@ mod tests {
     fn env_errors_name_the_variable_not_a_value() {
         let e = from_env("MB_TEST_NO_SUCH_ID", "MB_TEST_NO_SUCH_KEY")
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(e.contains("MB_TEST_NO_SUCH_ID"), "{e}");
     }
 }

@@ -81,6 +81,7 @@ impl RunState {
             step_log: String::new(),
             artifacts: artifacts.to_path_buf(),
             properties: Vec::new(),
+            earlier_attempts: Vec::new(),
         };
         self.lock().running = Some((outcome, Instant::now()));
     }
@@ -117,9 +118,16 @@ impl RunState {
             .iter()
             .map(|r| r.datagrams_in + r.datagrams_out)
             .sum();
+        // A pass after a bench error is flaky: never counted as a plain pass.
+        let flaky = s
+            .outcomes
+            .iter()
+            .filter(|o| o.verdict == Verdict::Passed && !o.earlier_attempts.is_empty())
+            .count();
         format!(
-            "{} passed, {} failed, {} errors, {} skipped; {} datagrams exchanged",
-            count(|v| matches!(v, Verdict::Passed)),
+            "{} passed, {} flaky, {} failed, {} errors, {} skipped; {} datagrams exchanged",
+            count(|v| matches!(v, Verdict::Passed)) - flaky,
+            flaky,
             count(|v| matches!(v, Verdict::Failed { .. })),
             count(|v| matches!(v, Verdict::Error { .. } | Verdict::Interrupted)),
             count(|v| matches!(v, Verdict::Skipped { .. })),

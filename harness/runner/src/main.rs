@@ -10,6 +10,7 @@ mod report;
 mod run;
 mod serve;
 mod session;
+mod shard;
 mod steps;
 
 use clap::Parser;
@@ -32,6 +33,9 @@ fn main() -> std::process::ExitCode {
             bench::main(cmd)
         }
         cli::Command::Ets(args) => ets::main(args),
+        cli::Command::Junit(cli::JunitCommand::Merge { out, inputs }) => {
+            report::merge::main(&out, &inputs)
+        }
         cli::Command::Serve(args) => {
             init_logging(1);
             serve::main(args)

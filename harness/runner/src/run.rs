@@ -40,6 +40,20 @@ pub fn main(mut args: RunArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return bad_input(&e.to_string()),
     };
+    // `--shard i/n`: this job's part of the cases (crate::shard says the rule).
+    let cases = match crate::shard::Shard::from_flag_or_env(args.shard) {
+        Ok(Some(shard)) => {
+            let all = cases.len();
+            let mine: Vec<Case> = cases
+                .into_iter()
+                .filter(|c| shard.contains(&c.id))
+                .collect();
+            eprintln!("shard {shard}: {} of {all} case(s)", mine.len());
+            mine
+        }
+        Ok(None) => cases,
+        Err(e) => return bad_input(&e),
+    };
     let registry = match Registry::load_dir(&args.fixtures.join("objects")) {
         Ok(r) => r,
         Err(e) => return bad_input(&e.to_string()),
@@ -121,6 +135,7 @@ pub fn main(mut args: RunArgs) -> ExitCode {
         run_dir,
         rigs: rigs.clone(),
         sessions: sessions.clone(),
+        retries: args.retries,
     });
 
     let ctx2 = ctx.clone();
@@ -198,6 +213,8 @@ struct TrialContext {
     run_dir: RunDir,
     rigs: Vec<RigFile>,
     sessions: Vec<Arc<Mutex<SessionSlot>>>,
+    /// `--retries`: reruns of a case that ended in a bench error.
+    retries: u32,
 }
 
 impl TrialContext {
@@ -208,6 +225,7 @@ impl TrialContext {
             .case_dir(&rig.name, &case.id)
             .unwrap_or_else(|_| self.run_dir.path.clone());
         let started = chrono::Local::now();
+        let mut earlier_attempts = Vec::new();
         let t0 = Instant::now();
         self.state.start_case(&rig.name, case, &artifacts);
 
@@ -225,13 +243,37 @@ impl TrialContext {
                     }
                     SessionSlot::Open(Box::new(s))
                 }
-                Err(e) => SessionSlot::Broken(e),
+                Err(e) => SessionSlot::Broken(e.to_string()),
             };
         }
         let (verdict, step_log, properties) = match &mut *slot {
             SessionSlot::Open(session) => {
                 let marks = ArtifactMarks::take(session);
-                let run = self.runtime.block_on(run_case(session, case));
+                let mut attempt_started = started;
+                let mut attempt_t0 = t0;
+                let mut run = self.runtime.block_on(run_case(session, case));
+                // Only the bench's fault is retried; a device failure never is.
+                while let Verdict::Error { message } = &run.verdict {
+                    if earlier_attempts.len() >= self.retries as usize {
+                        break;
+                    }
+                    eprintln!(
+                        "{}::{} bench error, rerun {} of {}: {message}",
+                        rig.name,
+                        case.id,
+                        earlier_attempts.len() + 1,
+                        self.retries
+                    );
+                    earlier_attempts.push(crate::report::EarlierAttempt {
+                        message: message.clone(),
+                        started: attempt_started,
+                        duration: attempt_t0.elapsed(),
+                        step_log: std::mem::take(&mut run.step_log),
+                    });
+                    attempt_started = chrono::Local::now();
+                    attempt_t0 = Instant::now();
+                    run = self.runtime.block_on(run_case(session, case));
+                }
                 marks.write(session, &artifacts, &run.step_log);
                 self.state.rig_info(session.report_info());
                 (run.verdict, run.step_log, run.properties)
@@ -265,6 +307,7 @@ impl TrialContext {
             step_log,
             artifacts,
             properties,
+            earlier_attempts,
         };
         self.state.finish_case(outcome);
         match verdict {

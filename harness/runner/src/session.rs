@@ -1,24 +1,25 @@
-//! One rig during a run: its embedded server, its drivers and what the step
-//! engine remembers between steps. Created on the first case that uses the
-//! rig, so `--list` and a bad case file never touch a bench.
+//! One rig during a run: its bench drivers, its embedded servers, the
+//! device's credentials, and what outlives a case. What a case remembers
+//! while it runs lives in [`crate::steps::CaseContext`], made fresh per case.
+//! Created on the first case that uses the rig, so `--list` and a bad case
+//! file never touch a bench.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use lwm2m::bootstrap::{BootstrapScript, BootstrapServerConfig, ServerAccount};
-use lwm2m::server::{RequestId, ServerConfig};
-use lwm2m::{ContentFormat, Path, Registry};
+use lwm2m::server::ServerConfig;
+use lwm2m::{ContentFormat, Registry};
 use rig::model::SecurityMode;
 use rig::model::{ModemPort, PowerSpec, RigFile};
 use rig::{Debug, Modem, Network, Power};
 use server::{
-    BootstrapServerHandle, EmbeddedBootstrapServer, EventSeq, LwM2mServer, SecurityConfig,
-    ServerHandle,
+    BootstrapServerHandle, EmbeddedBootstrapServer, LwM2mServer, SecurityConfig, ServerHandle,
 };
 
-use crate::credentials::DeviceCredentials;
+use crate::credentials::{CredentialError, DeviceCredentials};
 
 use crate::report::RigInfo;
 
@@ -34,15 +35,6 @@ fn uses_hardware(rig: &RigFile) -> bool {
         .as_ref()
         .is_some_and(|m| m.port != ModemPort::Virtual)
         || matches!(rig.power, Some(PowerSpec::Command(_)))
-}
-
-/// Why the device is restarting: the rig gives each its own wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Restart {
-    /// Power-on, a power cut, Execute Reboot: `device.reboot_within`.
-    Reboot,
-    /// Execute Update (/5/x/2): `firmware.update_within`, else `device.reboot_within`.
-    FirmwareUpdate,
 }
 
 /// One firmware role as this rig maps it: the image of its store, and the
@@ -67,58 +59,83 @@ pub struct Session {
     pub debug: Option<Box<dyn Debug>>,
     /// The lab's control of the device's network (rigs with a `network:` part).
     pub network: Option<Box<dyn Network>>,
-    /// Set by a `network` step: the case end puts the network back to accept-all.
-    pub network_changed: bool,
-    /// What the device was last made to restart by (a reboot, a firmware
-    /// update, power), until it registers again: which of the rig's waits
-    /// an `await: registered` without `within` takes.
-    pub restart: Option<Restart>,
     /// The device log file the virtual meter writes (real benches: none yet).
     pub device_log: Option<PathBuf>,
     pub info: RigInfo,
-    /// Events up to here have been consumed by earlier awaits.
-    pub cursor: EventSeq,
-    /// Where the server's events stood when the previous step began: a
-    /// bootstrap started by one step ends in a registration the next awaits.
-    pub previous_step_seq: EventSeq,
-    /// Where the server's and the bootstrap server's message logs stood when
-    /// the previous step began: a datagram that step provoked may pass
-    /// before the next step starts watching for it.
-    pub previous_step_logs: (usize, usize),
-    /// Where the bootstrap server's events stood when the previous step began.
-    pub previous_step_bootstrap_seq: EventSeq,
-    /// Set by power and reboot steps: an existing registration no longer counts.
-    pub require_new_registration: bool,
-    /// Observations started by `observe` steps in the running case.
-    pub observations: HashMap<Path, RequestId>,
     /// The run's seed: random power cuts derive theirs from it.
     pub seed: u64,
     /// meterbench's bootstrap server, when the rig onboards the device through it.
     pub bootstrap: Option<BootstrapServerHandle>,
-    /// Bootstrap events up to here have been consumed by earlier awaits.
-    pub bootstrap_cursor: EventSeq,
     /// The device's PSKs for this run (never printed; fingerprints at most).
     pub credentials: Option<DeviceCredentials>,
-    /// Values `debug: {save: NAME}` steps remembered in the running case.
-    pub saved: HashMap<String, String>,
-    /// How the device came back from each cut the running case classified.
-    pub recoveries: Vec<crate::case::step::Recovery>,
-    /// The server PSK the last rotation replaced: it must stay refused.
-    pub replaced_server_psk: Option<dtls::Psk>,
     /// The firmware store and its file servers, started by the first `firmware` step.
     pub firmware: Option<server::firmware::FirmwareDelivery>,
-    /// The object 5 transition watch of the running case.
-    pub firmware_watch: Option<crate::steps::firmware::FirmwareWatch>,
-    /// Progress bars of the running case's transfers (aborted when it ends).
-    pub progress_tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// Images the running case delivered (their transfer figures go to the JUnit).
-    pub firmware_images: Vec<String>,
     firmware_store: PathBuf,
-    /// Which round of a `repeat` runs (0 outside one): part of each cut's seed.
-    pub round: u32,
-    /// The step of a `repeat` that runs (none outside one).
-    pub repeat_position: Option<crate::steps::RepeatPosition>,
     _lock: Option<rig::RigLock>,
+}
+
+/// Why a rig session cannot be opened; each names the part of the rig.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("rig {rig} is in use: {source}")]
+    InUse { rig: String, source: rig::RigError },
+    #[error("LwM2M server: {0}")]
+    Server(server::ServerError),
+    #[error("bootstrap server: {0}")]
+    BootstrapServer(server::ServerError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    #[error("cannot create {}: {source}", path.display())]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A part the rig file describes could not be set up.
+    #[error("{}: {part}: {message}", file.display())]
+    Part {
+        file: PathBuf,
+        part: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Bench(#[from] BenchError),
+}
+
+impl OpenError {
+    fn part(rig: &RigFile, part: &'static str, e: impl std::fmt::Display) -> OpenError {
+        OpenError::Part {
+            file: rig.source.clone(),
+            part,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Why the bench could not do what a step or the case setup asked of it.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("rig {rig} has no {part}")]
+    NoPart { rig: String, part: &'static str },
+    #[error(transparent)]
+    Rig(#[from] rig::RigError),
+    #[error("power driver lock poisoned")]
+    PowerLock,
+    /// A modem command answered something else than OK.
+    #[error("{command:?} answered {answer}")]
+    Answer { command: String, answer: String },
+    #[error("bring-up command {command:?} answered {answer}")]
+    BringUp { command: String, answer: String },
+    #[error(
+        "dialect {0} has no bring_up_bootstrap: it cannot point a device at a bootstrap server"
+    )]
+    NoBootstrapBringUp(String),
+    #[error("bootstrap server: {0}")]
+    Bootstrap(server::ServerError),
+    #[error("firmware store {}: {source}", path.display())]
+    FirmwareStore {
+        path: PathBuf,
+        source: server::firmware::DeliveryError,
+    },
 }
 
 /// Why a firmware role cannot be used.
@@ -145,15 +162,28 @@ pub struct SessionConfig {
 }
 
 impl Session {
-    pub async fn open(rig: RigFile, config: &SessionConfig) -> Result<Session, String> {
-        let lock = if uses_hardware(&rig) {
-            // Two CI jobs never share a bench: the second waits its turn.
-            let lock = rig::RigLock::acquire_within(
-                &rig::lock::default_lock_dir(),
+    pub async fn open(rig: RigFile, config: &SessionConfig) -> Result<Session, OpenError> {
+        let lock = if uses_hardware(&rig) || rig.lease.is_some() {
+            // Two CI jobs never share a bench: the second waits its turn,
+            // saying who holds it.
+            let wait = rig.lease.as_ref().and_then(|l| l.wait);
+            let wait = wait.unwrap_or(BENCH_LOCK_WAIT);
+            let lock = rig::RigLock::acquire_with(
+                &rig::lease::LeaseOptions::for_rig(&rig),
                 &rig.name,
-                BENCH_LOCK_WAIT,
+                wait,
+                |holder| {
+                    eprintln!(
+                        "{} is held by {holder}; waiting up to {}",
+                        rig.name,
+                        rig::duration::format_duration(wait)
+                    )
+                },
             )
-            .map_err(|e| format!("rig {} is in use: {e}", rig.name))?;
+            .map_err(|source| OpenError::InUse {
+                rig: rig.name.clone(),
+                source,
+            })?;
             Some(lock)
         } else {
             // Each run starts its own virtual meter: nothing to share.
@@ -176,7 +206,7 @@ impl Session {
             security.clone(),
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(OpenError::Server)?;
         let credentials = if secure || rig.device.bootstrap {
             Some(DeviceCredentials::for_device(
                 &rig.device.credentials,
@@ -199,7 +229,7 @@ impl Session {
                 security,
             )
             .await
-            .map_err(|e| format!("bootstrap server: {e}"))?;
+            .map_err(OpenError::BootstrapServer)?;
             if let (true, Some(c)) = (secure, &credentials) {
                 bs.set_psk(&endpoint, c.bootstrap.clone());
             }
@@ -208,12 +238,15 @@ impl Session {
             None
         };
         let state_dir = config.state_root.join(&rig.name);
-        std::fs::create_dir_all(&state_dir)
-            .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+        std::fs::create_dir_all(&state_dir).map_err(|source| OpenError::StateDir {
+            path: state_dir.clone(),
+            source,
+        })?;
 
         let device_options = match &rig.power {
-            Some(PowerSpec::Virtual(o)) => sim::DeviceOptions::from_rig(o)
-                .map_err(|e| format!("{}: power: {e}", rig.source.display()))?,
+            Some(PowerSpec::Virtual(o)) => {
+                sim::DeviceOptions::from_rig(o).map_err(|e| OpenError::part(&rig, "power", e))?
+            }
             _ => sim::DeviceOptions::default(),
         };
         let meter = sim::VirtualMeterSpec {
@@ -235,13 +268,16 @@ impl Session {
             Some(PowerSpec::Command(spec)) => Some(Arc::new(Mutex::new(Box::new(
                 rig::CommandPower::new(spec.clone()),
             )))),
+            Some(spec @ PowerSpec::Scpi(_)) => rig::power::from_spec(spec, rig.dir())
+                .map_err(|e| OpenError::part(&rig, "power", e))?
+                .map(|p| Arc::new(Mutex::new(p))),
         };
         let modem: Option<Box<dyn Modem>> = match &rig.modem {
             None => None,
             Some(spec) => {
                 let dialect = spec
                     .load_dialect(&config.fixtures, rig.dir())
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| OpenError::part(&rig, "modem", e))?;
                 let port = match &spec.port {
                     ModemPort::Virtual => meter.pty_path(),
                     ModemPort::Path(p) => p.clone(),
@@ -254,6 +290,10 @@ impl Session {
             Some(rig::model::DebugSpec::Virtual) => {
                 Some(Box::new(sim::VirtualDebug::new(&state_dir)))
             }
+            Some(rig::model::DebugSpec::Swd(spec)) => Some(Box::new(
+                probe::SwdDebug::new(spec, rig.dir())
+                    .map_err(|e| OpenError::part(&rig, "debug", e))?,
+            )),
         };
         let network: Option<Box<dyn Network>> = match &rig.network {
             None => None,
@@ -275,11 +315,6 @@ impl Session {
             server_address: Some(server.local_addr().to_string()),
             ..RigInfo::default()
         };
-        let cursor = server.current_seq();
-        let bootstrap_cursor = bootstrap
-            .as_ref()
-            .map(|b| b.current_seq())
-            .unwrap_or_default();
         let session = Session {
             rig,
             endpoint,
@@ -289,30 +324,13 @@ impl Session {
             modem,
             debug,
             network,
-            network_changed: false,
-            restart: None,
             device_log,
             info,
-            cursor,
-            require_new_registration: false,
-            observations: HashMap::new(),
             seed: config.seed,
             bootstrap,
-            bootstrap_cursor,
-            previous_step_seq: cursor,
-            previous_step_logs: (0, 0),
-            previous_step_bootstrap_seq: bootstrap_cursor,
             credentials,
-            replaced_server_psk: None,
-            saved: HashMap::new(),
-            recoveries: Vec::new(),
             firmware: None,
-            firmware_watch: None,
-            firmware_images: Vec::new(),
-            progress_tasks: Vec::new(),
             firmware_store,
-            round: 0,
-            repeat_position: None,
             _lock: lock,
         };
         if session.bootstrap.is_some() {
@@ -337,7 +355,7 @@ impl Session {
     /// the fixture images from the committed manifest).
     pub async fn firmware_delivery(
         &mut self,
-    ) -> Result<&server::firmware::FirmwareDelivery, String> {
+    ) -> Result<&server::firmware::FirmwareDelivery, BenchError> {
         if self.firmware.is_none() {
             let bind = self.server.local_addr().ip();
             // The CoAPS file server accepts the PSKs the LwM2M server does:
@@ -349,34 +367,36 @@ impl Session {
                 self.server.credentials().clone(),
             )
             .await
-            .map_err(|e| format!("firmware store {}: {e}", self.firmware_store.display()))?;
+            .map_err(|source| BenchError::FirmwareStore {
+                path: self.firmware_store.clone(),
+                source,
+            })?;
             self.firmware = Some(delivery);
         }
         Ok(self.firmware.as_ref().expect("started above"))
     }
 
     /// Sends a command of the modem's dialect by name and requires OK.
-    pub fn modem_command(&mut self, name: &str, vars: &[(&str, String)]) -> Result<(), String> {
+    pub fn modem_command(&mut self, name: &str, vars: &[(&str, String)]) -> Result<(), BenchError> {
         let rig = self.rig.name.clone();
         let modem = self
             .modem
             .as_mut()
-            .ok_or_else(|| format!("rig {rig} has no modem"))?;
+            .ok_or(BenchError::NoPart { rig, part: "modem" })?;
         let vars: BTreeMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
-        let line = modem
-            .dialect()
-            .render(name, &vars)
-            .map_err(|e| e.to_string())?;
+        let line = modem.dialect().render(name, &vars)?;
         let timeout = modem.dialect().command_timeout;
-        let r = tokio::task::block_in_place(|| modem.command(&line, timeout))
-            .map_err(|e| e.to_string())?;
+        let r = tokio::task::block_in_place(|| modem.command(&line, timeout))?;
         if r.is_ok() {
             Ok(())
         } else {
-            Err(format!("{line:?} answered {}", r.summary()))
+            Err(BenchError::Answer {
+                command: line,
+                answer: r.summary(),
+            })
         }
     }
 
@@ -478,7 +498,10 @@ impl Session {
                     )
                 })
             })?;
-        let delivery = self.firmware_delivery().await.map_err(RoleError::Store)?;
+        let delivery = self
+            .firmware_delivery()
+            .await
+            .map_err(|e| RoleError::Store(e.to_string()))?;
         let image = delivery
             .image(&mapped.image)
             .map_err(|e| RoleError::Store(format!("firmware role `{role}` of rig {rig}: {e}")))?;
@@ -491,15 +514,25 @@ impl Session {
         })
     }
 
+    /// Puts the bootstrap server back to the standard sequence for this
+    /// run's server account (a case's own script does not outlive it).
+    pub async fn reset_bootstrap_script(&self) -> Result<(), BenchError> {
+        if self.bootstrap.is_none() {
+            return Ok(());
+        }
+        self.set_bootstrap_script(BootstrapScript::standard(&self.server_account()))
+            .await
+    }
+
     /// Sets what the bootstrap server runs when the device asks next.
-    pub async fn set_bootstrap_script(&self, script: BootstrapScript) -> Result<(), String> {
-        let bs = self
-            .bootstrap
-            .as_ref()
-            .ok_or("this rig does not onboard its device by bootstrap")?;
+    pub async fn set_bootstrap_script(&self, script: BootstrapScript) -> Result<(), BenchError> {
+        let bs = self.bootstrap.as_ref().ok_or_else(|| BenchError::NoPart {
+            rig: self.rig.name.clone(),
+            part: "bootstrap server",
+        })?;
         bs.set_script(&self.endpoint, script)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(BenchError::Bootstrap)
     }
 
     pub fn power_is_on(&self) -> Option<bool> {
@@ -508,15 +541,18 @@ impl Session {
             .map(|p| p.lock().map(|mut p| p.is_on()).unwrap_or(false))
     }
 
-    pub fn set_power(&self, on: bool) -> Result<(), String> {
-        let power = self.power.as_ref().ok_or("this rig has no power control")?;
-        let mut p = power.lock().map_err(|_| "power driver lock poisoned")?;
-        if on { p.on() } else { p.off() }.map_err(|e| e.to_string())
+    pub fn set_power(&self, on: bool) -> Result<(), BenchError> {
+        let power = self.power.as_ref().ok_or_else(|| BenchError::NoPart {
+            rig: self.rig.name.clone(),
+            part: "power control",
+        })?;
+        let mut p = power.lock().map_err(|_| BenchError::PowerLock)?;
+        Ok(if on { p.on() } else { p.off() }?)
     }
 
     /// After power-on: open the modem and point the device at our server
     /// with the dialect's bring-up sequence (the labgrid "strategy" step).
-    pub fn bring_up(&mut self) -> Result<(), String> {
+    pub fn bring_up(&mut self) -> Result<(), BenchError> {
         let mut vars = self.device_vars();
         if let Some(uri) = self.bootstrap_uri() {
             vars.insert("bootstrap_uri".into(), uri);
@@ -529,7 +565,7 @@ impl Session {
         let Some(modem) = self.modem.as_mut() else {
             return Ok(());
         };
-        modem.open().map_err(|e| e.to_string())?;
+        modem.open()?;
         let timeout = modem.dialect().command_timeout;
         let sequence = if by_bootstrap {
             modem.dialect().bring_up_bootstrap.clone()
@@ -537,25 +573,17 @@ impl Session {
             modem.dialect().bring_up.clone()
         };
         if by_bootstrap && sequence.is_empty() {
-            return Err(format!(
-                "dialect {} has no bring_up_bootstrap: it cannot point a device at a bootstrap server",
-                modem.dialect().name
-            ));
+            return Err(BenchError::NoBootstrapBringUp(modem.dialect().name.clone()));
         }
         for name in sequence {
             // Keys go to the modem, never into the transcript or an error.
-            let (line, shown) = modem
-                .dialect()
-                .render_shown(&name, &vars)
-                .map_err(|e| e.to_string())?;
-            let response = modem
-                .command_shown(&line, &shown, timeout)
-                .map_err(|e| e.to_string())?;
+            let (line, shown) = modem.dialect().render_shown(&name, &vars)?;
+            let response = modem.command_shown(&line, &shown, timeout)?;
             if !response.is_ok() {
-                return Err(format!(
-                    "bring-up command {shown:?} answered {}",
-                    response.summary()
-                ));
+                return Err(BenchError::BringUp {
+                    command: shown,
+                    answer: response.summary(),
+                });
             }
         }
         if self.info.modem_revision.is_none() {

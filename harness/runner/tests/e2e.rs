@@ -806,3 +806,51 @@ fn a_command_network_runs_the_labs_commands_and_is_restored_after_the_case() {
         "refused, then restored at the case's end"
     );
 }
+
+/// A case that names no `needs` but whose step uses a part the rig lacks is
+/// skipped before its first step runs, never half-way through.
+#[test]
+fn a_part_a_step_implies_skips_the_case_before_its_first_step() {
+    let case = (
+        "implied.yaml",
+        "id: implied-modem\ntitle: a step needs the modem the case does not name\nsteps:\n  - sleep: 1ms\n  - at: AT+CGMI\n",
+    );
+    let (xml, out) = run_cases(&[case], &["--rig", "rigs/live-device.yaml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let doc = parse(&xml);
+    let tcs = testcases(&doc);
+    assert_eq!(tcs.len(), 1, "{xml}");
+    assert_eq!(tcs[0].1.as_deref(), Some("skipped"), "{xml}");
+    let reason = tcs[0].2.as_deref().unwrap_or_default();
+    assert!(reason.contains("live-device has no modem"), "{reason}");
+    assert!(!xml.contains("sleep 1ms"), "no step ran: {xml}");
+}
+
+/// What one case remembers (a value a `debug` step saved) is gone for the
+/// next case on the same rig: each case starts from a fresh context.
+#[test]
+fn a_value_one_case_saved_is_not_seen_by_the_next() {
+    let save = (
+        "a-save.yaml",
+        "id: a-save\ntitle: saves the boot count\ntimeout: 60s\nsteps:\n  - await: registered\n    within: 30s\n  - debug: { key: boot_count, save: boots }\n",
+    );
+    let use_it = (
+        "b-use.yaml",
+        "id: b-use\ntitle: compares with a value it never saved\ntimeout: 60s\nsteps:\n  - await: registered\n    within: 30s\n  - debug: { key: boot_count, at_least: boots }\n",
+    );
+    let (xml, out) = run_cases(&[save, use_it], &[]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let doc = parse(&xml);
+    let tcs = testcases(&doc);
+    assert_eq!(tcs.len(), 2, "{xml}");
+    let case = |id: &str| tcs.iter().find(|t| t.0.ends_with(id)).unwrap().clone();
+    assert_eq!(case("a-save").1, None, "the first case passes: {xml}");
+    let (_, verdict, message) = case("b-use");
+    assert_eq!(verdict.as_deref(), Some("failure"), "{xml}");
+    let message = message.unwrap_or_default();
+    assert!(message.contains("b-use.yaml:7"), "{message}");
+    assert!(
+        message.contains("a value saved as \"boots\" by an earlier debug step"),
+        "{message}"
+    );
+}

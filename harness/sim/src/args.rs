@@ -1,12 +1,21 @@
 //! The virtual meter's command line:
-//! `--state-dir DIR --objects DIR --pty-link PATH [--seed N] [--serial SN] [--exit-with-parent]
-//! [--without PATH]... [--server-instance N]`.
+//! `--state-dir DIR --objects DIR [--pty-link PATH] [--seed N] [--serial SN]
+//! [--exit-with-parent] [--exit-with-pid PID] [--without PATH]... [--server-instance N]`
+//! and the factory provisioning flags ([`crate::factory`]):
+//! `[--server URI | --bootstrap URI] [--endpoint EP] [--lifetime SECS] [--psk-identity ID]`,
+//! the key only in the environment ([`crate::factory::PSK_KEY_ENV`]).
+//!
+//! Without `--pty-link` the meter has no modem: it is a device process that
+//! runs its LwM2M client from its factory settings, so it needs `--server` or
+//! `--bootstrap` (or NV that already holds settings, which cannot be known
+//! here: the flag is required).
 
 use std::path::PathBuf;
 
 use lwm2m::Path;
 
 use crate::error::SimError;
+use crate::factory::FactoryArgs;
 
 /// How this meter differs from the default one: the device a rig describes
 /// (`power: {kind: virtual, without: [...], server_instance: N}`), so that
@@ -69,16 +78,21 @@ pub struct MeterArgs {
     pub state_dir: PathBuf,
     /// OMA object definitions (DDF XML), e.g. fixtures/objects.
     pub objects_dir: PathBuf,
-    /// Where to publish the modem's PTY slave as a symlink.
-    pub pty_link: PathBuf,
+    /// Where to publish the modem's PTY slave as a symlink; `None`: no modem.
+    pub pty_link: Option<PathBuf>,
     /// Seeds identity numbers, signal changes and CoAP ids.
     pub seed: u64,
     /// Overrides the serial number derived from the seed.
     pub serial: Option<String>,
     /// Exit when the parent process goes away (so a crashed harness leaves no meter running).
     pub exit_with_parent: bool,
+    /// Exit when this process goes away: the harness, for a meter started in
+    /// the background by a shell command whose own process ends at once.
+    pub exit_with_pid: Option<u32>,
     /// How this meter differs from the default one.
     pub device: DeviceOptions,
+    /// The account the meter leaves the factory with.
+    pub factory: FactoryArgs,
 }
 
 impl MeterArgs {
@@ -90,7 +104,9 @@ impl MeterArgs {
         let mut seed = 0u64;
         let mut serial = None;
         let mut exit_with_parent = false;
+        let mut exit_with_pid = None;
         let mut device = DeviceOptions::default();
+        let mut factory = FactoryArgs::default();
         let mut it = args.iter();
         while let Some(flag) = it.next() {
             let mut value = || {
@@ -98,6 +114,9 @@ impl MeterArgs {
                     .cloned()
                     .ok_or_else(|| SimError::Usage(format!("{flag} needs a value")))
             };
+            if factory.parse_flag(flag, &mut value)? {
+                continue;
+            }
             match flag.as_str() {
                 "--state-dir" => state_dir = Some(PathBuf::from(value()?)),
                 "--objects" => objects_dir = Some(PathBuf::from(value()?)),
@@ -118,6 +137,12 @@ impl MeterArgs {
                     serial = Some(v);
                 }
                 "--exit-with-parent" => exit_with_parent = true,
+                "--exit-with-pid" => {
+                    let v = value()?;
+                    exit_with_pid = Some(v.parse().ok().filter(|p| *p > 1).ok_or_else(|| {
+                        SimError::Usage(format!("--exit-with-pid {v:?} is not a process id"))
+                    })?);
+                }
                 "--without" => device.without.push(without_path(&value()?)?),
                 "--server-instance" => {
                     let v = value()?;
@@ -134,14 +159,24 @@ impl MeterArgs {
         let need = |v: Option<PathBuf>, name: &str| {
             v.ok_or_else(|| SimError::Usage(format!("{name} is required")))
         };
+        factory.check()?;
+        if pty_link.is_none() && factory.account.is_none() {
+            return Err(SimError::Usage(
+                "--pty-link is required unless the meter is factory-provisioned \
+                 (--server or --bootstrap): without a modem nothing else configures it"
+                    .to_owned(),
+            ));
+        }
         Ok(MeterArgs {
             state_dir: need(state_dir, "--state-dir")?,
             objects_dir: need(objects_dir, "--objects")?,
-            pty_link: need(pty_link, "--pty-link")?,
+            pty_link,
             seed,
             serial,
             exit_with_parent,
+            exit_with_pid,
             device,
+            factory,
         })
     }
 
@@ -152,18 +187,23 @@ impl MeterArgs {
             self.state_dir.display().to_string(),
             "--objects".to_owned(),
             self.objects_dir.display().to_string(),
-            "--pty-link".to_owned(),
-            self.pty_link.display().to_string(),
             "--seed".to_owned(),
             self.seed.to_string(),
         ];
+        if let Some(p) = &self.pty_link {
+            v.extend(["--pty-link".to_owned(), p.display().to_string()]);
+        }
         if let Some(s) = &self.serial {
             v.extend(["--serial".to_owned(), s.clone()]);
         }
         if self.exit_with_parent {
             v.push("--exit-with-parent".to_owned());
         }
+        if let Some(pid) = self.exit_with_pid {
+            v.extend(["--exit-with-pid".to_owned(), pid.to_string()]);
+        }
         v.extend(self.device.to_args());
+        v.extend(self.factory.to_args());
         v
     }
 }
@@ -230,6 +270,77 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not an instance id"), "{e}");
+    }
+
+    #[test]
+    fn factory_flags_make_a_meter_without_a_modem() {
+        let a = MeterArgs::parse(&strings(&[
+            "--state-dir",
+            "/s",
+            "--objects",
+            "/o",
+            "--server",
+            "coaps://127.0.0.1:5684",
+            "--endpoint",
+            "factory-ep",
+            "--lifetime",
+            "45",
+            "--psk-identity",
+            "dev-7",
+            "--exit-with-pid",
+            "4242",
+        ]))
+        .unwrap();
+        assert_eq!(a.pty_link, None);
+        assert_eq!(a.exit_with_pid, Some(4242));
+        assert_eq!(
+            a.factory.account,
+            Some(crate::factory::FactoryAccount::Server(
+                "coaps://127.0.0.1:5684".into()
+            ))
+        );
+        assert_eq!(a.factory.endpoint.as_deref(), Some("factory-ep"));
+        assert_eq!(a.factory.lifetime_s, Some(45));
+        assert_eq!(a.factory.psk_identity.as_deref(), Some("dev-7"));
+        assert_eq!(MeterArgs::parse(&a.to_args()).unwrap(), a);
+        let b = MeterArgs::parse(&strings(&[
+            "--state-dir",
+            "/s",
+            "--objects",
+            "/o",
+            "--bootstrap",
+            "coap://127.0.0.1:5783",
+        ]))
+        .unwrap();
+        assert_eq!(MeterArgs::parse(&b.to_args()).unwrap(), b);
+    }
+
+    #[test]
+    fn factory_mistakes_name_the_flag() {
+        let base = ["--state-dir", "/s", "--objects", "/o"];
+        let err = |extra: &[&str]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            MeterArgs::parse(&strings(&v)).unwrap_err().to_string()
+        };
+        let e = err(&[]);
+        assert!(e.contains("--pty-link is required unless"), "{e}");
+        let e = err(&["--server", "coap://h", "--bootstrap", "coap://h"]);
+        assert!(e.contains("--bootstrap given after --server"), "{e}");
+        let e = err(&["--server", "http://h"]);
+        assert!(e.contains("--server") && e.contains("coap://"), "{e}");
+        let e = err(&["--server", "coaps://h"]);
+        assert!(e.contains("needs --psk-identity"), "{e}");
+        let e = err(&["--endpoint", "ep", "--pty-link", "/p"]);
+        assert!(e.contains("--endpoint is factory provisioning"), "{e}");
+        let e = err(&["--server", "coap://h", "--lifetime", "0"]);
+        assert!(e.contains("--lifetime \"0\""), "{e}");
+        let e = err(&["--server", "coap://h", "--endpoint", "a b"]);
+        assert!(e.contains("--endpoint"), "{e}");
+        let e = err(&["--server", "coap://h", "--exit-with-pid", "x"]);
+        assert!(e.contains("--exit-with-pid"), "{e}");
+        let e = err(&["--psk-key", "00"]);
+        assert!(e.contains("unknown argument \"--psk-key\""), "{e}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod band;
 pub mod debug;
 pub mod error;
 pub mod euicc;
+pub mod factory;
 pub mod firmware;
 pub mod identity;
 pub mod meter;
@@ -38,12 +39,12 @@ pub use network_control::VirtualNetwork;
 pub use power::{VirtualMeterSpec, VirtualPower};
 
 /// Runs the virtual meter process. `args` are the arguments after the program
-/// name (or after `meterbench sim-meter`): `--state-dir DIR --objects DIR
-/// --pty-link PATH [--seed N] [--serial SN] [--exit-with-parent]`.
+/// name (or after `meterbench sim-meter`), see [`args`]; a factory-provisioned
+/// meter's PSK key is read from [`factory::PSK_KEY_ENV`].
 ///
 /// Logs go to stderr (the virtual power driver appends them to the device
 /// log). Returns the process exit code: 0 after a clean shutdown, 2 for bad
-/// arguments, 1 when the meter could not start.
+/// arguments (or a bad key in the environment), 1 when the meter could not start.
 pub fn main_from_args(args: &[String]) -> i32 {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -60,8 +61,16 @@ pub fn main_from_args(args: &[String]) -> i32 {
             return 2;
         }
     };
+    let key = std::env::var(factory::PSK_KEY_ENV).ok();
+    let image = match factory::FactoryImage::new(&args.factory, key.as_deref()) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 2;
+        }
+    };
     let _span = tracing::info_span!("virtual-meter", seed = args.seed).entered();
-    match meter::run(args) {
+    match meter::run(args, image) {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("virtual meter stopped: {e}");

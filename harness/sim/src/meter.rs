@@ -13,6 +13,7 @@ use lwm2m::{ContentFormat, Path, Registry, Value};
 
 use crate::args::{DeviceOptions, MeterArgs};
 use crate::error::SimError;
+use crate::factory::FactoryImage;
 use crate::identity::Identity;
 use crate::modem::commands::frame;
 use crate::modem::{handle_line, Action, Frame, LineFramer, ModemState, Pty};
@@ -58,9 +59,11 @@ pub enum Input {
     Download(crate::firmware::download::DownloadEvent),
 }
 
-/// Runs the meter until its parent goes away (with `--exit-with-parent`) or
-/// forever; power-off is a SIGKILL from the virtual power driver.
-pub fn run(args: MeterArgs) -> Result<(), SimError> {
+/// Runs the meter until its parent goes away (with `--exit-with-parent`), the
+/// watched process does (`--exit-with-pid`), or forever; power-off is a
+/// SIGKILL from the power driver. `factory` is the factory image to write to
+/// NV at first start ([`crate::factory`]).
+pub fn run(args: MeterArgs, factory: Option<FactoryImage>) -> Result<(), SimError> {
     let registry = Registry::load_dir(&args.objects_dir).map_err(|e| SimError::Objects {
         dir: args.objects_dir.clone(),
         message: e.to_string(),
@@ -75,16 +78,35 @@ pub fn run(args: MeterArgs) -> Result<(), SimError> {
         Err(e) => return Err(e),
     };
     let mut nv = nv;
+    if let Some(image) = &factory {
+        image.install(&mut nv)?;
+    }
     // The bootloader: settles an update (new slot or rollback) before the application runs.
     crate::firmware::boot::run(&args.state_dir, &mut nv);
-    let pty = Pty::open_or_inherit(&args.pty_link)?;
-    tracing::info!(pty = %pty.slave_path().display(), link = %pty.link().display(), "modem port ready");
-
     let (inbox_tx, inbox) = mpsc::channel();
-    spawn_pty_reader(pty.master()?, inbox_tx.clone())?;
-    let out = spawn_pty_writer(pty.master()?)?;
+    let pty = match &args.pty_link {
+        Some(link) => Some(Pty::open_or_inherit(link)?),
+        None => {
+            tracing::info!("no modem port: running from the factory settings in NV");
+            None
+        }
+    };
+    let out = match &pty {
+        Some(pty) => {
+            tracing::info!(pty = %pty.slave_path().display(), link = %pty.link().display(), "modem port ready");
+            spawn_pty_reader(pty.master()?, inbox_tx.clone())?;
+            Some(spawn_pty_writer(pty.master()?)?)
+        }
+        None => None,
+    };
 
-    let parent = args.exit_with_parent.then(nix::unistd::getppid);
+    let watch = Watch {
+        parent: args.exit_with_parent.then(nix::unistd::getppid),
+        pid: args
+            .exit_with_pid
+            .and_then(|p| i32::try_from(p).ok())
+            .map(nix::unistd::Pid::from_raw),
+    };
     let identity = Identity::derive(args.seed, args.serial.as_deref());
     let modem = ModemState::boot(nv.data().lwm2m.clone(), identity.clone());
     let radio = Radio::new(args.seed);
@@ -121,9 +143,36 @@ pub fn run(args: MeterArgs) -> Result<(), SimError> {
     };
     meter.energy_wh = meter.nv.data().energy_wh;
     meter.boot(now);
-    let result = meter.run_loop(&inbox, parent);
-    pty.remove_link();
+    let result = meter.run_loop(&inbox, watch);
+    if let Some(pty) = pty {
+        pty.remove_link();
+    }
     result
+}
+
+/// The processes whose end ends the meter (a harness that died leaves no
+/// meter running).
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    /// The parent at start (`--exit-with-parent`): gone when the parent changes.
+    parent: Option<nix::unistd::Pid>,
+    /// `--exit-with-pid`: gone when signal 0 finds no such process.
+    pid: Option<nix::unistd::Pid>,
+}
+
+impl Watch {
+    fn gone(&self) -> Option<&'static str> {
+        if self.parent.is_some_and(|p| nix::unistd::getppid() != p) {
+            return Some("parent process gone");
+        }
+        if self
+            .pid
+            .is_some_and(|p| nix::sys::signal::kill(p, None) == Err(nix::errno::Errno::ESRCH))
+        {
+            return Some("watched process gone");
+        }
+        None
+    }
 }
 
 struct Meter {
@@ -139,7 +188,8 @@ struct Meter {
     nv: NvStore,
     modem: ModemState,
     radio: Radio,
-    out: SyncSender<Vec<u8>>,
+    /// The modem port's writer; `None` for a meter without a modem.
+    out: Option<SyncSender<Vec<u8>>>,
     inbox_tx: Sender<Input>,
     active: Option<Session>,
     /// Sessions stopped but waiting for their De-register to be acknowledged.
@@ -163,11 +213,7 @@ struct Meter {
 }
 
 impl Meter {
-    fn run_loop(
-        &mut self,
-        inbox: &Receiver<Input>,
-        parent: Option<nix::unistd::Pid>,
-    ) -> Result<(), SimError> {
+    fn run_loop(&mut self, inbox: &Receiver<Input>, watch: Watch) -> Result<(), SimError> {
         loop {
             let now = Instant::now();
             let deadline = self.next_deadline();
@@ -179,8 +225,8 @@ impl Meter {
             let now = Instant::now();
             if now >= self.next_tick {
                 self.tick(now);
-                if parent.is_some_and(|p| nix::unistd::getppid() != p) {
-                    tracing::info!("parent process gone; shutting down");
+                if let Some(why) = watch.gone() {
+                    tracing::info!("{why}; shutting down");
                     self.persist_energy();
                     return Ok(());
                 }
@@ -622,7 +668,10 @@ impl Meter {
     }
 
     fn write(&mut self, bytes: Vec<u8>) {
-        match self.out.try_send(bytes) {
+        let Some(out) = &self.out else {
+            return;
+        };
+        match out.try_send(bytes) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 tracing::warn!("modem output queue full (nobody reading the port); output dropped")

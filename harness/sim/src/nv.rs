@@ -161,6 +161,10 @@ pub struct NvData {
     /// Object 9: the software package's state.
     #[serde(default)]
     pub software: crate::software::SoftwareNv,
+    /// The stamp of the factory image written to this NV, if any
+    /// ([`crate::factory`]): URIs, endpoint, lifetime and key fingerprint.
+    #[serde(default)]
+    pub factory: Option<String>,
 }
 
 impl Default for NvData {
@@ -176,6 +180,7 @@ impl Default for NvData {
             band: BandConfig::default(),
             firmware: crate::firmware::FirmwareNv::default(),
             software: crate::software::SoftwareNv::default(),
+            factory: None,
         }
     }
 }

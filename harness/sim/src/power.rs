@@ -55,11 +55,13 @@ impl VirtualMeterSpec {
         let meter = crate::args::MeterArgs {
             state_dir: self.state_dir.clone(),
             objects_dir: self.objects_dir.clone(),
-            pty_link: self.pty_path(),
+            pty_link: Some(self.pty_path()),
             seed: self.seed,
             serial: None,
             exit_with_parent: true,
+            exit_with_pid: None,
             device: device.clone(),
+            factory: Default::default(),
         };
         self.args_prefix
             .iter()

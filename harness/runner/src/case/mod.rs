@@ -1,10 +1,11 @@
 //! Loading conformance cases: YAML files under testcases/, checked in full
 //! before any rig is touched, so a typo costs an error message, not a bench run.
 
+pub mod fields;
 pub mod model;
 pub mod step;
 
-pub use step::{Action, AwaitTarget, Step, ValueCondition};
+pub use step::CaseStep;
 
 /// Values for `${NAME:-default}` in case files: `--var NAME=VALUE`, then the environment.
 pub type Vars = std::collections::BTreeMap<String, String>;
@@ -28,7 +29,7 @@ pub struct Case {
     pub ignored: bool,
     /// Path as given (relative to where meterbench was started), for messages.
     pub file: PathBuf,
-    pub steps: Vec<Step>,
+    pub steps: Vec<CaseStep>,
 }
 
 /// Something a case needs from the rig or the device.
@@ -43,6 +44,12 @@ pub enum Need {
     /// An optional resource, such as /3/0/15: the case runs only when the
     /// device lists it in its Discover answer (LwM2M 1.1 Core §5.4.2).
     Resource(lwm2m::Path),
+    /// The rig onboards its device through meterbench's bootstrap server.
+    Bootstrap,
+    /// The rig gives its device PSK credentials that a case may change.
+    Credentials,
+    /// Network control that can take this action (implied by a `network` step).
+    Network(rig::NetworkAction),
 }
 
 impl std::fmt::Display for Need {
@@ -53,7 +60,10 @@ impl std::fmt::Display for Need {
             Need::Debug => f.write_str("debug"),
             Need::NetworkControl => f.write_str("network-control"),
             Need::Object(id) => write!(f, "object/{id}"),
-            Need::Resource(path) => write!(f, "resource{}", step::shown(path)),
+            Need::Resource(path) => write!(f, "resource{}", fields::shown(path)),
+            Need::Bootstrap => f.write_str("bootstrap"),
+            Need::Credentials => f.write_str("credentials"),
+            Need::Network(action) => write!(f, "network-control that can {action}"),
         }
     }
 }
@@ -106,14 +116,8 @@ pub fn load_case(file: &FsPath, vars: &Vars) -> Result<Case, LoadError> {
             format!("case id {:?} must be one word without '::'", raw.id),
         ));
     }
-    let steps = raw
-        .steps
-        .into_iter()
-        .map(|s| {
-            Step::from_spanned(s, vars)
-                .map_err(|(line, column, m)| LoadError::new(file, line, column, m))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut steps = raw.steps;
+    bind_vars(&mut steps, vars).map_err(|(step, m)| LoadError::new(file, step.0, step.1, m))?;
     Ok(Case {
         id: raw.id,
         title: raw.title,
@@ -152,6 +156,18 @@ pub fn load_cases(dir: &FsPath, vars: &Vars) -> Result<Vec<Case>, LoadError> {
     Ok(cases)
 }
 
+/// Binds the run's variables into `repeat` steps, nested ones included.
+fn bind_vars(steps: &mut [CaseStep], vars: &Vars) -> Result<(), ((u64, u64), String)> {
+    for step in steps {
+        if let crate::steps::StepKind::Repeat(repeat) = &mut step.kind {
+            let at = (u64::from(step.line), u64::from(step.column));
+            repeat.bind(vars).map_err(|m| (at, m))?;
+            bind_vars(&mut repeat.steps, vars)?;
+        }
+    }
+    Ok(())
+}
+
 fn collect_yaml(dir: &FsPath, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
@@ -173,6 +189,8 @@ fn parse_need(text: &str) -> Result<Need, String> {
         "power" => Ok(Need::Power),
         "debug" => Ok(Need::Debug),
         "network-control" => Ok(Need::NetworkControl),
+        "bootstrap" => Ok(Need::Bootstrap),
+        "credentials" => Ok(Need::Credentials),
         other => {
             let object = other
                 .strip_prefix("object/")
@@ -180,12 +198,12 @@ fn parse_need(text: &str) -> Result<Need, String> {
                 .map(Need::Object);
             let resource = other
                 .strip_prefix("resource")
-                .and_then(|p| step::path(p).ok())
+                .and_then(|p| fields::path(p).ok())
                 .filter(|p| p.depth() == 3)
                 .map(Need::Resource);
             object.or(resource).ok_or_else(|| {
                 format!(
-                    "unknown need {other:?}: expected modem, power, debug, network-control, object/<id> or resource/<object>/<instance>/<resource>"
+                    "unknown need {other:?}: expected modem, power, debug, network-control, bootstrap, credentials, object/<id> or resource/<object>/<instance>/<resource>"
                 )
             })
         }
@@ -206,6 +224,7 @@ fn saphyr_message(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::steps::StepKind;
 
     fn load_text(text: &str) -> Result<Case, LoadError> {
         let dir = tempfile::tempdir().unwrap();
@@ -218,8 +237,20 @@ mod tests {
     fn every_shipped_case_loads() {
         let dir = FsPath::new(env!("CARGO_MANIFEST_DIR")).join("../../testcases");
         let cases = load_cases(&dir, &Vars::new()).unwrap();
+        let mut files = Vec::new();
+        collect_yaml(&dir, &mut files).unwrap();
         assert!(cases.len() >= 10);
+        assert_eq!(
+            cases.len(),
+            files.len(),
+            "every file under testcases/ is a case"
+        );
         assert!(cases.iter().all(|c| !c.steps.is_empty()));
+        // Each step reads back as its kind, in the case's words.
+        assert!(cases
+            .iter()
+            .flat_map(|c| &c.steps)
+            .all(|s| !s.describe().is_empty() && s.line > 0));
     }
 
     #[test]
@@ -258,23 +289,25 @@ mod tests {
     fn repeat_nests_steps_and_reads_its_count_from_a_variable() {
         let text = "id: x\ntitle: t\nsteps:\n  - repeat:\n      times: \"${MB_TEST_ROUNDS:-3}\"\n      steps:\n        - sleep: 1ms\n        - power: brownout\n";
         let case = load_text(text).unwrap();
-        let Action::Repeat { times, steps } = &case.steps[0].action else {
+        let StepKind::Repeat(repeat) = &case.steps[0].kind else {
             panic!("{:?}", case.steps[0])
         };
-        assert_eq!(*times, 3, "the default applies");
-        assert_eq!(steps.iter().map(|s| s.line).collect::<Vec<_>>(), [7, 8]);
+        assert_eq!(repeat.times(), 3, "the default applies");
+        assert_eq!(
+            repeat.steps.iter().map(|s| s.line).collect::<Vec<_>>(),
+            [7, 8]
+        );
+        assert_eq!(case.steps[0].describe(), "repeat 3 times (2 steps)");
         let vars: Vars = [("MB_TEST_ROUNDS".to_string(), "5".to_string())].into();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("c.yaml"), text).unwrap();
         let case = load_case(&dir.path().join("c.yaml"), &vars).unwrap();
-        assert!(matches!(
-            case.steps[0].action,
-            Action::Repeat { times: 5, .. }
-        ));
+        assert!(matches!(&case.steps[0].kind, StepKind::Repeat(r) if r.times() == 5));
         let e = load_text("id: x\ntitle: t\nsteps:\n  - repeat:\n      times: 2\n      steps:\n        - sleep: soon\n").unwrap_err();
         assert_eq!(e.line, 7, "a nested mistake names its own line: {e}");
         let e = load_text("id: x\ntitle: t\nsteps:\n  - repeat: { times: \"${MB_UNSET_VAR}\", steps: [ { sleep: 1s } ] }\n").unwrap_err();
         assert!(e.message.contains("MB_UNSET_VAR is not set"), "{e}");
+        assert_eq!(e.line, 4, "{e}");
     }
 
     #[test]
@@ -283,10 +316,11 @@ mod tests {
             "id: x\ntitle: t\nsteps:\n  - firmware: { role: upgrade, method: pull-coap }\n  - expect: { path: /3/0/3, equals: \"{fw_version:upgrade}\" }\n  - write: { path: /9/0/3, value: \"{fw_url:software}\" }\n  - firmware: { uri: \"ftp://h/x.bin\" }\n",
         )
         .unwrap();
-        let mut roles = Vec::new();
-        for s in &case.steps {
-            s.firmware_roles(&mut roles);
-        }
+        let mut roles: Vec<String> = case
+            .steps
+            .iter()
+            .flat_map(|s| s.kind.step().firmware_roles())
+            .collect();
         roles.sort();
         roles.dedup();
         assert_eq!(roles, ["software", "upgrade"]);
@@ -296,24 +330,25 @@ mod tests {
         assert!(e.message.contains("by its role"), "{e}");
         let e = load_text("id: x\ntitle: t\nsteps:\n  - firmware: { method: push }\n").unwrap_err();
         assert!(e.message.contains("give `role`"), "{e}");
+        let e =
+            load_text("id: x\ntitle: t\nsteps:\n  - firmware: { role: upgrade, method: ftp }\n")
+                .unwrap_err();
+        assert!(e.message.contains("pull-coaps"), "names the methods: {e}");
     }
 
     #[test]
-    fn network_steps_name_what_the_lab_does() {
+    fn network_steps_name_what_the_lab_does_and_need_network_control() {
         let case = load_text(
             "id: x\ntitle: t\nneeds: [network-control]\nsteps:\n  - network: { refuse: second-profile }\n  - network: accept-all\n",
         )
         .unwrap();
         assert_eq!(case.needs, [Need::NetworkControl]);
-        let mut actions = Vec::new();
-        for s in &case.steps {
-            s.network_actions(&mut actions);
-        }
         assert_eq!(
-            actions,
+            crate::steps::needs::of_case(&case),
             [
-                rig::NetworkAction::Refuse(rig::ProfileSlot(2)),
-                rig::NetworkAction::AcceptAll
+                Need::NetworkControl,
+                Need::Network(rig::NetworkAction::Refuse(rig::ProfileSlot(2))),
+                Need::Network(rig::NetworkAction::AcceptAll),
             ]
         );
         assert_eq!(case.steps[0].describe(), "network refuse second-profile");
@@ -325,14 +360,42 @@ mod tests {
     }
 
     #[test]
+    fn the_parts_a_case_needs_are_inferred_from_its_steps() {
+        let case = load_text(
+            "id: x\ntitle: t\nneeds: [object/3]\nsteps:\n  - power: cycle\n  - at: AT+CGMI\n  - debug: { key: boot_count, save: b }\n  - repeat: { times: 2, steps: [ { power_cut: { line: \"+BOOT\" } }, { bootstrap: { script: [ { finish: true } ] } } ] }\n  - expect: { old_credential: refused }\n  - read: { path: /3/0/0 }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            crate::steps::needs::of_case(&case),
+            [
+                Need::Object(3),
+                Need::Power,
+                Need::Modem,
+                Need::Debug,
+                Need::Bootstrap,
+                Need::Credentials
+            ]
+        );
+        let case = load_text("id: x\ntitle: t\nsteps:\n  - sleep: 1s\n  - read: { path: /3/0 }\n")
+            .unwrap();
+        assert!(crate::steps::needs::of_case(&case).is_empty());
+    }
+
+    #[test]
     fn a_star_instance_is_kept_until_the_registration_names_one() {
         let case = load_text(
             "id: x\ntitle: t\nneeds: [resource/5/*/8]\nsteps:\n  - execute: /5/*/2\n  - read: { path: /3/0/0 }\n",
         )
         .unwrap();
         assert_eq!(case.needs[0].to_string(), "resource/5/*/8");
-        assert!(case.steps[0].action.has_any_instance());
-        assert!(!case.steps[1].action.has_any_instance());
+        let StepKind::Execute(execute) = &case.steps[0].kind else {
+            panic!("{:?}", case.steps[0])
+        };
+        assert!(execute.path.has_any_instance());
+        let StepKind::Read(read) = &case.steps[1].kind else {
+            panic!("{:?}", case.steps[1])
+        };
+        assert!(!read.path.has_any_instance());
         assert_eq!(case.steps[0].describe(), "execute /5/*/2");
         assert!(load_text("id: x\ntitle: t\nsteps:\n  - read: { path: /*/0 }\n").is_err());
     }
@@ -344,12 +407,34 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            case.steps[0].action,
-            Action::Write { code: 405, .. }
+            &case.steps[0].kind,
+            StepKind::Write(w) if w.code == Some(fields::Code(405))
         ));
-        assert!(load_text(
-            "id: x\ntitle: t\nsteps:\n  - write: { path: /3/0/0, value: a, code: \"4.5x\" }\n"
+        let e = load_text(
+            "id: x\ntitle: t\nsteps:\n  - write: { path: /3/0/0, value: a, code: \"4.5x\" }\n",
         )
-        .is_err());
+        .unwrap_err();
+        assert!(e.message.contains("class.detail"), "{e}");
+    }
+
+    #[test]
+    fn a_step_holds_one_action_and_may_carry_within_and_note() {
+        let case = load_text(
+            "id: x\ntitle: t\nsteps:\n  - note: first\n    await: { path: /3/0/13, changes: true, within: 4s }\n  - within: 2s\n    await: registered\n",
+        )
+        .unwrap();
+        assert_eq!(case.steps[0].note.as_deref(), Some("first"));
+        assert_eq!(case.steps[0].within, Some(Duration::from_secs(4)));
+        assert_eq!(case.steps[1].within, Some(Duration::from_secs(2)));
+        assert_eq!(case.steps[0].describe(), "await /3/0/13 changes");
+        let e = load_text("id: x\ntitle: t\nsteps:\n  - sleep: 1s\n    power: on\n").unwrap_err();
+        assert!(e.message.contains("split it"), "{e}");
+        assert_eq!(e.line, 4, "{e}");
+        let e = load_text("id: x\ntitle: t\nsteps:\n  - note: nothing to do\n").unwrap_err();
+        assert!(e.message.contains("needs one action"), "{e}");
+        assert!(e.message.contains("power_cut"), "names the kinds: {e}");
+        let e = load_text("id: x\ntitle: t\nsteps:\n  - teleport: now\n").unwrap_err();
+        assert!(e.message.contains("teleport"), "{e}");
+        assert!(e.message.contains("cancel_observe"), "names the kinds: {e}");
     }
 }

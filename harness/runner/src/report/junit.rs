@@ -2,12 +2,20 @@
 //! properties, a testcase per case with its time, `<failure>` for a device at
 //! fault, `<error>` for a bench that could not do its part, `<skipped>` with the
 //! reason, and the step log as system-out.
+//!
+//! A case rerun after bench errors (`--retries`) uses Maven Surefire's rerun
+//! elements: a pass after them carries a `<flakyError>` per failed attempt
+//! (flaky, never a plain pass); a case that kept failing carries its first
+//! error as `<error>` and each rerun as `<rerunError>`. They are `Error`
+//! kinds because only bench errors are retried.
 
 use std::path::Path;
 
-use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{
+    NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
+};
 
-use crate::report::{write_atomically, CaseOutcome, RigInfo, Verdict};
+use crate::report::{write_atomically, CaseOutcome, EarlierAttempt, RigInfo, Verdict};
 
 /// Builds the report for everything that has an outcome so far; called after
 /// each case and at the end, so an interrupted run still leaves valid XML.
@@ -59,7 +67,48 @@ pub fn write(path: &Path, xml: &str) -> std::io::Result<()> {
 }
 
 fn test_case(o: &CaseOutcome) -> TestCase {
-    let status = match &o.verdict {
+    let mut status = final_status(o);
+    match (&o.verdict, o.earlier_attempts.split_first()) {
+        (Verdict::Error { message }, Some((first, later))) => {
+            // Surefire's order: the first error is the element, the later
+            // attempts (this last one included) its reruns.
+            let last = EarlierAttempt {
+                message: message.clone(),
+                started: o.started,
+                duration: o.duration,
+                step_log: o.step_log.clone(),
+            };
+            status.set_message(first.message.clone());
+            status.add_reruns(later.iter().chain([&last]).map(rerun).collect::<Vec<_>>());
+        }
+        _ => {
+            status.add_reruns(o.earlier_attempts.iter().map(rerun));
+        }
+    }
+    let mut tc = case_with_status(o, status);
+    if !o.earlier_attempts.is_empty() {
+        tc.add_property(Property::new(
+            "attempts",
+            (o.earlier_attempts.len() + 1).to_string(),
+        ));
+    }
+    tc
+}
+
+/// One attempt that ended in a bench error.
+fn rerun(a: &EarlierAttempt) -> TestRerun {
+    let mut r = TestRerun::new(NonSuccessKind::Error);
+    r.set_message(a.message.clone())
+        .set_type("bench")
+        .set_timestamp(a.started.fixed_offset())
+        .set_time(a.duration)
+        .set_system_out(a.step_log.clone());
+    r
+}
+
+/// The verdict of the last attempt.
+fn final_status(o: &CaseOutcome) -> TestCaseStatus {
+    match &o.verdict {
         Verdict::Passed => TestCaseStatus::success(),
         Verdict::Failed { message, detail } => {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
@@ -86,7 +135,10 @@ fn test_case(o: &CaseOutcome) -> TestCase {
             s.set_message(reason.clone());
             s
         }
-    };
+    }
+}
+
+fn case_with_status(o: &CaseOutcome, status: TestCaseStatus) -> TestCase {
     let mut tc = TestCase::new(o.case_id.clone(), status);
     tc.set_classname(format!("{}.{}", o.rig, o.file.display()));
     tc.set_time(o.duration);
@@ -105,4 +157,117 @@ fn test_case(o: &CaseOutcome) -> TestCase {
     }
     tc.set_system_out(o.step_log.clone());
     tc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::EarlierAttempt;
+
+    fn outcome(verdict: Verdict, attempts: &[&str]) -> CaseOutcome {
+        CaseOutcome {
+            rig: "bench-01".into(),
+            case_id: "dm-reboot".into(),
+            title: "Reboot".into(),
+            file: "testcases/device-management/reboot.yaml".into(),
+            ets: vec![],
+            verdict,
+            started: chrono::Local::now(),
+            duration: std::time::Duration::from_millis(1500),
+            step_log: "last attempt".into(),
+            artifacts: "reports/x".into(),
+            properties: vec![],
+            earlier_attempts: attempts
+                .iter()
+                .map(|m| EarlierAttempt {
+                    message: m.to_string(),
+                    started: chrono::Local::now(),
+                    duration: std::time::Duration::from_millis(200),
+                    step_log: format!("log of {m}"),
+                })
+                .collect(),
+        }
+    }
+
+    /// (element, message) of each child of the only testcase, in order.
+    fn children(o: CaseOutcome) -> Vec<(String, Option<String>)> {
+        let xml = render(
+            "r",
+            None,
+            &[RigInfo {
+                name: "bench-01".into(),
+                ..Default::default()
+            }],
+            &[o],
+        );
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let tc = doc
+            .descendants()
+            .find(|n| n.has_tag_name("testcase"))
+            .unwrap();
+        tc.children()
+            .filter(|c| {
+                c.is_element() && !["properties", "system-out"].contains(&c.tag_name().name())
+            })
+            .map(|c| {
+                (
+                    c.tag_name().name().to_string(),
+                    c.attribute("message").map(str::to_string),
+                )
+            })
+            .collect()
+    }
+
+    fn el(name: &str, message: &str) -> (String, Option<String>) {
+        (name.to_string(), Some(message.to_string()))
+    }
+
+    #[test]
+    fn a_pass_after_bench_errors_is_flaky_with_each_failed_attempt() {
+        assert_eq!(
+            children(outcome(Verdict::Passed, &["port closed", "supply timeout"])),
+            vec![
+                el("flakyError", "port closed"),
+                el("flakyError", "supply timeout")
+            ]
+        );
+        // Without earlier attempts a pass is a plain pass.
+        assert_eq!(children(outcome(Verdict::Passed, &[])), vec![]);
+    }
+
+    #[test]
+    fn a_case_that_kept_erring_has_its_first_error_and_the_reruns() {
+        let o = outcome(
+            Verdict::Error {
+                message: "third".into(),
+            },
+            &["first", "second"],
+        );
+        assert_eq!(
+            children(o),
+            vec![
+                el("error", "first"),
+                el("rerunError", "second"),
+                el("rerunError", "third")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_device_failure_after_a_bench_error_is_a_failure_with_the_rerun() {
+        let o = outcome(
+            Verdict::Failed {
+                message: "expected 2, saw 1".into(),
+                detail: String::new(),
+            },
+            &["port closed"],
+        );
+        assert_eq!(
+            children(o),
+            vec![
+                el("failure", "expected 2, saw 1"),
+                el("rerunError", "port closed")
+            ]
+        );
+    }
 }

@@ -2,10 +2,11 @@
 //! folders, and `reports/latest` pointing at the newest run.
 
 pub mod junit;
+pub mod merge;
 pub mod outcome;
 pub mod run_dir;
 
-pub use outcome::{CaseOutcome, RigInfo, Verdict};
+pub use outcome::{CaseOutcome, EarlierAttempt, RigInfo, Verdict};
 pub use run_dir::RunDir;
 
 use std::io::Write;

@@ -42,6 +42,18 @@ pub struct CaseOutcome {
     pub artifacts: PathBuf,
     /// Extra facts for the testcase's properties (power-cut seeds, ...).
     pub properties: Vec<(String, String)>,
+    /// Attempts that ended in a bench error before this one (`--retries`):
+    /// a pass after them is flaky, not a plain pass.
+    pub earlier_attempts: Vec<EarlierAttempt>,
+}
+
+/// An attempt of a case that the bench could not complete, rerun after.
+#[derive(Debug, Clone)]
+pub struct EarlierAttempt {
+    pub message: String,
+    pub started: DateTime<Local>,
+    pub duration: Duration,
+    pub step_log: String,
 }
 
 /// What the report says about a rig and its device, learned during the run.

@@ -16,6 +16,7 @@ use lwm2m::server::{SecurityEvent, ServerEvent};
 use server::{BootstrapServerEvent, Direction, LogEntry};
 
 use crate::session::Session;
+use crate::steps::context::CaseContext;
 
 /// How many distinct reports a failure quotes (the newest).
 const MAX_ITEMS: usize = 12;
@@ -60,20 +61,21 @@ pub(crate) struct Evidence {
 
 impl Evidence {
     /// What the rig's servers reported since the previous step began.
-    pub(crate) fn gather(session: &Session) -> Evidence {
-        let ep = session.endpoint.as_str();
+    pub(crate) fn gather(rig: &Session, ctx: &CaseContext) -> Evidence {
+        let ep = rig.endpoint.as_str();
+        let since = &ctx.previous_step;
         let mut reports = Vec::new();
-        for (_, event) in session.server.events_since(session.previous_step_seq) {
+        for (_, event) in rig.server.events_since(since.seq) {
             reports.extend(server_event(ep, &event));
         }
-        for entry in session.server.log_since(session.previous_step_logs.0) {
+        for entry in rig.server.log_since(since.log) {
             reports.extend(log_entry("", &entry));
         }
-        if let Some(bs) = &session.bootstrap {
-            for (_, event) in bs.events_since(session.previous_step_bootstrap_seq) {
+        if let Some(bs) = &rig.bootstrap {
+            for (_, event) in bs.events_since(since.bootstrap_seq) {
                 reports.extend(bootstrap_event(&event));
             }
-            for entry in bs.log_since(session.previous_step_logs.1) {
+            for entry in bs.log_since(since.bootstrap_log) {
                 reports.extend(log_entry("bootstrap server: ", &entry));
             }
         }

@@ -1,22 +1,21 @@
-//! The `firmware:` step and the watch on object 5 that checks every State /
+//! What firmware steps share: the watch on object 5 that checks every State /
 //! Update Result transition the device makes against the specification's
-//! state diagram (LwM2M 1.1 Core Appendix E.6).
+//! state diagram (LwM2M 1.1 Core Appendix E.6), firmware roles in case
+//! values, transfer figures and progress bars.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lwm2m::firmware::{
-    resource, DeliveryMethod, FirmwareRecorder, FirmwareState, ObjectVersion, ProtocolSupport,
-    UpdateResult, OBJECT_ID,
+    resource, FirmwareRecorder, FirmwareState, ObjectVersion, UpdateResult, OBJECT_ID,
 };
-use lwm2m::server::{Content, DmRequest, ServerEvent, WriteMode};
-use lwm2m::{Path, Record, Value};
+use lwm2m::server::{Content, ServerEvent};
+use lwm2m::{Path, Record};
 use server::firmware::{DeliveryMethodKind, FirmwareDelivery};
 use server::ServerHandle;
 
 use crate::case::model::ScalarValue;
-use crate::case::step::{FirmwareMethod, FirmwareStep};
 use crate::session::{RoleError, Session};
 
 /// Records object 5's transitions for the whole case, from notifications of
@@ -49,7 +48,7 @@ fn declared_version(server: &ServerHandle, endpoint: &str) -> ObjectVersion {
 }
 
 impl FirmwareWatch {
-    async fn start(server: &ServerHandle, endpoint: &str) -> FirmwareWatch {
+    pub async fn start(server: &ServerHandle, endpoint: &str) -> FirmwareWatch {
         let version = declared_version(server, endpoint);
         let recorder = Arc::new(Mutex::new(FirmwareRecorder::new().with_version(version)));
         let (server, endpoint, rec) = (server.clone(), endpoint.to_string(), recorder.clone());
@@ -130,6 +129,14 @@ impl FirmwareWatch {
     }
 }
 
+impl Drop for FirmwareWatch {
+    /// A case that ends without [`FirmwareWatch::finish`] (an early error)
+    /// leaves no watch running into the next case.
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Observes State and Update Result of the device's object 5 instance.
 async fn observe_object5(
     server: &ServerHandle,
@@ -188,194 +195,6 @@ fn record(rec: &Mutex<FirmwareRecorder>, records: &[Record]) {
     }
 }
 
-/// What went wrong in a firmware step, sorted into the three verdicts.
-pub enum FirmwareError {
-    Device { expected: String, seen: String },
-    Bench(String),
-    NotApplicable(String),
-}
-
-pub async fn run(
-    session: &mut Session,
-    step: &FirmwareStep,
-    within: Duration,
-    log: &mut String,
-) -> Result<(), FirmwareError> {
-    let kind = match step.method {
-        FirmwareMethod::PullCoap => DeliveryMethodKind::PullCoap,
-        FirmwareMethod::PullCoaps => DeliveryMethodKind::PullCoaps,
-        FirmwareMethod::PullHttp => DeliveryMethodKind::PullHttp,
-        FirmwareMethod::Push => DeliveryMethodKind::Push,
-    };
-    session
-        .firmware_delivery()
-        .await
-        .map_err(FirmwareError::Bench)?;
-    // The role's image of the rig's store (none when the case gives the URI).
-    let image = match &step.role {
-        Some(role) => {
-            let mapped = session.firmware_role(role).await.map_err(|e| match e {
-                RoleError::NotMapped(why) => FirmwareError::NotApplicable(why),
-                RoleError::Store(why) => FirmwareError::Bench(why),
-            })?;
-            let size = delivery_of(session)?
-                .image(&mapped.image)
-                .map_err(|e| FirmwareError::Bench(e.to_string()))?
-                .bytes
-                .len();
-            let _ = writeln!(
-                log,
-                "  role {role}: image {} ({size} bytes, version {})",
-                mapped.image, mapped.version
-            );
-            Some((mapped.image, size))
-        }
-        None => None,
-    };
-
-    // What the device offers decides whether the case applies at all.
-    let ep = session.endpoint.clone();
-    let instance = session.instance_of(OBJECT_ID).unwrap_or(0);
-    let methods = read_ints(
-        &session.server,
-        &ep,
-        Path::resource(OBJECT_ID, instance, resource::DELIVERY_METHOD),
-    )
-    .await;
-    let protocols = read_ints(
-        &session.server,
-        &ep,
-        Path::resource(OBJECT_ID, instance, resource::PROTOCOL_SUPPORT),
-    )
-    .await;
-    let method = methods
-        .first()
-        .and_then(|m| DeliveryMethod::from_code(*m).ok());
-    let protocols: Vec<ProtocolSupport> = protocols
-        .iter()
-        .filter_map(|p| ProtocolSupport::from_code(*p).ok())
-        .collect();
-    kind.applicability(method, Some(&protocols))
-        .map_err(FirmwareError::NotApplicable)?;
-
-    match &session.firmware_watch {
-        None => session.firmware_watch = Some(FirmwareWatch::start(&session.server, &ep).await),
-        Some(watch) => watch.settle(&session.server, &ep).await,
-    }
-    if let Some((name, _)) = &image {
-        if !session.firmware_images.contains(name) {
-            session.firmware_images.push(name.clone());
-        }
-    }
-
-    match step.method {
-        FirmwareMethod::PullCoap | FirmwareMethod::PullCoaps | FirmwareMethod::PullHttp => {
-            let coap = matches!(
-                step.method,
-                FirmwareMethod::PullCoap | FirmwareMethod::PullCoaps
-            );
-            if let (Some(szx), true) = (step.szx, coap) {
-                session
-                    .modem_command("fw_block_size", &[("szx", szx.to_string())])
-                    .map_err(FirmwareError::Bench)?;
-            }
-            let uri = match (&step.uri, &image) {
-                (Some(u), _) => u.clone(),
-                (None, Some((name, _))) => delivery_of(session)?
-                    .package_uri(name, kind)
-                    .await
-                    .map_err(|e| FirmwareError::Bench(e.to_string()))?,
-                (None, None) => {
-                    return Err(FirmwareError::Bench(
-                        "firmware step with neither role nor uri".into(),
-                    ))
-                }
-            };
-            let path = Path::resource(OBJECT_ID, instance, resource::PACKAGE_URI);
-            let request = DmRequest::Write {
-                path,
-                mode: WriteMode::Replace,
-                records: vec![Record::new(path, Value::String(uri.clone()))],
-                format: None,
-            };
-            let r = session
-                .server
-                .request(&ep, request, within.min(Duration::from_secs(60)))
-                .await
-                .map_err(|e| FirmwareError::Device {
-                    expected: "an answer to the Package URI write".into(),
-                    seen: e.to_string(),
-                })?;
-            let _ = writeln!(
-                log,
-                "  wrote Package URI {uri} -> {}",
-                server::code_text(r.code)
-            );
-            if let (true, None, Some((name, size))) = (coap, &step.uri, &image) {
-                if let Some(task) = progress_bar(delivery_of(session)?, kind, name, *size) {
-                    session.progress_tasks.push(task);
-                }
-            }
-            if r.code != step.code {
-                return Err(FirmwareError::Device {
-                    expected: format!("{} to the Package URI write", server::code_text(step.code)),
-                    seen: server::code_text(r.code),
-                });
-            }
-        }
-        FirmwareMethod::Push => {
-            let Some((name, _)) = &image else {
-                return Err(FirmwareError::Bench(
-                    "a push needs a firmware role, not a uri".into(),
-                ));
-            };
-            let report = delivery_of(session)?
-                .push(
-                    &session.server,
-                    &ep,
-                    name,
-                    step.szx.unwrap_or(6),
-                    within,
-                    |_| {},
-                )
-                .await
-                .map_err(|e| FirmwareError::Device {
-                    expected: "the device to take the pushed image".into(),
-                    seen: e.to_string(),
-                })?;
-            let _ = writeln!(log, "  push: {report}");
-            if report.code != step.code {
-                return Err(FirmwareError::Device {
-                    expected: format!("{} to the Block1 push", server::code_text(step.code)),
-                    seen: report.to_string(),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-fn delivery_of(session: &Session) -> Result<&FirmwareDelivery, FirmwareError> {
-    session
-        .firmware
-        .as_ref()
-        .ok_or_else(|| FirmwareError::Bench("firmware delivery not started".into()))
-}
-
-async fn read_ints(server: &ServerHandle, ep: &str, path: Path) -> Vec<i64> {
-    match server.read(ep, path, None).await {
-        Ok(r) => match r.content {
-            Content::Records(records) => records
-                .iter()
-                .filter_map(|r| r.value.as_f64())
-                .map(|v| v as i64)
-                .collect(),
-            _ => Vec::new(),
-        },
-        Err(_) => Vec::new(),
-    }
-}
-
 /// Transfer figures of the case's images for the JUnit and the step log.
 pub fn transfer_report(
     delivery: &FirmwareDelivery,
@@ -412,7 +231,7 @@ pub async fn expand_urls(
             let delivery = session
                 .firmware_delivery()
                 .await
-                .map_err(RoleError::Store)?;
+                .map_err(|e| RoleError::Store(e.to_string()))?;
             let uri = delivery
                 .package_uri(&mapped.image, kind)
                 .await
@@ -421,6 +240,25 @@ pub async fn expand_urls(
         }
     }
     Ok(ScalarValue::Text(out))
+}
+
+/// Firmware roles a written value, an expected value or a debug check
+/// names: `{fw_url:ROLE}`, `{fw_http_url:ROLE}`, `{fw_version:ROLE}`.
+const ROLE_MARKERS: [&str; 3] = ["{fw_url:", "{fw_http_url:", "{fw_version:"];
+
+/// The roles `text` names through [`ROLE_MARKERS`].
+pub fn roles_in(text: &str) -> Vec<String> {
+    let mut roles = Vec::new();
+    for marker in ROLE_MARKERS {
+        let mut rest = text;
+        while let Some(start) = rest.find(marker) {
+            let after = &rest[start + marker.len()..];
+            let Some(end) = after.find('}') else { break };
+            roles.push(after[..end].to_string());
+            rest = &after[end + 1..];
+        }
+    }
+    roles
 }
 
 /// `"{fw_version:ROLE}"` becomes the version the device reports once it

@@ -6,9 +6,11 @@
 //! obliges a vendor's Firmware Update instance to be 0.
 
 use lwm2m::server::Registration;
+use lwm2m::Path;
 
-use crate::case::step::{shown, ANY_INSTANCE};
-use crate::case::Step;
+use crate::case::fields::{shown, CasePath, ANY_INSTANCE};
+use crate::session::Session;
+use crate::steps::error::{bench, StepError};
 
 /// The first instance of `object` the registration's object list names.
 pub fn registered_instance(reg: &Registration, object: u16) -> Option<u16> {
@@ -19,44 +21,35 @@ pub fn registered_instance(reg: &Registration, object: u16) -> Option<u16> {
         .filter(|i| *i != ANY_INSTANCE)
 }
 
-/// Why a `*` of `object` cannot be resolved: a skip (the device registered
-/// no instance of it) or a mistake of the case (it used `*` before the
-/// device registered).
-pub enum Unresolved {
-    NotOffered(String),
-    NotRegistered(String),
-}
-
-/// `step` with every `*` instance replaced by the registered one.
-pub fn resolve(step: &Step, reg: Option<&Registration>) -> Result<Step, Unresolved> {
-    let action = step.action.resolve_instances(&mut |object| {
-        let reg = reg.ok_or_else(|| {
-            Unresolved::NotRegistered(format!(
-                "step `{}` finds object {object}'s instance in the device's registration, and there is none yet: await registered first",
-                step.describe()
-            ))
-        })?;
-        registered_instance(reg, object).ok_or_else(|| {
-            Unresolved::NotOffered(format!(
-                "the device registered no instance of object {object} (its object list: {}), so not {}",
-                server::links_text(&reg.objects),
-                step_path_text(step)
-            ))
-        })
+/// The path with its `*` instance replaced by the one the device
+/// registered. The device registered no instance of the object: the step
+/// does not apply (a skip naming it); no registration yet: a mistake of the
+/// case, which must await the registration first (a bench error).
+pub fn resolve(rig: &Session, path: CasePath) -> Result<Path, StepError> {
+    let (Some(object), true) = (path.0.object_id(), path.has_any_instance()) else {
+        return Ok(path.0);
+    };
+    let reg = rig.server.registration(&rig.endpoint).ok_or_else(|| {
+        bench(format!(
+            "{path} finds object {object}'s instance in the device's registration, and there is none yet: await registered first"
+        ))
     })?;
-    Ok(Step {
-        action,
-        ..step.clone()
-    })
+    resolve_in(&reg, path)
 }
 
-fn step_path_text(step: &Step) -> String {
-    let mut text = String::new();
-    let _ = step.action.resolve_instances(&mut |object| {
-        text = shown(&lwm2m::Path::instance(object, ANY_INSTANCE));
-        Err::<u16, ()>(())
-    });
-    text
+/// [`resolve`] against a given registration.
+pub fn resolve_in(reg: &Registration, path: CasePath) -> Result<Path, StepError> {
+    let object = path.0.object_id().unwrap_or_default();
+    let instance = registered_instance(reg, object).ok_or_else(|| {
+        StepError::Skip(format!(
+            "not applicable: the device registered no instance of object {object} (its object list: {}), so not {}",
+            server::links_text(&reg.objects),
+            shown(&Path::instance(object, ANY_INSTANCE))
+        ))
+    })?;
+    let mut ids = path.0.ids().to_vec();
+    ids[1] = instance;
+    Ok(Path::from_ids(&ids).unwrap_or(path.0))
 }
 
 #[cfg(test)]
@@ -82,9 +75,8 @@ mod tests {
         }
     }
 
-    fn step(text: &str) -> Step {
-        let spec: crate::case::model::StepSpec = serde_saphyr::from_str(text).unwrap();
-        Step::from_spec(spec, 7).unwrap()
+    fn path(text: &str) -> CasePath {
+        CasePath(crate::case::fields::path(text).unwrap())
     }
 
     #[test]
@@ -93,35 +85,21 @@ mod tests {
         assert_eq!(registered_instance(&reg, 1), Some(1));
         assert_eq!(registered_instance(&reg, 5), Some(2));
         assert_eq!(registered_instance(&reg, 4), None);
-        let s = step("expect: { path: /5/*/3, equals: 0 }");
-        assert_eq!(s.describe(), "expect /5/*/3 equals 0");
-        let Ok(resolved) = resolve(&s, Some(&reg)) else {
-            panic!("resolves")
-        };
-        assert_eq!(resolved.describe(), "expect /5/2/3 equals 0");
-        let s = step("execute: /1/*/8");
-        let Ok(resolved) = resolve(&s, Some(&reg)) else {
-            panic!("resolves")
-        };
-        assert_eq!(resolved.describe(), "execute /1/1/8");
+        let resolved = resolve_in(&reg, path("/5/*/3")).unwrap();
+        assert_eq!(resolved.to_string(), "/5/2/3");
+        let resolved = resolve_in(&reg, path("/1/*/8")).unwrap();
+        assert_eq!(resolved.to_string(), "/1/1/8");
     }
 
     #[test]
     fn an_object_without_a_registered_instance_makes_the_step_not_applicable() {
         let reg = registration("</1/0>,</3/0>,</4>");
-        let s = step("read: { path: /4/*/2 }");
-        match resolve(&s, Some(&reg)) {
-            Err(Unresolved::NotOffered(why)) => {
+        match resolve_in(&reg, path("/4/*/2")) {
+            Err(StepError::Skip(why)) => {
                 assert!(why.contains("no instance of object 4"), "{why}");
                 assert!(why.contains("/4/*"), "{why}");
             }
-            _ => panic!("not applicable"),
+            other => panic!("not applicable: {other:?}"),
         }
-        assert!(matches!(
-            resolve(&s, None),
-            Err(Unresolved::NotRegistered(_))
-        ));
-        let concrete = step("read: { path: /3/0/0 }");
-        assert!(resolve(&concrete, None).is_ok(), "nothing to resolve");
     }
 }

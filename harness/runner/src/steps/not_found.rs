@@ -8,7 +8,7 @@
 use lwm2m::server::Registration;
 use lwm2m::{Path, Registry};
 
-use crate::steps::engine::{device, StepError};
+use crate::steps::error::{device, StepError};
 
 /// Judges a 4.04 to `request` (e.g. `Read /3/0/0`) on `path`, from the
 /// object model and the device's registration (`None`: not registered now).

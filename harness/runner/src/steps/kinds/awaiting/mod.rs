@@ -1,0 +1,217 @@
+//! `await`: waits for the device to do something — register, update,
+//! deregister, finish a bootstrap, be refused, send notifications, print a
+//! line, or make a resource reach a value.
+
+mod registration;
+mod security;
+mod value;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::case::fields::{CasePath, Span};
+use crate::case::model::{ScalarValue, StringOr};
+use crate::case::Need;
+use crate::session::Session;
+use crate::steps::error::{serial_wait_error, StepError};
+use crate::steps::kinds::expect_value::ValueCondition;
+use crate::steps::{wait, CaseContext, Step, StepFuture, Turn, Wait};
+
+/// `await: {path | notification | line | handshake_refused, ...}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwaitValue {
+    /// Await a resource value (polled by Read).
+    path: Option<CasePath>,
+    /// Await notifications of an observation started by an `observe` step.
+    notification: Option<CasePath>,
+    /// Number of notifications to await (default 1).
+    count: Option<u32>,
+    equals: Option<ScalarValue>,
+    not_equals: Option<ScalarValue>,
+    /// The value differs from the first one read.
+    changes: Option<bool>,
+    /// Await a line on the modem's serial port starting with this text.
+    line: Option<String>,
+    /// Await a DTLS handshake the server refused (`true`), for this device's identity.
+    handshake_refused: Option<bool>,
+    within: Option<Span>,
+}
+
+/// `await: registered|deregistered|updated|...`, or a map for values,
+/// notifications and serial lines.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "StringOr<AwaitValue>")]
+pub struct Await {
+    pub target: AwaitTarget,
+    /// The map's own `within`; the step takes it as its limit.
+    pub within: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub enum AwaitTarget {
+    Registered,
+    Deregistered,
+    Updated,
+    Value {
+        path: CasePath,
+        condition: ValueCondition,
+    },
+    Notifications {
+        path: CasePath,
+        count: u32,
+    },
+    SerialLine(String),
+    Bootstrapped,
+    HandshakeRefused,
+    Forbidden,
+    /// A new registration since the previous step began (after an AT
+    /// command that makes the device re-attach, say).
+    Reregistered,
+}
+
+impl TryFrom<StringOr<AwaitValue>> for Await {
+    type Error = String;
+    fn try_from(a: StringOr<AwaitValue>) -> Result<Self, String> {
+        let v = match a {
+            StringOr::Short(e) => {
+                let target = match e.as_str() {
+                    "registered" => AwaitTarget::Registered,
+                    "deregistered" => AwaitTarget::Deregistered,
+                    "updated" => AwaitTarget::Updated,
+                    "bootstrapped" => AwaitTarget::Bootstrapped,
+                    "forbidden" => AwaitTarget::Forbidden,
+                    "reregistered" => AwaitTarget::Reregistered,
+                    other => return Err(format!(
+                        "await {other:?}: expected registered, reregistered, deregistered, updated, bootstrapped, forbidden or a map with path/notification/line/handshake_refused"
+                    )),
+                };
+                return Ok(Await {
+                    target,
+                    within: None,
+                });
+            }
+            StringOr::Long(v) => v,
+        };
+        let within = v.within.map(|w| w.0);
+        let target = if let Some(line) = v.line {
+            AwaitTarget::SerialLine(line)
+        } else if v.handshake_refused == Some(true) {
+            AwaitTarget::HandshakeRefused
+        } else if let Some(path) = v.notification {
+            AwaitTarget::Notifications {
+                path,
+                count: v.count.unwrap_or(1),
+            }
+        } else {
+            let path = v
+                .path
+                .ok_or("await: give `path`, `notification`, `line` or `handshake_refused`")?;
+            let condition =
+                ValueCondition::from_fields(v.equals, v.not_equals, v.changes.unwrap_or(false))?;
+            AwaitTarget::Value { path, condition }
+        };
+        Ok(Await { target, within })
+    }
+}
+
+impl Step for Await {
+    fn describe(&self) -> String {
+        let what = match &self.target {
+            AwaitTarget::Registered => "registered".into(),
+            AwaitTarget::Deregistered => "deregistered".into(),
+            AwaitTarget::Updated => "registration update".into(),
+            AwaitTarget::Value { path, condition } => format!("{path} {condition}"),
+            AwaitTarget::Notifications { path, count } => {
+                format!("{count} notification(s) of {path}")
+            }
+            AwaitTarget::SerialLine(l) => format!("serial line {l:?}"),
+            AwaitTarget::Bootstrapped => "bootstrap finished".into(),
+            AwaitTarget::HandshakeRefused => "a refused DTLS handshake".into(),
+            AwaitTarget::Forbidden => "a 4.03 Forbidden".into(),
+            AwaitTarget::Reregistered => "a new registration since the previous step".into(),
+        };
+        format!("await {what}")
+    }
+
+    fn needs(&self) -> Vec<Need> {
+        match self.target {
+            AwaitTarget::SerialLine(_) => vec![Need::Modem],
+            AwaitTarget::Bootstrapped => vec![Need::Bootstrap],
+            _ => Vec::new(),
+        }
+    }
+
+    fn firmware_roles(&self) -> Vec<String> {
+        match &self.target {
+            AwaitTarget::Value { condition, .. } => condition.firmware_roles(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// An Update is due within the registration's lifetime; a restart takes
+    /// the rig's reboot or update wait; a download's progress its download wait.
+    fn default_wait(&self, rig: &Session, ctx: &CaseContext) -> Option<Wait> {
+        match &self.target {
+            AwaitTarget::Updated => wait::lifetime_left(rig),
+            AwaitTarget::Registered | AwaitTarget::Reregistered => Some(wait::restart(rig, ctx)),
+            AwaitTarget::Value { path, .. } if wait::is_delivery_status(&path.0) => {
+                wait::download(rig)
+            }
+            _ => None,
+        }
+    }
+
+    fn run<'a>(
+        &'a self,
+        turn: Turn,
+        ctx: &'a mut CaseContext,
+        rig: &'a mut Session,
+    ) -> StepFuture<'a> {
+        let within = turn.within;
+        Box::pin(async move {
+            match &self.target {
+                AwaitTarget::Registered => registration::registered(ctx, rig, within).await,
+                AwaitTarget::Reregistered => registration::reregistered(ctx, rig, within).await,
+                AwaitTarget::Deregistered => registration::deregistered(ctx, rig, within).await,
+                AwaitTarget::Updated => registration::updated(ctx, rig, within).await,
+                AwaitTarget::Value { path, condition } => {
+                    value::value(ctx, rig, *path, condition, within).await
+                }
+                AwaitTarget::Notifications { path, count } => {
+                    value::notifications(ctx, rig, *path, *count, within).await
+                }
+                AwaitTarget::Bootstrapped => security::bootstrapped(ctx, rig, within).await,
+                AwaitTarget::HandshakeRefused => {
+                    security::handshake_refused(ctx, rig, within).await
+                }
+                AwaitTarget::Forbidden => security::forbidden(ctx, rig, within).await,
+                AwaitTarget::SerialLine(prefix) => serial_line(ctx, rig, prefix, within),
+            }
+        })
+    }
+}
+
+fn serial_line(
+    ctx: &mut CaseContext,
+    rig: &mut Session,
+    prefix: &str,
+    within: Duration,
+) -> Result<(), StepError> {
+    let rig_name = rig.rig.name.clone();
+    let modem = rig
+        .modem
+        .as_mut()
+        .ok_or_else(|| StepError::Skip(format!("rig {rig_name} has no modem")))?;
+    let line =
+        tokio::task::block_in_place(|| modem.wait_for_line(prefix, within)).map_err(|e| {
+            serial_wait_error(
+                format!("a line starting {prefix:?} on the serial port within {within:?}"),
+                e,
+            )
+        })?;
+    let _ = writeln!(ctx.log, "  -> {line}");
+    Ok(())
+}

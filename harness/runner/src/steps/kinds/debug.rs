@@ -1,0 +1,151 @@
+//! `debug: {key, save | at_least | equals}`: what the device holds, read over
+//! its debug port (SWD on a real bench, NV storage on the virtual rig),
+//! independent of what it says over LwM2M.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+
+use crate::case::Need;
+use crate::session::Session;
+use crate::steps::error::{device, StepError};
+use crate::steps::{CaseContext, Step, StepFuture, Turn};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DebugSpec {
+    key: String,
+    /// Remember the value under this name.
+    save: Option<String>,
+    /// The value is a number at least the one saved under this name.
+    at_least: Option<String>,
+    /// The value equals this text (`{fw_version:ROLE}` allowed).
+    equals: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "DebugSpec")]
+pub struct DebugRead {
+    pub key: String,
+    pub check: DebugCheck,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DebugCheck {
+    Save(String),
+    AtLeast(String),
+    Equals(String),
+}
+
+impl TryFrom<DebugSpec> for DebugRead {
+    type Error = String;
+    fn try_from(d: DebugSpec) -> Result<Self, String> {
+        let check = match (d.save, d.at_least, d.equals) {
+            (Some(n), None, None) => DebugCheck::Save(n),
+            (None, Some(n), None) => DebugCheck::AtLeast(n),
+            (None, None, Some(v)) => DebugCheck::Equals(v),
+            _ => return Err("debug: give one of save, at_least, equals".into()),
+        };
+        Ok(DebugRead { key: d.key, check })
+    }
+}
+
+impl Step for DebugRead {
+    fn describe(&self) -> String {
+        format!("debug read {}", self.key)
+    }
+
+    fn needs(&self) -> Vec<Need> {
+        vec![Need::Debug]
+    }
+
+    fn firmware_roles(&self) -> Vec<String> {
+        match &self.check {
+            DebugCheck::Equals(v) => crate::steps::firmware::roles_in(v),
+            _ => Vec::new(),
+        }
+    }
+
+    fn run<'a>(
+        &'a self,
+        _: Turn,
+        ctx: &'a mut CaseContext,
+        rig: &'a mut Session,
+    ) -> StepFuture<'a> {
+        Box::pin(async move {
+            let check = match &self.check {
+                DebugCheck::Equals(text) => {
+                    DebugCheck::Equals(crate::steps::firmware::expand_versions(rig, text).await?)
+                }
+                other => other.clone(),
+            };
+            self.check(&check, ctx, rig)
+        })
+    }
+}
+
+impl DebugRead {
+    fn check(
+        &self,
+        check: &DebugCheck,
+        ctx: &mut CaseContext,
+        rig: &mut Session,
+    ) -> Result<(), StepError> {
+        let key = &self.key;
+        let state = read_debug(rig).map_err(|e| device("the debug port to answer", e))?;
+        let value = state.get(key).cloned().ok_or_else(|| {
+            device(
+                format!("{key} on the debug port"),
+                format!(
+                    "keys: {}",
+                    state.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })?;
+        let _ = writeln!(ctx.log, "  -> {key} = {value}");
+        match check {
+            DebugCheck::Save(name) => {
+                ctx.saved.insert(name.clone(), value);
+                Ok(())
+            }
+            DebugCheck::Equals(want) if &value == want => Ok(()),
+            DebugCheck::Equals(want) => Err(device(
+                format!("{key} = {want}"),
+                format!("{key} = {value}"),
+            )),
+            DebugCheck::AtLeast(name) => {
+                let saved = ctx.saved.get(name).cloned().ok_or_else(|| {
+                    device(
+                        format!("a value saved as {name:?} by an earlier debug step"),
+                        "none",
+                    )
+                })?;
+                let (Ok(now), Ok(before)) = (value.parse::<f64>(), saved.parse::<f64>()) else {
+                    return Err(device(
+                        format!("{key} and {name} to be numbers"),
+                        format!("{value} and {saved}"),
+                    ));
+                };
+                if now >= before {
+                    Ok(())
+                } else {
+                    Err(device(
+                        format!("{key} at least {before} (saved as {name})"),
+                        format!("{now}: lost {}", before - now),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// Reads the debug port (SWD on a real bench, NV storage on the virtual rig).
+pub fn read_debug(rig: &mut Session) -> Result<BTreeMap<String, String>, String> {
+    let name = rig.rig.name.clone();
+    let debug = rig
+        .debug
+        .as_mut()
+        .ok_or_else(|| format!("rig {name} has no debug port"))?;
+    tokio::task::block_in_place(|| debug.read_state()).map_err(|e| e.to_string())
+}

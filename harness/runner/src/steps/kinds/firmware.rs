@@ -1,0 +1,321 @@
+//! `firmware: {role, method, block_size, code, uri}`: reads /5/x/8 and
+//! /5/x/9 first (a method the device does not offer makes the case not
+//! applicable), starts recording every State / Update Result transition,
+//! then writes the Package URI (pull) or pushes the image with Block1
+//! (push). LwM2M 1.1 Core §E.6.
+
+use std::fmt::Write as _;
+
+use lwm2m::firmware::{resource, DeliveryMethod, ProtocolSupport, OBJECT_ID};
+use lwm2m::server::{Content, DmRequest, WriteMode};
+use lwm2m::{Path, Record, Value};
+use serde::Deserialize;
+use server::firmware::{DeliveryMethodKind, FirmwareDelivery};
+use server::ServerHandle;
+
+use crate::case::fields::Code;
+use crate::session::Session;
+use crate::steps::error::{bench, device, StepError};
+use crate::steps::firmware::{progress_bar, FirmwareWatch};
+use crate::steps::{CaseContext, Step, StepFuture, Turn};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirmwareSpec {
+    /// What the image is to the device (`upgrade`, `corrupted`, ...): the
+    /// rig's `firmware.roles` maps it to one of the device's own images.
+    role: Option<String>,
+    /// Refused with a message: a case names firmware by role, never by file.
+    image: Option<String>,
+    #[serde(default)]
+    method: FirmwareMethod,
+    /// Block size in bytes (16..1024): what the device asks for in a CoAP
+    /// pull (set through the dialect's `fw_block_size`), what the server
+    /// starts with in a push.
+    block_size: Option<u32>,
+    /// Expected response code of the Package URI write or the push (default 2.04).
+    code: Option<Code>,
+    /// A Package URI to write instead of the store's (to provoke Invalid URI
+    /// or Unsupported Protocol); no `role` is needed then.
+    uri: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FirmwareMethod {
+    #[default]
+    PullCoap,
+    /// CoAP Block2 under DTLS 1.2 PSK (`coaps://`), the device's server PSK.
+    PullCoaps,
+    PullHttp,
+    Push,
+}
+
+impl FirmwareMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            FirmwareMethod::PullCoap => "pull-coap",
+            FirmwareMethod::PullCoaps => "pull-coaps",
+            FirmwareMethod::PullHttp => "pull-http",
+            FirmwareMethod::Push => "push",
+        }
+    }
+
+    fn kind(self) -> DeliveryMethodKind {
+        match self {
+            FirmwareMethod::PullCoap => DeliveryMethodKind::PullCoap,
+            FirmwareMethod::PullCoaps => DeliveryMethodKind::PullCoaps,
+            FirmwareMethod::PullHttp => DeliveryMethodKind::PullHttp,
+            FirmwareMethod::Push => DeliveryMethodKind::Push,
+        }
+    }
+
+    fn is_coap(self) -> bool {
+        matches!(self, FirmwareMethod::PullCoap | FirmwareMethod::PullCoaps)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "FirmwareSpec")]
+pub struct Firmware {
+    /// The firmware role (`upgrade`, `corrupted`); none when `uri` replaces
+    /// the store's Package URI.
+    pub role: Option<String>,
+    pub method: FirmwareMethod,
+    /// Block size exponent (RFC 7959 SZX, 0..=6).
+    pub szx: Option<u8>,
+    pub code: Code,
+    pub uri: Option<String>,
+}
+
+impl TryFrom<FirmwareSpec> for Firmware {
+    type Error = String;
+    fn try_from(f: FirmwareSpec) -> Result<Self, String> {
+        let szx = f
+            .block_size
+            .map(|size| {
+                (0..=6u8).find(|szx| 16u32 << szx == size).ok_or_else(|| {
+                    format!(
+                        "firmware block_size {size}: expected 16, 32, 64, 128, 256, 512 or 1024"
+                    )
+                })
+            })
+            .transpose()?;
+        if f.image.is_some() {
+            return Err("firmware: name the firmware by its role (`role: upgrade`), not by a file: the rig's `firmware.roles` maps roles to the device's own images".into());
+        }
+        let role = match (f.role, &f.uri) {
+            (Some(r), _) if !rig::network::is_name(&r) => {
+                return Err(format!(
+                    "firmware role {r:?}: use a-z, 0-9 and - (upgrade, corrupted, unbootable, too-large)"
+                ))
+            }
+            (Some(r), _) => Some(r),
+            (None, Some(_)) => None,
+            (None, None) => {
+                return Err(
+                    "firmware: give `role` (upgrade, corrupted, ...) or a Package URI `uri`"
+                        .into(),
+                )
+            }
+        };
+        Ok(Firmware {
+            role,
+            method: f.method,
+            szx,
+            code: f.code.unwrap_or(Code::CHANGED),
+            uri: f.uri,
+        })
+    }
+}
+
+impl Step for Firmware {
+    fn describe(&self) -> String {
+        match (&self.role, &self.uri) {
+            (Some(role), _) => format!("firmware {role} by {}", self.method.name()),
+            (None, Some(uri)) => format!("firmware Package URI {uri:?}"),
+            (None, None) => "firmware".into(),
+        }
+    }
+
+    fn firmware_roles(&self) -> Vec<String> {
+        self.role.iter().cloned().collect()
+    }
+
+    fn run<'a>(
+        &'a self,
+        turn: Turn,
+        ctx: &'a mut CaseContext,
+        rig: &'a mut Session,
+    ) -> StepFuture<'a> {
+        Box::pin(self.deliver(turn, ctx, rig))
+    }
+}
+
+impl Firmware {
+    async fn deliver(
+        &self,
+        turn: Turn,
+        ctx: &mut CaseContext,
+        rig: &mut Session,
+    ) -> Result<(), StepError> {
+        let kind = self.method.kind();
+        rig.firmware_delivery().await.map_err(bench)?;
+        // The role's image of the rig's store (none when the case gives the URI).
+        let image = match &self.role {
+            Some(role) => {
+                let mapped = rig.firmware_role(role).await?;
+                let size = delivery_of(rig)?
+                    .image(&mapped.image)
+                    .map_err(bench)?
+                    .bytes
+                    .len();
+                let _ = writeln!(
+                    ctx.log,
+                    "  role {role}: image {} ({size} bytes, version {})",
+                    mapped.image, mapped.version
+                );
+                Some((mapped.image, size))
+            }
+            None => None,
+        };
+
+        // What the device offers decides whether the case applies at all.
+        let ep = rig.endpoint.clone();
+        let instance = rig.instance_of(OBJECT_ID).unwrap_or(0);
+        let methods = read_ints(
+            &rig.server,
+            &ep,
+            Path::resource(OBJECT_ID, instance, resource::DELIVERY_METHOD),
+        )
+        .await;
+        let protocols = read_ints(
+            &rig.server,
+            &ep,
+            Path::resource(OBJECT_ID, instance, resource::PROTOCOL_SUPPORT),
+        )
+        .await;
+        let method = methods
+            .first()
+            .and_then(|m| DeliveryMethod::from_code(*m).ok());
+        let protocols: Vec<ProtocolSupport> = protocols
+            .iter()
+            .filter_map(|p| ProtocolSupport::from_code(*p).ok())
+            .collect();
+        kind.applicability(method, Some(&protocols))
+            .map_err(|why| StepError::Skip(format!("not applicable: {why}")))?;
+
+        match &ctx.firmware_watch {
+            None => ctx.firmware_watch = Some(FirmwareWatch::start(&rig.server, &ep).await),
+            Some(watch) => watch.settle(&rig.server, &ep).await,
+        }
+        if let Some((name, _)) = &image {
+            if !ctx.firmware_images.contains(name) {
+                ctx.firmware_images.push(name.clone());
+            }
+        }
+
+        match self.method {
+            FirmwareMethod::Push => {
+                let Some((name, _)) = &image else {
+                    return Err(bench("a push needs a firmware role, not a uri"));
+                };
+                let report = delivery_of(rig)?
+                    .push(
+                        &rig.server,
+                        &ep,
+                        name,
+                        self.szx.unwrap_or(6),
+                        turn.within,
+                        |_| {},
+                    )
+                    .await
+                    .map_err(|e| device("the device to take the pushed image", e.to_string()))?;
+                let _ = writeln!(ctx.log, "  push: {report}");
+                if report.code != self.code.0 {
+                    return Err(device(
+                        format!("{} to the Block1 push", self.code),
+                        report.to_string(),
+                    ));
+                }
+            }
+            _ => self.pull(turn, ctx, rig, instance, image).await?,
+        }
+        Ok(())
+    }
+
+    /// Writes the Package URI the device pulls from.
+    async fn pull(
+        &self,
+        turn: Turn,
+        ctx: &mut CaseContext,
+        rig: &mut Session,
+        instance: u16,
+        image: Option<(String, usize)>,
+    ) -> Result<(), StepError> {
+        let kind = self.method.kind();
+        let coap = self.method.is_coap();
+        if let (Some(szx), true) = (self.szx, coap) {
+            rig.modem_command("fw_block_size", &[("szx", szx.to_string())])
+                .map_err(bench)?;
+        }
+        let uri = match (&self.uri, &image) {
+            (Some(u), _) => u.clone(),
+            (None, Some((name, _))) => delivery_of(rig)?
+                .package_uri(name, kind)
+                .await
+                .map_err(bench)?,
+            (None, None) => return Err(bench("firmware step with neither role nor uri")),
+        };
+        let path = Path::resource(OBJECT_ID, instance, resource::PACKAGE_URI);
+        let request = DmRequest::Write {
+            path,
+            mode: WriteMode::Replace,
+            records: vec![Record::new(path, Value::String(uri.clone()))],
+            format: None,
+        };
+        let limit = turn.within.min(std::time::Duration::from_secs(60));
+        let r = rig
+            .server
+            .request(&rig.endpoint, request, limit)
+            .await
+            .map_err(|e| device("an answer to the Package URI write", e.to_string()))?;
+        let _ = writeln!(
+            ctx.log,
+            "  wrote Package URI {uri} -> {}",
+            server::code_text(r.code)
+        );
+        if let (true, None, Some((name, size))) = (coap, &self.uri, &image) {
+            if let Some(task) = progress_bar(delivery_of(rig)?, kind, name, *size) {
+                ctx.progress_tasks.push(task);
+            }
+        }
+        if r.code != self.code.0 {
+            return Err(device(
+                format!("{} to the Package URI write", self.code),
+                server::code_text(r.code),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn delivery_of(rig: &Session) -> Result<&FirmwareDelivery, StepError> {
+    rig.firmware
+        .as_ref()
+        .ok_or_else(|| bench("firmware delivery not started"))
+}
+
+async fn read_ints(server: &ServerHandle, ep: &str, path: Path) -> Vec<i64> {
+    match server.read(ep, path, None).await {
+        Ok(r) => match r.content {
+            Content::Records(records) => records
+                .iter()
+                .filter_map(|r| r.value.as_f64())
+                .map(|v| v as i64)
+                .collect(),
+            _ => Vec::new(),
+        },
+        Err(_) => Vec::new(),
+    }
+}

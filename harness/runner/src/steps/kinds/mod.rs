@@ -1,0 +1,62 @@
+//! One module per step kind: its YAML payload, what it needs from the rig,
+//! and how it runs (see [`crate::steps::Step`]). The list below is the one
+//! place that names every kind: it declares the kind's module, its variant of
+//! [`StepKind`] under the key a case file writes, and the dispatch to it.
+
+use serde::Deserialize;
+
+use crate::steps::Step;
+
+/// Declares each kind's module, [`StepKind`] tagged by the kinds' YAML keys,
+/// and its dispatch.
+macro_rules! step_kinds {
+    ($($variant:ident($module:ident::$ty:ident) = $key:literal,)*) => {
+        $(pub mod $module;)*
+
+        /// Every step kind, by the key a case file writes it with.
+        #[derive(Debug, Clone, Deserialize)]
+        pub enum StepKind {
+            $(#[serde(rename = $key)] $variant($module::$ty),)*
+        }
+
+        impl StepKind {
+            /// The action keys, for the message of a step that has none.
+            pub const NAMES: &'static [&'static str] = &[$($key),*];
+
+            /// The kind behind the [`Step`] trait: the one place that dispatches.
+            pub fn step(&self) -> &dyn Step {
+                match self {
+                    $(StepKind::$variant(s) => s,)*
+                }
+            }
+        }
+    };
+}
+
+step_kinds! {
+    Power(power::PowerStep) = "power",
+    PowerCut(power_cut::PowerCut) = "power_cut",
+    At(at::AtStep) = "at",
+    Await(awaiting::Await) = "await",
+    Read(read::Read) = "read",
+    Write(write::Write) = "write",
+    Execute(execute::Execute) = "execute",
+    Discover(discover::Discover) = "discover",
+    Observe(observe::Observe) = "observe",
+    CancelObserve(cancel_observe::CancelObserve) = "cancel_observe",
+    Expect(expect::Expect) = "expect",
+    Sleep(sleep::Sleep) = "sleep",
+    Bootstrap(bootstrap::Bootstrap) = "bootstrap",
+    Credentials(credentials::Credentials) = "credentials",
+    Debug(debug::DebugRead) = "debug",
+    Classify(classify::Classify) = "classify",
+    FirmwareServer(file_servers::FileServers) = "firmware_server",
+    Firmware(firmware::Firmware) = "firmware",
+    Repeat(repeat::Repeat) = "repeat",
+    Network(network::NetworkStep) = "network",
+}
+
+// The three checks `expect` dispatches to.
+pub mod expect_registration;
+pub mod expect_value;
+pub mod old_credential;

@@ -1,0 +1,92 @@
+//! `--retries`: a case that ends in a bench error is rerun; a pass on a rerun
+//! is reported flaky (`<flakyError>`), never a plain pass, and a case that
+//! keeps failing carries its reruns (`<rerunError>`). The bench error here is
+//! a lab network command that fails (the first time, or always).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+#[test]
+fn a_pass_after_a_bench_error_is_flaky_and_a_lasting_one_lists_its_reruns() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("emulator-ready");
+    let rig = dir.path().join("netlab.yaml");
+    std::fs::write(
+        &rig,
+        format!(
+            "name: netlab\ndevice: {{ endpoint: ep, lifetime: 1m }}\nnetwork:\n  kind: command\n  refuse:\n    \
+             profile-1: \"test -e {0} || {{ touch {0}; exit 3; }}\"\n    profile-2: \"exit 3\"\n  accept_all: \"true\"\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let cases = dir.path().join("cases");
+    std::fs::create_dir_all(&cases).unwrap();
+    for (id, profile) in [("flaky", "profile-1"), ("broken", "profile-2")] {
+        std::fs::write(
+            cases.join(format!("{id}.yaml")),
+            format!(
+                "id: bar-{id}\ntitle: bars a profile\nneeds: [network-control]\ntimeout: 10s\nsteps:\n  - network: {{ refuse: {profile} }}\n"
+            ),
+        )
+        .unwrap();
+    }
+    let reports = dir.path().join("reports");
+    let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .current_dir(root())
+        .args(["run", "--rig", rig.to_str().unwrap(), "--cases"])
+        .arg(&cases)
+        .arg("--report-dir")
+        .arg(&reports)
+        .args(["--retries", "2"])
+        .env_remove("METERBENCH_SHARD")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The lasting bench error fails the run; the flaky case does not.
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("0 passed, 1 flaky, 0 failed, 1 errors"),
+        "{text}"
+    );
+
+    let xml = std::fs::read_to_string(reports.join("latest/junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let verdicts = |id: &str| -> Vec<String> {
+        let tc = doc
+            .descendants()
+            .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some(id))
+            .unwrap_or_else(|| panic!("no {id} in {xml}"));
+        tc.children()
+            .filter(|c| c.is_element())
+            .map(|c| c.tag_name().name().to_string())
+            .filter(|n| n != "properties" && n != "system-out")
+            .collect()
+    };
+    assert_eq!(verdicts("bar-flaky"), ["flakyError"], "{xml}");
+    assert_eq!(
+        verdicts("bar-broken"),
+        ["error", "rerunError", "rerunError"],
+        "{xml}"
+    );
+    // A flaky pass is a pass in the totals, with its attempts said.
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
+    assert_eq!(suite.attribute("errors"), Some("1"), "{xml}");
+    assert!(xml.contains(r#"name="attempts" value="2""#), "{xml}");
+    assert!(xml.contains(r#"name="attempts" value="3""#), "{xml}");
+}
