@@ -109,6 +109,14 @@ pub const EVENTS: &[Action] = &[
         "lwm2m_registration_failed",
         "the embedded client gave up registering",
     ),
+    a(
+        "profile_switched",
+        "an eUICC profile switch ended with the new profile enabled and attached",
+    ),
+    a(
+        "profile_switch_failed",
+        "an eUICC profile switch failed and the previous profile is enabled again",
+    ),
 ];
 
 /// Whether `name` is in [`ACTIONS`].

@@ -38,6 +38,10 @@ pub struct RigFile {
     /// that need `network-control` are skipped.
     #[serde(default)]
     pub network: Option<NetworkSpec>,
+    /// Absent: the rig does not say what the device's eUICC holds; cases
+    /// that name its profiles (`{euicc:second.iccid}`) are skipped.
+    #[serde(default)]
+    pub euicc: Option<EuiccSpec>,
     /// Absent: no firmware image of this device is known; cases that name a
     /// firmware role are skipped.
     #[serde(default)]
@@ -96,6 +100,25 @@ pub struct DeviceSpec {
         deserialize_with = "crate::duration::deserialize"
     )]
     pub reboot_within: Duration,
+    /// Who this board is (what its modem and debug port report), so that
+    /// `meterbench rig check` and a run refuse the wrong board on the bench.
+    #[serde(default)]
+    pub identity: Option<DeviceIdentity>,
+}
+
+/// The identity a rig expects of its board; each field given is checked.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceIdentity {
+    /// The modem's IMEI (3GPP TS 27.007 §5.4 +CGSN).
+    #[serde(default)]
+    pub imei: Option<String>,
+    /// The ICCID of the SIM profile in use.
+    #[serde(default)]
+    pub iccid: Option<String>,
+    /// The meter's serial number, as its debug port reports it (`serial`).
+    #[serde(default)]
+    pub serial: Option<String>,
 }
 
 fn default_reboot_within() -> Duration {
@@ -275,6 +298,32 @@ pub enum NetworkSpec {
     Virtual,
     /// A lab's network emulator, driven by shell commands.
     Command(CommandNetworkSpec),
+}
+
+/// The device's eUICC profiles as the lab knows them, so that a case names
+/// "the second profile's ICCID" and the rig supplies the value: a case never
+/// carries one operator's ICCIDs, names or APNs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EuiccSpec {
+    /// In eUICC order; the first is the one enabled when the device starts.
+    pub profiles: Vec<EuiccProfile>,
+}
+
+/// One profile; a field the lab does not know is left out, and a case that
+/// needs it is skipped saying so.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EuiccProfile {
+    /// ICCID (ITU-T E.118), as /504/x/22 and `AT+CCID` report it.
+    #[serde(default)]
+    pub iccid: Option<String>,
+    /// Service provider name, as /504/x/2 reports it.
+    #[serde(default)]
+    pub operator: Option<String>,
+    /// The APN the profile attaches with, as /4/x/7 reports it.
+    #[serde(default)]
+    pub apn: Option<String>,
 }
 
 /// Network actions as shell commands (run with `sh -c`).
@@ -533,6 +582,20 @@ impl RigFile {
             if id == u16::MAX {
                 return Err(invalid(field, "65535 is reserved; use 0 to 65534".into()));
             }
+        }
+        if let (Some(addr), false) = (self.server.bootstrap_bind, self.device.bootstrap) {
+            // A fixed bootstrap port serves only a device that bootstraps;
+            // binding it anyway would hold a port for nothing.
+            return Err(invalid(
+                "server.bootstrap_bind",
+                format!(
+                    "{addr} is given but device.bootstrap is false: the device is not \
+                     onboarded by the bootstrap server (set device.bootstrap: true, or remove it)"
+                ),
+            ));
+        }
+        if let Some(PowerSpec::Command(c)) = &self.power {
+            crate::command_power::check_placeholders(c, &self.source)?;
         }
         if let Some(DebugSpec::Swd(swd)) = &self.debug {
             swd.check()

@@ -30,6 +30,9 @@ pub enum Command {
     /// JUnit files of many benches and shards.
     #[command(subcommand)]
     Junit(JunitCommand),
+    /// The bench itself, without running cases.
+    #[command(subcommand)]
+    Rig(RigCommand),
     /// The virtual meter process (started by the virtual power driver).
     #[command(hide = true)]
     SimMeter {
@@ -89,6 +92,33 @@ pub enum JunitCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum RigCommand {
+    /// The rig doctor: each part of the rig answers (supply `*IDN?`, modem AT
+    /// and identity, debug port, servers, firmware store), printed as a
+    /// table; exits 1 when any part fails, 2 when the rig file is invalid.
+    Check(RigCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RigCheckArgs {
+    /// The rig file to check.
+    #[arg(value_name = "RIG.yaml")]
+    pub rig: PathBuf,
+    /// Folder with objects/ (OMA DDF XML) and modems/ (AT dialects).
+    #[arg(long, value_name = "DIR", default_value = "fixtures")]
+    pub fixtures: PathBuf,
+    /// How long one part may take to answer (a modem also gets its dialect's boot time).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Seed for the virtual meter (its IMEI, ICCID and serial derive from it).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print the result as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Serve a 1 MiB image over CoAP Block2 to libcoap's coap-client, from
     /// meterbench's file server and from libcoap's own coap-server, and print
@@ -130,4 +160,8 @@ fn parse_var(text: &str) -> Result<(String, String), String> {
         .filter(|(k, _)| !k.is_empty())
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("expected NAME=VALUE, found {text:?}"))
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    rig::duration::parse_duration(text)
 }

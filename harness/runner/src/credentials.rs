@@ -1,8 +1,12 @@
 //! Per-device credentials. There is no default or shared credential anywhere:
 //! every device gets a fresh bootstrap PSK and a fresh server PSK for every run,
-//! unless its rig says where a factory-provisioned bootstrap credential lives
-//! (an environment variable or a secrets file — never the rig file itself).
-//! Keys are printed only as fingerprints.
+//! unless its rig says where a factory-provisioned credential lives (an
+//! environment variable or a secrets file — never the rig file itself).
+//! Which account that credential is depends on the rig's `device.bootstrap`:
+//! with bootstrap, the device's Bootstrap-Server account (the server account
+//! is still made fresh and provisioned by meterbench's bootstrap server);
+//! without, the LwM2M Server account itself, which meterbench cannot change
+//! on the device and so never rotates. Keys are printed only as fingerprints.
 
 use std::path::{Path, PathBuf};
 
@@ -14,10 +18,22 @@ use serde::Deserialize;
 const KEY_LEN: usize = 16;
 
 pub struct DeviceCredentials {
-    /// What the device uses towards the bootstrap server.
-    pub bootstrap: Psk,
-    /// What the bootstrap server provisions for the LwM2M server account.
+    /// What the device uses towards the bootstrap server; `None` for a
+    /// device that registers without bootstrap (no bootstrap credential is made).
+    pub bootstrap: Option<Psk>,
+    /// The LwM2M server account: what the bootstrap server provisions, or
+    /// what the device holds from the factory.
     pub server: Psk,
+    server_origin: ServerOrigin,
+}
+
+/// Who made the server account, which decides whether a case may replace it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerOrigin {
+    /// meterbench, for this run: a re-bootstrap may provision another.
+    Harness,
+    /// The factory: the device holds it and only the factory can change it.
+    Factory,
 }
 
 /// Why the device's credentials cannot be had. No variant carries key
@@ -52,10 +68,49 @@ pub enum CredentialError {
     FileIdentity { path: PathBuf, source: KeyError },
     #[error("secrets file {}: server_identity and server_key go together", path.display())]
     FileServerHalf { path: PathBuf },
+    /// Without bootstrap the file's `identity` and `key` are the server
+    /// account: a second one would be ambiguous.
+    #[error(
+        "secrets file {}: server_identity and server_key name the account a bootstrap server provisions, \
+         but the rig's device.bootstrap is false: its `identity` and `key` are the server account",
+        path.display()
+    )]
+    FileServerWithoutBootstrap { path: PathBuf },
+    #[error(
+        "server account {identity:?} was provisioned at the factory: meterbench cannot replace it on the device"
+    )]
+    FactoryAccount { identity: String },
 }
 
 impl DeviceCredentials {
-    pub fn for_device(source: &CredentialSource, endpoint: &str) -> Result<Self, CredentialError> {
+    /// The credentials of the device behind `endpoint`; `bootstrap` is the
+    /// rig's `device.bootstrap`, which says which account `source` describes.
+    pub fn for_device(
+        source: &CredentialSource,
+        endpoint: &str,
+        bootstrap: bool,
+    ) -> Result<Self, CredentialError> {
+        if !bootstrap {
+            let (server, server_origin) = match source {
+                CredentialSource::Fresh => (fresh(endpoint)?, ServerOrigin::Harness),
+                CredentialSource::Env { identity, key } => {
+                    (from_env(identity, key)?, ServerOrigin::Factory)
+                }
+                CredentialSource::File { path } => match from_file(path)? {
+                    (account, None) => (account, ServerOrigin::Factory),
+                    (_, Some(_)) => {
+                        return Err(CredentialError::FileServerWithoutBootstrap {
+                            path: path.clone(),
+                        })
+                    }
+                },
+            };
+            return Ok(DeviceCredentials {
+                bootstrap: None,
+                server,
+                server_origin,
+            });
+        }
         let (bootstrap, server) = match source {
             CredentialSource::Fresh => (fresh(&format!("{endpoint}-bs"))?, None),
             CredentialSource::Env { identity, key } => (from_env(identity, key)?, None),
@@ -65,12 +120,33 @@ impl DeviceCredentials {
             Some(s) => s,
             None => fresh(endpoint)?,
         };
-        Ok(DeviceCredentials { bootstrap, server })
+        Ok(DeviceCredentials {
+            bootstrap: Some(bootstrap),
+            server,
+            server_origin: ServerOrigin::Harness,
+        })
+    }
+
+    pub fn server_origin(&self) -> ServerOrigin {
+        self.server_origin
+    }
+
+    /// The account the device was given before the run, whose identity and
+    /// key a device process is started with: the bootstrap account when it
+    /// has one, else the server account.
+    pub fn device_account(&self) -> &Psk {
+        self.bootstrap.as_ref().unwrap_or(&self.server)
     }
 
     /// A new server credential, as a re-bootstrap provisions one; the old one
-    /// must stop working (no lingering password).
+    /// must stop working (no lingering password). A factory account is never
+    /// rotated: the device would keep using the old key.
     pub fn rotate_server(&mut self) -> Result<Psk, CredentialError> {
+        if self.server_origin == ServerOrigin::Factory {
+            return Err(CredentialError::FactoryAccount {
+                identity: self.server.identity.clone(),
+            });
+        }
         let next = fresh(&self.server.identity)?;
         Ok(std::mem::replace(&mut self.server, next))
     }
@@ -158,17 +234,19 @@ mod tests {
 
     #[test]
     fn fresh_credentials_differ_per_device_and_call() {
-        let a = DeviceCredentials::for_device(&CredentialSource::Fresh, "meter-a").unwrap();
-        let b = DeviceCredentials::for_device(&CredentialSource::Fresh, "meter-a").unwrap();
+        let a = DeviceCredentials::for_device(&CredentialSource::Fresh, "meter-a", true).unwrap();
+        let b = DeviceCredentials::for_device(&CredentialSource::Fresh, "meter-a", true).unwrap();
         assert_ne!(a.server.key.expose(), b.server.key.expose());
-        assert_ne!(a.bootstrap.key.expose(), a.server.key.expose());
+        let bs = a.bootstrap.as_ref().unwrap();
+        assert_ne!(bs.key.expose(), a.server.key.expose());
         assert_eq!(a.server.identity, "meter-a");
         assert_eq!(a.server.key.len(), 16);
     }
 
     #[test]
     fn rotation_replaces_the_server_key() {
-        let mut c = DeviceCredentials::for_device(&CredentialSource::Fresh, "meter-a").unwrap();
+        let mut c =
+            DeviceCredentials::for_device(&CredentialSource::Fresh, "meter-a", true).unwrap();
         let old = c.rotate_server().unwrap();
         assert_eq!(old.identity, c.server.identity);
         assert_ne!(old.key.expose(), c.server.key.expose());
@@ -201,5 +279,97 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("MB_TEST_NO_SUCH_ID"), "{e}");
+    }
+
+    /// An env source with its own variable names, so parallel tests never share one.
+    fn env_source(tag: &str, identity: &str, key_hex: &str) -> CredentialSource {
+        let id_var = format!("MB_TEST_{tag}_ID");
+        let key_var = format!("MB_TEST_{tag}_KEY");
+        std::env::set_var(&id_var, identity);
+        std::env::set_var(&key_var, key_hex);
+        CredentialSource::Env {
+            identity: id_var,
+            key: key_var,
+        }
+    }
+
+    #[test]
+    fn without_bootstrap_the_env_account_is_the_factory_server_account() {
+        let key = "a5".repeat(16);
+        let source = env_source("FACTORY_SERVER", "factory-id", &key);
+        let c = DeviceCredentials::for_device(&source, "meter-a", false).unwrap();
+        assert!(c.bootstrap.is_none(), "no bootstrap credential is made");
+        assert_eq!(c.server.identity, "factory-id");
+        assert_eq!(c.server.key.expose(), [0xa5; 16]);
+        assert_eq!(c.server_origin(), ServerOrigin::Factory);
+        assert_eq!(c.device_account().identity, "factory-id");
+    }
+
+    #[test]
+    fn a_factory_server_account_is_never_rotated() {
+        let key = "5a".repeat(16);
+        let source = env_source("FACTORY_ROTATE", "factory-id", &key);
+        let mut c = DeviceCredentials::for_device(&source, "meter-a", false).unwrap();
+        let e = c.rotate_server().err().unwrap().to_string();
+        assert!(e.contains("factory") && e.contains("factory-id"), "{e}");
+        assert!(!e.contains(&key), "{e}");
+        assert_eq!(c.server.key.expose(), [0x5a; 16], "the key stays");
+    }
+
+    #[test]
+    fn with_bootstrap_the_env_account_is_the_bootstrap_account() {
+        let key = "3c".repeat(16);
+        let source = env_source("FACTORY_BS", "factory-bs-id", &key);
+        let mut c = DeviceCredentials::for_device(&source, "meter-a", true).unwrap();
+        let bs = c.bootstrap.as_ref().unwrap();
+        assert_eq!(bs.identity, "factory-bs-id");
+        assert_eq!(bs.key.expose(), [0x3c; 16]);
+        assert_eq!(c.server.identity, "meter-a", "a fresh server account");
+        assert_ne!(c.server.key.expose(), [0x3c; 16]);
+        assert_eq!(c.server_origin(), ServerOrigin::Harness);
+        assert_eq!(c.device_account().identity, "factory-bs-id");
+        c.rotate_server().unwrap();
+    }
+
+    #[test]
+    fn without_bootstrap_a_fresh_source_makes_only_a_server_account() {
+        let mut c =
+            DeviceCredentials::for_device(&CredentialSource::Fresh, "meter-a", false).unwrap();
+        assert!(c.bootstrap.is_none());
+        assert_eq!(c.server.identity, "meter-a");
+        assert_eq!(c.server_origin(), ServerOrigin::Harness);
+        c.rotate_server().unwrap();
+    }
+
+    #[test]
+    fn without_bootstrap_a_secrets_file_names_one_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.yaml");
+        std::fs::write(
+            &f,
+            format!("identity: factory-id\nkey: {}\n", "11".repeat(16)),
+        )
+        .unwrap();
+        let source = CredentialSource::File { path: f.clone() };
+        let c = DeviceCredentials::for_device(&source, "meter-a", false).unwrap();
+        assert_eq!(c.server.identity, "factory-id");
+        assert_eq!(c.server_origin(), ServerOrigin::Factory);
+        std::fs::write(
+            &f,
+            format!(
+                "identity: factory-id\nkey: {k}\nserver_identity: s\nserver_key: {k}\n",
+                k = "22".repeat(16)
+            ),
+        )
+        .unwrap();
+        let e = DeviceCredentials::for_device(&source, "meter-a", false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("s.yaml") && e.contains("device.bootstrap"),
+            "{e}"
+        );
+        assert!(!e.contains(&"22".repeat(16)), "{e}");
     }
 }

@@ -6,7 +6,9 @@ mod cli;
 mod credentials;
 mod ets;
 mod interrupt;
+mod measure;
 mod report;
+mod rig_check;
 mod run;
 mod serve;
 mod session;
@@ -35,6 +37,10 @@ fn main() -> std::process::ExitCode {
         cli::Command::Ets(args) => ets::main(args),
         cli::Command::Junit(cli::JunitCommand::Merge { out, inputs }) => {
             report::merge::main(&out, &inputs)
+        }
+        cli::Command::Rig(cli::RigCommand::Check(args)) => {
+            init_logging(0);
+            rig_check::main(args)
         }
         cli::Command::Serve(args) => {
             init_logging(1);

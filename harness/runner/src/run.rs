@@ -237,11 +237,18 @@ impl TrialContext {
                 .runtime
                 .block_on(Session::open(rig.clone(), &self.config))
             {
-                Ok(s) => {
+                Ok(mut s) => {
                     if let Some(p) = &s.power {
                         self.state.remember_power(rig_index, p.clone());
                     }
-                    SessionSlot::Open(Box::new(s))
+                    // A case never runs against the wrong board (`device.identity`).
+                    match crate::rig_check::before_first_case(&mut s) {
+                        Ok(()) => SessionSlot::Open(Box::new(s)),
+                        Err(reason) => {
+                            self.runtime.block_on(s.close());
+                            SessionSlot::Broken(reason)
+                        }
+                    }
                 }
                 Err(e) => SessionSlot::Broken(e.to_string()),
             };
@@ -249,6 +256,10 @@ impl TrialContext {
         let (verdict, step_log, properties) = match &mut *slot {
             SessionSlot::Open(session) => {
                 let marks = ArtifactMarks::take(session);
+                let current = crate::measure::CaseCurrent::start(
+                    session.supply.as_ref(),
+                    crate::measure::SAMPLE_INTERVAL,
+                );
                 let mut attempt_started = started;
                 let mut attempt_t0 = t0;
                 let mut run = self.runtime.block_on(run_case(session, case));
@@ -276,7 +287,9 @@ impl TrialContext {
                 }
                 marks.write(session, &artifacts, &run.step_log);
                 self.state.rig_info(session.report_info());
-                (run.verdict, run.step_log, run.properties)
+                let mut properties = run.properties;
+                properties.extend(current.finish(&artifacts));
+                (run.verdict, run.step_log, properties)
             }
             SessionSlot::Broken(reason) => (
                 Verdict::Error {

@@ -6,12 +6,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use lwm2m::bootstrap::{BootstrapScript, BootstrapServerConfig, ServerAccount};
 use lwm2m::server::ServerConfig;
 use lwm2m::{ContentFormat, Registry};
+use rig::command_power::{DeviceValues, SecretEnv};
 use rig::model::SecurityMode;
 use rig::model::{ModemPort, PowerSpec, RigFile};
 use rig::{Debug, Modem, Network, Power};
@@ -19,7 +20,7 @@ use server::{
     BootstrapServerHandle, EmbeddedBootstrapServer, LwM2mServer, SecurityConfig, ServerHandle,
 };
 
-use crate::credentials::{CredentialError, DeviceCredentials};
+use crate::credentials::{CredentialError, DeviceCredentials, ServerOrigin};
 
 use crate::report::RigInfo;
 
@@ -29,12 +30,16 @@ const SHORT_SERVER_ID: u16 = 1;
 /// How long a run waits for a bench another job holds.
 const BENCH_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Whether the rig names a real part: a serial port or a power switch outside this process.
+/// Whether the rig names a real part: a serial port, a power switch or a
+/// bench supply outside this process.
 fn uses_hardware(rig: &RigFile) -> bool {
     rig.modem
         .as_ref()
         .is_some_and(|m| m.port != ModemPort::Virtual)
-        || matches!(rig.power, Some(PowerSpec::Command(_)))
+        || matches!(
+            rig.power,
+            Some(PowerSpec::Command(_)) | Some(PowerSpec::Scpi(_))
+        )
 }
 
 /// One firmware role as this rig maps it: the image of its store, and the
@@ -55,11 +60,14 @@ pub struct Session {
     pub registry: Registry,
     pub server: ServerHandle,
     pub power: Option<SharedPower>,
+    /// The same supply when it measures (SCPI): each case samples its current.
+    pub supply: Option<crate::measure::SupplyHandle>,
     pub modem: Option<Box<dyn Modem>>,
     pub debug: Option<Box<dyn Debug>>,
     /// The lab's control of the device's network (rigs with a `network:` part).
     pub network: Option<Box<dyn Network>>,
-    /// The device log file the virtual meter writes (real benches: none yet).
+    /// The device's own log: the virtual meter's, or `{state_dir}/device.log`
+    /// that a command-power rig's device process writes (read if it exists).
     pub device_log: Option<PathBuf>,
     pub info: RigInfo,
     /// The run's seed: random power cuts derive theirs from it.
@@ -83,6 +91,14 @@ pub enum OpenError {
     Server(server::ServerError),
     #[error("bootstrap server: {0}")]
     BootstrapServer(server::ServerError),
+    /// The device's factory Bootstrap-Server URI names this address: no
+    /// other port will do.
+    #[error("{}: server.bootstrap_bind {addr}: the bootstrap server cannot bind there: {source}", file.display())]
+    BootstrapBind {
+        file: PathBuf,
+        addr: SocketAddr,
+        source: server::ServerError,
+    },
     #[error(transparent)]
     Credentials(#[from] CredentialError),
     #[error("cannot create {}: {source}", path.display())]
@@ -211,6 +227,7 @@ impl Session {
             Some(DeviceCredentials::for_device(
                 &rig.device.credentials,
                 &endpoint,
+                rig.device.bootstrap,
             )?)
         } else {
             None
@@ -219,8 +236,10 @@ impl Session {
             server.set_psk(&endpoint, c.server.clone());
         }
         let bootstrap = if rig.device.bootstrap {
+            let fixed = rig.server.bootstrap_bind;
+            let addr = fixed.unwrap_or_else(|| SocketAddr::new(rig.server.bind.ip(), 0));
             let bs = EmbeddedBootstrapServer::bind(
-                SocketAddr::new(rig.server.bind.ip(), 0),
+                addr,
                 BootstrapServerConfig {
                     registry: config.registry.clone(),
                     default_format: ContentFormat::Tlv,
@@ -229,15 +248,26 @@ impl Session {
                 security,
             )
             .await
-            .map_err(OpenError::BootstrapServer)?;
-            if let (true, Some(c)) = (secure, &credentials) {
-                bs.set_psk(&endpoint, c.bootstrap.clone());
+            .map_err(|source| match fixed {
+                Some(addr) => OpenError::BootstrapBind {
+                    file: rig.source.clone(),
+                    addr,
+                    source,
+                },
+                None => OpenError::BootstrapServer(source),
+            })?;
+            if let (true, Some(bs_psk)) = (
+                secure,
+                credentials.as_ref().and_then(|c| c.bootstrap.as_ref()),
+            ) {
+                bs.set_psk(&endpoint, bs_psk.clone());
             }
             Some(bs)
         } else {
             None
         };
-        let state_dir = config.state_root.join(&rig.name);
+        // Absolute: a device process started by command power may run elsewhere.
+        let state_dir = absolute(&config.state_root.join(&rig.name));
         std::fs::create_dir_all(&state_dir).map_err(|source| OpenError::StateDir {
             path: state_dir.clone(),
             source,
@@ -257,6 +287,7 @@ impl Session {
             seed: config.seed,
         };
         let mut device_log = None;
+        let mut supply = None;
         let power: Option<SharedPower> = match &rig.power {
             None => None,
             Some(PowerSpec::Virtual(_)) => {
@@ -265,12 +296,30 @@ impl Session {
                     sim::VirtualPower::for_device(meter.clone(), device_options),
                 ))))
             }
-            Some(PowerSpec::Command(spec)) => Some(Arc::new(Mutex::new(Box::new(
-                rig::CommandPower::new(spec.clone()),
-            )))),
-            Some(spec @ PowerSpec::Scpi(_)) => rig::power::from_spec(spec, rig.dir())
-                .map_err(|e| OpenError::part(&rig, "power", e))?
-                .map(|p| Arc::new(Mutex::new(p))),
+            Some(PowerSpec::Command(spec)) => {
+                let mut power = rig::CommandPower::new(spec.clone());
+                let (values, secret) = command_power_values(
+                    &rig,
+                    &endpoint,
+                    &server,
+                    bootstrap.as_ref(),
+                    credentials.as_ref(),
+                    &state_dir,
+                );
+                power
+                    .set_device_values(values, secret)
+                    .map_err(|e| OpenError::part(&rig, "power", e))?;
+                device_log = Some(state_dir.join("device.log"));
+                Some(Arc::new(Mutex::new(Box::new(power))))
+            }
+            Some(spec @ PowerSpec::Scpi(_)) => {
+                supply = rig::power::supply_from_spec(spec, rig.dir())
+                    .map_err(|e| OpenError::part(&rig, "power", e))?
+                    .map(crate::measure::SupplyHandle::new);
+                supply
+                    .clone()
+                    .map(|s| -> SharedPower { Arc::new(Mutex::new(Box::new(s))) })
+            }
         };
         let modem: Option<Box<dyn Modem>> = match &rig.modem {
             None => None,
@@ -282,7 +331,7 @@ impl Session {
                     ModemPort::Virtual => meter.pty_path(),
                     ModemPort::Path(p) => p.clone(),
                 };
-                Some(Box::new(rig::SerialModem::new(port, spec.baud, dialect)))
+                Some(Box::new(rig::SerialModem::from_spec(spec, port, dialect)))
             }
         };
         let debug: Option<Box<dyn Debug>> = match &rig.debug {
@@ -321,6 +370,7 @@ impl Session {
             registry: config.registry.clone(),
             server,
             power,
+            supply,
             modem,
             debug,
             network,
@@ -400,6 +450,11 @@ impl Session {
         }
     }
 
+    /// The folder the rig's firmware roles name images in.
+    pub fn firmware_store(&self) -> &std::path::Path {
+        &self.firmware_store
+    }
+
     /// Values for the dialect's placeholders that describe this device and run.
     pub fn device_vars(&self) -> BTreeMap<String, String> {
         [
@@ -415,33 +470,21 @@ impl Session {
 
     /// The URI the device is told to register with.
     pub fn server_uri(&self) -> String {
-        let addr = self.server.local_addr();
-        let host = self
-            .rig
-            .server
-            .advertise
-            .clone()
-            .unwrap_or_else(|| addr.ip().to_string());
-        let scheme = if self.server.is_secure() {
-            "coaps"
-        } else {
-            "coap"
-        };
-        format!("{scheme}://{host}:{}", addr.port())
+        uri(
+            self.server.is_secure(),
+            self.server.local_addr(),
+            self.rig.server.advertise.as_deref(),
+        )
     }
 
     /// The bootstrap server's URI as the device must use it.
     pub fn bootstrap_uri(&self) -> Option<String> {
         let bs = self.bootstrap.as_ref()?;
-        let addr = bs.local_addr();
-        let host = self
-            .rig
-            .server
-            .advertise
-            .clone()
-            .unwrap_or_else(|| addr.ip().to_string());
-        let scheme = if bs.is_secure() { "coaps" } else { "coap" };
-        Some(format!("{scheme}://{host}:{}", addr.port()))
+        Some(uri(
+            bs.is_secure(),
+            bs.local_addr(),
+            self.rig.server.advertise.as_deref(),
+        ))
     }
 
     /// The LwM2M server account the bootstrap server provisions: this run's
@@ -535,6 +578,23 @@ impl Session {
             .map_err(BenchError::Bootstrap)
     }
 
+    /// Why a case may not replace the device's credentials on this rig
+    /// (`credentials` steps, a re-bootstrap that provisions a new key), or
+    /// `None` when it may.
+    pub fn credentials_fixed(&self) -> Option<String> {
+        let name = &self.rig.name;
+        match &self.credentials {
+            None => Some(format!(
+                "rig {name} uses no credentials (device.security: psk)"
+            )),
+            Some(c) if c.server_origin() == ServerOrigin::Factory => Some(format!(
+                "rig {name}'s device holds its server account from the factory \
+                 (device.bootstrap: false): meterbench cannot replace its key"
+            )),
+            Some(_) => None,
+        }
+    }
+
     pub fn power_is_on(&self) -> Option<bool> {
         self.power
             .as_ref()
@@ -558,8 +618,11 @@ impl Session {
             vars.insert("bootstrap_uri".into(), uri);
         }
         if let Some(c) = &self.credentials {
-            vars.insert("identity".into(), c.bootstrap.identity.clone());
-            vars.insert("key".into(), hex::encode(c.bootstrap.key.expose()));
+            // The account the device is configured with: its bootstrap
+            // account, or, registering directly, its server account.
+            let account = c.device_account();
+            vars.insert("identity".into(), account.identity.clone());
+            vars.insert("key".into(), hex::encode(account.key.expose()));
         }
         let by_bootstrap = self.bootstrap.is_some();
         let Some(modem) = self.modem.as_mut() else {
@@ -629,6 +692,57 @@ impl Session {
         }
         self.server.shutdown().await;
     }
+}
+
+/// What command power's placeholders stand for, and the key its commands
+/// pass on to the device in the environment. The URI is the one the device
+/// starts from: the bootstrap server's with bootstrap, else the server's.
+fn command_power_values(
+    rig: &RigFile,
+    endpoint: &str,
+    server: &ServerHandle,
+    bootstrap: Option<&BootstrapServerHandle>,
+    credentials: Option<&DeviceCredentials>,
+    state_dir: &Path,
+) -> (DeviceValues, Option<SecretEnv>) {
+    let advertise = rig.server.advertise.as_deref();
+    let (server_uri, bootstrap_uri) = match bootstrap {
+        Some(bs) => (None, Some(uri(bs.is_secure(), bs.local_addr(), advertise))),
+        None => (
+            Some(uri(server.is_secure(), server.local_addr(), advertise)),
+            None,
+        ),
+    };
+    // Only a secured device uses a PSK; a NoSec one is given none.
+    let account = credentials
+        .filter(|_| rig.device.security == SecurityMode::Psk)
+        .map(DeviceCredentials::device_account);
+    let values = DeviceValues {
+        endpoint: Some(endpoint.to_string()),
+        lifetime: Some(rig.device.lifetime),
+        server_uri,
+        bootstrap_uri,
+        psk_identity: account.map(|a| a.identity.clone()),
+        state_dir: Some(state_dir.to_path_buf()),
+        rig_dir: Some(absolute(rig.dir())),
+        meterbench: std::env::current_exe().ok(),
+    };
+    (values, account.map(|a| SecretEnv::psk_key(a.key.expose())))
+}
+
+/// A server's URI as the device reaches it: `advertise` as host when the
+/// rig gives one.
+fn uri(secure: bool, addr: SocketAddr, advertise: Option<&str>) -> String {
+    let host = advertise.map_or_else(|| addr.ip().to_string(), str::to_string);
+    let scheme = if secure { "coaps" } else { "coap" };
+    format!("{scheme}://{host}:{}", addr.port())
+}
+
+/// `path` made absolute (symlinks resolved when it exists).
+fn absolute(path: &Path) -> PathBuf {
+    path.canonicalize()
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn tail(mut lines: Vec<String>, n: usize) -> Vec<String> {

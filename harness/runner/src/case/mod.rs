@@ -38,6 +38,8 @@ pub enum Need {
     Modem,
     Power,
     Debug,
+    /// A debug port that reaches the MCU itself (SWD): flash, reset, symbols.
+    Swd,
     /// The lab controls the device's network (the rig's `network:` part).
     NetworkControl,
     Object(u16),
@@ -50,6 +52,13 @@ pub enum Need {
     Credentials,
     /// Network control that can take this action (implied by a `network` step).
     Network(rig::NetworkAction),
+    /// A modem whose dialect maps this action (implied by an `at` step).
+    ModemAction(String),
+    /// A modem whose dialect recognises this event (implied by an `await`).
+    ModemEvent(String),
+    /// A value of the rig's `euicc:` part (`second.iccid`), implied by a
+    /// `{euicc:...}` placeholder.
+    Euicc(String),
 }
 
 impl std::fmt::Display for Need {
@@ -58,12 +67,16 @@ impl std::fmt::Display for Need {
             Need::Modem => f.write_str("modem"),
             Need::Power => f.write_str("power"),
             Need::Debug => f.write_str("debug"),
+            Need::Swd => f.write_str("swd"),
             Need::NetworkControl => f.write_str("network-control"),
             Need::Object(id) => write!(f, "object/{id}"),
             Need::Resource(path) => write!(f, "resource{}", fields::shown(path)),
             Need::Bootstrap => f.write_str("bootstrap"),
             Need::Credentials => f.write_str("credentials"),
             Need::Network(action) => write!(f, "network-control that can {action}"),
+            Need::ModemAction(action) => write!(f, "modem action {action}"),
+            Need::ModemEvent(event) => write!(f, "modem event {event}"),
+            Need::Euicc(value) => write!(f, "euicc {value}"),
         }
     }
 }
@@ -188,6 +201,7 @@ fn parse_need(text: &str) -> Result<Need, String> {
         "modem" => Ok(Need::Modem),
         "power" => Ok(Need::Power),
         "debug" => Ok(Need::Debug),
+        "swd" => Ok(Need::Swd),
         "network-control" => Ok(Need::NetworkControl),
         "bootstrap" => Ok(Need::Bootstrap),
         "credentials" => Ok(Need::Credentials),

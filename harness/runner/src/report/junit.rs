@@ -223,6 +223,43 @@ mod tests {
     }
 
     #[test]
+    fn measured_current_is_a_testcase_property_with_its_unit() {
+        let record = rig::power::CurrentRecord {
+            samples: [(0, 0.02), (100, 0.18), (200, 0.04)]
+                .iter()
+                .map(|&(ms, amps)| rig::power::Sample {
+                    t: std::time::Duration::from_millis(ms),
+                    volts: 3.6,
+                    amps,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let mut o = outcome(Verdict::Passed, &[]);
+        o.properties = record.summary().unwrap().properties();
+        let rig = RigInfo {
+            name: "bench-01".into(),
+            ..Default::default()
+        };
+        let xml = render("r", None, &[rig], &[o]);
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let tc = doc
+            .descendants()
+            .find(|n| n.has_tag_name("testcase"))
+            .unwrap();
+        let prop = |name: &str| {
+            tc.descendants()
+                .find(|p| p.has_tag_name("property") && p.attribute("name") == Some(name))
+                .and_then(|p| p.attribute("value"))
+                .map(str::to_owned)
+        };
+        assert_eq!(prop("power.current.peak").as_deref(), Some("0.180000 A"));
+        assert_eq!(prop("power.current.mean").as_deref(), Some("0.080000 A"));
+        assert_eq!(prop("power.current.samples").as_deref(), Some("3"));
+        assert_eq!(prop("power.current.span").as_deref(), Some("0.200 s"));
+    }
+
+    #[test]
     fn a_pass_after_bench_errors_is_flaky_with_each_failed_attempt() {
         assert_eq!(
             children(outcome(Verdict::Passed, &["port closed", "supply timeout"])),

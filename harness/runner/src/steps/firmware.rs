@@ -221,7 +221,7 @@ pub async fn expand_urls(
     let ScalarValue::Text(text) = value else {
         return Ok(value.clone());
     };
-    let mut out = text.clone();
+    let mut out = crate::steps::euicc::expand(&session.rig.name, session.rig.euicc.as_ref(), text)?;
     for (marker, kind) in [
         ("{fw_url:", DeliveryMethodKind::PullCoap),
         ("{fw_http_url:", DeliveryMethodKind::PullHttp),
@@ -265,7 +265,7 @@ pub fn roles_in(text: &str) -> Vec<String> {
 /// runs the image the rig maps ROLE to (the role's `version`, else the
 /// store manifest's): expected versions come from the rig, not the case.
 pub async fn expand_versions(session: &mut Session, text: &str) -> Result<String, RoleError> {
-    let mut out = text.to_string();
+    let mut out = crate::steps::euicc::expand(&session.rig.name, session.rig.euicc.as_ref(), text)?;
     while let Some((range, role)) = placeholder(&out, "{fw_version:")? {
         let version = session.firmware_role(&role).await?.version;
         out.replace_range(range, &version);

@@ -9,6 +9,7 @@
 mod context;
 mod engine;
 mod error;
+pub mod euicc;
 mod evidence;
 mod exchange;
 pub mod firmware;

@@ -13,12 +13,22 @@ use server::links_text;
 use crate::case::fields::{shown, ANY_INSTANCE};
 use crate::case::{Case, Need};
 use crate::session::{RoleError, Session};
+use crate::steps::euicc;
 
-/// What the case needs: its own `needs`, then what its steps imply.
+/// What the case needs: its own `needs`, then what its steps imply,
+/// including the rig's eUICC values its `{euicc:...}` placeholders name.
 pub fn of_case(case: &Case) -> Vec<Need> {
     let mut needs = case.needs.clone();
     for step in &case.steps {
-        for need in step.kind.step().needs() {
+        let implied = step.kind.step().needs().into_iter().chain(
+            // A placeholder may sit in any text a step carries (a written
+            // value, an expected one, an AT answer): the step's debug form
+            // holds every such text, so no kind has to list them.
+            euicc::refs_in(&format!("{:?}", step.kind))
+                .into_iter()
+                .map(Need::Euicc),
+        );
+        for need in implied {
             if !needs.contains(&need) {
                 needs.push(need);
             }
@@ -34,6 +44,13 @@ pub fn missing_part(rig: &Session, needs: &[Need]) -> Option<String> {
         Need::Modem if rig.modem.is_none() => Some(format!("rig {name} has no modem")),
         Need::Power if rig.power.is_none() => Some(format!("rig {name} has no power control")),
         Need::Debug if rig.debug.is_none() => Some(format!("rig {name} has no debug port")),
+        Need::Swd if !matches!(rig.rig.debug, Some(rig::model::DebugSpec::Swd(_))) => Some(format!(
+            "rig {name} needs a debug port that reaches the MCU (SWD): its `debug:` is {}",
+            match rig.rig.debug {
+                None => "absent",
+                Some(_) => "not `kind: swd`",
+            }
+        )),
         Need::NetworkControl if rig.network.is_none() => Some(format!(
             "rig {name} has no network control (no `network:` part): it cannot make the network refuse a profile"
         )),
@@ -49,9 +66,25 @@ pub fn missing_part(rig: &Session, needs: &[Need]) -> Option<String> {
         Need::Bootstrap if rig.bootstrap.is_none() => Some(format!(
             "rig {name} does not onboard its device by bootstrap (device.bootstrap)"
         )),
-        Need::Credentials if rig.credentials.is_none() => Some(format!(
-            "rig {name} uses no credentials (device.security: psk)"
-        )),
+        Need::Credentials => rig.credentials_fixed(),
+        Need::ModemAction(action) => match &rig.modem {
+            None => Some(format!("rig {name} has no modem, for `at: {action}`")),
+            Some(m) => m.dialect().require(action).err().map(|e| e.to_string()),
+        },
+        Need::ModemEvent(event) => match &rig.modem {
+            None => Some(format!("rig {name} has no modem, to await event {event}")),
+            Some(m) if m.dialect().event(event).is_none() => Some(format!(
+                "not supported by this modem: the {} dialect reports no event `{event}`",
+                m.dialect().name
+            )),
+            Some(_) => None,
+        },
+        // A misspelt placeholder is not a missing part: the step that
+        // carries it fails with the reason.
+        Need::Euicc(reference) => match euicc::value(name, rig.rig.euicc.as_ref(), reference) {
+            Err(euicc::EuiccError::Unknown(reason)) => Some(reason),
+            _ => None,
+        },
         _ => None,
     })
 }
@@ -150,4 +183,37 @@ pub async fn check_roles(rig: &mut Session, case: &Case) -> Result<(), RoleError
         rig.firmware_role(&role).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::{load_case, Vars};
+
+    fn case(steps: &str) -> Case {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, format!("id: x\ntitle: t\nsteps:\n{steps}")).unwrap();
+        load_case(&file, &Vars::new()).unwrap()
+    }
+
+    #[test]
+    fn steps_imply_modem_actions_events_and_euicc_values() {
+        let needs = of_case(&case(concat!(
+            "  - at: { command: enable_second_profile }\n",
+            "  - await: { event: profile_switched }\n",
+            "  - write: { path: /504/0/26, value: \"{euicc:second.iccid}\" }\n",
+            "  - expect: { path: /4/0/7/0, equals: \"{euicc:second.apn}\" }\n",
+        )));
+        for need in [
+            Need::Modem,
+            Need::ModemAction("enable_second_profile".into()),
+            Need::ModemEvent("profile_switched".into()),
+            Need::Euicc("second.iccid".into()),
+            Need::Euicc("second.apn".into()),
+        ] {
+            assert!(needs.contains(&need), "{need} in {needs:?}");
+        }
+        assert_eq!(needs.iter().filter(|n| **n == Need::Modem).count(), 1);
+    }
 }

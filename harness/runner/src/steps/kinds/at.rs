@@ -116,8 +116,13 @@ impl Step for AtStep {
         }
     }
 
+    /// A named command needs a dialect that maps it: a modem without it
+    /// skips the case before its first step, never gets a made-up line.
     fn needs(&self) -> Vec<Need> {
-        vec![Need::Modem]
+        match &self.line {
+            AtLine::Literal(_) => vec![Need::Modem],
+            AtLine::Named(n, _) => vec![Need::Modem, Need::ModemAction(n.clone())],
+        }
     }
 
     fn run<'a>(
@@ -143,14 +148,17 @@ impl AtStep {
         let (line, text) = match &self.line {
             AtLine::Literal(l) => (l.clone(), l.clone()),
             AtLine::Named(n, extra) => {
+                if let Err(e) = modem.dialect().require(n) {
+                    return Err(StepError::Skip(e.to_string()));
+                }
                 let mut vars = vars;
                 vars.extend(extra.clone());
-                modem.dialect().render_shown(n, &vars).map_err(bench)?
+                modem.dialect().render_shown(n, &vars).map_err(rig_error)?
             }
         };
         let timeout = modem.dialect().command_timeout;
         let r = tokio::task::block_in_place(|| modem.command_shown(&line, &text, timeout))
-            .map_err(bench)?;
+            .map_err(rig_error)?;
         let _ = writeln!(ctx.log, "  -> {}", r.summary());
         let got = if r.is_ok() {
             AtFinal::Ok
@@ -166,6 +174,13 @@ impl AtStep {
             ));
         }
         if let Some(c) = &self.contains {
+            let c =
+                crate::steps::euicc::expand(&rig_name, rig.rig.euicc.as_ref(), c).map_err(|e| {
+                    match e {
+                        crate::steps::euicc::EuiccError::Unknown(m) => StepError::Skip(m),
+                        crate::steps::euicc::EuiccError::Malformed(m) => bench(m),
+                    }
+                })?;
             if !r.lines.iter().any(|l| l.contains(c.as_str())) {
                 return Err(device(
                     format!("{text} to answer a line containing {c:?}"),
@@ -174,5 +189,53 @@ impl AtStep {
             }
         }
         Ok(())
+    }
+}
+
+/// What the modem could not do: an action its dialect lacks is a skip (the
+/// device may be right, the bench cannot ask it), anything else the bench's.
+fn rig_error(e: rig::RigError) -> StepError {
+    match e {
+        rig::RigError::Unsupported(u) => StepError::Skip(u.to_string()),
+        other => bench(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(yaml: &str) -> AtStep {
+        serde_saphyr::from_str(yaml).expect("an at step")
+    }
+
+    #[test]
+    fn a_named_command_needs_its_action_from_the_dialect() {
+        assert_eq!(
+            step("{ command: profiles, contains: x }").needs(),
+            vec![Need::Modem, Need::ModemAction("profiles".into())]
+        );
+        assert_eq!(step("AT+CGMI").needs(), vec![Need::Modem]);
+    }
+
+    #[test]
+    fn an_action_the_modem_lacks_at_run_time_is_a_skip_naming_it() {
+        let e = rig::RigError::Unsupported(rig::action::UnsupportedAction {
+            action: "profiles".into(),
+            modem: "acme".into(),
+        });
+        match rig_error(e) {
+            StepError::Skip(reason) => {
+                assert!(reason.contains("not supported by this modem"), "{reason}");
+                assert!(reason.contains("`profiles`"), "{reason}");
+            }
+            other => panic!("expected a skip, got {other:?}"),
+        }
+        let port_gone = rig::RigError::Invalid {
+            file: "x".into(),
+            field: "f".into(),
+            message: "m".into(),
+        };
+        assert!(matches!(rig_error(port_gone), StepError::Bench(_)));
     }
 }

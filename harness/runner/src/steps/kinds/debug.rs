@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::case::Need;
 use crate::session::Session;
-use crate::steps::error::{device, StepError};
+use crate::steps::error::{bench, device, StepError};
 use crate::steps::{CaseContext, Step, StepFuture, Turn};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,16 +93,7 @@ impl DebugRead {
         rig: &mut Session,
     ) -> Result<(), StepError> {
         let key = &self.key;
-        let state = read_debug(rig).map_err(|e| device("the debug port to answer", e))?;
-        let value = state.get(key).cloned().ok_or_else(|| {
-            device(
-                format!("{key} on the debug port"),
-                format!(
-                    "keys: {}",
-                    state.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            )
-        })?;
+        let value = read_fact(rig, key)?;
         let _ = writeln!(ctx.log, "  -> {key} = {value}");
         match check {
             DebugCheck::Save(name) => {
@@ -137,6 +128,23 @@ impl DebugRead {
                 }
             }
         }
+    }
+}
+
+/// One fact by the key a case names (the virtual rig's names, which a real
+/// bench's port maps to symbols): a fact the port cannot give skips the
+/// case with the port's reason, never a value that lets a check pass.
+fn read_fact(rig: &mut Session, key: &str) -> Result<String, StepError> {
+    let name = rig.rig.name.clone();
+    let debug = rig
+        .debug
+        .as_mut()
+        .ok_or_else(|| StepError::Skip(format!("rig {name} has no debug port")))?;
+    let fact = rig::facts::Fact::from(key);
+    match tokio::task::block_in_place(|| debug.fact(&fact)) {
+        Ok(value) => Ok(value.to_string()),
+        Err(e @ rig::RigError::FactUnavailable { .. }) => Err(StepError::Skip(e.to_string())),
+        Err(e) => Err(bench(format!("debug read {key}: {e}"))),
     }
 }
 

@@ -54,9 +54,15 @@ step_kinds! {
     Firmware(firmware::Firmware) = "firmware",
     Repeat(repeat::Repeat) = "repeat",
     Network(network::NetworkStep) = "network",
+    Flash(flash::Flash) = "flash",
+    Reset(reset::Reset) = "reset",
+    ReadSymbol(symbol::ReadSymbol) = "read_symbol",
+    ExpectSymbol(expect_symbol::ExpectSymbol) = "expect_symbol",
 }
 
 // The three checks `expect` dispatches to.
 pub mod expect_registration;
 pub mod expect_value;
 pub mod old_credential;
+// Blocking SWD calls for flash, reset and the symbol steps.
+pub mod target;

@@ -35,6 +35,9 @@ pub struct AwaitValue {
     changes: Option<bool>,
     /// Await a line on the modem's serial port starting with this text.
     line: Option<String>,
+    /// Await a modem event (`profile_switched`): the URC the rig's modem
+    /// dialect maps it to, so the case names no vendor's line.
+    event: Option<String>,
     /// Await a DTLS handshake the server refused (`true`), for this device's identity.
     handshake_refused: Option<bool>,
     within: Option<Span>,
@@ -64,6 +67,8 @@ pub enum AwaitTarget {
         count: u32,
     },
     SerialLine(String),
+    /// A modem event by its abstract name ([`rig::action::EVENTS`]).
+    ModemEvent(String),
     Bootstrapped,
     HandshakeRefused,
     Forbidden,
@@ -98,6 +103,15 @@ impl TryFrom<StringOr<AwaitValue>> for Await {
         let within = v.within.map(|w| w.0);
         let target = if let Some(line) = v.line {
             AwaitTarget::SerialLine(line)
+        } else if let Some(event) = v.event {
+            if !rig::action::is_event(&event) {
+                let known: Vec<&str> = rig::action::EVENTS.iter().map(|e| e.name).collect();
+                return Err(format!(
+                    "await event {event:?}: not a modem event (known: {})",
+                    known.join(", ")
+                ));
+            }
+            AwaitTarget::ModemEvent(event)
         } else if v.handshake_refused == Some(true) {
             AwaitTarget::HandshakeRefused
         } else if let Some(path) = v.notification {
@@ -128,6 +142,7 @@ impl Step for Await {
                 format!("{count} notification(s) of {path}")
             }
             AwaitTarget::SerialLine(l) => format!("serial line {l:?}"),
+            AwaitTarget::ModemEvent(e) => format!("modem event {e}"),
             AwaitTarget::Bootstrapped => "bootstrap finished".into(),
             AwaitTarget::HandshakeRefused => "a refused DTLS handshake".into(),
             AwaitTarget::Forbidden => "a 4.03 Forbidden".into(),
@@ -139,6 +154,7 @@ impl Step for Await {
     fn needs(&self) -> Vec<Need> {
         match self.target {
             AwaitTarget::SerialLine(_) => vec![Need::Modem],
+            AwaitTarget::ModemEvent(ref e) => vec![Need::Modem, Need::ModemEvent(e.clone())],
             AwaitTarget::Bootstrapped => vec![Need::Bootstrap],
             _ => Vec::new(),
         }
@@ -189,6 +205,7 @@ impl Step for Await {
                 }
                 AwaitTarget::Forbidden => security::forbidden(ctx, rig, within).await,
                 AwaitTarget::SerialLine(prefix) => serial_line(ctx, rig, prefix, within),
+                AwaitTarget::ModemEvent(event) => modem_event(ctx, rig, event, within),
             }
         })
     }
@@ -212,6 +229,28 @@ fn serial_line(
                 e,
             )
         })?;
+    let _ = writeln!(ctx.log, "  -> {line}");
+    Ok(())
+}
+
+fn modem_event(
+    ctx: &mut CaseContext,
+    rig: &mut Session,
+    event: &str,
+    within: Duration,
+) -> Result<(), StepError> {
+    let rig_name = rig.rig.name.clone();
+    let modem = rig
+        .modem
+        .as_mut()
+        .ok_or_else(|| StepError::Skip(format!("rig {rig_name} has no modem")))?;
+    let line = tokio::task::block_in_place(|| {
+        rig::bring_up::wait_for_event(modem.as_mut(), event, within)
+    })
+    .map_err(|e| match e {
+        rig::RigError::Unsupported(u) => StepError::Skip(u.to_string()),
+        e => serial_wait_error(format!("modem event {event} within {within:?}"), e),
+    })?;
     let _ = writeln!(ctx.log, "  -> {line}");
     Ok(())
 }

@@ -26,7 +26,20 @@ pub async fn value(
     let path = instances::resolve(rig, path)?;
     let condition = &condition.with_role_versions(rig).await?;
     let end = Instant::now() + within;
-    let first = read_value(rig, path, within).await?;
+    let first = loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let asked = Instant::now();
+        match read_value(rig, path, left).await {
+            Ok(v) => break v,
+            // A device between registrations (a profile switch re-attaches
+            // it) answers once registered again: the wait goes on.
+            Err(e) if Instant::now() < end && between_registrations(rig, asked) => {
+                let _ = writeln!(ctx.log, "  -> not answered while re-registering: {e}");
+                tokio::time::sleep(POLL).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let _ = writeln!(ctx.log, "  -> {first}");
     let mut last = first.clone();
     loop {
@@ -93,4 +106,11 @@ pub async fn notifications(
         }
     }
     Ok(())
+}
+
+/// Whether the device's registration ended, or was replaced, since `asked`.
+fn between_registrations(rig: &Session, asked: Instant) -> bool {
+    rig.server
+        .registration(&rig.endpoint)
+        .is_none_or(|r| r.registered_at >= asked)
 }

@@ -1,0 +1,219 @@
+//! What a case costs in supply current, measured while it runs: on a rig
+//! whose power is a measuring supply (SCPI), a [`CurrentSampler`] samples
+//! from case start to case end; the case's artifacts get every sample as
+//! `current.csv`, its JUnit testcase the peak and mean (with units).
+//!
+//! The supply is shared: the case's `power` steps switch it through the
+//! session's [`Power`] handle while the sampler measures through the same
+//! driver, one command at a time under its lock.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rig::power::{CurrentSampler, Identity, Reading, Supply};
+use rig::{Power, RigError};
+
+/// How often a case's current is sampled: a bench supply answers
+/// `MEAS:CURR?` in tens of milliseconds, and a modem's transmit bursts last
+/// hundreds.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The rig's measuring supply, shared by power steps and the sampler.
+pub type SharedSupply = Arc<Mutex<Box<dyn Supply>>>;
+
+/// The shared supply behind the [`Power`] (and [`Supply`]) traits.
+#[derive(Clone)]
+pub struct SupplyHandle(pub SharedSupply);
+
+impl SupplyHandle {
+    pub fn new(supply: Box<dyn Supply>) -> SupplyHandle {
+        SupplyHandle(Arc::new(Mutex::new(supply)))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut dyn Supply) -> T) -> T {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(s.as_mut())
+    }
+}
+
+impl Power for SupplyHandle {
+    fn on(&mut self) -> Result<(), RigError> {
+        self.with(|s| s.on())
+    }
+    fn off(&mut self) -> Result<(), RigError> {
+        self.with(|s| s.off())
+    }
+    fn is_on(&mut self) -> bool {
+        self.with(|s| s.is_on())
+    }
+    fn describe(&self) -> String {
+        self.with(|s| s.describe())
+    }
+}
+
+impl Supply for SupplyHandle {
+    fn identify(&mut self) -> Result<Identity, RigError> {
+        self.with(|s| s.identify())
+    }
+    fn measure(&mut self) -> Result<Reading, RigError> {
+        self.with(|s| s.measure())
+    }
+}
+
+/// Current sampling for one case.
+pub struct CaseCurrent {
+    sampler: Option<CurrentSampler>,
+}
+
+impl CaseCurrent {
+    /// Starts sampling `supply` (nothing when the rig has none that measures).
+    pub fn start(supply: Option<&SupplyHandle>, interval: Duration) -> CaseCurrent {
+        let sampler = supply.and_then(|s| {
+            CurrentSampler::start(Arc::new(Mutex::new(s.clone())), interval)
+                .map_err(|e| tracing::warn!(error = %e, "cannot start the current sampler"))
+                .ok()
+        });
+        CaseCurrent { sampler }
+    }
+
+    /// Stops sampling, writes `current.csv` into `artifacts` and returns
+    /// the testcase's properties: peak and mean with units, how many
+    /// samples over how long, and how many measurements failed.
+    pub fn finish(self, artifacts: &Path) -> Vec<(String, String)> {
+        let Some(sampler) = self.sampler else {
+            return Vec::new();
+        };
+        let record = sampler.stop();
+        let mut properties = match record.summary() {
+            Some(summary) => summary.properties(),
+            None => Vec::new(),
+        };
+        if let Err(e) = record.write_csv(&artifacts.join("current.csv")) {
+            properties.push(("power.current.csv_error".into(), e.to_string()));
+        }
+        if record.failures > 0 {
+            properties.push((
+                "power.current.failed_samples".into(),
+                record.failures.to_string(),
+            ));
+            if let Some(first) = record.first_failure {
+                properties.push(("power.current.first_failure".into(), first));
+            }
+        }
+        properties
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    use rig::model::{ScpiAddress, ScpiCommands, ScpiPowerSpec};
+    use rig::power::scpi_sim::{Fault, Load, ScpiSupplySim};
+    use rig::power::{Amps, ScpiSupply, Volts};
+
+    use super::*;
+
+    fn handle(addr: SocketAddr) -> SupplyHandle {
+        SupplyHandle::new(Box::new(ScpiSupply::new(ScpiPowerSpec {
+            address: ScpiAddress::Tcp {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+            },
+            channel: None,
+            voltage: Volts::from_milli(3600),
+            current_limit: Amps::from_milli(500),
+            timeout: Duration::from_millis(300),
+            check_errors: true,
+            commands: ScpiCommands::default(),
+        })))
+    }
+
+    /// Waits (bounded) until the simulator was asked for `n` currents.
+    fn measured(sim: &ScpiSupplySim, n: usize) {
+        let end = Instant::now() + Duration::from_secs(5);
+        while sim.received().iter().filter(|l| *l == "MEAS:CURR?").count() < n {
+            assert!(Instant::now() < end, "sampler did not measure {n} times");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn property<'a>(props: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        props
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn a_case_on_an_scpi_supply_leaves_a_csv_and_peak_and_mean_with_units() {
+        let sim = ScpiSupplySim::start().unwrap();
+        sim.set_load(1, Load::Amps(vec![0.02, 0.02, 0.02, 0.18]));
+        let supply = handle(sim.addr());
+        // The case switches the supply through the session's power handle
+        // while the sampler measures through the same driver.
+        let mut power: Box<dyn Power> = Box::new(supply.clone());
+        power.on().unwrap();
+        let current = CaseCurrent::start(Some(&supply), Duration::from_millis(5));
+        measured(&sim, 8);
+        assert!(power.is_on());
+        let dir = tempfile::tempdir().unwrap();
+        let props = current.finish(dir.path());
+
+        let csv = std::fs::read_to_string(dir.path().join("current.csv")).unwrap();
+        let rows: Vec<&str> = csv.lines().collect();
+        assert_eq!(rows[0], "t_s,volts,amps");
+        assert!(rows.len() > 8, "{csv}");
+        let amps: Vec<f64> = rows[1..]
+            .iter()
+            .map(|r| r.rsplit(',').next().unwrap().parse().unwrap())
+            .collect();
+        // Samples follow the load in order: idle, idle, idle, transmit.
+        for (i, a) in amps.iter().enumerate() {
+            assert_eq!(*a, if i % 4 == 3 { 0.18 } else { 0.02 }, "row {i}");
+        }
+        let mean = amps.iter().sum::<f64>() / amps.len() as f64;
+        assert_eq!(property(&props, "power.current.peak"), Some("0.180000 A"));
+        assert_eq!(
+            property(&props, "power.current.mean"),
+            Some(format!("{mean:.6} A").as_str())
+        );
+        assert_eq!(
+            property(&props, "power.current.samples"),
+            Some(amps.len().to_string().as_str())
+        );
+        assert_eq!(property(&props, "power.current.failed_samples"), None);
+    }
+
+    #[test]
+    fn a_supply_that_stops_answering_is_counted_not_hung_on() {
+        let sim = ScpiSupplySim::start().unwrap();
+        let supply = handle(sim.addr());
+        let current = CaseCurrent::start(Some(&supply), Duration::from_millis(5));
+        measured(&sim, 2);
+        sim.set_fault(Fault::Silent);
+        std::thread::sleep(Duration::from_millis(400));
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Instant::now();
+        let props = current.finish(dir.path());
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        let failed: usize = property(&props, "power.current.failed_samples")
+            .expect("failures are reported")
+            .parse()
+            .unwrap();
+        assert!(failed >= 1);
+        assert!(property(&props, "power.current.first_failure").is_some());
+        // What was measured before it went silent is kept.
+        assert!(property(&props, "power.current.peak").is_some());
+    }
+
+    #[test]
+    fn a_rig_without_a_measuring_supply_adds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let props = CaseCurrent::start(None, SAMPLE_INTERVAL).finish(dir.path());
+        assert!(props.is_empty());
+        assert!(!dir.path().join("current.csv").exists());
+    }
+}
