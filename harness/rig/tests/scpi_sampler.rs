@@ -1,28 +1,19 @@
 //! Current recording around a measuring supply: samples on its own thread
 //! while the supply stays usable, summary and CSV from what was measured.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rig::model::{ScpiAddress, ScpiCommands, ScpiPowerSpec};
 use rig::power::scpi_sim::{Fault, Load, ScpiSupplySim};
-use rig::power::{Amps, CurrentSampler, ScpiSupply, Volts};
+use rig::power::{CurrentSampler, ScpiSupply};
 use rig::Power;
+use support::scpi_spec;
 
 fn supply(addr: SocketAddr, timeout: Duration) -> ScpiSupply {
-    ScpiSupply::new(ScpiPowerSpec {
-        address: ScpiAddress::Tcp {
-            host: addr.ip().to_string(),
-            port: addr.port(),
-        },
-        channel: None,
-        voltage: Volts::from_milli(3600),
-        current_limit: Amps::from_milli(500),
-        timeout,
-        check_errors: true,
-        commands: ScpiCommands::default(),
-    })
+    ScpiSupply::new(scpi_spec(addr, timeout))
 }
 
 /// Waits (bounded) until the sampler has measured `n` currents.

@@ -2,28 +2,16 @@
 //! sends byte for byte, the state they leave, measurement, identity, and a
 //! supply that refuses, stops answering, answers late or hangs up.
 
-use std::net::{SocketAddr, TcpListener};
+mod support;
+
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use rig::model::{ScpiAddress, ScpiCommands, ScpiPowerSpec};
+use rig::model::ScpiCommands;
 use rig::power::scpi_sim::{AnswerStyle, Fault, Instrument, Load, ScpiSupplySim};
-use rig::power::{Amps, ScpiSupply, Supply, SupplyProblem, Volts};
+use rig::power::{ScpiSupply, Supply, SupplyProblem, Volts};
 use rig::{Power, RigError};
-
-fn spec(addr: SocketAddr, timeout: Duration) -> ScpiPowerSpec {
-    ScpiPowerSpec {
-        address: ScpiAddress::Tcp {
-            host: addr.ip().to_string(),
-            port: addr.port(),
-        },
-        channel: None,
-        voltage: Volts::from_milli(3600),
-        current_limit: Amps::from_milli(500),
-        timeout,
-        check_errors: true,
-        commands: ScpiCommands::default(),
-    }
-}
+use support::scpi_spec;
 
 const T: Duration = Duration::from_secs(2);
 
@@ -37,7 +25,7 @@ fn problem(e: &RigError) -> &SupplyProblem {
 #[test]
 fn on_sets_voltage_and_limit_then_switches_the_output_on() {
     let sim = ScpiSupplySim::start().unwrap();
-    let mut psu = ScpiSupply::new(spec(sim.addr(), T));
+    let mut psu = ScpiSupply::new(scpi_spec(sim.addr(), T));
     psu.on().unwrap();
     let out = sim.output(1);
     assert_eq!((out.volts, out.current_limit, out.on), (3.6, 0.5, true));
@@ -71,7 +59,7 @@ fn a_channel_is_selected_before_settings_and_measurements() {
     ))
     .unwrap();
     sim.set_load(2, Load::Ohms(12.0));
-    let mut s = spec(sim.addr(), T);
+    let mut s = scpi_spec(sim.addr(), T);
     s.channel = Some(2);
     let mut psu = ScpiSupply::new(s);
     psu.on().unwrap();
@@ -105,7 +93,7 @@ fn a_channel_is_selected_before_settings_and_measurements() {
 #[test]
 fn measure_reads_the_terminals_including_constant_current() {
     let sim = ScpiSupplySim::start().unwrap();
-    let mut psu = ScpiSupply::new(spec(sim.addr(), T));
+    let mut psu = ScpiSupply::new(scpi_spec(sim.addr(), T));
     let r = psu.measure().unwrap();
     assert_eq!((r.volts, r.amps), (0.0, 0.0), "output off");
     psu.on().unwrap();
@@ -127,7 +115,7 @@ fn rigol_command_forms_and_answers_through_overrides() {
     ))
     .unwrap();
     sim.set_load(3, Load::Ohms(36.0));
-    let mut s = spec(sim.addr(), T);
+    let mut s = scpi_spec(sim.addr(), T);
     s.channel = Some(3);
     s.commands = ScpiCommands {
         set_voltage: ":SOUR3:VOLT {volts}".into(),
@@ -169,7 +157,7 @@ fn rigol_command_forms_and_answers_through_overrides() {
 #[test]
 fn identify_parses_the_idn_answer() {
     let sim = ScpiSupplySim::start().unwrap();
-    let mut psu = ScpiSupply::new(spec(sim.addr(), T));
+    let mut psu = ScpiSupply::new(scpi_spec(sim.addr(), T));
     let id = psu.identify().unwrap();
     assert_eq!(id.manufacturer, "Keysight Technologies");
     assert_eq!(id.model, "E36311A");
@@ -181,7 +169,7 @@ fn identify_parses_the_idn_answer() {
 #[test]
 fn a_refused_setting_fails_with_the_supplys_text_and_the_output_stays_off() {
     let sim = ScpiSupplySim::start().unwrap();
-    let mut s = spec(sim.addr(), T);
+    let mut s = scpi_spec(sim.addr(), T);
     s.voltage = Volts::from_milli(35_000); // the simulated supply's maximum is 30 V
     let mut psu = ScpiSupply::new(s);
     let err = psu.on().unwrap_err();
@@ -218,7 +206,7 @@ fn a_refused_setting_fails_with_the_supplys_text_and_the_output_stays_off() {
 #[test]
 fn a_command_the_model_does_not_know_surfaces_undefined_header() {
     let sim = ScpiSupplySim::start().unwrap();
-    let mut s = spec(sim.addr(), T);
+    let mut s = scpi_spec(sim.addr(), T);
     s.commands.output_on = "OUTP:GEN ON".into();
     let mut psu = ScpiSupply::new(s);
     let err = psu.on().unwrap_err();
@@ -233,7 +221,7 @@ fn a_command_the_model_does_not_know_surfaces_undefined_header() {
 fn a_supply_that_stops_answering_fails_within_the_timeout_naming_address_and_command() {
     let sim = ScpiSupplySim::start().unwrap();
     let timeout = Duration::from_millis(300);
-    let mut psu = ScpiSupply::new(spec(sim.addr(), timeout));
+    let mut psu = ScpiSupply::new(scpi_spec(sim.addr(), timeout));
     psu.on().unwrap();
     sim.set_fault(Fault::Silent);
     let started = Instant::now();
@@ -273,9 +261,9 @@ fn a_supply_that_stops_answering_fails_within_the_timeout_naming_address_and_com
 fn a_slow_supply_is_waited_for_within_the_timeout_and_no_longer() {
     let sim = ScpiSupplySim::start().unwrap();
     sim.set_fault(Fault::Slow(Duration::from_millis(100)));
-    let mut psu = ScpiSupply::new(spec(sim.addr(), Duration::from_secs(2)));
+    let mut psu = ScpiSupply::new(scpi_spec(sim.addr(), Duration::from_secs(2)));
     assert_eq!(psu.identify().unwrap().model, "E36311A");
-    let mut impatient = ScpiSupply::new(spec(sim.addr(), Duration::from_millis(40)));
+    let mut impatient = ScpiSupply::new(scpi_spec(sim.addr(), Duration::from_millis(40)));
     let err = impatient.identify().unwrap_err();
     assert!(
         matches!(problem(&err), SupplyProblem::NoAnswer { command, .. } if command == "*IDN?"),
@@ -286,7 +274,7 @@ fn a_slow_supply_is_waited_for_within_the_timeout_and_no_longer() {
 #[test]
 fn a_dropped_connection_is_reported_and_the_next_command_reconnects() {
     let sim = ScpiSupplySim::start().unwrap();
-    let mut psu = ScpiSupply::new(spec(sim.addr(), T));
+    let mut psu = ScpiSupply::new(scpi_spec(sim.addr(), T));
     psu.identify().unwrap();
     sim.set_fault(Fault::DropConnection);
     let err = psu.measure().unwrap_err();
@@ -307,7 +295,7 @@ fn nobody_listening_is_a_connect_error_naming_the_address() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let mut psu = ScpiSupply::new(spec(addr, Duration::from_millis(500)));
+    let mut psu = ScpiSupply::new(scpi_spec(addr, Duration::from_millis(500)));
     let started = Instant::now();
     let err = psu.on().unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2));
@@ -325,7 +313,7 @@ fn nobody_listening_is_a_connect_error_naming_the_address() {
 #[test]
 fn without_error_checks_only_the_settings_are_sent() {
     let sim = ScpiSupplySim::start().unwrap();
-    let mut s = spec(sim.addr(), T);
+    let mut s = scpi_spec(sim.addr(), T);
     s.check_errors = false;
     s.commands.on_connect = String::new();
     let mut psu = ScpiSupply::new(s);

@@ -5,60 +5,13 @@
 //! ships) — each case passes or is skipped with its reason, and none fails
 //! or errors for the rig's sake.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
+
 use std::time::Instant;
 
+use support::{case_files, junit_of_run, outcomes, root, run, text, Outcome};
+
 const RIG: &str = "rigs/virtual-differing.yaml";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// One testcase of the JUnit: its name, its verdict element (none: passed)
-/// and that element's message.
-struct Outcome {
-    name: String,
-    verdict: Option<String>,
-    message: String,
-}
-
-fn outcomes(xml: &str) -> Vec<Outcome> {
-    let doc = roxmltree::Document::parse(xml).expect("junit.xml is well-formed XML");
-    doc.descendants()
-        .filter(|n| n.has_tag_name("testcase"))
-        .map(|tc| {
-            let verdict = tc.children().find(|c| {
-                c.is_element() && ["failure", "error", "skipped"].contains(&c.tag_name().name())
-            });
-            Outcome {
-                name: tc.attribute("name").unwrap_or_default().to_string(),
-                verdict: verdict.map(|v| v.tag_name().name().to_string()),
-                message: verdict
-                    .and_then(|v| v.attribute("message"))
-                    .unwrap_or_default()
-                    .to_string(),
-            }
-        })
-        .collect()
-}
-
-fn case_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .map(|p| {
-            if p.is_dir() {
-                case_files(&p)
-            } else {
-                usize::from(p.extension().is_some_and(|e| e == "yaml"))
-            }
-        })
-        .sum()
-}
 
 fn find<'a>(all: &'a [Outcome], case: &str) -> &'a Outcome {
     all.iter()
@@ -70,29 +23,19 @@ fn find<'a>(all: &'a [Outcome], case: &str) -> &'a Outcome {
 fn every_shipped_case_passes_or_is_skipped_with_its_reason_on_a_differing_rig() {
     let reports = tempfile::tempdir().unwrap();
     let t0 = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
-        .current_dir(root())
-        .args([
-            "run",
-            "--rig",
-            RIG,
-            "--report-dir",
-            reports.path().to_str().unwrap(),
-            // Two rounds of the soak are enough to show it holds here.
-            "--var",
-            "SOAK_CUTS=2",
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("meterbench starts");
+    let out = run(&[
+        "run",
+        "--rig",
+        RIG,
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+        // Two rounds of the soak are enough to show it holds here.
+        "--var",
+        "SOAK_CUTS=2",
+    ]);
     let wall = t0.elapsed();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let xml = std::fs::read_to_string(reports.path().join("latest/junit.xml"))
-        .unwrap_or_else(|e| panic!("junit.xml written ({e}):\n{text}"));
+    let text = text(&out);
+    let xml = junit_of_run(reports.path(), &text);
     let all = outcomes(&xml);
     assert_eq!(
         all.len(),

@@ -1,71 +1,13 @@
 //! End to end: the `meterbench` binary runs real cases on the virtual rig (a
 //! real meter process, a real PTY, real UDP) and we check the JUnit it wrote.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn meterbench(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_meterbench"));
-    c.current_dir(root())
-        .args(args)
-        .stdin(std::process::Stdio::null());
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    meterbench(args).output().expect("meterbench starts")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Reads `<report>/latest/junit.xml`.
-fn junit(report_dir: &Path) -> String {
-    std::fs::read_to_string(report_dir.join("latest/junit.xml")).expect("junit.xml written")
-}
-
-fn parse(xml: &str) -> roxmltree::Document<'_> {
-    roxmltree::Document::parse(xml).expect("junit.xml is well-formed XML")
-}
-
-fn testcases<'a>(
-    doc: &'a roxmltree::Document<'a>,
-) -> Vec<(String, Option<String>, Option<String>)> {
-    doc.descendants()
-        .filter(|n| n.has_tag_name("testcase"))
-        .map(|tc| {
-            let verdict = tc.children().find(|c| {
-                c.is_element() && ["failure", "error", "skipped"].contains(&c.tag_name().name())
-            });
-            (
-                tc.attribute("name").unwrap().to_string(),
-                verdict.map(|v| v.tag_name().name().to_string()),
-                verdict
-                    .and_then(|v| v.attribute("message"))
-                    .map(str::to_string),
-            )
-        })
-        .collect()
-}
-
-fn property<'a>(doc: &'a roxmltree::Document<'a>, name: &str) -> Option<&'a str> {
-    doc.descendants()
-        .filter(|n| n.has_tag_name("property") && n.attribute("name") == Some(name))
-        .find_map(|n| n.attribute("value"))
-}
+use support::{case_files, junit, meterbench, parse, property, root, run, testcases, text};
 
 #[test]
 fn default_run_passes_every_case_on_the_virtual_rig() {
@@ -77,7 +19,7 @@ fn default_run_passes_every_case_on_the_virtual_rig() {
     let xml = junit(reports.path());
     let doc = parse(&xml);
     let tcs = testcases(&doc);
-    let case_files = walk(&root().join("testcases"));
+    let case_files = case_files(&root().join("testcases"));
     assert_eq!(tcs.len(), case_files, "one testcase per case file");
     for (name, verdict, message) in &tcs {
         assert_eq!(verdict, &None, "{name}: {verdict:?} {message:?}");
@@ -116,20 +58,6 @@ fn default_run_passes_every_case_on_the_virtual_rig() {
         wall.as_secs_f64(),
         tcs.len()
     );
-}
-
-fn walk(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .map(|p| {
-            if p.is_dir() {
-                walk(&p)
-            } else {
-                usize::from(p.extension().is_some_and(|e| e == "yaml"))
-            }
-        })
-        .sum()
 }
 
 /// A case that cannot pass: the failure must name the case file and the line of the failing step.

@@ -2,30 +2,16 @@
 //! case without one says why, and docs/ets-coverage.md is what `meterbench ets`
 //! prints today.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde::Deserialize;
+use support::{root, run};
 
 const CATALOG: &str = "fixtures/ets/lwm2m-1.1.yaml";
 const DOC: &str = "docs/ets-coverage.md";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn meterbench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_meterbench"))
-        .current_dir(root())
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("meterbench starts")
-}
 
 #[derive(Deserialize)]
 struct Catalog {
@@ -103,7 +89,7 @@ fn every_id_a_case_names_is_in_the_catalog() {
 
 #[test]
 fn the_coverage_doc_is_current() {
-    let out = meterbench(&["ets"]);
+    let out = run(&["ets"]);
     assert!(
         out.status.success(),
         "meterbench ets failed:\n{}",
@@ -133,7 +119,7 @@ fn an_unknown_id_stops_the_command_with_the_file_and_id() {
     )
     .unwrap();
     let cases = dir.path().to_str().unwrap();
-    let out = meterbench(&["ets", "--cases", cases]);
+    let out = run(&["ets", "--cases", cases]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -10,20 +10,17 @@
 //!
 //! The rigs run one after the other: the bootstrap rig's port is fixed.
 
+mod support;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+
+use support::{junit, junit_of_run, meterbench, outcomes, text, Outcome};
 
 /// The variables the example rigs' `credentials: { from: env }` name.
 const IDENTITY_VAR: &str = "METERBENCH_FACTORY_PSK_IDENTITY";
 const KEY_VAR: &str = "METERBENCH_FACTORY_PSK_KEY";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 /// `n` random bytes as lowercase hex.
 fn random_hex(n: usize) -> String {
@@ -59,8 +56,7 @@ struct Run {
 
 impl Run {
     fn junit(&self) -> String {
-        std::fs::read_to_string(self.report_dir.join("latest/junit.xml"))
-            .unwrap_or_else(|e| panic!("junit.xml written ({e}):\n{}", self.output))
+        junit_of_run(&self.report_dir, &self.output)
     }
 }
 
@@ -70,15 +66,12 @@ fn run(rig: &str, cases: &str, account: &FactoryAccount, scratch: &Path) -> Run 
         Path::new(rig).file_stem().unwrap().to_string_lossy(),
         Path::new(cases).file_name().unwrap().to_string_lossy()
     ));
-    let child = Command::new(env!("CARGO_BIN_EXE_meterbench"))
-        .current_dir(root())
-        .args(["run", "--rig", rig, "--cases", cases, "--report-dir"])
+    let child = meterbench(&["run", "--rig", rig, "--cases", cases, "--report-dir"])
         .arg(&report_dir)
         .env(IDENTITY_VAR, &account.identity)
         .env(KEY_VAR, &account.key_hex)
         // This test's own lease folder: another job's bench is not ours.
         .env("METERBENCH_LOCK_DIR", scratch.join("locks"))
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -86,41 +79,10 @@ fn run(rig: &str, cases: &str, account: &FactoryAccount, scratch: &Path) -> Run 
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
     Run {
-        output: format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+        output: text(&out),
         pid,
         report_dir,
     }
-}
-
-/// One testcase of the JUnit: name, verdict element (none: passed), its message.
-struct Outcome {
-    name: String,
-    verdict: Option<String>,
-    message: String,
-}
-
-fn outcomes(xml: &str) -> Vec<Outcome> {
-    let doc = roxmltree::Document::parse(xml).expect("junit.xml is well-formed XML");
-    doc.descendants()
-        .filter(|n| n.has_tag_name("testcase"))
-        .map(|tc| {
-            let verdict = tc.children().find(|c| {
-                c.is_element() && ["failure", "error", "skipped"].contains(&c.tag_name().name())
-            });
-            Outcome {
-                name: tc.attribute("name").unwrap_or_default().to_string(),
-                verdict: verdict.map(|v| v.tag_name().name().to_string()),
-                message: verdict
-                    .and_then(|v| v.attribute("message"))
-                    .unwrap_or_default()
-                    .to_string(),
-            }
-        })
-        .collect()
 }
 
 /// Device processes the run `harness_pid` started: the rigs start the
@@ -290,31 +252,28 @@ fn factory_provisioned_devices_register_and_answer_device_management() {
 fn a_missing_factory_key_is_a_bench_error_naming_the_variable() {
     let scratch = tempfile::tempdir().unwrap();
     let report_dir = scratch.path().join("reports");
-    let child = Command::new(env!("CARGO_BIN_EXE_meterbench"))
-        .current_dir(root())
-        .args([
-            "run",
-            "--rig",
-            "rigs/factory-psk-device.yaml",
-            "--cases",
-            "testcases/registration",
-            "reg-initial",
-            "--report-dir",
-        ])
-        .arg(&report_dir)
-        .env(IDENTITY_VAR, "factory-id")
-        .env_remove(KEY_VAR)
-        .env("METERBENCH_LOCK_DIR", scratch.path().join("locks"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = meterbench(&[
+        "run",
+        "--rig",
+        "rigs/factory-psk-device.yaml",
+        "--cases",
+        "testcases/registration",
+        "reg-initial",
+        "--report-dir",
+    ])
+    .arg(&report_dir)
+    .env(IDENTITY_VAR, "factory-id")
+    .env_remove(KEY_VAR)
+    .env("METERBENCH_LOCK_DIR", scratch.path().join("locks"))
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{text}");
-    let all = outcomes(&std::fs::read_to_string(report_dir.join("latest/junit.xml")).unwrap());
+    let all = outcomes(&junit(&report_dir));
     let o = all
         .iter()
         .find(|o| o.name.ends_with("reg-initial"))

@@ -3,15 +3,9 @@
 //! keeps failing carries its reruns (`<rerunError>`). The bench error here is
 //! a lab network command that fails (the first time, or always).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod support;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+use support::{junit, meterbench, parse, text};
 
 #[test]
 fn a_pass_after_a_bench_error_is_flaky_and_a_lasting_one_lists_its_reruns() {
@@ -39,22 +33,14 @@ fn a_pass_after_a_bench_error_is_flaky_and_a_lasting_one_lists_its_reruns() {
         .unwrap();
     }
     let reports = dir.path().join("reports");
-    let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
-        .current_dir(root())
-        .args(["run", "--rig", rig.to_str().unwrap(), "--cases"])
+    let out = meterbench(&["run", "--rig", rig.to_str().unwrap(), "--cases"])
         .arg(&cases)
         .arg("--report-dir")
         .arg(&reports)
         .args(["--retries", "2"])
-        .env_remove("METERBENCH_SHARD")
-        .stdin(Stdio::null())
         .output()
         .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = text(&out);
     // The lasting bench error fails the run; the flaky case does not.
     assert!(!out.status.success(), "{text}");
     assert!(
@@ -62,8 +48,8 @@ fn a_pass_after_a_bench_error_is_flaky_and_a_lasting_one_lists_its_reruns() {
         "{text}"
     );
 
-    let xml = std::fs::read_to_string(reports.join("latest/junit.xml")).unwrap();
-    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let xml = junit(&reports);
+    let doc = parse(&xml);
     let verdicts = |id: &str| -> Vec<String> {
         let tc = doc
             .descendants()

@@ -2,33 +2,34 @@
 //! turns (the second says who holds the bench and waits), and the JUnit of
 //! two shards merges into one report with both runs' cases and properties.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+use support::{parse, root, testcases, text};
 
+/// `meterbench ARGS` without a lease folder from the environment: each
+/// test's rig names its own.
 fn meterbench(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_meterbench"));
-    c.current_dir(root())
-        .args(args)
-        .env_remove("METERBENCH_LOCK_DIR")
-        .env_remove("METERBENCH_SHARD")
-        .stdin(Stdio::null());
+    let mut c = support::meterbench(args);
+    c.env_remove("METERBENCH_LOCK_DIR");
     c
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// `meterbench junit merge --out OUT A B`, run to the end.
+fn merge(out: &Path, a: &Path, b: &Path) -> Output {
+    meterbench(&[
+        "junit",
+        "merge",
+        "--out",
+        out.to_str().unwrap(),
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap()
 }
 
 /// The virtual rig with a `lease:` part, so that it takes the lease.
@@ -172,10 +173,7 @@ fn two_shards_run_their_parts_and_merge_into_one_report() {
         );
         let junit = report.join("latest/junit.xml");
         let xml = std::fs::read_to_string(&junit).unwrap();
-        let doc = roxmltree::Document::parse(&xml).unwrap();
-        for tc in doc.descendants().filter(|n| n.has_tag_name("testcase")) {
-            seen.push(tc.attribute("name").unwrap().to_string());
-        }
+        seen.extend(testcases(&parse(&xml)).into_iter().map(|(name, ..)| name));
         junits.push(junit);
     }
     seen.sort();
@@ -183,16 +181,7 @@ fn two_shards_run_their_parts_and_merge_into_one_report() {
     assert_eq!(seen, vec!["dm-read-device-tlv", "reg-initial"]);
 
     let merged = dir.path().join("merged/junit.xml");
-    let out = meterbench(&[
-        "junit",
-        "merge",
-        "--out",
-        merged.to_str().unwrap(),
-        junits[0].to_str().unwrap(),
-        junits[1].to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
+    let out = merge(&merged, &junits[0], &junits[1]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("2 tests, 0 failures, 0 errors"),
@@ -200,7 +189,7 @@ fn two_shards_run_their_parts_and_merge_into_one_report() {
         text(&out)
     );
     let xml = std::fs::read_to_string(&merged).unwrap();
-    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let doc = parse(&xml);
     let root_el = doc.root_element();
     assert_eq!(root_el.attribute("tests"), Some("2"));
     let suites: Vec<_> = doc
@@ -222,15 +211,6 @@ fn two_shards_run_their_parts_and_merge_into_one_report() {
         assert_eq!(prop("merged_from"), Some(junit.display().to_string()));
     }
     // A case merged twice is refused, naming both files.
-    let out = meterbench(&[
-        "junit",
-        "merge",
-        "--out",
-        merged.to_str().unwrap(),
-        junits[0].to_str().unwrap(),
-        junits[0].to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
+    let out = merge(&merged, &junits[0], &junits[0]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }

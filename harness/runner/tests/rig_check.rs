@@ -6,29 +6,21 @@
 //! board's fails naming both values, in `rig check` and before a run's
 //! first case.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use rig::power::scpi_sim::{Fault, ScpiSupplySim};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+use support::{root, text};
 
 /// Runs `meterbench ARGS` in the repository root, each test with its own
 /// lock folder so that parallel tests never wait on each other.
 fn meterbench(args: &[&str], locks: &Path) -> (Output, Duration) {
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
-        .current_dir(root())
-        .args(args)
+    let out = support::meterbench(args)
         .env("METERBENCH_LOCK_DIR", locks)
-        .env_remove("METERBENCH_SHARD")
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     (out, started.elapsed())
@@ -36,10 +28,6 @@ fn meterbench(args: &[&str], locks: &Path) -> (Output, Duration) {
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}\n{}", stdout(o), String::from_utf8_lossy(&o.stderr))
 }
 
 /// The table row of `part`, split into (driver, result, detail).

@@ -4,16 +4,13 @@
 //! disjoint and cover every case; their `meterbench junit merge` line is
 //! accepted and merges one file per bench.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+use support::{meterbench, root};
 
 fn read(name: &str) -> String {
     std::fs::read_to_string(root().join("docs/ci").join(name)).unwrap()
@@ -85,12 +82,8 @@ fn words(cmd: &str) -> Vec<String> {
 
 /// The trials `meterbench run ... --list` names.
 fn listed(args: &[String]) -> BTreeSet<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
-        .current_dir(root())
-        .args(args)
-        .env_remove("METERBENCH_SHARD")
-        .output()
-        .unwrap();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = meterbench(&args).output().unwrap();
     assert!(
         out.status.success(),
         "{args:?}: {}",

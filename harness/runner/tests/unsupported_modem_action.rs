@@ -3,15 +3,9 @@
 //! makes up a command. The rig is rigs/virtual.yaml with a copy of the
 //! virtual modem's dialect that has no `profiles` command.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+use support::{junit_of_run, meterbench, outcomes, root, text};
 
 #[test]
 fn an_at_action_the_dialect_lacks_skips_the_case_before_its_first_step() {
@@ -47,34 +41,26 @@ fn an_at_action_the_dialect_lacks_skips_the_case_before_its_first_step() {
     )
     .unwrap();
     let reports = dir.path().join("reports");
-    let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
-        .current_dir(&root)
-        .args(["run", "--rig"])
+    let out = meterbench(&["run", "--rig"])
         .arg(&rig_path)
         .arg("--cases")
         .arg(&cases)
         .arg("--report-dir")
         .arg(&reports)
-        .stdin(std::process::Stdio::null())
         .output()
         .expect("meterbench starts");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let xml = std::fs::read_to_string(reports.join("latest/junit.xml"))
-        .unwrap_or_else(|e| panic!("junit.xml written ({e}):\n{text}"));
-    let doc = roxmltree::Document::parse(&xml).unwrap();
-    let case = doc
-        .descendants()
-        .find(|n| n.has_tag_name("testcase"))
+    let text = text(&out);
+    let xml = junit_of_run(&reports, &text);
+    let all = outcomes(&xml);
+    let case = all
+        .first()
         .unwrap_or_else(|| panic!("one testcase:\n{xml}"));
-    let skipped = case
-        .children()
-        .find(|c| c.has_tag_name("skipped"))
-        .unwrap_or_else(|| panic!("the case is skipped:\n{xml}\n{text}"));
-    let message = skipped.attribute("message").unwrap_or_default();
+    assert_eq!(
+        case.verdict.as_deref(),
+        Some("skipped"),
+        "the case is skipped:\n{xml}\n{text}"
+    );
+    let message = &case.message;
     assert!(
         message.contains("not supported by this modem") && message.contains("`profiles`"),
         "{message}"

@@ -6,29 +6,22 @@
 //! handshake; a power cut (SIGKILL) and restart with the same image keeps NV.
 //! The key never shows in the device's log, its NV stamp or its errors.
 
+mod support;
+
 use std::fs::File;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use lwm2m::bootstrap::{BootstrapScript, BootstrapServerConfig, ServerAccount};
-use lwm2m::server::{Content, SecurityEvent, ServerConfig};
-use lwm2m::{ContentFormat, Path as LwPath, Registry, Value};
-use server::{
-    EmbeddedBootstrapServer, EventSeq, LwM2mServer, Psk, SecretKey, SecurityConfig, ServerHandle,
-};
+use lwm2m::bootstrap::{BootstrapScript, ServerAccount};
+use lwm2m::server::{Content, SecurityEvent};
+use lwm2m::{Path as LwPath, Value};
+use server::{EventSeq, Psk, SecretKey};
+use support::{bootstrap_server, coaps_server, root};
 
 const WAIT: Duration = Duration::from_secs(30);
 const KEY_ENV: &str = sim::factory::PSK_KEY_ENV;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn registry() -> Registry {
-    Registry::load_dir(&root().join("fixtures/objects")).unwrap()
-}
 
 fn fresh_key() -> Vec<u8> {
     SecretKey::generate(16).unwrap().expose().to_vec()
@@ -36,21 +29,6 @@ fn fresh_key() -> Vec<u8> {
 
 fn psk(identity: &str, key: &[u8]) -> Psk {
     Psk::new(identity, SecretKey::new(key.to_vec()).unwrap()).unwrap()
-}
-
-async fn coaps_server() -> ServerHandle {
-    let config = ServerConfig {
-        registry: registry(),
-        default_format: ContentFormat::Tlv,
-        seed: 11,
-    };
-    LwM2mServer::bind_secure(
-        "127.0.0.1:0".parse().unwrap(),
-        config,
-        SecurityConfig::psk(),
-    )
-    .await
-    .unwrap()
 }
 
 /// A device process started with factory arguments; killed (a power cut)
@@ -127,7 +105,7 @@ fn assert_no_key(text: &str, key: &[u8], what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn factory_psk_meter_registers_with_its_endpoint_and_lifetime_and_survives_a_power_cut() {
-    let server = coaps_server().await;
+    let server = coaps_server(11).await;
     let key = fresh_key();
     server.set_psk("factory-ep-1", psk("factory-dev-1", &key));
     let state = tempfile::tempdir().unwrap();
@@ -198,21 +176,11 @@ async fn factory_bootstrap_meter_bootstraps_at_its_fixed_uri_then_registers() {
         probe.local_addr().unwrap().port()
     };
     let bs_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let bs = EmbeddedBootstrapServer::bind(
-        bs_addr,
-        BootstrapServerConfig {
-            registry: registry(),
-            default_format: ContentFormat::Tlv,
-            seed: 5,
-        },
-        SecurityConfig::psk(),
-    )
-    .await
-    .unwrap();
+    let bs = bootstrap_server(bs_addr, 5).await;
     assert_eq!(bs.local_addr(), bs_addr);
     let bs_key = fresh_key();
     bs.set_psk("factory-bs-ep", psk("factory-bs-dev", &bs_key));
-    let server = coaps_server().await;
+    let server = coaps_server(11).await;
     let account_psk = server.provision_psk("factory-bs-ep").unwrap();
     let mut account = ServerAccount::psk(
         101,
@@ -254,7 +222,7 @@ async fn factory_bootstrap_meter_bootstraps_at_its_fixed_uri_then_registers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_factory_key_fails_the_handshake_and_never_registers() {
-    let server = coaps_server().await;
+    let server = coaps_server(11).await;
     let right = fresh_key();
     let wrong = fresh_key();
     server.set_psk("factory-ep-2", psk("factory-dev-2", &right));

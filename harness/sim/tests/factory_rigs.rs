@@ -6,49 +6,23 @@
 //! rig's fixed `server.bootstrap_bind`), answers device management, and a
 //! power cycle brings a new registration. Loopback only.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lwm2m::bootstrap::{BootstrapScript, BootstrapServerConfig, ServerAccount};
-use lwm2m::server::ServerConfig;
-use lwm2m::{ContentFormat, Path as LwPath, Registry};
+use lwm2m::bootstrap::{BootstrapScript, ServerAccount};
+use lwm2m::Path as LwPath;
 use rig::command_power::{DeviceValues, SecretEnv};
 use rig::model::PowerSpec;
 use rig::{CommandPower, Power, RigFile};
-use server::{
-    EmbeddedBootstrapServer, EventSeq, LwM2mServer, Psk, SecretKey, SecurityConfig, ServerHandle,
-};
+use server::{EventSeq, Psk, SecretKey};
+use support::{bootstrap_server, coaps_server, root};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn registry() -> Registry {
-    Registry::load_dir(&root().join("fixtures/objects")).unwrap()
-}
-
 fn fresh_psk(identity: &str) -> Psk {
     Psk::new(identity, SecretKey::generate(16).unwrap()).unwrap()
-}
-
-async fn coaps_server() -> ServerHandle {
-    let config = ServerConfig {
-        registry: registry(),
-        default_format: ContentFormat::Tlv,
-        seed: 21,
-    };
-    LwM2mServer::bind_secure(
-        "127.0.0.1:0".parse().unwrap(),
-        config,
-        SecurityConfig::psk(),
-    )
-    .await
-    .unwrap()
 }
 
 /// The rig's command power, given what the runner knows once its servers are bound.
@@ -86,7 +60,7 @@ impl Drop for Bench {
 async fn factory_psk_rig_registers_answers_and_comes_back_after_a_power_cycle() {
     let rig = RigFile::load(&root().join("rigs/factory-psk-device.yaml")).unwrap();
     let endpoint = rig.device.endpoint_for("t1");
-    let server = coaps_server().await;
+    let server = coaps_server(21).await;
     // The factory account's credential (the runner reads it from the rig's env source).
     let account = fresh_psk("factory-psk-t1");
     server.set_psk(&endpoint, account.clone());
@@ -134,20 +108,10 @@ async fn factory_bootstrap_rig_bootstraps_at_the_fixed_address_then_registers() 
         .server
         .bootstrap_bind
         .expect("the rig fixes the bootstrap address");
-    let bs = EmbeddedBootstrapServer::bind(
-        bind,
-        BootstrapServerConfig {
-            registry: registry(),
-            default_format: ContentFormat::Tlv,
-            seed: 22,
-        },
-        SecurityConfig::psk(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("bootstrap server at the rig's {bind}: {e}"));
+    let bs = bootstrap_server(bind, 22).await;
     let factory = fresh_psk("factory-bs-t2");
     bs.set_psk(&endpoint, factory.clone());
-    let server = coaps_server().await;
+    let server = coaps_server(21).await;
     let provisioned = server.provision_psk(&endpoint).unwrap();
     let mut account = ServerAccount::psk(
         101,

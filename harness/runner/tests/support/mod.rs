@@ -1,0 +1,124 @@
+//! What the runner's integration tests share: starting the `meterbench`
+//! binary from the workspace root and reading the JUnit report it wrote, so
+//! that every test reads verdicts the same way.
+
+// Each test binary includes this module but uses only some of its helpers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The workspace root: rigs/ and testcases/ are named relative to it.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// `meterbench ARGS` run from the workspace root with no stdin. A shard
+/// set in the caller's environment would run only part of the cases, so
+/// it is removed.
+pub fn meterbench(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_meterbench"));
+    c.current_dir(root())
+        .args(args)
+        .env_remove("METERBENCH_SHARD")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs `meterbench ARGS` to the end.
+pub fn run(args: &[&str]) -> Output {
+    meterbench(args).output().expect("meterbench starts")
+}
+
+/// Stdout then stderr, for assertion messages and text checks.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Reads `<report>/latest/junit.xml`.
+pub fn junit(report_dir: &Path) -> String {
+    junit_of_run(report_dir, "")
+}
+
+/// Reads `<report>/latest/junit.xml`; when it is missing, the panic shows
+/// the run's `output`, which says why.
+pub fn junit_of_run(report_dir: &Path, output: &str) -> String {
+    std::fs::read_to_string(report_dir.join("latest/junit.xml"))
+        .unwrap_or_else(|e| panic!("junit.xml written ({e}):\n{output}"))
+}
+
+pub fn parse(xml: &str) -> roxmltree::Document<'_> {
+    roxmltree::Document::parse(xml).expect("junit.xml is well-formed XML")
+}
+
+/// Each testcase as (name, verdict element — none: passed — and that
+/// element's message, if it has one).
+pub fn testcases<'a>(
+    doc: &'a roxmltree::Document<'a>,
+) -> Vec<(String, Option<String>, Option<String>)> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|tc| {
+            let verdict = tc.children().find(|c| {
+                c.is_element() && ["failure", "error", "skipped"].contains(&c.tag_name().name())
+            });
+            (
+                tc.attribute("name").unwrap().to_string(),
+                verdict.map(|v| v.tag_name().name().to_string()),
+                verdict
+                    .and_then(|v| v.attribute("message"))
+                    .map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+/// One testcase of the JUnit: its name, its verdict element (none: passed)
+/// and that element's message (empty when it has none).
+pub struct Outcome {
+    pub name: String,
+    pub verdict: Option<String>,
+    pub message: String,
+}
+
+/// The testcases of a JUnit document.
+pub fn outcomes(xml: &str) -> Vec<Outcome> {
+    testcases(&parse(xml))
+        .into_iter()
+        .map(|(name, verdict, message)| Outcome {
+            name,
+            verdict,
+            message: message.unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The value of the report-level `<property name=NAME>`.
+pub fn property<'a>(doc: &'a roxmltree::Document<'a>, name: &str) -> Option<&'a str> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("property") && n.attribute("name") == Some(name))
+        .find_map(|n| n.attribute("value"))
+}
+
+/// How many case files (`*.yaml`) are under `dir`: a run of them reports
+/// one testcase each.
+pub fn case_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            if p.is_dir() {
+                case_files(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|e| e == "yaml"))
+            }
+        })
+        .sum()
+}
