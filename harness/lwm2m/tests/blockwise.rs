@@ -7,12 +7,12 @@
 //! clock, the quinn-proto way (see `tests/pair.rs`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use support::{registry, Dir, CLIENT, SERVER};
+
 use coap_lite::{CoapOption, Packet};
-use lwm2m::client::{Client, ClientConfig, ClientEvent, ObjectStore, RegistrationState};
+use lwm2m::client::{Client, ClientConfig, ClientEvent, ObjectStore};
 use lwm2m::coap::block::representation_etag;
 use lwm2m::coap::{summarize, wire};
 use lwm2m::format::{self, ContentFormat, Record};
@@ -21,8 +21,7 @@ use lwm2m::server::{
 };
 use lwm2m::{Path, Registry, Value};
 
-const SERVER: &str = "127.0.0.1:5683";
-const DEVICE: &str = "127.0.0.1:56830";
+mod support;
 
 // Message types and codes as they sit in the header (RFC 7252 §3, §12.1).
 const CON: u8 = 0;
@@ -113,16 +112,6 @@ fn option(p: &Packet, number: u16) -> Option<Vec<u8>> {
     p.get_first_option(CoapOption::from(number)).cloned()
 }
 
-fn registry() -> Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY
-        .get_or_init(|| {
-            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/objects");
-            Registry::load_dir(&dir).expect("fixtures/objects loads")
-        })
-        .clone()
-}
-
 /// /3/0 of a device whose strings make its TLV 148 bytes: three 64-byte
 /// blocks, the last one of 20.
 fn device_records() -> Vec<Record> {
@@ -176,7 +165,7 @@ impl Bench {
                 seed: 7,
             }),
             now: Instant::now(),
-            device: DEVICE.parse().unwrap(),
+            device: CLIENT.parse().unwrap(),
         }
     }
 
@@ -219,6 +208,13 @@ impl Bench {
         (id, sent.remove(0))
     }
 
+    /// The device answers `request` with a 2.05 (ACK, same message id and
+    /// token) carrying `options` and `payload`; returns what the server sent.
+    fn answer(&mut self, request: &[u8], options: &[(u16, &[u8])], payload: &[u8]) -> Vec<Vec<u8>> {
+        let (mid, token) = id_and_token(request);
+        self.send(&coap(ACK, CONTENT, mid, &token, options, payload))
+    }
+
     fn response(&mut self, id: RequestId) -> Result<Response, RequestError> {
         self.events()
             .into_iter()
@@ -248,6 +244,58 @@ fn register_block(mid: u16, block1: Option<(u8, usize)>, payload: &[u8]) -> Vec<
     coap(CON, POST, mid, &[0xa1], &options, payload)
 }
 
+/// Read /3/0 in TLV: the request whose answer the Block2 tests split.
+fn read_3_0() -> DmRequest {
+    DmRequest::Read {
+        path: Path::instance(3, 0),
+        format: Some(ContentFormat::Tlv),
+    }
+}
+
+/// The GET of /3/0 with Accept TLV the server sends, with `extra` options
+/// (Block2, Size2) after those.
+fn device_get(mid: u16, token: &[u8], extra: &[(u16, &[u8])]) -> Vec<u8> {
+    let mut options: Vec<(u16, &[u8])> = vec![(URI_PATH, b"3"), (URI_PATH, b"0"), (ACCEPT, TLV)];
+    options.extend_from_slice(extra);
+    coap(CON, GET, mid, token, &options, b"")
+}
+
+/// The device answers the blocks after block 0 the way RFC 7959 §2.4
+/// Figure 2 shows: each GET the server sends in `next` must ask for block
+/// NUM (1, then 2) of /3/0 with Block2 NUM/0/64 and a token not in `tokens`
+/// (§3.4), and gets that block of `body` tagged `etag`. Returns what the
+/// server sent after the last block.
+fn answer_device_blocks(
+    b: &mut Bench,
+    mut next: Vec<Vec<u8>>,
+    etag: &[u8],
+    body: &[u8],
+    tokens: &mut Vec<Vec<u8>>,
+) -> Vec<Vec<u8>> {
+    for (num, answer, range) in [(1u8, 0x1au8, 64..128), (2, 0x22, 128..148)] {
+        assert_eq!(next.len(), 1, "one request for block {num}");
+        let (mid, token) = id_and_token(&next[0]);
+        assert!(
+            !tokens.contains(&token),
+            "a new token per block (RFC 7959 §3.4)"
+        );
+        // The same request with Block2 NUM/0/64: 0x12, 0x22.
+        assert_eq!(
+            next[0],
+            device_get(mid, &token, &[(BLOCK2, &[(num << 4) | 0x02])]),
+            "request for block {num}: {}",
+            summarize(&next[0])
+        );
+        next = b.answer(
+            &next[0],
+            &[(ETAG, etag), (CONTENT_FORMAT, TLV), (BLOCK2, &[answer])],
+            &body[range],
+        );
+        tokens.push(token);
+    }
+    next
+}
+
 /// RFC 7959 §2.4, Figure 2 (a GET answered in blocks the server proposes):
 /// the device answers Read /3/0 with Block2 0/1/64; the server asks for
 /// blocks 1 and 2 with the same request plus Block2 NUM/0/64, each with a
@@ -259,22 +307,9 @@ fn server_reassembles_a_read_answered_with_block2() {
     let body = tlv(&device_records());
     assert_eq!(body.len(), 148);
     let etag: &[u8] = &[0xe7, 0x01];
-    let (id, get) = b.request(DmRequest::Read {
-        path: Path::instance(3, 0),
-        format: Some(ContentFormat::Tlv),
-    });
+    let (id, get) = b.request(read_3_0());
     let (mid, token) = id_and_token(&get);
-    assert_eq!(
-        get,
-        coap(
-            CON,
-            GET,
-            mid,
-            &token,
-            &[(URI_PATH, b"3"), (URI_PATH, b"0"), (ACCEPT, TLV)],
-            b""
-        )
-    );
+    assert_eq!(get, device_get(mid, &token, &[]));
     // Block 0 of 148 bytes: Block2 0/1/64 = 0x0a, Size2 148.
     let out = b.send(&coap(
         ACK,
@@ -290,44 +325,7 @@ fn server_reassembles_a_read_answered_with_block2() {
         &body[..64],
     ));
     assert!(b.events().is_empty(), "no response before the last block");
-    let mut tokens = vec![token];
-    let mut next = out;
-    for (num, answer, range) in [(1u8, 0x1au8, 64..128), (2, 0x22, 128..148)] {
-        assert_eq!(next.len(), 1, "one request for block {num}");
-        let (mid, token) = id_and_token(&next[0]);
-        assert!(
-            !tokens.contains(&token),
-            "a new token per block (RFC 7959 §3.4)"
-        );
-        // The same request with Block2 NUM/0/64: 0x12, 0x22.
-        assert_eq!(
-            next[0],
-            coap(
-                CON,
-                GET,
-                mid,
-                &token,
-                &[
-                    (URI_PATH, b"3"),
-                    (URI_PATH, b"0"),
-                    (ACCEPT, TLV),
-                    (BLOCK2, &[(num << 4) | 0x02])
-                ],
-                b""
-            ),
-            "request for block {num}: {}",
-            summarize(&next[0])
-        );
-        next = b.send(&coap(
-            ACK,
-            CONTENT,
-            mid,
-            &token,
-            &[(ETAG, etag), (CONTENT_FORMAT, TLV), (BLOCK2, &[answer])],
-            &body[range],
-        ));
-        tokens.push(token);
-    }
+    let next = answer_device_blocks(&mut b, out, etag, &body, &mut vec![token]);
     assert!(next.is_empty(), "nothing after the last block");
     assert_eq!(
         b.response(id),
@@ -351,60 +349,32 @@ fn server_restarts_a_block2_read_when_the_etag_changes() {
     records[3].value = Value::String("2.0.0-rc2+build.77900".into());
     let new = tlv(&records);
     assert_eq!(new.len(), old.len());
-    let (id, get) = b.request(DmRequest::Read {
-        path: Path::instance(3, 0),
-        format: Some(ContentFormat::Tlv),
-    });
-    let (mid, token) = id_and_token(&get);
-    let out = b.send(&coap(
-        ACK,
-        CONTENT,
-        mid,
-        &token,
+    let (id, get) = b.request(read_3_0());
+    let out = b.answer(
+        &get,
         &[(ETAG, &[1]), (CONTENT_FORMAT, TLV), (BLOCK2, &[0x0a])],
         &old[..64],
-    ));
-    let (mid, token) = id_and_token(&out[0]);
-    let out = b.send(&coap(
-        ACK,
-        CONTENT,
-        mid,
-        &token,
+    );
+    let out = b.answer(
+        &out[0],
         &[(ETAG, &[2]), (CONTENT_FORMAT, TLV), (BLOCK2, &[0x1a])],
         &new[64..128],
-    ));
+    );
     assert!(b.events().is_empty(), "mixed blocks are not delivered");
     let (mid, token) = id_and_token(&out[0]);
     assert_eq!(
         out[0],
-        coap(
-            CON,
-            GET,
-            mid,
-            &token,
-            &[
-                (URI_PATH, b"3"),
-                (URI_PATH, b"0"),
-                (ACCEPT, TLV),
-                (BLOCK2, &[0x02]),
-                (SIZE2, &[])
-            ],
-            b""
-        ),
+        device_get(mid, &token, &[(BLOCK2, &[0x02]), (SIZE2, &[])]),
         "restart at block 0: {}",
         summarize(&out[0])
     );
     let mut next = out;
     for (answer, range) in [(0x0au8, 0..64), (0x1a, 64..128), (0x22, 128..148)] {
-        let (mid, token) = id_and_token(&next[0]);
-        next = b.send(&coap(
-            ACK,
-            CONTENT,
-            mid,
-            &token,
+        next = b.answer(
+            &next[0],
             &[(ETAG, &[2]), (CONTENT_FORMAT, TLV), (BLOCK2, &[answer])],
             &new[range],
-        ));
+        );
     }
     assert!(next.is_empty());
     assert_eq!(
@@ -420,28 +390,21 @@ fn server_restarts_a_block2_read_when_the_etag_changes() {
 fn server_gives_up_when_the_etag_keeps_changing() {
     let mut b = Bench::registered();
     let body = tlv(&device_records());
-    let (id, get) = b.request(DmRequest::Read {
-        path: Path::instance(3, 0),
-        format: Some(ContentFormat::Tlv),
-    });
+    let (id, get) = b.request(read_3_0());
     let mut next = vec![get];
     let mut tag = 0u8;
     for _ in 0..20 {
         let Some(request) = next.first() else { break };
-        let (mid, token) = id_and_token(request);
         let asked = option(&decode(request), BLOCK2).unwrap_or_default();
         let num = asked.first().map_or(0, |v| v >> 4);
         let range = usize::from(num) * 64..(usize::from(num) * 64 + 64).min(body.len());
         let block = [(num << 4) | 0x08 | 0x02];
         tag += 1;
-        next = b.send(&coap(
-            ACK,
-            CONTENT,
-            mid,
-            &token,
+        next = b.answer(
+            request,
             &[(ETAG, &[tag]), (CONTENT_FORMAT, TLV), (BLOCK2, &block)],
             &body[range],
-        ));
+        );
     }
     match b.response(id) {
         Err(RequestError::Decode(reason)) => {
@@ -459,31 +422,20 @@ fn server_gives_up_when_the_etag_keeps_changing() {
 #[test]
 fn server_fails_a_block2_read_whose_blocks_do_not_continue_the_body() {
     let body = tlv(&device_records());
-    let read = DmRequest::Read {
-        path: Path::instance(3, 0),
-        format: Some(ContentFormat::Tlv),
-    };
+    let read = read_3_0();
     // Block 1 asked for, block 9 (0x92, past the 148 bytes) answered.
     let mut b = Bench::registered();
     let (id, get) = b.request(read.clone());
-    let (mid, token) = id_and_token(&get);
-    let out = b.send(&coap(
-        ACK,
-        CONTENT,
-        mid,
-        &token,
+    let out = b.answer(
+        &get,
         &[(CONTENT_FORMAT, TLV), (BLOCK2, &[0x0a])],
         &body[..64],
-    ));
-    let (mid, token) = id_and_token(&out[0]);
-    let out = b.send(&coap(
-        ACK,
-        CONTENT,
-        mid,
-        &token,
+    );
+    let out = b.answer(
+        &out[0],
         &[(CONTENT_FORMAT, TLV), (BLOCK2, &[0x92])],
         &body[128..],
-    ));
+    );
     assert!(out.is_empty());
     match b.response(id) {
         Err(RequestError::Decode(reason)) => {
@@ -494,29 +446,21 @@ fn server_fails_a_block2_read_whose_blocks_do_not_continue_the_body() {
     // A first response at the largest NUM (2^20-1, M set, SZX 6: 0xfffffe).
     let mut b = Bench::registered();
     let (id, get) = b.request(read.clone());
-    let (mid, token) = id_and_token(&get);
-    let out = b.send(&coap(
-        ACK,
-        CONTENT,
-        mid,
-        &token,
+    let out = b.answer(
+        &get,
         &[(CONTENT_FORMAT, TLV), (BLOCK2, &[0xff, 0xff, 0xfe])],
         &[0u8; 1024],
-    ));
+    );
     assert!(out.is_empty());
     assert!(matches!(b.response(id), Err(RequestError::Decode(_))));
     // The device refuses block 1 with 4.02 Bad Option.
     let mut b = Bench::registered();
     let (id, get) = b.request(read);
-    let (mid, token) = id_and_token(&get);
-    let out = b.send(&coap(
-        ACK,
-        CONTENT,
-        mid,
-        &token,
+    let out = b.answer(
+        &get,
         &[(CONTENT_FORMAT, TLV), (BLOCK2, &[0x0a])],
         &body[..64],
-    ));
+    );
     let (mid, token) = id_and_token(&out[0]);
     b.send(&coap(ACK, BAD_OPTION, mid, &token, &[], b"past the end"));
     match b.response(id) {
@@ -570,37 +514,7 @@ fn server_completes_a_block2_notification_with_gets_without_observe() {
         "{:?}",
         out.iter().map(|d| summarize(d)).collect::<Vec<_>>()
     );
-    let mut next = out;
-    for (num, answer, range) in [(1u8, 0x1au8, 64..128), (2, 0x22, 128..148)] {
-        let (mid, token) = id_and_token(&next[0]);
-        assert_ne!(token, observe_token);
-        assert_eq!(
-            next[0],
-            coap(
-                CON,
-                GET,
-                mid,
-                &token,
-                &[
-                    (URI_PATH, b"3"),
-                    (URI_PATH, b"0"),
-                    (ACCEPT, TLV),
-                    (BLOCK2, &[(num << 4) | 0x02])
-                ],
-                b""
-            ),
-            "{}",
-            summarize(&next[0])
-        );
-        next = b.send(&coap(
-            ACK,
-            CONTENT,
-            mid,
-            &token,
-            &[(ETAG, &[9]), (CONTENT_FORMAT, TLV), (BLOCK2, &[answer])],
-            &body[range],
-        ));
-    }
+    answer_device_blocks(&mut b, out, &[9], &body, &mut vec![observe_token.clone()]);
     let notes: Vec<Vec<Record>> = b
         .events()
         .into_iter()
@@ -748,18 +662,7 @@ fn server_refuses_block_gaps_and_unknown_critical_options_on_rd() {
 // ---------------------------------------------------------------------------
 
 fn client_config(registry: &Registry) -> ClientConfig {
-    ClientConfig {
-        endpoint: "meter-1".into(),
-        server: SERVER.parse().unwrap(),
-        lifetime: Duration::from_secs(3600),
-        lwm2m_version: "1.1".into(),
-        binding: "U".into(),
-        registry: registry.clone(),
-        preferred_format: ContentFormat::Tlv,
-        seed: 22,
-        bootstrap: None,
-        retry: Default::default(),
-    }
+    support::client_config(registry, Duration::from_secs(3600))
 }
 
 fn meter_store(registry: &Registry) -> ObjectStore {
@@ -1088,20 +991,12 @@ fn client_serves_the_block2_asked_for_and_refuses_one_past_the_end() {
 
 const LATENCY: Duration = Duration::from_millis(20);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dir {
-    ToServer,
-    ToClient,
-}
-
 type DropFilter = Box<dyn FnMut(Dir, &str) -> bool>;
 
 struct Pair {
     now: Instant,
     server: Server,
     client: Client,
-    server_addr: SocketAddr,
-    client_addr: SocketAddr,
     queue: Vec<(Instant, Dir, Vec<u8>)>,
     drop: DropFilter,
     log: Vec<(Dir, bool, String)>,
@@ -1117,14 +1012,8 @@ impl Pair {
         client.set_block2_size(Some(2));
         let mut pair = Pair {
             now: Instant::now(),
-            server: Server::new(ServerConfig {
-                registry,
-                default_format: ContentFormat::Tlv,
-                seed: 11,
-            }),
+            server: support::server(&registry),
             client,
-            server_addr: SERVER.parse().unwrap(),
-            client_addr: DEVICE.parse().unwrap(),
             queue: Vec::new(),
             drop: Box::new(|_, _| false),
             log: Vec::new(),
@@ -1133,8 +1022,7 @@ impl Pair {
         };
         pair.client.start(pair.now);
         pair.run_until(Duration::from_secs(10), |p| {
-            p.server.registration("meter-1").is_some()
-                && matches!(p.client.state(), RegistrationState::Registered { .. })
+            support::both_registered(&p.server, &p.client)
         });
         pair.server_events.clear();
         pair.client_events.clear();
@@ -1143,77 +1031,13 @@ impl Pair {
     }
 
     fn drive(&mut self) {
-        loop {
-            let mut progressed = false;
-            let mut out = Vec::new();
-            while let Some(t) = self.server.poll_transmit() {
-                out.push((Dir::ToClient, t.payload));
-            }
-            while let Some(t) = self.client.poll_transmit() {
-                out.push((Dir::ToServer, t.payload));
-            }
-            for (dir, bytes) in out {
-                progressed = true;
-                let summary = summarize(&bytes);
-                let dropped = (self.drop)(dir, &summary);
-                self.log.push((dir, dropped, summary));
-                if !dropped {
-                    self.queue.push((self.now + LATENCY, dir, bytes));
-                }
-            }
-            self.queue.sort_by_key(|q| q.0);
-            if self.queue.first().is_some_and(|q| q.0 <= self.now) {
-                let (_, dir, bytes) = self.queue.remove(0);
-                match dir {
-                    Dir::ToServer => {
-                        self.server
-                            .handle_datagram(self.now, self.client_addr, &bytes)
-                    }
-                    Dir::ToClient => {
-                        self.client
-                            .handle_datagram(self.now, self.server_addr, &bytes)
-                    }
-                }
-                progressed = true;
-            }
-            if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
-                self.server.handle_timeout(self.now);
-                progressed = true;
-            }
-            if self.client.poll_timeout().is_some_and(|t| t <= self.now) {
-                self.client.handle_timeout(self.now);
-                progressed = true;
-            }
-            self.server_events
-                .extend(std::iter::from_fn(|| self.server.poll_event()));
-            self.client_events
-                .extend(std::iter::from_fn(|| self.client.poll_event()));
-            if !progressed {
-                return;
-            }
-        }
+        assert!(support::settle(self), "the pair did not settle");
     }
 
-    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Pair) -> bool) {
+    fn run_until(&mut self, limit: Duration, done: impl FnMut(&Pair) -> bool) {
         let until = self.now + limit;
-        loop {
-            self.drive();
-            if done(self) {
-                return;
-            }
-            let next = [
-                self.queue.iter().map(|q| q.0).min(),
-                self.server.poll_timeout(),
-                self.client.poll_timeout(),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .filter(|t| *t <= until);
-            match next {
-                Some(t) => self.now = self.now.max(t),
-                None => panic!("condition not met; log:\n{}", self.log_text()),
-            }
+        if !support::advance(self, until, Pair::drive, done) {
+            panic!("condition not met; log:\n{}", self.log_text());
         }
     }
 
@@ -1248,11 +1072,41 @@ impl Pair {
     }
 }
 
+impl support::Link for Pair {
+    fn roles(&mut self) -> support::Roles<'_> {
+        (
+            &mut self.server,
+            &mut self.client,
+            &mut self.server_events,
+            &mut self.client_events,
+        )
+    }
+
+    fn clock(&mut self) -> &mut Instant {
+        &mut self.now
+    }
+
+    fn next_arrival(&self) -> Option<Instant> {
+        self.queue.iter().map(|q| q.0).min()
+    }
+
+    fn send(&mut self, dir: Dir, bytes: Vec<u8>) {
+        let summary = summarize(&bytes);
+        let dropped = (self.drop)(dir, &summary);
+        self.log.push((dir, dropped, summary));
+        if !dropped {
+            self.queue.push((self.now + LATENCY, dir, bytes));
+        }
+    }
+
+    fn take_due(&mut self) -> Option<(Dir, Vec<u8>)> {
+        let due = support::pop_due(&mut self.queue, self.now, |q| q.0);
+        due.map(|(_, dir, bytes)| (dir, bytes))
+    }
+}
+
 fn read_device(p: &mut Pair) -> Vec<Record> {
-    match p.request(DmRequest::Read {
-        path: Path::instance(3, 0),
-        format: Some(ContentFormat::Tlv),
-    }) {
+    match p.request(read_3_0()) {
         Ok(Response {
             code: 205,
             content: Content::Records(r),
@@ -1345,17 +1199,7 @@ fn pair_observe_with_block2_delivers_whole_notifications() {
 #[test]
 fn pair_a_value_changing_mid_transfer_restarts_the_read() {
     let mut p = Pair::new();
-    let id = p
-        .server
-        .request(
-            p.now,
-            "meter-1",
-            DmRequest::Read {
-                path: Path::instance(3, 0),
-                format: Some(ContentFormat::Tlv),
-            },
-        )
-        .unwrap();
+    let id = p.server.request(p.now, "meter-1", read_3_0()).unwrap();
     // Until the request for block 1 is on the wire, not yet at the client.
     p.run_until(Duration::from_secs(5), |p| {
         p.sent(Dir::ToClient, "block2=1/64") > 0

@@ -9,26 +9,14 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use lwm2m::client::{Client, ClientConfig, ClientEvent, ObjectStore};
+use lwm2m::client::{Client, ClientEvent, ObjectStore};
 use lwm2m::format::link::{encode_links, parse_links, Link};
 use lwm2m::format::{decode, decode_create, decode_timed, encode, TimedRecord};
-use lwm2m::{ContentFormat, Path, Record, Registry, Value};
+use lwm2m::{ContentFormat, Path, Registry, Value};
+use support::vectors::{device_records, hex, p, rec, s};
+use support::SERVER;
 
-fn p(s: &str) -> Path {
-    s.parse().unwrap()
-}
-
-fn rec(path: &str, v: Value) -> Record {
-    Record::new(p(path), v)
-}
-
-fn s(v: &str) -> Value {
-    Value::String(v.to_string())
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    hex::decode(s.split_whitespace().collect::<String>()).unwrap()
-}
+mod support;
 
 fn timed(path: &str, v: Value, time: Option<f64>) -> TimedRecord {
     TimedRecord {
@@ -38,49 +26,14 @@ fn timed(path: &str, v: Value, time: Option<f64>) -> TimedRecord {
     }
 }
 
-/// The Device object instance of the specifications' Read /3/0 examples.
-fn device_records() -> Vec<Record> {
-    vec![
-        rec("/3/0/0", s("Open Mobile Alliance")),
-        rec("/3/0/1", s("Lightweight M2M Client")),
-        rec("/3/0/2", s("345000123")),
-        rec("/3/0/3", s("1.0")),
-        rec("/3/0/6/0", Value::Integer(1)),
-        rec("/3/0/6/1", Value::Integer(5)),
-        rec("/3/0/7/0", Value::Integer(3800)),
-        rec("/3/0/7/1", Value::Integer(5000)),
-        rec("/3/0/8/0", Value::Integer(125)),
-        rec("/3/0/8/1", Value::Integer(900)),
-        rec("/3/0/9", Value::Integer(100)),
-        rec("/3/0/10", Value::Integer(15)),
-        rec("/3/0/11/0", Value::Integer(0)),
-        rec("/3/0/13", Value::Time(1_367_491_215)),
-        rec("/3/0/14", s("+02:00")),
-        rec("/3/0/16", s("U")),
-    ]
-}
-
 // ---------------------------------------------------------------------------
 // 1. Create without the Object Instance TLV (Core §6.3.6, §7.4.3)
 // ---------------------------------------------------------------------------
 
-const SERVER: &str = "127.0.0.1:5683";
-
 fn client() -> Client {
     let registry = Registry::core();
     Client::new(
-        ClientConfig {
-            endpoint: "meter-1".into(),
-            server: SERVER.parse().unwrap(),
-            lifetime: Duration::from_secs(60),
-            lwm2m_version: "1.1".into(),
-            binding: "U".into(),
-            registry: registry.clone(),
-            preferred_format: ContentFormat::Tlv,
-            seed: 22,
-            bootstrap: None,
-            retry: Default::default(),
-        },
+        support::client_config(&registry, Duration::from_secs(60)),
         ObjectStore::new(registry),
     )
 }

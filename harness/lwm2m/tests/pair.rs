@@ -3,12 +3,11 @@
 //! every exchange runs in microseconds, deterministically, with loss,
 //! duplication, delay and reordering injected by the test.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use lwm2m::client::{Client, ClientConfig, ClientEvent, ObjectStore, RegistrationState};
+use support::{registry, Dir};
+
+use lwm2m::client::{Client, ClientEvent, ObjectStore, RegistrationState};
 use lwm2m::coap::summarize;
 use lwm2m::format::{ContentFormat, Record};
 use lwm2m::server::{
@@ -18,15 +17,9 @@ use lwm2m::server::{
 use lwm2m::{Path, Registry, Value};
 use proptest::prelude::*;
 
-const SERVER: &str = "127.0.0.1:5683";
-const CLIENT: &str = "127.0.0.1:56830";
-const LATENCY: Duration = Duration::from_millis(20);
+mod support;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dir {
-    ToServer,
-    ToClient,
-}
+const LATENCY: Duration = Duration::from_millis(20);
 
 /// What the link does with one datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,23 +52,11 @@ struct Pair {
     now: Instant,
     server: Server,
     client: Client,
-    server_addr: SocketAddr,
-    client_addr: SocketAddr,
     queue: Vec<InFlight>,
     filter: Filter,
     log: Vec<Logged>,
     server_events: Vec<ServerEvent>,
     client_events: Vec<ClientEvent>,
-}
-
-fn registry() -> Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY
-        .get_or_init(|| {
-            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/objects");
-            Registry::load_dir(&dir).expect("fixtures/objects loads")
-        })
-        .clone()
 }
 
 fn meter_store(registry: &Registry) -> ObjectStore {
@@ -105,25 +86,9 @@ impl Pair {
     fn with_lifetime(lifetime: Duration) -> Self {
         let registry = registry();
         let start = Instant::now();
-        let server_addr: SocketAddr = SERVER.parse().unwrap();
-        let server = Server::new(ServerConfig {
-            registry: registry.clone(),
-            default_format: ContentFormat::Tlv,
-            seed: 11,
-        });
+        let server = support::server(&registry);
         let client = Client::new(
-            ClientConfig {
-                endpoint: "meter-1".into(),
-                server: server_addr,
-                lifetime,
-                lwm2m_version: "1.1".into(),
-                binding: "U".into(),
-                registry: registry.clone(),
-                preferred_format: ContentFormat::Tlv,
-                seed: 22,
-                bootstrap: None,
-                retry: Default::default(),
-            },
+            support::client_config(&registry, lifetime),
             meter_store(&registry),
         );
         Pair {
@@ -131,8 +96,6 @@ impl Pair {
             now: start,
             server,
             client,
-            server_addr,
-            client_addr: CLIENT.parse().unwrap(),
             queue: Vec::new(),
             filter: Box::new(|_, _| Fate::Deliver),
             log: Vec::new(),
@@ -149,37 +112,14 @@ impl Pair {
         self.filter = Box::new(f);
     }
 
-    fn enqueue(&mut self, dir: Dir, bytes: Vec<u8>) {
-        let summary = summarize(&bytes);
-        let fate = (self.filter)(dir, &summary);
-        self.log.push(Logged {
-            at: self.elapsed(),
-            dir,
-            fate,
-            summary,
-        });
-        let at = self.now + LATENCY;
-        match fate {
-            Fate::Deliver => self.queue.push(InFlight { at, dir, bytes }),
-            Fate::Drop => {}
-            Fate::Duplicate => {
-                self.queue.push(InFlight {
-                    at,
-                    dir,
-                    bytes: bytes.clone(),
-                });
-                self.queue.push(InFlight {
-                    at: at + LATENCY,
-                    dir,
-                    bytes,
-                });
-            }
-            Fate::Delay(d) => self.queue.push(InFlight {
-                at: at + d,
-                dir,
-                bytes,
-            }),
-        }
+    /// Every datagram travelling `towards` meets `fate`; the rest arrive.
+    fn set_fate(&mut self, towards: Dir, fate: Fate) {
+        self.set_filter(move |dir, _| if dir == towards { fate } else { Fate::Deliver });
+    }
+
+    /// How many of the server's events `f` picks.
+    fn server_event_count(&self, f: impl Fn(&ServerEvent) -> bool) -> usize {
+        self.server_events.iter().filter(|e| f(e)).count()
     }
 
     /// Injects raw bytes as if the peer had sent them.
@@ -193,50 +133,8 @@ impl Pair {
 
     /// Processes everything due at the current instant.
     fn drive(&mut self) {
-        for _ in 0..100_000 {
-            let mut progressed = false;
-            while let Some(t) = self.server.poll_transmit() {
-                assert_eq!(t.destination, self.client_addr);
-                self.enqueue(Dir::ToClient, t.payload);
-                progressed = true;
-            }
-            while let Some(t) = self.client.poll_transmit() {
-                assert_eq!(t.destination, self.server_addr);
-                self.enqueue(Dir::ToServer, t.payload);
-                progressed = true;
-            }
-            self.queue.sort_by_key(|d| d.at);
-            if self.queue.first().is_some_and(|d| d.at <= self.now) {
-                let d = self.queue.remove(0);
-                match d.dir {
-                    Dir::ToServer => {
-                        self.server
-                            .handle_datagram(self.now, self.client_addr, &d.bytes)
-                    }
-                    Dir::ToClient => {
-                        self.client
-                            .handle_datagram(self.now, self.server_addr, &d.bytes)
-                    }
-                }
-                progressed = true;
-            }
-            if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
-                self.server.handle_timeout(self.now);
-                progressed = true;
-            }
-            if self.client.poll_timeout().is_some_and(|t| t <= self.now) {
-                self.client.handle_timeout(self.now);
-                progressed = true;
-            }
-            self.server_events
-                .extend(std::iter::from_fn(|| self.server.poll_event()));
-            self.client_events
-                .extend(std::iter::from_fn(|| self.client.poll_event()));
-            if !progressed {
-                return;
-            }
-        }
-        panic!(
+        assert!(
+            support::settle(self),
             "the pair did not settle at {:?}: a timer keeps firing",
             self.elapsed()
         );
@@ -245,52 +143,20 @@ impl Pair {
     /// Runs the fake clock forward by `d`, waking each side when it asked to be woken.
     fn run_for(&mut self, d: Duration) {
         let until = self.now + d;
-        loop {
-            self.drive();
-            let next = [
-                self.queue.iter().map(|q| q.at).min(),
-                self.server.poll_timeout(),
-                self.client.poll_timeout(),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .filter(|t| *t <= until);
-            match next {
-                Some(t) => self.now = self.now.max(t),
-                None => {
-                    self.now = until;
-                    self.drive();
-                    return;
-                }
-            }
-        }
+        support::advance(self, until, Pair::drive, |_| false);
+        self.now = until;
+        self.drive();
     }
 
     /// Runs until `done` holds, at most `limit` of fake time, checking after
     /// every instant at which something happened (so `now` is exact).
-    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Pair) -> bool) {
+    fn run_until(&mut self, limit: Duration, done: impl FnMut(&Pair) -> bool) {
         let until = self.now + limit;
-        loop {
-            self.drive();
-            if done(self) {
-                return;
-            }
-            let next = [
-                self.queue.iter().map(|q| q.at).min(),
-                self.server.poll_timeout(),
-                self.client.poll_timeout(),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            match next.filter(|t| *t <= until) {
-                Some(t) => self.now = self.now.max(t),
-                None => panic!(
-                    "condition not met within {limit:?}; log:\n{}",
-                    self.log_text()
-                ),
-            }
+        if !support::advance(self, until, Pair::drive, done) {
+            panic!(
+                "condition not met within {limit:?}; log:\n{}",
+                self.log_text()
+            );
         }
     }
 
@@ -313,8 +179,7 @@ impl Pair {
     fn registered(&mut self) {
         self.client.start(self.now);
         self.run_until(Duration::from_secs(10), |p| {
-            p.server.registration("meter-1").is_some()
-                && matches!(p.client.state(), RegistrationState::Registered { .. })
+            support::both_registered(&p.server, &p.client)
         });
         self.server_events.clear();
         self.client_events.clear();
@@ -328,6 +193,11 @@ impl Pair {
             .expect("endpoint registered");
         self.run_until(Duration::from_secs(120), |p| p.response(id).is_some());
         self.response(id).unwrap()
+    }
+
+    /// The response code of `request`, for tests that check only that.
+    fn code(&mut self, request: DmRequest) -> Result<u16, RequestError> {
+        self.request(request).map(|r| r.code)
     }
 
     fn response(&self, id: RequestId) -> Option<Result<Response, RequestError>> {
@@ -362,6 +232,73 @@ impl Pair {
             .set_value(self.now, path, value)
             .expect("set_value");
         self.drive();
+    }
+}
+
+impl support::Link for Pair {
+    fn roles(&mut self) -> support::Roles<'_> {
+        (
+            &mut self.server,
+            &mut self.client,
+            &mut self.server_events,
+            &mut self.client_events,
+        )
+    }
+
+    fn clock(&mut self) -> &mut Instant {
+        &mut self.now
+    }
+
+    fn next_arrival(&self) -> Option<Instant> {
+        self.queue.iter().map(|q| q.at).min()
+    }
+
+    fn send(&mut self, dir: Dir, bytes: Vec<u8>) {
+        let summary = summarize(&bytes);
+        let fate = (self.filter)(dir, &summary);
+        self.log.push(Logged {
+            at: self.elapsed(),
+            dir,
+            fate,
+            summary,
+        });
+        let at = self.now + LATENCY;
+        match fate {
+            Fate::Deliver => self.queue.push(InFlight { at, dir, bytes }),
+            Fate::Drop => {}
+            Fate::Duplicate => {
+                self.queue.push(InFlight {
+                    at,
+                    dir,
+                    bytes: bytes.clone(),
+                });
+                self.queue.push(InFlight {
+                    at: at + LATENCY,
+                    dir,
+                    bytes,
+                });
+            }
+            Fate::Delay(d) => self.queue.push(InFlight {
+                at: at + d,
+                dir,
+                bytes,
+            }),
+        }
+    }
+
+    fn take_due(&mut self) -> Option<(Dir, Vec<u8>)> {
+        let due = support::pop_due(&mut self.queue, self.now, |q| q.at);
+        due.map(|d| (d.dir, d.bytes))
+    }
+}
+
+/// Write (Replace) of the one resource `path` as plain text.
+fn write_text(path: Path, text: &str) -> DmRequest {
+    DmRequest::Write {
+        path,
+        mode: WriteMode::Replace,
+        records: vec![Record::new(path, Value::String(text.into()))],
+        format: Some(ContentFormat::Text),
     }
 }
 
@@ -478,13 +415,7 @@ fn registration_expires_when_no_update_arrives() {
     let mut p = Pair::new();
     p.registered();
     let registered_at = p.server.registration("meter-1").unwrap().registered_at;
-    p.set_filter(|dir, _| {
-        if dir == Dir::ToServer {
-            Fate::Drop
-        } else {
-            Fate::Deliver
-        }
-    });
+    p.set_fate(Dir::ToServer, Fate::Drop);
     p.run_until(Duration::from_secs(120), |p| !p.server_events.is_empty());
     assert_eq!(
         p.server_events[0],
@@ -586,22 +517,25 @@ fn read_single_resource_as_text_and_refuse_text_for_an_instance() {
         r,
         vec![Record::new(Path::resource(3, 0, 9), Value::Integer(87))]
     );
-    let result = p.request(DmRequest::Read {
-        path: Path::instance(3, 0),
-        format: Some(ContentFormat::Text),
-    });
-    assert_eq!(result.map(|r| r.code), Ok(406));
-    let result = p.request(DmRequest::Read {
-        path: Path::instance(3, 7),
-        format: None,
-    });
-    assert_eq!(result.map(|r| r.code), Ok(404));
-    let result = p.request(DmRequest::Read {
-        path: Path::resource(3, 0, 4),
-        format: None,
-    });
     assert_eq!(
-        result.map(|r| r.code),
+        p.code(DmRequest::Read {
+            path: Path::instance(3, 0),
+            format: Some(ContentFormat::Text),
+        }),
+        Ok(406)
+    );
+    assert_eq!(
+        p.code(DmRequest::Read {
+            path: Path::instance(3, 7),
+            format: None,
+        }),
+        Ok(404)
+    );
+    assert_eq!(
+        p.code(DmRequest::Read {
+            path: Path::resource(3, 0, 4),
+            format: None,
+        }),
         Ok(405),
         "Reboot is executable, not readable"
     );
@@ -612,13 +546,7 @@ fn write_then_read_back() {
     let mut p = Pair::new();
     p.registered();
     let path = Path::resource(3, 0, 14);
-    let result = p.request(DmRequest::Write {
-        path,
-        mode: WriteMode::Replace,
-        records: vec![Record::new(path, Value::String("+02:00".into()))],
-        format: Some(ContentFormat::Text),
-    });
-    assert_eq!(result.map(|r| r.code), Ok(204));
+    assert_eq!(p.code(write_text(path, "+02:00")), Ok(204));
     assert_eq!(p.client_events, vec![ClientEvent::Written { path }]);
     assert_eq!(
         p.client.store().get(&path),
@@ -630,16 +558,18 @@ fn write_then_read_back() {
     }));
     assert_eq!(r, vec![Record::new(path, Value::String("+02:00".into()))]);
     // Partial update of the instance in TLV.
-    let result = p.request(DmRequest::Write {
-        path: Path::instance(3, 0),
-        mode: WriteMode::PartialUpdate,
-        records: vec![Record::new(
-            Path::resource(3, 0, 13),
-            Value::Time(1_800_000_000),
-        )],
-        format: Some(ContentFormat::Tlv),
-    });
-    assert_eq!(result.map(|r| r.code), Ok(204));
+    assert_eq!(
+        p.code(DmRequest::Write {
+            path: Path::instance(3, 0),
+            mode: WriteMode::PartialUpdate,
+            records: vec![Record::new(
+                Path::resource(3, 0, 13),
+                Value::Time(1_800_000_000),
+            )],
+            format: Some(ContentFormat::Tlv),
+        }),
+        Ok(204)
+    );
     assert_eq!(
         p.client.store().get(&Path::resource(3, 0, 13)),
         Some(&Value::Time(1_800_000_000))
@@ -656,13 +586,7 @@ fn write_to_a_read_only_resource_is_method_not_allowed() {
     let mut p = Pair::new();
     p.registered();
     let path = Path::resource(3, 0, 0);
-    let result = p.request(DmRequest::Write {
-        path,
-        mode: WriteMode::Replace,
-        records: vec![Record::new(path, Value::String("evil".into()))],
-        format: Some(ContentFormat::Text),
-    });
-    assert_eq!(result.map(|r| r.code), Ok(405));
+    assert_eq!(p.code(write_text(path, "evil")), Ok(405));
     assert_eq!(
         p.client.store().get(&path),
         Some(&Value::String("meterbench".into()))
@@ -712,11 +636,13 @@ fn undecodable_writes_and_unknown_paths_are_refused() {
 fn execute_reboot_emits_the_event() {
     let mut p = Pair::new();
     p.registered();
-    let result = p.request(DmRequest::Execute {
-        path: Path::resource(3, 0, 4),
-        arguments: None,
-    });
-    assert_eq!(result.map(|r| r.code), Ok(204));
+    assert_eq!(
+        p.code(DmRequest::Execute {
+            path: Path::resource(3, 0, 4),
+            arguments: None,
+        }),
+        Ok(204)
+    );
     assert_eq!(
         p.client_events,
         vec![ClientEvent::Executed {
@@ -724,11 +650,13 @@ fn execute_reboot_emits_the_event() {
             arguments: None
         }]
     );
-    let result = p.request(DmRequest::Execute {
-        path: Path::resource(3, 0, 4),
-        arguments: Some("0='5'".into()),
-    });
-    assert_eq!(result.map(|r| r.code), Ok(204));
+    assert_eq!(
+        p.code(DmRequest::Execute {
+            path: Path::resource(3, 0, 4),
+            arguments: Some("0='5'".into()),
+        }),
+        Ok(204)
+    );
     assert_eq!(
         p.client_events[1],
         ClientEvent::Executed {
@@ -736,12 +664,11 @@ fn execute_reboot_emits_the_event() {
             arguments: Some("0='5'".into())
         }
     );
-    let result = p.request(DmRequest::Execute {
-        path: Path::resource(3, 0, 9),
-        arguments: None,
-    });
     assert_eq!(
-        result.map(|r| r.code),
+        p.code(DmRequest::Execute {
+            path: Path::resource(3, 0, 9),
+            arguments: None,
+        }),
         Ok(405),
         "Battery Level is not executable"
     );
@@ -756,11 +683,13 @@ fn discover_lists_instances_resources_and_attributes() {
         pmax: Some(60),
         ..Default::default()
     };
-    let result = p.request(DmRequest::WriteAttributes {
-        path: Path::resource(3, 0, 9),
-        attributes: attrs.clone(),
-    });
-    assert_eq!(result.map(|r| r.code), Ok(204));
+    assert_eq!(
+        p.code(DmRequest::WriteAttributes {
+            path: Path::resource(3, 0, 9),
+            attributes: attrs.clone(),
+        }),
+        Ok(204)
+    );
     assert_eq!(
         p.client.attributes().get(&Path::resource(3, 0, 9)),
         Some(&attrs)
@@ -861,8 +790,7 @@ fn observe_notifies_on_change_until_cancelled() {
     p.set(path, Value::Integer(78));
     p.run_for(Duration::from_secs(1));
     assert_eq!(battery_notifications(&p).len(), 3);
-    let result = p.request(DmRequest::CancelObserve { path });
-    assert_eq!(result.map(|r| r.code), Ok(205));
+    assert_eq!(p.code(DmRequest::CancelObserve { path }), Ok(205));
     assert!(p.client.observed_paths().is_empty());
     p.set(path, Value::Integer(50));
     p.run_for(Duration::from_secs(5));
@@ -1091,10 +1019,7 @@ fn retransmission_timing_doubles_when_the_first_two_are_lost() {
         .collect();
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
     assert_eq!(
-        p.server_events
-            .iter()
-            .filter(|e| matches!(e, ServerEvent::Registered(_)))
-            .count(),
+        p.server_event_count(|e| matches!(e, ServerEvent::Registered(_))),
         1
     );
 }
@@ -1103,13 +1028,7 @@ fn retransmission_timing_doubles_when_the_first_two_are_lost() {
 fn server_request_times_out_after_five_transmissions() {
     let mut p = Pair::new();
     p.registered();
-    p.set_filter(|dir, _| {
-        if dir == Dir::ToClient {
-            Fate::Drop
-        } else {
-            Fate::Deliver
-        }
-    });
+    p.set_fate(Dir::ToClient, Fate::Drop);
     let id = p
         .server
         .request(
@@ -1160,10 +1079,7 @@ fn duplicate_con_is_answered_from_cache_without_executing_twice() {
     assert_eq!(acks.len(), 2, "the duplicate got the cached ACK");
     assert_eq!(acks[0].summary, acks[1].summary);
     assert_eq!(
-        p.server_events
-            .iter()
-            .filter(|e| matches!(e, ServerEvent::Response { .. }))
-            .count(),
+        p.server_event_count(|e| matches!(e, ServerEvent::Response { .. })),
         1
     );
 }
@@ -1171,20 +1087,11 @@ fn duplicate_con_is_answered_from_cache_without_executing_twice() {
 #[test]
 fn duplicated_register_creates_one_registration() {
     let mut p = Pair::new();
-    p.set_filter(|dir, _| {
-        if dir == Dir::ToServer {
-            Fate::Duplicate
-        } else {
-            Fate::Deliver
-        }
-    });
+    p.set_fate(Dir::ToServer, Fate::Duplicate);
     p.client.start(p.now);
     p.run_for(Duration::from_secs(2));
     assert_eq!(
-        p.server_events
-            .iter()
-            .filter(|e| matches!(e, ServerEvent::Registered(_)))
-            .count(),
+        p.server_event_count(|e| matches!(e, ServerEvent::Registered(_))),
         1
     );
     let created: Vec<&str> = p
@@ -1204,13 +1111,15 @@ fn a_big_payload_travels_without_block_transfer() {
     let path = Path::resource(3, 0, 15);
     let big: String = "Europe/Amsterdam;".repeat(200);
     assert!(big.len() > 3000);
-    let result = p.request(DmRequest::Write {
-        path,
-        mode: WriteMode::Replace,
-        records: vec![Record::new(path, Value::String(big.clone()))],
-        format: Some(ContentFormat::Text),
-    });
-    assert_eq!(result.map(|r| r.code), Ok(204));
+    assert_eq!(
+        p.code(DmRequest::Write {
+            path,
+            mode: WriteMode::Replace,
+            records: vec![Record::new(path, Value::String(big.clone()))],
+            format: Some(ContentFormat::Text),
+        }),
+        Ok(204)
+    );
     let r = records(p.request(DmRequest::Read {
         path,
         format: Some(ContentFormat::Tlv),
@@ -1328,13 +1237,7 @@ fn an_update_refused_with_not_found_leads_to_a_new_registration() {
 #[test]
 fn failed_registration_is_retried_with_backoff() {
     let mut p = Pair::new();
-    p.set_filter(|dir, _| {
-        if dir == Dir::ToServer {
-            Fate::Drop
-        } else {
-            Fate::Deliver
-        }
-    });
+    p.set_fate(Dir::ToServer, Fate::Drop);
     p.client.start(p.now);
     p.run_until(Duration::from_secs(200), |p| {
         matches!(p.client.state(), RegistrationState::Failed { .. })
@@ -1361,15 +1264,17 @@ fn create_and_delete_instances_update_the_object_list() {
     let mut p = Pair::new();
     p.registered();
     let object = Path::object(19);
-    let result = p.request(DmRequest::Create {
-        object,
-        records: vec![Record::new(
-            Path::resource_instance(19, 0, 0, 0),
-            Value::Opaque(vec![1, 2, 3]),
-        )],
-        format: Some(ContentFormat::Tlv),
-    });
-    assert_eq!(result.map(|r| r.code), Ok(201));
+    assert_eq!(
+        p.code(DmRequest::Create {
+            object,
+            records: vec![Record::new(
+                Path::resource_instance(19, 0, 0, 0),
+                Value::Opaque(vec![1, 2, 3]),
+            )],
+            format: Some(ContentFormat::Tlv),
+        }),
+        Ok(201)
+    );
     assert!(p.client_events.contains(&ClientEvent::Created {
         path: Path::instance(19, 0)
     }));
@@ -1380,10 +1285,12 @@ fn create_and_delete_instances_update_the_object_list() {
         "Update carried the new list: {:?}",
         reg.objects
     );
-    let result = p.request(DmRequest::Delete {
-        path: Path::instance(19, 0),
-    });
-    assert_eq!(result.map(|r| r.code), Ok(202));
+    assert_eq!(
+        p.code(DmRequest::Delete {
+            path: Path::instance(19, 0),
+        }),
+        Ok(202)
+    );
     p.run_for(Duration::from_secs(1));
     assert!(!p
         .server
@@ -1391,10 +1298,12 @@ fn create_and_delete_instances_update_the_object_list() {
         .unwrap()
         .instances()
         .contains(&Path::instance(19, 0)));
-    let result = p.request(DmRequest::Delete {
-        path: Path::instance(19, 0),
-    });
-    assert_eq!(result.map(|r| r.code), Ok(404));
+    assert_eq!(
+        p.code(DmRequest::Delete {
+            path: Path::instance(19, 0),
+        }),
+        Ok(404)
+    );
 }
 
 #[test]

@@ -3,19 +3,20 @@
 //! role reassembles it, through an in-memory link with a fake clock that
 //! drops datagrams on demand — the quinn-proto `Pair` way.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use lwm2m::client::{Client, ClientConfig, ClientEvent, ObjectStore, RegistrationState};
+use support::{registry, Dir};
+
+use lwm2m::client::{Client, ClientEvent, ObjectStore};
 use lwm2m::coap::summarize;
 use lwm2m::format::ContentFormat;
 use lwm2m::server::{
-    DmRequest, PushProgress, RequestError, RequestId, Response, Server, ServerConfig, ServerEvent,
+    DmRequest, PushProgress, RequestError, RequestId, Response, Server, ServerEvent,
     PUSH_PROGRESS_EVERY_BLOCKS,
 };
-use lwm2m::{Path, Registry, Value};
+use lwm2m::{Path, Value};
+
+mod support;
 
 const LATENCY: Duration = Duration::from_millis(20);
 
@@ -24,27 +25,11 @@ fn package() -> Path {
     Path::resource(5, 0, 0)
 }
 
-fn registry() -> Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY
-        .get_or_init(|| {
-            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/objects");
-            Registry::load_dir(&dir).expect("fixtures/objects loads")
-        })
-        .clone()
-}
-
 /// A 64 KiB image whose every block differs, so a misplaced block shows.
 fn image(len: usize) -> Vec<u8> {
     (0..len as u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dir {
-    ToServer,
-    ToClient,
 }
 
 /// Decides from (direction, per-direction count, summary) whether to drop a datagram.
@@ -55,8 +40,6 @@ struct Pair {
     now: Instant,
     server: Server,
     client: Client,
-    server_addr: SocketAddr,
-    client_addr: SocketAddr,
     queue: Vec<(Instant, Dir, Vec<u8>)>,
     /// Picks datagrams to drop, by direction and per-direction count.
     drop: LossFilter,
@@ -69,7 +52,6 @@ struct Pair {
 impl Pair {
     fn new() -> Self {
         let registry = registry();
-        let server_addr: SocketAddr = "127.0.0.1:5683".parse().unwrap();
         let mut store = ObjectStore::new(registry.clone());
         store.set(Path::resource(1, 0, 0), Value::Integer(1));
         store.set(Path::resource(1, 0, 1), Value::Integer(3600));
@@ -78,33 +60,16 @@ impl Pair {
         store.set(Path::resource(5, 0, 3), Value::Integer(0));
         store.set(Path::resource(5, 0, 5), Value::Integer(0));
         let client = Client::new(
-            ClientConfig {
-                endpoint: "meter-1".into(),
-                server: server_addr,
-                // Long enough that no registration Update crosses the push:
-                // every datagram after registration belongs to it.
-                lifetime: Duration::from_secs(3600),
-                lwm2m_version: "1.1".into(),
-                binding: "U".into(),
-                registry: registry.clone(),
-                preferred_format: ContentFormat::Tlv,
-                seed: 22,
-                bootstrap: None,
-                retry: Default::default(),
-            },
+            // Long enough that no registration Update crosses the push:
+            // every datagram after registration belongs to it.
+            support::client_config(&registry, Duration::from_secs(3600)),
             store,
         );
-        let server = Server::new(ServerConfig {
-            registry,
-            default_format: ContentFormat::Tlv,
-            seed: 11,
-        });
+        let server = support::server(&registry);
         let mut pair = Pair {
             now: Instant::now(),
             server,
             client,
-            server_addr,
-            client_addr: "127.0.0.1:56830".parse().unwrap(),
             queue: Vec::new(),
             drop: Box::new(|_, _, _| false),
             sent: [0, 0],
@@ -114,8 +79,7 @@ impl Pair {
         };
         pair.client.start(pair.now);
         pair.run_until(Duration::from_secs(10), |p| {
-            p.server.registration("meter-1").is_some()
-                && matches!(p.client.state(), RegistrationState::Registered { .. })
+            support::both_registered(&p.server, &p.client)
         });
         pair.server_events.clear();
         pair.client_events.clear();
@@ -123,80 +87,14 @@ impl Pair {
         pair
     }
 
-    fn enqueue(&mut self, dir: Dir, bytes: Vec<u8>) {
-        let n = &mut self.sent[dir as usize];
-        *n += 1;
-        if (self.drop)(dir, *n, &summarize(&bytes)) {
-            self.dropped += 1;
-            return;
-        }
-        self.queue.push((self.now + LATENCY, dir, bytes));
-    }
-
     fn drive(&mut self) {
-        for _ in 0..100_000 {
-            let mut progressed = false;
-            while let Some(t) = self.server.poll_transmit() {
-                self.enqueue(Dir::ToClient, t.payload);
-                progressed = true;
-            }
-            while let Some(t) = self.client.poll_transmit() {
-                self.enqueue(Dir::ToServer, t.payload);
-                progressed = true;
-            }
-            self.queue.sort_by_key(|d| d.0);
-            if self.queue.first().is_some_and(|d| d.0 <= self.now) {
-                let (_, dir, bytes) = self.queue.remove(0);
-                match dir {
-                    Dir::ToServer => {
-                        self.server
-                            .handle_datagram(self.now, self.client_addr, &bytes)
-                    }
-                    Dir::ToClient => {
-                        self.client
-                            .handle_datagram(self.now, self.server_addr, &bytes)
-                    }
-                }
-                progressed = true;
-            }
-            if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
-                self.server.handle_timeout(self.now);
-                progressed = true;
-            }
-            if self.client.poll_timeout().is_some_and(|t| t <= self.now) {
-                self.client.handle_timeout(self.now);
-                progressed = true;
-            }
-            self.server_events
-                .extend(std::iter::from_fn(|| self.server.poll_event()));
-            self.client_events
-                .extend(std::iter::from_fn(|| self.client.poll_event()));
-            if !progressed {
-                return;
-            }
-        }
-        panic!("the pair did not settle");
+        assert!(support::settle(self), "the pair did not settle");
     }
 
-    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Pair) -> bool) {
+    fn run_until(&mut self, limit: Duration, done: impl FnMut(&Pair) -> bool) {
         let until = self.now + limit;
-        loop {
-            self.drive();
-            if done(self) {
-                return;
-            }
-            let next = [
-                self.queue.iter().map(|q| q.0).min(),
-                self.server.poll_timeout(),
-                self.client.poll_timeout(),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            match next.filter(|t| *t <= until) {
-                Some(t) => self.now = self.now.max(t),
-                None => panic!("condition not met within {limit:?}"),
-            }
+        if !support::advance(self, until, Pair::drive, done) {
+            panic!("condition not met within {limit:?}");
         }
     }
 
@@ -248,6 +146,40 @@ impl Pair {
             .pop()
             .expect("a final PushProgress");
         (id, self.response(id).unwrap(), last)
+    }
+}
+
+impl support::Link for Pair {
+    fn roles(&mut self) -> support::Roles<'_> {
+        (
+            &mut self.server,
+            &mut self.client,
+            &mut self.server_events,
+            &mut self.client_events,
+        )
+    }
+
+    fn clock(&mut self) -> &mut Instant {
+        &mut self.now
+    }
+
+    fn next_arrival(&self) -> Option<Instant> {
+        self.queue.iter().map(|q| q.0).min()
+    }
+
+    fn send(&mut self, dir: Dir, bytes: Vec<u8>) {
+        let n = &mut self.sent[dir as usize];
+        *n += 1;
+        if (self.drop)(dir, *n, &summarize(&bytes)) {
+            self.dropped += 1;
+            return;
+        }
+        self.queue.push((self.now + LATENCY, dir, bytes));
+    }
+
+    fn take_due(&mut self) -> Option<(Dir, Vec<u8>)> {
+        let due = support::pop_due(&mut self.queue, self.now, |q| q.0);
+        due.map(|(_, dir, bytes)| (dir, bytes))
     }
 }
 

@@ -5,11 +5,14 @@
 //! The probe is opened on first use, not when the rig is loaded, so that
 //! `rig check` and a case that needs SWD both end with "no probe found" and
 //! the probes seen, and a case that never touches the debug port runs on a
-//! bench whose probe is unplugged. Every call blocks on USB; the runner
+//! bench whose probe is unplugged (unless its rig asks for RTT, which the
+//! runner takes at each case's start and end). The chip's ID is read on
+//! attach, and a rig's `chip_id` refuses another chip before anything is
+//! flashed to it. Every call blocks on USB; the runner
 //! calls them with `spawn_blocking`/`block_in_place`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,11 +29,12 @@ use rig::target_control::{
 };
 use rig::RigError;
 
+use crate::chip_id::{ChipId, DeviceId};
 use crate::elf::Elf;
 use crate::error::ProbeError;
 use crate::fact_map::{read_value, FactMap, Location};
 use crate::memory::CoreMemory;
-use crate::rtt::RttCapture;
+use crate::rtt::{AttachError, RttCapture};
 use crate::select::{select, ProbeSeen, ProbeWanted};
 
 /// How long a halt or a reset-and-halt may take before the core is deemed stuck.
@@ -60,13 +64,29 @@ pub struct SwdDebug {
     elf: Option<Elf>,
     facts: FactMap,
     attached: Option<Attached>,
-    rtt: Option<RttCapture>,
+    rtt: RttState,
+    /// Lines a capture took before it was stopped (by a flash or reset),
+    /// for the next [`rig::Debug::take_log`].
+    rtt_pending: Vec<String>,
 }
 
 struct Attached {
     session: SharedSession,
     /// The probe as listed, for errors and `describe`.
     probe: String,
+    chip_id: ChipId,
+}
+
+/// RTT is attached lazily, on the first take of the log after attaching,
+/// flashing or resetting: the firmware sets up its control block when it
+/// starts, so attaching earlier would find none (or the last firmware's).
+enum RttState {
+    /// Attach on the next take.
+    Idle,
+    Running(RttCapture),
+    /// No control block, or the capture failed: noted in the log once,
+    /// tried again after the next flash or reset.
+    Absent,
 }
 
 impl SwdDebug {
@@ -80,7 +100,8 @@ impl SwdDebug {
             elf,
             facts,
             attached: None,
-            rtt: None,
+            rtt: RttState::Idle,
+            rtt_pending: Vec::new(),
         })
     }
 
@@ -115,12 +136,29 @@ impl SwdDebug {
             probe: name.clone(),
             message: format!("cannot open: {e}"),
         })?;
-        self.attach_probe(probe, name)
+        self.attach(probe, name, true)
     }
 
     /// Attaches through a probe the caller opened (probe-rs's `FakeProbe`
-    /// in tests); `name` stands for it in errors.
-    pub fn attach_probe(&mut self, mut probe: Probe, name: String) -> Result<(), ProbeError> {
+    /// in tests); `name` stands for it in errors. The debug port's IDR is
+    /// not read: the fake probe has no debug port registers (probe-rs 0.32
+    /// panics on them).
+    pub fn attach_probe(&mut self, probe: Probe, name: String) -> Result<(), ProbeError> {
+        self.attach(probe, name, false)
+    }
+
+    /// What identifies the chip, as read on attach (attaching first).
+    pub fn chip_id(&mut self) -> Result<ChipId, ProbeError> {
+        self.connect()?;
+        Ok(self.attached.as_ref().expect("connected").chip_id.clone())
+    }
+
+    fn attach(
+        &mut self,
+        mut probe: Probe,
+        name: String,
+        read_dpidr: bool,
+    ) -> Result<(), ProbeError> {
         check_chip(&self.spec.chip)?;
         let probe_error = |what: &str, e: &dyn std::fmt::Display| ProbeError::Probe {
             probe: name.clone(),
@@ -132,7 +170,7 @@ impl SwdDebug {
         probe
             .set_speed(self.spec.speed_khz)
             .map_err(|e| probe_error("cannot set the speed", &e))?;
-        let session = if self.spec.connect_under_reset {
+        let mut session = if self.spec.connect_under_reset {
             probe.attach_under_reset(self.spec.chip.as_str(), Permissions::default())
         } else {
             probe.attach(self.spec.chip.as_str(), Permissions::default())
@@ -143,42 +181,74 @@ impl SwdDebug {
             operation: "attach".into(),
             message: e.to_string(),
         })?;
-        tracing::info!(probe = %name, chip = %self.spec.chip, "SWD attached");
+        let chip_id = read_chip_id(&mut session, &self.spec.chip, read_dpidr);
+        tracing::info!(probe = %name, %chip_id, "SWD attached");
+        // The wrong board is refused before anything is flashed to it.
+        chip_id
+            .check(self.spec.chip_id)
+            .map_err(|message| ProbeError::Target {
+                probe: name.clone(),
+                chip: self.spec.chip.clone(),
+                operation: "identify the chip".into(),
+                message,
+            })?;
         self.attached = Some(Attached {
             session: Arc::new(Mutex::new(session)),
             probe: name,
+            chip_id,
         });
+        self.rtt = RttState::Idle;
         Ok(())
     }
 
-    /// Starts copying the firmware's RTT up channels into `dir` (one file
-    /// per channel) on a thread, until [`SwdDebug::stop_rtt`] or drop.
-    pub fn start_rtt(&mut self, dir: &Path) -> Result<(), ProbeError> {
-        self.stop_rtt()?;
-        self.connect()?;
-        let attached = self.attached.as_ref().expect("connected");
-        let control_block = self.elf.as_ref().and_then(Elf::rtt_control_block);
-        self.rtt = Some(RttCapture::start(
-            attached.session.clone(),
-            control_block,
-            dir,
-            self.probe_name(),
-            self.spec.chip.clone(),
-        )?);
-        Ok(())
-    }
-
-    /// Stops the RTT capture; returns the files it wrote.
-    pub fn stop_rtt(&mut self) -> Result<Vec<PathBuf>, ProbeError> {
-        match self.rtt.take() {
-            Some(c) => c.stop(),
-            None => Ok(Vec::new()),
+    /// Stops the RTT capture, keeping what it read for the next take;
+    /// the next take attaches again (after a flash or reset the firmware
+    /// sets its control block up anew).
+    fn restart_rtt(&mut self) {
+        if let RttState::Running(c) = std::mem::replace(&mut self.rtt, RttState::Idle) {
+            let (lines, error) = c.stop();
+            self.rtt_pending.extend(lines);
+            if let Some(e) = error {
+                self.rtt_pending.push(format!("[rtt] capture stopped: {e}"));
+            }
         }
     }
 
-    /// Whether the rig asks for RTT to be captured.
-    pub fn wants_rtt(&self) -> bool {
-        self.spec.rtt
+    /// Attaches RTT (see [`RttState`]); a missing control block is a note
+    /// in the log, not an error: the case is about the device, and a
+    /// firmware built without RTT is still a device.
+    fn attach_rtt(&mut self) -> Result<(), ProbeError> {
+        self.connect()?;
+        let attached = self.attached.as_ref().expect("connected");
+        let control_block = self.elf.as_ref().and_then(Elf::rtt_control_block);
+        let (probe, chip) = (self.probe_name(), self.spec.chip.clone());
+        let error = move |message: String| ProbeError::Target {
+            probe: probe.clone(),
+            chip: chip.clone(),
+            operation: "RTT".into(),
+            message,
+        };
+        match RttCapture::start(attached.session.clone(), control_block, error) {
+            Ok(c) => {
+                tracing::info!(channels = c.channels(), "RTT attached");
+                self.rtt = RttState::Running(c);
+            }
+            Err(AttachError::NoControlBlock(why)) => {
+                let place = match control_block {
+                    Some(a) => format!("at {a:#010x} (the ELF's `_SEGGER_RTT`)"),
+                    None => "in RAM (no `debug.elf` with `_SEGGER_RTT`)".to_owned(),
+                };
+                self.rtt_pending.push(format!(
+                    "[rtt] no RTT control block {place}: {why}; the firmware's output is not captured until the next flash or reset"
+                ));
+                self.rtt = RttState::Absent;
+            }
+            Err(AttachError::Probe(e)) => {
+                self.rtt_pending.push(format!("[rtt] cannot attach: {e}"));
+                self.rtt = RttState::Absent;
+            }
+        }
+        Ok(())
     }
 
     fn target_name(&self) -> String {
@@ -261,10 +331,49 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 impl Drop for SwdDebug {
     fn drop(&mut self) {
-        if let Err(e) = self.stop_rtt() {
-            tracing::warn!("RTT capture ended with: {e}");
+        if let RttState::Running(c) = std::mem::replace(&mut self.rtt, RttState::Idle) {
+            if let (_, Some(e)) = c.stop() {
+                tracing::warn!("RTT capture ended with: {e}");
+            }
         }
     }
+}
+
+/// The chip's ID on attach: never an error of its own (a chip that does not
+/// answer its ID register still runs cases); [`ChipId::check`] judges it.
+fn read_chip_id(session: &mut Session, chip: &str, read_dpidr: bool) -> ChipId {
+    let dpidr = if read_dpidr {
+        read_dpidr_of(session)
+            .map_err(|e| tracing::warn!("cannot read the debug port's IDR: {e}"))
+            .ok()
+    } else {
+        None
+    };
+    let device = rig::swd::id_register(chip).and_then(|register| {
+        let mut core = session
+            .core(0)
+            .map_err(|e| tracing::warn!("cannot read {}: {e}", register.name))
+            .ok()?;
+        use probe_rs::MemoryInterface;
+        let raw = core
+            .read_word_32(register.address)
+            .map_err(|e| tracing::warn!("cannot read {}: {e}", register.name))
+            .ok()?;
+        Some(DeviceId { register, raw })
+    });
+    ChipId {
+        target: chip.to_owned(),
+        dpidr,
+        device,
+    }
+}
+
+/// ARM ADI v5.2 §B2.2.5 DPIDR of the debug port in use.
+fn read_dpidr_of(session: &mut Session) -> Result<u32, probe_rs::architecture::arm::ArmError> {
+    use probe_rs::architecture::arm::dp::{DpAddress, DpRegister, DPIDR};
+    let iface = session.get_arm_interface()?;
+    let dp = iface.current_debug_port().unwrap_or(DpAddress::Default);
+    iface.read_raw_dp_register(dp, DPIDR::ADDRESS)
 }
 
 /// An unknown chip fails before attaching, with probe-rs's names that
@@ -322,6 +431,29 @@ impl rig::Debug for SwdDebug {
     fn control(&mut self) -> Option<&mut dyn TargetControl> {
         Some(self)
     }
+
+    /// The RTT up channels' lines since the last take, when the rig asks
+    /// for RTT (`debug.rtt`); notes of the harness's own start `[rtt]`.
+    fn take_log(&mut self) -> Result<Vec<String>, RigError> {
+        if !self.spec.rtt {
+            return Ok(Vec::new());
+        }
+        if matches!(self.rtt, RttState::Idle) {
+            self.attach_rtt()?;
+        }
+        let mut lines = std::mem::take(&mut self.rtt_pending);
+        if let RttState::Running(c) = &mut self.rtt {
+            let (taken, error) = c.take();
+            lines.extend(taken);
+            if let Some(e) = error {
+                lines.push(format!(
+                    "[rtt] capture stopped: {e}; tried again after the next flash or reset"
+                ));
+                self.rtt = RttState::Absent;
+            }
+        }
+        Ok(lines)
+    }
 }
 
 /// Never read: stands in where a fact is unmapped and no read happens.
@@ -357,6 +489,7 @@ impl TargetControl for SwdDebug {
             .into());
         }
         self.connect()?;
+        self.restart_rtt();
         let chip = self.spec.chip.clone();
         let name = self.probe_name();
         let poisoned = self.target_error(
@@ -407,6 +540,7 @@ impl TargetControl for SwdDebug {
     }
 
     fn reset(&mut self, mode: ResetMode) -> Result<(), RigError> {
+        self.restart_rtt();
         match mode {
             ResetMode::Run => self.core_op("reset", |core| core.reset()),
             ResetMode::Halt => self.core_op("reset and halt", |core| {
@@ -420,6 +554,8 @@ impl TargetControl for SwdDebug {
     }
 
     fn run(&mut self) -> Result<(), RigError> {
+        // After a reset-and-halt the firmware sets RTT up only now.
+        self.restart_rtt();
         self.core_op("run", |core| core.run())
     }
 

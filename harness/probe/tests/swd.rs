@@ -66,6 +66,7 @@ fn spec(symbols: &[(&str, FactSource)]) -> SwdSpec {
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect(),
         rtt: false,
+        chip_id: None,
     }
 }
 
@@ -513,30 +514,181 @@ fn flash_events_become_bytes_done_of_a_total_per_phase() {
     );
 }
 
+/// A port whose rig asks for RTT, attached to the fake probe.
+fn fake_rtt_port(fake: probe_rs::probe::fake_probe::FakeProbe) -> SwdDebug {
+    let mut spec = spec(&meter_symbols());
+    spec.rtt = true;
+    let mut port = SwdDebug::new(&spec, Path::new(".")).unwrap();
+    port.attach_probe(fake.into_probe(), "fake probe".into())
+        .unwrap();
+    port
+}
+
+/// Takes the log until a line contains `marker` (bounded: the capture
+/// thread polls every few milliseconds).
+fn take_log_until(port: &mut SwdDebug, marker: &str) -> Vec<String> {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.contains(marker)) {
+        assert!(
+            std::time::Instant::now() < end,
+            "no line with {marker:?} in {lines:?}"
+        );
+        lines.extend(port.take_log().unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    lines
+}
+
 /// RTT on the fake probe reaches as far as the mocked core allows: the
-/// control block is found at the ELF's `_SEGGER_RTT`, a file is opened per up
-/// channel, and the first poll reads the channel; the mocked core then drops
-/// the read offset the host writes back, which probe-rs detects, and the
-/// capture ends with that error, returned by `stop_rtt` with the probe and
-/// chip. Copying a running firmware's output needs a board.
+/// control block is found at the ELF's `_SEGGER_RTT` on the first take of
+/// the log, the first read gives the line the firmware printed (its `\r\n`
+/// gone); the mocked core then drops the read offset the host writes back,
+/// which probe-rs detects, and the capture stops with a note naming the
+/// probe and chip instead of failing the case. A `run` (as after a reset)
+/// attaches again. Copying a running firmware's output needs a board.
 #[test]
-fn rtt_capture_finds_the_control_block_and_reports_a_failed_poll() {
-    let mut port = fake_port();
-    let dir = tempfile::tempdir().unwrap();
-    port.start_rtt(dir.path()).unwrap();
-    assert!(dir.path().join("rtt-0-Terminal.log").is_file());
-    // The mocked core's fault shows on the poll after the first, so let the
-    // capture poll many times (every few ms) before stopping it; a loaded
-    // machine may otherwise stop it after a single poll.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let e = port.stop_rtt().unwrap_err().to_string();
-    assert_eq!(
-        e,
-        "probe fake probe, chip nrf51822_xxAC: RTT: The read pointer changed unexpectedly."
+fn rtt_lines_come_from_the_control_block_and_a_failed_poll_is_noted() {
+    let mut port = fake_rtt_port(
+        probe_rs::probe::fake_probe::FakeProbe::with_mocked_core_and_binary(elf_path()),
     );
+    let lines = take_log_until(&mut port, "capture stopped");
+    assert_eq!(lines[0], "meter booted ok", "{lines:?}");
+    let note = lines.last().unwrap();
+    assert_eq!(
+        note,
+        "[rtt] capture stopped: probe fake probe, chip nrf51822_xxAC: RTT: The read pointer changed unexpectedly.; tried again after the next flash or reset"
+    );
+    // Noted once: later takes are empty until the firmware restarts.
+    assert!(port.take_log().unwrap().is_empty());
     // The session is free again for fact reads.
     assert_eq!(
         port.fact(&Fact::BootCount).unwrap(),
         FactValue::Unsigned(0x0102_0304)
     );
+    port.control().unwrap().run().unwrap();
+    let again = take_log_until(&mut port, "meter booted ok");
+    assert_eq!(again[0], "meter booted ok", "{again:?}");
+}
+
+/// A firmware without RTT (the mocked core's memory is all zeros) is noted
+/// in the log once, and the case goes on.
+#[test]
+fn a_missing_control_block_is_noted_once_not_an_error() {
+    let mut port = fake_rtt_port(probe_rs::probe::fake_probe::FakeProbe::with_mocked_core());
+    let lines = port.take_log().unwrap();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("[rtt] no RTT control block at 0x2"),
+        "{lines:?}"
+    );
+    assert!(lines[0].contains("(the ELF's `_SEGGER_RTT`)"), "{lines:?}");
+    assert!(port.take_log().unwrap().is_empty());
+}
+
+/// A rig that does not ask for RTT never touches the probe for it (here
+/// connecting would fail: no probe is attached); one that does and has no
+/// probe gets the "no probe found" error.
+#[test]
+fn rtt_is_read_only_when_the_rig_asks_for_it() {
+    let mut port = SwdDebug::new(&spec(&meter_symbols()), Path::new(".")).unwrap();
+    assert!(port.take_log().unwrap().is_empty());
+    let mut spec = spec(&meter_symbols());
+    spec.rtt = true;
+    spec.probe = "MB-NO-SUCH-PROBE".into();
+    let mut port = SwdDebug::new(&spec, Path::new(".")).unwrap();
+    let e = port.take_log().unwrap_err().to_string();
+    assert!(
+        e.contains("no probe found matching") && e.contains("MB-NO-SUCH-PROBE"),
+        "{e}"
+    );
+}
+
+/// The fixture linked with an nRF51 FICR whose CONFIGID.HWID is 0x0083
+/// (at 0x1000_005C, as the nRF51 reference manual places it).
+fn elf_with_ficr() -> &'static Path {
+    static ELF: OnceLock<PathBuf> = OnceLock::new();
+    ELF.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let ficr = dir.join("ficr.s");
+        // Padding after the word: the mocked core does not serve a
+        // segment's last bytes.
+        std::fs::write(
+            &ficr,
+            ".section .ficr,\"a\"\n.space 0x5c\n.long 0x00000083\n.space 16\n\
+             .section .note.GNU-stack,\"\",@progbits\n",
+        )
+        .unwrap();
+        let out = dir.join("meter-facts-ficr.elf");
+        let status = Command::new("cc")
+            .args([
+                "-nostdlib",
+                "-static",
+                "-no-pie",
+                "-O0",
+                "-Wl,--build-id=none",
+                "-Wl,--section-start=.data=0x20000000",
+                "-Wl,-Ttext=0x08000000",
+                "-Wl,--section-start=.ficr=0x10000000",
+                "-o",
+            ])
+            .arg(&out)
+            .arg(source())
+            .arg(&ficr)
+            .status()
+            .expect("the tests build their ELF with the system C compiler `cc`");
+        assert!(status.success(), "cc with the FICR section failed");
+        out
+    })
+}
+
+fn port_with_chip_id(chip_id: Option<u32>) -> (SwdDebug, Result<(), ProbeError>) {
+    let mut spec = spec(&meter_symbols());
+    spec.chip_id = chip_id;
+    let mut port = SwdDebug::new(&spec, Path::new(".")).unwrap();
+    let fake = probe_rs::probe::fake_probe::FakeProbe::with_mocked_core_and_binary(elf_with_ficr());
+    let attached = port.attach_probe(fake.into_probe(), "fake probe".into());
+    (port, attached)
+}
+
+/// On attach the chip's family ID register is read (the fake probe serves
+/// it from the ELF); the debug port's IDR is not, the fake probe has none.
+#[test]
+fn the_chip_id_is_read_on_attach() {
+    let (mut port, attached) = port_with_chip_id(None);
+    attached.unwrap();
+    let id = port.chip_id().unwrap();
+    let device = id.device.expect("nRF51 has an ID register");
+    assert_eq!((device.register.address, device.id()), (0x1000_005C, 0x83));
+    assert_eq!(id.dpidr, None);
+    assert_eq!(
+        id.to_string(),
+        "FICR.CONFIGID.HWID 0x83 (register 0x00000083)"
+    );
+    let (_, attached) = port_with_chip_id(Some(0x83));
+    attached.unwrap();
+}
+
+/// A rig whose `chip_id` is another chip's is refused on attach, before
+/// anything could be flashed; a chip whose register reads as zeros is not
+/// taken for a match.
+#[test]
+fn another_chip_than_the_rig_names_is_refused_on_attach() {
+    let (_, attached) = port_with_chip_id(Some(0x1D));
+    assert_eq!(
+        attached.unwrap_err().to_string(),
+        "probe fake probe, chip nrf51822_xxAC: identify the chip: debug.chip_id is 0x1d but the chip's FICR.CONFIGID.HWID reads 0x83: another chip than the rig file says is attached"
+    );
+    let mut spec = spec(&meter_symbols());
+    spec.chip_id = Some(0x83);
+    let mut port = SwdDebug::new(&spec, Path::new(".")).unwrap();
+    let e = port
+        .attach_probe(
+            probe_rs::probe::fake_probe::FakeProbe::with_mocked_core_and_binary(elf_path())
+                .into_probe(),
+            "fake probe".into(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("reads 0x00000000, which is no device ID"), "{e}");
 }

@@ -347,33 +347,296 @@ pub struct CommandNetworkSpec {
 
 /// The device's own firmware files, by the role a case names them by
 /// (`upgrade`, `corrupted`, ...): a case never names a file.
+///
+/// A real device has one image of its own worth testing with, the upgrade;
+/// the images that must fail (`corrupted`, `oversized`) are derived from it
+/// by the harness (`corrupted: { derive: corrupted }`, or implicitly for a
+/// role the rig does not map), so a lab never has to hand-craft them.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "RawFirmwareSpec")]
 pub struct FirmwareSpec {
     /// A folder with a `manifest.yaml` and the images it lists (name,
     /// version, size, SHA-256). Absent: the fixtures' firmware folder, whose
     /// images meterbench generates. Relative: to the rig file's folder.
-    #[serde(default)]
     pub store: Option<PathBuf>,
     /// The longest the device takes to download one of these images here:
     /// how long an `await` on object 5's State or Update Result that gives no
     /// `within` waits.
-    #[serde(
-        default = "default_download_within",
-        deserialize_with = "crate::duration::deserialize"
-    )]
     pub download_within: Duration,
     /// From Execute Update to the updated device's registration (flashing
     /// and a restart); absent: `device.reboot_within`.
-    #[serde(default, deserialize_with = "crate::duration::deserialize_option")]
     pub update_within: Option<Duration>,
-    /// Role -> image of the store. A role not listed skips the cases that name it.
-    #[serde(default)]
+    /// Bytes one firmware slot of the device holds (`slot_size: 512KiB`):
+    /// what an `oversized` image is derived past. Absent: `oversized` cannot
+    /// be derived, and cases needing it are skipped unless a role maps it.
+    pub slot_size: Option<u64>,
+    /// Role -> image of the store. A role neither listed here nor derivable
+    /// skips the cases that name it.
     pub roles: BTreeMap<String, FirmwareRole>,
+    /// Role -> how the harness derives its image from the `upgrade` role's
+    /// (`corrupted: { derive: corrupted }`).
+    pub derived: BTreeMap<String, DeriveKind>,
+    /// Where each role (mapped or derived) is written in the rig file, as
+    /// (line, column), so that a check after parsing can still point at it.
+    pub role_locations: BTreeMap<String, (u64, u64)>,
+}
+
+/// The role whose image derived roles are made from.
+pub const UPGRADE_ROLE: &str = "upgrade";
+
+/// The image the device already runs. Only a rig can say what it is: it is
+/// never derived.
+pub const SAME_VERSION_ROLE: &str = "same-version";
+
+/// How a role's image is made from the `upgrade` image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DeriveKind {
+    /// Same length, bytes flipped so that the integrity check fails
+    /// (OMA-TS-LightweightM2M-1.1 Core §E.6, Update Result 5).
+    Corrupted,
+    /// Padded past the device's firmware slot (Update Result 2, not enough
+    /// flash); needs `firmware.slot_size`.
+    Oversized,
+}
+
+impl DeriveKind {
+    pub const ALL: [DeriveKind; 2] = [DeriveKind::Corrupted, DeriveKind::Oversized];
+
+    /// The name in rig files, and the role it derives when a rig does not
+    /// map that role.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeriveKind::Corrupted => "corrupted",
+            DeriveKind::Oversized => "oversized",
+        }
+    }
+
+    /// The kind a role name stands for when the rig does not map it:
+    /// `corrupted`, and `oversized` or its older name `too-large`.
+    pub fn for_role(role: &str) -> Option<DeriveKind> {
+        match canonical_role(role) {
+            "corrupted" => Some(DeriveKind::Corrupted),
+            "oversized" => Some(DeriveKind::Oversized),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for DeriveKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DeriveKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match canonical_role(s) {
+            "corrupted" => Ok(DeriveKind::Corrupted),
+            "oversized" => Ok(DeriveKind::Oversized),
+            SAME_VERSION_ROLE => Err(format!(
+                "`{s}` cannot be derived: it is the image the device already runs, which only the rig can name (map it to an image of the store)"
+            )),
+            _ => Err(format!(
+                "unknown derive kind `{s}`: expected corrupted or oversized"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DeriveKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `too-large` (the name shipped cases and rigs used first) and `oversized`
+/// (the issue's) are one role: an image larger than the device's firmware
+/// slot. Every other name is itself.
+pub fn canonical_role(role: &str) -> &str {
+    match role {
+        "too-large" => "oversized",
+        other => other,
+    }
 }
 
 fn default_download_within() -> Duration {
     Duration::from_secs(120)
+}
+
+/// The rig file's `firmware:` as written; [`FirmwareSpec`] splits its roles
+/// into mapped and derived ones and keeps where each was written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFirmwareSpec {
+    #[serde(default)]
+    store: Option<PathBuf>,
+    #[serde(
+        default = "default_download_within",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    download_within: Duration,
+    #[serde(default, deserialize_with = "crate::duration::deserialize_option")]
+    update_within: Option<Duration>,
+    #[serde(default, deserialize_with = "deserialize_slot_size")]
+    slot_size: Option<u64>,
+    #[serde(default)]
+    roles: BTreeMap<String, serde_saphyr::Spanned<RoleSource>>,
+}
+
+impl From<RawFirmwareSpec> for FirmwareSpec {
+    fn from(raw: RawFirmwareSpec) -> FirmwareSpec {
+        let mut roles = BTreeMap::new();
+        let mut derived = BTreeMap::new();
+        let mut role_locations = BTreeMap::new();
+        for (name, spanned) in raw.roles {
+            let at = &spanned.referenced;
+            role_locations.insert(name.clone(), (at.line(), at.column()));
+            match spanned.value {
+                RoleSource::Image(image) => {
+                    roles.insert(name, image);
+                }
+                RoleSource::Derive(kind) => {
+                    derived.insert(name, kind);
+                }
+            }
+        }
+        FirmwareSpec {
+            store: raw.store,
+            download_within: raw.download_within,
+            update_within: raw.update_within,
+            slot_size: raw.slot_size,
+            roles,
+            derived,
+            role_locations,
+        }
+    }
+}
+
+/// The largest slot a rig may state: an `oversized` image past it is held
+/// in memory and written to disk, so a typo (`512GiB`) must not exhaust them.
+pub const MAX_SLOT_SIZE: u64 = 256 << 20;
+
+/// `512KiB`, `1MiB`, `262144` or `262144B`: binary units only, because a
+/// flash slot is sized in powers of two and `KB` would leave 1000 vs 1024
+/// open.
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let unit = unit.trim();
+    let scale: u64 = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a size: expected bytes with B, KiB, MiB or GiB (e.g. 512KiB)"
+            ))
+        }
+    };
+    let n: u64 = digits.parse().map_err(|_| {
+        format!(
+            "`{text}` is not a size: expected a whole number of B, KiB, MiB or GiB (e.g. 512KiB)"
+        )
+    })?;
+    let bytes = n
+        .checked_mul(scale)
+        .ok_or_else(|| format!("`{text}` is too large"))?;
+    if bytes == 0 {
+        return Err("a firmware slot holds more than 0 bytes".into());
+    }
+    if bytes > MAX_SLOT_SIZE {
+        return Err(format!(
+            "`{text}` is more than 256MiB: meterbench holds an `oversized` image past the slot in memory, so state the device's real slot"
+        ));
+    }
+    Ok(bytes)
+}
+
+fn deserialize_slot_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct Visit;
+    impl serde::de::Visitor<'_> for Visit {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a size such as 512KiB, 1MiB or 262144 (bytes)")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            parse_byte_size(&v.to_string()).map_err(E::custom)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            parse_byte_size(&v.to_string()).map_err(E::custom)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
+            parse_byte_size(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(Visit).map(Some)
+}
+
+/// One role as the rig file writes it: an image of the store, or how to
+/// derive one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RoleSource {
+    Image(FirmwareRole),
+    Derive(DeriveKind),
+}
+
+impl<'de> Deserialize<'de> for RoleSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Long {
+            #[serde(default)]
+            image: Option<String>,
+            #[serde(default)]
+            version: Option<String>,
+            #[serde(default)]
+            derive: Option<DeriveKind>,
+        }
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RoleSource;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "an image name, a map with `image` and `version`, or `{ derive: corrupted }` / `{ derive: oversized }`",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RoleSource::Image(FirmwareRole {
+                    image: v.to_owned(),
+                    version: None,
+                }))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let l = Long::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                match (l.image, l.derive) {
+                    (Some(image), None) => Ok(RoleSource::Image(FirmwareRole {
+                        image,
+                        version: l.version,
+                    })),
+                    // A derived image reports the upgrade's version (the
+                    // one the device must not end up running): no other.
+                    (None, Some(kind)) if l.version.is_none() => Ok(RoleSource::Derive(kind)),
+                    (None, Some(_)) => Err(serde::de::Error::custom(
+                        "a derived role takes no `version`: it is the `upgrade` role's",
+                    )),
+                    (Some(_), Some(_)) => Err(serde::de::Error::custom(
+                        "a role is either an `image` of the store or `derive`d, not both",
+                    )),
+                    (None, None) => Err(serde::de::Error::custom(
+                        "a role needs an `image` (or `derive: corrupted` / `derive: oversized`)",
+                    )),
+                }
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// One role's image: `upgrade: meter-2.0.bin`, or with the version the device
@@ -386,42 +649,6 @@ pub struct FirmwareRole {
     pub version: Option<String>,
 }
 
-impl<'de> Deserialize<'de> for FirmwareRole {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Long {
-            image: String,
-            #[serde(default)]
-            version: Option<String>,
-        }
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = FirmwareRole;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an image name, or a map with `image` and `version`")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(FirmwareRole {
-                    image: v.to_owned(),
-                    version: None,
-                })
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<Self::Value, A::Error> {
-                let l = Long::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(FirmwareRole {
-                    image: l.image,
-                    version: l.version,
-                })
-            }
-        }
-        d.deserialize_any(Visit)
-    }
-}
-
 impl FirmwareSpec {
     /// The store folder: `store` (relative to `rig_dir`), else `default`.
     pub fn store_dir(&self, rig_dir: &Path, default: &Path) -> PathBuf {
@@ -430,6 +657,113 @@ impl FirmwareSpec {
             Some(p) => rig_dir.join(p),
             None => default.to_path_buf(),
         }
+    }
+
+    /// The image the rig maps `role` to, under its own name or its alias
+    /// (`too-large` / `oversized`).
+    pub fn mapped(&self, role: &str) -> Option<&FirmwareRole> {
+        self.roles.get(role).or_else(|| {
+            self.roles
+                .iter()
+                .find(|(name, _)| canonical_role(name) == canonical_role(role))
+                .map(|(_, r)| r)
+        })
+    }
+
+    /// How `role` is derived from the upgrade image, if it is: the rig says
+    /// so (`{ derive: ... }`), or it maps `upgrade` but not `role` and
+    /// `role` names a kind (`corrupted`, `oversized`/`too-large`).
+    pub fn derivation(&self, role: &str) -> Option<DeriveKind> {
+        if self.mapped(role).is_some() || !self.roles.contains_key(UPGRADE_ROLE) {
+            return None;
+        }
+        self.derived
+            .get(role)
+            .or_else(|| {
+                self.derived
+                    .iter()
+                    .find(|(name, _)| canonical_role(name) == canonical_role(role))
+                    .map(|(_, k)| k)
+            })
+            .copied()
+            .or_else(|| DeriveKind::for_role(role))
+    }
+
+    /// Every role a case may name with this rig: mapped, derived
+    /// explicitly, and derived implicitly from `upgrade`.
+    pub fn role_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .roles
+            .keys()
+            .chain(self.derived.keys())
+            .cloned()
+            .collect();
+        if self.roles.contains_key(UPGRADE_ROLE) {
+            for kind in DeriveKind::ALL {
+                let derivable = kind != DeriveKind::Oversized || self.slot_size.is_some();
+                if derivable
+                    && self.derivation(kind.as_str()).is_some()
+                    && !names.iter().any(|n| canonical_role(n) == kind.as_str())
+                {
+                    names.push(kind.as_str().to_string());
+                }
+            }
+        }
+        names.sort();
+        names
+    }
+
+    /// The checks a rig file's `firmware:` must pass beyond its schema; the
+    /// error names the role's line and column.
+    fn check(&self, file: &Path) -> Result<(), RigError> {
+        let at = |role: &str, message: String| {
+            let (line, column) = self.role_locations.get(role).copied().unwrap_or((0, 0));
+            RigError::File {
+                file: file.to_path_buf(),
+                line,
+                column,
+                message: format!("firmware.roles.{role}: {message}"),
+                snippet: String::new(),
+            }
+        };
+        for role in self.role_locations.keys() {
+            if !crate::network::is_name(role) {
+                return Err(at(
+                    role,
+                    format!("`{role}` is not a role name: use a-z, 0-9 and -"),
+                ));
+            }
+        }
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for role in self.role_locations.keys() {
+            if let Some(first) = seen.insert(canonical_role(role), role) {
+                return Err(at(
+                    role,
+                    format!("`{first}` and `{role}` are one role (an image larger than the firmware slot): keep one"),
+                ));
+            }
+        }
+        for (role, kind) in &self.derived {
+            if role == UPGRADE_ROLE {
+                return Err(at(
+                    role,
+                    "the `upgrade` role is what others derive from: map it to an image of the store".into(),
+                ));
+            }
+            if !self.roles.contains_key(UPGRADE_ROLE) {
+                return Err(at(
+                    role,
+                    format!("`derive: {kind}` derives from the `upgrade` role, which this rig does not map"),
+                ));
+            }
+            if *kind == DeriveKind::Oversized && self.slot_size.is_none() {
+                return Err(at(
+                    role,
+                    "`derive: oversized` pads the upgrade image past the device's firmware slot: state `firmware.slot_size` (e.g. 512KiB)".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -612,14 +946,7 @@ impl RigFile {
             }
         }
         if let Some(f) = &self.firmware {
-            for role in f.roles.keys() {
-                if !crate::network::is_name(role) {
-                    return Err(invalid(
-                        "firmware.roles",
-                        format!("`{role}` is not a role name: use a-z, 0-9 and -"),
-                    ));
-                }
-            }
+            f.check(&self.source)?;
         }
         Ok(())
     }

@@ -16,6 +16,7 @@
 //!     active_slot: { address: 0x0807F800, type: u8 }
 //!     energy_wh: { symbol: ENERGY_WH, type: u64 }
 //!   rtt: true
+//!   chip_id: 0x415                        # optional: DBGMCU_IDCODE.DEV_ID
 //! ```
 
 use std::collections::BTreeMap;
@@ -52,6 +53,94 @@ pub struct SwdSpec {
     /// Capture the firmware's RTT up channels into the case's artifacts.
     #[serde(default)]
     pub rtt: bool,
+    /// The chip's device ID as its family's ID register gives it
+    /// ([`id_register`]: STM32 `DBGMCU_IDCODE.DEV_ID`, nRF `FICR` part),
+    /// e.g. `0x415` for an STM32L47x: `rig check` and attaching refuse a
+    /// board whose chip is another, before anything is flashed to it.
+    #[serde(default, deserialize_with = "chip_id")]
+    pub chip_id: Option<u32>,
+}
+
+fn chip_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Number(u64),
+        Text(String),
+    }
+    let n = match Id::deserialize(d)? {
+        Id::Number(n) => n,
+        Id::Text(t) => parse_address(&t).ok_or_else(|| {
+            D::Error::custom(format!(
+                "`{t}` is not a chip ID: write it in hex, e.g. 0x415"
+            ))
+        })?,
+    };
+    u32::try_from(n)
+        .map(Some)
+        .map_err(|_| D::Error::custom(format!("{n:#x} is not a chip ID: ID registers are 32 bits")))
+}
+
+/// Where a chip family keeps what identifies the chip, readable over SWD
+/// from any firmware: the register, its address and the bits that name the
+/// device (the rest is the silicon revision, which a rig should not pin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRegister {
+    pub name: &'static str,
+    pub address: u64,
+    pub mask: u32,
+}
+
+/// The ID register of `chip`'s family (a probe-rs target name), where
+/// meterbench knows it. Sources: ST reference manuals, "DBGMCU_IDCODE"
+/// (RM0091 F0, RM0444 G0, RM0377 L0, RM0490 C0 at 0x4001_5800; RM0008 F1,
+/// RM0033 F2, RM0316 F3, RM0090 F4, RM0410 F7, RM0038 L1, RM0351 L4,
+/// RM0440 G4, RM0434 WB, RM0453 WL at 0xE004_2000; RM0433 H7 at
+/// 0x5C00_1000; RM0438 L5, RM0456 U5 at 0xE004_4000; DEV_ID is bits
+/// 11:0); Nordic product specifications, "FICR" (nRF51 CONFIGID.HWID at
+/// 0x1000_005C, nRF52 INFO.PART at 0x1000_0100, nRF91 INFO.PART at
+/// 0x00FF_0140).
+pub fn id_register(chip: &str) -> Option<IdRegister> {
+    let c = chip.to_ascii_uppercase();
+    let stm32 = |address| IdRegister {
+        name: "DBGMCU_IDCODE.DEV_ID",
+        address,
+        mask: 0xFFF,
+    };
+    let has = |families: &[&str]| families.iter().any(|f| c.starts_with(f));
+    if has(&["STM32F0", "STM32G0", "STM32L0", "STM32C0"]) {
+        Some(stm32(0x4001_5800))
+    } else if has(&[
+        "STM32F1", "STM32F2", "STM32F3", "STM32F4", "STM32F7", "STM32L1", "STM32L4", "STM32G4",
+        "STM32WB", "STM32WL",
+    ]) {
+        Some(stm32(0xE004_2000))
+    } else if has(&["STM32H7"]) {
+        Some(stm32(0x5C00_1000))
+    } else if has(&["STM32L5", "STM32U5"]) {
+        Some(stm32(0xE004_4000))
+    } else if has(&["NRF51"]) {
+        Some(IdRegister {
+            name: "FICR.CONFIGID.HWID",
+            address: 0x1000_005C,
+            mask: 0xFFFF,
+        })
+    } else if has(&["NRF52"]) {
+        Some(IdRegister {
+            name: "FICR.INFO.PART",
+            address: 0x1000_0100,
+            mask: 0xFFFF_FFFF,
+        })
+    } else if has(&["NRF91"]) {
+        Some(IdRegister {
+            name: "FICR.INFO.PART",
+            address: 0x00FF_0140,
+            mask: 0xFFFF_FFFF,
+        })
+    } else {
+        None
+    }
 }
 
 fn default_speed_khz() -> u32 {
@@ -87,6 +176,28 @@ impl SwdSpec {
                 "debug.speed_khz".into(),
                 format!("{} is not a speed: use 1 to 100000 kHz", self.speed_khz),
             ));
+        }
+        if let Some(id) = self.chip_id {
+            let Some(reg) = id_register(&self.chip) else {
+                return Err((
+                    "debug.chip_id".into(),
+                    format!(
+                        "meterbench knows the ID register of STM32 and nRF51/52/91 chips, not of `{}`: remove `chip_id`",
+                        self.chip
+                    ),
+                ));
+            };
+            if id & !reg.mask != 0 {
+                return Err((
+                    "debug.chip_id".into(),
+                    format!(
+                        "{id:#x} has bits outside {} (mask {:#x}): give {:#x}",
+                        reg.name,
+                        reg.mask,
+                        id & reg.mask
+                    ),
+                ));
+            }
         }
         for (name, source) in &self.symbols {
             let field = format!("debug.symbols.{name}");

@@ -69,6 +69,13 @@ pub trait Debug: Send {
     fn control(&mut self) -> Option<&mut dyn crate::target_control::TargetControl> {
         None
     }
+    /// What the device's firmware printed since the last call (RTT over
+    /// SWD), as lines for the case's artifacts: the firmware's own account
+    /// of a failure, which neither the modem nor the server sees. Empty on
+    /// a port that has no such channel.
+    fn take_log(&mut self) -> Result<Vec<String>, RigError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The device's cellular network as the lab controls it (a network

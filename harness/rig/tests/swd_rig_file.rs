@@ -186,3 +186,61 @@ fn a_symbol_name_that_is_an_address_points_to_the_long_form() {
         "{e}"
     );
 }
+
+#[test]
+fn a_chip_id_is_read_in_hex_as_a_number_or_a_string() {
+    for id in ["0x415", "\"0x415\"", "1045"] {
+        let rig = parse(&format!(
+            "debug: {{ kind: swd, probe: A, chip: STM32L476RGTx, chip_id: {id} }}\n"
+        ))
+        .unwrap();
+        assert_eq!(swd(&rig).chip_id, Some(0x415), "{id}");
+    }
+    let rig = parse("debug: { kind: swd, probe: A, chip: STM32L476RGTx }\n").unwrap();
+    assert_eq!(swd(&rig).chip_id, None);
+}
+
+#[test]
+fn a_chip_id_must_be_a_device_id_of_a_known_family() {
+    let e = parse("debug: { kind: swd, probe: A, chip: STM32L476RGTx, chip_id: 0x10076415 }\n")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "rigs/bench-swd.yaml: debug.chip_id: 0x10076415 has bits outside DBGMCU_IDCODE.DEV_ID (mask 0xfff): give 0x415"
+    );
+    let e = parse("debug: { kind: swd, probe: A, chip: esp32c3, chip_id: 0x5 }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.ends_with(
+            "debug.chip_id: meterbench knows the ID register of STM32 and nRF51/52/91 chips, not of `esp32c3`: remove `chip_id`"
+        ),
+        "{e}"
+    );
+    let e = parse("debug: { kind: swd, probe: A, chip: STM32L476RGTx, chip_id: \"L4\" }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("rigs/bench-swd.yaml:"), "{e}");
+    assert!(e.contains("`L4` is not a chip ID"), "{e}");
+}
+
+#[test]
+fn each_family_names_its_id_register() {
+    use rig::swd::id_register;
+    let at = |chip: &str| id_register(chip).map(|r| (r.name, r.address, r.mask));
+    assert_eq!(
+        at("STM32L476RGTx"),
+        Some(("DBGMCU_IDCODE.DEV_ID", 0xE004_2000, 0xFFF))
+    );
+    assert_eq!(at("STM32G071RBTx").map(|r| r.1), Some(0x4001_5800));
+    assert_eq!(at("STM32H743ZITx").map(|r| r.1), Some(0x5C00_1000));
+    assert_eq!(at("STM32U585AIIx").map(|r| r.1), Some(0xE004_4000));
+    assert_eq!(
+        at("nrf51822_xxAC"),
+        Some(("FICR.CONFIGID.HWID", 0x1000_005C, 0xFFFF))
+    );
+    assert_eq!(at("nRF52840_xxAA").map(|r| r.1), Some(0x1000_0100));
+    assert_eq!(at("nRF9160_xxAA").map(|r| r.1), Some(0x00FF_0140));
+    assert_eq!(at("esp32c3"), None);
+}

@@ -1,7 +1,7 @@
 //! `meterbench bench`: speed measured against a peer in the same run, as a
 //! ratio, so a shared and noisy machine still gives a fair comparison.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 use server::firmware::bench::{run, BenchOptions};
@@ -42,19 +42,27 @@ pub fn main(cmd: BenchCommand) -> ExitCode {
     }
 }
 
+/// Why the benchmark has no libcoap peer to measure against.
+#[derive(Debug, thiserror::Error)]
+enum PeerError {
+    #[error("{} or {} is missing: install Debian's libcoap3-bin (apt-get install libcoap3-bin)", client.display(), server.display())]
+    Missing { client: PathBuf, server: PathBuf },
+    #[error("apt-get {0} failed")]
+    Install(String),
+}
+
 /// The peer is libcoap (Debian's libcoap3-bin). On a fresh machine where we
 /// are root with apt, install it; otherwise say what is missing.
-fn ensure_libcoap(client: &Path, server: &Path) -> Result<(), String> {
+fn ensure_libcoap(client: &Path, server: &Path) -> Result<(), PeerError> {
     if client.exists() && server.exists() {
         return Ok(());
     }
     let root = nix::unistd::geteuid().is_root();
     if !root || !Path::new("/usr/bin/apt-get").exists() {
-        return Err(format!(
-            "{} or {} is missing: install Debian's libcoap3-bin (apt-get install libcoap3-bin)",
-            client.display(),
-            server.display()
-        ));
+        return Err(PeerError::Missing {
+            client: client.to_path_buf(),
+            server: server.to_path_buf(),
+        });
     }
     eprintln!("installing libcoap3-bin (the benchmark's peer)...");
     for args in [
@@ -69,7 +77,7 @@ fn ensure_libcoap(client: &Path, server: &Path) -> Result<(), String> {
             .map(|s| s.success())
             .unwrap_or(false);
         if !ok {
-            return Err(format!("apt-get {} failed", args.join(" ")));
+            return Err(PeerError::Install(args.join(" ")));
         }
     }
     Ok(())

@@ -72,6 +72,10 @@ pub struct RunArgs {
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Provokes a fault on purpose (`panic-in-step=N`); hidden, for the
+    /// safe-end tests only (see [`InjectedFault`]).
+    #[arg(long, value_name = "FAULT", value_parser = parse_fault, hide = true)]
+    pub inject_fault: Option<InjectedFault>,
     /// libtest's own options: FILTER, --list, --ignored, --include-ignored, --exact, --skip, --test-threads...
     #[command(flatten)]
     pub test: libtest_mimic::Arguments,
@@ -155,13 +159,94 @@ pub struct ServeArgs {
     pub bootstrap_bind: Option<SocketAddr>,
 }
 
-fn parse_var(text: &str) -> Result<(String, String), String> {
+/// Why a command-line value was refused; clap prints it after the option's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgError {
+    #[error("expected NAME=VALUE, found {0:?}")]
+    Var(String),
+    #[error("{0}")]
+    Duration(String),
+    #[error("expected panic-in-step=N (N: a step's position in the case, from 1), found {0:?}")]
+    Fault(String),
+}
+
+fn parse_var(text: &str) -> Result<(String, String), ArgError> {
     text.split_once('=')
         .filter(|(k, _)| !k.is_empty())
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("expected NAME=VALUE, found {text:?}"))
+        .ok_or_else(|| ArgError::Var(text.to_string()))
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    rig::duration::parse_duration(text)
+fn parse_duration(text: &str) -> Result<std::time::Duration, ArgError> {
+    rig::duration::parse_duration(text).map_err(ArgError::Duration)
+}
+
+/// A fault `--inject-fault` provokes on purpose. It exists only so that the
+/// tests can prove the safe end (a panic in a step is reported as a bench
+/// error, the run goes on and the bench is left as `after_run` says) without
+/// a broken step kind in the product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InjectedFault {
+    /// The Nth step of every case (counted from 1, top-level steps) panics
+    /// instead of running.
+    PanicInStep(usize),
+}
+
+fn parse_fault(text: &str) -> Result<InjectedFault, ArgError> {
+    text.strip_prefix("panic-in-step=")
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n >= 1)
+        .map(InjectedFault::PanicInStep)
+        .ok_or_else(|| ArgError::Fault(text.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_var_without_name_is_refused_naming_the_text() {
+        assert_eq!(parse_var("A=b=c"), Ok(("A".into(), "b=c".into())));
+        let e = parse_var("=x").unwrap_err();
+        assert_eq!(e.to_string(), "expected NAME=VALUE, found \"=x\"");
+        assert!(parse_var("novalue").is_err());
+    }
+
+    #[test]
+    fn a_bad_duration_keeps_the_duration_parsers_message() {
+        assert_eq!(
+            parse_duration("250ms"),
+            Ok(std::time::Duration::from_millis(250))
+        );
+        let e = parse_duration("soon").unwrap_err();
+        assert!(e.to_string().contains("`soon`"), "{e}");
+    }
+
+    #[test]
+    fn an_injected_fault_names_a_step_from_one() {
+        assert_eq!(
+            parse_fault("panic-in-step=2"),
+            Ok(InjectedFault::PanicInStep(2))
+        );
+        for bad in ["panic-in-step=0", "panic-in-step=x", "crash"] {
+            assert_eq!(parse_fault(bad), Err(ArgError::Fault(bad.into())));
+        }
+    }
+
+    #[test]
+    fn the_fault_option_is_accepted_but_hidden_from_help() {
+        let cli = Cli::try_parse_from(["meterbench", "run", "--inject-fault", "panic-in-step=1"])
+            .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("parsed as run")
+        };
+        assert_eq!(args.inject_fault, Some(InjectedFault::PanicInStep(1)));
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        let help = cmd
+            .find_subcommand_mut("run")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(!help.contains("inject-fault"), "{help}");
+    }
 }

@@ -16,7 +16,49 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Deserialize;
 
-use crate::case::{self, model::CaseFile, Vars};
+use crate::case::{self, model::CaseFile, LoadError, Vars};
+
+/// Why `meterbench ets` has no coverage to print: each names the file (and
+/// the line and column, or the catalog id) where the problem is.
+#[derive(Debug, thiserror::Error)]
+pub enum EtsError {
+    #[error("{}: cannot read the ETS catalog: {source}", file.display())]
+    ReadCatalog {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    CatalogSyntax {
+        file: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    #[error("{}: {id:?} is not an ETS id (LightweightM2M-<version>-int-<number>)", file.display())]
+    NotAnEtsId { file: PathBuf, id: String },
+    #[error("{}: {id} is listed twice", file.display())]
+    ListedTwice { file: PathBuf, id: String },
+    #[error("{}: {id} has no {field}", file.display())]
+    MissingField {
+        file: PathBuf,
+        id: String,
+        field: &'static str,
+    },
+    #[error("{}: {id}: `also` must name sources other than `source`", file.display())]
+    AlsoRepeatsSource { file: PathBuf, id: String },
+    #[error(transparent)]
+    Case(#[from] LoadError),
+    #[error("{}: cannot read case file: {source}", file.display())]
+    ReadCase {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", file.display())]
+    CaseSyntax { file: PathBuf, message: String },
+    /// Every way the cases disagree with the catalog, one line each.
+    #[error("{}", .0.join("\n"))]
+    Disagreements(Vec<String>),
+}
 
 #[derive(Debug, Args)]
 pub struct EtsArgs {
@@ -95,50 +137,57 @@ pub fn main(args: EtsArgs) -> ExitCode {
             print!("{markdown}");
             ExitCode::SUCCESS
         }
-        Err(problems) => {
-            for p in problems {
-                eprintln!("{p}");
-            }
+        Err(e) => {
+            eprintln!("{e}");
             ExitCode::from(2)
         }
     }
 }
 
 /// Loads and checks the catalog and the cases; the Markdown coverage, or every problem found.
-pub fn coverage(catalog_file: &Path, cases_dir: &Path) -> Result<String, Vec<String>> {
-    let catalog = load_catalog(catalog_file).map_err(|e| vec![e])?;
-    let cases = load_cases(cases_dir).map_err(|e| vec![e])?;
+pub fn coverage(catalog_file: &Path, cases_dir: &Path) -> Result<String, EtsError> {
+    let catalog = load_catalog(catalog_file)?;
+    let cases = load_cases(cases_dir)?;
     let problems = check(&catalog, &cases, catalog_file);
     if !problems.is_empty() {
-        return Err(problems);
+        return Err(EtsError::Disagreements(problems));
     }
     Ok(render(&catalog, &cases, catalog_file, cases_dir))
 }
 
 /// Reads the catalog: known fields only, well-formed and unique ids.
-pub fn load_catalog(file: &Path) -> Result<Vec<EtsCase>, String> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("{}: cannot read the ETS catalog: {e}", file.display()))?;
+pub fn load_catalog(file: &Path) -> Result<Vec<EtsCase>, EtsError> {
+    let text = std::fs::read_to_string(file).map_err(|source| EtsError::ReadCatalog {
+        file: file.to_path_buf(),
+        source,
+    })?;
     let raw: CatalogFile = serde_saphyr::from_str(&text).map_err(|e| {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
             .unwrap_or((0, 0));
         let message = e.to_string();
-        let first = message.lines().next().unwrap_or_default();
-        format!("{}:{line}:{column}: {first}", file.display())
+        EtsError::CatalogSyntax {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: message.lines().next().unwrap_or_default().to_owned(),
+        }
     })?;
+    let file = || file.to_path_buf();
     let mut seen = BTreeSet::new();
     for c in &raw.cases {
         if !is_ets_id(&c.id) {
-            return Err(format!(
-                "{}: {:?} is not an ETS id (LightweightM2M-<version>-int-<number>)",
-                file.display(),
-                c.id
-            ));
+            return Err(EtsError::NotAnEtsId {
+                file: file(),
+                id: c.id.clone(),
+            });
         }
         if !seen.insert(c.id.as_str()) {
-            return Err(format!("{}: {} is listed twice", file.display(), c.id));
+            return Err(EtsError::ListedTwice {
+                file: file(),
+                id: c.id.clone(),
+            });
         }
         for (field, value) in [
             ("title", &c.title),
@@ -146,15 +195,18 @@ pub fn load_catalog(file: &Path) -> Result<Vec<EtsCase>, String> {
             ("source", &c.source),
         ] {
             if value.trim().is_empty() {
-                return Err(format!("{}: {} has no {field}", file.display(), c.id));
+                return Err(EtsError::MissingField {
+                    file: file(),
+                    id: c.id.clone(),
+                    field,
+                });
             }
         }
         if c.also.iter().any(|a| a.trim().is_empty() || *a == c.source) {
-            return Err(format!(
-                "{}: {}: `also` must name sources other than `source`",
-                file.display(),
-                c.id
-            ));
+            return Err(EtsError::AlsoRepeatsSource {
+                file: file(),
+                id: c.id.clone(),
+            });
         }
     }
     Ok(raw.cases)
@@ -162,15 +214,20 @@ pub fn load_catalog(file: &Path) -> Result<Vec<EtsCase>, String> {
 
 /// Loads the cases as `meterbench run` does (a malformed one is an error),
 /// then reads their ETS fields.
-pub fn load_cases(dir: &Path) -> Result<Vec<CaseEts>, String> {
-    let cases = case::load_cases(dir, &Vars::new()).map_err(|e| e.to_string())?;
+pub fn load_cases(dir: &Path) -> Result<Vec<CaseEts>, EtsError> {
+    let cases = case::load_cases(dir, &Vars::new())?;
     cases
         .into_iter()
         .map(|c| {
-            let text = std::fs::read_to_string(&c.file)
-                .map_err(|e| format!("{}: cannot read case file: {e}", c.file.display()))?;
+            let text = std::fs::read_to_string(&c.file).map_err(|source| EtsError::ReadCase {
+                file: c.file.clone(),
+                source,
+            })?;
             let raw: CaseFile =
-                serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", c.file.display()))?;
+                serde_saphyr::from_str(&text).map_err(|e| EtsError::CaseSyntax {
+                    file: c.file.clone(),
+                    message: e.to_string(),
+                })?;
             Ok(CaseEts {
                 id: c.id,
                 file: c.file,
@@ -395,6 +452,41 @@ mod tests {
 
     fn problems(cases: &[CaseEts]) -> Vec<String> {
         check(&catalog(), cases, Path::new("catalog.yaml"))
+    }
+
+    #[test]
+    fn a_bad_catalog_entry_names_the_file_and_the_id() {
+        let dir = std::env::temp_dir().join(format!("meterbench-ets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("catalog.yaml");
+        let entry = |id: &str, also: &str| {
+            format!("  - {{ id: {id}, title: t, area: security, spec: s, source: src, also: [{also}] }}\n")
+        };
+        let cases = [
+            (
+                entry("LwM2M-1", ""),
+                "\"LwM2M-1\" is not an ETS id (LightweightM2M-<version>-int-<number>)",
+            ),
+            (
+                entry("LightweightM2M-1.1-int-1", "").repeat(2),
+                "LightweightM2M-1.1-int-1 is listed twice",
+            ),
+            (
+                entry("LightweightM2M-1.1-int-1", "src"),
+                "LightweightM2M-1.1-int-1: `also` must name sources other than `source`",
+            ),
+        ];
+        for (entries, says) in cases {
+            std::fs::write(&file, format!("cases:\n{entries}")).unwrap();
+            let e = load_catalog(&file).unwrap_err().to_string();
+            assert_eq!(e, format!("{}: {says}", file.display()));
+        }
+        std::fs::write(&file, "cases:\n  - { id: 1, nope: 2 }\n").unwrap();
+        let e = load_catalog(&file).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}:2:", file.display())), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let e = load_catalog(&file).unwrap_err().to_string();
+        assert!(e.contains("cannot read the ETS catalog"), "{e}");
     }
 
     #[test]

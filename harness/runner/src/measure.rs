@@ -4,62 +4,23 @@
 //! `current.csv`, its JUnit testcase the peak and mean (with units).
 //!
 //! The supply is shared: the case's `power` steps switch it through the
-//! session's [`Power`] handle while the sampler measures through the same
+//! session's [`rig::Power`] handle while the sampler measures through the same
 //! driver, one command at a time under its lock.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rig::power::{CurrentSampler, Identity, Reading, Supply};
-use rig::{Power, RigError};
+use rig::power::CurrentSampler;
 
 /// How often a case's current is sampled: a bench supply answers
 /// `MEAS:CURR?` in tens of milliseconds, and a modem's transmit bursts last
 /// hundreds.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 
-/// The rig's measuring supply, shared by power steps and the sampler.
-pub type SharedSupply = Arc<Mutex<Box<dyn Supply>>>;
-
-/// The shared supply behind the [`Power`] (and [`Supply`]) traits.
-#[derive(Clone)]
-pub struct SupplyHandle(pub SharedSupply);
-
-impl SupplyHandle {
-    pub fn new(supply: Box<dyn Supply>) -> SupplyHandle {
-        SupplyHandle(Arc::new(Mutex::new(supply)))
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut dyn Supply) -> T) -> T {
-        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        f(s.as_mut())
-    }
-}
-
-impl Power for SupplyHandle {
-    fn on(&mut self) -> Result<(), RigError> {
-        self.with(|s| s.on())
-    }
-    fn off(&mut self) -> Result<(), RigError> {
-        self.with(|s| s.off())
-    }
-    fn is_on(&mut self) -> bool {
-        self.with(|s| s.is_on())
-    }
-    fn describe(&self) -> String {
-        self.with(|s| s.describe())
-    }
-}
-
-impl Supply for SupplyHandle {
-    fn identify(&mut self) -> Result<Identity, RigError> {
-        self.with(|s| s.identify())
-    }
-    fn measure(&mut self) -> Result<Reading, RigError> {
-        self.with(|s| s.measure())
-    }
-}
+/// The rig's measuring supply, shared by power steps and the sampler; it
+/// lives with the bench ([`rig::bench`]).
+pub use rig::bench::SupplyHandle;
 
 /// Current sampling for one case.
 pub struct CaseCurrent {
@@ -113,6 +74,7 @@ mod tests {
     use rig::model::{ScpiAddress, ScpiCommands, ScpiPowerSpec};
     use rig::power::scpi_sim::{Fault, Load, ScpiSupplySim};
     use rig::power::{Amps, ScpiSupply, Volts};
+    use rig::Power;
 
     use super::*;
 

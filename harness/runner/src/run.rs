@@ -16,7 +16,7 @@ use crate::cli::RunArgs;
 use crate::interrupt::RunState;
 use crate::report::{CaseOutcome, RigInfo, RunDir, Verdict};
 use crate::session::{Session, SessionConfig};
-use crate::steps::run_case;
+use crate::steps::{panic_message, run_case, CaseControl};
 
 /// Exit code for unusable input (bad case or rig file), as the issue asks.
 const EXIT_BAD_INPUT: u8 = 2;
@@ -52,7 +52,7 @@ pub fn main(mut args: RunArgs) -> ExitCode {
             mine
         }
         Ok(None) => cases,
-        Err(e) => return bad_input(&e),
+        Err(e) => return bad_input(&e.to_string()),
     };
     let registry = match Registry::load_dir(&args.fixtures.join("objects")) {
         Ok(r) => r,
@@ -114,6 +114,7 @@ pub fn main(mut args: RunArgs) -> ExitCode {
     };
     let state = RunState::new(run_dir.junit_path(), run_dir.id.clone(), seed);
     for r in &rigs {
+        state.add_rig(r);
         state.rig_info(RigInfo {
             name: r.name.clone(),
             file: r.source.clone(),
@@ -136,6 +137,10 @@ pub fn main(mut args: RunArgs) -> ExitCode {
         rigs: rigs.clone(),
         sessions: sessions.clone(),
         retries: args.retries,
+        control: CaseControl {
+            stop: Some(state.stop_signal()),
+            fault: args.inject_fault,
+        },
     });
 
     let ctx2 = ctx.clone();
@@ -145,6 +150,9 @@ pub fn main(mut args: RunArgs) -> ExitCode {
     let conclusion = libtest_mimic::run(&args.test, trials);
 
     // Leave every bench as its rig file asks, then write the final report.
+    // Every way a run ends comes here but the forced end of an interrupt
+    // (crate::interrupt): passed, failed, timed out, a step that panicked,
+    // a run asked to stop.
     for (i, slot) in sessions.iter().enumerate() {
         let taken = std::mem::replace(
             &mut *slot.lock().unwrap_or_else(|p| p.into_inner()),
@@ -152,6 +160,11 @@ pub fn main(mut args: RunArgs) -> ExitCode {
         );
         if let SessionSlot::Open(session) = taken {
             state.rig_info(session.report_info());
+            // A step that panicked holding the power driver poisoned its
+            // lock; the driver itself is fine and after_run must still apply.
+            if let Some(p) = &session.power {
+                p.clear_poison();
+            }
             runtime.block_on(session.close());
             state.forget_power(i);
         }
@@ -163,6 +176,9 @@ pub fn main(mut args: RunArgs) -> ExitCode {
     }
     let summary = state.summary();
     eprintln!("report: {} ({summary})", ctx.run_dir.junit_path().display());
+    if state.is_interrupted() {
+        return ExitCode::from(crate::interrupt::EXIT_INTERRUPTED);
+    }
     conclusion.exit_code()
 }
 
@@ -215,10 +231,51 @@ struct TrialContext {
     sessions: Vec<Arc<Mutex<SessionSlot>>>,
     /// `--retries`: reruns of a case that ended in a bench error.
     retries: u32,
+    /// The run's stop signal and `--inject-fault`, for every case.
+    control: CaseControl,
 }
 
 impl TrialContext {
+    /// One trial. A panic outside the steps (the engine catches those in a
+    /// step) still ends the case as a bench error in the report, and the
+    /// run goes on: libtest would otherwise only print it.
     fn run_trial(&self, rig_index: usize, case: &Case) -> Result<(), Failed> {
+        let attempt = std::panic::AssertUnwindSafe(|| self.run_case_on_rig(rig_index, case));
+        match std::panic::catch_unwind(attempt) {
+            Ok(result) => result,
+            Err(payload) => {
+                let what = panic_message(payload.as_ref());
+                let message = format!(
+                    "{}: meterbench panicked outside a step: {what}",
+                    case.file.display()
+                );
+                let rig = &self.rigs[rig_index];
+                self.state.finish_case(CaseOutcome {
+                    rig: rig.name.clone(),
+                    case_id: case.id.clone(),
+                    title: case.title.clone(),
+                    file: case.file.clone(),
+                    ets: case.ets.clone(),
+                    verdict: Verdict::Error {
+                        message: message.clone(),
+                    },
+                    started: chrono::Local::now(),
+                    duration: Default::default(),
+                    step_log: String::new(),
+                    artifacts: self.run_dir.path.clone(),
+                    properties: Vec::new(),
+                    earlier_attempts: Vec::new(),
+                });
+                Err(format!("bench error: {message}").into())
+            }
+        }
+    }
+
+    fn run_case_on_rig(&self, rig_index: usize, case: &Case) -> Result<(), Failed> {
+        // After Ctrl-C or SIGTERM no case starts: the report lists what ran.
+        if self.state.is_interrupted() {
+            return Err("not run: the run was interrupted".into());
+        }
         let rig = &self.rigs[rig_index];
         let artifacts = self
             .run_dir
@@ -246,7 +303,7 @@ impl TrialContext {
                         Ok(()) => SessionSlot::Open(Box::new(s)),
                         Err(reason) => {
                             self.runtime.block_on(s.close());
-                            SessionSlot::Broken(reason)
+                            SessionSlot::Broken(reason.to_string())
                         }
                     }
                 }
@@ -256,13 +313,16 @@ impl TrialContext {
         let (verdict, step_log, properties) = match &mut *slot {
             SessionSlot::Open(session) => {
                 let marks = ArtifactMarks::take(session);
+                let rtt = crate::rtt_capture::CaseRtt::start(session.debug.as_deref_mut());
                 let current = crate::measure::CaseCurrent::start(
                     session.supply.as_ref(),
                     crate::measure::SAMPLE_INTERVAL,
                 );
                 let mut attempt_started = started;
                 let mut attempt_t0 = t0;
-                let mut run = self.runtime.block_on(run_case(session, case));
+                let mut run = self
+                    .runtime
+                    .block_on(run_case(session, case, &self.control));
                 // Only the bench's fault is retried; a device failure never is.
                 while let Verdict::Error { message } = &run.verdict {
                     if earlier_attempts.len() >= self.retries as usize {
@@ -283,8 +343,11 @@ impl TrialContext {
                     });
                     attempt_started = chrono::Local::now();
                     attempt_t0 = Instant::now();
-                    run = self.runtime.block_on(run_case(session, case));
+                    run = self
+                        .runtime
+                        .block_on(run_case(session, case, &self.control));
                 }
+                rtt.finish(session.debug.as_deref_mut(), &artifacts);
                 marks.write(session, &artifacts, &run.step_log);
                 self.state.rig_info(session.report_info());
                 let mut properties = run.properties;
@@ -356,6 +419,7 @@ struct ArtifactMarks {
     bootstrap_log_index: usize,
     transcript_len: usize,
     device_log_len: u64,
+    power_trace: usize,
 }
 
 impl ArtifactMarks {
@@ -374,6 +438,7 @@ impl ArtifactMarks {
                 .and_then(|p| std::fs::metadata(p).ok())
                 .map(|m| m.len())
                 .unwrap_or(0),
+            power_trace: session.power_trace_mark(),
         }
     }
 
@@ -399,6 +464,7 @@ impl ArtifactMarks {
             }
         }
         let _ = std::fs::write(dir.join("steps.log"), step_log);
+        session.write_power_log(dir, self.power_trace);
         // What the debug port says, independent of what the device says over LwM2M.
         if let Some(debug) = session.debug.as_mut() {
             let text = match debug.read_state() {

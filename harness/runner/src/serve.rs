@@ -2,17 +2,17 @@
 //! server) on its own, so an engineer can point a real device or a
 //! third-party LwM2M client at it by hand.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use dtls::{Psk, SecretKey};
+use dtls::{KeyError, Psk, SecretKey};
 use lwm2m::bootstrap::{BootstrapScript, BootstrapServerConfig, ServerAccount};
 use lwm2m::server::ServerConfig;
 use lwm2m::{ContentFormat, Registry};
 use serde::Deserialize;
 use server::{
     BootstrapServerEvent, BootstrapServerHandle, EmbeddedBootstrapServer, LwM2mServer,
-    SecurityConfig, ServerHandle,
+    SecurityConfig, ServerError, ServerHandle,
 };
 
 use crate::cli::ServeArgs;
@@ -28,6 +28,34 @@ struct DeviceSecret {
     bootstrap_key: Option<String>,
 }
 
+/// A secrets file that names no usable PSK: each says the file and the
+/// endpoint, never the key.
+#[derive(Debug, thiserror::Error)]
+enum CredentialsError {
+    #[error("cannot read {}: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    /// serde-saphyr's snippet could quote a key: the position only.
+    #[error("{}:{at}: expected a list of endpoint, identity, key (hex)", file.display())]
+    NotADeviceList { file: PathBuf, at: String },
+    #[error("{}: key of {endpoint}: {source}", file.display())]
+    Key {
+        file: PathBuf,
+        endpoint: String,
+        source: KeyError,
+    },
+    #[error("{}: {endpoint}: {source}", file.display())]
+    Psk {
+        file: PathBuf,
+        endpoint: String,
+        source: KeyError,
+    },
+    #[error("{}: {endpoint}: bootstrap_identity and bootstrap_key go together", file.display())]
+    BootstrapHalf { file: PathBuf, endpoint: String },
+}
+
 struct Device {
     endpoint: String,
     server: Psk,
@@ -41,7 +69,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
     };
     let devices = match args.credentials.as_deref().map(load_devices).transpose() {
         Ok(d) => d.unwrap_or_default(),
-        Err(e) => return fail(2, &e),
+        Err(e) => return fail(2, &e.to_string()),
     };
     if args.secure && devices.is_empty() {
         return fail(
@@ -81,7 +109,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
             Some(addr) => {
                 match start_bootstrap(addr, registry, security, &handle, &devices).await {
                     Ok(b) => Some(b),
-                    Err(e) => return fail(1, &e),
+                    Err(e) => return fail(1, &e.to_string()),
                 }
             }
         };
@@ -121,16 +149,14 @@ async fn start_bootstrap(
     security: SecurityConfig,
     server: &ServerHandle,
     devices: &[Device],
-) -> Result<BootstrapServerHandle, String> {
+) -> Result<BootstrapServerHandle, ServerError> {
     let config = BootstrapServerConfig {
         registry,
         default_format: ContentFormat::Tlv,
         seed: std::process::id() as u64 ^ 0x5eed,
     };
     let secure = matches!(security, SecurityConfig::Psk(_));
-    let bs = EmbeddedBootstrapServer::bind(addr, config, security)
-        .await
-        .map_err(|e| e.to_string())?;
+    let bs = EmbeddedBootstrapServer::bind(addr, config, security).await?;
     println!("meterbench bootstrap server listening on {}", bs.uri());
     for d in devices {
         let account = if secure {
@@ -147,8 +173,7 @@ async fn start_bootstrap(
             bs.set_psk(&d.endpoint, b.clone());
         }
         bs.set_script(&d.endpoint, BootstrapScript::standard(&account))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
     }
     Ok(bs)
 }
@@ -204,39 +229,45 @@ fn now() -> String {
     chrono::Local::now().format("%H:%M:%S%.3f").to_string()
 }
 
-fn load_devices(path: &Path) -> Result<Vec<Device>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn load_devices(path: &Path) -> Result<Vec<Device>, CredentialsError> {
+    let file = || path.to_path_buf();
+    let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Read {
+        file: file(),
+        source,
+    })?;
     let entries: Vec<DeviceSecret> = serde_saphyr::from_str(&text).map_err(|e| {
         // serde-saphyr's snippet could quote a key: the position only.
         let at = e
             .location()
             .map(|l| format!("{}:{}", l.line(), l.column()))
             .unwrap_or_default();
-        format!(
-            "{}:{at}: expected a list of endpoint, identity, key (hex)",
-            path.display()
-        )
+        CredentialsError::NotADeviceList { file: file(), at }
     })?;
     entries
         .into_iter()
         .map(|e| {
             let psk = |identity: String, key: &str| {
-                let key = SecretKey::from_hex(key.trim())
-                    .map_err(|err| format!("{}: key of {}: {err}", path.display(), e.endpoint))?;
-                Psk::new(identity, key)
-                    .map_err(|err| format!("{}: {}: {err}", path.display(), e.endpoint))
+                let key =
+                    SecretKey::from_hex(key.trim()).map_err(|source| CredentialsError::Key {
+                        file: file(),
+                        endpoint: e.endpoint.clone(),
+                        source,
+                    })?;
+                Psk::new(identity, key).map_err(|source| CredentialsError::Psk {
+                    file: file(),
+                    endpoint: e.endpoint.clone(),
+                    source,
+                })
             };
             let server = psk(e.identity.clone(), &e.key)?;
             let bootstrap = match (&e.bootstrap_identity, &e.bootstrap_key) {
                 (Some(i), Some(k)) => Some(psk(i.clone(), k)?),
                 (None, None) => None,
                 _ => {
-                    return Err(format!(
-                        "{}: {}: bootstrap_identity and bootstrap_key go together",
-                        path.display(),
-                        e.endpoint
-                    ))
+                    return Err(CredentialsError::BootstrapHalf {
+                        file: file(),
+                        endpoint: e.endpoint.clone(),
+                    })
                 }
             };
             Ok(Device {
@@ -246,4 +277,55 @@ fn load_devices(path: &Path) -> Result<Vec<Device>, String> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_secrets_file_names_file_and_endpoint_never_the_key() {
+        let dir = std::env::temp_dir().join(format!("meterbench-serve-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secrets.yaml");
+        let secret = "c0ffee0ddba11";
+        std::fs::write(
+            &file,
+            format!("- {{ endpoint: meter-1, identity: id1, key: \"{secret}\" }}\n"),
+        )
+        .unwrap();
+        let e = load_devices(&file).err().unwrap().to_string();
+        assert!(
+            e.starts_with(&format!("{}: key of meter-1: ", file.display())),
+            "{e}"
+        );
+        assert!(!e.contains(secret), "{e}");
+        std::fs::write(
+            &file,
+            "- { endpoint: meter-2, identity: id2, key: \"00ff\", bootstrap_key: \"01\" }\n",
+        )
+        .unwrap();
+        let e = load_devices(&file).err().unwrap().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: meter-2: bootstrap_identity and bootstrap_key go together",
+                file.display()
+            )
+        );
+        std::fs::write(&file, "- { endpoint: meter-3, key: \"00ff\" }\n").unwrap();
+        let e = load_devices(&file).err().unwrap().to_string();
+        assert!(
+            e.ends_with("expected a list of endpoint, identity, key (hex)"),
+            "{e}"
+        );
+        assert!(!e.contains("00ff"), "{e}");
+        std::fs::write(
+            &file,
+            "- { endpoint: meter-4, identity: id4, key: \"00ff\" }\n",
+        )
+        .unwrap();
+        assert_eq!(load_devices(&file).ok().unwrap()[0].endpoint, "meter-4");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

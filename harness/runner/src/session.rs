@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use lwm2m::bootstrap::{BootstrapScript, BootstrapServerConfig, ServerAccount};
 use lwm2m::server::ServerConfig;
@@ -15,7 +14,8 @@ use lwm2m::{ContentFormat, Registry};
 use rig::command_power::{DeviceValues, SecretEnv};
 use rig::model::SecurityMode;
 use rig::model::{ModemPort, PowerSpec, RigFile};
-use rig::{Debug, Modem, Network, Power};
+use rig::wrap::{FaultPlan, PowerTrace};
+use rig::{Bench, BenchBuildError, Debug, Modem, Network};
 use server::{
     BootstrapServerHandle, EmbeddedBootstrapServer, LwM2mServer, SecurityConfig, ServerHandle,
 };
@@ -42,17 +42,11 @@ fn uses_hardware(rig: &RigFile) -> bool {
         )
 }
 
-/// One firmware role as this rig maps it: the image of its store, and the
-/// version the device reports once it runs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleImage {
-    pub image: String,
-    pub version: String,
-}
+pub use crate::firmware_roles::RoleError;
 
 /// Power behind its own lock, so that an interrupt can cut it while a step
 /// holds the rest of the session.
-pub type SharedPower = Arc<Mutex<Box<dyn Power>>>;
+pub use rig::SharedPower;
 
 pub struct Session {
     pub rig: RigFile,
@@ -61,7 +55,7 @@ pub struct Session {
     pub server: ServerHandle,
     pub power: Option<SharedPower>,
     /// The same supply when it measures (SCPI): each case samples its current.
-    pub supply: Option<crate::measure::SupplyHandle>,
+    pub supply: Option<rig::SupplyHandle>,
     pub modem: Option<Box<dyn Modem>>,
     pub debug: Option<Box<dyn Debug>>,
     /// The lab's control of the device's network (rigs with a `network:` part).
@@ -69,6 +63,8 @@ pub struct Session {
     /// The device's own log: the virtual meter's, or `{state_dir}/device.log`
     /// that a command-power rig's device process writes (read if it exists).
     pub device_log: Option<PathBuf>,
+    /// Every call made to `power`, with its outcome (each case's `power.log`).
+    pub power_trace: Option<PowerTrace>,
     pub info: RigInfo,
     /// The run's seed: random power cuts derive theirs from it.
     pub seed: u64,
@@ -78,7 +74,7 @@ pub struct Session {
     pub credentials: Option<DeviceCredentials>,
     /// The firmware store and its file servers, started by the first `firmware` step.
     pub firmware: Option<server::firmware::FirmwareDelivery>,
-    firmware_store: PathBuf,
+    pub(crate) firmware_store: crate::firmware_roles::FirmwareStores,
     _lock: Option<rig::RigLock>,
 }
 
@@ -106,25 +102,12 @@ pub enum OpenError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// A part the rig file describes could not be set up.
-    #[error("{}: {part}: {message}", file.display())]
-    Part {
-        file: PathBuf,
-        part: &'static str,
-        message: String,
-    },
+    /// The bench's drivers could not be built from the rig file; names
+    /// the file and the part.
+    #[error(transparent)]
+    Build(#[from] BenchBuildError),
     #[error(transparent)]
     Bench(#[from] BenchError),
-}
-
-impl OpenError {
-    fn part(rig: &RigFile, part: &'static str, e: impl std::fmt::Display) -> OpenError {
-        OpenError::Part {
-            file: rig.source.clone(),
-            part,
-            message: e.to_string(),
-        }
-    }
 }
 
 /// Why the bench could not do what a step or the case setup asked of it.
@@ -154,15 +137,6 @@ pub enum BenchError {
     },
 }
 
-/// Why a firmware role cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RoleError {
-    /// The rig maps no image to the role: the case does not apply.
-    NotMapped(String),
-    /// The store or the mapped image is unusable: the bench's fault.
-    Store(String),
-}
-
 /// Everything the runner needs to build sessions.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -179,6 +153,17 @@ pub struct SessionConfig {
 
 impl Session {
     pub async fn open(rig: RigFile, config: &SessionConfig) -> Result<Session, OpenError> {
+        Session::open_with_faults(rig, config, FaultPlan::default()).await
+    }
+
+    /// Like [`Session::open`], with `faults` injected between the harness
+    /// and the power and modem drivers: how the harness's own handling of a
+    /// misbehaving bench is tested.
+    pub async fn open_with_faults(
+        rig: RigFile,
+        config: &SessionConfig,
+        faults: FaultPlan,
+    ) -> Result<Session, OpenError> {
         let lock = if uses_hardware(&rig) || rig.lease.is_some() {
             // Two CI jobs never share a bench: the second waits its turn,
             // saying who holds it.
@@ -273,90 +258,19 @@ impl Session {
             source,
         })?;
 
-        let device_options = match &rig.power {
-            Some(PowerSpec::Virtual(o)) => {
-                sim::DeviceOptions::from_rig(o).map_err(|e| OpenError::part(&rig, "power", e))?
-            }
-            _ => sim::DeviceOptions::default(),
-        };
-        let meter = sim::VirtualMeterSpec {
-            program: config.meter_program.clone(),
-            args_prefix: config.meter_args.clone(),
-            state_dir: state_dir.clone(),
-            objects_dir: config.fixtures.join("objects"),
-            seed: config.seed,
-        };
-        let mut device_log = None;
-        let mut supply = None;
-        let power: Option<SharedPower> = match &rig.power {
-            None => None,
-            Some(PowerSpec::Virtual(_)) => {
-                device_log = Some(meter.device_log_path());
-                Some(Arc::new(Mutex::new(Box::new(
-                    sim::VirtualPower::for_device(meter.clone(), device_options),
-                ))))
-            }
-            Some(PowerSpec::Command(spec)) => {
-                let mut power = rig::CommandPower::new(spec.clone());
-                let (values, secret) = command_power_values(
-                    &rig,
-                    &endpoint,
-                    &server,
-                    bootstrap.as_ref(),
-                    credentials.as_ref(),
-                    &state_dir,
-                );
-                power
-                    .set_device_values(values, secret)
-                    .map_err(|e| OpenError::part(&rig, "power", e))?;
-                device_log = Some(state_dir.join("device.log"));
-                Some(Arc::new(Mutex::new(Box::new(power))))
-            }
-            Some(spec @ PowerSpec::Scpi(_)) => {
-                supply = rig::power::supply_from_spec(spec, rig.dir())
-                    .map_err(|e| OpenError::part(&rig, "power", e))?
-                    .map(crate::measure::SupplyHandle::new);
-                supply
-                    .clone()
-                    .map(|s| -> SharedPower { Arc::new(Mutex::new(Box::new(s))) })
-            }
-        };
-        let modem: Option<Box<dyn Modem>> = match &rig.modem {
-            None => None,
-            Some(spec) => {
-                let dialect = spec
-                    .load_dialect(&config.fixtures, rig.dir())
-                    .map_err(|e| OpenError::part(&rig, "modem", e))?;
-                let port = match &spec.port {
-                    ModemPort::Virtual => meter.pty_path(),
-                    ModemPort::Path(p) => p.clone(),
-                };
-                Some(Box::new(rig::SerialModem::from_spec(spec, port, dialect)))
-            }
-        };
-        let debug: Option<Box<dyn Debug>> = match &rig.debug {
-            None => None,
-            Some(rig::model::DebugSpec::Virtual) => {
-                Some(Box::new(sim::VirtualDebug::new(&state_dir)))
-            }
-            Some(rig::model::DebugSpec::Swd(spec)) => Some(Box::new(
-                probe::SwdDebug::new(spec, rig.dir())
-                    .map_err(|e| OpenError::part(&rig, "debug", e))?,
-            )),
-        };
-        let network: Option<Box<dyn Network>> = match &rig.network {
-            None => None,
-            Some(rig::model::NetworkSpec::Virtual) => {
-                Some(Box::new(sim::VirtualNetwork::new(&state_dir)))
-            }
-            Some(rig::model::NetworkSpec::Command(spec)) => {
-                Some(Box::new(rig::CommandNetwork::new(spec.clone())))
-            }
-        };
-        let firmware_store = match &rig.firmware {
-            Some(f) => f.store_dir(rig.dir(), &config.fixtures.join("firmware")),
-            None => config.fixtures.join("firmware"),
-        };
+        let (values, secret) = command_power_values(
+            &rig,
+            &endpoint,
+            &server,
+            bootstrap.as_ref(),
+            credentials.as_ref(),
+            &state_dir,
+        );
+        let drivers = crate::drivers::Drivers::new(config, &state_dir);
+        let parts = drivers.parts(&config.fixtures, &state_dir, values, secret, faults);
+        let bench = Bench::build(&rig, &parts)?;
+        let firmware_store =
+            crate::firmware_roles::FirmwareStores::for_rig(&rig, &config.fixtures, &state_dir);
         let info = RigInfo {
             name: rig.name.clone(),
             file: rig.source.clone(),
@@ -369,12 +283,13 @@ impl Session {
             endpoint,
             registry: config.registry.clone(),
             server,
-            power,
-            supply,
-            modem,
-            debug,
-            network,
-            device_log,
+            power: bench.power,
+            supply: bench.supply,
+            modem: bench.modem,
+            debug: bench.debug,
+            network: bench.network,
+            device_log: bench.device_log,
+            power_trace: bench.power_trace,
             info,
             seed: config.seed,
             bootstrap,
@@ -401,31 +316,6 @@ impl Session {
         }
     }
 
-    /// The firmware delivery, started on first use (a fresh clone generates
-    /// the fixture images from the committed manifest).
-    pub async fn firmware_delivery(
-        &mut self,
-    ) -> Result<&server::firmware::FirmwareDelivery, BenchError> {
-        if self.firmware.is_none() {
-            let bind = self.server.local_addr().ip();
-            // The CoAPS file server accepts the PSKs the LwM2M server does:
-            // a device pulls `coaps://` with its server account.
-            let delivery = server::firmware::FirmwareDelivery::start_with_credentials(
-                &self.firmware_store,
-                bind,
-                self.rig.server.advertise.clone(),
-                self.server.credentials().clone(),
-            )
-            .await
-            .map_err(|source| BenchError::FirmwareStore {
-                path: self.firmware_store.clone(),
-                source,
-            })?;
-            self.firmware = Some(delivery);
-        }
-        Ok(self.firmware.as_ref().expect("started above"))
-    }
-
     /// Sends a command of the modem's dialect by name and requires OK.
     pub fn modem_command(&mut self, name: &str, vars: &[(&str, String)]) -> Result<(), BenchError> {
         let rig = self.rig.name.clone();
@@ -448,11 +338,6 @@ impl Session {
                 answer: r.summary(),
             })
         }
-    }
-
-    /// The folder the rig's firmware roles name images in.
-    pub fn firmware_store(&self) -> &std::path::Path {
-        &self.firmware_store
     }
 
     /// Values for the dialect's placeholders that describe this device and run.
@@ -513,48 +398,6 @@ impl Session {
     pub fn instance_of(&self, object: u16) -> Option<u16> {
         let reg = self.server.registration(&self.endpoint)?;
         crate::steps::instances::registered_instance(&reg, object)
-    }
-
-    /// The image and version the rig maps firmware role `role` to; the error
-    /// says why the case does not apply (the rig maps no such role) or what
-    /// is wrong with the rig's store.
-    pub async fn firmware_role(&mut self, role: &str) -> Result<RoleImage, RoleError> {
-        let rig = self.rig.name.clone();
-        let mapped = self
-            .rig
-            .firmware
-            .as_ref()
-            .and_then(|f| f.roles.get(role).cloned())
-            .ok_or_else(|| {
-                let known: Vec<String> = self
-                    .rig
-                    .firmware
-                    .as_ref()
-                    .map(|f| f.roles.keys().cloned().collect())
-                    .unwrap_or_default();
-                RoleError::NotMapped(if known.is_empty() {
-                    format!("rig {rig} maps no firmware image to any role (no `firmware.roles`), so none to `{role}`")
-                } else {
-                    format!(
-                        "rig {rig} maps no firmware image to the role `{role}` (its roles: {})",
-                        known.join(", ")
-                    )
-                })
-            })?;
-        let delivery = self
-            .firmware_delivery()
-            .await
-            .map_err(|e| RoleError::Store(e.to_string()))?;
-        let image = delivery
-            .image(&mapped.image)
-            .map_err(|e| RoleError::Store(format!("firmware role `{role}` of rig {rig}: {e}")))?;
-        Ok(RoleImage {
-            image: mapped.image.clone(),
-            version: mapped
-                .version
-                .clone()
-                .unwrap_or_else(|| image.entry.version.clone()),
-        })
     }
 
     /// Puts the bootstrap server back to the standard sequence for this
@@ -657,6 +500,24 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Where the power trace stands: a mark for [`Session::write_power_log`].
+    pub fn power_trace_mark(&self) -> usize {
+        self.power_trace.as_ref().map_or(0, PowerTrace::mark)
+    }
+
+    /// Writes `power.log` into `dir`: each call made to the power switch
+    /// since `mark`, with its time and outcome, so that a case's evidence
+    /// shows when the device was really cut (nothing when none was made).
+    pub fn write_power_log(&self, dir: &Path, mark: usize) {
+        let Some(trace) = &self.power_trace else {
+            return;
+        };
+        let text = trace.text_since(mark);
+        if !text.is_empty() {
+            let _ = std::fs::write(dir.join("power.log"), text);
+        }
     }
 
     /// The last lines the device printed, on its serial port and in its own

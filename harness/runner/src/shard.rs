@@ -11,8 +11,26 @@
 use std::fmt;
 use std::str::FromStr;
 
+use thiserror::Error;
+
 /// The environment variable read when `--shard` is not given.
 pub const SHARD_ENV: &str = "METERBENCH_SHARD";
+
+/// Why `--shard` or `$METERBENCH_SHARD` names no shard.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ShardError {
+    #[error("the shard count n of `i/n` must be at least 1")]
+    NoShards,
+    #[error("shard {index}/{total} is out of range: i counts from 1 to {total}")]
+    OutOfRange { index: u64, total: u64 },
+    #[error("expected a shard as i/n (e.g. 2/4), found `{0}`")]
+    NotIOverN(String),
+    #[error("{SHARD_ENV}={value}: {error}")]
+    InEnv {
+        value: String,
+        error: Box<ShardError>,
+    },
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
@@ -21,28 +39,26 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn new(index: u64, total: u64) -> Result<Shard, String> {
+    pub fn new(index: u64, total: u64) -> Result<Shard, ShardError> {
         if total == 0 {
-            return Err("the shard count n of `i/n` must be at least 1".into());
+            return Err(ShardError::NoShards);
         }
         if index == 0 || index > total {
-            return Err(format!(
-                "shard {index}/{total} is out of range: i counts from 1 to {total}"
-            ));
+            return Err(ShardError::OutOfRange { index, total });
         }
         Ok(Shard { index, total })
     }
 
     /// `--shard` if given, else `$METERBENCH_SHARD` if set and not empty.
-    pub fn from_flag_or_env(flag: Option<Shard>) -> Result<Option<Shard>, String> {
+    pub fn from_flag_or_env(flag: Option<Shard>) -> Result<Option<Shard>, ShardError> {
         if flag.is_some() {
             return Ok(flag);
         }
         match std::env::var(SHARD_ENV) {
-            Ok(v) if !v.trim().is_empty() => v
-                .parse()
-                .map(Some)
-                .map_err(|e| format!("{SHARD_ENV}={v}: {e}")),
+            Ok(v) if !v.trim().is_empty() => v.parse().map(Some).map_err(|e| ShardError::InEnv {
+                value: v.clone(),
+                error: Box::new(e),
+            }),
             _ => Ok(None),
         }
     }
@@ -54,10 +70,10 @@ impl Shard {
 }
 
 impl FromStr for Shard {
-    type Err = String;
+    type Err = ShardError;
 
-    fn from_str(text: &str) -> Result<Shard, String> {
-        let bad = || format!("expected a shard as i/n (e.g. 2/4), found `{text}`");
+    fn from_str(text: &str) -> Result<Shard, ShardError> {
+        let bad = || ShardError::NotIOverN(text.to_owned());
         let (i, n) = text.trim().split_once('/').ok_or_else(bad)?;
         let i = i.trim().parse().map_err(|_| bad())?;
         let n = n.trim().parse().map_err(|_| bad())?;
@@ -106,7 +122,7 @@ mod tests {
             ("a/b", "found `a/b`"),
             ("-1/2", "expected a shard"),
         ] {
-            let err = bad.parse::<Shard>().unwrap_err();
+            let err = bad.parse::<Shard>().unwrap_err().to_string();
             assert!(err.contains(says), "{bad}: {err}");
         }
     }

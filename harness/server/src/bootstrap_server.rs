@@ -31,8 +31,7 @@ use crate::credentials::CredentialStore;
 use crate::error::ServerError;
 use crate::event_history::{EventSeq, HistoryEvent};
 use crate::handle::ServerOptions;
-use crate::message_log::{LogEntry, Stats};
-use crate::shared::{join_task, Shared};
+use crate::shared::Shared;
 use crate::transport::{SecurityConfig, Transport};
 use crate::udp_loop::Core;
 
@@ -556,31 +555,5 @@ impl BootstrapServerHandle {
             .await
     }
 
-    // ----- message log -----
-
-    pub fn log_len(&self) -> usize {
-        self.shared.state().log.len()
-    }
-
-    /// Logged datagrams (decrypted under DTLS, secrets redacted) and notes.
-    pub fn log_since(&self, from: usize) -> Vec<LogEntry> {
-        self.shared.state().log.since(from)
-    }
-
-    pub fn write_pcap(&self, out: impl std::io::Write) -> std::io::Result<()> {
-        crate::pcap::write_pcap(&self.log_since(0), self.local_addr, out)
-    }
-
-    pub fn stats(&self) -> Stats {
-        self.shared.state().log.stats()
-    }
-
-    // ----- lifecycle -----
-
-    /// Stops the server (close_notify to DTLS sessions) and waits until the
-    /// socket is closed. Idempotent.
-    pub async fn shutdown(&self) {
-        let _ = self.commands.send(BsCommand::Shutdown);
-        join_task(&self.task, "bootstrap server").await;
-    }
+    crate::log_and_lifecycle::log_and_lifecycle_methods!(BsCommand::Shutdown, "bootstrap server");
 }

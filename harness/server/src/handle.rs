@@ -23,8 +23,7 @@ use crate::describe::{code_text, describe_request};
 use crate::error::ServerError;
 use crate::event_history::EventSeq;
 use crate::event_stream::EventStream;
-use crate::message_log::{LogEntry, Stats};
-use crate::shared::{join_task, Command, Shared};
+use crate::shared::{Command, Shared};
 use crate::transport::{SecurityConfig, Transport};
 use crate::udp_loop::LwM2mCore;
 use dtls::Psk;
@@ -39,7 +38,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(95);
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// Datagrams kept in the message log; older ones are dropped (counts in
-    /// [`Stats`] continue).
+    /// [`Stats`](crate::Stats) continue).
     pub log_capacity: usize,
     /// Events kept in the history.
     pub event_capacity: usize,
@@ -653,34 +652,7 @@ impl ServerHandle {
             .await
     }
 
-    // ----- message log -----
-
-    /// How many datagrams have been logged so far (the next entry's index).
-    pub fn log_len(&self) -> usize {
-        self.shared.state().log.len()
-    }
-
-    /// Logged datagrams with `index >= from` (those still held).
-    pub fn log_since(&self, from: usize) -> Vec<LogEntry> {
-        self.shared.state().log.since(from)
-    }
-
-    /// Writes the held log as a pcap file (see [`crate::write_pcap`]).
-    pub fn write_pcap(&self, out: impl std::io::Write) -> std::io::Result<()> {
-        crate::pcap::write_pcap(&self.log_since(0), self.local_addr, out)
-    }
-
-    pub fn stats(&self) -> Stats {
-        self.shared.state().log.stats()
-    }
-
-    // ----- lifecycle -----
-
-    /// Stops the server and waits until the socket is closed. Idempotent.
-    pub async fn shutdown(&self) {
-        let _ = self.commands.send(Command::Shutdown);
-        join_task(&self.task, "LwM2M server").await;
-    }
+    crate::log_and_lifecycle::log_and_lifecycle_methods!(Command::Shutdown, "LwM2M server");
 }
 
 fn request_error(endpoint: &str, request: &str, error: RequestError) -> ServerError {

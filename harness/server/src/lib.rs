@@ -33,6 +33,7 @@ mod event_history;
 mod event_stream;
 pub mod firmware;
 mod handle;
+mod log_and_lifecycle;
 mod message_log;
 mod pcap;
 mod shared;

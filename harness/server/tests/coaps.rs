@@ -20,8 +20,8 @@ use lwm2m::server::{SecurityEvent, ServerConfig, ServerEvent};
 use lwm2m::{ContentFormat, Path, Registry, Value};
 use secure_meter::{psk, registered, SecureMeter};
 use server::{
-    BootstrapServerEvent, Direction, EmbeddedBootstrapServer, EventSeq, LwM2mServer,
-    SecurityConfig, ServerError, ServerHandle,
+    BootstrapServerEvent, BootstrapServerHandle, Direction, EmbeddedBootstrapServer, EventSeq,
+    LwM2mServer, SecurityConfig, ServerError, ServerHandle,
 };
 
 const WITHIN: Duration = Duration::from_secs(10);
@@ -93,6 +93,51 @@ async fn run(
     .unwrap()
 }
 
+/// Stop condition for [`run`]: the meter's DTLS handshake failed.
+fn handshake_failed(seen: &secure_meter::Seen) -> bool {
+    seen.dtls
+        .iter()
+        .any(|(_, e)| matches!(e, dtls::ClientEvent::HandshakeFailed { .. }))
+}
+
+fn session_closed(e: &ServerEvent) -> bool {
+    matches!(
+        e,
+        ServerEvent::Security(SecurityEvent::SessionClosed { .. })
+    )
+}
+
+async fn bootstrap_server(security: SecurityConfig) -> BootstrapServerHandle {
+    EmbeddedBootstrapServer::bind(
+        any_port(),
+        BootstrapServerConfig {
+            registry: Registry::core(),
+            default_format: ContentFormat::Tlv,
+            seed: 9,
+        },
+        security,
+    )
+    .await
+    .unwrap()
+}
+
+/// A client of `endpoint` with no LwM2M Server yet, that bootstraps from
+/// `bs` over DTLS with `credential`.
+fn bootstrapping_psk_config(
+    endpoint: &str,
+    bs: &BootstrapServerHandle,
+    credential: &dtls::Psk,
+) -> ClientConfig {
+    let mut config = client_config(endpoint, DEAD.parse().unwrap());
+    let mut bootstrap = BootstrapConfig::new(bs.local_addr());
+    bootstrap.server_uri = bs.uri();
+    bootstrap.security_mode = SecurityMode::Psk;
+    bootstrap.psk_identity = credential.identity.as_bytes().to_vec();
+    bootstrap.psk_key = credential.key.expose().to_vec();
+    config.bootstrap = Some(bootstrap);
+    config
+}
+
 fn log_text(entries: &[server::LogEntry]) -> String {
     entries.iter().map(|e| e.to_line() + "\n").collect()
 }
@@ -150,12 +195,7 @@ async fn a_wrong_key_is_refused_and_logged_while_another_meter_keeps_working() {
 
     let after = server.current_seq();
     let m2 = meter("meter-2", server.local_addr(), wrong);
-    let (m2, seen2) = run(m2, Duration::from_secs(4), |seen| {
-        seen.dtls
-            .iter()
-            .any(|(_, e)| matches!(e, dtls::ClientEvent::HandshakeFailed { .. }))
-    })
-    .await;
+    let (m2, seen2) = run(m2, Duration::from_secs(4), handshake_failed).await;
     assert!(seen2.done, "{seen2:?}");
     assert!(matches!(
         m2.dtls_state(server.local_addr()),
@@ -257,12 +297,7 @@ async fn a_replaced_credential_stops_working_at_once() {
     assert_ne!(new.identity, old.identity);
     // The old session is closed ...
     let (_, closed) = server
-        .await_event(after, WITHIN, |e| {
-            matches!(
-                e,
-                ServerEvent::Security(SecurityEvent::SessionClosed { .. })
-            )
-        })
+        .await_event(after, WITHIN, session_closed)
         .await
         .unwrap();
     assert!(
@@ -272,11 +307,7 @@ async fn a_replaced_credential_stops_working_at_once() {
     let (_, seen) = run(
         meter("meter-1", server.local_addr(), old.clone()),
         Duration::from_secs(4),
-        |seen| {
-            seen.dtls
-                .iter()
-                .any(|(_, e)| matches!(e, dtls::ClientEvent::HandshakeFailed { .. }))
-        },
+        handshake_failed,
     )
     .await;
     assert!(seen.done, "{seen:?}");
@@ -322,12 +353,7 @@ async fn a_revoked_key_closes_its_open_session_and_the_next_datagram_needs_a_han
     // Revoked while the session is open (not replaced: the meter has no key).
     assert!(server.credentials().remove("meter-1"));
     let (_, closed) = server
-        .await_event(after, WITHIN, |e| {
-            matches!(
-                e,
-                ServerEvent::Security(SecurityEvent::SessionClosed { .. })
-            )
-        })
+        .await_event(after, WITHIN, session_closed)
         .await
         .unwrap();
     assert!(
@@ -366,12 +392,7 @@ async fn a_revoked_key_closes_its_open_session_and_the_next_datagram_needs_a_han
     );
     // A new handshake from the same address with the revoked key fails.
     meter.reconnect(server.local_addr());
-    let (_, seen) = run(meter, WITHIN, |seen| {
-        seen.dtls
-            .iter()
-            .any(|(_, e)| matches!(e, dtls::ClientEvent::HandshakeFailed { .. }))
-    })
-    .await;
+    let (_, seen) = run(meter, WITHIN, handshake_failed).await;
     assert!(seen.done, "{seen:?}");
     let (_, failed) = server
         .await_handshake_failed(Some(&credential.identity), after, WITHIN)
@@ -409,17 +430,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_then_coaps_registration_and_the_key_is_logged_nowhere() {
     let server = coaps_server().await;
-    let bs = EmbeddedBootstrapServer::bind(
-        any_port(),
-        BootstrapServerConfig {
-            registry: Registry::core(),
-            default_format: ContentFormat::Tlv,
-            seed: 9,
-        },
-        SecurityConfig::psk(),
-    )
-    .await
-    .unwrap();
+    let bs = bootstrap_server(SecurityConfig::psk()).await;
     let bs_credential = bs.provision_psk("meter-1").unwrap();
     let credential = server.provision_psk("meter-1").unwrap();
     let key = credential.key.expose().to_vec();
@@ -433,14 +444,10 @@ async fn bootstrap_then_coaps_registration_and_the_key_is_logged_nowhere() {
         .await
         .unwrap();
 
-    let mut config = client_config("meter-1", DEAD.parse().unwrap());
-    let mut bootstrap = BootstrapConfig::new(bs.local_addr());
-    bootstrap.server_uri = bs.uri();
-    bootstrap.security_mode = SecurityMode::Psk;
-    bootstrap.psk_identity = bs_credential.identity.as_bytes().to_vec();
-    bootstrap.psk_key = bs_credential.key.expose().to_vec();
-    bootstrap.finish_timeout = WITHIN;
-    config.bootstrap = Some(bootstrap);
+    let mut config = bootstrapping_psk_config("meter-1", &bs, &bs_credential);
+    if let Some(bootstrap) = config.bootstrap.as_mut() {
+        bootstrap.finish_timeout = WITHIN;
+    }
     let mut m = SecureMeter::new(Client::new(config, store()));
     m.secure(bs.local_addr(), bs_credential.clone());
     m.secure(server.local_addr(), credential.clone());
@@ -530,17 +537,7 @@ async fn bootstrap_then_coaps_registration_and_the_key_is_logged_nowhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bootstrap_failure_names_the_operation_and_the_code() {
     // Plain CoAP this time: the bootstrap server runs either way.
-    let bs = EmbeddedBootstrapServer::bind(
-        any_port(),
-        BootstrapServerConfig {
-            registry: Registry::core(),
-            default_format: ContentFormat::Tlv,
-            seed: 9,
-        },
-        SecurityConfig::NoSec,
-    )
-    .await
-    .unwrap();
+    let bs = bootstrap_server(SecurityConfig::NoSec).await;
     let account = ServerAccount::nosec(101, "coap://127.0.0.1:5683");
     // The case expects the device to refuse the write (it will accept it).
     let script = BootstrapScript::new()
@@ -616,30 +613,14 @@ async fn a_bootstrap_failure_names_the_operation_and_the_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bootstrap_request_for_another_devices_endpoint_is_forbidden() {
-    let bs = EmbeddedBootstrapServer::bind(
-        any_port(),
-        BootstrapServerConfig {
-            registry: Registry::core(),
-            default_format: ContentFormat::Tlv,
-            seed: 9,
-        },
-        SecurityConfig::psk(),
-    )
-    .await
-    .unwrap();
+    let bs = bootstrap_server(SecurityConfig::psk()).await;
     let mine = bs.provision_psk("meter-1").unwrap();
     bs.provision_psk("meter-2").unwrap();
     let account = ServerAccount::nosec(101, "coap://127.0.0.1:5683");
     bs.set_script("meter-2", BootstrapScript::standard(&account))
         .await
         .unwrap();
-    let mut config = client_config("meter-2", DEAD.parse().unwrap());
-    let mut bootstrap = BootstrapConfig::new(bs.local_addr());
-    bootstrap.server_uri = bs.uri();
-    bootstrap.security_mode = SecurityMode::Psk;
-    bootstrap.psk_identity = mine.identity.as_bytes().to_vec();
-    bootstrap.psk_key = mine.key.expose().to_vec();
-    config.bootstrap = Some(bootstrap);
+    let config = bootstrapping_psk_config("meter-2", &bs, &mine);
     let mut m = SecureMeter::new(Client::new(config, store()));
     m.secure(bs.local_addr(), mine.clone());
     m.client.start(Instant::now());

@@ -24,6 +24,7 @@ pub mod network;
 pub mod network_control;
 pub mod nv;
 pub mod objects;
+pub mod parts;
 pub mod power;
 pub mod radio;
 pub mod ram;

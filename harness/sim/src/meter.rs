@@ -545,7 +545,9 @@ impl Meter {
                 self.reboot_pending = true;
             }
             ClientEvent::Executed { path, arguments } => {
-                tracing::info!(%path, ?arguments, "execute ignored")
+                // Registration Update Trigger and Disable (/1/x/8, /1/x/4)
+                // are the LwM2M client's to act on; nothing else here.
+                tracing::info!(%path, ?arguments, "execute: no device-side action")
             }
             ClientEvent::Malformed { peer, reason } => {
                 tracing::warn!(%peer, %reason, "malformed datagram")

@@ -22,6 +22,20 @@ pub fn current_time() -> Path {
 pub fn lifetime(instance: u16) -> Path {
     Path::resource(1, instance, 1)
 }
+/// Resources the meter's firmware gives every Server object account that
+/// comes without them (from the factory, from a Bootstrap-Server that
+/// wrote only 0, 1, 6 and 7): Default Minimum Period 0 (no minimum),
+/// Default Maximum Period 3600 (an hourly notification when an observation
+/// sets no pmax) and Disable Timeout 86400 (the TS's default), Core
+/// Appendix E.2 resources 2, 3 and 5. See [`lwm2m::client::Client::set_account_defaults`].
+pub fn server_account_defaults() -> Vec<(u16, Value)> {
+    vec![
+        (2, Value::Integer(0)),
+        (3, Value::Integer(3600)),
+        (5, Value::Integer(86_400)),
+    ]
+}
+
 /// Whether `path` is the Lifetime of any Server object instance (/1/x/1).
 pub fn is_lifetime(path: &Path) -> bool {
     path.depth() == 3 && path.object_id() == Some(1) && path.resource_id() == Some(1)

@@ -116,6 +116,7 @@ impl Session {
             "LwM2M client starting"
         );
         let mut client = Client::with_accounts(config, store, accounts);
+        client.set_account_defaults(crate::objects::server_account_defaults());
         client.start(now);
         let mut session = Session {
             id,

@@ -7,20 +7,16 @@ mod bench;
 
 use std::time::{Duration, Instant};
 
-use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
+use coap_lite::{CoapOption, MessageClass, RequestType, ResponseType};
 use rig::Power as _;
 use sim::app_data::Reading;
-use sim::VirtualPower;
 
-use bench::{bring_up, recv, request, spec, Port, Server};
+use bench::{bring_up, power_on, request, Port, Server};
 
 #[test]
 fn object_19_data_is_written_read_back_and_observed_as_the_meter_updates_it() {
-    let dir = tempfile::tempdir().unwrap();
     let server = Server::new();
-    let mut power = VirtualPower::new(spec(dir.path(), 41));
-    power.on().unwrap();
-    let mut port = Port::open(&power.spec().pty_path());
+    let (_dir, _power, mut port) = power_on(41);
     let (_, peer) = bring_up(&mut port, &server, "a");
 
     let mut write = request(RequestType::Put, "/19/0/0/1");
@@ -47,28 +43,11 @@ fn object_19_data_is_written_read_back_and_observed_as_the_meter_updates_it() {
     let r = server.exchange(peer, observe, 4);
     assert!(r.get_observe_value().is_some(), "observation established");
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = [0u8; 2048];
     let mut frames = Vec::new();
     while frames.len() < 2 {
-        assert!(Instant::now() < deadline, "notifications: {frames:?}");
-        let Ok((n, from)) = recv(&server.socket, &mut buf) else {
-            continue;
-        };
-        let Ok(p) = Packet::from_bytes(&buf[..n]) else {
-            continue;
-        };
-        if p.get_token() != 4u16.to_be_bytes() || p.get_observe_value().is_none() {
-            continue;
-        }
-        if p.header.get_type() == MessageType::Confirmable {
-            let mut ack = Packet::new();
-            ack.header.set_type(MessageType::Acknowledgement);
-            ack.header.message_id = p.header.message_id;
-            server
-                .socket
-                .send_to(&ack.to_bytes().unwrap(), from)
-                .unwrap();
-        }
+        let p = server
+            .notification(4, deadline)
+            .unwrap_or_else(|| panic!("notifications: {frames:?}"));
         frames.push(Reading::decode(&p.payload).expect("a reading frame"));
     }
     assert!(frames[1].counter > frames[0].counter, "{frames:?}");
@@ -77,26 +56,15 @@ fn object_19_data_is_written_read_back_and_observed_as_the_meter_updates_it() {
 
 #[test]
 fn object_501_band_configuration_written_by_the_server_is_seen_over_at_and_kept() {
-    let dir = tempfile::tempdir().unwrap();
     let server = Server::new();
-    let mut power = VirtualPower::new(spec(dir.path(), 42));
-    power.on().unwrap();
-    let mut port = Port::open(&power.spec().pty_path());
+    let (_dir, mut power, mut port) = power_on(42);
     let (_, peer) = bring_up(&mut port, &server, "b");
     assert_eq!(port.command("AT+MBBAND?"), vec!["+MBBAND: 524420", "OK"]);
     assert_eq!(server.read_text(peer, "/501/0/1", 1), "6300");
     assert_eq!(server.read_text(peer, "/501/0/2", 2), "806.0");
 
     for (mid, path, value) in [(3u16, "/501/0/1", "1575"), (4, "/501/0/4/0", "1575")] {
-        let mut w = request(RequestType::Put, path);
-        w.set_content_format(coap_lite::ContentFormat::TextPlain);
-        w.payload = value.as_bytes().to_vec();
-        let r = server.exchange(peer, w, mid);
-        assert_eq!(
-            r.header.code,
-            MessageClass::Response(ResponseType::Changed),
-            "{path}"
-        );
+        server.write_text(peer, path, value, mid);
     }
     assert_eq!(port.command("AT+MBBAND?"), vec!["+MBBAND: 132", "OK"]);
     assert_eq!(
@@ -129,34 +97,18 @@ fn object_501_band_configuration_written_by_the_server_is_seen_over_at_and_kept(
     assert_eq!(port.command("AT+MBBAND?"), vec!["+MBBAND: 524420", "OK"]);
 }
 
-/// Writes `value` as text/plain to `path`; expects 2.04.
-fn write_text(server: &Server, peer: std::net::SocketAddr, path: &str, value: &str, mid: u16) {
-    let mut w = request(RequestType::Put, path);
-    w.set_content_format(coap_lite::ContentFormat::TextPlain);
-    w.payload = value.as_bytes().to_vec();
-    let r = server.exchange(peer, w, mid);
-    assert_eq!(
-        r.header.code,
-        MessageClass::Response(ResponseType::Changed),
-        "{path}"
-    );
-}
-
 #[test]
 fn object_501_reset_waits_the_reset_timeout_then_resets_the_radio() {
     // OMA registry 501.xml (LTE-MTC Band Config 1.0): resource 5 Reset
     // Timeout, RW Float s, "Time that the device will wait until reset once
     // the Reset Resource is triggered"; resource 6 Reset, "Executing this
     // resource resets the radio interface of the device".
-    let dir = tempfile::tempdir().unwrap();
     let server = Server::new();
-    let mut power = VirtualPower::new(spec(dir.path(), 43));
-    power.on().unwrap();
-    let mut port = Port::open(&power.spec().pty_path());
+    let (_dir, mut power, mut port) = power_on(43);
     let (_, peer) = bring_up(&mut port, &server, "c");
     assert_eq!(server.read_text(peer, "/501/0/5", 1), "0.0");
-    write_text(&server, peer, "/501/0/5", "2.5", 2);
-    write_text(&server, peer, "/501/0/1", "1575", 3);
+    server.write_text(peer, "/501/0/5", "2.5", 2);
+    server.write_text(peer, "/501/0/1", "1575", 3);
 
     let executed = Instant::now();
     let r = server.exchange(peer, request(RequestType::Post, "/501/0/6"), 4);

@@ -263,9 +263,25 @@ impl Servers {
         }
     }
 
-    /// The next Bootstrap-Request of `endpoint` provisions `account`.
-    fn provision(&self, endpoint: &str, account: &ServerAccount) {
-        self.script(endpoint, BootstrapScript::standard(account));
+    /// The Bootstrap-Server accepts `identity` with the key `key_hex`.
+    fn add_bootstrap_key(&self, identity: &str, key_hex: &str) {
+        let mut keys = self.bootstrap_keys.lock().unwrap();
+        keys.insert(identity.to_owned(), key(key_hex));
+    }
+
+    /// The LwM2M Server accepts `identity` with the key `key_hex`.
+    fn add_server_key(&self, identity: &str, key_hex: &str) {
+        let mut keys = self.server_keys.lock().unwrap();
+        keys.insert(identity.to_owned(), key(key_hex));
+    }
+
+    /// The next Bootstrap-Request of `endpoint` provisions an account on the
+    /// LwM2M Server with the PSK `identity` / `key_hex`.
+    fn provision(&self, endpoint: &str, identity: &str, key_hex: &str) {
+        self.script(
+            endpoint,
+            BootstrapScript::standard(&device_account(self, identity, key_hex)),
+        );
     }
 
     /// The next Bootstrap-Request of `endpoint` runs `script`.
@@ -293,6 +309,11 @@ impl Servers {
             std::thread::sleep(Duration::from_millis(20));
         }
         f(&self.seen())
+    }
+
+    /// Waits until `f` holds for at least `n` of the things seen.
+    fn wait_count(&self, n: usize, f: impl Fn(&Seen) -> bool) -> bool {
+        self.wait(WAIT, |s| s.iter().filter(|x| f(x)).count() >= n)
     }
 }
 
@@ -417,12 +438,7 @@ fn assert_no_key(what: &str, text: &str, keys: &[&str]) {
     }
 }
 
-fn device_account(
-    endpoint: &str,
-    servers: &Servers,
-    identity: &str,
-    key_hex: &str,
-) -> ServerAccount {
+fn device_account(servers: &Servers, identity: &str, key_hex: &str) -> ServerAccount {
     let mut a = ServerAccount::psk(
         101,
         servers.server_uri.clone(),
@@ -430,7 +446,6 @@ fn device_account(
         key(key_hex),
     );
     a.lifetime = Duration::from_secs(60);
-    let _ = endpoint;
     a
 }
 
@@ -438,20 +453,9 @@ fn device_account(
 fn bootstraps_over_dtls_registers_with_the_provisioned_psk_and_keeps_it_across_power_cuts() {
     let servers = Servers::start();
     let ep = "sec-meter-1";
-    servers
-        .bootstrap_keys
-        .lock()
-        .unwrap()
-        .insert(format!("bs-{ep}"), key(BS_KEY));
-    servers
-        .server_keys
-        .lock()
-        .unwrap()
-        .insert(format!("dev-{ep}"), key(DEV_KEY));
-    servers.provision(
-        ep,
-        &device_account(ep, &servers, &format!("dev-{ep}"), DEV_KEY),
-    );
+    servers.add_bootstrap_key(&format!("bs-{ep}"), BS_KEY);
+    servers.add_server_key(&format!("dev-{ep}"), DEV_KEY);
+    servers.provision(ep, &format!("dev-{ep}"), DEV_KEY);
 
     let dir = tempfile::tempdir().unwrap();
     let mut device = Device::power_on(dir.path(), 31);
@@ -483,10 +487,7 @@ fn bootstraps_over_dtls_registers_with_the_provisioned_psk_and_keeps_it_across_p
     // registers again over DTLS, without a second bootstrap.
     device.power_cycle();
     device.wait_urc("+LWM2M: registered");
-    assert!(
-        servers.wait(WAIT, |s| s.iter().filter(|x| registered_as(ep)(x)).count()
-            >= 2)
-    );
+    assert!(servers.wait_count(2, registered_as(ep)));
     assert_eq!(servers.count(bootstrap_requests), 1, "no second bootstrap");
     assert_eq!(servers.count(dtls_identity(&format!("dev-{ep}"))), 2);
 
@@ -511,21 +512,10 @@ fn bootstraps_over_dtls_registers_with_the_provisioned_psk_and_keeps_it_across_p
 fn a_wrong_psk_is_refused_reported_without_registration_and_falls_back_to_bootstrap() {
     let servers = Servers::start();
     let ep = "sec-meter-2";
-    servers
-        .bootstrap_keys
-        .lock()
-        .unwrap()
-        .insert(format!("bs-{ep}"), key(BS_KEY));
-    servers
-        .server_keys
-        .lock()
-        .unwrap()
-        .insert(format!("dev-{ep}"), key(DEV_KEY));
+    servers.add_bootstrap_key(&format!("bs-{ep}"), BS_KEY);
+    servers.add_server_key(&format!("dev-{ep}"), DEV_KEY);
     // Bootstrap hands out a key the LwM2M server does not hold.
-    servers.provision(
-        ep,
-        &device_account(ep, &servers, &format!("dev-{ep}"), WRONG_KEY),
-    );
+    servers.provision(ep, &format!("dev-{ep}"), WRONG_KEY);
 
     let dir = tempfile::tempdir().unwrap();
     let mut device = Device::power_on(dir.path(), 32);
@@ -537,8 +527,7 @@ fn a_wrong_psk_is_refused_reported_without_registration_and_falls_back_to_bootst
     assert!(reg_failed.contains("DTLS handshake"), "{reg_failed}");
     // After BOOTSTRAP_AFTER failed Registers the device bootstraps again.
     assert!(
-        servers.wait(WAIT, |s| s.iter().filter(|x| bootstrap_requests(x)).count()
-            >= 2),
+        servers.wait_count(2, bootstrap_requests),
         "{:?}",
         servers.seen()
     );
@@ -567,17 +556,9 @@ fn a_credential_that_no_longer_works_leads_to_a_new_bootstrap_and_the_old_one_is
     let servers = Servers::start();
     let ep = "sec-meter-3";
     let (old_id, new_id) = (format!("dev-{ep}"), format!("dev2-{ep}"));
-    servers
-        .bootstrap_keys
-        .lock()
-        .unwrap()
-        .insert(format!("bs-{ep}"), key(BS_KEY));
-    servers
-        .server_keys
-        .lock()
-        .unwrap()
-        .insert(old_id.clone(), key(DEV_KEY));
-    servers.provision(ep, &device_account(ep, &servers, &old_id, DEV_KEY));
+    servers.add_bootstrap_key(&format!("bs-{ep}"), BS_KEY);
+    servers.add_server_key(&old_id, DEV_KEY);
+    servers.provision(ep, &old_id, DEV_KEY);
 
     let dir = tempfile::tempdir().unwrap();
     let mut device = Device::power_on(dir.path(), 33);
@@ -592,7 +573,7 @@ fn a_credential_that_no_longer_works_leads_to_a_new_bootstrap_and_the_old_one_is
         keys.clear();
         keys.insert(new_id.clone(), key(NEW_KEY));
     }
-    servers.provision(ep, &device_account(ep, &servers, &new_id, NEW_KEY));
+    servers.provision(ep, &new_id, NEW_KEY);
     device.power_cycle();
     device.wait_urc("+LWM2M: dtls failed");
     device.wait_urc("+LWM2M: bootstrapped");
@@ -617,15 +598,8 @@ fn bootstrap_over_plain_coap_then_registration_over_dtls() {
     let servers = Servers::start_with(false);
     assert!(servers.bootstrap_uri.starts_with("coap://"));
     let ep = "sec-meter-4";
-    servers
-        .server_keys
-        .lock()
-        .unwrap()
-        .insert(format!("dev-{ep}"), key(DEV_KEY));
-    servers.provision(
-        ep,
-        &device_account(ep, &servers, &format!("dev-{ep}"), DEV_KEY),
-    );
+    servers.add_server_key(&format!("dev-{ep}"), DEV_KEY);
+    servers.provision(ep, &format!("dev-{ep}"), DEV_KEY);
 
     let dir = tempfile::tempdir().unwrap();
     let mut device = Device::power_on(dir.path(), 34);
@@ -658,19 +632,11 @@ fn bootstrap_over_plain_coap_then_registration_over_dtls() {
 fn a_forbidden_registration_falls_back_to_bootstrap() {
     let servers = Servers::start();
     let ep = "sec-meter-5";
-    servers
-        .bootstrap_keys
-        .lock()
-        .unwrap()
-        .insert(format!("bs-{ep}"), key(BS_KEY));
+    servers.add_bootstrap_key(&format!("bs-{ep}"), BS_KEY);
     // A valid credential, but of another device: the server answers 4.03.
     let foreign = "dev-other-meter";
-    servers
-        .server_keys
-        .lock()
-        .unwrap()
-        .insert(foreign.to_owned(), key(DEV_KEY));
-    servers.provision(ep, &device_account(ep, &servers, foreign, DEV_KEY));
+    servers.add_server_key(foreign, DEV_KEY);
+    servers.provision(ep, foreign, DEV_KEY);
 
     let dir = tempfile::tempdir().unwrap();
     let mut device = Device::power_on(dir.path(), 35);
@@ -679,8 +645,7 @@ fn a_forbidden_registration_falls_back_to_bootstrap() {
     let refused = device.wait_urc("+LWM2M: registration failed");
     assert!(refused.contains("4.03"), "{refused}");
     assert!(
-        servers.wait(WAIT, |s| s.iter().filter(|x| bootstrap_requests(x)).count()
-            >= 2),
+        servers.wait_count(2, bootstrap_requests),
         "{:?}",
         servers.seen()
     );
@@ -696,21 +661,13 @@ fn a_fallback_bootstrap_waits_the_client_hold_off_time_the_bootstrap_server_set(
     // initiate this bootstrap mode".
     let servers = Servers::start();
     let ep = "sec-meter-6";
-    servers
-        .bootstrap_keys
-        .lock()
-        .unwrap()
-        .insert(format!("bs-{ep}"), key(BS_KEY));
+    servers.add_bootstrap_key(&format!("bs-{ep}"), BS_KEY);
     // A credential of another device: every Register is refused (4.03), so
     // after BOOTSTRAP_AFTER (2) failures the meter decides to bootstrap again.
     let foreign = "dev-other-meter";
-    servers
-        .server_keys
-        .lock()
-        .unwrap()
-        .insert(foreign.to_owned(), key(DEV_KEY));
+    servers.add_server_key(foreign, DEV_KEY);
     let hold_off = Duration::from_secs(3);
-    let mut script = BootstrapScript::standard(&device_account(ep, &servers, foreign, DEV_KEY));
+    let mut script = BootstrapScript::standard(&device_account(&servers, foreign, DEV_KEY));
     let finish = script.steps.pop().expect("standard ends with Finish");
     script = script.then(BootstrapOp::Write {
         path: lwm2m::Path::instance(0, 0),

@@ -234,6 +234,7 @@ impl Client {
         for a in accounts {
             a.install(&mut self.store);
         }
+        self.apply_account_defaults();
     }
 
     /// A client whose store holds `accounts` (restored from NV storage).
@@ -792,6 +793,7 @@ impl Client {
                 provisioned.push(instance);
             }
         }
+        self.apply_account_defaults();
         self.objects_changed = true;
         self.bs_failures = 0;
         self.failures = 0;

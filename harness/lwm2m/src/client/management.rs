@@ -490,6 +490,8 @@ impl Client {
             Err(e) => return Err(refuse(400, format!("Execute arguments are not text: {e}"))),
         };
         tracing::info!(%path, ?arguments, "executed");
+        // Registration Update Trigger and Disable act once this is answered.
+        self.pending_account_action = self.account_action(path);
         self.events.push_back(ClientEvent::Executed {
             path: *path,
             arguments,

@@ -35,10 +35,12 @@ mod bootstrap;
 mod management;
 mod observe;
 pub mod registration;
+mod server_account;
 mod store;
 
 pub use bootstrap::{BootstrapConfig, RetryPolicy};
 pub use observe::{CON_AT_LEAST_EVERY, CON_EVERY};
+pub use server_account::DEFAULT_DISABLE_TIMEOUT;
 pub use store::{ObjectStore, StoreError};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -208,6 +210,17 @@ pub struct Client {
     block1_ignored: bool,
     /// See [`Client::set_block2_size`].
     block2_szx: Option<u8>,
+    /// The lifetime was written since the last Register/Update: the next
+    /// Update carries `lt` (see `server_account.rs`).
+    lifetime_changed: bool,
+    /// An Update is owed at once (Registration Update Trigger, a new lifetime).
+    update_pending: bool,
+    /// An Execute on the account to act on once it is answered.
+    pending_account_action: Option<server_account::AccountAction>,
+    /// Disable (/1/x/4) in force until then.
+    disabled_until: Option<Instant>,
+    /// See [`Client::set_account_defaults`].
+    account_defaults: Vec<(u16, Value)>,
 }
 
 /// Largest request body the client reassembles from Block1 blocks on a path
@@ -246,6 +259,11 @@ impl Client {
             ),
             block1_ignored: false,
             block2_szx: None,
+            lifetime_changed: false,
+            update_pending: false,
+            pending_account_action: None,
+            disabled_until: None,
+            account_defaults: Vec::new(),
         };
         client.ensure_bootstrap_account();
         client
@@ -500,7 +518,7 @@ impl Client {
         let Some(location) = self.location.clone() else {
             return self.send_register(now);
         };
-        let packet = registration::update(&location, &self.store, self.objects_changed);
+        let packet = self.update_packet(&location);
         self.objects_changed = false;
         let id = self.layer.send(now, self.config.server, packet, true);
         self.reg_exchange = Some((id, RegOp::Update));
@@ -514,9 +532,10 @@ impl Client {
     }
 
     /// When the next Update is due after a successful Register/Update: at
-    /// once if the object list changed while that request was in flight.
+    /// once if the object list or the lifetime changed, or an Update was
+    /// triggered, while that request was in flight.
     fn next_update_after(&self, now: Instant) -> Instant {
-        if self.objects_changed {
+        if self.update_owed() {
             now
         } else {
             now + self.update_interval()
@@ -568,6 +587,11 @@ impl Client {
                 ExchangeEvent::Response { id, message, .. } if self.bs_exchange == Some(id) => {
                     self.bootstrap_request_outcome(now, Ok(message))
                 }
+                ExchangeEvent::Request { peer, .. }
+                    if peer == self.config.server && self.is_disabled(now) =>
+                {
+                    tracing::debug!(%peer, "request ignored: the server account is disabled");
+                }
                 ExchangeEvent::Request { peer, message } => {
                     // Notifications a request causes go out after its response.
                     let mut changed = Vec::new();
@@ -576,6 +600,8 @@ impl Client {
                     if !changed.is_empty() {
                         self.on_change(now, &changed);
                     }
+                    // Likewise an Update or De-register the request causes.
+                    self.after_account_request(now, &changed);
                 }
                 ExchangeEvent::Response { id, message, .. } => {
                     self.registration_outcome(now, id, Ok(message))
@@ -660,6 +686,9 @@ impl Client {
                 );
                 tracing::info!(endpoint = %self.config.endpoint, %location, "registered");
                 self.failures = 0;
+                self.disabled_until = None;
+                self.lifetime_changed = false;
+                self.update_pending = false;
                 self.location = Some(location.clone());
                 self.next_update = Some(self.next_update_after(now));
                 self.state = RegistrationState::Registered {
@@ -689,6 +718,7 @@ impl Client {
             (RegOp::Deregister, _) => {
                 self.location = None;
                 self.state = RegistrationState::Idle;
+                self.deregistered();
                 self.events.push_back(ClientEvent::Deregistered);
             }
         }
@@ -709,7 +739,7 @@ impl Client {
             if records == obs.last_records {
                 continue;
             }
-            let attrs = observe::effective(&self.attributes, &obs.path);
+            let attrs = self.observation_attributes(&obs.path);
             let numeric = |r: &[crate::format::Record]| match r {
                 [one] => one.value.as_f64(),
                 _ => None,
@@ -730,7 +760,7 @@ impl Client {
     }
 
     fn observation_deadline(&self, obs: &Observation) -> Option<Instant> {
-        let attrs = observe::effective(&self.attributes, &obs.path);
+        let attrs = self.observation_attributes(&obs.path);
         let pending = obs.pending.then(|| obs.last_sent + observe::pmin(&attrs));
         let periodic = observe::pmax(&attrs).map(|p| obs.last_sent + p);
         [pending, periodic].into_iter().flatten().min()

@@ -64,11 +64,25 @@ fn location_segments(location: &str) -> Vec<&str> {
     location.split('/').filter(|s| !s.is_empty()).collect()
 }
 
-/// `POST {location}`, with the object list only when it changed since the last Register/Update.
-pub fn update(location: &str, store: &ObjectStore, objects_changed: bool) -> Packet {
+/// `POST {location}`, with `?lt=` when the lifetime changed and the object
+/// list only when it changed since the last Register/Update (Transport
+/// §6.2.2: an Update carries only the parameters that changed).
+pub fn update(
+    location: &str,
+    store: &ObjectStore,
+    objects_changed: bool,
+    lifetime: Option<std::time::Duration>,
+) -> Packet {
     let mut p = Packet::new();
     p.header.code = MessageClass::Request(RequestType::Post);
     options::add_strings(&mut p, CoapOption::UriPath, &location_segments(location));
+    if let Some(lt) = lifetime {
+        options::add_strings(
+            &mut p,
+            CoapOption::UriQuery,
+            &[format!("lt={}", lt.as_secs())],
+        );
+    }
     if objects_changed {
         with_object_list(&mut p, store);
     }
@@ -149,9 +163,21 @@ mod tests {
     #[test]
     fn update_and_deregister_address_the_location() {
         let store = ObjectStore::new(Registry::default());
-        let u = update("/rd/5a3f", &store, false);
+        let u = update("/rd/5a3f", &store, false, None);
         assert_eq!(options::uri_path_string(&u), "/rd/5a3f");
         assert!(u.payload.is_empty());
+        assert!(options::strings(&u, CoapOption::UriQuery).is_empty());
+        // Transport §6.2.2: `POST /rd/5a3f?lt=40`, byte for byte.
+        let mut u = update("/rd/5a3f", &store, false, Some(Duration::from_secs(40)));
+        u.header.message_id = 0x0102;
+        u.set_token(vec![0x07]);
+        let mut expected = vec![0x41, 0x02, 0x01, 0x02, 0x07]; // CON POST, TKL 1
+        expected.extend([0xb2, b'r', b'd']); // Uri-Path (11) "rd"
+        expected.push(0x04); // Uri-Path, 4 bytes
+        expected.extend(b"5a3f");
+        expected.push(0x45); // Uri-Query (15), 5 bytes
+        expected.extend(b"lt=40");
+        assert_eq!(hex::encode(wire::encode(&u)), hex::encode(&expected));
         let d = deregister("/rd/5a3f");
         assert_eq!(wire::encode(&d)[1], 0x04);
     }

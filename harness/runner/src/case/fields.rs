@@ -4,8 +4,23 @@
 
 use std::fmt;
 
-use lwm2m::{ContentFormat, Path};
+use lwm2m::{ContentFormat, Path, PathError};
 use serde::{Deserialize, Deserializer};
+use thiserror::Error;
+
+/// A typed field of a step payload that does not read as its type.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CaseFieldError {
+    /// A path with `*` for its instance whose other segments are wrong.
+    #[error("{text}: {error}")]
+    AnyInstancePath { text: String, error: PathError },
+    #[error("{0}: not a path")]
+    NotAPath(String),
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("response code {0:?}: expected class.detail like 2.04 or 4.05")]
+    Code(String),
+}
 
 /// The instance id a case path holds where it was written `*` (`/5/*/3`):
 /// "the instance the device registered", found in its registration when the
@@ -14,19 +29,22 @@ use serde::{Deserialize, Deserializer};
 pub const ANY_INSTANCE: u16 = u16::MAX;
 
 /// A case path: `/obj[/inst[/res[/ri]]]`, where the instance may be `*`.
-pub fn path(text: &str) -> Result<Path, String> {
+pub fn path(text: &str) -> Result<Path, CaseFieldError> {
     let segments: Vec<&str> = text.trim_start_matches('/').split('/').collect();
     if segments.len() >= 2 && segments[1] == "*" {
         let mut concrete = segments.clone();
         concrete[1] = "0";
         let p: Path = format!("/{}", concrete.join("/"))
             .parse()
-            .map_err(|e: lwm2m::PathError| format!("{text}: {e}"))?;
+            .map_err(|error| CaseFieldError::AnyInstancePath {
+                text: text.to_owned(),
+                error,
+            })?;
         let mut ids = p.ids().to_vec();
         ids[1] = ANY_INSTANCE;
-        return Path::from_ids(&ids).ok_or_else(|| format!("{text}: not a path"));
+        return Path::from_ids(&ids).ok_or_else(|| CaseFieldError::NotAPath(text.to_owned()));
     }
-    text.parse().map_err(|e: lwm2m::PathError| e.to_string())
+    Ok(text.parse()?)
 }
 
 /// A case path as written: `*` for [`ANY_INSTANCE`].
@@ -64,8 +82,8 @@ impl<'de> Deserialize<'de> for CasePath {
 }
 
 impl TryFrom<String> for CasePath {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, String> {
+    type Error = CaseFieldError;
+    fn try_from(text: String) -> Result<Self, CaseFieldError> {
         path(&text).map(CasePath)
     }
 }
@@ -82,13 +100,13 @@ impl Code {
 }
 
 impl std::str::FromStr for Code {
-    type Err = String;
-    fn from_str(t: &str) -> Result<Self, String> {
+    type Err = CaseFieldError;
+    fn from_str(t: &str) -> Result<Self, CaseFieldError> {
         t.split_once('.')
             .and_then(|(c, d)| Some((c.parse::<u16>().ok()?, d.parse::<u16>().ok()?)))
             .filter(|(c, d)| (2..=5).contains(c) && *d < 32)
             .map(|(class, detail)| Code(class * 100 + detail))
-            .ok_or_else(|| format!("response code {t:?}: expected class.detail like 2.04 or 4.05"))
+            .ok_or_else(|| CaseFieldError::Code(t.to_owned()))
     }
 }
 
@@ -153,6 +171,14 @@ mod tests {
         assert_eq!(shown(&p), "/5/*/3");
         assert_eq!(CasePath(p).to_string(), "/5/*/3");
         assert!(path("/*/0").is_err());
+        assert_eq!(
+            path("/5/*/x").unwrap_err().to_string(),
+            "/5/*/x: path \"/5/0/x\": segment \"x\" is not an id in 0..=65534"
+        );
+        assert_eq!(
+            "4.5x".parse::<Code>().unwrap_err().to_string(),
+            "response code \"4.5x\": expected class.detail like 2.04 or 4.05"
+        );
         assert_eq!(shown(&path("/3/0/1").unwrap()), "/3/0/1");
     }
 }

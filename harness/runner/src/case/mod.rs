@@ -116,7 +116,7 @@ pub fn load_case(file: &FsPath, vars: &Vars) -> Result<Case, LoadError> {
     let needs = raw
         .needs
         .iter()
-        .map(|n| parse_need(n).map_err(|m| LoadError::new(file, 1, 1, m)))
+        .map(|n| parse_need(n).map_err(|e| LoadError::new(file, 1, 1, e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
     if raw.steps.is_empty() {
         return Err(LoadError::new(file, 1, 1, "a case needs at least one step"));
@@ -174,7 +174,7 @@ fn bind_vars(steps: &mut [CaseStep], vars: &Vars) -> Result<(), ((u64, u64), Str
     for step in steps {
         if let crate::steps::StepKind::Repeat(repeat) = &mut step.kind {
             let at = (u64::from(step.line), u64::from(step.column));
-            repeat.bind(vars).map_err(|m| (at, m))?;
+            repeat.bind(vars).map_err(|e| (at, e.to_string()))?;
             bind_vars(&mut repeat.steps, vars)?;
         }
     }
@@ -196,7 +196,12 @@ fn collect_yaml(dir: &FsPath, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn parse_need(text: &str) -> Result<Need, String> {
+/// A `needs:` entry that names nothing a rig can offer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown need {0:?}: expected modem, power, debug, network-control, bootstrap, credentials, object/<id> or resource/<object>/<instance>/<resource>")]
+pub struct UnknownNeed(String);
+
+fn parse_need(text: &str) -> Result<Need, UnknownNeed> {
     match text {
         "modem" => Ok(Need::Modem),
         "power" => Ok(Need::Power),
@@ -215,11 +220,9 @@ fn parse_need(text: &str) -> Result<Need, String> {
                 .and_then(|p| fields::path(p).ok())
                 .filter(|p| p.depth() == 3)
                 .map(Need::Resource);
-            object.or(resource).ok_or_else(|| {
-                format!(
-                    "unknown need {other:?}: expected modem, power, debug, network-control, bootstrap, credentials, object/<id> or resource/<object>/<instance>/<resource>"
-                )
-            })
+            object
+                .or(resource)
+                .ok_or_else(|| UnknownNeed(other.to_owned()))
         }
     }
 }

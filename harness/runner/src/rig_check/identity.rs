@@ -14,7 +14,9 @@ pub const MODEM_IDENTITY: [&str; 5] = ["manufacturer", "model", "revision", "ime
 /// The debug port's keys that carry the meter's serial number.
 const SERIAL_KEYS: [&str; 3] = ["serial", "serial_number", "device.serial"];
 
-/// One identity action and its value, or why it could not be read.
+/// One identity action and its value, or why it could not be read: a row
+/// of the doctor's report (data shown to the engineer), not an error that
+/// stops anything.
 pub type ModemAnswer = (&'static str, Result<String, String>);
 
 /// What the board reported; a field is `None` when no part could read it.
@@ -75,10 +77,36 @@ pub fn ask_modem(modem: &mut dyn Modem) -> Vec<ModemAnswer> {
     answers
 }
 
+/// One identity field the board does not answer as the rig file says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityMismatch {
+    #[error("expected {field} {expected}, the device says {seen}")]
+    Differs {
+        field: &'static str,
+        expected: String,
+        seen: String,
+    },
+    #[error("expected {field} {expected}, but {reader} of this rig did not report one")]
+    Unreported {
+        field: &'static str,
+        expected: String,
+        reader: &'static str,
+    },
+}
+
+/// The board on the bench is not the one the rig file names: every field
+/// that differs or that no part could read, each with both values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct IdentityError(pub Vec<IdentityMismatch>);
+
 /// Each field the rig file gives, compared with what the board said.
 /// `Ok` lists what matched; `Err` names every mismatch or unreadable field
 /// with both values.
-pub fn compare(expected: &DeviceIdentity, seen: &SeenIdentity) -> Result<Vec<String>, String> {
+pub fn compare(
+    expected: &DeviceIdentity,
+    seen: &SeenIdentity,
+) -> Result<Vec<String>, IdentityError> {
     let fields = [
         ("IMEI", &expected.imei, &seen.imei, "the modem"),
         ("ICCID", &expected.iccid, &seen.iccid, "the modem"),
@@ -90,16 +118,22 @@ pub fn compare(expected: &DeviceIdentity, seen: &SeenIdentity) -> Result<Vec<Str
         let Some(want) = want else { continue };
         match got {
             Some(got) if got.trim() == want.trim() => matched.push(format!("{name} {want}")),
-            Some(got) => wrong.push(format!("expected {name} {want}, the device says {got}")),
-            None => wrong.push(format!(
-                "expected {name} {want}, but {reader} of this rig did not report one"
-            )),
+            Some(got) => wrong.push(IdentityMismatch::Differs {
+                field: name,
+                expected: want.clone(),
+                seen: got.clone(),
+            }),
+            None => wrong.push(IdentityMismatch::Unreported {
+                field: name,
+                expected: want.clone(),
+                reader,
+            }),
         }
     }
     if wrong.is_empty() {
         Ok(matched)
     } else {
-        Err(wrong.join("; "))
+        Err(IdentityError(wrong))
     }
 }
 
@@ -123,7 +157,7 @@ mod tests {
         };
         let e = compare(&expected(Some("356938035643809"), None), &seen).unwrap_err();
         assert_eq!(
-            e,
+            e.to_string(),
             "expected IMEI 356938035643809, the device says 490154203237518"
         );
     }
@@ -141,9 +175,26 @@ mod tests {
 
     #[test]
     fn an_expected_field_no_part_reads_is_a_mismatch() {
-        let e = compare(&expected(None, Some("SN1")), &SeenIdentity::default()).unwrap_err();
+        let e = compare(&expected(None, Some("SN1")), &SeenIdentity::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("expected serial SN1"), "{e}");
         assert!(e.contains("debug port"), "{e}");
+    }
+
+    #[test]
+    fn every_mismatch_is_named_in_one_message() {
+        let seen = SeenIdentity {
+            imei: Some("1".into()),
+            ..Default::default()
+        };
+        let e = compare(&expected(Some("2"), Some("SN1")), &seen).unwrap_err();
+        assert_eq!(e.0.len(), 2);
+        assert_eq!(
+            e.to_string(),
+            "expected IMEI 2, the device says 1; \
+             expected serial SN1, but the debug port of this rig did not report one"
+        );
     }
 
     #[test]

@@ -17,12 +17,16 @@ use std::time::{Duration, Instant};
 
 use lwm2m::Registry;
 use rig::model::{DebugSpec, ModemPort, PowerSpec, RigFile};
-use rig::Debug;
 
 use crate::cli::RigCheckArgs;
-use crate::session::{OpenError, Session, SessionConfig};
-use identity::SeenIdentity;
+use crate::session::{BenchError, OpenError, Session, SessionConfig};
+use identity::{IdentityError, SeenIdentity};
 use report::Report;
+
+/// A driver call that did not return within the doctor's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no answer within {}", rig::duration::format_duration(*.0))]
+struct NoAnswer(Duration);
 
 /// Runs a blocking driver call on its own thread and gives up waiting
 /// after `limit`, so a hung supply or probe cannot hang the doctor. A call
@@ -30,13 +34,12 @@ use report::Report;
 fn within<T: Send + 'static>(
     limit: Duration,
     f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
+) -> Result<T, NoAnswer> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(f());
     });
-    rx.recv_timeout(limit)
-        .map_err(|_| format!("no answer within {}", rig::duration::format_duration(limit)))
+    rx.recv_timeout(limit).map_err(|_| NoAnswer(limit))
 }
 
 pub fn main(args: RigCheckArgs) -> ExitCode {
@@ -140,7 +143,7 @@ async fn check(mut rig: RigFile, config: &SessionConfig, limit: Duration) -> Rep
                 OpenError::Server(_) => "server",
                 OpenError::BootstrapServer(_) => "bootstrap server",
                 OpenError::Credentials(_) => "credentials",
-                OpenError::Part { part, .. } => part,
+                OpenError::Build(e) => e.part().name(),
                 _ => "bench",
             };
             report.fail(part, "-", e.to_string());
@@ -367,7 +370,8 @@ fn check_modem(
     SeenIdentity::from_modem(&answers)
 }
 
-/// What a debug port said (its description and its facts), or why not.
+/// What a debug port said (its description and its facts), or why not: the
+/// debug row of the report (data shown to the engineer), not an error.
 type DebugRead = Result<(String, BTreeMap<String, String>), String>;
 
 fn check_debug(
@@ -395,20 +399,18 @@ fn check_debug(
                 session.debug = Some(debug);
                 state.map(|s| (describe, s))
             });
-            ("virtual", r.and_then(|state| state))
+            (
+                "virtual",
+                r.map_err(|e| e.to_string()).and_then(|state| state),
+            )
         }
         DebugSpec::Swd(swd) => {
             // Its own driver, dropped (detached) when the check ends,
             // so the run's session finds the probe free.
             let swd = swd.clone();
             let dir = session.rig.dir().to_path_buf();
-            let r = within(limit, move || {
-                let mut d = probe::SwdDebug::new(&swd, &dir).map_err(|e| e.to_string())?;
-                d.connect().map_err(|e| e.to_string())?;
-                let state = d.read_state().map_err(|e| e.to_string())?;
-                Ok((d.describe(), state))
-            });
-            ("swd", r.and_then(|read| read))
+            let r = within(limit, move || crate::drivers::check_swd(&swd, &dir));
+            ("swd", r.map_err(|e| e.to_string()).and_then(|read| read))
         }
     };
     match read {
@@ -530,7 +532,7 @@ async fn check_firmware(session: &mut Session, report: &mut Report) {
     }
     let mut roles = Vec::new();
     let mut problems = Vec::new();
-    for role in firmware.roles.keys() {
+    for role in &firmware.role_names() {
         match session.firmware_role(role).await {
             Ok(r) => roles.push(format!("{role}={} ({})", r.image, r.version)),
             Err(crate::session::RoleError::Store(e) | crate::session::RoleError::NotMapped(e)) => {
@@ -553,13 +555,13 @@ async fn check_firmware(session: &mut Session, report: &mut Report) {
 /// one the rig file names (`device.identity`). Powers the device on and
 /// brings it up when needed (as the first case would), reads the identity
 /// through the modem and the debug port, and says which value differs.
-pub fn before_first_case(session: &mut Session) -> Result<(), String> {
+pub fn before_first_case(session: &mut Session) -> Result<(), BoardCheckError> {
     let Some(expected) = session.rig.device.identity.clone() else {
         return Ok(());
     };
     if session.power_is_on() == Some(false) {
-        session.set_power(true).map_err(|e| e.to_string())?;
-        session.bring_up().map_err(|e| e.to_string())?;
+        session.set_power(true)?;
+        session.bring_up()?;
     }
     let mut seen = match session.modem.as_mut() {
         Some(modem) => SeenIdentity::from_modem(&identity::ask_modem(modem.as_mut())),
@@ -570,7 +572,30 @@ pub fn before_first_case(session: &mut Session) -> Result<(), String> {
             seen.add_debug_state(&state);
         }
     }
-    identity::compare(&expected, &seen)
-        .map(|_| ())
-        .map_err(|e| format!("wrong board: {e}"))
+    identity::compare(&expected, &seen)?;
+    Ok(())
+}
+
+/// Why a run does not start its cases on a rig: the bench could not power
+/// or bring up the board, or the board is not the one the rig file names.
+#[derive(Debug, thiserror::Error)]
+pub enum BoardCheckError {
+    #[error(transparent)]
+    Bench(#[from] BenchError),
+    #[error("wrong board: {0}")]
+    WrongBoard(#[from] IdentityError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_that_outlives_its_limit_is_no_answer() {
+        let (tx, rx) = mpsc::channel::<()>();
+        let e = within(Duration::from_millis(20), move || rx.recv()).unwrap_err();
+        drop(tx);
+        assert_eq!(e.to_string(), "no answer within 20ms");
+        assert_eq!(within(Duration::from_secs(5), || 7), Ok(7));
+    }
 }

@@ -1,12 +1,24 @@
 //! The loop that runs a case: checks that it applies, runs each step within
 //! its time, and turns the first step that goes wrong into the verdict.
+//! However the case ends — a verdict, a panic in a step, the run being
+//! interrupted — the engine returns, so the runner can go on and leave the
+//! bench as the rig file says.
 
+use std::any::Any;
+use std::cell::RefCell;
 use std::fmt::Write as _;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
 
 use lwm2m::server::DmRequest;
 
 use crate::case::{Case, CaseStep};
+use crate::cli::InjectedFault;
 use crate::report::Verdict;
 use crate::session::{BenchError, RoleError, Session};
 use crate::steps::context::{CaseContext, Marks};
@@ -23,9 +35,29 @@ pub struct CaseRun {
     pub properties: Vec<(String, String)>,
 }
 
+/// What the run asks of every case besides its steps.
+#[derive(Debug, Clone, Default)]
+pub struct CaseControl {
+    /// Becomes true when the run is interrupted: the running case ends at
+    /// once as interrupted.
+    pub stop: Option<watch::Receiver<bool>>,
+    /// `--inject-fault`: a fault provoked on purpose, for the safe-end tests.
+    pub fault: Option<InjectedFault>,
+}
+
+/// How the steps ended.
+enum Ended {
+    Verdict(Verdict),
+    Panicked(Box<dyn Any + Send>),
+    Interrupted,
+}
+
 /// Runs `case` on the rig. Never panics on device behaviour; the case's
-/// own timeout bounds the whole run.
-pub async fn run_case(rig: &mut Session, case: &Case) -> CaseRun {
+/// own timeout bounds the whole run. A panic in a step ends the case as a
+/// bench error naming the step and the panic; an interrupted run ends it as
+/// interrupted.
+pub async fn run_case(rig: &mut Session, case: &Case, control: &CaseControl) -> CaseRun {
+    install_panic_location_hook();
     let mut ctx = CaseContext::new(rig, &case.id);
     // A case's own bootstrap script does not outlive it.
     if let Err(e) = rig.reset_bootstrap_script().await {
@@ -37,10 +69,40 @@ pub async fn run_case(rig: &mut Session, case: &Case) -> CaseRun {
             properties: Vec::new(),
         };
     }
-    let mut verdict = run_steps(rig, &mut ctx, case).await;
+    let mut running: Option<usize> = None;
+    let ended = {
+        let steps = CatchUnwind(Box::pin(run_steps(
+            rig,
+            &mut ctx,
+            case,
+            control.fault,
+            &mut running,
+        )));
+        tokio::select! {
+            biased;
+            () = stopped(control.stop.clone()) => Ended::Interrupted,
+            r = steps => match r {
+                Ok(v) => Ended::Verdict(v),
+                Err(payload) => Ended::Panicked(payload),
+            },
+        }
+    };
     for task in ctx.progress_tasks.drain(..) {
         task.abort();
     }
+    let mut verdict = match ended {
+        Ended::Verdict(v) => v,
+        Ended::Panicked(payload) => panicked(case, running, payload.as_ref(), &mut ctx.log),
+        Ended::Interrupted => {
+            let _ = writeln!(ctx.log, "interrupted: the run was asked to stop");
+            restore_network(rig, &mut ctx);
+            return CaseRun {
+                verdict: Verdict::Interrupted,
+                step_log: std::mem::take(&mut ctx.log),
+                properties: std::mem::take(&mut ctx.properties),
+            };
+        }
+    };
     if matches!(verdict, Verdict::Passed) {
         // The status after the case's last restart (Idle/8 after a rollback)
         // is seen only once object 5 is observed again: wait for it, so the
@@ -60,7 +122,15 @@ pub async fn run_case(rig: &mut Session, case: &Case) -> CaseRun {
     }
 }
 
-async fn run_steps(rig: &mut Session, ctx: &mut CaseContext, case: &Case) -> Verdict {
+/// Runs the steps; `running` is kept at the index of the step that runs,
+/// so that a panic can name it.
+async fn run_steps(
+    rig: &mut Session,
+    ctx: &mut CaseContext,
+    case: &Case,
+    fault: Option<InjectedFault>,
+    running: &mut Option<usize>,
+) -> Verdict {
     let started = Instant::now();
     let mut deadline = started + case.timeout;
     if let Some(reason) = needs::missing_part(rig, &needs::of_case(case)) {
@@ -89,7 +159,8 @@ async fn run_steps(rig: &mut Session, ctx: &mut CaseContext, case: &Case) -> Ver
     }
 
     let mut objects_checked = false;
-    for step in &case.steps {
+    for (index, step) in case.steps.iter().enumerate() {
+        *running = Some(index);
         // A device that lacks an object the case needs: not applicable.
         // Known once the device is registered (its object list).
         if !objects_checked {
@@ -124,11 +195,14 @@ async fn run_steps(rig: &mut Session, ctx: &mut CaseContext, case: &Case) -> Ver
             }
         }
         let marks = Marks::now(rig);
-        let result =
-            match tokio::time::timeout(remaining, run_step(step, remaining, ctx, rig)).await {
-                Ok(r) => r,
-                Err(_) => Err(cut_off(ctx, case)),
-            };
+        let step_run = async {
+            inject(fault, index, step);
+            run_step(step, remaining, ctx, rig).await
+        };
+        let result = match tokio::time::timeout(remaining, step_run).await {
+            Ok(r) => r,
+            Err(_) => Err(cut_off(ctx, case)),
+        };
         match result {
             Ok(()) => ctx.previous_step = marks,
             Err(e) => {
@@ -143,6 +217,110 @@ async fn run_steps(rig: &mut Session, ctx: &mut CaseContext, case: &Case) -> Ver
         started.elapsed().as_secs_f64()
     );
     Verdict::Passed
+}
+
+/// The one place `--inject-fault` acts: the step it names panics instead
+/// of running, as a bug in a step kind would.
+fn inject(fault: Option<InjectedFault>, index: usize, step: &CaseStep) {
+    if fault == Some(InjectedFault::PanicInStep(index + 1)) {
+        panic!(
+            "injected fault (--inject-fault panic-in-step={}): step at line {} panics",
+            index + 1,
+            step.line
+        );
+    }
+}
+
+/// Resolves once the run is asked to stop; never without a stop signal
+/// (or once nobody can send it any more).
+async fn stopped(stop: Option<watch::Receiver<bool>>) {
+    if let Some(mut stop) = stop {
+        if stop.wait_for(|stop| *stop).await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending::<()>().await
+}
+
+/// A future whose poll may panic, turned into one that returns the panic:
+/// the case ends as a bench error and the run goes on with the next case.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}
+
+thread_local! {
+    /// Where the last panic on this thread happened (source file:line),
+    /// recorded by the hook: a panic's payload carries only its message.
+    static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Chains a hook in front of the default one that records where a panic
+/// happened, so that the verdict can say it. Installed once per process.
+fn install_panic_location_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let at = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()));
+            PANIC_LOCATION.with(|p| *p.borrow_mut() = at);
+            default(info);
+        }));
+    });
+}
+
+/// The verdict of a case whose step panicked: a bench error (the harness
+/// could not do its part), naming the case file:line of the step, the
+/// panic's message and where in meterbench it happened.
+fn panicked(
+    case: &Case,
+    running: Option<usize>,
+    payload: &(dyn Any + Send),
+    log: &mut String,
+) -> Verdict {
+    let message = panic_message(payload);
+    let source = PANIC_LOCATION
+        .with(|p| p.borrow_mut().take())
+        .map(|at| format!(" (at {at})"))
+        .unwrap_or_default();
+    let step = running.and_then(|i| case.steps.get(i));
+    let place = match step {
+        Some(step) => format!(
+            "{}:{}: step `{}` panicked",
+            case.file.display(),
+            step.line,
+            step.describe()
+        ),
+        None => format!(
+            "{}: the case panicked before its first step",
+            case.file.display()
+        ),
+    };
+    let message = format!("{place}: {message}{source}");
+    let _ = writeln!(log, "ERROR: {message}");
+    Verdict::Error { message }
+}
+
+/// A panic's message: `panic!` with a literal carries a `&str`, with
+/// arguments a `String`.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(a panic without a message)".to_string())
 }
 
 /// The case's timeout ran out in the middle of a step (inside a `repeat`:
@@ -223,6 +401,7 @@ fn finish_firmware(rig: &Session, ctx: &mut CaseContext, case: &Case, verdict: &
                 .push(("firmware.transitions".into(), sequence));
         }
         Err(violation) => {
+            let violation = violation.to_string();
             let _ = writeln!(ctx.log, "  object 5 transitions: {violation}");
             ctx.properties
                 .push(("firmware.transitions".into(), violation.clone()));
@@ -288,5 +467,51 @@ fn restore_network(rig: &mut Session, ctx: &mut CaseContext) {
                 let _ = writeln!(ctx.log, "  network: accept-all failed: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_panic_while_polled_becomes_its_payload_and_a_result_passes_through() {
+        let r = block_on(CatchUnwind(Box::pin(async {
+            tokio::task::yield_now().await;
+            panic!("step broke at {}", 7)
+        })));
+        let payload = r.expect_err("the panic is caught");
+        assert_eq!(panic_message(payload.as_ref()), "step broke at 7");
+        assert_eq!(block_on(CatchUnwind(Box::pin(async { 5 }))).ok(), Some(5));
+    }
+
+    /// Whether `stopped` resolves within 30 ms.
+    fn stops(stop: Option<watch::Receiver<bool>>) -> bool {
+        block_on(async {
+            tokio::time::timeout(Duration::from_millis(30), stopped(stop))
+                .await
+                .is_ok()
+        })
+    }
+
+    #[test]
+    fn a_case_stops_only_once_the_run_is_asked_to() {
+        let (tx, rx) = watch::channel(false);
+        assert!(!stops(Some(rx.clone())), "stopped before the signal");
+        tx.send_replace(true);
+        assert!(stops(Some(rx)), "not stopped after the signal");
+        // No stop signal at all, or nobody left to send it: never stops.
+        assert!(!stops(None));
+        let (tx, rx) = watch::channel(false);
+        drop(tx);
+        assert!(!stops(Some(rx)));
     }
 }

@@ -115,7 +115,7 @@ impl FirmwareWatch {
 
     /// Stops watching and gives the verdict: the whole observed sequence, or
     /// the first transition the state diagram does not allow.
-    pub fn finish(self) -> Result<String, String> {
+    pub fn finish(self) -> Result<String, lwm2m::firmware::SequenceError> {
         self.task.abort();
         let rec = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
         match rec.check() {
@@ -124,7 +124,7 @@ impl FirmwareWatch {
                 rec.version(),
                 rec.describe(None)
             )),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e),
         }
     }
 }

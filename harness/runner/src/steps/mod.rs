@@ -26,7 +26,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use context::{CaseContext, RepeatPosition, Restart};
-pub use engine::run_case;
+pub use engine::{panic_message, run_case, CaseControl};
 pub use error::StepError;
 pub use kinds::StepKind;
 pub use wait::Wait;

@@ -3,18 +3,32 @@
 //! meaning (2 equals 2.0; "1" equals true for a Boolean), not by spelling.
 
 use lwm2m::{Path, Registry, ResourceType, Value};
+use thiserror::Error;
 
 use crate::case::model::ScalarValue;
 
+/// A case value the object model's type for its resource cannot hold.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("{path} is {kind:?} in the object model; {value} does not fit")]
+pub struct ValueError {
+    pub path: Path,
+    pub kind: ResourceType,
+    pub value: ScalarValue,
+}
+
 /// Types a case value for `path` by the object model.
-pub fn typed_value(registry: &Registry, path: &Path, v: &ScalarValue) -> Result<Value, String> {
+pub fn typed_value(registry: &Registry, path: &Path, v: &ScalarValue) -> Result<Value, ValueError> {
     let kind = registry.resource(path).map(|r| r.kind).unwrap_or(match v {
         ScalarValue::Bool(_) => ResourceType::Boolean,
         ScalarValue::Integer(_) => ResourceType::Integer,
         ScalarValue::Float(_) => ResourceType::Float,
         ScalarValue::Text(_) => ResourceType::String,
     });
-    let bad = || format!("{path} is {kind:?} in the object model; {v} does not fit");
+    let bad = || ValueError {
+        path: *path,
+        kind,
+        value: v.clone(),
+    };
     Ok(match (kind, v) {
         (ResourceType::String, v) => Value::String(plain_text(v)),
         (ResourceType::Corelnk, v) => Value::Corelnk(plain_text(v)),
@@ -111,6 +125,18 @@ mod tests {
         assert_eq!(
             typed_value(&r, &p, &ScalarValue::Text("x".into())).unwrap(),
             Value::String("x".into())
+        );
+    }
+
+    #[test]
+    fn a_value_the_model_type_cannot_hold_names_path_type_and_value() {
+        // Battery Level (/3/0/9) is an Integer (LwM2M 1.1 Core, Appendix E.4).
+        let r = Registry::core();
+        let p = Path::resource(3, 0, 9);
+        let e = typed_value(&r, &p, &ScalarValue::Text("ten".into())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/3/0/9 is Integer in the object model; \"ten\" does not fit"
         );
     }
 }

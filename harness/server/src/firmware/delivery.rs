@@ -303,6 +303,9 @@ pub enum DeliveryError {
         manifest: PathBuf,
         known: Vec<String>,
     },
+    /// Images can only join the store before a file server shares it.
+    #[error("cannot add the images of {}: the file servers already serve the store", dir.display())]
+    AlreadyServing { dir: PathBuf },
     #[error("pushing {image:?}: {source}")]
     Push {
         image: String,
@@ -376,6 +379,17 @@ impl FirmwareDelivery {
         let mut delivery = Self::start(store_dir, bind_ip, advertise_host).await?;
         delivery.credentials = Some(credentials);
         Ok(delivery)
+    }
+
+    /// Serves the images of `extra` (a second folder with its own
+    /// manifest) alongside the store's, by the same file servers. Only
+    /// before the first Package URI or push: a running server holds the
+    /// store it started with.
+    pub fn add_images(&mut self, extra: Store) -> Result<(), DeliveryError> {
+        let dir = extra.dir().to_path_buf();
+        let store = Arc::get_mut(&mut self.store).ok_or(DeliveryError::AlreadyServing { dir })?;
+        store.merge(extra)?;
+        Ok(())
     }
 
     pub fn store(&self) -> &Arc<Store> {

@@ -9,6 +9,8 @@
 //!   with magic, version, body length, body SHA-256 and a self-test byte).
 //! - [`generate`]: writes the test images deterministically, so only the
 //!   manifest (with its SHA-256 values) is committed, never binaries.
+//! - [`derive`]: the `corrupted` and `oversized` images made from a device's
+//!   own upgrade image, written to a folder of their own for one run.
 //! - [`coap_files`]: a CoAP file server, Block2 (RFC 7959) at any block size
 //!   and offset the client asks, over any datagram transport ([`transport`]);
 //!   [`dtls_transport`] makes it CoAPS with the LwM2M server's PSKs.
@@ -22,6 +24,7 @@
 pub mod bench;
 pub mod coap_files;
 pub mod delivery;
+pub mod derive;
 pub mod dtls_transport;
 mod error;
 pub mod generate;

@@ -144,6 +144,23 @@ impl Store {
         })
     }
 
+    /// Adds the images of `other` (a second folder, such as the images
+    /// [`super::derive`] made for this run), refusing a name both list: a
+    /// Package URI must name one image.
+    pub fn merge(&mut self, other: Store) -> Result<(), FirmwareError> {
+        if let Some(image) = other.images().find(|i| self.images.contains_key(i.name())) {
+            return Err(FirmwareError::Entry {
+                file: other.manifest.clone(),
+                line: image.entry.line,
+                column: image.entry.column,
+                name: image.name().to_string(),
+                message: format!("{} lists it too", self.manifest.display()),
+            });
+        }
+        self.images.extend(other.images);
+        Ok(())
+    }
+
     /// The image called `name`, if the manifest lists it.
     pub fn get(&self, name: &str) -> Option<&Image> {
         self.images.get(name)

@@ -1,127 +1,21 @@
 //! The harness side of a virtual meter, minimal, for this crate's process
-//! tests: the PTY port (raw, 100 ms read ticks, bounded waits) and a CoAP
-//! server played by hand over loopback UDP.
+//! tests: the PTY port (`meter_io`) and a CoAP server played by hand over
+//! loopback UDP.
 
 #![allow(dead_code)]
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, SpecialCharacterIndices};
-use sim::VirtualMeterSpec;
+use rig::Power as _;
+use sim::VirtualPower;
+
+#[path = "../meter_io/mod.rs"]
+mod meter_io;
+pub use meter_io::{spec, Port};
 
 pub const WAIT: Duration = Duration::from_secs(10);
-
-pub fn objects_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/objects")
-}
-
-pub fn spec(state: &Path, seed: u64) -> VirtualMeterSpec {
-    VirtualMeterSpec {
-        program: PathBuf::from(env!("CARGO_BIN_EXE_virtual-meter")),
-        args_prefix: Vec::new(),
-        state_dir: state.to_owned(),
-        objects_dir: objects_dir(),
-        seed,
-    }
-}
-
-pub struct Port {
-    file: File,
-    pending: Vec<u8>,
-    pub seen: Vec<String>,
-}
-
-impl Port {
-    pub fn open(path: &Path) -> Port {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .expect("open PTY link");
-        let mut tio = tcgetattr(file.as_fd()).unwrap();
-        cfmakeraw(&mut tio);
-        tio.control_chars[SpecialCharacterIndices::VMIN as usize] = 0;
-        tio.control_chars[SpecialCharacterIndices::VTIME as usize] = 1;
-        tcsetattr(file.as_fd(), SetArg::TCSANOW, &tio).unwrap();
-        Port {
-            file,
-            pending: Vec::new(),
-            seen: Vec::new(),
-        }
-    }
-
-    pub fn line(&mut self, deadline: Instant) -> Option<String> {
-        loop {
-            if let Some(pos) = self.pending.iter().position(|b| *b == b'\n' || *b == b'\r') {
-                let raw: Vec<u8> = self.pending.drain(..=pos).collect();
-                let l = String::from_utf8_lossy(&raw).trim().to_owned();
-                if !l.is_empty() {
-                    self.seen.push(l.clone());
-                    return Some(l);
-                }
-                continue;
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            let mut buf = [0u8; 256];
-            match self.file.read(&mut buf) {
-                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return None,
-            }
-        }
-    }
-
-    /// Waits up to `within` for a line starting with `prefix`.
-    pub fn wait_for_within(&mut self, prefix: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        while let Some(l) = self.line(deadline) {
-            if l.starts_with(prefix) {
-                return l;
-            }
-        }
-        panic!(
-            "no line starting with {prefix:?} within {within:?}; seen: {:?}",
-            self.seen
-        );
-    }
-
-    pub fn wait_for(&mut self, prefix: &str) -> String {
-        self.wait_for_within(prefix, WAIT)
-    }
-
-    /// Sends a command; the answer's lines up to the final result (echo and URCs skipped).
-    pub fn command(&mut self, cmd: &str) -> Vec<String> {
-        self.file.write_all(format!("{cmd}\r").as_bytes()).unwrap();
-        let deadline = Instant::now() + WAIT;
-        let mut lines = Vec::new();
-        while let Some(l) = self.line(deadline) {
-            let urc = l.starts_with("+LWM2M:")
-                || l == "+SYSSTART"
-                || l.starts_with("+MBSWITCH:")
-                || (l.starts_with("+CEREG: ") && !l.contains(','));
-            if l == cmd || urc {
-                continue;
-            }
-            let done = l == "OK" || l == "ERROR" || l.starts_with("+CME ERROR:");
-            lines.push(l);
-            if done {
-                return lines;
-            }
-        }
-        panic!(
-            "no final result for {cmd:?}; got {lines:?}; seen: {:?}",
-            self.seen
-        );
-    }
-}
 
 pub struct Server {
     pub socket: UdpSocket,
@@ -209,6 +103,45 @@ impl Server {
         panic!("no response to message {mid}");
     }
 
+    /// PUT `value` as text/plain to `path`; expects 2.04.
+    pub fn write_text(&self, peer: SocketAddr, path: &str, value: &str, mid: u16) {
+        let mut w = request(RequestType::Put, path);
+        w.set_content_format(coap_lite::ContentFormat::TextPlain);
+        w.payload = value.as_bytes().to_vec();
+        let r = self.exchange(peer, w, mid);
+        assert_eq!(
+            r.header.code,
+            MessageClass::Response(ResponseType::Changed),
+            "{path}"
+        );
+    }
+
+    /// The next notification of the observation whose token is `mid`'s
+    /// bytes (as [`Server::exchange`] set it), acknowledged if confirmable
+    /// so the meter keeps notifying; None at `deadline`.
+    pub fn notification(&self, mid: u16, deadline: Instant) -> Option<Packet> {
+        let mut buf = [0u8; 2048];
+        while Instant::now() < deadline {
+            let Ok((n, from)) = recv(&self.socket, &mut buf) else {
+                continue;
+            };
+            let Ok(p) = Packet::from_bytes(&buf[..n]) else {
+                continue;
+            };
+            if p.get_token() != mid.to_be_bytes() || p.get_observe_value().is_none() {
+                continue;
+            }
+            if p.header.get_type() == MessageType::Confirmable {
+                let mut ack = Packet::new();
+                ack.header.set_type(MessageType::Acknowledgement);
+                ack.header.message_id = p.header.message_id;
+                self.socket.send_to(&ack.to_bytes().unwrap(), from).unwrap();
+            }
+            return Some(p);
+        }
+        None
+    }
+
     /// GET `path` as text/plain; the payload as a string.
     pub fn read_text(&self, peer: SocketAddr, path: &str, mid: u16) -> String {
         let mut read = request(RequestType::Get, path);
@@ -232,8 +165,18 @@ pub fn request(method: RequestType, path: &str) -> Packet {
     p
 }
 
+/// The Uri-Path segments of `p`.
 pub fn path(p: &Packet) -> Vec<String> {
-    p.get_option(CoapOption::UriPath)
+    option_texts(p, CoapOption::UriPath)
+}
+
+/// The Uri-Query items of `p`.
+pub fn query(p: &Packet) -> Vec<String> {
+    option_texts(p, CoapOption::UriQuery)
+}
+
+fn option_texts(p: &Packet, option: CoapOption) -> Vec<String> {
+    p.get_option(option)
         .map(|l| {
             l.iter()
                 .map(|s| String::from_utf8_lossy(s).into_owned())
@@ -242,7 +185,8 @@ pub fn path(p: &Packet) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// `recv_from` that retries when a signal interrupts it.
+/// `recv_from` that retries when a signal (SIGCHLD from a meter another
+/// test powered off) interrupts it.
 pub fn recv(socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
     loop {
         match socket.recv_from(buf) {
@@ -250,6 +194,16 @@ pub fn recv(socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, Socke
             other => return other,
         }
     }
+}
+
+/// A fresh meter (state in a new temporary directory) powered on, with
+/// its AT port open.
+pub fn power_on(seed: u64) -> (tempfile::TempDir, VirtualPower, Port) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut power = VirtualPower::new(spec(dir.path(), seed));
+    power.on().unwrap();
+    let port = Port::open(&power.spec().pty_path());
+    (dir, power, port)
 }
 
 /// Starts the client against `server` over AT and accepts its Register.

@@ -6,32 +6,22 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
 use lwm2m::coap::block::{respond_block2, BlockKind, BlockOption};
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, SpecialCharacterIndices};
 use rig::{Debug as _, Power as _};
-use sim::{VirtualDebug, VirtualMeterSpec, VirtualPower};
+use sim::{VirtualDebug, VirtualPower};
 
 pub const WAIT: Duration = Duration::from_secs(15);
 
-pub fn spec(state: &Path, seed: u64) -> VirtualMeterSpec {
-    VirtualMeterSpec {
-        program: PathBuf::from(env!("CARGO_BIN_EXE_virtual-meter")),
-        args_prefix: Vec::new(),
-        state_dir: state.to_owned(),
-        objects_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/objects"),
-        seed,
-    }
-}
+#[path = "../meter_io/mod.rs"]
+mod meter_io;
+pub use meter_io::{spec, Port};
 
 /// A powered meter registered with a test server.
 pub struct Bench {
@@ -87,90 +77,6 @@ impl Bench {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-/// The harness end of the modem's serial port.
-pub struct Port {
-    file: File,
-    pending: Vec<u8>,
-    pub seen: Vec<String>,
-}
-
-impl Port {
-    pub fn open(path: &Path) -> Port {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .expect("open PTY link");
-        let mut tio = tcgetattr(file.as_fd()).unwrap();
-        cfmakeraw(&mut tio);
-        tio.control_chars[SpecialCharacterIndices::VMIN as usize] = 0;
-        tio.control_chars[SpecialCharacterIndices::VTIME as usize] = 1;
-        tcsetattr(file.as_fd(), SetArg::TCSANOW, &tio).unwrap();
-        Port {
-            file,
-            pending: Vec::new(),
-            seen: Vec::new(),
-        }
-    }
-
-    fn line(&mut self, deadline: Instant) -> Option<String> {
-        loop {
-            if let Some(pos) = self.pending.iter().position(|b| *b == b'\n' || *b == b'\r') {
-                let raw: Vec<u8> = self.pending.drain(..=pos).collect();
-                let l = String::from_utf8_lossy(&raw).trim().to_owned();
-                if !l.is_empty() {
-                    self.seen.push(l.clone());
-                    return Some(l);
-                }
-                continue;
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            let mut buf = [0u8; 256];
-            match self.file.read(&mut buf) {
-                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
-    }
-
-    pub fn wait_for(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        while let Some(l) = self.line(deadline) {
-            if l.starts_with(prefix) {
-                return l;
-            }
-        }
-        panic!("no line starting with {prefix:?}; seen: {:?}", self.seen);
-    }
-
-    /// Sends a command; the lines up to the final result, without echo and URCs.
-    pub fn command(&mut self, cmd: &str) -> Vec<String> {
-        self.file.write_all(format!("{cmd}\r").as_bytes()).unwrap();
-        let deadline = Instant::now() + WAIT;
-        let mut lines = Vec::new();
-        while let Some(l) = self.line(deadline) {
-            let urc = l.starts_with("+LWM2M:") || l == "+SYSSTART" || l.starts_with("+CEREG:");
-            if l == cmd || urc {
-                continue;
-            }
-            let done = l == "OK" || l == "ERROR" || l.starts_with("+CME ERROR:");
-            lines.push(l);
-            if done {
-                return lines;
-            }
-        }
-        panic!(
-            "no final result for {cmd:?}; got {lines:?}; seen: {:?}",
-            self.seen
-        );
     }
 }
 

@@ -55,9 +55,18 @@ pub enum AtFinal {
     Cme(u16),
 }
 
+/// An `at` payload that says neither, or both, of what to send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AtStepError {
+    #[error("at expect {0:?}: expected OK, ERROR or `CME <n>`")]
+    UnknownFinal(String),
+    #[error("at: give either `send` (a command line) or `command` (a dialect command name)")]
+    SendOrCommand,
+}
+
 impl std::str::FromStr for AtFinal {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
+    type Err = AtStepError;
+    fn from_str(text: &str) -> Result<Self, AtStepError> {
         match text.trim() {
             "OK" => Ok(AtFinal::Ok),
             "ERROR" => Ok(AtFinal::Error),
@@ -65,7 +74,7 @@ impl std::str::FromStr for AtFinal {
                 .strip_prefix("CME")
                 .and_then(|n| n.trim().parse().ok())
                 .map(AtFinal::Cme)
-                .ok_or_else(|| format!("at expect {other:?}: expected OK, ERROR or `CME <n>`")),
+                .ok_or_else(|| AtStepError::UnknownFinal(other.to_owned())),
         }
     }
 }
@@ -79,8 +88,8 @@ impl<'de> Deserialize<'de> for AtFinal {
 }
 
 impl TryFrom<StringOr<AtFull>> for AtStep {
-    type Error = String;
-    fn try_from(at: StringOr<AtFull>) -> Result<Self, String> {
+    type Error = AtStepError;
+    fn try_from(at: StringOr<AtFull>) -> Result<Self, AtStepError> {
         let full = match at {
             StringOr::Short(l) => {
                 return Ok(AtStep {
@@ -91,15 +100,11 @@ impl TryFrom<StringOr<AtFull>> for AtStep {
             }
             StringOr::Long(f) => f,
         };
-        let line =
-            match (full.send, full.command) {
-                (Some(l), None) => AtLine::Literal(l),
-                (None, Some(c)) => AtLine::Named(c, full.vars),
-                _ => return Err(
-                    "at: give either `send` (a command line) or `command` (a dialect command name)"
-                        .into(),
-                ),
-            };
+        let line = match (full.send, full.command) {
+            (Some(l), None) => AtLine::Literal(l),
+            (None, Some(c)) => AtLine::Named(c, full.vars),
+            _ => return Err(AtStepError::SendOrCommand),
+        };
         Ok(AtStep {
             line,
             expect: full.expect,

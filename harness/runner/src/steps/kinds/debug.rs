@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::case::Need;
 use crate::session::Session;
 use crate::steps::error::{bench, device, StepError};
+use crate::steps::kinds::symbol::{equals_roles, with_role_versions, EqualsCheck};
 use crate::steps::{CaseContext, Step, StepFuture, Turn};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -38,14 +39,32 @@ pub enum DebugCheck {
     Equals(String),
 }
 
+impl EqualsCheck for DebugCheck {
+    fn equals(&self) -> Option<&str> {
+        match self {
+            DebugCheck::Equals(text) => Some(text),
+            DebugCheck::Save(_) | DebugCheck::AtLeast(_) => None,
+        }
+    }
+
+    fn equals_with(text: String) -> Self {
+        DebugCheck::Equals(text)
+    }
+}
+
+/// A `debug` payload that gives no check, or more than one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("debug: give one of save, at_least, equals")]
+pub struct DebugStepError;
+
 impl TryFrom<DebugSpec> for DebugRead {
-    type Error = String;
-    fn try_from(d: DebugSpec) -> Result<Self, String> {
+    type Error = DebugStepError;
+    fn try_from(d: DebugSpec) -> Result<Self, DebugStepError> {
         let check = match (d.save, d.at_least, d.equals) {
             (Some(n), None, None) => DebugCheck::Save(n),
             (None, Some(n), None) => DebugCheck::AtLeast(n),
             (None, None, Some(v)) => DebugCheck::Equals(v),
-            _ => return Err("debug: give one of save, at_least, equals".into()),
+            _ => return Err(DebugStepError),
         };
         Ok(DebugRead { key: d.key, check })
     }
@@ -61,10 +80,7 @@ impl Step for DebugRead {
     }
 
     fn firmware_roles(&self) -> Vec<String> {
-        match &self.check {
-            DebugCheck::Equals(v) => crate::steps::firmware::roles_in(v),
-            _ => Vec::new(),
-        }
+        equals_roles(&self.check)
     }
 
     fn run<'a>(
@@ -74,12 +90,7 @@ impl Step for DebugRead {
         rig: &'a mut Session,
     ) -> StepFuture<'a> {
         Box::pin(async move {
-            let check = match &self.check {
-                DebugCheck::Equals(text) => {
-                    DebugCheck::Equals(crate::steps::firmware::expand_versions(rig, text).await?)
-                }
-                other => other.clone(),
-            };
+            let check = with_role_versions(&self.check, rig).await?;
             self.check(&check, ctx, rig)
         })
     }
@@ -148,12 +159,42 @@ fn read_fact(rig: &mut Session, key: &str) -> Result<String, StepError> {
     }
 }
 
+/// Why the debug port gave no facts.
+#[derive(Debug, thiserror::Error)]
+pub enum DebugReadError {
+    #[error("rig {rig} has no debug port")]
+    NoDebugPort { rig: String },
+    #[error(transparent)]
+    Port(#[from] rig::RigError),
+}
+
 /// Reads the debug port (SWD on a real bench, NV storage on the virtual rig).
-pub fn read_debug(rig: &mut Session) -> Result<BTreeMap<String, String>, String> {
+pub fn read_debug(rig: &mut Session) -> Result<BTreeMap<String, String>, DebugReadError> {
     let name = rig.rig.name.clone();
     let debug = rig
         .debug
         .as_mut()
-        .ok_or_else(|| format!("rig {name} has no debug port"))?;
-    tokio::task::block_in_place(|| debug.read_state()).map_err(|e| e.to_string())
+        .ok_or(DebugReadError::NoDebugPort { rig: name })?;
+    Ok(tokio::task::block_in_place(|| debug.read_state())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_takes_exactly_one_check_and_equals_names_roles() {
+        let d: DebugRead =
+            serde_saphyr::from_str("{ key: fw_version, equals: \"{fw_version:upgrade}\" }")
+                .unwrap();
+        assert_eq!(d.firmware_roles(), ["upgrade"]);
+        assert_eq!(d.needs(), [Need::Debug]);
+        let saved: DebugRead =
+            serde_saphyr::from_str("{ key: boots, at_least: \"{fw_version:upgrade}\" }").unwrap();
+        assert!(saved.firmware_roles().is_empty(), "only equals names roles");
+        let two = serde_saphyr::from_str::<DebugRead>("{ key: k, save: a, equals: b }")
+            .unwrap_err()
+            .to_string();
+        assert!(two.contains("give one of save, at_least, equals"), "{two}");
+    }
 }

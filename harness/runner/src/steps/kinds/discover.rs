@@ -7,7 +7,7 @@ use lwm2m::server::{Content, DmRequest};
 use lwm2m::Path;
 use serde::Deserialize;
 
-use crate::case::fields::{CasePath, Code};
+use crate::case::fields::{CaseFieldError, CasePath, Code};
 use crate::case::model::StringOr;
 use crate::session::Session;
 use crate::steps::error::device;
@@ -31,8 +31,8 @@ pub struct Discover {
 }
 
 impl TryFrom<StringOr<DiscoverFull>> for Discover {
-    type Error = String;
-    fn try_from(d: StringOr<DiscoverFull>) -> Result<Self, String> {
+    type Error = CaseFieldError;
+    fn try_from(d: StringOr<DiscoverFull>) -> Result<Self, CaseFieldError> {
         Ok(match d {
             StringOr::Short(p) => Discover {
                 path: CasePath::try_from(p)?,

@@ -8,7 +8,7 @@ use lwm2m::server::DmRequest;
 use serde::Deserialize;
 use server::code_text;
 
-use crate::case::fields::{CasePath, Code};
+use crate::case::fields::{CaseFieldError, CasePath, Code};
 use crate::case::model::StringOr;
 use crate::session::Session;
 use crate::steps::exchange::exchange;
@@ -31,8 +31,8 @@ pub struct Execute {
 }
 
 impl TryFrom<StringOr<ExecuteFull>> for Execute {
-    type Error = String;
-    fn try_from(e: StringOr<ExecuteFull>) -> Result<Self, String> {
+    type Error = CaseFieldError;
+    fn try_from(e: StringOr<ExecuteFull>) -> Result<Self, CaseFieldError> {
         Ok(match e {
             StringOr::Short(p) => Execute {
                 path: CasePath::try_from(p)?,

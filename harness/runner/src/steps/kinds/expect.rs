@@ -2,13 +2,14 @@
 //! registration, a replaced credential refused — each in its own module.
 
 use serde::Deserialize;
+use thiserror::Error;
 
 use crate::case::fields::CasePath;
 use crate::case::model::ScalarValue;
 use crate::case::Need;
 use crate::session::Session;
 use crate::steps::kinds::expect_registration::ExpectRegistration;
-use crate::steps::kinds::expect_value::{ExpectValue, ValueCondition};
+use crate::steps::kinds::expect_value::{ConditionError, ExpectValue, ValueCondition};
 use crate::steps::kinds::old_credential::OldCredentialRefused;
 use crate::steps::{CaseContext, Step, StepFuture, Turn};
 
@@ -33,18 +34,25 @@ pub enum Expect {
     OldCredentialRefused(OldCredentialRefused),
 }
 
+/// An `expect` payload that says no check, or a value check without one condition.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ExpectError {
+    #[error("expect: give `path` with `equals`/`not_equals`, or `registration`")]
+    NoCheck,
+    #[error(transparent)]
+    Condition(#[from] ConditionError),
+}
+
 impl TryFrom<ExpectSpec> for Expect {
-    type Error = String;
-    fn try_from(e: ExpectSpec) -> Result<Self, String> {
+    type Error = ExpectError;
+    fn try_from(e: ExpectSpec) -> Result<Self, ExpectError> {
         if let Some(o) = e.old_credential {
             return Ok(Expect::OldCredentialRefused(o));
         }
         if let Some(r) = e.registration {
             return Ok(Expect::Registration(r));
         }
-        let path = e
-            .path
-            .ok_or("expect: give `path` with `equals`/`not_equals`, or `registration`")?;
+        let path = e.path.ok_or(ExpectError::NoCheck)?;
         let condition = ValueCondition::from_fields(e.equals, e.not_equals, false)?;
         Ok(Expect::Value(ExpectValue { path, condition }))
     }

@@ -24,6 +24,9 @@ pub struct ExpectRegistration {
     pub binding: Option<String>,
     #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
     pub lifetime: Option<Duration>,
+    /// The lifetime in seconds, as a value that may be `{saved:NAME+N}`
+    /// (see [`crate::steps::kinds::saved`]).
+    pub lifetime_s: Option<crate::case::model::ScalarValue>,
 }
 
 impl ExpectRegistration {
@@ -67,6 +70,13 @@ impl ExpectRegistration {
         if let Some(b) = &self.binding {
             if &reg.binding != b {
                 return Err(device(format!("b={b}"), format!("b={}", reg.binding)));
+            }
+        }
+        if let Some(v) = &self.lifetime_s {
+            let v = crate::steps::kinds::saved::expand(v, &ctx.saved)?;
+            let seen = lwm2m::Value::Integer(reg.lifetime.as_secs() as i64);
+            if !crate::steps::value::matches(&seen, &v) {
+                return Err(device(format!("lt={v}"), format!("lt={seen}")));
             }
         }
         if let Some(lt) = self.lifetime {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::case::Need;
 use crate::session::Session;
 use crate::steps::error::{device, StepError};
-use crate::steps::kinds::symbol::{read, typed};
+use crate::steps::kinds::symbol::{equals_roles, read, typed, with_role_versions, EqualsCheck};
 use crate::steps::{CaseContext, Step, StepFuture, Turn};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,13 +44,31 @@ pub enum SymbolCheck {
     AtLeast(String),
 }
 
+impl EqualsCheck for SymbolCheck {
+    fn equals(&self) -> Option<&str> {
+        match self {
+            SymbolCheck::Equals(text) => Some(text),
+            SymbolCheck::AtLeast(_) => None,
+        }
+    }
+
+    fn equals_with(text: String) -> Self {
+        SymbolCheck::Equals(text)
+    }
+}
+
+/// An `expect_symbol` payload that gives no check, or two.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expect_symbol: give one of equals, at_least")]
+pub struct ExpectSymbolError;
+
 impl TryFrom<ExpectSpec> for ExpectSymbol {
-    type Error = String;
-    fn try_from(e: ExpectSpec) -> Result<Self, String> {
+    type Error = ExpectSymbolError;
+    fn try_from(e: ExpectSpec) -> Result<Self, ExpectSymbolError> {
         let check = match (e.equals, e.at_least) {
             (Some(v), None) => SymbolCheck::Equals(v),
             (None, Some(v)) => SymbolCheck::AtLeast(v),
-            _ => return Err("expect_symbol: give one of equals, at_least".into()),
+            _ => return Err(ExpectSymbolError),
         };
         Ok(ExpectSymbol {
             symbol: e.symbol,
@@ -74,10 +92,7 @@ impl Step for ExpectSymbol {
     }
 
     fn firmware_roles(&self) -> Vec<String> {
-        match &self.check {
-            SymbolCheck::Equals(v) => crate::steps::firmware::roles_in(v),
-            SymbolCheck::AtLeast(_) => Vec::new(),
-        }
+        equals_roles(&self.check)
     }
 
     fn run<'a>(
@@ -87,12 +102,7 @@ impl Step for ExpectSymbol {
         rig: &'a mut Session,
     ) -> StepFuture<'a> {
         Box::pin(async move {
-            let check = match &self.check {
-                SymbolCheck::Equals(text) => {
-                    SymbolCheck::Equals(crate::steps::firmware::expand_versions(rig, text).await?)
-                }
-                other => other.clone(),
-            };
+            let check = with_role_versions(&self.check, rig).await?;
             let value = read(rig, &self.symbol, self.ty).await?;
             let _ = writeln!(ctx.log, "  -> {} = {value}", self.symbol);
             judge(&self.symbol, &value, &check, &ctx.saved)
@@ -173,6 +183,9 @@ mod tests {
             .to_string();
         assert!(both.contains("one of equals, at_least"), "{both}");
         assert!(serde_saphyr::from_str::<ExpectSymbol>("{ symbol: X }").is_err());
+        let bound: ExpectSymbol =
+            serde_saphyr::from_str("{ symbol: X, at_least: \"{fw_version:upgrade}\" }").unwrap();
+        assert!(bound.firmware_roles().is_empty(), "only equals names roles");
     }
 
     #[test]

@@ -10,6 +10,11 @@ use crate::steps::error::StepError;
 use crate::steps::exchange::{check_condition, read_value};
 use crate::steps::{instances, CaseContext, Turn};
 
+/// A value check that states no condition, or more than one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("give exactly one of `equals`, `not_equals`, `changes: true`")]
+pub struct ConditionError;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ValueCondition {
     Equals(ScalarValue),
@@ -23,12 +28,12 @@ impl ValueCondition {
         equals: Option<ScalarValue>,
         not_equals: Option<ScalarValue>,
         changes: bool,
-    ) -> Result<ValueCondition, String> {
+    ) -> Result<ValueCondition, ConditionError> {
         match (equals, not_equals, changes) {
             (Some(v), None, false) => Ok(ValueCondition::Equals(v)),
             (None, Some(v), false) => Ok(ValueCondition::NotEquals(v)),
             (None, None, true) => Ok(ValueCondition::Changes),
-            _ => Err("give exactly one of `equals`, `not_equals`, `changes: true`".into()),
+            _ => Err(ConditionError),
         }
     }
 

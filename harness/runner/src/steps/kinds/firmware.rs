@@ -88,36 +88,40 @@ pub struct Firmware {
     pub uri: Option<String>,
 }
 
+/// A `firmware` payload that names no image the rig can deliver.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FirmwareStepError {
+    #[error("firmware block_size {0}: expected 16, 32, 64, 128, 256, 512 or 1024")]
+    BlockSize(u32),
+    #[error("firmware: name the firmware by its role (`role: upgrade`), not by a file: the rig's `firmware.roles` maps roles to the device's own images")]
+    ImageFile,
+    #[error("firmware role {0:?}: use a-z, 0-9 and - (upgrade, corrupted, unbootable, too-large)")]
+    RoleName(String),
+    #[error("firmware: give `role` (upgrade, corrupted, ...) or a Package URI `uri`")]
+    NoImage,
+}
+
 impl TryFrom<FirmwareSpec> for Firmware {
-    type Error = String;
-    fn try_from(f: FirmwareSpec) -> Result<Self, String> {
+    type Error = FirmwareStepError;
+    fn try_from(f: FirmwareSpec) -> Result<Self, FirmwareStepError> {
         let szx = f
             .block_size
             .map(|size| {
-                (0..=6u8).find(|szx| 16u32 << szx == size).ok_or_else(|| {
-                    format!(
-                        "firmware block_size {size}: expected 16, 32, 64, 128, 256, 512 or 1024"
-                    )
-                })
+                (0..=6u8)
+                    .find(|szx| 16u32 << szx == size)
+                    .ok_or(FirmwareStepError::BlockSize(size))
             })
             .transpose()?;
         if f.image.is_some() {
-            return Err("firmware: name the firmware by its role (`role: upgrade`), not by a file: the rig's `firmware.roles` maps roles to the device's own images".into());
+            return Err(FirmwareStepError::ImageFile);
         }
         let role = match (f.role, &f.uri) {
             (Some(r), _) if !rig::network::is_name(&r) => {
-                return Err(format!(
-                    "firmware role {r:?}: use a-z, 0-9 and - (upgrade, corrupted, unbootable, too-large)"
-                ))
+                return Err(FirmwareStepError::RoleName(r))
             }
             (Some(r), _) => Some(r),
             (None, Some(_)) => None,
-            (None, None) => {
-                return Err(
-                    "firmware: give `role` (upgrade, corrupted, ...) or a Package URI `uri`"
-                        .into(),
-                )
-            }
+            (None, None) => return Err(FirmwareStepError::NoImage),
         };
         Ok(Firmware {
             role,

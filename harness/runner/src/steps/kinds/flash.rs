@@ -52,10 +52,7 @@ impl Flash {
 
     async fn path(&self, rig: &mut Session) -> Result<PathBuf, StepError> {
         Ok(match self.role() {
-            Some(role) => {
-                let mapped = rig.firmware_role(role).await?;
-                rig.firmware_store().join(mapped.image)
-            }
+            Some(role) => rig.firmware_role(role).await?.path,
             None => rig.rig.dir().join(&self.image),
         })
     }
@@ -163,8 +160,8 @@ fn progress_line(p: &FlashProgress, seen: &mut Vec<String>) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn parse(yaml: &str) -> Result<Flash, String> {
-        serde_saphyr::from_str(yaml).map_err(|e| e.to_string())
+    fn parse(yaml: &str) -> Result<Flash, serde_saphyr::Error> {
+        serde_saphyr::from_str(yaml)
     }
 
     #[test]

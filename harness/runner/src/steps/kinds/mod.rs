@@ -44,6 +44,7 @@ step_kinds! {
     Discover(discover::Discover) = "discover",
     Observe(observe::Observe) = "observe",
     CancelObserve(cancel_observe::CancelObserve) = "cancel_observe",
+    WriteAttributes(write_attributes::WriteAttributes) = "write_attributes",
     Expect(expect::Expect) = "expect",
     Sleep(sleep::Sleep) = "sleep",
     Bootstrap(bootstrap::Bootstrap) = "bootstrap",
@@ -66,3 +67,5 @@ pub mod expect_value;
 pub mod old_credential;
 // Blocking SWD calls for flash, reset and the symbol steps.
 pub mod target;
+// `{saved:NAME}` in the values of read and write steps.
+pub mod saved;

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use serde::Deserialize;
+use thiserror::Error;
 
 use crate::case::model::StringOr;
 use crate::case::Need;
@@ -24,23 +25,31 @@ pub struct NetworkFull {
 #[serde(try_from = "StringOr<NetworkFull>")]
 pub struct NetworkStep(pub rig::NetworkAction);
 
+/// A `network` payload that names no action the lab's network can take.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NetworkStepError {
+    #[error("network {0:?}: expected accept-all or {{refuse: <profile>}}")]
+    UnknownAction(String),
+    #[error("network: give `refuse: <profile>` (first-profile, second-profile, profile-<n>)")]
+    NoRefusedProfile,
+    /// The profile slot's own message, which names what was written.
+    #[error("network refuse {0}")]
+    Profile(String),
+}
+
 impl TryFrom<StringOr<NetworkFull>> for NetworkStep {
-    type Error = String;
-    fn try_from(n: StringOr<NetworkFull>) -> Result<Self, String> {
+    type Error = NetworkStepError;
+    fn try_from(n: StringOr<NetworkFull>) -> Result<Self, NetworkStepError> {
         match n {
             StringOr::Short(s) if s == "accept-all" => {
                 Ok(NetworkStep(rig::NetworkAction::AcceptAll))
             }
-            StringOr::Short(other) => Err(format!(
-                "network {other:?}: expected accept-all or {{refuse: <profile>}}"
-            )),
+            StringOr::Short(other) => Err(NetworkStepError::UnknownAction(other)),
             StringOr::Long(l) => {
-                let profile = l.refuse.ok_or(
-                    "network: give `refuse: <profile>` (first-profile, second-profile, profile-<n>)",
-                )?;
+                let profile = l.refuse.ok_or(NetworkStepError::NoRefusedProfile)?;
                 let slot = profile
                     .parse::<rig::ProfileSlot>()
-                    .map_err(|e| format!("network refuse {e}"))?;
+                    .map_err(NetworkStepError::Profile)?;
                 Ok(NetworkStep(rig::NetworkAction::Refuse(slot)))
             }
         }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
+use thiserror::Error;
 
 use crate::case::fields::{CasePath, Span};
 use crate::case::model::ScalarValue;
@@ -65,20 +66,35 @@ pub enum CutTrigger {
     Delivered(f64),
 }
 
+/// A `power_cut` payload that does not say one moment to cut at.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum PowerCutError {
+    #[error("power_cut: `path` and `equals` go together")]
+    PathWithoutEquals,
+    #[error("power_cut: random_within's end comes before its start")]
+    RandomWindowReversed,
+    #[error("power_cut: delivered {0} is a fraction from 0 to 1")]
+    DeliveredNotAFraction(f64),
+    #[error("power_cut: say when: path+equals, line, message, delivered, random_within or after")]
+    NoTrigger,
+    #[error("power_cut: give one trigger only")]
+    ManyTriggers,
+}
+
 impl TryFrom<PowerCutSpec> for PowerCut {
-    type Error = String;
-    fn try_from(cut: PowerCutSpec) -> Result<Self, String> {
+    type Error = PowerCutError;
+    fn try_from(cut: PowerCutSpec) -> Result<Self, PowerCutError> {
         let mut triggers = Vec::new();
         match (cut.path, cut.equals) {
             (Some(path), Some(equals)) => triggers.push(CutTrigger::Value { path, equals }),
             (None, None) => {}
-            _ => return Err("power_cut: `path` and `equals` go together".into()),
+            _ => return Err(PowerCutError::PathWithoutEquals),
         }
         triggers.extend(cut.line.map(CutTrigger::SerialLine));
         triggers.extend(cut.message.map(CutTrigger::Message));
         if let Some([from, to]) = cut.random_within {
             if to.0 < from.0 {
-                return Err("power_cut: random_within's end comes before its start".into());
+                return Err(PowerCutError::RandomWindowReversed);
             }
             triggers.push(CutTrigger::Random {
                 from: from.0,
@@ -88,9 +104,7 @@ impl TryFrom<PowerCutSpec> for PowerCut {
         triggers.extend(cut.after.map(|d| CutTrigger::After(d.0)));
         if let Some(x) = cut.delivered {
             if !(0.0..=1.0).contains(&x) {
-                return Err(format!(
-                    "power_cut: delivered {x} is a fraction from 0 to 1"
-                ));
+                return Err(PowerCutError::DeliveredNotAFraction(x));
             }
             triggers.push(CutTrigger::Delivered(x));
         }
@@ -100,11 +114,8 @@ impl TryFrom<PowerCutSpec> for PowerCut {
                 trigger: triggers.remove(0),
                 restore_after,
             }),
-            0 => Err(
-                "power_cut: say when: path+equals, line, message, delivered, random_within or after"
-                    .into(),
-            ),
-            _ => Err("power_cut: give one trigger only".into()),
+            0 => Err(PowerCutError::NoTrigger),
+            _ => Err(PowerCutError::ManyTriggers),
         }
     }
 }

@@ -1,7 +1,10 @@
-//! `read: {path, format, mandatory, code}`: a Read, its answer typed by the
-//! object model, and (with `mandatory`) every readable Mandatory resource of
-//! the object present.
+//! `read: {path, format, mandatory, code, equals, values, save}`: a Read,
+//! its answer typed by the object model, (with `mandatory`) every readable
+//! Mandatory resource of the object present, (with `equals` or `values`)
+//! the values read back compared by meaning, and (with `save`) the value of
+//! a single resource kept for a later `{saved:NAME}`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use lwm2m::server::{Content, DmRequest};
@@ -9,10 +12,12 @@ use lwm2m::ContentFormat;
 use serde::Deserialize;
 
 use crate::case::fields::{content_format, CasePath, Code, Format};
+use crate::case::model::ScalarValue;
 use crate::session::Session;
 use crate::steps::error::{bench, device, StepError};
 use crate::steps::exchange::{expect_code, records_text, request_on};
-use crate::steps::value::has_model_type;
+use crate::steps::kinds::saved;
+use crate::steps::value::{has_model_type, matches};
 use crate::steps::{instances, CaseContext, Step, StepFuture, Turn};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -26,6 +31,13 @@ pub struct Read {
     pub mandatory: bool,
     /// Expected response code (e.g. `4.04`); default: 2.05.
     pub code: Option<Code>,
+    /// The value a single resource (or resource instance) must read.
+    pub equals: Option<ScalarValue>,
+    /// Values resources (by id) of the instance read must have.
+    pub values: Option<BTreeMap<u16, ScalarValue>>,
+    /// Keeps the value read (of a single resource) under this name for
+    /// `{saved:NAME}` in later steps of the case.
+    pub save: Option<String>,
 }
 
 impl Step for Read {
@@ -85,6 +97,16 @@ impl Read {
                     format!("{:?}", r.format),
                 ));
             }
+        } else if !single_value(rig, &path) {
+            // No Accept: the device picks the format (LwM2M 1.1 Core
+            // §7.4: Plain Text and Opaque carry one value only), so an
+            // Object or Instance comes in a format for several values.
+            if let Some(f) = r.format.filter(|f| !carries_several_values(*f)) {
+                return Err(device(
+                    format!("{path} in a format that carries several values (TLV, SenML JSON/CBOR, LwM2M JSON/CBOR)"),
+                    f.name(),
+                ));
+            }
         }
         let Content::Records(records) = &r.content else {
             return Err(device("resource values", format!("{:?}", r.content)));
@@ -100,6 +122,7 @@ impl Read {
                 }
             }
         }
+        self.check_values(&mut ctx.saved, &path, records)?;
         if self.mandatory {
             let object = path
                 .object_id()
@@ -121,6 +144,72 @@ impl Read {
     }
 }
 
+impl Read {
+    /// `equals`, `values` and `save` against the records read at `path`.
+    fn check_values(
+        &self,
+        saved: &mut std::collections::HashMap<String, String>,
+        path: &lwm2m::Path,
+        records: &[lwm2m::Record],
+    ) -> Result<(), StepError> {
+        let at = |p: &lwm2m::Path| records.iter().find(|r| r.path == *p).map(|r| &r.value);
+        if self.equals.is_some() || self.save.is_some() {
+            let value = at(path).or(match records {
+                [one] if path.contains(&one.path) => Some(&one.value),
+                _ => None,
+            });
+            let value = value
+                .ok_or_else(|| device(format!("one value at {path}"), records_text(records)))?;
+            if let Some(e) = &self.equals {
+                let e = saved::expand(e, saved)?;
+                if !matches(value, &e) {
+                    return Err(device(format!("{path} = {e}"), format!("{path} = {value}")));
+                }
+            }
+            if let Some(name) = &self.save {
+                saved.insert(name.clone(), value.to_text());
+            }
+        }
+        for (id, e) in self.values.iter().flatten() {
+            let p = path
+                .child(*id)
+                .filter(|_| path.depth() == 2)
+                .ok_or_else(|| {
+                    bench(format!(
+                        "read {path}: `values` needs an object instance path"
+                    ))
+                })?;
+            let e = saved::expand(e, saved)?;
+            match at(&p) {
+                Some(v) if matches(v, &e) => {}
+                Some(v) => return Err(device(format!("{p} = {e}"), format!("{p} = {v}"))),
+                None => {
+                    return Err(device(
+                        format!("{p} = {e} in the answer"),
+                        format!("no {p} in {}", records_text(records)),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `path` names one value: a Resource Instance, or a Resource the
+/// object model says is single.
+fn single_value(rig: &Session, path: &lwm2m::Path) -> bool {
+    path.depth() == 4
+        || (path.depth() == 3 && rig.registry.resource(path).is_some_and(|d| !d.multiple))
+}
+
+/// The formats that can carry several values (LwM2M 1.1 Core §7.4).
+fn carries_several_values(f: ContentFormat) -> bool {
+    !matches!(
+        f,
+        ContentFormat::Text | ContentFormat::Opaque | ContentFormat::LinkFormat
+    )
+}
+
 /// 4.06 Not Acceptable: the device cannot answer in the Accept'ed format.
 const NOT_ACCEPTABLE: u16 = 406;
 
@@ -132,7 +221,7 @@ const NOT_ACCEPTABLE: u16 = 406;
 /// optional. From 1.1 (Core §7.4) Plain Text, Opaque and CoRE Link stay
 /// mandatory while TLV, SenML JSON, SenML CBOR and (1.2) LwM2M CBOR are
 /// formats a client offers by choice and announces in its `ct` list.
-fn is_mandatory(f: ContentFormat, version: &str) -> bool {
+pub(crate) fn is_mandatory(f: ContentFormat, version: &str) -> bool {
     match f {
         ContentFormat::Text | ContentFormat::Opaque | ContentFormat::LinkFormat => true,
         ContentFormat::Tlv => version == "1.0",
@@ -146,6 +235,71 @@ fn is_mandatory(f: ContentFormat, version: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lwm2m::{Path, Record, Value};
+    use std::collections::HashMap;
+
+    fn read(yaml: &str) -> Read {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    fn server_instance() -> Vec<Record> {
+        vec![
+            Record::new(Path::resource(1, 1, 1), Value::Integer(40)),
+            Record::new(Path::resource(1, 1, 6), Value::Boolean(true)),
+            Record::new(Path::resource(1, 1, 7), Value::String("U".into())),
+        ]
+    }
+
+    #[test]
+    fn values_read_back_are_compared_by_meaning_and_a_mismatch_names_both() {
+        let mut saved = HashMap::from([("lt".to_owned(), "30".to_owned())]);
+        let r = read("{ path: /1/*, values: { 1: \"{saved:lt+10}\", 6: true, 7: U } }");
+        let at = Path::instance(1, 1);
+        r.check_values(&mut saved, &at, &server_instance()).unwrap();
+        let r = read("{ path: /1/*, values: { 1: 41 } }");
+        let e = r
+            .check_values(&mut saved, &at, &server_instance())
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("/1/1/1 = 41") && e.to_string().contains("/1/1/1 = 40"),
+            "{e}"
+        );
+        let r = read("{ path: /1/*, values: { 2: 0 } }");
+        let e = r
+            .check_values(&mut saved, &at, &server_instance())
+            .unwrap_err();
+        assert!(e.to_string().contains("no /1/1/2"), "{e}");
+    }
+
+    #[test]
+    fn a_single_value_is_checked_with_equals_and_kept_with_save() {
+        let mut saved = HashMap::new();
+        let at = Path::resource(1, 1, 1);
+        let one = [Record::new(at, Value::Integer(40))];
+        read("{ path: /1/*/1, equals: 40, save: lt }")
+            .check_values(&mut saved, &at, &one)
+            .unwrap();
+        assert_eq!(saved.get("lt").map(String::as_str), Some("40"));
+        let e = read("{ path: /1/*/1, equals: 41 }")
+            .check_values(&mut saved, &at, &one)
+            .unwrap_err();
+        assert!(matches!(e, StepError::Device { .. }), "{e}");
+    }
+
+    #[test]
+    fn only_formats_for_several_values_may_answer_a_read_of_an_object() {
+        assert!(!carries_several_values(ContentFormat::Text));
+        assert!(!carries_several_values(ContentFormat::Opaque));
+        for f in [
+            ContentFormat::Tlv,
+            ContentFormat::SenmlJson,
+            ContentFormat::SenmlCbor,
+            ContentFormat::Lwm2mJson,
+            ContentFormat::Lwm2mCbor,
+        ] {
+            assert!(carries_several_values(f), "{f:?}");
+        }
+    }
 
     #[test]
     fn a_406_skips_only_formats_the_version_makes_optional() {

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use serde::Deserialize;
+use thiserror::Error;
 
 use crate::case::model::ScalarValue;
 use crate::case::{CaseStep, Need, Vars};
@@ -27,10 +28,10 @@ pub struct Repeat {
 impl Repeat {
     /// Reads `times` with the run's variables; a case that cannot be run
     /// that many times is refused when it loads.
-    pub fn bind(&mut self, vars: &Vars) -> Result<(), String> {
+    pub fn bind(&mut self, vars: &Vars) -> Result<(), RepeatError> {
         self.count = repeat_times(&self.times, vars)?;
         if self.steps.is_empty() {
-            return Err("repeat needs at least one step".into());
+            return Err(RepeatError::NoSteps);
         }
         Ok(())
     }
@@ -99,8 +100,21 @@ impl Step for Repeat {
     }
 }
 
+/// Why a `repeat` cannot run: reported at the step's line when the case loads.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum RepeatError {
+    #[error("repeat needs at least one step")]
+    NoSteps,
+    #[error("repeat: variable {0} is not set (use --var {0}=N)")]
+    UnsetVariable(String),
+    #[error("repeat: times must be a number or ${{NAME:-default}}, found {0}")]
+    NotANumberOrVariable(ScalarValue),
+    #[error("repeat: times must be a number from 1 to 10000, found {0:?}")]
+    OutOfRange(String),
+}
+
 /// `20`, `"${SOAK_CUTS:-20}"` or `"${SOAK_CUTS}"`.
-fn repeat_times(v: &ScalarValue, vars: &Vars) -> Result<u32, String> {
+fn repeat_times(v: &ScalarValue, vars: &Vars) -> Result<u32, RepeatError> {
     let text = match v {
         ScalarValue::Integer(n) => n.to_string(),
         ScalarValue::Text(t) => match t.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
@@ -113,21 +127,15 @@ fn repeat_times(v: &ScalarValue, vars: &Vars) -> Result<u32, String> {
                     .cloned()
                     .or_else(|| std::env::var(name).ok())
                     .or(default.map(str::to_string))
-                    .ok_or_else(|| {
-                        format!("repeat: variable {name} is not set (use --var {name}=N)")
-                    })?
+                    .ok_or_else(|| RepeatError::UnsetVariable(name.to_owned()))?
             }
             None => t.clone(),
         },
-        other => {
-            return Err(format!(
-                "repeat: times must be a number or ${{NAME:-default}}, found {other}"
-            ))
-        }
+        other => return Err(RepeatError::NotANumberOrVariable(other.clone())),
     };
     text.trim()
         .parse::<u32>()
         .ok()
         .filter(|n| (1..=10_000).contains(n))
-        .ok_or_else(|| format!("repeat: times must be a number from 1 to 10000, found {text:?}"))
+        .ok_or(RepeatError::OutOfRange(text))
 }

@@ -39,6 +39,39 @@ pub(super) async fn read(
     .await
 }
 
+/// A check on a value read over the debug port (a `debug` fact, an
+/// `expect_symbol` variable) whose `equals` form may name a firmware role's
+/// version (`{fw_version:ROLE}`): which version a bench runs as comes from
+/// the rig when the step runs, not from the case.
+pub(super) trait EqualsCheck: Clone {
+    /// The text an `equals` check compares with, as the case wrote it.
+    fn equals(&self) -> Option<&str>;
+    /// The `equals` check with this text.
+    fn equals_with(text: String) -> Self;
+}
+
+/// The firmware roles an `equals` check names, so that the rig check finds
+/// an unmapped role before the first case runs.
+pub(super) fn equals_roles(check: &impl EqualsCheck) -> Vec<String> {
+    check
+        .equals()
+        .map(crate::steps::firmware::roles_in)
+        .unwrap_or_default()
+}
+
+/// The check with the rig's versions in place of `{fw_version:ROLE}`.
+pub(super) async fn with_role_versions<C: EqualsCheck + Sync>(
+    check: &C,
+    rig: &mut Session,
+) -> Result<C, StepError> {
+    match check.equals() {
+        Some(text) => Ok(C::equals_with(
+            crate::steps::firmware::expand_versions(rig, text).await?,
+        )),
+        None => Ok(check.clone()),
+    }
+}
+
 pub(super) fn typed(symbol: &str, ty: Option<FactType>) -> String {
     match ty {
         Some(t) => format!("{symbol} ({t})"),

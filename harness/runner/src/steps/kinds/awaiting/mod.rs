@@ -16,7 +16,7 @@ use crate::case::model::{ScalarValue, StringOr};
 use crate::case::Need;
 use crate::session::Session;
 use crate::steps::error::{serial_wait_error, StepError};
-use crate::steps::kinds::expect_value::ValueCondition;
+use crate::steps::kinds::expect_value::{ConditionError, ValueCondition};
 use crate::steps::{wait, CaseContext, Step, StepFuture, Turn, Wait};
 
 /// `await: {path | notification | line | handshake_refused, ...}`.
@@ -77,9 +77,22 @@ pub enum AwaitTarget {
     Reregistered,
 }
 
+/// An `await` payload that names nothing the harness can wait for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AwaitError {
+    #[error("await {0:?}: expected registered, reregistered, deregistered, updated, bootstrapped, forbidden or a map with path/notification/line/handshake_refused")]
+    UnknownTarget(String),
+    #[error("await event {event:?}: not a modem event (known: {known})")]
+    UnknownEvent { event: String, known: String },
+    #[error("await: give `path`, `notification`, `line` or `handshake_refused`")]
+    NoTarget,
+    #[error(transparent)]
+    Condition(#[from] ConditionError),
+}
+
 impl TryFrom<StringOr<AwaitValue>> for Await {
-    type Error = String;
-    fn try_from(a: StringOr<AwaitValue>) -> Result<Self, String> {
+    type Error = AwaitError;
+    fn try_from(a: StringOr<AwaitValue>) -> Result<Self, AwaitError> {
         let v = match a {
             StringOr::Short(e) => {
                 let target = match e.as_str() {
@@ -89,9 +102,7 @@ impl TryFrom<StringOr<AwaitValue>> for Await {
                     "bootstrapped" => AwaitTarget::Bootstrapped,
                     "forbidden" => AwaitTarget::Forbidden,
                     "reregistered" => AwaitTarget::Reregistered,
-                    other => return Err(format!(
-                        "await {other:?}: expected registered, reregistered, deregistered, updated, bootstrapped, forbidden or a map with path/notification/line/handshake_refused"
-                    )),
+                    other => return Err(AwaitError::UnknownTarget(other.to_owned())),
                 };
                 return Ok(Await {
                     target,
@@ -106,10 +117,10 @@ impl TryFrom<StringOr<AwaitValue>> for Await {
         } else if let Some(event) = v.event {
             if !rig::action::is_event(&event) {
                 let known: Vec<&str> = rig::action::EVENTS.iter().map(|e| e.name).collect();
-                return Err(format!(
-                    "await event {event:?}: not a modem event (known: {})",
-                    known.join(", ")
-                ));
+                return Err(AwaitError::UnknownEvent {
+                    event,
+                    known: known.join(", "),
+                });
             }
             AwaitTarget::ModemEvent(event)
         } else if v.handshake_refused == Some(true) {
@@ -120,9 +131,7 @@ impl TryFrom<StringOr<AwaitValue>> for Await {
                 count: v.count.unwrap_or(1),
             }
         } else {
-            let path = v
-                .path
-                .ok_or("await: give `path`, `notification`, `line` or `handshake_refused`")?;
+            let path = v.path.ok_or(AwaitError::NoTarget)?;
             let condition =
                 ValueCondition::from_fields(v.equals, v.not_equals, v.changes.unwrap_or(false))?;
             AwaitTarget::Value { path, condition }

@@ -2,13 +2,11 @@
 //! case without one says why, and docs/ets-coverage.md is what `meterbench ets`
 //! prints today.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use crate::support::{root, run};
 use serde::Deserialize;
-use support::{root, run};
 
 const CATALOG: &str = "fixtures/ets/lwm2m-1.1.yaml";
 const DOC: &str = "docs/ets-coverage.md";

@@ -3,9 +3,7 @@
 //! keeps failing carries its reruns (`<rerunError>`). The bench error here is
 //! a lab network command that fails (the first time, or always).
 
-mod support;
-
-use support::{junit, meterbench, parse, text};
+use crate::support::{junit, meterbench, parse, text};
 
 #[test]
 fn a_pass_after_a_bench_error_is_flaky_and_a_lasting_one_lists_its_reruns() {

@@ -4,15 +4,13 @@
 //! ELF (here the fixture firmware fixtures/elf/meter-facts.c, built by the
 //! test, since the example's own ELF lives on the lab's bench).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use crate::support::root;
 use rig::model::{DebugSpec, PowerSpec};
 use rig::RigFile;
-use support::root;
 
 fn rig_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("rigs"))

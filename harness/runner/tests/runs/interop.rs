@@ -218,8 +218,8 @@ fn tinydtls_client_registers_with_meterbench_serve() {
         return;
     }
     let (mut serve, port, _dir) = serve_secure("interop-tinydtls");
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tinydtls_register.py");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/runs/support/tinydtls_register.py");
     let out = Command::new("python3")
         .arg(&script)
         .args([

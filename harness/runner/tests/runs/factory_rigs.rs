@@ -10,13 +10,11 @@
 //!
 //! The rigs run one after the other: the bootstrap rig's port is fixed.
 
-mod support;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use support::{junit, junit_of_run, meterbench, outcomes, text, Outcome};
+use crate::support::{junit, junit_of_run, meterbench, outcomes, text, Outcome};
 
 /// The variables the example rigs' `credentials: { from: env }` name.
 const IDENTITY_VAR: &str = "METERBENCH_FACTORY_PSK_IDENTITY";

@@ -6,20 +6,18 @@
 //! board's fails naming both values, in `rig check` and before a run's
 //! first case.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use crate::support::{root, text};
 use rig::power::scpi_sim::{Fault, ScpiSupplySim};
-use support::{root, text};
 
 /// Runs `meterbench ARGS` in the repository root, each test with its own
 /// lock folder so that parallel tests never wait on each other.
 fn meterbench(args: &[&str], locks: &Path) -> (Output, Duration) {
     let started = Instant::now();
-    let out = support::meterbench(args)
+    let out = crate::support::meterbench(args)
         .env("METERBENCH_LOCK_DIR", locks)
         .output()
         .unwrap();

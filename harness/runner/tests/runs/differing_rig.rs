@@ -5,11 +5,9 @@
 //! ships) — each case passes or is skipped with its reason, and none fails
 //! or errors for the rig's sake.
 
-mod support;
-
 use std::time::Instant;
 
-use support::{case_files, junit_of_run, outcomes, root, run, text, Outcome};
+use crate::support::{case_files, junit_of_run, outcomes, root, run, text, Outcome};
 
 const RIG: &str = "rigs/virtual-differing.yaml";
 

@@ -2,18 +2,16 @@
 //! turns (the second says who holds the bench and waits), and the JUnit of
 //! two shards merges into one report with both runs' cases and properties.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{parse, root, testcases, text};
+use crate::support::{parse, root, testcases, text};
 
 /// `meterbench ARGS` without a lease folder from the environment: each
 /// test's rig names its own.
 fn meterbench(args: &[&str]) -> Command {
-    let mut c = support::meterbench(args);
+    let mut c = crate::support::meterbench(args);
     c.env_remove("METERBENCH_LOCK_DIR");
     c
 }

@@ -1,13 +1,11 @@
 //! End to end: the `meterbench` binary runs real cases on the virtual rig (a
 //! real meter process, a real PTY, real UDP) and we check the JUnit it wrote.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use support::{case_files, junit, meterbench, parse, property, root, run, testcases, text};
+use crate::support::{case_files, junit, meterbench, parse, property, root, run, testcases, text};
 
 #[test]
 fn default_run_passes_every_case_on_the_virtual_rig() {

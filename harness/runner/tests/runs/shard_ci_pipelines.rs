@@ -4,13 +4,11 @@
 //! disjoint and cover every case; their `meterbench junit merge` line is
 //! accepted and merges one file per bench.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use support::{meterbench, root};
+use crate::support::{meterbench, root};
 
 fn read(name: &str) -> String {
     std::fs::read_to_string(root().join("docs/ci").join(name)).unwrap()

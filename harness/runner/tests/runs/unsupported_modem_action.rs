@@ -3,9 +3,7 @@
 //! makes up a command. The rig is rigs/virtual.yaml with a copy of the
 //! virtual modem's dialect that has no `profiles` command.
 
-mod support;
-
-use support::{junit_of_run, meterbench, outcomes, root, text};
+use crate::support::{junit_of_run, meterbench, outcomes, root, text};
 
 #[test]
 fn an_at_action_the_dialect_lacks_skips_the_case_before_its_first_step() {

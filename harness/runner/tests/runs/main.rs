@@ -1,0 +1,26 @@
+//! meterbench's end-to-end tests, each a run of the real binary against the
+//! virtual meter, a scripted modem, an SCPI simulator or a device process.
+//!
+//! One test binary, not one per file: libtest then runs the long runs (every
+//! shipped case on the virtual rig, and again on the differing rig) side by
+//! side on the test threads instead of one binary after another. The runs
+//! mostly wait on the device, so this halves the suite's wall time.
+
+// Each file uses some of the helpers; together they use all of them.
+#[allow(dead_code)]
+mod support;
+
+mod differing_rig;
+mod e2e;
+mod ets_coverage;
+mod example_rigs;
+mod factory_rigs;
+mod firmware_roles;
+mod interop;
+mod junit_flaky_retries;
+mod lease_runs;
+mod rig_check;
+mod safe_end;
+mod serve_hostile_datagrams;
+mod shard_ci_pipelines;
+mod unsupported_modem_action;

@@ -1,0 +1,49 @@
+//! The message-log and lifecycle half of the public API, which the LwM2M
+//! server's handle and the bootstrap server's handle offer alike: both keep
+//! the same `Shared` state, local address and task, and a caller (the runner
+//! collecting a case's artifacts, a test) treats the two servers the same.
+//!
+//! A macro rather than a wrapper type so the methods stay inherent on each
+//! handle, and callers need no trait in scope.
+
+/// Expands, inside `impl` of a handle with fields `shared: Arc<Shared<_>>`,
+/// `local_addr`, `commands` and `task`, to `log_len`, `log_since`,
+/// `write_pcap`, `stats` and `shutdown`; `$shutdown` is the handle's
+/// shutdown command and `$server` names the server in a join failure.
+macro_rules! log_and_lifecycle_methods {
+    ($shutdown:expr, $server:literal) => {
+        // ----- message log -----
+
+        /// How many datagrams have been logged so far (the next entry's index).
+        pub fn log_len(&self) -> usize {
+            self.shared.state().log.len()
+        }
+
+        /// Logged datagrams (decrypted under DTLS, secrets redacted) and
+        /// notes with `index >= from` (those still held).
+        pub fn log_since(&self, from: usize) -> Vec<$crate::LogEntry> {
+            self.shared.state().log.since(from)
+        }
+
+        /// Writes the held log as a pcap file (see [`crate::write_pcap`]).
+        pub fn write_pcap(&self, out: impl std::io::Write) -> std::io::Result<()> {
+            $crate::pcap::write_pcap(&self.log_since(0), self.local_addr, out)
+        }
+
+        /// Counters over the whole run, not bounded by the log's capacity.
+        pub fn stats(&self) -> $crate::Stats {
+            self.shared.state().log.stats()
+        }
+
+        // ----- lifecycle -----
+
+        /// Stops the server (close_notify to DTLS sessions) and waits until
+        /// the socket is closed. Idempotent.
+        pub async fn shutdown(&self) {
+            let _ = self.commands.send($shutdown);
+            $crate::shared::join_task(&self.task, $server).await;
+        }
+    };
+}
+
+pub(crate) use log_and_lifecycle_methods;
