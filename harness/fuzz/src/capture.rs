@@ -400,6 +400,7 @@ fn payload_target(cf: u16) -> Option<&'static str> {
         ContentFormat::SenmlCbor => "senml-cbor",
         ContentFormat::Tlv => "tlv",
         ContentFormat::Lwm2mCbor => "lwm2m-cbor",
+        ContentFormat::Cbor => "cbor",
         _ if cf == crate::targets::format::LWM2M_JSON => "lwm2m-json",
         _ => return None,
     })

@@ -223,6 +223,25 @@ fn formats() -> Vec<Seed> {
         ),
         Seed::new("opaque", "spec-7.4.2", vec![0, 1, 2, 255]),
     ];
+    // formats_spec.rs cbor_single_values_7_4_6 (Core §7.4.6, RFC 8949 §3)
+    for (name, bytes) in [
+        (
+            "string",
+            "74 4F 70 65 6E 20 4D 6F 62 69 6C 65 20 41 6C 6C 69 61 6E 63 65",
+        ),
+        ("integer", "2B"),
+        ("unsigned", "1B FF FF FF FF FF FF FF FF"),
+        ("float-half", "F9 3E 00"),
+        ("float-double", "FB 3F B9 99 99 99 99 99 9A"),
+        ("boolean", "F5"),
+        ("opaque", "44 00 01 02 FF"),
+        ("time-tag-1", "C1 1A 51 82 42 8F"),
+        ("time-untagged", "1A 51 82 42 8F"),
+        ("objlnk", "67 32 36 32 34 31 3A 30"),
+        ("indefinite-text", "7F 62 4F 70 62 65 6E FF"),
+    ] {
+        seeds.push(Seed::new("cbor", format!("spec-7.4.6-{name}"), hex(bytes)));
+    }
     // formats.rs plain_text_values_7_4_1
     for (name, text) in [
         ("string", "Open Mobile Alliance"),

@@ -118,7 +118,7 @@ proptest! {
     }
 
     /// Each single resource round-trips at its own path, in every format that
-    /// can carry it (text for all, opaque for Opaque resources).
+    /// can carry it (text and CBOR for all, opaque for Opaque resources).
     #[test]
     fn single_resources_round_trip_in_every_format((_, records) in object_and_records()) {
         let reg = Registry::core();
@@ -127,6 +127,7 @@ proptest! {
             let one = vec![r.clone()];
             let mut formats = MULTI_VALUE.to_vec();
             formats.push(ContentFormat::Text);
+            formats.push(ContentFormat::Cbor);
             if matches!(r.value, Value::Opaque(_)) {
                 formats.push(ContentFormat::Opaque);
             }

@@ -185,7 +185,9 @@ fn discover(c: &mut Client, now: Instant, mid: u16, path: &str) -> Vec<u8> {
 ///   Attributes — the TS example `</3/0>;pmax=60,...,</3/0/7>;dim=8;gt=50;lt=42.2`;
 /// - Resource: "the attached Attributes of that Resource ... (includes the
 ///   assigned R-Attributes and the R-Attributes inherited from the Object
-///   and Object Instance)" — the TS example `</3/0/7>;dim=8;pmin=10;pmax=60;gt=50;lt=42.2`.
+///   and Object Instance)" — the TS example `</3/0/7>;dim=8;pmin=10;pmax=60;gt=50;lt=42.2`;
+///   a 1.1 client follows it with the Resource Instances and their own
+///   Attributes (what ETS 1.1 int-260 and int-261 check).
 ///
 /// A Resource Instance is no Discover target: 4.05 (Transport §6.3).
 #[test]
@@ -222,7 +224,42 @@ fn discover_lists_what_the_ts_says_at_object_instance_and_resource_level() {
     );
     assert_eq!(
         discover(&mut c, t0, 0x112, "/3/0/7"),
-        links_ack(0x112, 0x0d, "</3/0/7>;dim=2;pmin=10;pmax=60;gt=50;lt=42.2")
+        links_ack(
+            0x112,
+            0x0d,
+            "</3/0/7>;dim=2;pmin=10;pmax=60;gt=50;lt=42.2,</3/0/7/0>,</3/0/7/1>"
+        )
+    );
+    // Attributes on a Resource Instance, 1.1's epmin/epmax among them
+    // (ETS 1.1 int-261), come with that instance's link only.
+    let mut r = Req::con(RequestType::Put, 0x103, 0x0c, "/3/0/7/1");
+    r.query = &["pmax=100", "epmin=1", "epmax=20"];
+    assert_eq!(
+        feed(&mut c, t0, &r.bytes()),
+        vec![ack(0x44, 0x103, 0x0c, &[])]
+    );
+    assert_eq!(
+        discover(&mut c, t0, 0x117, "/3/0/7"),
+        links_ack(
+            0x117,
+            0x0d,
+            "</3/0/7>;dim=2;pmin=10;pmax=60;gt=50;lt=42.2,</3/0/7/0>,</3/0/7/1>;pmax=100;epmin=1;epmax=20"
+        )
+    );
+    // A bare name removes the attribute (Core §5.1.2).
+    let mut r = Req::con(RequestType::Put, 0x104, 0x0c, "/3/0/7/1");
+    r.query = &["epmin", "pmax"];
+    assert_eq!(
+        feed(&mut c, t0, &r.bytes()),
+        vec![ack(0x44, 0x104, 0x0c, &[])]
+    );
+    assert_eq!(
+        discover(&mut c, t0, 0x118, "/3/0/7"),
+        links_ack(
+            0x118,
+            0x0d,
+            "</3/0/7>;dim=2;pmin=10;pmax=60;gt=50;lt=42.2,</3/0/7/0>,</3/0/7/1>;epmax=20"
+        )
     );
     assert_eq!(
         discover(&mut c, t0, 0x113, "/3/0/9"),

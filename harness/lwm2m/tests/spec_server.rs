@@ -780,3 +780,88 @@ fn observe_sequence_numbers_wrap_at_2_24_and_128_s_makes_any_notification_newer(
         "older, more than 128 s on: newer"
     );
 }
+
+/// Cancel by Reset (RFC 7641 §3.6, ETS 1.1 int-302): once the server has
+/// forgotten the observation, the next notification — CON or NON — is
+/// answered with an empty RST carrying its message id, and nothing is
+/// delivered; the other observation of the client is untouched.
+#[test]
+fn a_forgotten_observation_answers_its_next_notification_with_reset() {
+    let mut s = server();
+    let t0 = Instant::now();
+    register(&mut s, t0, A, 0x100, &["lt=600", "lwm2m=1.1"]);
+    let (_, first) = observe(&mut s, t0, A, 2);
+    let (forgotten, token) = observe(&mut s, t0, A, 2);
+    assert_eq!(
+        s.forget_observation("meter-1", Path::resource(3, 0, 9)),
+        Some(token.clone()),
+        "the newest observation of the path is forgotten"
+    );
+    assert_eq!(s.observations("meter-1").len(), 1);
+    assert!(s
+        .observations("meter-1")
+        .iter()
+        .all(|(id, _)| *id != forgotten));
+    assert_eq!(
+        s.forget_observation("meter-2", Path::resource(3, 0, 9)),
+        None
+    );
+    let con = content(MessageType::Confirmable, 0x7200, &token, Some(3), "88");
+    assert_eq!(
+        feed(&mut s, t0, A, &con),
+        vec![(addr(A), vec![0x70, 0x00, 0x72, 0x00])]
+    );
+    let non = content(MessageType::NonConfirmable, 0x7201, &token, Some(4), "89");
+    assert_eq!(
+        feed(&mut s, t0, A, &non),
+        vec![(addr(A), vec![0x70, 0x00, 0x72, 0x01])]
+    );
+    assert!(notified(&events(&mut s)).is_empty());
+    // The older observation still delivers.
+    let other = content(MessageType::NonConfirmable, 0x7202, &first, Some(5), "90");
+    assert!(feed(&mut s, t0, A, &other).is_empty());
+    assert_eq!(notified(&events(&mut s)), vec!["Integer(90)".to_string()]);
+}
+
+/// Write-Attributes (LwM2M 1.1 Core §5.1.2, Transport §6.3): a PUT with
+/// one Uri-Query per attribute and no payload; 1.1's `epmin`/`epmax`
+/// follow the others (ETS int-261 writes `pmax=100&epmin=1&epmax=20`).
+#[test]
+fn write_attributes_puts_every_attribute_as_a_uri_query() {
+    let mut s = server();
+    let t0 = Instant::now();
+    register(&mut s, t0, A, 0x100, &["lt=600", "lwm2m=1.1"]);
+    let _ = events(&mut s);
+    s.request(
+        t0,
+        "meter-1",
+        DmRequest::WriteAttributes {
+            path: Path::resource_instance(3, 0, 11, 0),
+            attributes: lwm2m::server::Attributes {
+                pmax: Some(100),
+                epmin: Some(1),
+                epmax: Some(20),
+                unset: vec!["pmin".into()],
+                ..Default::default()
+            },
+        },
+    )
+    .unwrap();
+    let put = sent(&drain(&mut s));
+    assert_eq!(put.header.code, MessageClass::Request(RequestType::Put));
+    let queries: Vec<String> = put
+        .get_option(CoapOption::UriQuery)
+        .into_iter()
+        .flatten()
+        .map(|q| String::from_utf8(q.clone()).unwrap())
+        .collect();
+    assert_eq!(queries, ["pmax=100", "epmin=1", "epmax=20", "pmin"]);
+    let paths: Vec<&[u8]> = put
+        .get_option(CoapOption::UriPath)
+        .into_iter()
+        .flatten()
+        .map(|p| p.as_slice())
+        .collect();
+    assert_eq!(paths, [&b"3"[..], b"0", b"11", b"0"]);
+    assert!(put.payload.is_empty());
+}

@@ -33,6 +33,13 @@ pub enum Command {
     /// The bench itself, without running cases.
     #[command(subcommand)]
     Rig(RigCommand),
+    /// Rebuild a run's self-contained HTML page (RUN_DIR/index.html) from its
+    /// junit.xml and artifacts, e.g. after `junit merge` into one folder.
+    Report {
+        /// The run folder (reports/<run-id>) holding junit.xml.
+        #[arg(value_name = "RUN_DIR")]
+        run_dir: PathBuf,
+    },
     /// The virtual meter process (started by the virtual power driver).
     #[command(hide = true)]
     SimMeter {

@@ -337,6 +337,11 @@ pub fn install(runtime: &tokio::runtime::Runtime, state: RunState) {
         eprintln!("{why}: forced end");
         state.make_safe();
         state.write_report();
+        // The page too: a run a CI job cancelled is the one people look at.
+        let junit = state.lock().junit.clone();
+        if let Some(run_dir) = junit.parent() {
+            crate::report::html::write_for_run(run_dir);
+        }
         if let Some(dir) = state.lock().scratch.take() {
             let _ = std::fs::remove_dir_all(dir);
         }

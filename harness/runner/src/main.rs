@@ -1,6 +1,7 @@
 //! `meterbench`: hardware-in-the-loop conformance runs for LwM2M smart meters.
 
 mod bench;
+mod blocking;
 mod case;
 mod cli;
 mod credentials;
@@ -41,6 +42,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Junit(cli::JunitCommand::Merge { out, inputs }) => {
             report::merge::main(&out, &inputs)
         }
+        cli::Command::Report { run_dir } => report::html::main(&run_dir),
         cli::Command::Rig(cli::RigCommand::Check(args)) => {
             init_logging(0);
             rig_check::main(args)

@@ -1,17 +1,16 @@
 //! What a case costs in supply current, measured while it runs: on a rig
-//! whose power is a measuring supply (SCPI), a [`CurrentSampler`] samples
-//! from case start to case end; the case's artifacts get every sample as
+//! whose power is a measuring supply (SCPI), a [`CurrentRecorder`] around
+//! it samples from case start to case end; the case's artifacts get every sample as
 //! `current.csv`, its JUnit testcase the peak and mean (with units).
 //!
 //! The supply is shared: the case's `power` steps switch it through the
-//! session's [`rig::Power`] handle while the sampler measures through the same
-//! driver, one command at a time under its lock.
+//! session's [`rig::Power`] handle while the recorder measures through the
+//! same driver, one command at a time under its lock.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rig::power::CurrentSampler;
+use rig::wrap::{CurrentRecorder, CurrentRecording};
 
 /// How often a case's current is sampled: a bench supply answers
 /// `MEAS:CURR?` in tens of milliseconds, and a modem's transmit bursts last
@@ -24,28 +23,29 @@ pub use rig::bench::SupplyHandle;
 
 /// Current sampling for one case.
 pub struct CaseCurrent {
-    sampler: Option<CurrentSampler>,
+    recording: Option<CurrentRecording>,
 }
 
 impl CaseCurrent {
     /// Starts sampling `supply` (nothing when the rig has none that measures).
     pub fn start(supply: Option<&SupplyHandle>, interval: Duration) -> CaseCurrent {
-        let sampler = supply.and_then(|s| {
-            CurrentSampler::start(Arc::new(Mutex::new(s.clone())), interval)
-                .map_err(|e| tracing::warn!(error = %e, "cannot start the current sampler"))
+        let recording = supply.and_then(|s| {
+            CurrentRecorder::new(s.clone())
+                .start(interval)
+                .map_err(|e| tracing::warn!(error = %e, "cannot start recording the current"))
                 .ok()
         });
-        CaseCurrent { sampler }
+        CaseCurrent { recording }
     }
 
     /// Stops sampling, writes `current.csv` into `artifacts` and returns
     /// the testcase's properties: peak and mean with units, how many
     /// samples over how long, and how many measurements failed.
     pub fn finish(self, artifacts: &Path) -> Vec<(String, String)> {
-        let Some(sampler) = self.sampler else {
+        let Some(recording) = self.recording else {
             return Vec::new();
         };
-        let record = sampler.stop();
+        let record = recording.stop();
         let mut properties = match record.summary() {
             Some(summary) => summary.properties(),
             None => Vec::new(),

@@ -171,6 +171,7 @@ pub fn main(mut args: RunArgs) -> ExitCode {
     }
     let _ = std::fs::remove_dir_all(&state_root);
     state.write_report();
+    crate::report::html::write_for_run(&ctx.run_dir.path);
     for line in state.cuts() {
         eprintln!("power cut {line}");
     }
@@ -313,7 +314,7 @@ impl TrialContext {
         let (verdict, step_log, properties) = match &mut *slot {
             SessionSlot::Open(session) => {
                 let marks = ArtifactMarks::take(session);
-                let rtt = crate::rtt_capture::CaseRtt::start(session.debug.as_deref_mut());
+                session.start_rtt_case();
                 let current = crate::measure::CaseCurrent::start(
                     session.supply.as_ref(),
                     crate::measure::SAMPLE_INTERVAL,
@@ -347,7 +348,7 @@ impl TrialContext {
                         .runtime
                         .block_on(run_case(session, case, &self.control));
                 }
-                rtt.finish(session.debug.as_deref_mut(), &artifacts);
+                session.finish_rtt_case(&artifacts);
                 marks.write(session, &artifacts, &run.step_log);
                 self.state.rig_info(session.report_info());
                 let mut properties = run.properties;

@@ -20,9 +20,11 @@ use server::{
     BootstrapServerHandle, EmbeddedBootstrapServer, LwM2mServer, SecurityConfig, ServerHandle,
 };
 
+use crate::blocking::off_runtime;
 use crate::credentials::{CredentialError, DeviceCredentials, ServerOrigin};
 
 use crate::report::RigInfo;
+use crate::rtt_capture::RttRecord;
 
 /// Short Server ID of the account meterbench provisions (LwM2M 1.1 Core §E.2, /1/x/0).
 const SHORT_SERVER_ID: u16 = 1;
@@ -65,6 +67,9 @@ pub struct Session {
     pub device_log: Option<PathBuf>,
     /// Every call made to `power`, with its outcome (each case's `power.log`).
     pub power_trace: Option<PowerTrace>,
+    /// What the debug port's RTT gave: the case's `rtt.log` and the tail
+    /// that failure messages quote.
+    pub rtt: RttRecord,
     pub info: RigInfo,
     /// The run's seed: random power cuts derive theirs from it.
     pub seed: u64,
@@ -290,6 +295,7 @@ impl Session {
             network: bench.network,
             device_log: bench.device_log,
             power_trace: bench.power_trace,
+            rtt: RttRecord::default(),
             info,
             seed: config.seed,
             bootstrap,
@@ -329,7 +335,7 @@ impl Session {
             .collect();
         let line = modem.dialect().render(name, &vars)?;
         let timeout = modem.dialect().command_timeout;
-        let r = tokio::task::block_in_place(|| modem.command(&line, timeout))?;
+        let r = off_runtime(|| modem.command(&line, timeout))?;
         if r.is_ok() {
             Ok(())
         } else {
@@ -441,7 +447,7 @@ impl Session {
     pub fn power_is_on(&self) -> Option<bool> {
         self.power
             .as_ref()
-            .map(|p| p.lock().map(|mut p| p.is_on()).unwrap_or(false))
+            .map(|p| off_runtime(|| p.lock().map(|mut p| p.is_on()).unwrap_or(false)))
     }
 
     pub fn set_power(&self, on: bool) -> Result<(), BenchError> {
@@ -449,8 +455,7 @@ impl Session {
             rig: self.rig.name.clone(),
             part: "power control",
         })?;
-        let mut p = power.lock().map_err(|_| BenchError::PowerLock)?;
-        Ok(if on { p.on() } else { p.off() }?)
+        switch_power(power, on)
     }
 
     /// After power-on: open the modem and point the device at our server
@@ -471,7 +476,7 @@ impl Session {
         let Some(modem) = self.modem.as_mut() else {
             return Ok(());
         };
-        modem.open()?;
+        off_runtime(|| modem.open())?;
         let timeout = modem.dialect().command_timeout;
         let sequence = if by_bootstrap {
             modem.dialect().bring_up_bootstrap.clone()
@@ -484,7 +489,7 @@ impl Session {
         for name in sequence {
             // Keys go to the modem, never into the transcript or an error.
             let (line, shown) = modem.dialect().render_shown(&name, &vars)?;
-            let response = modem.command_shown(&line, &shown, timeout)?;
+            let response = off_runtime(|| modem.command_shown(&line, &shown, timeout))?;
             if !response.is_ok() {
                 return Err(BenchError::BringUp {
                     command: shown,
@@ -494,7 +499,7 @@ impl Session {
         }
         if self.info.modem_revision.is_none() {
             if let Ok(line) = modem.dialect().render("revision", &vars) {
-                if let Ok(r) = modem.command(&line, timeout) {
+                if let Ok(r) = off_runtime(|| modem.command(&line, timeout)) {
                     self.info.modem_revision = r.lines.first().cloned();
                 }
             }
@@ -520,8 +525,26 @@ impl Session {
         }
     }
 
-    /// The last lines the device printed, on its serial port and in its own
-    /// log, for messages that must say what the device did.
+    /// A case starts: what the debug port's RTT printed until now is kept
+    /// as printed before it.
+    pub fn start_rtt_case(&mut self) {
+        self.rtt.start_case(self.debug.as_deref_mut());
+    }
+
+    /// Takes what the firmware printed over RTT since the last take, so
+    /// that [`Session::last_device_lines`] quotes it (a step just failed).
+    pub fn take_rtt(&mut self) {
+        self.rtt.take(self.debug.as_deref_mut());
+    }
+
+    /// The case ends: writes its `rtt.log` into `artifacts`.
+    pub fn finish_rtt_case(&mut self, artifacts: &Path) {
+        self.rtt.finish_case(self.debug.as_deref_mut(), artifacts);
+    }
+
+    /// The last lines the device printed, on its serial port, in its own
+    /// log and over RTT (as far as taken, [`Session::take_rtt`]), for
+    /// messages that must say what the device did.
     pub fn last_device_lines(&self, n: usize) -> Vec<String> {
         let serial = self
             .modem
@@ -534,19 +557,20 @@ impl Session {
             .and_then(|p| std::fs::read_to_string(p).ok())
             .map(|t| t.lines().map(|l| format!("[device log] {l}")).collect())
             .unwrap_or_default();
-        let half = n / 2;
-        let mut lines = tail(serial, half);
-        lines.extend(tail(log, n - half));
-        lines
+        let rtt = self
+            .rtt
+            .last_lines(n)
+            .into_iter()
+            .map(|l| format!("[rtt] {l}"))
+            .collect();
+        share_lines(vec![serial, log, rtt], n)
     }
 
     /// Leaves the bench in the state the rig file asks for.
     pub async fn close(self) {
         if let Some(p) = &self.power {
             let want_on = self.rig.after_run.power == rig::model::PowerState::On;
-            if let Ok(mut p) = p.lock() {
-                let _ = if want_on { p.on() } else { p.off() };
-            }
+            let _ = switch_power(p, want_on);
         }
         if let Some(f) = self.firmware {
             f.shutdown().await;
@@ -609,4 +633,118 @@ fn absolute(path: &Path) -> PathBuf {
 fn tail(mut lines: Vec<String>, n: usize) -> Vec<String> {
     let skip = lines.len().saturating_sub(n);
     lines.split_off(skip)
+}
+
+/// The last of each source's lines, `n` in all, shared evenly among the
+/// sources that printed anything (earlier sources get the remainder), in
+/// source order: one chatty source must not hide another's last words.
+fn share_lines(sources: Vec<Vec<String>>, n: usize) -> Vec<String> {
+    let sources: Vec<Vec<String>> = sources.into_iter().filter(|s| !s.is_empty()).collect();
+    let Some(each) = n.checked_div(sources.len()) else {
+        return Vec::new();
+    };
+    let extra = n % sources.len();
+    sources
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, s)| tail(s, each + usize::from(i < extra)))
+        .collect()
+}
+
+/// Switches the rig's power off the runtime's threads: a relay command or
+/// an SCPI supply may take seconds, and the servers must keep answering.
+pub fn switch_power(power: &SharedPower, on: bool) -> Result<(), BenchError> {
+    off_runtime(|| {
+        let mut p = power.lock().map_err(|_| BenchError::PowerLock)?;
+        Ok(if on { p.on() } else { p.off() }?)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, VecDeque};
+
+    use rig::RigError;
+
+    use super::*;
+
+    /// A debug port whose RTT gives out one batch of lines per take.
+    struct PrintingPort(VecDeque<Vec<String>>);
+
+    impl Debug for PrintingPort {
+        fn read_state(&mut self) -> Result<BTreeMap<String, String>, RigError> {
+            Ok(BTreeMap::new())
+        }
+        fn describe(&self) -> String {
+            "printing port".into()
+        }
+        fn take_log(&mut self) -> Result<Vec<String>, RigError> {
+            Ok(self.0.pop_front().unwrap_or_default())
+        }
+    }
+
+    fn lines(ls: &[&str]) -> Vec<String> {
+        ls.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_failed_step_quotes_the_rtt_lines_taken_once_and_kept_for_rtt_log() {
+        let dir = tempfile::tempdir().unwrap();
+        // No power, no modem: nothing is started, nothing is locked.
+        let rig = RigFile::parse(
+            "name: rtt\ndevice: { endpoint: ep, lifetime: 1m }\n",
+            &dir.path().join("rtt.yaml"),
+        )
+        .unwrap();
+        let config = SessionConfig {
+            run_id: "rtt".into(),
+            fixtures: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures"),
+            registry: Registry::core(),
+            state_root: dir.path().join("state"),
+            meter_program: PathBuf::from("/nonexistent/virtual-meter"),
+            meter_args: Vec::new(),
+            seed: 1,
+        };
+        let mut session = Session::open(rig, &config).await.unwrap();
+        session.debug = Some(Box::new(PrintingPort(VecDeque::from([
+            lines(&["boot 1.0"]),
+            lines(&["attach", "PDP reject 33"]),
+            lines(&["retry in 60 s"]),
+        ]))));
+        session.start_rtt_case();
+        // A step fails: the engine takes RTT before the judge quotes it.
+        session.take_rtt();
+        assert_eq!(
+            session.last_device_lines(2),
+            ["[rtt] attach", "[rtt] PDP reject 33"]
+        );
+        assert_eq!(
+            session.last_device_lines(8),
+            ["[rtt] boot 1.0", "[rtt] attach", "[rtt] PDP reject 33"]
+        );
+        // rtt.log has every line once: the take above is not read again.
+        let artifacts = dir.path().join("artifacts");
+        std::fs::create_dir_all(&artifacts).unwrap();
+        session.finish_rtt_case(&artifacts);
+        assert_eq!(
+            std::fs::read_to_string(artifacts.join(crate::rtt_capture::FILE_NAME)).unwrap(),
+            "# printed before the case started\nboot 1.0\n# printed during the case\n\
+             attach\nPDP reject 33\nretry in 60 s\n"
+        );
+        session.close().await;
+    }
+
+    #[test]
+    fn the_quoted_lines_are_shared_among_the_sources_that_printed() {
+        let serial = lines(&["s1", "s2", "s3", "s4", "s5"]);
+        let rtt = lines(&["r1", "r2", "r3"]);
+        assert_eq!(
+            share_lines(vec![serial.clone(), Vec::new(), rtt.clone()], 5),
+            ["s3", "s4", "s5", "r2", "r3"]
+        );
+        // A source alone gets all of n; none gives nothing.
+        assert_eq!(share_lines(vec![Vec::new(), rtt], 8), ["r1", "r2", "r3"]);
+        assert!(share_lines(vec![Vec::new(), Vec::new()], 8).is_empty());
+        assert!(share_lines(vec![serial], 0).is_empty());
+    }
 }

@@ -300,6 +300,12 @@ fn attributes_text(a: &Attributes) -> String {
     add("gt", a.gt.map(|v| v.to_string()));
     add("lt", a.lt.map(|v| v.to_string()));
     add("st", a.st.map(|v| v.to_string()));
+    add("epmin", a.epmin.map(|v| v.to_string()));
+    add("epmax", a.epmax.map(|v| v.to_string()));
+    for name in &a.unset {
+        s.push_str(if s.is_empty() { "?" } else { "&" });
+        s.push_str(name);
+    }
     s
 }
 

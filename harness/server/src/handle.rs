@@ -611,6 +611,36 @@ impl ServerHandle {
         .await
     }
 
+    /// Cancels an observation the passive way (RFC 7641 §3.6, ETS 1.1
+    /// int-302): the server forgets it and sends nothing, so the client's
+    /// next notification of it is answered with Reset. Returns the
+    /// observation's token, which the caller can look for in the message
+    /// log (the notification and the RST answering it).
+    pub async fn forget_observation(
+        &self,
+        endpoint: &str,
+        path: Path,
+    ) -> Result<Vec<u8>, ServerError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::ForgetObservation {
+                endpoint: endpoint.to_string(),
+                path,
+                reply,
+            })
+            .map_err(|_| ServerError::Shutdown)?;
+        answer
+            .await
+            .map_err(|_| ServerError::Shutdown)?
+            .ok_or_else(|| {
+                request_error(
+                    endpoint,
+                    &format!("forget the observation of {path}"),
+                    RequestError::Invalid(format!("no observation of {path} on {endpoint}")),
+                )
+            })
+    }
+
     /// Write-Attributes (§6.3.4).
     pub async fn write_attributes(
         &self,

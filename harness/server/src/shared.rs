@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use lwm2m::path::Path;
 use lwm2m::server::{DmRequest, Registration, RequestError, RequestId, ServerEvent};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -25,6 +26,13 @@ pub(crate) enum Command {
         endpoint: String,
         request: DmRequest,
         reply: oneshot::Sender<Result<RequestId, RequestError>>,
+    },
+    /// Forget an observation without telling the client; the answer is its
+    /// token, if there was one (see `ServerHandle::forget_observation`).
+    ForgetObservation {
+        endpoint: String,
+        path: Path,
+        reply: oneshot::Sender<Option<Vec<u8>>>,
     },
     Shutdown,
 }

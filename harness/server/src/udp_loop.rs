@@ -305,6 +305,14 @@ impl Core for LwM2mCore {
                 let _ = reply.send(result);
                 true
             }
+            Command::ForgetObservation {
+                endpoint,
+                path,
+                reply,
+            } => {
+                let _ = reply.send(self.0.forget_observation(&endpoint, path));
+                true
+            }
             Command::Shutdown => false,
         }
     }

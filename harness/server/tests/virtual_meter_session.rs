@@ -218,3 +218,72 @@ async fn a_deregistration_is_awaited_and_forgotten() {
     meter.kill().await;
     server.shutdown().await;
 }
+
+/// Cancel by Reset (RFC 7641 §3.6, ETS 1.1 int-302): the server forgets
+/// the observation, answers the meter's next notification with RST, and
+/// the meter sends no further notification with that token.
+#[tokio::test]
+async fn a_forgotten_observation_is_reset_and_stops_at_the_meter() {
+    let server = start_server().await;
+    let meter = registered_meter(&server, "meter-rst").await;
+    let battery = path("/3/0/9");
+    server.observe("meter-rst", battery, None).await.unwrap();
+    let token = server
+        .forget_observation("meter-rst", battery)
+        .await
+        .unwrap();
+    let again = server.forget_observation("meter-rst", battery).await;
+    assert!(
+        again
+            .unwrap_err()
+            .to_string()
+            .contains("no observation of /3/0/9"),
+        "a second forget finds nothing"
+    );
+    let from = server.log_len();
+    let is_notification = |e: &server::LogEntry| {
+        e.direction == Direction::In
+            && coap_lite::Packet::from_bytes(&e.bytes).is_ok_and(|p| {
+                p.get_token() == token.as_slice()
+                    && p.get_option(coap_lite::CoapOption::Observe).is_some()
+            })
+    };
+    meter.set_value(battery, Value::Integer(41));
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    let reset = loop {
+        let log = server.log_since(from);
+        let note = log.iter().find(|e| is_notification(e)).cloned();
+        let rst = note.and_then(|n| {
+            let mid = coap_lite::Packet::from_bytes(&n.bytes)
+                .unwrap()
+                .header
+                .message_id;
+            log.iter()
+                .find(|e| {
+                    e.direction == Direction::Out
+                        && e.bytes.len() == 4
+                        && e.bytes[0] & 0x30 == 0x30
+                        && u16::from_be_bytes([e.bytes[2], e.bytes[3]]) == mid
+                })
+                .cloned()
+        });
+        if let Some(rst) = rst {
+            break rst;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no notification answered with RST within {WITHIN:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(reset.summary.starts_with("RST"), "{}", reset.summary);
+    let after_reset = server.log_len();
+    meter.set_value(battery, Value::Integer(40));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !server.log_since(after_reset).iter().any(is_notification),
+        "the meter kept notifying after the Reset"
+    );
+    meter.kill().await;
+    server.shutdown().await;
+}

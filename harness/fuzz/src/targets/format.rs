@@ -4,7 +4,7 @@
 //!
 //! Each payload is decoded under several request paths, because the path
 //! types the values and decides what a record may name: the single-value
-//! formats (text, opaque) under one resource of every type, the others under
+//! formats (text, opaque, CBOR) under one resource of every type, the others under
 //! the root, objects, instances, a multiple resource and an object the model
 //! does not know. Whatever decodes is encoded again with the same format and
 //! path, as the client does when the server reads back what it wrote.
@@ -64,7 +64,7 @@ fn paths(single: bool) -> &'static [Path] {
 
 /// Decodes `payload` in `format` under every path, and encodes what decoded.
 pub fn decode_everywhere(format: ContentFormat, payload: &[u8]) {
-    let single = matches!(format, ContentFormat::Text | ContentFormat::Opaque);
+    let single = format.carries_single_value();
     let registry = registry();
     for base in paths(single) {
         if let Ok(records) = format::decode(format, base, payload, registry) {
@@ -79,6 +79,10 @@ pub fn text(input: &[u8]) {
 
 pub fn opaque(input: &[u8]) {
     decode_everywhere(ContentFormat::Opaque, input);
+}
+
+pub fn cbor(input: &[u8]) {
+    decode_everywhere(ContentFormat::Cbor, input);
 }
 
 pub fn tlv(input: &[u8]) {

@@ -95,6 +95,12 @@ pub fn all() -> Vec<Target> {
             &[],
         ),
         payload(
+            "cbor",
+            "single-value CBOR decoder (Core §7.4.6, RFC 8949)",
+            format::cbor,
+            format::CBOR_DICTIONARY,
+        ),
+        payload(
             "tlv",
             "TLV decoder (Core §7.4.3)",
             format::tlv,

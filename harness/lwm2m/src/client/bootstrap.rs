@@ -621,7 +621,7 @@ impl Client {
                 .filter(|f| *f != ContentFormat::LinkFormat)
                 .ok_or_else(|| refuse(406, format!("Accept {c} is not supported")))?,
             None => match preferred {
-                ContentFormat::Text | ContentFormat::Opaque | ContentFormat::LinkFormat => {
+                f if f.carries_single_value() || f == ContentFormat::LinkFormat => {
                     ContentFormat::Tlv
                 }
                 f => f,

@@ -210,15 +210,13 @@ impl Client {
             || path.depth() == 4;
         let format = match accept {
             Some(ContentFormat::LinkFormat) => return Err(406),
-            Some(f @ (ContentFormat::Text | ContentFormat::Opaque)) if !single => {
+            Some(f) if f.carries_single_value() && !single => {
                 tracing::debug!(%path, format = %f, "single-value format asked for several values");
                 return Err(406);
             }
             Some(f) => f,
             None => match self.config.preferred_format {
-                ContentFormat::Text | ContentFormat::Opaque | ContentFormat::LinkFormat
-                    if !single =>
-                {
+                f if (f.carries_single_value() || f == ContentFormat::LinkFormat) && !single => {
                     ContentFormat::Tlv
                 }
                 f => f,
@@ -226,7 +224,7 @@ impl Client {
         };
         match format::encode(format, path, &records, registry) {
             Ok(payload) => Ok((format, payload)),
-            Err(e) if matches!(format, ContentFormat::Text | ContentFormat::Opaque) => {
+            Err(e) if format.carries_single_value() => {
                 tracing::debug!(error = %e, "value cannot be given in the asked format");
                 Err(406)
             }
@@ -524,7 +522,9 @@ impl Client {
     ///   `</3/0>;pmax=60,...,</3/0/7>;dim=8;gt=50;lt=42.2,...`;
     /// - a Resource: the Resource with `dim` and its attached Attributes —
     ///   "the assigned R-Attributes and the R-Attributes inherited from the
-    ///   Object and Object Instance", e.g. `</3/0/7>;dim=8;pmin=10;pmax=60;gt=50;lt=42.2`.
+    ///   Object and Object Instance", e.g. `</3/0/7>;dim=8;pmin=10;pmax=60;gt=50;lt=42.2`;
+    ///   a 1.1 client follows it with its Resource Instances, each with the
+    ///   Attributes assigned to it (`</3/0/7/0>,</3/0/7/1>;pmax=100`).
     ///
     /// A Resource Instance is not a Discover target in 1.1: 4.05 Method Not
     /// Allowed ("target is not allowed for Discover", Transport §6.3).
@@ -576,6 +576,9 @@ impl Client {
                 } else {
                     self.attribute_links(&res, link)
                 });
+                if path.depth() == 3 && self.config.lwm2m_version != "1.0" {
+                    links.extend(self.resource_instance_links(&res));
+                }
             }
         }
         if path.depth() == 3 && links.is_empty() {
@@ -585,6 +588,28 @@ impl Client {
             ContentFormat::LinkFormat,
             encode_links(&links).into_bytes(),
         ))
+    }
+
+    /// The Resource Instances of a multiple resource, each with the
+    /// Attributes assigned to it: what LwM2M 1.1 Discover on a Resource adds
+    /// after the Resource (ETS 1.1 int-260 expects `</3/0/7/0>,</3/0/7/1>`
+    /// after `</3/0/7>`, int-261 a `pmax` written on `/3/0/11/0`). A single
+    /// resource has none.
+    fn resource_instance_links(&self, res: &Path) -> Vec<Link> {
+        if !self
+            .config
+            .registry
+            .resource(res)
+            .is_some_and(|d| d.multiple)
+        {
+            return Vec::new();
+        }
+        self.store
+            .read(res)
+            .into_iter()
+            .filter(|r| r.path.depth() == 4)
+            .map(|r| self.attribute_links(&r.path, Link::new(r.path.to_string())))
+            .collect()
     }
 
     /// The Resources an instance has, in id order, each with its number of
@@ -734,8 +759,10 @@ impl Client {
         }
     }
 
-    /// Write-Attributes (Core §5.1.2, §6.3.4): `pmin=10&pmax=60&gt=50&lt=5&st=1`;
-    /// a name without a value removes that attribute. Unknown names are ignored.
+    /// Write-Attributes (Core §5.1.2, §6.3.4): `pmin=10&pmax=60&gt=50&lt=5&st=1`,
+    /// and 1.1's `epmin`/`epmax` (kept and reported by Discover; the client
+    /// samples on change, so they pace nothing here); a name without a value
+    /// removes that attribute. Unknown names are ignored.
     fn write_attributes(&mut self, path: &Path, message: &Packet) -> Result<Packet, Refusal> {
         self.check_exists(path)?;
         let mut attrs: Attributes = self.attributes.get(path).cloned().unwrap_or_default();
@@ -769,6 +796,8 @@ impl Client {
                 "pmax" => attrs.pmax = int(&value)?,
                 "gt" => attrs.gt = float(&value)?,
                 "lt" => attrs.lt = float(&value)?,
+                "epmin" => attrs.epmin = int(&value)?,
+                "epmax" => attrs.epmax = int(&value)?,
                 "st" => {
                     attrs.st = float(&value)?;
                     if attrs.st.is_some_and(|s| s < 0.0) {

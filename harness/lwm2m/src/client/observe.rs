@@ -65,6 +65,8 @@ pub fn effective(attributes: &BTreeMap<Path, Attributes>, path: &Path) -> Attrib
             out.gt = a.gt.or(out.gt);
             out.lt = a.lt.or(out.lt);
             out.st = a.st.or(out.st);
+            out.epmin = a.epmin.or(out.epmin);
+            out.epmax = a.epmax.or(out.epmax);
         }
     }
     out

@@ -16,6 +16,7 @@ mod opaque;
 mod senml;
 mod senml_cbor;
 mod senml_json;
+mod single_cbor;
 mod text;
 mod tlv;
 
@@ -38,10 +39,13 @@ pub enum ContentFormat {
     /// offer in place of SenML JSON.
     Lwm2mJson,
     Lwm2mCbor,
+    /// `application/cbor`: one resource value as a single CBOR item (LwM2M
+    /// 1.1 Core §7.4.6), like plain text and opaque.
+    Cbor,
 }
 
 impl ContentFormat {
-    pub const ALL: [ContentFormat; 8] = [
+    pub const ALL: [ContentFormat; 9] = [
         ContentFormat::Text,
         ContentFormat::LinkFormat,
         ContentFormat::Opaque,
@@ -50,6 +54,7 @@ impl ContentFormat {
         ContentFormat::Tlv,
         ContentFormat::Lwm2mJson,
         ContentFormat::Lwm2mCbor,
+        ContentFormat::Cbor,
     ];
 
     pub fn code(self) -> u16 {
@@ -62,6 +67,7 @@ impl ContentFormat {
             ContentFormat::Tlv => 11542,
             ContentFormat::Lwm2mJson => 11543,
             ContentFormat::Lwm2mCbor => 11544,
+            ContentFormat::Cbor => 60,
         }
     }
 
@@ -80,7 +86,18 @@ impl ContentFormat {
             ContentFormat::Tlv => "tlv",
             ContentFormat::Lwm2mJson => "lwm2m-json",
             ContentFormat::Lwm2mCbor => "lwm2m-cbor",
+            ContentFormat::Cbor => "cbor",
         }
+    }
+
+    /// Whether the format carries exactly one resource (instance) value:
+    /// plain text, opaque and CBOR (Core §7.4.1, §7.4.2, §7.4.6). A Read or
+    /// Write wider than one resource needs another format.
+    pub fn carries_single_value(self) -> bool {
+        matches!(
+            self,
+            ContentFormat::Text | ContentFormat::Opaque | ContentFormat::Cbor
+        )
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
@@ -166,6 +183,7 @@ pub fn encode(
         ContentFormat::SenmlCbor => senml_cbor::encode(base, records),
         ContentFormat::Lwm2mJson => lwm2m_json::encode(base, records),
         ContentFormat::Lwm2mCbor => lwm2m_cbor::encode(base, records),
+        ContentFormat::Cbor => single_cbor::encode(base, records),
         ContentFormat::LinkFormat => Err(FormatError::new(
             format,
             0,
@@ -210,6 +228,7 @@ pub fn decode_timed(
         ContentFormat::SenmlCbor => senml_cbor::decode(base, payload, registry),
         ContentFormat::Lwm2mJson => lwm2m_json::decode(base, payload, registry),
         ContentFormat::Lwm2mCbor => lwm2m_cbor::decode(base, payload, registry).map(untimed),
+        ContentFormat::Cbor => single_cbor::decode(base, payload, registry).map(untimed),
         ContentFormat::LinkFormat => Err(FormatError::new(
             format,
             0,

@@ -132,7 +132,9 @@ pub enum WriteMode {
     PartialUpdate,
 }
 
-/// Write-Attributes notification attributes (LwM2M 1.1 Core §5.1.2).
+/// Write-Attributes notification attributes (LwM2M 1.1 Core §5.1.2,
+/// Table 5.1.2-1): `epmin`/`epmax` (evaluation periods) are new in 1.1;
+/// ETS int-261 writes them on a resource instance.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Attributes {
     pub pmin: Option<u32>,
@@ -140,6 +142,12 @@ pub struct Attributes {
     pub gt: Option<f64>,
     pub lt: Option<f64>,
     pub st: Option<f64>,
+    pub epmin: Option<u32>,
+    pub epmax: Option<u32>,
+    /// Attributes to remove: sent as the bare name (`?pmin`), which Core
+    /// §5.1.2 / Transport §6.3 make "remove this attribute"; how a case
+    /// leaves the device as it found it (the ETS procedures end so).
+    pub unset: Vec<String>,
 }
 
 /// A device management or information reporting request.
@@ -698,6 +706,23 @@ impl Server {
                 push.set_transmissions(t);
             }
         }
+    }
+
+    /// Forgets the newest observation of `path` on `endpoint` without
+    /// telling the client, and returns its token: the "cancel by Reset" of
+    /// RFC 7641 §3.6 (LwM2M 1.1 Core §6.4.2, ETS int-302). The client's
+    /// next notification then names no observation and is answered with
+    /// Reset, which ends the observation there. `None` when there is no such
+    /// observation.
+    pub fn forget_observation(&mut self, endpoint: &str, path: Path) -> Option<Vec<u8>> {
+        let token = self
+            .observations
+            .iter()
+            .filter(|(_, o)| o.endpoint == endpoint && o.path == path)
+            .max_by_key(|(_, o)| o.id)
+            .map(|(t, _)| t.clone())?;
+        self.observations.remove(&token);
+        Some(token)
     }
 
     /// Ids of the observations currently established with an endpoint, and their paths.

@@ -16,7 +16,8 @@ fn base(method: RequestType, path: &Path) -> Packet {
     p
 }
 
-/// The Uri-Query values of Write-Attributes (LwM2M 1.1 Core §5.1.2).
+/// The Uri-Query values of Write-Attributes (LwM2M 1.1 Core §5.1.2), in
+/// the order of Table 5.1.2-1's notification attributes.
 pub fn attribute_query(a: &Attributes) -> Vec<String> {
     let mut q = Vec::new();
     if let Some(v) = a.pmin {
@@ -34,6 +35,13 @@ pub fn attribute_query(a: &Attributes) -> Vec<String> {
     if let Some(v) = a.st {
         q.push(format!("st={v}"));
     }
+    if let Some(v) = a.epmin {
+        q.push(format!("epmin={v}"));
+    }
+    if let Some(v) = a.epmax {
+        q.push(format!("epmax={v}"));
+    }
+    q.extend(a.unset.iter().cloned());
     q
 }
 
@@ -49,18 +57,13 @@ pub fn preferred_format(default: ContentFormat, client_formats: &[u16]) -> Conte
     client_formats
         .iter()
         .filter_map(|c| ContentFormat::from_code(*c))
-        .find(|f| {
-            !matches!(
-                f,
-                ContentFormat::Text | ContentFormat::Opaque | ContentFormat::LinkFormat
-            )
-        })
+        .find(|f| !f.carries_single_value() && *f != ContentFormat::LinkFormat)
         .unwrap_or(default)
 }
 
 /// The format a payload is written in when the request names none: the
-/// configured default, except that plain text and opaque carry one resource
-/// only, so anything wider goes as TLV (which every LwM2M client supports).
+/// configured default, except that plain text, opaque and CBOR carry one
+/// resource only, so anything wider goes as TLV (which every LwM2M client supports).
 fn payload_format(
     requested: Option<ContentFormat>,
     default: ContentFormat,
@@ -69,9 +72,7 @@ fn payload_format(
 ) -> ContentFormat {
     match requested {
         Some(f) => f,
-        None if matches!(default, ContentFormat::Text | ContentFormat::Opaque)
-            && !(path.depth() >= 3 && records == 1) =>
-        {
+        None if default.carries_single_value() && !(path.depth() >= 3 && records == 1) => {
             ContentFormat::Tlv
         }
         None => default,

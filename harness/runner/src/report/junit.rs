@@ -31,6 +31,18 @@ pub fn render(
         let mut suite = TestSuite::new(rig.name.clone());
         suite.add_property(Property::new("rig", rig.name.clone()));
         suite.add_property(Property::new("rig_file", rig.file.display().to_string()));
+        // Which rig file exactly, for a report kept as evidence (the HTML page shows it).
+        if let Ok(bytes) = std::fs::read(&rig.file) {
+            use sha2::Digest;
+            suite.add_property(Property::new(
+                "rig_file_sha256",
+                hex::encode(sha2::Sha256::digest(bytes)),
+            ));
+        }
+        suite.add_property(Property::new(
+            "meterbench_version",
+            env!("CARGO_PKG_VERSION"),
+        ));
         suite.add_property(Property::new("endpoint", rig.endpoint.clone()));
         if let Some(v) = &rig.firmware_version {
             suite.add_property(Property::new("device_firmware_version", v.clone()));

@@ -1,6 +1,7 @@
-//! What a run leaves behind: `reports/<run-id>/junit.xml`, per-case artifact
+//! What a run leaves behind: `reports/<run-id>/junit.xml`, `index.html`, per-case artifact
 //! folders, and `reports/latest` pointing at the newest run.
 
+pub mod html;
 pub mod junit;
 pub mod merge;
 pub mod outcome;

@@ -5,12 +5,7 @@
 //! bench as the rig file says.
 
 use std::any::Any;
-use std::cell::RefCell;
 use std::fmt::Write as _;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -25,6 +20,7 @@ use crate::steps::context::{CaseContext, Marks};
 use crate::steps::error::{timed_out, StepError};
 use crate::steps::judge::{failure, judge};
 use crate::steps::kinds::classify::Recovery;
+use crate::steps::panic_guard::{install_panic_location_hook, panicked, CatchUnwind};
 use crate::steps::{needs, StepFuture, Turn, Wait};
 
 /// What a case run produced.
@@ -206,6 +202,7 @@ async fn run_steps(
         match result {
             Ok(()) => ctx.previous_step = marks,
             Err(e) => {
+                rig.take_rtt();
                 let at = format!("step `{}`", step.describe());
                 return judge(rig, ctx, case, step.line, at, e);
             }
@@ -240,87 +237,6 @@ async fn stopped(stop: Option<watch::Receiver<bool>>) {
         }
     }
     std::future::pending::<()>().await
-}
-
-/// A future whose poll may panic, turned into one that returns the panic:
-/// the case ends as a bench error and the run goes on with the next case.
-struct CatchUnwind<F>(Pin<Box<F>>);
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(payload) => Poll::Ready(Err(payload)),
-        }
-    }
-}
-
-thread_local! {
-    /// Where the last panic on this thread happened (source file:line),
-    /// recorded by the hook: a panic's payload carries only its message.
-    static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// Chains a hook in front of the default one that records where a panic
-/// happened, so that the verdict can say it. Installed once per process.
-fn install_panic_location_hook() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let at = info
-                .location()
-                .map(|l| format!("{}:{}", l.file(), l.line()));
-            PANIC_LOCATION.with(|p| *p.borrow_mut() = at);
-            default(info);
-        }));
-    });
-}
-
-/// The verdict of a case whose step panicked: a bench error (the harness
-/// could not do its part), naming the case file:line of the step, the
-/// panic's message and where in meterbench it happened.
-fn panicked(
-    case: &Case,
-    running: Option<usize>,
-    payload: &(dyn Any + Send),
-    log: &mut String,
-) -> Verdict {
-    let message = panic_message(payload);
-    let source = PANIC_LOCATION
-        .with(|p| p.borrow_mut().take())
-        .map(|at| format!(" (at {at})"))
-        .unwrap_or_default();
-    let step = running.and_then(|i| case.steps.get(i));
-    let place = match step {
-        Some(step) => format!(
-            "{}:{}: step `{}` panicked",
-            case.file.display(),
-            step.line,
-            step.describe()
-        ),
-        None => format!(
-            "{}: the case panicked before its first step",
-            case.file.display()
-        ),
-    };
-    let message = format!("{place}: {message}{source}");
-    let _ = writeln!(log, "ERROR: {message}");
-    Verdict::Error { message }
-}
-
-/// A panic's message: `panic!` with a literal carries a `&str`, with
-/// arguments a `String`.
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(a panic without a message)".to_string())
 }
 
 /// The case's timeout ran out in the middle of a step (inside a `repeat`:
@@ -458,7 +374,7 @@ fn restore_network(rig: &mut Session, ctx: &mut CaseContext) {
     }
     if let Some(n) = rig.network.as_mut() {
         let action = rig::NetworkAction::AcceptAll;
-        match tokio::task::block_in_place(|| n.apply(&action)) {
+        match crate::blocking::off_runtime(|| n.apply(&action)) {
             Ok(()) => {
                 let _ = writeln!(ctx.log, "  network: accept-all (restored after the case)");
             }
@@ -474,23 +390,12 @@ fn restore_network(rig: &mut Session, ctx: &mut CaseContext) {
 mod tests {
     use super::*;
 
-    fn block_on<F: Future>(f: F) -> F::Output {
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .unwrap()
             .block_on(f)
-    }
-
-    #[test]
-    fn a_panic_while_polled_becomes_its_payload_and_a_result_passes_through() {
-        let r = block_on(CatchUnwind(Box::pin(async {
-            tokio::task::yield_now().await;
-            panic!("step broke at {}", 7)
-        })));
-        let payload = r.expect_err("the panic is caught");
-        assert_eq!(panic_message(payload.as_ref()), "step broke at 7");
-        assert_eq!(block_on(CatchUnwind(Box::pin(async { 5 }))).ok(), Some(5));
     }
 
     /// Whether `stopped` resolves within 30 ms.

@@ -18,6 +18,7 @@ mod judge;
 pub mod kinds;
 pub mod needs;
 mod not_found;
+mod panic_guard;
 pub mod value;
 mod wait;
 
@@ -26,9 +27,10 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use context::{CaseContext, RepeatPosition, Restart};
-pub use engine::{panic_message, run_case, CaseControl};
+pub use engine::{run_case, CaseControl};
 pub use error::StepError;
 pub use kinds::StepKind;
+pub use panic_guard::panic_message;
 pub use wait::Wait;
 
 use crate::case::Need;

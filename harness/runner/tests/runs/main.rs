@@ -16,6 +16,7 @@ mod ets_coverage;
 mod example_rigs;
 mod factory_rigs;
 mod firmware_roles;
+mod html_report;
 mod interop;
 mod junit_flaky_retries;
 mod lease_runs;

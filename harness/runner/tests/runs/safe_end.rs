@@ -492,4 +492,11 @@ fn a_driver_stuck_in_a_call_gets_the_forced_end() {
     assert_eq!(outcomes.len(), 1, "{out}");
     assert!(outcomes[0].message.contains("interrupted"), "{out}");
     assert_eq!(bench.leases(), Vec::<String>::new(), "{out}");
+    // The forced end writes the page as well as the JUnit.
+    let page = out
+        .lines()
+        .find_map(|l| l.strip_prefix("page: "))
+        .unwrap_or_else(|| panic!("no page written: {out}"));
+    let html = std::fs::read_to_string(page.trim()).unwrap();
+    assert!(html.contains("stuck"), "{html}");
 }

@@ -162,7 +162,7 @@ impl AtStep {
             }
         };
         let timeout = modem.dialect().command_timeout;
-        let r = tokio::task::block_in_place(|| modem.command_shown(&line, &text, timeout))
+        let r = crate::blocking::off_runtime(|| modem.command_shown(&line, &text, timeout))
             .map_err(rig_error)?;
         let _ = writeln!(ctx.log, "  -> {}", r.summary());
         let got = if r.is_ok() {

@@ -4,6 +4,12 @@
 //! sends no notification of that observation for that long after it
 //! answered the cancel (ETS int-303 checks that the client removed the
 //! observer).
+//!
+//! With `reset: true` the cancel is the other one RFC 7641 §3.6 allows (ETS
+//! int-302, "Cancel Observations using Reset Operation"): the server
+//! forgets the observation and sends nothing, waits for the device's next
+//! notification of it, answers that with RST, and `quiet` then checks that
+//! the RST ended the observation at the device.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -26,6 +32,8 @@ use crate::steps::{instances, CaseContext, Step, StepFuture, Turn};
 pub struct CancelObserveFull {
     path: CasePath,
     quiet: Option<Span>,
+    #[serde(default)]
+    reset: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -34,6 +42,9 @@ pub struct CancelObserve {
     pub path: CasePath,
     /// How long after the cancel no notification of it may come.
     pub quiet: Option<Duration>,
+    /// Cancel by answering the next notification with RST instead of a
+    /// GET with Observe=1.
+    pub reset: bool,
 }
 
 impl TryFrom<StringOr<CancelObserveFull>> for CancelObserve {
@@ -43,10 +54,12 @@ impl TryFrom<StringOr<CancelObserveFull>> for CancelObserve {
             StringOr::Short(p) => CancelObserve {
                 path: CasePath::try_from(p)?,
                 quiet: None,
+                reset: false,
             },
             StringOr::Long(f) => CancelObserve {
                 path: f.path,
                 quiet: f.quiet.map(|s| s.0),
+                reset: f.reset,
             },
         })
     }
@@ -54,6 +67,18 @@ impl TryFrom<StringOr<CancelObserveFull>> for CancelObserve {
 
 impl Step for CancelObserve {
     fn describe(&self) -> String {
+        if self.reset {
+            return match self.quiet {
+                Some(q) => format!(
+                    "cancel observe {} by RST to its next notification, then no notification for {q:?}",
+                    self.path
+                ),
+                None => format!(
+                    "cancel observe {} by RST to its next notification",
+                    self.path
+                ),
+            };
+        }
         match self.quiet {
             Some(q) => format!(
                 "cancel observe {}, then no notification for {q:?}",
@@ -71,6 +96,35 @@ impl Step for CancelObserve {
     ) -> StepFuture<'a> {
         Box::pin(async move {
             let path = instances::resolve(rig, self.path)?;
+            if self.reset {
+                let token = rig
+                    .server
+                    .forget_observation(&rig.endpoint, path)
+                    .await
+                    .map_err(|e| {
+                        bench(format!(
+                            "{e}: an `observe` step must start the observation first"
+                        ))
+                    })?;
+                ctx.observations.remove(&path);
+                let from = rig.server.log_len();
+                let rst = await_reset(rig, from, &token, turn.within)
+                    .await
+                    .map_err(|seen| {
+                        device(
+                            format!(
+                                "a notification of {path} within {:?}, to answer it with RST",
+                                turn.within
+                            ),
+                            seen,
+                        )
+                    })?;
+                let _ = writeln!(ctx.log, "  -> notification answered: {}", rst.summary);
+                let Some(quiet) = self.quiet else {
+                    return Ok(());
+                };
+                return quiet_after(rig, ctx, path, &token, quiet).await;
+            }
             // The observation's token, from the Observe the server sent.
             let token = self
                 .quiet
@@ -89,29 +143,78 @@ impl Step for CancelObserve {
             let (Some(quiet), Some(token)) = (self.quiet, token) else {
                 return Ok(());
             };
-            let from = rig.server.log_len();
-            tokio::time::sleep(quiet).await;
-            let log = rig.server.log_since(from);
-            let late: Vec<&LogEntry> = log
-                .iter()
-                .filter(|e| is_notification_of(e, &token))
-                .collect();
-            if let Some(first) = late.first() {
-                return Err(device(
-                    format!(
-                        "no notification of {path} within {quiet:?} after the cancel was answered"
-                    ),
-                    format!(
-                        "{} notification(s), the first: {}",
-                        late.len(),
-                        first.summary
-                    ),
-                ));
-            }
-            let _ = writeln!(ctx.log, "  -> no notification for {quiet:?}");
-            Ok(())
+            quiet_after(rig, ctx, path, &token, quiet).await
         })
     }
+}
+
+/// Checks that for `quiet` from now the device sends no notification with
+/// `token` (RFC 7641 §3.6: the cancelled observer is removed).
+async fn quiet_after(
+    rig: &Session,
+    ctx: &mut CaseContext,
+    path: Path,
+    token: &[u8],
+    quiet: Duration,
+) -> Result<(), crate::steps::StepError> {
+    let from = rig.server.log_len();
+    tokio::time::sleep(quiet).await;
+    let log = rig.server.log_since(from);
+    let late: Vec<&LogEntry> = log
+        .iter()
+        .filter(|e| is_notification_of(e, token))
+        .collect();
+    if let Some(first) = late.first() {
+        return Err(device(
+            format!("no notification of {path} within {quiet:?} after the cancel"),
+            format!(
+                "{} notification(s), the first: {}",
+                late.len(),
+                first.summary
+            ),
+        ));
+    }
+    let _ = writeln!(ctx.log, "  -> no notification for {quiet:?}");
+    Ok(())
+}
+
+/// Waits up to `within` for a notification with `token` logged after
+/// entry `from` and the server's RST to it; returns the RST, or what was
+/// seen instead.
+async fn await_reset(
+    rig: &Session,
+    from: usize,
+    token: &[u8],
+    within: Duration,
+) -> Result<LogEntry, String> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let log = rig.server.log_since(from);
+        if let Some(rst) = reset_of_notification(&log, token) {
+            return Ok(rst.clone());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let notes = log.iter().filter(|e| is_notification_of(e, token)).count();
+            return Err(match notes {
+                0 => "no notification with the observation's token".into(),
+                n => format!("{n} notification(s) and no RST answering one"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The server's RST to a notification with `token` in `log`: an empty
+/// Reset carrying that notification's message id (RFC 7252 §4.2, §4.3).
+fn reset_of_notification<'a>(log: &'a [LogEntry], token: &[u8]) -> Option<&'a LogEntry> {
+    log.iter()
+        .filter(|e| is_notification_of(e, token))
+        .filter_map(|n| Some((n.peer, wire::decode(&n.bytes).ok()?.header.message_id)))
+        .find_map(|(peer, mid)| {
+            log.iter().find(|e| {
+                e.direction == Direction::Out && e.peer == peer && is_reset(&e.bytes, mid)
+            })
+        })
 }
 
 /// The token of the last Observe (GET with Observe=0) the server sent for `path`.
@@ -128,6 +231,12 @@ fn observe_token(log: &[LogEntry], path: Path) -> Result<Vec<u8>, crate::steps::
                 "no Observe of {path} in the server's message log: an `observe` step must start it first"
             ))
         })
+}
+
+/// Whether `bytes` is an empty RST with message id `mid`: the 4-byte
+/// header alone, type bits 11 (RFC 7252 §3, §4.2).
+fn is_reset(bytes: &[u8], mid: u16) -> bool {
+    bytes.len() == 4 && bytes[0] & 0x30 == 0x30 && u16::from_be_bytes([bytes[2], bytes[3]]) == mid
 }
 
 /// Whether `entry` is a notification the device sent with `token`: a
@@ -200,5 +309,34 @@ mod tests {
         );
         let outgoing = entry(Direction::Out, &packet(get, 3, Some(1), "/4/0/2"));
         assert!(!is_notification_of(&outgoing, &[3]));
+    }
+
+    #[test]
+    fn only_a_reset_with_the_notifications_message_id_answers_it() {
+        let content = MessageClass::Response(ResponseType::Content);
+        let mut note = packet(content, 3, Some(7), "");
+        note.header.message_id = 0x1234;
+        let mut other = packet(content, 4, Some(7), "");
+        other.header.message_id = 0x4321;
+        let rst = |mid: u16| {
+            let mut p = Packet::new();
+            p.header.set_type(MessageType::Reset);
+            p.header.code = MessageClass::Empty;
+            p.header.message_id = mid;
+            entry(Direction::Out, &p)
+        };
+        let log = [
+            entry(Direction::In, &other),
+            rst(0x4321),
+            entry(Direction::In, &note),
+        ];
+        assert!(
+            reset_of_notification(&log, &[3]).is_none(),
+            "the RST answers the other observation's notification"
+        );
+        let mut log = log.to_vec();
+        log.push(rst(0x1234));
+        let found = reset_of_notification(&log, &[3]).unwrap();
+        assert!(found.summary.starts_with("RST"), "{}", found.summary);
     }
 }

@@ -152,7 +152,7 @@ fn read_fact(rig: &mut Session, key: &str) -> Result<String, StepError> {
         .as_mut()
         .ok_or_else(|| StepError::Skip(format!("rig {name} has no debug port")))?;
     let fact = rig::facts::Fact::from(key);
-    match tokio::task::block_in_place(|| debug.fact(&fact)) {
+    match crate::blocking::off_runtime(|| debug.fact(&fact)) {
         Ok(value) => Ok(value.to_string()),
         Err(e @ rig::RigError::FactUnavailable { .. }) => Err(StepError::Skip(e.to_string())),
         Err(e) => Err(bench(format!("debug read {key}: {e}"))),
@@ -175,7 +175,7 @@ pub fn read_debug(rig: &mut Session) -> Result<BTreeMap<String, String>, DebugRe
         .debug
         .as_mut()
         .ok_or(DebugReadError::NoDebugPort { rig: name })?;
-    Ok(tokio::task::block_in_place(|| debug.read_state())?)
+    Ok(crate::blocking::off_runtime(|| debug.read_state())?)
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ impl Step for NetworkStep {
                 crate::steps::StepError::Skip(format!("rig {rig_name} has no network control"))
             })?;
             ctx.network_changed = true;
-            tokio::task::block_in_place(|| network.apply(action)).map_err(bench)?;
+            crate::blocking::off_runtime(|| network.apply(action)).map_err(bench)?;
             let _ = writeln!(ctx.log, "  -> the network will {action}");
             Ok(())
         })

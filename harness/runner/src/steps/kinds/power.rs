@@ -61,7 +61,7 @@ impl Step for PowerStep {
             }
             if matches!(self, PowerStep::On | PowerStep::Cycle) {
                 rig.set_power(true).map_err(bench)?;
-                tokio::task::block_in_place(|| rig.bring_up()).map_err(bench)?;
+                rig.bring_up().map_err(bench)?;
                 let _ = writeln!(ctx.log, "  -> device on, pointed at {}", rig.server_uri());
             }
             Ok(())
@@ -83,7 +83,7 @@ pub(crate) fn switch_off(rig: &mut Session) -> Result<(), StepError> {
 pub(crate) fn restore(rig: &mut Session, log: &mut String) -> Result<(), StepError> {
     rig.set_power(true).map_err(bench)?;
     if let Some(m) = rig.modem.as_mut() {
-        tokio::task::block_in_place(|| m.open()).map_err(bench)?;
+        crate::blocking::off_runtime(|| m.open()).map_err(bench)?;
     }
     let _ = writeln!(log, "  -> power restored; the device is on its own");
     Ok(())

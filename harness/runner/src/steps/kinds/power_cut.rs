@@ -309,7 +309,7 @@ fn serial_line(prefix: &str, within: Duration, rig: &mut Session) -> Result<(), 
         .modem
         .as_mut()
         .ok_or_else(|| StepError::Skip(format!("rig {rig_name} has no modem")))?;
-    tokio::task::block_in_place(|| modem.wait_for_line(prefix, within)).map_err(|e| {
+    crate::blocking::off_runtime(|| modem.wait_for_line(prefix, within)).map_err(|e| {
         serial_wait_error(
             format!("the serial line {prefix:?} (the moment to cut power) within {within:?}"),
             e,

@@ -204,10 +204,7 @@ fn single_value(rig: &Session, path: &lwm2m::Path) -> bool {
 
 /// The formats that can carry several values (LwM2M 1.1 Core §7.4).
 fn carries_several_values(f: ContentFormat) -> bool {
-    !matches!(
-        f,
-        ContentFormat::Text | ContentFormat::Opaque | ContentFormat::LinkFormat
-    )
+    !f.carries_single_value() && f != ContentFormat::LinkFormat
 }
 
 /// 4.06 Not Acceptable: the device cannot answer in the Accept'ed format.
@@ -220,7 +217,8 @@ const NOT_ACCEPTABLE: u16 = 406;
 /// requests, and Plain Text and Opaque for single resources; its JSON is
 /// optional. From 1.1 (Core §7.4) Plain Text, Opaque and CoRE Link stay
 /// mandatory while TLV, SenML JSON, SenML CBOR and (1.2) LwM2M CBOR are
-/// formats a client offers by choice and announces in its `ct` list.
+/// formats a client offers by choice and announces in its `ct` list, as is
+/// CBOR (60, Core §7.4.6) for single values.
 pub(crate) fn is_mandatory(f: ContentFormat, version: &str) -> bool {
     match f {
         ContentFormat::Text | ContentFormat::Opaque | ContentFormat::LinkFormat => true,
@@ -228,7 +226,8 @@ pub(crate) fn is_mandatory(f: ContentFormat, version: &str) -> bool {
         ContentFormat::SenmlJson
         | ContentFormat::SenmlCbor
         | ContentFormat::Lwm2mJson
-        | ContentFormat::Lwm2mCbor => false,
+        | ContentFormat::Lwm2mCbor
+        | ContentFormat::Cbor => false,
     }
 }
 
@@ -290,6 +289,7 @@ mod tests {
     fn only_formats_for_several_values_may_answer_a_read_of_an_object() {
         assert!(!carries_several_values(ContentFormat::Text));
         assert!(!carries_several_values(ContentFormat::Opaque));
+        assert!(!carries_several_values(ContentFormat::Cbor));
         for f in [
             ContentFormat::Tlv,
             ContentFormat::SenmlJson,

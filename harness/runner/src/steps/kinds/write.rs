@@ -11,6 +11,7 @@ use lwm2m::server::{DmRequest, WriteMode};
 use lwm2m::Record;
 use serde::Deserialize;
 use server::code_text;
+use thiserror::Error;
 
 use crate::case::fields::{content_format, CasePath, Code, Format};
 use crate::case::model::ScalarValue;
@@ -62,19 +63,36 @@ pub enum Payload {
     Resources(BTreeMap<u16, ScalarValue>),
 }
 
+/// A `write` payload that cannot make one Write request.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum WriteSpecError {
+    #[error("write: give exactly one of `value` and `values`")]
+    ValueOrValues,
+    #[error(
+        "write {0}: `values` (resource id: value) needs an object instance path such as /1/*, and at least one value"
+    )]
+    ValuesNeedInstance(String),
+    /// Plain text, opaque and CBOR carry one resource value (LwM2M 1.1 Core
+    /// §7.4.1, §7.4.2, §7.4.6): a Write of several in one of them could
+    /// only fail on the device, for the case's sake.
+    #[error("write {path}: format {format} carries a single resource value; `values` needs tlv, senml-json, senml-cbor or lwm2m-cbor")]
+    SingleValueFormat { path: String, format: &'static str },
+}
+
 impl TryFrom<WriteSpec> for Write {
-    type Error = String;
-    fn try_from(w: WriteSpec) -> Result<Self, String> {
+    type Error = WriteSpecError;
+    fn try_from(w: WriteSpec) -> Result<Self, WriteSpecError> {
         let value = match (w.value, w.values) {
             (Some(v), None) => Payload::One(v),
-            (None, Some(vs)) if !vs.is_empty() && w.path.0.depth() == 2 => Payload::Resources(vs),
-            (None, Some(_)) => {
-                return Err(format!(
-                    "write {}: `values` (resource id: value) needs an object instance path such as /1/*, and at least one value",
-                    w.path
-                ))
+            (None, Some(_)) if w.format.is_some_and(|f| f.0.carries_single_value()) => {
+                return Err(WriteSpecError::SingleValueFormat {
+                    path: w.path.to_string(),
+                    format: content_format(w.format).map_or("", |f| f.name()),
+                })
             }
-            _ => return Err("write: give exactly one of `value` and `values`".into()),
+            (None, Some(vs)) if !vs.is_empty() && w.path.0.depth() == 2 => Payload::Resources(vs),
+            (None, Some(_)) => return Err(WriteSpecError::ValuesNeedInstance(w.path.to_string())),
+            _ => return Err(WriteSpecError::ValueOrValues),
         };
         Ok(Write {
             path: w.path,
@@ -109,7 +127,10 @@ impl From<Mode> for WriteMode {
 
 impl Step for Write {
     fn describe(&self) -> String {
-        format!("write {} = {}", self.path, self.value)
+        match content_format(self.format) {
+            Some(f) => format!("write {} = {} as {}", self.path, self.value, f.name()),
+            None => format!("write {} = {}", self.path, self.value),
+        }
     }
 
     fn firmware_roles(&self) -> Vec<String> {
@@ -214,5 +235,22 @@ mod tests {
         );
         let e = serde_saphyr::from_str::<Write>("{ path: /1/*/1, values: { 1: 2 } }").unwrap_err();
         assert!(e.to_string().contains("object instance path"), "{e}");
+    }
+
+    #[test]
+    fn cbor_format_writes_one_value_and_refuses_values() {
+        let w: Write =
+            serde_saphyr::from_str("{ path: /1/*/6, value: true, format: cbor }").unwrap();
+        assert_eq!(content_format(w.format), Some(lwm2m::ContentFormat::Cbor));
+        assert_eq!(w.describe(), "write /1/*/6 = true as cbor");
+        let e = serde_saphyr::from_str::<Write>(
+            "{ path: /1/*, values: { 2: 101, 3: 1010 }, format: cbor }",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("format cbor carries a single resource value"),
+            "{e}"
+        );
     }
 }

@@ -12,7 +12,7 @@ use server::code_text;
 use crate::case::fields::{CasePath, Code};
 use crate::session::Session;
 use crate::steps::exchange::exchange;
-use crate::steps::{instances, CaseContext, Step, StepFuture, Turn};
+use crate::steps::{instances, CaseContext, Step, StepError, StepFuture, Turn};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "WriteAttributesSpec")]
@@ -32,8 +32,18 @@ pub struct WriteAttributesSpec {
     gt: Option<f64>,
     lt: Option<f64>,
     st: Option<f64>,
+    /// LwM2M 1.1 evaluation periods (Core Table 5.1.2-1; ETS int-261).
+    epmin: Option<u32>,
+    epmax: Option<u32>,
+    /// Attributes to remove (`?pmin`), to leave the device as it was.
+    #[serde(default)]
+    unset: Vec<String>,
     code: Option<Code>,
 }
+
+/// The notification attributes a case may write or unset (LwM2M 1.1 Core
+/// Table 5.1.2-1).
+const NAMES: [&str; 7] = ["pmin", "pmax", "gt", "lt", "st", "epmin", "epmax"];
 
 impl TryFrom<WriteAttributesSpec> for WriteAttributes {
     type Error = String;
@@ -44,10 +54,24 @@ impl TryFrom<WriteAttributesSpec> for WriteAttributes {
             gt: w.gt,
             lt: w.lt,
             st: w.st,
+            epmin: w.epmin,
+            epmax: w.epmax,
+            unset: w.unset,
         };
+        if let Some(bad) = attributes
+            .unset
+            .iter()
+            .find(|n| !NAMES.contains(&n.as_str()))
+        {
+            return Err(format!(
+                "write_attributes {}: unset `{bad}`: not one of {}",
+                w.path,
+                NAMES.join(", ")
+            ));
+        }
         if attributes == Attributes::default() {
             return Err(format!(
-                "write_attributes {}: give at least one of pmin, pmax, gt, lt, st",
+                "write_attributes {}: give at least one of pmin, pmax, gt, lt, st, epmin, epmax, or unset",
                 w.path
             ));
         }
@@ -68,9 +92,12 @@ impl Step for WriteAttributes {
             a.gt.map(|v| format!("gt={v}")),
             a.lt.map(|v| format!("lt={v}")),
             a.st.map(|v| format!("st={v}")),
+            a.epmin.map(|v| format!("epmin={v}")),
+            a.epmax.map(|v| format!("epmax={v}")),
         ]
         .into_iter()
         .flatten()
+        .chain(a.unset.iter().cloned())
         .collect();
         format!("write attributes {}?{}", self.path, parts.join("&"))
     }
@@ -83,6 +110,16 @@ impl Step for WriteAttributes {
     ) -> StepFuture<'a> {
         Box::pin(async move {
             let path = instances::resolve(rig, self.path)?;
+            let version = rig
+                .server
+                .registration(&rig.endpoint)
+                .map(|r| r.lwm2m_version)
+                .unwrap_or_default();
+            if let Some(why) = needs_1_1(path, &self.attributes, &version) {
+                return Err(StepError::Skip(format!(
+                    "not applicable: {why}, and the device registered as LwM2M {version}"
+                )));
+            }
             let request = DmRequest::WriteAttributes {
                 path,
                 attributes: self.attributes.clone(),
@@ -92,6 +129,23 @@ impl Step for WriteAttributes {
             Ok(())
         })
     }
+}
+
+/// Why this Write-Attributes is LwM2M 1.1 only, if it is: attributes on
+/// a Resource Instance, and `epmin`/`epmax`, came with 1.1 (Core §5.1.2,
+/// Table 5.1.2-1); a 1.0 device may refuse them and still be right.
+fn needs_1_1(path: lwm2m::Path, a: &Attributes, version: &str) -> Option<String> {
+    if version != "1.0" {
+        return None;
+    }
+    if path.depth() == 4 {
+        return Some(format!(
+            "attributes on a Resource Instance ({path}) are LwM2M 1.1"
+        ));
+    }
+    let epmin = a.epmin.is_some() || a.unset.iter().any(|n| n == "epmin");
+    let epmax = a.epmax.is_some() || a.unset.iter().any(|n| n == "epmax");
+    (epmin || epmax).then(|| "epmin and epmax are LwM2M 1.1 attributes".to_string())
 }
 
 #[cfg(test)]
@@ -107,6 +161,44 @@ mod tests {
         assert_eq!(w.describe(), "write attributes /0?pmin=10");
         let w: WriteAttributes = serde_saphyr::from_str("{ path: /3/0/7, gt: 6.5 }").unwrap();
         assert_eq!(w.code, Code::CHANGED);
+        let w: WriteAttributes =
+            serde_saphyr::from_str("{ path: /3/0/11/0, pmax: 100, epmin: 1, epmax: 20 }").unwrap();
+        assert_eq!(
+            (w.attributes.epmin, w.attributes.epmax),
+            (Some(1), Some(20))
+        );
+        assert_eq!(
+            w.describe(),
+            "write attributes /3/0/11/0?pmax=100&epmin=1&epmax=20"
+        );
+    }
+
+    #[test]
+    fn unset_sends_bare_names_and_refuses_unknown_ones() {
+        let w: WriteAttributes =
+            serde_saphyr::from_str("{ path: /3, unset: [pmin, pmax] }").unwrap();
+        assert_eq!(w.describe(), "write attributes /3?pmin&pmax");
+        let e =
+            serde_saphyr::from_str::<WriteAttributes>("{ path: /3, unset: [pmn] }").unwrap_err();
+        assert!(e.to_string().contains("unset `pmn`"), "{e}");
+    }
+
+    #[test]
+    fn resource_instance_and_epmin_attributes_are_skipped_for_a_1_0_device() {
+        let epmin = Attributes {
+            epmin: Some(1),
+            ..Default::default()
+        };
+        let pmax = Attributes {
+            pmax: Some(100),
+            ..Default::default()
+        };
+        let instance = lwm2m::Path::resource_instance(3, 0, 11, 0);
+        let resource = lwm2m::Path::resource(3, 0, 11);
+        assert!(needs_1_1(instance, &pmax, "1.0").is_some());
+        assert!(needs_1_1(resource, &epmin, "1.0").is_some());
+        assert!(needs_1_1(resource, &pmax, "1.0").is_none());
+        assert!(needs_1_1(instance, &epmin, "1.1").is_none());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! deregister, finish a bootstrap, be refused, send notifications, print a
 //! line, or make a resource reach a value.
 
+mod disabled;
 mod registration;
 mod security;
 mod value;
@@ -40,6 +41,11 @@ pub struct AwaitValue {
     event: Option<String>,
     /// Await a DTLS handshake the server refused (`true`), for this device's identity.
     handshake_refused: Option<bool>,
+    /// Await a Register after a Disable: none for this many seconds (less
+    /// `margin`), then one. A number, or `{saved:NAME}` read from the device.
+    registers_after: Option<ScalarValue>,
+    /// How much earlier than `registers_after` a Register may come (default 2s).
+    margin: Option<Span>,
     within: Option<Span>,
 }
 
@@ -75,6 +81,11 @@ pub enum AwaitTarget {
     /// A new registration since the previous step began (after an AT
     /// command that makes the device re-attach, say).
     Reregistered,
+    /// After a Disable: no Register for `away` less `margin`, then one.
+    RegistersAfter {
+        away: ScalarValue,
+        margin: Duration,
+    },
 }
 
 /// An `await` payload that names nothing the harness can wait for.
@@ -84,7 +95,9 @@ pub enum AwaitError {
     UnknownTarget(String),
     #[error("await event {event:?}: not a modem event (known: {known})")]
     UnknownEvent { event: String, known: String },
-    #[error("await: give `path`, `notification`, `line` or `handshake_refused`")]
+    #[error(
+        "await: give `path`, `notification`, `line`, `handshake_refused` or `registers_after`"
+    )]
     NoTarget,
     #[error(transparent)]
     Condition(#[from] ConditionError),
@@ -125,6 +138,11 @@ impl TryFrom<StringOr<AwaitValue>> for Await {
             AwaitTarget::ModemEvent(event)
         } else if v.handshake_refused == Some(true) {
             AwaitTarget::HandshakeRefused
+        } else if let Some(away) = v.registers_after {
+            AwaitTarget::RegistersAfter {
+                away,
+                margin: v.margin.map_or(disabled::DEFAULT_MARGIN, |m| m.0),
+            }
         } else if let Some(path) = v.notification {
             AwaitTarget::Notifications {
                 path,
@@ -156,6 +174,9 @@ impl Step for Await {
             AwaitTarget::HandshakeRefused => "a refused DTLS handshake".into(),
             AwaitTarget::Forbidden => "a 4.03 Forbidden".into(),
             AwaitTarget::Reregistered => "a new registration since the previous step".into(),
+            AwaitTarget::RegistersAfter { away, margin } => {
+                format!("no registration for {away}s (less {margin:?}), then a registration")
+            }
         };
         format!("await {what}")
     }
@@ -182,6 +203,19 @@ impl Step for Await {
         match &self.target {
             AwaitTarget::Updated => wait::lifetime_left(rig),
             AwaitTarget::Registered | AwaitTarget::Reregistered => Some(wait::restart(rig, ctx)),
+            // The Disable Timeout, then as long as a registration takes.
+            AwaitTarget::RegistersAfter { away, margin } => {
+                let away = disabled::away_for(away, &ctx.saved).ok()?;
+                let restart = wait::restart(rig, ctx);
+                Some(Wait {
+                    limit: away + *margin + restart.limit,
+                    why: format!(
+                        "the Disable Timeout ({}s) + {margin:?} + {}",
+                        away.as_secs(),
+                        restart.why
+                    ),
+                })
+            }
             AwaitTarget::Value { path, .. } if wait::is_delivery_status(&path.0) => {
                 wait::download(rig)
             }
@@ -200,6 +234,10 @@ impl Step for Await {
             match &self.target {
                 AwaitTarget::Registered => registration::registered(ctx, rig, within).await,
                 AwaitTarget::Reregistered => registration::reregistered(ctx, rig, within).await,
+                AwaitTarget::RegistersAfter { away, margin } => {
+                    let away = disabled::away_for(away, &ctx.saved)?;
+                    disabled::registers_after(ctx, rig, away, *margin, within).await
+                }
                 AwaitTarget::Deregistered => registration::deregistered(ctx, rig, within).await,
                 AwaitTarget::Updated => registration::updated(ctx, rig, within).await,
                 AwaitTarget::Value { path, condition } => {
@@ -232,7 +270,7 @@ fn serial_line(
         .as_mut()
         .ok_or_else(|| StepError::Skip(format!("rig {rig_name} has no modem")))?;
     let line =
-        tokio::task::block_in_place(|| modem.wait_for_line(prefix, within)).map_err(|e| {
+        crate::blocking::off_runtime(|| modem.wait_for_line(prefix, within)).map_err(|e| {
             serial_wait_error(
                 format!("a line starting {prefix:?} on the serial port within {within:?}"),
                 e,
@@ -253,7 +291,7 @@ fn modem_event(
         .modem
         .as_mut()
         .ok_or_else(|| StepError::Skip(format!("rig {rig_name} has no modem")))?;
-    let line = tokio::task::block_in_place(|| {
+    let line = crate::blocking::off_runtime(|| {
         rig::bring_up::wait_for_event(modem.as_mut(), event, within)
     })
     .map_err(|e| match e {
