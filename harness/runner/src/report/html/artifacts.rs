@@ -116,16 +116,24 @@ fn read(run_dir: &Path, path: &Path, title: &'static str) -> Artifact {
     a
 }
 
+/// A current.csv the page cannot summarise, by its line.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum CurrentCsvError {
+    #[error("line 1: expected the header t_s,volts,amps, found {0:?}")]
+    Header(String),
+    #[error("line {line}: expected three numbers, found {text:?}")]
+    Row { line: usize, text: String },
+}
+
 /// Samples, span, peak, mean and least current and the voltage range of a
 /// `t_s,volts,amps` file (rig::power::CurrentRecord::to_csv).
-fn current_summary(csv: &str) -> Result<Vec<(String, String)>, String> {
+fn current_summary(csv: &str) -> Result<Vec<(String, String)>, CurrentCsvError> {
     let mut lines = csv.lines().enumerate();
     match lines.next() {
         Some((_, "t_s,volts,amps")) => {}
         other => {
-            return Err(format!(
-                "line 1: expected the header t_s,volts,amps, found {:?}",
-                other.map(|(_, l)| l).unwrap_or("")
+            return Err(CurrentCsvError::Header(
+                other.map(|(_, l)| l).unwrap_or("").to_string(),
             ))
         }
     }
@@ -139,10 +147,10 @@ fn current_summary(csv: &str) -> Result<Vec<(String, String)>, String> {
         match values {
             Ok(v) if v.len() == 3 => rows.push((v[0], v[1], v[2])),
             _ => {
-                return Err(format!(
-                    "line {}: expected three numbers, found {line:?}",
-                    i + 1
-                ))
+                return Err(CurrentCsvError::Row {
+                    line: i + 1,
+                    text: line.to_string(),
+                })
             }
         }
     }
@@ -231,6 +239,9 @@ mod tests {
     #[test]
     fn a_bad_current_csv_row_is_named_by_its_line() {
         let e = current_summary("t_s,volts,amps\n0.0,3.6,0.02\n0.1,oops\n").unwrap_err();
-        assert_eq!(e, "line 3: expected three numbers, found \"0.1,oops\"");
+        assert_eq!(
+            e.to_string(),
+            "line 3: expected three numbers, found \"0.1,oops\""
+        );
     }
 }

@@ -116,7 +116,7 @@ impl Step for CancelObserve {
                                 "a notification of {path} within {:?}, to answer it with RST",
                                 turn.within
                             ),
-                            seen,
+                            seen.to_string(),
                         )
                     })?;
                 let _ = writeln!(ctx.log, "  -> notification answered: {}", rst.summary);
@@ -178,6 +178,15 @@ async fn quiet_after(
     Ok(())
 }
 
+/// What came instead of a notification answered by the server's RST.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum NoReset {
+    #[error("no notification with the observation's token")]
+    NoNotification,
+    #[error("{0} notification(s) and no RST answering one")]
+    Unanswered(usize),
+}
+
 /// Waits up to `within` for a notification with `token` logged after
 /// entry `from` and the server's RST to it; returns the RST, or what was
 /// seen instead.
@@ -186,7 +195,7 @@ async fn await_reset(
     from: usize,
     token: &[u8],
     within: Duration,
-) -> Result<LogEntry, String> {
+) -> Result<LogEntry, NoReset> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let log = rig.server.log_since(from);
@@ -196,8 +205,8 @@ async fn await_reset(
         if tokio::time::Instant::now() >= deadline {
             let notes = log.iter().filter(|e| is_notification_of(e, token)).count();
             return Err(match notes {
-                0 => "no notification with the observation's token".into(),
-                n => format!("{n} notification(s) and no RST answering one"),
+                0 => NoReset::NoNotification,
+                n => NoReset::Unanswered(n),
             });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

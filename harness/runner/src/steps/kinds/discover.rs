@@ -10,7 +10,7 @@ use lwm2m::server::{Content, DmRequest};
 use lwm2m::Path;
 use serde::Deserialize;
 
-use crate::case::fields::{CasePath, Code};
+use crate::case::fields::{CaseFieldError, CasePath, Code};
 use crate::case::model::StringOr;
 use crate::session::Session;
 use crate::steps::error::{device, StepError};
@@ -49,12 +49,26 @@ pub struct Discover {
     pub attributes: BTreeMap<String, BTreeMap<String, AttributeValue>>,
 }
 
+/// A `discover` step that cannot be run as written.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverSpecError {
+    #[error(transparent)]
+    Path(#[from] CaseFieldError),
+    /// Only `dim` (the number of resource instances) can be counted by a Read.
+    #[error("discover {path}: `{name}: read` under {target}: only `dim` is counted by a Read")]
+    ReadOnlyForDim {
+        path: CasePath,
+        name: String,
+        target: String,
+    },
+}
+
 impl TryFrom<StringOr<DiscoverFull>> for Discover {
-    type Error = String;
-    fn try_from(d: StringOr<DiscoverFull>) -> Result<Self, String> {
+    type Error = DiscoverSpecError;
+    fn try_from(d: StringOr<DiscoverFull>) -> Result<Self, DiscoverSpecError> {
         Ok(match d {
             StringOr::Short(p) => Discover {
-                path: CasePath::try_from(p).map_err(|e| e.to_string())?,
+                path: CasePath::try_from(p)?,
                 contains: Vec::new(),
                 attributes: BTreeMap::new(),
             },
@@ -64,10 +78,11 @@ impl TryFrom<StringOr<DiscoverFull>> for Discover {
                         .iter()
                         .find(|(n, v)| **v == AttributeValue::Text("read".into()) && *n != "dim")
                     {
-                        return Err(format!(
-                            "discover {}: `{name}: read` under {target}: only `dim` is counted by a Read",
-                            f.path
-                        ));
+                        return Err(DiscoverSpecError::ReadOnlyForDim {
+                            path: f.path,
+                            name: name.clone(),
+                            target: target.clone(),
+                        });
                     }
                 }
                 Discover {

@@ -45,9 +45,20 @@ pub struct WriteAttributesSpec {
 /// Table 5.1.2-1).
 const NAMES: [&str; 7] = ["pmin", "pmax", "gt", "lt", "st", "epmin", "epmax"];
 
+/// A `write_attributes` step that cannot be sent as written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteAttributesSpecError {
+    #[error("write_attributes {path}: unset `{name}`: not one of {}", NAMES.join(", "))]
+    UnknownUnset { path: CasePath, name: String },
+    #[error(
+        "write_attributes {0}: give at least one of pmin, pmax, gt, lt, st, epmin, epmax, or unset"
+    )]
+    Nothing(CasePath),
+}
+
 impl TryFrom<WriteAttributesSpec> for WriteAttributes {
-    type Error = String;
-    fn try_from(w: WriteAttributesSpec) -> Result<Self, String> {
+    type Error = WriteAttributesSpecError;
+    fn try_from(w: WriteAttributesSpec) -> Result<Self, WriteAttributesSpecError> {
         let attributes = Attributes {
             pmin: w.pmin,
             pmax: w.pmax,
@@ -63,17 +74,13 @@ impl TryFrom<WriteAttributesSpec> for WriteAttributes {
             .iter()
             .find(|n| !NAMES.contains(&n.as_str()))
         {
-            return Err(format!(
-                "write_attributes {}: unset `{bad}`: not one of {}",
-                w.path,
-                NAMES.join(", ")
-            ));
+            return Err(WriteAttributesSpecError::UnknownUnset {
+                path: w.path,
+                name: bad.clone(),
+            });
         }
         if attributes == Attributes::default() {
-            return Err(format!(
-                "write_attributes {}: give at least one of pmin, pmax, gt, lt, st, epmin, epmax, or unset",
-                w.path
-            ));
+            return Err(WriteAttributesSpecError::Nothing(w.path));
         }
         Ok(WriteAttributes {
             path: w.path,
