@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use crate::support::{case_files, junit, meterbench, parse, property, root, run, testcases, text};
+use crate::support::{
+    case_files, junit, meterbench, parse, property, root, run, testcases, text,
+    virtual_rig_with_keys,
+};
 
 #[test]
 fn default_run_passes_every_case_on_the_virtual_rig() {
@@ -335,23 +338,7 @@ fn no_key_material_appears_in_any_report_file() {
     let dir = tempfile::tempdir().unwrap();
     let bootstrap_key = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
     let server_key = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
-    let secrets = dir.path().join("secrets.yaml");
-    std::fs::write(
-        &secrets,
-        format!("identity: leak-test-bs\nkey: {bootstrap_key}\nserver_identity: leak-test\nserver_key: {server_key}\n"),
-    )
-    .unwrap();
-    let rig_text = std::fs::read_to_string(root().join("rigs/virtual.yaml")).unwrap();
-    let rig_text = rig_text.replace(
-        "{ from: fresh }",
-        &format!("{{ from: file, path: {} }}", secrets.display()),
-    );
-    assert!(
-        rig_text.contains("from: file"),
-        "the virtual rig names its credential source"
-    );
-    let rig = dir.path().join("virtual-known-keys.yaml");
-    std::fs::write(&rig, rig_text).unwrap();
+    let rig = virtual_rig_with_keys(dir.path(), "leak-test", bootstrap_key, server_key);
     let reports = dir.path().join("reports");
     let out = run(&[
         "run",

@@ -2,9 +2,7 @@
 //! index.html beside junit.xml with a verdict row per case, no key of the
 //! run in it, and `meterbench report` rebuilds the same page from the folder.
 
-use std::path::{Path, PathBuf};
-
-use crate::support::{root, run, text};
+use crate::support::{run, text, virtual_rig_with_keys};
 
 const PASSING: &str = "id: html-pass\ntitle: registers\ntimeout: 60s\nsteps:\n  - await: registered\n    within: 30s\n";
 
@@ -22,7 +20,7 @@ fn a_run_writes_one_self_contained_page_that_report_rebuilds() {
     std::fs::create_dir_all(&cases).unwrap();
     std::fs::write(cases.join("pass.yaml"), PASSING).unwrap();
     std::fs::write(cases.join("fail.yaml"), FAILING).unwrap();
-    let rig = rig_with_known_keys(dir.path());
+    let rig = virtual_rig_with_keys(dir.path(), "html", BOOTSTRAP_KEY, SERVER_KEY);
     let reports = dir.path().join("reports");
     let out = run(&[
         "run",
@@ -101,28 +99,6 @@ fn report_on_a_folder_without_junit_writes_a_page_naming_what_is_missing() {
     let out = run(&["report", nowhere.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("is not a run folder"), "{}", text(&out));
-}
-
-/// The virtual rig with credentials from a file, so the test knows the keys.
-fn rig_with_known_keys(dir: &Path) -> PathBuf {
-    let secrets = dir.join("secrets.yaml");
-    std::fs::write(
-        &secrets,
-        format!("identity: html-bs\nkey: {BOOTSTRAP_KEY}\nserver_identity: html-dm\nserver_key: {SERVER_KEY}\n"),
-    )
-    .unwrap();
-    let rig_text = std::fs::read_to_string(root().join("rigs/virtual.yaml")).unwrap();
-    let rig_text = rig_text.replace(
-        "{ from: fresh }",
-        &format!("{{ from: file, path: {} }}", secrets.display()),
-    );
-    assert!(
-        rig_text.contains("from: file"),
-        "the virtual rig names its credential source"
-    );
-    let rig = dir.join("virtual-known-keys.yaml");
-    std::fs::write(&rig, rig_text).unwrap();
-    rig
 }
 
 /// The verdict cell of the case's row in the verdict table.

@@ -174,3 +174,34 @@ pub fn send_signal(child: &std::process::Child, signal: nix::sys::signal::Signal
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
         .expect("signal sent");
 }
+
+/// Writes a copy of the virtual rig whose device credentials come from a
+/// secrets file with these keys (`name-bs` and `name-dm` as identities), so
+/// that a test can search its reports for them.
+pub fn virtual_rig_with_keys(
+    dir: &Path,
+    name: &str,
+    bootstrap_key: &str,
+    server_key: &str,
+) -> PathBuf {
+    let secrets = dir.join("secrets.yaml");
+    std::fs::write(
+        &secrets,
+        format!(
+            "identity: {name}-bs\nkey: {bootstrap_key}\nserver_identity: {name}-dm\nserver_key: {server_key}\n"
+        ),
+    )
+    .unwrap();
+    let rig_text = std::fs::read_to_string(root().join("rigs/virtual.yaml")).unwrap();
+    let rig_text = rig_text.replace(
+        "{ from: fresh }",
+        &format!("{{ from: file, path: {} }}", secrets.display()),
+    );
+    assert!(
+        rig_text.contains("from: file"),
+        "the virtual rig names its credential source"
+    );
+    let rig = dir.join("virtual-known-keys.yaml");
+    std::fs::write(&rig, rig_text).unwrap();
+    rig
+}
