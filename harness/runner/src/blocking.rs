@@ -85,6 +85,19 @@ mod tests {
         })
     }
 
+    /// An LwM2M server on loopback, run by `rt`.
+    fn loopback_server(rt: &tokio::runtime::Runtime) -> server::ServerHandle {
+        rt.block_on(LwM2mServer::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            ServerConfig {
+                registry: Registry::core(),
+                default_format: ContentFormat::Tlv,
+                seed: 7,
+            },
+        ))
+        .unwrap()
+    }
+
     #[test]
     fn the_server_answers_while_a_power_switch_blocks() {
         // One worker: a driver call made in place would hold the only
@@ -94,16 +107,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let server = rt
-            .block_on(LwM2mServer::bind(
-                "127.0.0.1:0".parse().unwrap(),
-                ServerConfig {
-                    registry: Registry::core(),
-                    default_format: ContentFormat::Tlv,
-                    seed: 7,
-                },
-            ))
-            .unwrap();
+        let server = loopback_server(&rt);
         let (tx, rx) = mpsc::channel();
         let power = rig::bench::share(Box::new(WaitsForTheServer { answered: rx }));
         let switching = rt.spawn(async move { crate::session::switch_power(&power, true) });
@@ -121,16 +125,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let server = rt
-            .block_on(LwM2mServer::bind(
-                "127.0.0.1:0".parse().unwrap(),
-                ServerConfig {
-                    registry: Registry::core(),
-                    default_format: ContentFormat::Tlv,
-                    seed: 7,
-                },
-            ))
-            .unwrap();
+        let server = loopback_server(&rt);
         let (tx, rx) = mpsc::channel();
         let pinger = ping(server.local_addr(), tx);
         let reply = rt.block_on(async {
