@@ -1,6 +1,6 @@
 //! Captured traffic: the server, the Bootstrap-Server and the client roles
 //! of `lwm2m` talking on an in-memory network with a fake clock (the
-//! `lwm2m/tests/pair.rs` way), and a DTLS handshake between the OpenSSL
+//! `lwm2m/tests/spec/pair.rs` way), and a DTLS handshake between the OpenSSL
 //! client and server, recorded as seeds (`corpus/<target>/capture-*`).
 //!
 //! Each role is run by the same [`Driver`] and built by the same

@@ -35,7 +35,7 @@ fn hex(s: &str) -> Vec<u8> {
     digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect()
 }
 
-/// lwm2m/tests/formats.rs `DEVICE_TLV`: Core §7.4.3.1, Read /3/0.
+/// lwm2m/tests/spec/formats.rs `DEVICE_TLV`: Core §7.4.3.1, Read /3/0.
 const DEVICE_TLV: &str = "
     C8 00 14 4F 70 65 6E 20 4D 6F 62 69 6C 65 20 41 6C 6C 69 61 6E 63 65
     C8 01 16 4C 69 67 68 74 77 65 69 67 68 74 20 4D 32 4D 20 43 6C 69 65 6E 74
@@ -51,14 +51,14 @@ const DEVICE_TLV: &str = "
     C6 0E 2B 30 32 3A 30 30
     C1 10 55";
 
-/// lwm2m/tests/formats.rs `DEVICE_SENML_JSON`: Core §7.4.4, Read /3/0.
+/// lwm2m/tests/spec/formats.rs `DEVICE_SENML_JSON`: Core §7.4.4, Read /3/0.
 const DEVICE_SENML_JSON: &str = r#"[{"bn":"/3/0/","n":"0","vs":"Open Mobile Alliance"},{"n":"1","vs":"Lightweight M2M Client"},{"n":"2","vs":"345000123"},{"n":"3","vs":"1.0"},{"n":"6/0","v":1},{"n":"6/1","v":5},{"n":"7/0","v":3800},{"n":"7/1","v":5000},{"n":"8/0","v":125},{"n":"8/1","v":900},{"n":"9","v":100},{"n":"10","v":15},{"n":"11/0","v":0},{"n":"13","v":1367491215},{"n":"14","vs":"+02:00"},{"n":"16","vs":"U"}]"#;
 
 /// LwM2M 1.0 Core §6.4.4 (JSON, 11543), the Device object example.
 const DEVICE_LWM2M_JSON: &str = r#"{"bn":"/3/0/","e":[{"n":"0","sv":"Open Mobile Alliance"},{"n":"1","sv":"Lightweight M2M Client"},{"n":"2","sv":"345000123"},{"n":"3","sv":"1.0"},{"n":"6/0","v":1},{"n":"6/1","v":5},{"n":"7/0","v":3800},{"n":"7/1","v":5000},{"n":"8/0","v":125},{"n":"8/1","v":900},{"n":"9","v":100},{"n":"10","v":15},{"n":"11/0","v":0},{"n":"13","v":1367491215},{"n":"14","sv":"+02:00"},{"n":"15","sv":"U"}]}"#;
 
-/// The records of lwm2m/tests/formats.rs `device_records()` and a few of
-/// every type, encoded by the library into each format.
+/// The records of lwm2m/tests/spec/support/vectors.rs `device_records()` and
+/// a few of every type, encoded by the library into each format.
 fn sample_records() -> Vec<(Path, Vec<Record>)> {
     let p = |s: &str| s.parse::<Path>().expect("sample path");
     let r = |s: &str, v: Value| Record::new(p(s), v);
@@ -297,7 +297,7 @@ fn links() -> Vec<Seed> {
     .collect()
 }
 
-/// lwm2m/tests/registration_spec.rs `post()`: `CON POST /rd?...` with token 0x0a.
+/// lwm2m/tests/spec/registration_spec.rs `post()`: `CON POST /rd?...` with token 0x0a.
 pub fn register_datagram(
     mid: u16,
     path: &[&str],
@@ -385,7 +385,7 @@ fn registrations() -> Vec<Seed> {
 }
 
 fn at() -> Vec<Seed> {
-    // rig/tests/at_engine.rs: what modems say. Layout: control, command, 0, before, 0, answer.
+    // rig/tests/bench/at_engine.rs: what modems say. Layout: control, command, 0, before, 0, answer.
     let seed = |name: &str, control: u8, command: &str, before: &[u8], answer: &[u8]| {
         let mut v = vec![control];
         v.extend_from_slice(command.as_bytes());

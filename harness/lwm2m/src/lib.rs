@@ -3,8 +3,9 @@
 //! Nothing here opens a socket, reads a clock or spawns a task: the caller feeds
 //! datagrams and the current time in, and drains datagrams, events and the next
 //! deadline out. That keeps every state machine testable in microseconds with a
-//! fake clock and a lossy in-memory link (see `tests/pair.rs`), and lets the
-//! same code serve meterbench's server role and the virtual meter's client role.
+//! fake clock and a lossy in-memory link (see `tests/spec/pair.rs`), and lets
+//! the same code serve meterbench's server role and the virtual meter's client
+//! role.
 
 pub mod bootstrap;
 pub mod client;

@@ -66,6 +66,9 @@ impl HistoryEvent for BootstrapServerEvent {
 pub struct BootstrapOutcome {
     /// The `Finished` event's number.
     pub seq: EventSeq,
+    /// When the server took the device's answer to Bootstrap-Finish: a
+    /// Register from before then was made with the old configuration.
+    pub finished_at: Option<std::time::Instant>,
     pub endpoint: String,
     /// Where the Bootstrap-Request came from.
     pub peer: Option<SocketAddr>,
@@ -503,8 +506,10 @@ impl BootstrapServerHandle {
             })
             .await?;
         end?;
+        let finished_at = self.shared.state().events.time_of(seq);
         let mut outcome = BootstrapOutcome {
             seq,
+            finished_at,
             endpoint: endpoint.to_string(),
             peer: None,
             operations: Vec::new(),

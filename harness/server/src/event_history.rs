@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::time::Instant;
 
 use lwm2m::server::ServerEvent;
 
@@ -40,6 +41,10 @@ impl HistoryEvent for ServerEvent {
 #[derive(Debug)]
 pub(crate) struct EventHistory<E = ServerEvent> {
     events: VecDeque<(EventSeq, E)>,
+    /// When each held event was published, in step with `events`: a waiter
+    /// that must tell "before" from "after" across two servers (a Register
+    /// against the end of a bootstrap) compares times, not sequence numbers.
+    times: VecDeque<Instant>,
     last: EventSeq,
     capacity: usize,
 }
@@ -48,6 +53,7 @@ impl<E: Clone> EventHistory<E> {
     pub(crate) fn new(capacity: usize) -> Self {
         EventHistory {
             events: VecDeque::new(),
+            times: VecDeque::new(),
             last: EventSeq::START,
             capacity: capacity.max(1),
         }
@@ -57,9 +63,18 @@ impl<E: Clone> EventHistory<E> {
         self.last = EventSeq(self.last.0 + 1);
         if self.events.len() == self.capacity {
             self.events.pop_front();
+            self.times.pop_front();
         }
         self.events.push_back((self.last, event));
+        self.times.push_back(Instant::now());
         self.last
+    }
+
+    /// When event `seq` was published, while the history still holds it.
+    pub(crate) fn time_of(&self, seq: EventSeq) -> Option<Instant> {
+        let first = self.events.front()?.0;
+        let index = seq.0.checked_sub(first.0)?;
+        self.times.get(usize::try_from(index).ok()?).copied()
     }
 
     pub(crate) fn last(&self) -> EventSeq {
@@ -104,6 +119,23 @@ mod tests {
         ServerEvent::Deregistered {
             endpoint: ep.into(),
         }
+    }
+
+    #[test]
+    fn each_held_event_keeps_the_time_it_was_published() {
+        let mut h: EventHistory = EventHistory::new(2);
+        let before = Instant::now();
+        let first = h.push(dereg("a"));
+        let second = h.push(dereg("b"));
+        let t1 = h.time_of(first).unwrap();
+        let t2 = h.time_of(second).unwrap();
+        assert!(before <= t1 && t1 <= t2);
+        // The oldest goes with its time when the history is full.
+        let third = h.push(dereg("c"));
+        assert_eq!(h.time_of(first), None);
+        assert_eq!(h.time_of(second), Some(t2));
+        assert!(h.time_of(third).unwrap() >= t2);
+        assert_eq!(h.time_of(EventSeq(third.0 + 1)), None);
     }
 
     #[test]

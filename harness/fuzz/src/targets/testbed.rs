@@ -60,7 +60,7 @@ pub fn psk_account() -> ServerAccount {
     )
 }
 
-/// The meter's store, as `lwm2m/tests/pair.rs` fills it, plus an instance
+/// The meter's store, as `lwm2m/tests/spec/pair.rs` fills it, plus an instance
 /// of object 19 and the firmware object.
 pub fn meter_store() -> ObjectStore {
     let mut s = ObjectStore::new(registry().clone());

@@ -70,6 +70,10 @@ pub struct CaseContext {
     pub previous_step: Marks,
     /// Set by power and reboot steps: an existing registration no longer counts.
     pub require_new_registration: bool,
+    /// Set when a bootstrap finished: a Register the server took before then
+    /// was made with the old configuration (a device may be registering just
+    /// as the case starts its bootstrap), so it does not count.
+    pub registered_not_before: Option<std::time::Instant>,
     /// What the device was last made to restart by, until it registers
     /// again: which of the rig's waits an `await: registered` takes.
     pub restart: Option<Restart>,
@@ -110,6 +114,7 @@ impl CaseContext {
             bootstrap_cursor: marks.bootstrap_seq,
             previous_step: marks,
             require_new_registration: false,
+            registered_not_before: None,
             restart: None,
             network_changed: false,
             observations: HashMap::new(),
@@ -143,6 +148,7 @@ impl CaseContext {
     pub fn registered(&mut self, seq: EventSeq) {
         self.cursor = seq;
         self.require_new_registration = false;
+        self.registered_not_before = None;
         self.restart = None;
     }
 }

@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use crate::support::{case_files, junit_of_run, outcomes, root, run, text, Outcome};
+use crate::support::{case_files, outcomes, root, run_sharded, Outcome};
 
 const RIG: &str = "rigs/virtual-differing.yaml";
 
@@ -19,22 +19,12 @@ fn find<'a>(all: &'a [Outcome], case: &str) -> &'a Outcome {
 
 #[test]
 fn every_shipped_case_passes_or_is_skipped_with_its_reason_on_a_differing_rig() {
-    let reports = tempfile::tempdir().unwrap();
     let t0 = Instant::now();
-    let out = run(&[
-        "run",
-        "--rig",
-        RIG,
-        "--report-dir",
-        reports.path().to_str().unwrap(),
-        // Two rounds of the soak are enough to show it holds here.
-        "--var",
-        "SOAK_CUTS=2",
-    ]);
+    // Two rounds of the soak are enough to show it holds here.
+    let run = run_sharded(&["--rig", RIG, "--var", "SOAK_CUTS=2"], 3);
     let wall = t0.elapsed();
-    let text = text(&out);
-    let xml = junit_of_run(reports.path(), &text);
-    let all = outcomes(&xml);
+    let text = &run.output;
+    let all = outcomes(&run.junit);
     assert_eq!(
         all.len(),
         case_files(&root().join("testcases")),
@@ -90,7 +80,7 @@ fn every_shipped_case_passes_or_is_skipped_with_its_reason_on_a_differing_rig() 
 
     // The device really was another one: it registered its /1/1 account
     // with the rig's lifetime.
-    let case = reports.path().join("latest/virtual-differing/reg-initial");
+    let case = run.case_dir("virtual-differing", "reg-initial");
     let messages = std::fs::read_to_string(case.join("lwm2m-messages.log")).unwrap();
     assert!(
         messages.contains("lt=42"),

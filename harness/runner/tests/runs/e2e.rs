@@ -6,19 +6,20 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    case_files, junit, meterbench, parse, property, root, run, testcases, text,
+    case_files, junit, meterbench, parse, property, root, run, run_sharded, testcases, text,
     virtual_rig_with_keys,
 };
 
+/// The default run, split in this many shards side by side (see [`run_sharded`]).
+const SHARDS: usize = 3;
+
 #[test]
 fn default_run_passes_every_case_on_the_virtual_rig() {
-    let reports = tempfile::tempdir().unwrap();
     let t0 = Instant::now();
-    let out = run(&["run", "--report-dir", reports.path().to_str().unwrap()]);
+    let run = run_sharded(&[], SHARDS);
     let wall = t0.elapsed();
-    assert!(out.status.success(), "default run failed:\n{}", text(&out));
-    let xml = junit(reports.path());
-    let doc = parse(&xml);
+    assert!(run.success, "default run failed:\n{}", run.output);
+    let doc = parse(&run.junit);
     let tcs = testcases(&doc);
     let case_files = case_files(&root().join("testcases"));
     assert_eq!(tcs.len(), case_files, "one testcase per case file");
@@ -38,8 +39,7 @@ fn default_run_passes_every_case_on_the_virtual_rig() {
     let datagrams: u64 = property(&doc, "datagrams_in").unwrap().parse().unwrap();
     assert!(datagrams > 10);
     // Artifacts of a case: the AT transcript and the LwM2M message log.
-    let latest = reports.path().join("latest");
-    let reg = latest.join("virtual/reg-initial");
+    let reg = run.case_dir("virtual", "reg-initial");
     let messages = std::fs::read_to_string(reg.join("lwm2m-messages.log")).unwrap();
     assert!(
         messages.contains("/rd?"),
@@ -55,7 +55,7 @@ fn default_run_passes_every_case_on_the_virtual_rig() {
         "the bootstrap key is masked:\n{transcript}"
     );
     eprintln!(
-        "default run: {:.1}s wall, {} cases, {datagrams} datagrams in",
+        "default run in {SHARDS} shards: {:.1}s wall, {} cases, {datagrams} datagrams in",
         wall.as_secs_f64(),
         tcs.len()
     );

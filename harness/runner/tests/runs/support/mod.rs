@@ -205,3 +205,83 @@ pub fn virtual_rig_with_keys(
     std::fs::write(&rig, rig_text).unwrap();
     rig
 }
+
+/// A whole-suite run split into shards that run side by side, each its own
+/// `meterbench run --shard I/N` process with its own virtual meter and report
+/// folder, their JUnit merged by `meterbench junit merge`. The cases mostly
+/// wait on the device, so the suite's wall time falls to about its longest
+/// shard's, and the shard split and the merge are exercised as CI uses them.
+pub struct ShardedRun {
+    pub reports: Vec<tempfile::TempDir>,
+    /// Every shard's stdout and stderr, then the merge's.
+    pub output: String,
+    /// Whether every shard and the merge exited 0.
+    pub success: bool,
+    /// The merged JUnit.
+    pub junit: String,
+}
+
+impl ShardedRun {
+    /// The artifact folder `latest/<rig>/<case>` in whichever shard ran the case.
+    pub fn case_dir(&self, rig: &str, case: &str) -> PathBuf {
+        self.reports
+            .iter()
+            .map(|r| r.path().join("latest").join(rig).join(case))
+            .find(|p| p.is_dir())
+            .unwrap_or_else(|| panic!("no shard ran {rig}/{case}:\n{}", self.output))
+    }
+}
+
+/// Runs `meterbench run ARGS` as `shards` shards at once and merges their JUnit.
+pub fn run_sharded(args: &[&str], shards: usize) -> ShardedRun {
+    let reports: Vec<_> = (0..shards).map(|_| tempfile::tempdir().unwrap()).collect();
+    let outputs: Vec<Output> = std::thread::scope(|s| {
+        let runs: Vec<_> = reports
+            .iter()
+            .enumerate()
+            .map(|(i, dir)| {
+                let shard = format!("{}/{shards}", i + 1);
+                let report_dir = dir.path().to_str().unwrap().to_string();
+                s.spawn(move || {
+                    let mut all = vec!["run"];
+                    all.extend_from_slice(args);
+                    all.extend_from_slice(&["--shard", &shard, "--report-dir", &report_dir]);
+                    run(&all)
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let mut output = String::new();
+    let mut success = true;
+    for (i, o) in outputs.iter().enumerate() {
+        output.push_str(&format!("--- shard {}/{shards}\n{}", i + 1, text(o)));
+        success &= o.status.success();
+    }
+    let merged = reports[0].path().join("merged.xml");
+    let inputs: Vec<String> = reports
+        .iter()
+        .map(|r| junit_path(r.path(), &output))
+        .collect();
+    let mut merge = vec!["junit", "merge", "--out", merged.to_str().unwrap()];
+    merge.extend(inputs.iter().map(String::as_str));
+    let m = run(&merge);
+    output.push_str(&format!("--- merge\n{}", text(&m)));
+    success &= m.status.success();
+    let junit = std::fs::read_to_string(&merged)
+        .unwrap_or_else(|e| panic!("merged junit written ({e}):\n{output}"));
+    ShardedRun {
+        reports,
+        output,
+        success,
+        junit,
+    }
+}
+
+/// `<report>/latest/junit.xml`, which must exist; when it does not, the
+/// panic shows the run's `output`.
+fn junit_path(report_dir: &Path, output: &str) -> String {
+    let p = report_dir.join("latest/junit.xml");
+    assert!(p.is_file(), "{} written:\n{output}", p.display());
+    p.to_str().unwrap().to_string()
+}

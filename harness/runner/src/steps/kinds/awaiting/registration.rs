@@ -27,11 +27,27 @@ pub async fn registered(
             return Ok(());
         }
     }
-    let (seq, reg) = rig
-        .server
-        .await_registered(&ep, ctx.cursor, within)
-        .await
-        .map_err(|e| server_error(format!("{ep} to register within {within:?}"), e))?;
+    let deadline = tokio::time::Instant::now() + within;
+    let mut after = ctx.cursor;
+    let (seq, reg) = loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let (seq, reg) = rig
+            .server
+            .await_registered(&ep, after, left)
+            .await
+            .map_err(|e| server_error(format!("{ep} to register within {within:?}"), e))?;
+        match ctx.registered_not_before {
+            Some(finished) if reg.registered_at < finished => {
+                let _ = writeln!(
+                    ctx.log,
+                    "  -> the registration at {} was made before the bootstrap finished; waiting for the next",
+                    reg.location
+                );
+                after = seq;
+            }
+            _ => break (seq, reg),
+        }
+    };
     ctx.registered(seq);
     let _ = writeln!(
         ctx.log,

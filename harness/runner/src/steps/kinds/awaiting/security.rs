@@ -28,6 +28,7 @@ pub async fn bootstrapped(
     // The device registers anew with what it was given; that may already
     // have happened since the step that started the bootstrap.
     ctx.require_new_registration = true;
+    ctx.registered_not_before = outcome.finished_at;
     ctx.cursor = ctx.previous_step.seq.min(ctx.cursor);
     for (i, op, code) in &outcome.operations {
         let _ = writeln!(ctx.log, "  -> {i}: {op} {}", code_text(*code));
