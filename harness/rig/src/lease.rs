@@ -25,7 +25,7 @@ pub const LOCK_DIR_ENV: &str = "METERBENCH_LOCK_DIR";
 
 /// The `lease:` part of a rig file. Its presence also makes a rig that uses
 /// no hardware (the virtual rig) take the lease.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeaseSpec {
     /// The lock folder; relative to the rig file. Shared by every host that
@@ -37,10 +37,12 @@ pub struct LeaseSpec {
         default = "default_ttl",
         deserialize_with = "crate::duration::deserialize"
     )]
+    #[schemars(with = "crate::schema::DurationText")]
     pub ttl: Duration,
     /// How long a second job waits for the bench before it gives up
     /// (absent: the runner's default).
     #[serde(default, deserialize_with = "crate::duration::deserialize_option")]
+    #[schemars(with = "Option<crate::schema::DurationText>")]
     pub wait: Option<Duration>,
 }
 

@@ -28,6 +28,7 @@ pub mod model;
 pub mod network;
 pub mod port;
 pub mod power;
+pub mod schema;
 pub mod scripted_modem;
 pub mod serial;
 mod shell;

@@ -17,7 +17,7 @@ use crate::error::RigError;
 pub use crate::power::scpi_spec::{ScpiAddress, ScpiCommands, ScpiPowerSpec};
 
 /// A parsed rig file.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RigFile {
     /// Names the bench in reports and its lock file; `[A-Za-z0-9._-]+`.
@@ -54,13 +54,17 @@ pub struct RigFile {
     /// ([`crate::lease`]); present, it also makes a rig without hardware take it.
     #[serde(default)]
     pub lease: Option<crate::lease::LeaseSpec>,
+    /// Faults injected between the harness and the drivers, for stand-in
+    /// tests of the harness itself ([`crate::wrap::FaultsSpec`]).
+    #[serde(default)]
+    pub faults: Option<crate::wrap::FaultsSpec>,
     /// The file this rig was loaded from (set by [`RigFile::load`]).
     #[serde(skip)]
     pub source: PathBuf,
 }
 
 /// The device's identity towards the LwM2M server.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceSpec {
     /// Endpoint client name; `{run}` is replaced by a per-run token
@@ -69,6 +73,7 @@ pub struct DeviceSpec {
     /// Registration lifetime the harness configures (LwM2M 1.1 TS Core
     /// §6.2.1 `lt`; resource /1/x/1).
     #[serde(deserialize_with = "crate::duration::deserialize")]
+    #[schemars(with = "crate::schema::DurationText")]
     pub lifetime: Duration,
     /// How the device secures its LwM2M traffic (LwM2M 1.1 Core §7.1).
     #[serde(default)]
@@ -99,6 +104,7 @@ pub struct DeviceSpec {
         default = "default_reboot_within",
         deserialize_with = "crate::duration::deserialize"
     )]
+    #[schemars(with = "crate::schema::DurationText")]
     pub reboot_within: Duration,
     /// Who this board is (what its modem and debug port report), so that
     /// `meterbench rig check` and a run refuse the wrong board on the bench.
@@ -107,7 +113,7 @@ pub struct DeviceSpec {
 }
 
 /// The identity a rig expects of its board; each field given is checked.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceIdentity {
     /// The modem's IMEI (3GPP TS 27.007 §5.4 +CGSN).
@@ -126,7 +132,7 @@ fn default_reboot_within() -> Duration {
 }
 
 /// Security mode of the device's server accounts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SecurityMode {
     /// Plain CoAP.
@@ -137,7 +143,7 @@ pub enum SecurityMode {
 }
 
 /// Where per-device credentials come from.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "from", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum CredentialSource {
     /// A fresh identity and key for every device and run (the default: no
@@ -161,7 +167,7 @@ impl DeviceSpec {
 }
 
 /// The device's modem on a serial line.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModemSpec {
     pub port: ModemPort,
@@ -200,7 +206,7 @@ impl ModemSpec {
 }
 
 /// Where the modem's serial line is.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(from = "String")]
 pub enum ModemPort {
     /// The virtual meter's PTY; its path comes from the virtual power driver.
@@ -229,7 +235,7 @@ impl fmt::Display for ModemPort {
 }
 
 /// How the device's supply is switched.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum PowerSpec {
     /// The virtual meter process (power off = SIGKILL, like pulling the
@@ -245,7 +251,7 @@ pub enum PowerSpec {
 /// How the virtual meter differs from its defaults, so that a rig can
 /// describe another device and the virtual meter plays it (a test that every
 /// case holds on a device unlike the default one).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct VirtualMeterOptions {
     /// Optional resources the meter does not have, as paths (`/3/0/15`).
@@ -257,7 +263,7 @@ pub struct VirtualMeterOptions {
 }
 
 /// Power switched by shell commands (run with `sh -c`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandPowerSpec {
     pub on: String,
@@ -271,6 +277,7 @@ pub struct CommandPowerSpec {
         default = "default_power_timeout",
         deserialize_with = "crate::duration::deserialize"
     )]
+    #[schemars(with = "crate::schema::DurationText")]
     pub timeout: Duration,
 }
 
@@ -279,7 +286,7 @@ fn default_power_timeout() -> Duration {
 }
 
 /// The device's debug port.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum DebugSpec {
     /// The virtual meter's state, read from its NV storage.
@@ -290,7 +297,7 @@ pub enum DebugSpec {
 
 /// The device's cellular network as the lab controls it: what a bench can
 /// make the network do (refuse a profile's attach), never the device itself.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum NetworkSpec {
     /// The virtual meter's network model, controlled beside the meter (not
@@ -303,7 +310,7 @@ pub enum NetworkSpec {
 /// The device's eUICC profiles as the lab knows them, so that a case names
 /// "the second profile's ICCID" and the rig supplies the value: a case never
 /// carries one operator's ICCIDs, names or APNs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EuiccSpec {
     /// In eUICC order; the first is the one enabled when the device starts.
@@ -312,7 +319,7 @@ pub struct EuiccSpec {
 
 /// One profile; a field the lab does not know is left out, and a case that
 /// needs it is skipped saying so.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EuiccProfile {
     /// ICCID (ITU-T E.118), as /504/x/22 and `AT+CCID` report it.
@@ -327,7 +334,7 @@ pub struct EuiccProfile {
 }
 
 /// Network actions as shell commands (run with `sh -c`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandNetworkSpec {
     /// Per profile of the device's eUICC (`first-profile`, `second-profile`,
@@ -342,6 +349,7 @@ pub struct CommandNetworkSpec {
         default = "default_power_timeout",
         deserialize_with = "crate::duration::deserialize"
     )]
+    #[schemars(with = "crate::schema::DurationText")]
     pub timeout: Duration,
 }
 
@@ -352,7 +360,7 @@ pub struct CommandNetworkSpec {
 /// the images that must fail (`corrupted`, `oversized`) are derived from it
 /// by the harness (`corrupted: { derive: corrupted }`, or implicitly for a
 /// role the rig does not map), so a lab never has to hand-craft them.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(from = "RawFirmwareSpec")]
 pub struct FirmwareSpec {
     /// A folder with a `manifest.yaml` and the images it lists (name,
@@ -372,6 +380,7 @@ pub struct FirmwareSpec {
     pub slot_size: Option<u64>,
     /// Role -> image of the store. A role neither listed here nor derivable
     /// skips the cases that name it.
+    #[schemars(skip)] // the schema is `RawFirmwareSpec`'s
     pub roles: BTreeMap<String, FirmwareRole>,
     /// Role -> how the harness derives its image from the `upgrade` role's
     /// (`corrupted: { derive: corrupted }`).
@@ -467,21 +476,36 @@ fn default_download_within() -> Duration {
 
 /// The rig file's `firmware:` as written; [`FirmwareSpec`] splits its roles
 /// into mapped and derived ones and keeps where each was written.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawFirmwareSpec {
+    /// A folder with a `manifest.yaml` and the images it lists. Absent: the
+    /// fixtures' firmware folder. Relative: to the rig file's folder.
     #[serde(default)]
     store: Option<PathBuf>,
+    /// The longest the device takes to download one of these images here:
+    /// how long an `await` on object 5 that gives no `within` waits.
     #[serde(
         default = "default_download_within",
         deserialize_with = "crate::duration::deserialize"
     )]
+    #[schemars(with = "crate::schema::DurationText")]
     download_within: Duration,
+    /// From Execute Update to the updated device's registration; absent:
+    /// `device.reboot_within`.
     #[serde(default, deserialize_with = "crate::duration::deserialize_option")]
+    #[schemars(with = "Option<crate::schema::DurationText>")]
     update_within: Option<Duration>,
+    /// Bytes one firmware slot of the device holds (`512KiB`): what an
+    /// `oversized` image is derived past.
     #[serde(default, deserialize_with = "deserialize_slot_size")]
+    #[schemars(with = "Option<crate::schema::ByteSizeText>")]
     slot_size: Option<u64>,
+    /// Role (`upgrade`, `corrupted`, `same-version`...) -> an image of the
+    /// store, or how the harness derives it. A role neither listed nor
+    /// derivable skips the cases that name it.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, crate::schema::FirmwareRoleText>")]
     roles: BTreeMap<String, serde_saphyr::Spanned<RoleSource>>,
 }
 
@@ -768,7 +792,7 @@ impl FirmwareSpec {
 }
 
 /// The embedded LwM2M server's addresses.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSpec {
     /// Where the embedded server binds; port 0 = ephemeral.
@@ -794,7 +818,7 @@ pub struct ServerSpec {
 /// The Security (/0) and Server (/1) instance ids of the account
 /// meterbench's bootstrap server provisions (LwM2M 1.1 Core §E.1, §E.2):
 /// a device may be given any, and cases find them in its registration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AccountInstances {
     pub security_instance: u16,
@@ -826,7 +850,7 @@ impl Default for ServerSpec {
 }
 
 /// The state the bench is left in when a run ends, however it ends.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AfterRun {
     #[serde(default = "default_after_power")]
@@ -845,7 +869,7 @@ impl Default for AfterRun {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PowerState {
     On,

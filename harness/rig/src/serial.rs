@@ -4,6 +4,9 @@
 //! The port is chosen by a [`PortSelector`] resolved at every open, because
 //! a USB modem re-enumerates (and may get another ttyACM number) after each
 //! power-on; flow control and line ending come from the rig's `modem:` part.
+//!
+//! It keeps no transcript: what crosses the line goes to the taps attached
+//! ([`Modem::attach_tap`]), which outlive each opening of the port.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -12,7 +15,7 @@ use serde::Deserialize;
 use serialport::SerialPort;
 use tracing::{debug, info};
 
-use crate::at::{AtEngine, AtResponse, Transcript};
+use crate::at::{AtEngine, AtResponse, AtTaps, SharedTap};
 use crate::dialect::{Dialect, LineEnding};
 use crate::error::RigError;
 use crate::model::ModemSpec;
@@ -27,7 +30,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Flow control on the serial line (a rig's `modem.flow_control`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FlowControl {
     #[default]
@@ -64,8 +67,8 @@ pub struct SerialModem {
     options: SerialOptions,
     dialect: Dialect,
     engine: Option<AtEngine<Box<dyn SerialPort>>>,
-    /// Kept while closed so that the transcript spans power cycles.
-    transcript: Transcript,
+    /// Given to each engine, so that a recording spans power cycles.
+    taps: AtTaps,
     urcs: Vec<String>,
 }
 
@@ -83,7 +86,7 @@ impl SerialModem {
             options: SerialOptions::default(),
             dialect,
             engine: None,
-            transcript: Transcript::new(),
+            taps: AtTaps::default(),
             urcs: Vec::new(),
         }
     }
@@ -167,9 +170,12 @@ impl Modem for SerialModem {
                 }
             };
             opened = true;
-            let transcript = std::mem::take(&mut self.transcript);
-            let mut engine =
-                AtEngine::with_transcript(stream, port.clone(), self.dialect.clone(), transcript);
+            let mut engine = AtEngine::with_taps(
+                stream,
+                port.clone(),
+                self.dialect.clone(),
+                self.taps.clone(),
+            );
             if let Some(ending) = self.options.line_ending {
                 engine.set_line_ending(ending);
             }
@@ -209,9 +215,7 @@ impl Modem for SerialModem {
                 }
             }
             last_lines = engine.recent_lines();
-            let (transcript, urcs) = engine.into_parts();
-            self.transcript = transcript;
-            self.urcs.extend(urcs);
+            self.urcs.extend(engine.into_urcs());
         }
         if !opened {
             return Err(RigError::Open {
@@ -233,9 +237,7 @@ impl Modem for SerialModem {
     fn close(&mut self) {
         if let Some(mut engine) = self.engine.take() {
             engine.note(format!("closed {}", self.path.display()));
-            let (transcript, urcs) = engine.into_parts();
-            self.transcript = transcript;
-            self.urcs.extend(urcs);
+            self.urcs.extend(engine.into_urcs());
         }
     }
 
@@ -267,11 +269,12 @@ impl Modem for SerialModem {
         out
     }
 
-    fn transcript(&self) -> Transcript {
-        match &self.engine {
-            Some(e) => e.transcript().clone(),
-            None => self.transcript.clone(),
+    fn attach_tap(&mut self, tap: SharedTap) -> bool {
+        if let Some(e) = self.engine.as_mut() {
+            e.add_tap(tap.clone());
         }
+        self.taps.add(tap);
+        true
     }
 
     fn dialect(&self) -> &Dialect {

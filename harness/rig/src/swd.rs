@@ -28,7 +28,7 @@ use serde::Deserialize;
 use crate::facts::{Fact, FactKind, FactType};
 
 /// An SWD debug port driven through probe-rs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwdSpec {
     /// The probe's serial number, or `VID:PID` / `VID:PID:serial` in hex.
@@ -58,6 +58,7 @@ pub struct SwdSpec {
     /// e.g. `0x415` for an STM32L47x: `rig check` and attaching refuse a
     /// board whose chip is another, before anything is flashed to it.
     #[serde(default, deserialize_with = "chip_id")]
+    #[schemars(with = "Option<crate::schema::HexNumberText>")]
     pub chip_id: Option<u32>,
 }
 

@@ -47,8 +47,19 @@ pub trait Modem: Send {
     fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> Result<String, RigError>;
     /// Unsolicited result codes received since the last call.
     fn take_urcs(&mut self) -> Vec<String>;
-    /// Everything sent and received, with times.
-    fn transcript(&self) -> Transcript;
+    /// Everything sent and received, with times, as a recording wrapper
+    /// kept it ([`crate::wrap::TranscriptRecorder`]); a driver records
+    /// nothing itself, so the default is empty.
+    fn transcript(&self) -> Transcript {
+        Transcript::new()
+    }
+    /// Publishes what crosses the line to `tap` from now on (echo, URCs and
+    /// notes included). `false` when this driver has no line to tap: a
+    /// recorder then records the calls made to it.
+    fn attach_tap(&mut self, tap: crate::at::SharedTap) -> bool {
+        let _ = tap;
+        false
+    }
     fn dialect(&self) -> &Dialect;
 }
 

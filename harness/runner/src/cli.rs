@@ -40,6 +40,12 @@ pub enum Command {
         #[arg(value_name = "RUN_DIR")]
         run_dir: PathBuf,
     },
+    /// Print the JSON Schema of rig files or case files (committed as
+    /// schemas/rig.schema.json and schemas/case.schema.json).
+    Schema {
+        #[arg(value_enum)]
+        file: crate::schema::SchemaFile,
+    },
     /// The virtual meter process (started by the virtual power driver).
     #[command(hide = true)]
     SimMeter {

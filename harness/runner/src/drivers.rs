@@ -94,16 +94,54 @@ mod tests {
 
     /// A device that is a file: present while powered.
     fn file_powered_rig(dir: &Path) -> RigFile {
+        file_powered_rig_with(dir, "")
+    }
+
+    /// The same, with more of the rig file (`faults:`).
+    fn file_powered_rig_with(dir: &Path, more: &str) -> RigFile {
         RigFile::parse(
             &format!(
                 "name: faulty\ndevice: {{ endpoint: ep, lifetime: 1m }}\n\
                  power:\n  kind: command\n  on: \"touch {{state_dir}}/powered\"\n  off: \"rm -f {{state_dir}}/powered\"\n\
-                 lease: {{ dir: {} }}\n",
+                 lease: {{ dir: {} }}\n{more}",
                 dir.join("locks").display()
             ),
             &dir.join("faulty.yaml"),
         )
         .unwrap()
+    }
+
+    /// The fault comes from the rig file alone: the session is opened as a
+    /// run opens it. About 0.1 s (two shell commands).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rig_file_fault_fails_the_power_step_naming_the_injected_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let rig = file_powered_rig_with(
+            dir.path(),
+            // The device is a file: a stand-in, so faults are allowed.
+            "faults:\n  on_real_parts: true\n  power: [{ call: 2, action: fail }]\n",
+        );
+        let mut session = Session::open(rig, &config(dir.path())).await.unwrap();
+        let powered = dir.path().join("state/faulty/powered");
+        session.set_power(true).unwrap();
+        let mut ctx = CaseContext::new(&session, "faulty-case");
+        let turn = Turn {
+            line: 3,
+            within: Duration::from_secs(5),
+            remaining: Duration::from_secs(5),
+        };
+        let e = PowerStep::Off
+            .run(turn, &mut ctx, &mut session)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, StepError::Bench(m)
+                if m.contains("power (fault injector)") && m.contains("call 2 (off) failed: injected")),
+            "{e:?}"
+        );
+        assert!(powered.exists(), "the injected failure did not switch");
+        session.close().await;
+        assert!(!powered.exists(), "close() left the device powered");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

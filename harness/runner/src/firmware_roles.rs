@@ -178,6 +178,8 @@ impl Session {
                 path: self.firmware_store.store.clone(),
                 source,
             })?;
+            // Its datagrams go into the case captures beside the server's.
+            delivery.record_into(self.server.capture());
             if let Some(spec) = &self.rig.firmware {
                 self.firmware_store.derived = derive_images(
                     &self.rig.name,

@@ -212,28 +212,6 @@ impl RunState {
         )
     }
 
-    /// One line per random power cut of the run, with its seed, so a failure can be replayed.
-    pub fn cuts(&self) -> Vec<String> {
-        let s = self.lock();
-        let mut lines = Vec::new();
-        for o in &s.outcomes {
-            for (name, seed) in o.properties.iter().filter(|(n, _)| n.ends_with("_seed")) {
-                let at = name.replace("_seed", "_at_ms");
-                let at = o
-                    .properties
-                    .iter()
-                    .find(|(n, _)| *n == at)
-                    .map(|(_, v)| v.as_str())
-                    .unwrap_or("?");
-                lines.push(format!(
-                    "{}::{} {name}: cut at {at} ms, seed {seed} (replay: --seed {})",
-                    o.rig, o.case_id, s.seed
-                ));
-            }
-        }
-        lines
-    }
-
     /// The forced end's bench work: power as each rig's `after_run` says
     /// where the driver is free (a driver stuck mid-command is left, and
     /// said so), then this process's leases removed.

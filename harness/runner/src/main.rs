@@ -7,13 +7,16 @@ mod cli;
 mod credentials;
 mod drivers;
 mod ets;
+mod events;
 mod firmware_roles;
 mod interrupt;
 mod measure;
+mod progress;
 mod report;
 mod rig_check;
 mod rtt_capture;
 mod run;
+mod schema;
 mod serve;
 mod session;
 mod shard;
@@ -43,6 +46,7 @@ fn main() -> std::process::ExitCode {
             report::merge::main(&out, &inputs)
         }
         cli::Command::Report { run_dir } => report::html::main(&run_dir),
+        cli::Command::Schema { file } => schema::main(file),
         cli::Command::Rig(cli::RigCommand::Check(args)) => {
             init_logging(0);
             rig_check::main(args)
@@ -65,8 +69,10 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // No colour codes in a log file or a CI log (`serve > serve.log`).
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(!progress::plain_output())
         .with_writer(std::io::stderr)
         .try_init();
 }

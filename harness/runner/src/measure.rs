@@ -1,11 +1,13 @@
 //! What a case costs in supply current, measured while it runs: on a rig
-//! whose power is a measuring supply (SCPI), a [`CurrentRecorder`] around
-//! it samples from case start to case end; the case's artifacts get every sample as
-//! `current.csv`, its JUnit testcase the peak and mean (with units).
+//! whose power is a measuring supply (SCPI), the bench put a
+//! [`CurrentRecorder`] in its power chain ([`rig::Bench::build`]); the
+//! runner only marks the case's start and end on it and reads the result.
+//! The case's artifacts get every sample as `current.csv`, its JUnit
+//! testcase the peak and mean (with units).
 //!
 //! The supply is shared: the case's `power` steps switch it through the
-//! session's [`rig::Power`] handle while the recorder measures through the
-//! same driver, one command at a time under its lock.
+//! recorder while it measures through the same driver, one command at a
+//! time under its lock.
 
 use std::path::Path;
 use std::time::Duration;
@@ -17,21 +19,17 @@ use rig::wrap::{CurrentRecorder, CurrentRecording};
 /// hundreds.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 
-/// The rig's measuring supply, shared by power steps and the sampler; it
-/// lives with the bench ([`rig::bench`]).
-pub use rig::bench::SupplyHandle;
-
 /// Current sampling for one case.
 pub struct CaseCurrent {
     recording: Option<CurrentRecording>,
 }
 
 impl CaseCurrent {
-    /// Starts sampling `supply` (nothing when the rig has none that measures).
-    pub fn start(supply: Option<&SupplyHandle>, interval: Duration) -> CaseCurrent {
-        let recording = supply.and_then(|s| {
-            CurrentRecorder::new(s.clone())
-                .start(interval)
+    /// Starts the bench's `recorder` (nothing when the rig has no supply
+    /// that measures).
+    pub fn start(recorder: Option<&CurrentRecorder>, interval: Duration) -> CaseCurrent {
+        let recording = recorder.and_then(|r| {
+            r.start(interval)
                 .map_err(|e| tracing::warn!(error = %e, "cannot start recording the current"))
                 .ok()
         });
@@ -71,6 +69,7 @@ mod tests {
     use std::net::SocketAddr;
     use std::time::Instant;
 
+    use rig::bench::SupplyHandle;
     use rig::model::{ScpiAddress, ScpiCommands, ScpiPowerSpec};
     use rig::power::scpi_sim::{Fault, Load, ScpiSupplySim};
     use rig::power::{Amps, ScpiSupply, Volts};
@@ -78,19 +77,22 @@ mod tests {
 
     use super::*;
 
-    fn handle(addr: SocketAddr) -> SupplyHandle {
-        SupplyHandle::new(Box::new(ScpiSupply::new(ScpiPowerSpec {
-            address: ScpiAddress::Tcp {
-                host: addr.ip().to_string(),
-                port: addr.port(),
+    /// The recorder a bench puts around an SCPI supply at `addr`.
+    fn handle(addr: SocketAddr) -> CurrentRecorder {
+        CurrentRecorder::new(SupplyHandle::new(Box::new(ScpiSupply::new(
+            ScpiPowerSpec {
+                address: ScpiAddress::Tcp {
+                    host: addr.ip().to_string(),
+                    port: addr.port(),
+                },
+                channel: None,
+                voltage: Volts::from_milli(3600),
+                current_limit: Amps::from_milli(500),
+                timeout: Duration::from_millis(300),
+                check_errors: true,
+                commands: ScpiCommands::default(),
             },
-            channel: None,
-            voltage: Volts::from_milli(3600),
-            current_limit: Amps::from_milli(500),
-            timeout: Duration::from_millis(300),
-            check_errors: true,
-            commands: ScpiCommands::default(),
-        })))
+        ))))
     }
 
     /// Waits (bounded) until the simulator was asked for `n` currents.

@@ -13,7 +13,9 @@ use rig::model::RigFile;
 
 use crate::case::{load_cases, Case};
 use crate::cli::RunArgs;
+use crate::events::{CaseEvents, Event, EventLog, EventSink, RigRef};
 use crate::interrupt::RunState;
+use crate::progress::Display;
 use crate::report::{CaseOutcome, RigInfo, RunDir, Verdict};
 use crate::session::{Session, SessionConfig};
 use crate::steps::{panic_message, run_case, CaseControl};
@@ -73,16 +75,40 @@ pub fn main(mut args: RunArgs) -> ExitCode {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
     });
+    // A report folder that cannot be written is bad input: found before
+    // any bench is touched.
     let run_dir = match RunDir::create(&args.report_dir) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!(
-                "error: cannot create a run folder under {}: {e}",
+            return bad_input(&format!(
+                "--report-dir {}: cannot create a run folder there: {e}",
                 args.report_dir.display()
-            );
-            return ExitCode::from(1);
+            ))
         }
     };
+    let events_path = run_dir.path.join(crate::events::FILE_NAME);
+    let event_log = match EventLog::create(&events_path, Display::for_stderr()) {
+        Ok(log) => log,
+        Err(e) => {
+            return bad_input(&format!(
+                "--report-dir {}: cannot write {}: {e}",
+                args.report_dir.display(),
+                events_path.display()
+            ))
+        }
+    };
+    let events = event_log.sink();
+    let run_started = Instant::now();
+    events.emit(Event::RunStart {
+        run: run_dir.id.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        seed,
+        rigs: rigs
+            .iter()
+            .map(|r| RigRef::of(&r.name, &r.source))
+            .collect(),
+        cases: cases.len(),
+    });
     let _ = run_dir.mark_latest();
     eprintln!(
         "meterbench run {} (seed {seed}): {} case(s) x {} rig(s)",
@@ -140,7 +166,10 @@ pub fn main(mut args: RunArgs) -> ExitCode {
         control: CaseControl {
             stop: Some(state.stop_signal()),
             fault: args.inject_fault,
+            events: Default::default(),
         },
+        events: events.clone(),
+        verdicts: Mutex::new(Vec::new()),
     });
 
     let ctx2 = ctx.clone();
@@ -158,7 +187,8 @@ pub fn main(mut args: RunArgs) -> ExitCode {
             &mut *slot.lock().unwrap_or_else(|p| p.into_inner()),
             SessionSlot::Closed,
         );
-        if let SessionSlot::Open(session) = taken {
+        if let SessionSlot::Open(mut session) = taken {
+            runtime.block_on(session.learn_firmware_after());
             state.rig_info(session.report_info());
             // A step that panicked holding the power driver poisoned its
             // lock; the driver itself is fine and after_run must still apply.
@@ -172,7 +202,8 @@ pub fn main(mut args: RunArgs) -> ExitCode {
     let _ = std::fs::remove_dir_all(&state_root);
     state.write_report();
     crate::report::html::write_for_run(&ctx.run_dir.path);
-    for line in state.cuts() {
+    events.emit(ctx.run_end(state.is_interrupted(), run_started));
+    for line in event_log.finish() {
         eprintln!("power cut {line}");
     }
     let summary = state.summary();
@@ -234,6 +265,10 @@ struct TrialContext {
     retries: u32,
     /// The run's stop signal and `--inject-fault`, for every case.
     control: CaseControl,
+    /// events.jsonl and the progress display.
+    events: EventSink,
+    /// Each finished case's verdict, for the `run_end` event.
+    verdicts: Mutex<Vec<&'static str>>,
 }
 
 impl TrialContext {
@@ -251,6 +286,14 @@ impl TrialContext {
                     case.file.display()
                 );
                 let rig = &self.rigs[rig_index];
+                let verdict = Verdict::Error {
+                    message: message.clone(),
+                };
+                self.case_ended(
+                    &self.events.for_case(&rig.name, case, &self.run_dir.path),
+                    &verdict,
+                    Default::default(),
+                );
                 self.state.finish_case(CaseOutcome {
                     rig: rig.name.clone(),
                     case_id: case.id.clone(),
@@ -286,6 +329,16 @@ impl TrialContext {
         let mut earlier_attempts = Vec::new();
         let t0 = Instant::now();
         self.state.start_case(&rig.name, case, &artifacts);
+        let events = self.events.for_case(&rig.name, case, &artifacts);
+        events.emit(Event::CaseStart {
+            title: case.title.clone(),
+            file: case.file.display().to_string(),
+            timeout_ms: case.timeout.as_millis() as u64,
+        });
+        let control = CaseControl {
+            events: events.clone(),
+            ..self.control.clone()
+        };
 
         let mut slot = self.sessions[rig_index]
             .lock()
@@ -321,9 +374,7 @@ impl TrialContext {
                 );
                 let mut attempt_started = started;
                 let mut attempt_t0 = t0;
-                let mut run = self
-                    .runtime
-                    .block_on(run_case(session, case, &self.control));
+                let mut run = self.runtime.block_on(run_case(session, case, &control));
                 // Only the bench's fault is retried; a device failure never is.
                 while let Verdict::Error { message } = &run.verdict {
                     if earlier_attempts.len() >= self.retries as usize {
@@ -336,6 +387,10 @@ impl TrialContext {
                         earlier_attempts.len() + 1,
                         self.retries
                     );
+                    events.emit(Event::CaseRetry {
+                        attempt: earlier_attempts.len() as u32 + 2,
+                        message: message.clone(),
+                    });
                     earlier_attempts.push(crate::report::EarlierAttempt {
                         message: message.clone(),
                         started: attempt_started,
@@ -344,15 +399,17 @@ impl TrialContext {
                     });
                     attempt_started = chrono::Local::now();
                     attempt_t0 = Instant::now();
-                    run = self
-                        .runtime
-                        .block_on(run_case(session, case, &self.control));
+                    run = self.runtime.block_on(run_case(session, case, &control));
                 }
                 session.finish_rtt_case(&artifacts);
                 marks.write(session, &artifacts, &run.step_log);
+                marks.emit_datagrams(session, &events);
                 self.state.rig_info(session.report_info());
                 let mut properties = run.properties;
                 properties.extend(current.finish(&artifacts));
+                for m in crate::events::measurements(&properties) {
+                    events.emit(m);
+                }
                 (run.verdict, run.step_log, properties)
             }
             SessionSlot::Broken(reason) => (
@@ -371,6 +428,7 @@ impl TrialContext {
             ),
         };
         drop(slot);
+        self.case_ended(&events, &verdict, t0.elapsed());
 
         let outcome = CaseOutcome {
             rig: rig.name.clone(),
@@ -400,17 +458,39 @@ impl TrialContext {
     }
 }
 
-/// `<name>-messages.log` and `<name>.pcap` (the logs hold redacted bytes).
-fn write_message_log(
-    dir: &FsPath,
-    name: &str,
-    entries: &[server::LogEntry],
-    server: std::net::SocketAddr,
-) {
+/// `<name>-messages.log` (the log holds redacted bytes).
+fn write_message_log(dir: &FsPath, name: &str, entries: &[server::LogEntry]) {
     let log: String = entries.iter().map(|e| e.to_line() + "\n").collect();
     let _ = std::fs::write(dir.join(format!("{name}-messages.log")), log);
-    if let Ok(file) = std::fs::File::create(dir.join(format!("{name}.pcap"))) {
-        let _ = server::write_pcap(entries, server, std::io::BufWriter::new(file));
+}
+
+impl TrialContext {
+    /// The `case_end` event, and the verdict kept for `run_end`.
+    fn case_ended(&self, events: &CaseEvents, verdict: &Verdict, took: std::time::Duration) {
+        let name = crate::events::verdict_name(verdict);
+        events.emit(Event::CaseEnd {
+            verdict: name,
+            duration_ms: took.as_millis() as u64,
+            message: crate::events::verdict_message(verdict),
+        });
+        self.events.flush();
+        self.verdicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(name);
+    }
+
+    fn run_end(&self, interrupted: bool, started: Instant) -> Event {
+        let verdicts = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
+        let count = |names: &[&str]| verdicts.iter().filter(|v| names.contains(v)).count();
+        Event::RunEnd {
+            passed: count(&["passed"]),
+            failed: count(&["failed"]),
+            errors: count(&["error", "interrupted"]),
+            skipped: count(&["skipped"]),
+            interrupted,
+            duration_ms: started.elapsed().as_millis() as u64,
+        }
     }
 }
 
@@ -418,6 +498,9 @@ fn write_message_log(
 struct ArtifactMarks {
     log_index: usize,
     bootstrap_log_index: usize,
+    /// The LwM2M server's capture (its file servers' too) and the bootstrap server's.
+    capture_index: usize,
+    bootstrap_capture_index: usize,
     transcript_len: usize,
     device_log_len: u64,
     power_trace: usize,
@@ -428,6 +511,12 @@ impl ArtifactMarks {
         ArtifactMarks {
             log_index: session.server.log_len(),
             bootstrap_log_index: session.bootstrap.as_ref().map(|b| b.log_len()).unwrap_or(0),
+            capture_index: session.server.capture().len(),
+            bootstrap_capture_index: session
+                .bootstrap
+                .as_ref()
+                .map(|b| b.capture().len())
+                .unwrap_or(0),
             transcript_len: session
                 .modem
                 .as_ref()
@@ -443,14 +532,49 @@ impl ArtifactMarks {
         }
     }
 
+    /// A `datagrams` event per embedded server the case talked to.
+    fn emit_datagrams(&self, session: &Session, events: &CaseEvents) {
+        let servers = [
+            ("lwm2m", session.server.log_since(self.log_index)),
+            (
+                "bootstrap",
+                session
+                    .bootstrap
+                    .as_ref()
+                    .map(|b| b.log_since(self.bootstrap_log_index))
+                    .unwrap_or_default(),
+            ),
+        ];
+        for (server, entries) in servers {
+            if server == "bootstrap" && entries.is_empty() {
+                continue;
+            }
+            let of = |d: server::Direction| entries.iter().filter(move |e| e.direction == d);
+            events.emit(Event::Datagrams {
+                server,
+                received: of(server::Direction::In).count(),
+                sent: of(server::Direction::Out).count(),
+                bytes_received: of(server::Direction::In).map(|e| e.len()).sum(),
+                bytes_sent: of(server::Direction::Out).map(|e| e.len()).sum(),
+                send_errors: entries.iter().filter(|e| e.send_error.is_some()).count(),
+                notes: of(server::Direction::Note).count(),
+            });
+        }
+    }
+
     fn write(&self, session: &mut Session, dir: &FsPath, step_log: &str) {
         let entries = session.server.log_since(self.log_index);
-        write_message_log(dir, "lwm2m", &entries, session.server.local_addr());
+        write_message_log(dir, "lwm2m", &entries);
+        let mut captured = session.server.capture().since(self.capture_index);
         if let Some(bs) = &session.bootstrap {
             let entries = bs.log_since(self.bootstrap_log_index);
             if !entries.is_empty() {
-                write_message_log(dir, "bootstrap", &entries, bs.local_addr());
+                write_message_log(dir, "bootstrap", &entries);
             }
+            captured.extend(bs.capture().since(self.bootstrap_capture_index));
+        }
+        if let Err(e) = server::write_case_captures(dir, captured) {
+            tracing::warn!(error = %e, "case capture not written");
         }
         if let Some(m) = &session.modem {
             let _ = std::fs::write(

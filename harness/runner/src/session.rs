@@ -56,8 +56,9 @@ pub struct Session {
     pub registry: Registry,
     pub server: ServerHandle,
     pub power: Option<SharedPower>,
-    /// The same supply when it measures (SCPI): each case samples its current.
-    pub supply: Option<rig::SupplyHandle>,
+    /// The bench's current recorder, in `power`'s chain when the supply
+    /// measures (SCPI): each case's current is read through it.
+    pub supply: Option<rig::wrap::CurrentRecorder>,
     pub modem: Option<Box<dyn Modem>>,
     pub debug: Option<Box<dyn Debug>>,
     /// The lab's control of the device's network (rigs with a `network:` part).
@@ -289,7 +290,7 @@ impl Session {
             registry: config.registry.clone(),
             server,
             power: bench.power,
-            supply: bench.supply,
+            supply: bench.current,
             modem: bench.modem,
             debug: bench.debug,
             network: bench.network,
@@ -504,6 +505,21 @@ impl Session {
                 }
             }
         }
+        // Who the device is, for the report: asked until the dialect's
+        // actions have answered (an action the dialect lacks is not asked).
+        for (action, slot) in [
+            ("imei", &mut self.info.imei),
+            ("iccid", &mut self.info.iccid),
+        ] {
+            if slot.is_some() || !modem.dialect().supports(action) {
+                continue;
+            }
+            if let Ok(line) = modem.dialect().render(action, &vars) {
+                if let Ok(r) = off_runtime(|| modem.command(&line, timeout)) {
+                    *slot = modem.dialect().value(action, &r).ok();
+                }
+            }
+        }
         Ok(())
     }
 
@@ -564,6 +580,28 @@ impl Session {
             .map(|l| format!("[rtt] {l}"))
             .collect();
         share_lines(vec![serial, log, rtt], n)
+    }
+
+    /// The firmware the device runs as the run ends (/3/0/3), the report's
+    /// "firmware after" (the first one read is "before"). Nothing when the
+    /// device is not registered; bounded, so a silent device costs 3 s.
+    pub async fn learn_firmware_after(&mut self) {
+        if self.server.registration(&self.endpoint).is_none() {
+            return;
+        }
+        let path = lwm2m::Path::resource(3, 0, 3);
+        let read = self.server.read(&self.endpoint, path, None);
+        if let Ok(Ok(r)) = tokio::time::timeout(std::time::Duration::from_secs(3), read).await {
+            if let lwm2m::server::Content::Records(records) = &r.content {
+                if let Some(lwm2m::Value::String(v)) = records
+                    .iter()
+                    .find(|rec| rec.path == path)
+                    .map(|rec| &rec.value)
+                {
+                    self.info.firmware_version_after = Some(v.clone());
+                }
+            }
+        }
     }
 
     /// Leaves the bench in the state the rig file asks for.

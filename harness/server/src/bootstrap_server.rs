@@ -499,34 +499,55 @@ impl BootstrapServerHandle {
             } if ep == endpoint => Some(Err(request_refused(403, reason))),
             _ => None,
         };
-        let (seq, end) = self
-            .shared
-            .await_event(after, timeout, pick, || {
-                format!("{endpoint} to finish bootstrapping")
-            })
-            .await?;
-        end?;
-        let finished_at = self.shared.state().events.time_of(seq);
-        let mut outcome = BootstrapOutcome {
-            seq,
-            finished_at,
-            endpoint: endpoint.to_string(),
-            peer: None,
-            operations: Vec::new(),
-        };
-        // The session's own events: after its last Requested before `seq`.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut from = after;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let (seq, end) = self
+                .shared
+                .await_event(from, left, pick, || {
+                    format!("{endpoint} to finish bootstrapping")
+                })
+                .await?;
+            let Some(mut outcome) = self.session_ending_at(endpoint, after, seq) else {
+                // A session the device began before `after` (one it was
+                // still finishing when the caller started its own) is not
+                // the one awaited, whether it ended well or not.
+                from = seq;
+                continue;
+            };
+            end?;
+            outcome.finished_at = self.shared.state().events.time_of(seq);
+            return Ok(outcome);
+        }
+    }
+
+    /// The session of `endpoint` that ended with event `end`, if its
+    /// Bootstrap-Request came after `after`: its peer and each operation
+    /// with the code the device answered. A refused Bootstrap-Request is
+    /// its own session's end.
+    fn session_ending_at(
+        &self,
+        endpoint: &str,
+        after: EventSeq,
+        end: EventSeq,
+    ) -> Option<BootstrapOutcome> {
+        let mut outcome = None;
         for (s, e) in self.events_since(after) {
-            if s >= seq {
-                break;
-            }
             match e {
+                _ if s > end => break,
                 BootstrapServerEvent::Bootstrap(BootstrapEvent::Requested {
                     endpoint: ep,
                     peer,
                     ..
                 }) if ep == endpoint => {
-                    outcome.peer = Some(peer);
-                    outcome.operations.clear();
+                    outcome = Some(BootstrapOutcome {
+                        seq: end,
+                        finished_at: None,
+                        endpoint: endpoint.to_string(),
+                        peer: Some(peer),
+                        operations: Vec::new(),
+                    });
                 }
                 BootstrapServerEvent::Bootstrap(BootstrapEvent::OpCompleted {
                     endpoint: ep,
@@ -534,11 +555,30 @@ impl BootstrapServerHandle {
                     op,
                     code,
                     ..
-                }) if ep == endpoint => outcome.operations.push((index, op, code)),
+                }) if ep == endpoint => {
+                    if let Some(o) = outcome.as_mut() {
+                        o.operations.push((index, op, code));
+                    }
+                }
+                BootstrapServerEvent::Bootstrap(BootstrapEvent::Rejected {
+                    endpoint: Some(ep),
+                    ..
+                })
+                | BootstrapServerEvent::Forbidden { endpoint: ep, .. }
+                    if s == end && ep == endpoint =>
+                {
+                    outcome.get_or_insert(BootstrapOutcome {
+                        seq: end,
+                        finished_at: None,
+                        endpoint: endpoint.to_string(),
+                        peer: None,
+                        operations: Vec::new(),
+                    });
+                }
                 _ => {}
             }
         }
-        Ok(outcome)
+        outcome
     }
 
     /// The first failed DTLS handshake after `after` claiming `identity`

@@ -21,11 +21,16 @@
 //! The embedded bootstrap server ([`EmbeddedBootstrapServer`]) runs
 //! [`lwm2m::bootstrap::BootstrapServer`] the same way on its own socket.
 //!
-//! Logged datagrams (message log, pcap) pass through
+//! Every datagram also goes into a [`Capture`] (with the firmware file
+//! servers', and as DTLS records under coaps), which [`write_case_captures`]
+//! writes as pcap files Wireshark decodes as CoAP.
+//!
+//! Logged datagrams (message log, captures) pass through
 //! [`lwm2m::bootstrap::Redactor`] first: a Bootstrap-Write of /0 carries the
 //! Secret Key in clear, and the log must not.
 
 mod bootstrap_server;
+mod capture;
 mod credentials;
 mod describe;
 mod error;
@@ -43,6 +48,7 @@ mod udp_loop;
 pub use bootstrap_server::{
     BootstrapOutcome, BootstrapServerEvent, BootstrapServerHandle, EmbeddedBootstrapServer,
 };
+pub use capture::{Capture, CapturedDatagram, Carried, Recorded};
 pub use credentials::{CredentialStore, GENERATED_KEY_LEN};
 pub use describe::{
     code_text, describe_bootstrap_event, describe_event, describe_request, describe_response,
@@ -60,7 +66,7 @@ pub use handle::{
 /// The decoded one-line summary of a datagram the message log uses.
 pub use lwm2m::coap::summarize;
 pub use message_log::{Direction, LogEntry, Stats};
-pub use pcap::write_pcap;
+pub use pcap::{write_case_captures, write_pcap, PcapView, DECRYPTED_CAPTURE, WIRE_CAPTURE};
 pub use transport::{DtlsSettings, SecurityConfig};
 
 /// The protocol types the API speaks, re-exported so callers need not name `lwm2m`.

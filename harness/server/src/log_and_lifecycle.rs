@@ -8,7 +8,7 @@
 
 /// Expands, inside `impl` of a handle with fields `shared: Arc<Shared<_>>`,
 /// `local_addr`, `commands` and `task`, to `log_len`, `log_since`,
-/// `write_pcap`, `stats` and `shutdown`; `$shutdown` is the handle's
+/// `capture`, `write_pcap`, `stats` and `shutdown`; `$shutdown` is the handle's
 /// shutdown command and `$server` names the server in a join failure.
 macro_rules! log_and_lifecycle_methods {
     ($shutdown:expr, $server:literal) => {
@@ -25,9 +25,20 @@ macro_rules! log_and_lifecycle_methods {
             self.shared.state().log.since(from)
         }
 
-        /// Writes the held log as a pcap file (see [`crate::write_pcap`]).
-        pub fn write_pcap(&self, out: impl std::io::Write) -> std::io::Result<()> {
-            $crate::pcap::write_pcap(&self.log_since(0), self.local_addr, out)
+        /// What this server put on and took off the wire (DTLS records under
+        /// coaps) and the CoAP it handled, for the case captures; a handle
+        /// to record more into (the firmware file servers').
+        pub fn capture(&self) -> $crate::Capture {
+            self.shared.capture.clone()
+        }
+
+        /// Writes the held capture's `view` as a pcap file (see [`crate::write_pcap`]).
+        pub fn write_pcap(
+            &self,
+            view: $crate::PcapView,
+            out: impl std::io::Write,
+        ) -> std::io::Result<()> {
+            $crate::pcap::write_pcap(&self.shared.capture.since(0), view, out).map(|_| ())
         }
 
         /// Counters over the whole run, not bounded by the log's capacity.

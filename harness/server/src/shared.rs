@@ -45,6 +45,9 @@ pub(crate) struct State<E = ServerEvent> {
 
 pub(crate) struct Shared<E = ServerEvent> {
     state: Mutex<State<E>>,
+    /// The datagrams as the network saw them (its own lock: the firmware
+    /// file servers record into the LwM2M server's capture too).
+    pub(crate) capture: crate::Capture,
     /// Carries the latest event sequence number; bumped (also with no new
     /// event) to wake waiters, e.g. when the task stops.
     wake: watch::Sender<u64>,
@@ -59,6 +62,7 @@ impl<E: HistoryEvent> Shared<E> {
                 log: MessageLog::new(log_capacity),
                 registrations: BTreeMap::new(),
             }),
+            capture: crate::Capture::new(log_capacity),
             wake: watch::Sender::new(0),
             closed: AtomicBool::new(false),
         }

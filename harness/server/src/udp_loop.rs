@@ -8,8 +8,9 @@
 //! server (`crate::bootstrap_server`). Every datagram the core sees or sends
 //! is logged — the decrypted CoAP under DTLS — after
 //! [`Redactor::redact`](lwm2m::bootstrap::Redactor::redact), so the log and
-//! the pcap never hold a Security object's secret key; the real bytes go on
-//! the wire. Transport reports get a note line in the log and an event.
+//! the captures never hold a Security object's secret key; the real bytes go
+//! on the wire. Under DTLS the capture also gets the records as they went.
+//! Transport reports get a note line in the log and an event.
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -23,6 +24,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
+use crate::capture::Carried;
 use crate::credentials::{CredentialWatch, Revocation};
 use crate::event_history::HistoryEvent;
 use crate::message_log::Direction;
@@ -76,6 +78,8 @@ struct Driver<C: Core> {
     transport: Transport,
     shared: Arc<Shared<C::Event>>,
     redactor: Redactor,
+    /// The socket's address, the captures' other end.
+    local: SocketAddr,
 }
 
 pub(crate) async fn run<C: Core>(
@@ -86,7 +90,11 @@ pub(crate) async fn run<C: Core>(
     mut commands: mpsc::UnboundedReceiver<C::Command>,
 ) {
     let _close = CloseOnDrop(shared.clone());
+    let local = socket
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut d = Driver {
+        local,
         socket,
         core,
         transport,
@@ -143,6 +151,16 @@ async fn next_revocation(watch: Option<&mut CredentialWatch>) -> Revocation {
 }
 
 impl<C: Core> Driver<C> {
+    /// How the CoAP the core sees is captured: as it is on the wire, or as
+    /// the inside of DTLS records.
+    fn coap_carried(&self) -> Carried {
+        if self.transport.is_secure() {
+            Carried::DecryptedCoap
+        } else {
+            Carried::Coap
+        }
+    }
+
     /// A copy of `datagram` fit for the log: secrets of the Security object blanked.
     fn loggable(&mut self, datagram: &[u8]) -> Vec<u8> {
         self.redactor
@@ -152,6 +170,11 @@ impl<C: Core> Driver<C> {
 
     fn receive(&mut self, peer: SocketAddr, datagram: &[u8]) {
         let at = now();
+        if self.transport.is_secure() {
+            self.shared
+                .capture
+                .record(Carried::Dtls, peer, self.local, datagram);
+        }
         let inbound = self.transport.receive(at, peer, datagram);
         // Handshake reports before the application data they enabled.
         self.publish_security_events();
@@ -174,6 +197,9 @@ impl<C: Core> Driver<C> {
         let summary = summarize(datagram);
         let logged = self.loggable(datagram);
         tracing::debug!(%peer, ?identity, len = datagram.len(), %summary, "datagram in");
+        self.shared
+            .capture
+            .record(self.coap_carried(), peer, self.local, &logged);
         self.shared.log(Direction::In, peer, &logged, summary, None);
         let core = &mut self.core;
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
@@ -231,7 +257,13 @@ impl<C: Core> Driver<C> {
                     tracing::warn!(peer = %transmit.destination, error = %e, %summary, "cannot send")
                 }
                 None => {
-                    tracing::debug!(peer = %transmit.destination, len = transmit.payload.len(), %summary, "datagram out")
+                    tracing::debug!(peer = %transmit.destination, len = transmit.payload.len(), %summary, "datagram out");
+                    self.shared.capture.record(
+                        self.coap_carried(),
+                        self.local,
+                        transmit.destination,
+                        &logged,
+                    );
                 }
             }
             self.shared.log(
@@ -257,6 +289,13 @@ impl<C: Core> Driver<C> {
             {
                 tracing::warn!(peer = %datagram.destination, error = %e, secure = self.transport.is_secure(), "UDP send failed");
                 first_error.get_or_insert(e.to_string());
+            } else if self.transport.is_secure() {
+                self.shared.capture.record(
+                    Carried::Dtls,
+                    self.local,
+                    datagram.destination,
+                    &datagram.payload,
+                );
             }
         }
         first_error

@@ -106,6 +106,8 @@ pub fn run(input: &[u8]) {
         chunk: [1, 7, 64, 512][usize::from(control & 3)],
     };
     let mut engine = AtEngine::new(modem, "/dev/fuzz", dialect());
+    let log = rig::wrap::TranscriptLog::default();
+    engine.add_tap(std::sync::Arc::new(log.clone()));
     if control & 4 != 0 {
         engine.set_max_line_len(16);
     }
@@ -124,7 +126,8 @@ pub fn run(input: &[u8]) {
     let _ = engine.take_urcs();
     let _ = engine.wait_for_line("+LWM2M:", Duration::ZERO);
     let _ = engine.recent_lines();
-    let (transcript, _) = engine.into_parts();
+    let _ = engine.into_urcs();
+    let transcript = log.transcript();
     let _ = transcript.to_text();
     let _ = transcript.received_lines();
 }

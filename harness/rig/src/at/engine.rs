@@ -7,6 +7,10 @@
 //! fake), so a command's deadline is checked between reads. Keep the
 //! stream's read timeout short (tens of milliseconds): before each command the
 //! engine reads until the line is quiet, which costs one read timeout.
+//!
+//! The engine keeps no record of what it saw: it publishes each line as an
+//! [`AtEvent`] to its taps ([`AtEngine::add_tap`]), and the transcript is
+//! one of them ([`crate::wrap::TranscriptRecorder`]).
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -15,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
-use super::transcript::{Direction, Transcript};
+use super::tap::{AtEvent, AtTaps, SharedTap};
 use super::AtResponse;
 use crate::dialect::{Dialect, LineEnding};
 use crate::error::RigError;
@@ -34,7 +38,7 @@ pub struct AtEngine<S> {
     stream: S,
     port: String,
     dialect: Dialect,
-    transcript: Transcript,
+    taps: AtTaps,
     urcs: VecDeque<String>,
     /// Bytes after the last line end.
     rx: Vec<u8>,
@@ -51,22 +55,18 @@ pub struct AtEngine<S> {
 impl<S: Read + Write> AtEngine<S> {
     /// `port` names the stream in errors and logs (a device path).
     pub fn new(stream: S, port: impl Into<String>, dialect: Dialect) -> Self {
-        Self::with_transcript(stream, port, dialect, Transcript::new())
+        Self::with_taps(stream, port, dialect, AtTaps::default())
     }
 
-    /// Continues an existing transcript (a port reopened after a power cycle).
-    pub fn with_transcript(
-        stream: S,
-        port: impl Into<String>,
-        dialect: Dialect,
-        transcript: Transcript,
-    ) -> Self {
+    /// Publishes to `taps` from the start (a port reopened after a power
+    /// cycle keeps its listeners).
+    pub fn with_taps(stream: S, port: impl Into<String>, dialect: Dialect, taps: AtTaps) -> Self {
         AtEngine {
             stream,
             port: port.into(),
             line_ending: dialect.line_ending,
             dialect,
-            transcript,
+            taps,
             urcs: VecDeque::new(),
             rx: Vec::new(),
             discarding: false,
@@ -95,23 +95,24 @@ impl<S: Read + Write> AtEngine<S> {
         &self.dialect
     }
 
-    pub fn transcript(&self) -> &Transcript {
-        &self.transcript
+    /// Publishes what crosses the line from now on to `tap` as well.
+    pub fn add_tap(&mut self, tap: SharedTap) {
+        self.taps.add(tap);
     }
 
-    /// Adds a note (port opened, power cut...) to the transcript.
-    pub fn note(&mut self, text: impl Into<String>) {
-        self.transcript.push(Direction::Note, text);
+    /// Publishes a note (port opened, power cut...) to the taps.
+    pub fn note(&mut self, text: impl AsRef<str>) {
+        self.taps.publish(AtEvent::Note(text.as_ref()));
     }
 
     pub fn stream_mut(&mut self) -> &mut S {
         &mut self.stream
     }
 
-    /// Ends the engine, keeping its transcript and the URCs not yet taken.
-    pub fn into_parts(mut self) -> (Transcript, Vec<String>) {
+    /// Ends the engine, returning the URCs not yet taken.
+    pub fn into_urcs(mut self) -> Vec<String> {
         self.file_buffered_as_urcs();
-        (self.transcript, self.urcs.into_iter().collect())
+        self.urcs.into_iter().collect()
     }
 
     /// Unsolicited result codes received since the last call.
@@ -152,7 +153,7 @@ impl<S: Read + Write> AtEngine<S> {
     }
 
     /// Like [`AtEngine::command`], but `shown` stands for `line` (and for
-    /// its echo) everywhere it would be recorded: transcript, logs, errors
+    /// its echo) everywhere it would be seen: tap events, logs, errors
     /// and the returned [`AtResponse::command`]. For lines carrying secrets.
     pub fn command_shown(
         &mut self,
@@ -171,7 +172,7 @@ impl<S: Read + Write> AtEngine<S> {
         }
         self.poll()?;
         debug!(port = %self.port, command = shown, "AT send");
-        self.transcript.push(Direction::Sent, shown);
+        self.taps.publish(AtEvent::Sent(shown));
         let mut bytes = Vec::with_capacity(line.len() + 2);
         bytes.extend_from_slice(line.as_bytes());
         bytes.extend_from_slice(self.line_ending.bytes());
@@ -198,12 +199,12 @@ impl<S: Read + Write> AtEngine<S> {
                             *r = shown.to_owned();
                         }
                     }
-                    self.transcript.push(Direction::Echo, shown);
+                    self.taps.publish(AtEvent::Echo(shown));
                     continue;
                 }
                 if let Some(result) = self.dialect.is_final(&l) {
                     debug!(port = %self.port, command = shown, result = %result, "AT final");
-                    self.transcript.push(Direction::Received, l);
+                    self.taps.publish(AtEvent::Final(&l));
                     // Anything after the final result belongs to no command.
                     self.file_buffered_as_urcs();
                     return Ok(AtResponse {
@@ -218,7 +219,7 @@ impl<S: Read + Write> AtEngine<S> {
                     continue;
                 }
                 echo_possible = false;
-                self.transcript.push(Direction::Received, l.clone());
+                self.taps.publish(AtEvent::Response(&l));
                 info.push(l);
             }
             let now = Instant::now();
@@ -231,10 +232,10 @@ impl<S: Read + Write> AtEngine<S> {
                     partial: String::from_utf8_lossy(&self.rx).into_owned(),
                 };
                 warn!("{err}");
-                self.transcript.push(
-                    Direction::Note,
-                    format!("timeout: no final result for `{shown}`"),
-                );
+                self.taps.publish(AtEvent::Timeout {
+                    command: shown,
+                    waited: timeout,
+                });
                 return Err(err);
             }
             self.read_some(Some(shown))?;
@@ -254,12 +255,11 @@ impl<S: Read + Write> AtEngine<S> {
         loop {
             while let Some(l) = self.lines.pop_front() {
                 if l.starts_with(prefix) {
-                    let dir = if self.dialect.is_urc(&l) {
-                        Direction::Urc
+                    self.taps.publish(if self.dialect.is_urc(&l) {
+                        AtEvent::Urc(&l)
                     } else {
-                        Direction::Received
-                    };
-                    self.transcript.push(dir, l.clone());
+                        AtEvent::Response(&l)
+                    });
                     return Ok(l);
                 }
                 self.file_urc(l);
@@ -278,7 +278,7 @@ impl<S: Read + Write> AtEngine<S> {
 
     fn file_urc(&mut self, l: String) {
         debug!(port = %self.port, urc = %l, "AT URC");
-        self.transcript.push(Direction::Urc, l.clone());
+        self.taps.publish(AtEvent::Urc(&l));
         self.urcs.push_back(l);
     }
 
@@ -342,17 +342,14 @@ impl<S: Read + Write> AtEngine<S> {
         let text = String::from_utf8_lossy(&raw);
         if let Cow::Owned(_) = text {
             warn!(port = %self.port, bytes = %escape_bytes(&raw), "non-UTF-8 bytes on the serial line");
-            self.transcript.push(
-                Direction::Note,
-                format!("non-UTF-8 bytes received: {}", escape_bytes(&raw)),
-            );
+            self.note(format!("non-UTF-8 bytes received: {}", escape_bytes(&raw)));
         }
         if cut {
             warn!(port = %self.port, limit = self.max_line, "overlong line cut");
-            self.transcript.push(
-                Direction::Note,
-                format!("line longer than {} bytes cut there", self.max_line),
-            );
+            self.note(format!(
+                "line longer than {} bytes cut there",
+                self.max_line
+            ));
         }
         let clean: String = text
             .chars()

@@ -1,14 +1,17 @@
 //! AT commands over a byte stream: the engine that frames lines and tells
-//! responses, final result codes and URCs apart, and the transcript it keeps.
+//! responses, final result codes and URCs apart, the events it publishes to
+//! its taps, and the transcript those events make.
 //!
 //! Framing and result codes follow ITU-T V.250 §5.7 and 3GPP TS 27.007 §9.2.
 
 pub mod engine;
+pub mod tap;
 pub mod transcript;
 
 use std::fmt;
 
 pub use engine::AtEngine;
+pub use tap::{AtEvent, AtTap, AtTaps, SharedTap};
 pub use transcript::{Direction, Transcript, TranscriptEntry};
 
 use crate::error::RigError;

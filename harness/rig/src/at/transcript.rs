@@ -1,7 +1,10 @@
 //! Everything that crossed the serial line, with wall-clock times: the AT
-//! transcript artifact of a run.
+//! transcript artifact of a run, made from the engine's events
+//! ([`Transcript::record`]) by [`crate::wrap::TranscriptRecorder`].
 
 use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::tap::AtEvent;
 
 /// Which way a transcript line went, and what the engine made of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +58,23 @@ impl Transcript {
             direction,
             text: text.into(),
         });
+    }
+
+    /// Adds what `event` says crossed the line, in the transcript's terms:
+    /// a response and a final result are both received lines, a timeout is
+    /// a note.
+    pub fn record(&mut self, event: &AtEvent<'_>) {
+        match *event {
+            AtEvent::Sent(line) => self.push(Direction::Sent, line),
+            AtEvent::Echo(line) => self.push(Direction::Echo, line),
+            AtEvent::Response(line) | AtEvent::Final(line) => self.push(Direction::Received, line),
+            AtEvent::Urc(line) => self.push(Direction::Urc, line),
+            AtEvent::Timeout { command, .. } => self.push(
+                Direction::Note,
+                format!("timeout: no final result for `{command}`"),
+            ),
+            AtEvent::Note(text) => self.push(Direction::Note, text),
+        }
     }
 
     pub fn entries(&self) -> &[TranscriptEntry] {

@@ -46,6 +46,14 @@ pub enum BenchBuildError {
     /// The rig names an SWD probe, but no probe-rs driver was given.
     #[error("{}: debug: `kind: swd` needs the SWD driver, and none was given", file.display())]
     NoSwdParts { file: PathBuf },
+    /// The rig asks for injected faults on a part that may be real
+    /// hardware without saying it is a stand-in.
+    #[error("{}: faults: injected faults are refused on a rig with real parts ({part}: {what}); set `faults.on_real_parts: true` if the bench is a stand-in", file.display())]
+    FaultsOnRealParts {
+        file: PathBuf,
+        part: Part,
+        what: &'static str,
+    },
     /// A driver this crate builds refused the part's settings.
     #[error("{}: {part}: {source}", file.display())]
     Rig {
@@ -71,7 +79,8 @@ impl BenchBuildError {
         match self {
             BenchBuildError::NoVirtualParts { part, .. }
             | BenchBuildError::Rig { part, .. }
-            | BenchBuildError::Factory { part, .. } => *part,
+            | BenchBuildError::Factory { part, .. }
+            | BenchBuildError::FaultsOnRealParts { part, .. } => *part,
             BenchBuildError::NoSwdParts { .. } => Part::Debug,
         }
     }

@@ -5,8 +5,13 @@
 //! factories ([`VirtualParts`], [`SwdParts`]) that the binary wires in, so
 //! that this crate, and the runner's session code, never name the simulator.
 //!
-//! Power is always wrapped in a [`PowerTracer`] (the case's `power.log`),
-//! and, when a [`FaultPlan`] is given, power and modem in fault injectors.
+//! The recording and fault wrappers go on here too, so that no driver and
+//! no caller wraps anything itself: power is always wrapped in a
+//! [`PowerTracer`] (the case's `power.log`), a measuring supply in a
+//! [`CurrentRecorder`] (the case's `current.csv`), the modem in a
+//! [`TranscriptRecorder`] (the case's `at-transcript.txt`), and, when the
+//! caller's [`FaultPlan`] or the rig file's `faults:` asks, power and modem
+//! in fault injectors.
 
 mod error;
 mod factory;
@@ -19,7 +24,10 @@ use crate::model::{DebugSpec, ModemPort, NetworkSpec, PowerSpec, RigFile};
 use crate::network::CommandNetwork;
 use crate::serial::SerialModem;
 use crate::traits::{Debug, Modem, Network, Power};
-use crate::wrap::{FaultPlan, FaultyModem, FaultyPower, PowerTrace, PowerTracer};
+use crate::wrap::{
+    CurrentRecorder, FaultPlan, FaultyModem, FaultyPower, PowerTrace, PowerTracer,
+    TranscriptRecorder,
+};
 
 pub use error::{BenchBuildError, Part};
 pub use factory::{PartError, SwdParts, VirtualParts};
@@ -28,9 +36,10 @@ pub use shared::{share, SharedPower, SharedSupply, SupplyHandle};
 /// The drivers of one rig, ready to use (nothing is opened or switched yet).
 pub struct Bench {
     pub power: Option<SharedPower>,
-    /// The same supply as `power` when it measures (SCPI): each case samples
-    /// its current through it.
-    pub supply: Option<SupplyHandle>,
+    /// The current recorder in `power`'s chain when the supply measures
+    /// (SCPI): a case's recording is started and stopped through it.
+    pub current: Option<CurrentRecorder>,
+    /// Recorded: [`Modem::transcript`] is what crossed its line.
     pub modem: Option<Box<dyn Modem>>,
     pub debug: Option<Box<dyn Debug>>,
     /// The lab's control of the device's network (rigs with `network:`).
@@ -57,7 +66,8 @@ pub struct BenchParts<'a> {
     pub virtual_parts: Option<&'a dyn VirtualParts>,
     /// The SWD driver; `None`: a rig naming `kind: swd` is refused.
     pub swd: Option<&'a dyn SwdParts>,
-    /// Faults to inject (testing the harness itself); empty: none.
+    /// Faults to inject (testing the harness itself), besides those of the
+    /// rig file's `faults:`; empty: none.
     pub faults: FaultPlan,
 }
 
@@ -105,8 +115,9 @@ impl Bench {
             }
         };
 
+        let faults = rig_faults(rig, &parts.faults)?;
         let mut device_log = None;
-        let mut supply = None;
+        let mut current = None;
         let power: Option<Box<dyn Power>> = match &rig.power {
             None => None,
             Some(PowerSpec::Virtual(options)) => {
@@ -123,10 +134,10 @@ impl Bench {
                 Some(Box::new(power))
             }
             Some(spec @ PowerSpec::Scpi(_)) => {
-                supply = crate::power::supply_from_spec(spec, rig.dir())
+                current = crate::power::supply_from_spec(spec, rig.dir())
                     .map_err(rig_err(Part::Power))?
-                    .map(SupplyHandle::new);
-                supply.clone().map(|s| -> Box<dyn Power> { Box::new(s) })
+                    .map(|s| CurrentRecorder::new(SupplyHandle::new(s)));
+                current.clone().map(|c| -> Box<dyn Power> { Box::new(c) })
             }
         };
         let modem: Option<Box<dyn Modem>> = match &rig.modem {
@@ -163,7 +174,6 @@ impl Bench {
             Some(NetworkSpec::Command(spec)) => Some(Box::new(CommandNetwork::new(spec.clone()))),
         };
 
-        let faults = &parts.faults;
         let power = power.map(|p| -> Box<dyn Power> {
             if faults.power.is_empty() {
                 p
@@ -172,11 +182,12 @@ impl Bench {
             }
         });
         let modem = modem.map(|m| -> Box<dyn Modem> {
-            if faults.modem.is_empty() {
+            let m = if faults.modem.is_empty() {
                 m
             } else {
                 Box::new(FaultyModem::new(m, faults.modem.clone()))
-            }
+            };
+            Box::new(TranscriptRecorder::new(m))
         });
         // The tracer is outermost: it records what the harness saw.
         let (power, power_trace) = match power {
@@ -188,7 +199,7 @@ impl Bench {
         };
         Ok(Bench {
             power,
-            supply,
+            current,
             modem,
             debug,
             network,
@@ -196,4 +207,48 @@ impl Bench {
             power_trace,
         })
     }
+}
+
+/// The caller's faults and the rig file's together; the rig file's only on
+/// a rig of virtual parts, or one that says its parts are stand-ins.
+fn rig_faults(rig: &RigFile, given: &FaultPlan) -> Result<FaultPlan, BenchBuildError> {
+    let mut plan = given.clone();
+    let Some(spec) = &rig.faults else {
+        return Ok(plan);
+    };
+    let from_rig = spec.plan();
+    if !from_rig.is_empty() && !spec.on_real_parts {
+        if let Some((part, what)) = first_real_part(rig) {
+            return Err(BenchBuildError::FaultsOnRealParts {
+                file: rig.source.clone(),
+                part,
+                what,
+            });
+        }
+    }
+    plan.power.extend(from_rig.power);
+    plan.modem.extend(from_rig.modem);
+    Ok(plan)
+}
+
+/// A part that may be real hardware: anything the virtual meter does not play.
+fn first_real_part(rig: &RigFile) -> Option<(Part, &'static str)> {
+    let power = match &rig.power {
+        Some(PowerSpec::Command(_)) => Some((Part::Power, "kind: command")),
+        Some(PowerSpec::Scpi(_)) => Some((Part::Power, "kind: scpi")),
+        _ => None,
+    };
+    let modem = match rig.modem.as_ref().map(|m| &m.port) {
+        Some(ModemPort::Path(_)) => Some((Part::Modem, "a serial port")),
+        _ => None,
+    };
+    let debug = match &rig.debug {
+        Some(DebugSpec::Swd(_)) => Some((Part::Debug, "kind: swd")),
+        _ => None,
+    };
+    let network = match &rig.network {
+        Some(NetworkSpec::Command(_)) => Some((Part::Network, "kind: command")),
+        _ => None,
+    };
+    power.or(modem).or(debug).or(network)
 }

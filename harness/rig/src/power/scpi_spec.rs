@@ -17,9 +17,10 @@ pub const DEFAULT_SCPI_PORT: u16 = 5025;
 
 /// A bench supply spoken to in SCPI: set voltage and current limit, switch
 /// the output, measure what the device draws.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "ScpiPowerFields")]
 pub struct ScpiPowerSpec {
+    #[schemars(skip)] // the schema is `ScpiPowerFields`'s
     pub address: ScpiAddress,
     /// For multi-output supplies: the output the device hangs on, selected
     /// with `INST:NSEL <n>` before every setting and measurement. Absent:
@@ -66,7 +67,7 @@ impl fmt::Display for ScpiAddress {
 /// Programming Guide, OUTPut[:STATe] and MEASure) and Siglent SPD3303X
 /// prefixes settings (`CH{channel}:VOLT {volts}`, SPD3000X manual §3.1).
 /// An empty `select_channel` or `on_connect` sends nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScpiCommands {
     /// Sent once per connection before anything else. The default `*CLS`
@@ -152,28 +153,39 @@ impl ScpiCommands {
 }
 
 /// The fields as written; [`ScpiPowerSpec`] is what they must amount to.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ScpiPowerFields {
+    /// Raw SCPI over TCP: `host` or `host:port` (port 5025 by default).
     #[serde(default)]
     tcp: Option<String>,
+    /// An RS-232 or USB-CDC serial line, instead of `tcp`.
     #[serde(default)]
     serial: Option<PathBuf>,
+    /// The serial line's speed (default 9600).
     #[serde(default)]
     baud: Option<u32>,
+    /// For multi-output supplies: the output the device hangs on (from 1).
     #[serde(default)]
     channel: Option<u8>,
+    /// The set point applied at every power-on (`3.6V`).
     #[serde(deserialize_with = "voltage_field")]
     voltage: Volts,
+    /// The current limit applied at every power-on (`500mA`).
     #[serde(deserialize_with = "current_limit_field")]
     current_limit: Amps,
+    /// How long one query may take to answer (and a connection to open).
     #[serde(
         default = "default_timeout",
         deserialize_with = "crate::duration::deserialize"
     )]
+    #[schemars(with = "crate::schema::DurationText")]
     timeout: Duration,
+    /// Whether each setting is followed by `SYST:ERR?`, so that a refused
+    /// one fails at once with the supply's own text.
     #[serde(default = "default_true")]
     check_errors: bool,
+    /// The command lines sent, for supplies that depart from SCPI-99.
     #[serde(default)]
     commands: ScpiCommands,
 }

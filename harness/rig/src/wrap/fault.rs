@@ -201,6 +201,11 @@ impl Modem for FaultyModem {
     fn transcript(&self) -> Transcript {
         self.inner.transcript()
     }
+    /// The injected faults never cross the line: a tap hears only what the
+    /// driver inside did.
+    fn attach_tap(&mut self, tap: crate::at::SharedTap) -> bool {
+        self.inner.attach_tap(tap)
+    }
     fn dialect(&self) -> &Dialect {
         self.inner.dialect()
     }

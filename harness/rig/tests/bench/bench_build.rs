@@ -4,11 +4,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rig::bench::{Bench, BenchBuildError, BenchParts, Part, PartError, VirtualParts};
 use rig::command_power::{DeviceValues, SecretEnv, PSK_KEY_ENV};
 use rig::model::VirtualMeterOptions;
-use rig::power::scpi_sim::ScpiSupplySim;
+use rig::power::scpi_sim::{Load, ScpiSupplySim};
 use rig::swd::SwdSpec;
 use rig::wrap::{CallOutcome, Fault, FaultAction, FaultPlan, PowerCall};
 use rig::{Debug, Network, NetworkAction, Power, RigError, RigFile};
@@ -153,7 +154,7 @@ fn a_virtual_rig_gets_every_part_from_the_virtual_factory() {
     assert_eq!(meter.asked.lock().unwrap()[0].without, ["/3/0/15"]);
     let power = bench.power.as_ref().unwrap();
     assert_eq!(power.lock().unwrap().describe(), "fake virtual power");
-    assert!(bench.supply.is_none(), "a virtual switch does not measure");
+    assert!(bench.current.is_none(), "a virtual switch does not measure");
     assert_eq!(bench.device_log, Some(dir.path().join("fake-meter.log")));
     assert_eq!(bench.debug.as_ref().unwrap().describe(), "fake debug");
     assert_eq!(bench.network.as_ref().unwrap().describe(), "fake network");
@@ -306,7 +307,7 @@ fn command_power_gets_its_placeholders_and_the_key_only_in_its_environment() {
     };
     let bench = Bench::build(&rig, &parts).unwrap();
     assert_eq!(bench.device_log, Some(dir.path().join("device.log")));
-    assert!(bench.supply.is_none());
+    assert!(bench.current.is_none());
     bench.power.as_ref().unwrap().lock().unwrap().on().unwrap();
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
@@ -328,22 +329,52 @@ fn a_command_power_placeholder_without_a_value_is_refused_naming_the_power_part(
     assert!(text.contains("bootstrap_uri"), "{text}");
 }
 
+/// The bench puts the current recorder in the power chain itself: the
+/// case switches the supply through `power` while the recording the runner
+/// only starts and stops samples through the same driver. About 0.1 s.
 #[test]
-fn an_scpi_supply_is_both_the_power_switch_and_the_measuring_supply() {
+fn an_scpi_bench_records_current_through_its_own_power_chain() {
     let sim = ScpiSupplySim::start().unwrap();
+    sim.set_load(1, Load::Amps(vec![0.04, 0.2]));
     let dir = tempfile::tempdir().unwrap();
     let fixtures = fixtures();
     let rig = rig(&format!(
         "power:\n  kind: scpi\n  tcp: {}\n  voltage: 3.6V\n  current_limit: 500mA\n  timeout: 1s\n",
         sim.addr()
     ));
-    let mut bench = Bench::build(&rig, &BenchParts::new(&fixtures, dir.path())).unwrap();
-    bench.power.as_ref().unwrap().lock().unwrap().on().unwrap();
+    let bench = Bench::build(&rig, &BenchParts::new(&fixtures, dir.path())).unwrap();
+    let power = bench.power.clone().unwrap();
+    power.lock().unwrap().on().unwrap();
     assert!(sim.output(1).on);
-    // The same supply, seen through the measuring handle.
-    let supply = bench.supply.as_mut().expect("scpi measures");
-    assert!(rig::Power::is_on(supply));
-    rig::Supply::measure(supply).unwrap();
+    let recording = bench
+        .current
+        .as_ref()
+        .expect("an scpi supply measures")
+        .start(Duration::from_millis(5))
+        .unwrap();
+    let measured = || sim.received().iter().filter(|l| *l == "MEAS:CURR?").count();
+    let end = Instant::now() + Duration::from_secs(5);
+    while measured() < 6 {
+        assert!(Instant::now() < end, "the bench's recorder did not sample");
+        // Power steps go through the same chain while it samples.
+        assert!(power.lock().unwrap().is_on());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let record = recording.stop();
+    assert_eq!(record.failures, 0);
+    assert!(record.samples.len() >= 6, "{record:?}");
+    for (i, s) in record.samples.iter().enumerate() {
+        assert_eq!(s.amps, if i % 2 == 1 { 0.2 } else { 0.04 }, "sample {i}");
+    }
+    // The power trace saw the switch: the recorder is inside the tracer.
+    let calls: Vec<_> = bench
+        .power_trace
+        .unwrap()
+        .events()
+        .iter()
+        .map(|e| e.call)
+        .collect();
+    assert_eq!(calls.first(), Some(&PowerCall::On));
     assert_eq!(bench.device_log, None);
 }
 

@@ -33,3 +33,4 @@ mod scpi_sim;
 mod scpi_supply;
 mod serial_pty;
 mod swd_rig_file;
+mod transcript_recorder;

@@ -12,6 +12,7 @@ use rig::dialect::LineEnding;
 use rig::port::PortSelector;
 use rig::scripted_modem::{ReplayScript, ScriptedModem};
 use rig::serial::SerialOptions;
+use rig::wrap::TranscriptRecorder;
 use rig::{bring_up, Dialect, Direction, Modem, RigError, SerialModem};
 
 const T: Duration = Duration::from_secs(3);
@@ -34,9 +35,13 @@ fn replay(name: &str) -> ScriptedModem {
     ScriptedModem::start(ReplayScript::load(&path).unwrap()).unwrap()
 }
 
-fn open(name: &str) -> (ScriptedModem, SerialModem) {
+/// The driver with its line recorded, as a bench builds it.
+type Recorded = TranscriptRecorder<SerialModem>;
+
+fn open(name: &str) -> (ScriptedModem, Recorded) {
     let sm = replay(name);
-    let mut modem = SerialModem::new(sm.path.clone(), 115_200, dialect(name));
+    let mut modem =
+        TranscriptRecorder::new(SerialModem::new(sm.path.clone(), 115_200, dialect(name)));
     modem.open().expect("modem answers AT once booted");
     (sm, modem)
 }
@@ -50,7 +55,7 @@ fn vars() -> BTreeMap<String, String> {
 }
 
 /// The transcript from the first `ATE0` on, as (direction, text).
-fn after_echo_off(modem: &SerialModem) -> Vec<(Direction, String)> {
+fn after_echo_off(modem: &Recorded) -> Vec<(Direction, String)> {
     let entries: Vec<(Direction, String)> = modem
         .transcript()
         .entries()
@@ -84,7 +89,7 @@ fn sent_after_probes(sm: &ScriptedModem) -> String {
 }
 
 /// attention, echo off, identity, then the rest of the dialect's bring-up.
-fn full_bring_up(modem: &mut SerialModem) -> BTreeMap<String, String> {
+fn full_bring_up(modem: &mut Recorded) -> BTreeMap<String, String> {
     let identity = ["manufacturer", "model", "revision", "imei"];
     let mut first: Vec<String> = ["attention", "echo_off", "error_verbosity"]
         .iter()

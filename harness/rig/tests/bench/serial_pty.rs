@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::scripted_modem::{framed, ScriptedModem};
+use rig::wrap::TranscriptRecorder;
 use rig::{Dialect, Direction, FinalResult, Modem, RigError, SerialModem};
 
 fn dialect() -> Dialect {
@@ -36,9 +37,10 @@ fn plain(line: &str) -> Vec<u8> {
     }
 }
 
-fn open(script: fn(&str) -> Vec<u8>) -> (ScriptedModem, SerialModem) {
+/// The driver with its line recorded, as a bench builds it.
+fn open(script: fn(&str) -> Vec<u8>) -> (ScriptedModem, TranscriptRecorder<SerialModem>) {
     let sm = ScriptedModem::start(Box::new(script));
-    let mut modem = SerialModem::new(sm.path.clone(), 115_200, dialect());
+    let mut modem = TranscriptRecorder::new(SerialModem::new(sm.path.clone(), 115_200, dialect()));
     modem.open().expect("open");
     (sm, modem)
 }
@@ -136,7 +138,10 @@ fn timeout_names_the_command_and_last_bytes() {
         text.contains("`AT+SLOW`") && text.contains("\"WORKING\"") && text.contains("partial"),
         "{text}"
     );
-    assert!(text.contains(&modem.path().display().to_string()), "{text}");
+    assert!(
+        text.contains(&modem.inner().path().display().to_string()),
+        "{text}"
+    );
 }
 
 #[test]
@@ -289,7 +294,7 @@ fn secret_values_stay_out_of_transcript_and_errors() {
     assert_eq!(line, r#"AT+PSK="ep-1","00112233445566778899aabbccddeeff""#);
     assert_eq!(shown, r#"AT+PSK="ep-1","***""#);
 
-    let mut modem = SerialModem::new(sm.path.clone(), 115_200, d);
+    let mut modem = TranscriptRecorder::new(SerialModem::new(sm.path.clone(), 115_200, d));
     modem.open().unwrap();
     let err = modem
         .command_shown(&line, &shown, Duration::from_millis(300))

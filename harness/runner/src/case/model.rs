@@ -7,7 +7,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// The file as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaseFile {
     pub id: String,
@@ -28,6 +28,7 @@ pub struct CaseFile {
     pub needs: Vec<String>,
     /// Whole-case limit; the case errors out when it passes.
     #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
+    #[schemars(with = "Option<rig::schema::DurationText>")]
     pub timeout: Option<Duration>,
     /// A case that is only run with `--ignored` / `--include-ignored`.
     #[serde(default)]
@@ -36,7 +37,7 @@ pub struct CaseFile {
 }
 
 /// A value written in a case: typed later by the object model.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ScalarValue {
     Bool(bool),

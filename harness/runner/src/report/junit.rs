@@ -50,6 +50,15 @@ pub fn render(
         if let Some(v) = &rig.modem_revision {
             suite.add_property(Property::new("modem_revision", v.clone()));
         }
+        for (name, value) in [
+            ("imei", &rig.imei),
+            ("iccid", &rig.iccid),
+            ("device_firmware_version_after", &rig.firmware_version_after),
+        ] {
+            if let Some(v) = value {
+                suite.add_property(Property::new(name, v.clone()));
+            }
+        }
         if let Some(a) = &rig.server_address {
             suite.add_property(Property::new("server_address", a.clone()));
         }

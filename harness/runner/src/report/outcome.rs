@@ -64,6 +64,11 @@ pub struct RigInfo {
     pub endpoint: String,
     pub firmware_version: Option<String>,
     pub modem_revision: Option<String>,
+    /// The modem's IMEI and ICCID, asked once at bring-up (the report's identity).
+    pub imei: Option<String>,
+    pub iccid: Option<String>,
+    /// /3/0/3 as the run ended; `firmware_version` is the first one read.
+    pub firmware_version_after: Option<String>,
     pub server_address: Option<String>,
     /// Datagrams the embedded server received and sent for this rig.
     pub datagrams_in: u64,

@@ -101,6 +101,10 @@ pub struct CaseContext {
     pub log: String,
     /// Facts for the JUnit testcase, e.g. the seed of each random power cut.
     pub properties: Vec<(String, String)>,
+    /// Where the case's events go (events.jsonl, the progress display).
+    pub events: crate::events::CaseEvents,
+    /// Every power cut of the case (events.jsonl, `power-cuts.csv`).
+    pub power_cuts: crate::events::PowerCuts,
 }
 
 impl CaseContext {
@@ -128,6 +132,8 @@ impl CaseContext {
             repeat_position: None,
             log: String::new(),
             properties: Vec::new(),
+            events: Default::default(),
+            power_cuts: Default::default(),
         }
     }
 

@@ -39,6 +39,8 @@ pub struct CaseControl {
     pub stop: Option<watch::Receiver<bool>>,
     /// `--inject-fault`: a fault provoked on purpose, for the safe-end tests.
     pub fault: Option<InjectedFault>,
+    /// Where this case's events go (one per case: they carry its rig and id).
+    pub events: crate::events::CaseEvents,
 }
 
 /// How the steps ended.
@@ -55,6 +57,7 @@ enum Ended {
 pub async fn run_case(rig: &mut Session, case: &Case, control: &CaseControl) -> CaseRun {
     install_panic_location_hook();
     let mut ctx = CaseContext::new(rig, &case.id);
+    ctx.events = control.events.clone();
     // A case's own bootstrap script does not outlive it.
     if let Err(e) = rig.reset_bootstrap_script().await {
         return CaseRun {
@@ -92,6 +95,7 @@ pub async fn run_case(rig: &mut Session, case: &Case, control: &CaseControl) -> 
         Ended::Interrupted => {
             let _ = writeln!(ctx.log, "interrupted: the run was asked to stop");
             restore_network(rig, &mut ctx);
+            finish_power_cuts(&mut ctx);
             return CaseRun {
                 verdict: Verdict::Interrupted,
                 step_log: std::mem::take(&mut ctx.log),
@@ -109,6 +113,7 @@ pub async fn run_case(rig: &mut Session, case: &Case, control: &CaseControl) -> 
     }
     finish_firmware(rig, &mut ctx, case, &mut verdict);
     tally_recoveries(&mut ctx);
+    finish_power_cuts(&mut ctx);
     cancel_observations(rig, &mut ctx).await;
     restore_network(rig, &mut ctx);
     CaseRun {
@@ -286,7 +291,19 @@ pub fn run_step<'a>(
         within,
         remaining,
     };
-    step.kind.step().run(turn, ctx, rig)
+    let span = ctx.events.step(
+        step.line,
+        step.kind.key(),
+        step.describe(),
+        ctx.round,
+        within,
+    );
+    let run = step.kind.step().run(turn, ctx, rig);
+    Box::pin(async move {
+        let result = run.await;
+        span.end(&result);
+        result
+    })
 }
 
 /// A rig with power control starts each case with the device on and pointed at our server.
@@ -349,6 +366,12 @@ fn tally_recoveries(ctx: &mut CaseContext) {
     }
     let names: Vec<&str> = ctx.recoveries.iter().map(|c| c.name()).collect();
     let _ = writeln!(ctx.log, "  recoveries: {}", names.join(" "));
+}
+
+/// The case's power cuts: `power-cuts.csv` in its folder, a summary in the JUnit.
+fn finish_power_cuts(ctx: &mut CaseContext) {
+    let summary = ctx.power_cuts.finish(ctx.events.artifacts());
+    ctx.properties.extend(summary);
 }
 
 async fn cancel_observations(rig: &Session, ctx: &mut CaseContext) {

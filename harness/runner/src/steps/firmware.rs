@@ -291,41 +291,50 @@ fn placeholder(
     )))
 }
 
-/// A progress bar on the terminal while the device pulls an image over CoAP
-/// (hidden when stderr is not a terminal, as in CI; the figures go to the
-/// JUnit either way). Ends when the transfer completes or the task is dropped.
-pub fn progress_bar(
+/// Samples of the device pulling an image over CoAP, as `transfer` events
+/// (events.jsonl, the report's plot, the progress display): the file
+/// server's own progress, every few dozen blocks and at the end. The
+/// figures go to the JUnit either way. Ends when the transfer completes or
+/// the task is dropped.
+pub fn transfer_samples(
     delivery: &FirmwareDelivery,
     kind: DeliveryMethodKind,
     image: &str,
-    size: usize,
+    events: crate::events::CaseEvents,
 ) -> Option<tokio::task::JoinHandle<()>> {
     use server::firmware::ProgressEvent;
     let server = match kind {
         DeliveryMethodKind::PullCoaps => delivery.coaps_server(),
         _ => delivery.coap_server(),
     };
-    let mut events = server?.subscribe();
+    let mut events_of_server = server?.subscribe();
     let image = image.to_string();
-    let bar = indicatif::ProgressBar::new(size as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "  {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_message(image.clone());
     Some(tokio::spawn(async move {
-        while let Ok(event) = events.recv().await {
-            match event {
-                ProgressEvent::Started(s) | ProgressEvent::Progress(s) if s.image == image => {
-                    bar.set_position(s.offset as u64)
-                }
-                ProgressEvent::Completed(s) if s.image == image => {
-                    bar.finish_and_clear();
-                    break;
-                }
-                _ => {}
+        loop {
+            let s = match events_of_server.recv().await {
+                Ok(ProgressEvent::Started(s) | ProgressEvent::Progress(s))
+                | Ok(ProgressEvent::Completed(s)) => s,
+                Ok(ProgressEvent::Refused { .. }) => continue,
+                // A slow reader missed samples: the next one still says where it is.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            if s.image != image {
+                continue;
+            }
+            events.emit(crate::events::Event::Transfer {
+                image: s.image.clone(),
+                peer: s.peer.to_string(),
+                offset: s.offset as u64,
+                size: s.size as u64,
+                bytes: s.bytes,
+                blocks: s.blocks,
+                retransmissions: s.retransmissions(),
+                elapsed_ms: s.elapsed.as_millis() as u64,
+                complete: s.complete,
+            });
+            if s.complete {
+                break;
             }
         }
     }))

@@ -54,6 +54,32 @@ fn default_run_passes_every_case_on_the_virtual_rig() {
         transcript.contains("\"***\""),
         "the bootstrap key is masked:\n{transcript}"
     );
+    // Every case's captures decode in tshark with no preference set: the
+    // requests with their paths, the responses with their codes.
+    let t_tshark = Instant::now();
+    let mut with_coap = 0;
+    for dir in run.case_dirs("virtual") {
+        let captures = crate::tshark_captures::check_case_captures(&dir);
+        if captures.coap().next().is_some() {
+            with_coap += 1;
+            assert!(
+                captures.coap().any(|f| !f.uri_path.is_empty()),
+                "{}: CoAP without a request path",
+                dir.display()
+            );
+            assert!(
+                captures.coap().any(|f| f.code.is_some_and(|c| c >= 64)),
+                "{}: CoAP without a response code",
+                dir.display()
+            );
+        }
+    }
+    assert!(with_coap > case_files / 2, "{with_coap} cases with CoAP");
+    let (page, captures) = run.report_sizes();
+    eprintln!(
+        "default run: index.html {page} B in all shards, captures {captures} B; tshark checked {with_coap} cases' captures in {:.1}s",
+        t_tshark.elapsed().as_secs_f64()
+    );
     eprintln!(
         "default run in {SHARDS} shards: {:.1}s wall, {} cases, {datagrams} datagrams in",
         wall.as_secs_f64(),
@@ -361,6 +387,10 @@ fn no_key_material_appears_in_any_report_file() {
     let mut files = Vec::new();
     all_files(&reports, &mut files);
     assert!(files.len() > 10, "the run wrote its artifacts: {files:?}");
+    assert!(
+        files.iter().any(|f| f.ends_with("lwm2m-decrypted.pcap")),
+        "the decrypted captures (Bootstrap-Writes in clear CoAP) are searched too: {files:?}"
+    );
     for file in &files {
         let bytes = std::fs::read(file).unwrap();
         for (what, needle) in &needles {

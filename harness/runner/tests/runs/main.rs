@@ -10,9 +10,11 @@
 #[allow(dead_code)]
 mod support;
 
+mod browser_report;
 mod differing_rig;
 mod e2e;
 mod ets_coverage;
+mod events;
 mod example_rigs;
 mod factory_rigs;
 mod firmware_roles;
@@ -22,6 +24,8 @@ mod junit_flaky_retries;
 mod lease_runs;
 mod rig_check;
 mod safe_end;
+mod schemas;
 mod serve_hostile_datagrams;
 mod shard_ci_pipelines;
+mod tshark_captures;
 mod unsupported_modem_action;

@@ -314,6 +314,10 @@ pub enum DeliveryError {
     },
 }
 
+/// Datagrams a delivery's own capture holds (when not recording into the
+/// LwM2M server's): a 1 MiB image at 64-byte blocks, both ways.
+const FILE_SERVER_CAPTURE: usize = 40_000;
+
 /// The firmware store and its file servers, started on first use.
 #[derive(Debug)]
 pub struct FirmwareDelivery {
@@ -325,6 +329,8 @@ pub struct FirmwareDelivery {
     /// The PSKs the CoAPS file server accepts: the LwM2M server's.
     credentials: Option<CredentialStore>,
     http: OnceCell<HttpFileServer>,
+    /// Where the CoAP and CoAPS file servers record their datagrams.
+    capture: crate::Capture,
     /// Per image: the method it was last offered or pushed by.
     offered: Mutex<BTreeMap<String, DeliveryMethodKind>>,
     /// Per image: the figures of its latest push.
@@ -361,6 +367,7 @@ impl FirmwareDelivery {
             coaps: OnceCell::new(),
             credentials: None,
             http: OnceCell::new(),
+            capture: crate::Capture::new(FILE_SERVER_CAPTURE),
             offered: Mutex::new(BTreeMap::new()),
             pushes: Mutex::new(BTreeMap::new()),
         })
@@ -533,6 +540,19 @@ impl FirmwareDelivery {
         self.http.get()
     }
 
+    /// Has the CoAP and CoAPS file servers record their datagrams into
+    /// `capture` (the LwM2M server's, so a case's capture shows its firmware
+    /// pull beside its registration). Only before the first Package URI: a
+    /// running file server keeps the capture it started with.
+    pub fn record_into(&mut self, capture: crate::Capture) {
+        self.capture = capture;
+    }
+
+    /// The capture the CoAP and CoAPS file servers record into.
+    pub fn capture(&self) -> &crate::Capture {
+        &self.capture
+    }
+
     /// Stops the file servers that were started.
     pub async fn shutdown(self) {
         if let Some(coap) = self.coap.into_inner() {
@@ -548,8 +568,20 @@ impl FirmwareDelivery {
 
     async fn coap(&self) -> Result<&CoapFileServer, FirmwareError> {
         self.coap
-            .get_or_try_init(|| {
-                CoapFileServer::bind(SocketAddr::new(self.bind_ip, 0), Arc::clone(&self.store))
+            .get_or_try_init(|| async {
+                let addr = SocketAddr::new(self.bind_ip, 0);
+                let bind_error = |source| FirmwareError::Bind {
+                    what: "CoAP",
+                    addr,
+                    source,
+                };
+                let socket = tokio::net::UdpSocket::bind(addr)
+                    .await
+                    .map_err(bind_error)?;
+                let recorded =
+                    crate::Recorded::new(socket, self.capture.clone(), crate::Carried::Coap)
+                        .map_err(bind_error)?;
+                CoapFileServer::serve(recorded, Arc::clone(&self.store))
             })
             .await
     }
@@ -570,9 +602,16 @@ impl FirmwareDelivery {
                 let socket = tokio::net::UdpSocket::bind(addr)
                     .await
                     .map_err(bind_error)?;
-                let transport =
-                    DtlsDatagramTransport::new(socket, &credentials).map_err(bind_error)?;
-                CoapFileServer::serve(transport, Arc::clone(&self.store))
+                let transport = DtlsDatagramTransport::new(socket, &credentials)
+                    .map_err(bind_error)?
+                    .record_wire(self.capture.clone());
+                let recorded = crate::Recorded::new(
+                    transport,
+                    self.capture.clone(),
+                    crate::Carried::DecryptedCoap,
+                )
+                .map_err(bind_error)?;
+                CoapFileServer::serve(recorded, Arc::clone(&self.store))
             })
             .await
     }

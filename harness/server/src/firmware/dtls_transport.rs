@@ -43,6 +43,10 @@ pub struct DtlsDatagramTransport {
     credentials: CredentialStore,
     /// Revocations since the transport was made; read while receiving.
     revocations: tokio::sync::Mutex<CredentialWatch>,
+    /// Where the DTLS datagrams are recorded as they went, if anywhere.
+    wire: Option<crate::Capture>,
+    /// The socket's address, the captured datagrams' other end.
+    local: SocketAddr,
 }
 
 impl std::fmt::Debug for DtlsDatagramTransport {
@@ -58,7 +62,9 @@ impl DtlsDatagramTransport {
     pub fn new(socket: UdpSocket, credentials: &CredentialStore) -> io::Result<Self> {
         let config = dtls::ServerConfig::new(credentials.psk_lookup());
         let dtls = OpensslServer::new(config).map_err(|e| io::Error::other(e.to_string()))?;
+        let local = socket.local_addr()?;
         Ok(DtlsDatagramTransport {
+            local,
             socket,
             endpoint: Mutex::new(Endpoint {
                 dtls: Box::new(dtls),
@@ -66,7 +72,22 @@ impl DtlsDatagramTransport {
             }),
             credentials: credentials.clone(),
             revocations: tokio::sync::Mutex::new(credentials.watch()),
+            wire: None,
         })
+    }
+
+    /// Records every DTLS datagram in and out into `capture` (the
+    /// plaintext side is recorded by wrapping the transport in
+    /// [`Recorded`](crate::Recorded)).
+    pub fn record_wire(mut self, capture: crate::Capture) -> Self {
+        self.wire = Some(capture);
+        self
+    }
+
+    fn record(&self, from: SocketAddr, to: SocketAddr, datagram: &[u8]) {
+        if let Some(capture) = &self.wire {
+            capture.record(crate::Carried::Dtls, from, to, datagram);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Endpoint> {
@@ -92,8 +113,11 @@ impl DtlsDatagramTransport {
 
     async fn flush(&self, out: Vec<dtls::Transmit>) {
         for t in out {
-            if let Err(e) = self.socket.send_to(&t.payload, t.destination).await {
-                tracing::debug!(peer = %t.destination, error = %e, "CoAPS file server send error");
+            match self.socket.send_to(&t.payload, t.destination).await {
+                Ok(_) => self.record(self.local, t.destination, &t.payload),
+                Err(e) => {
+                    tracing::debug!(peer = %t.destination, error = %e, "CoAPS file server send error")
+                }
             }
         }
     }
@@ -147,6 +171,7 @@ impl DatagramTransport for DtlsDatagramTransport {
                 received = tokio::time::timeout_at(wake.into(), self.socket.recv_from(&mut raw)) => {
                     match received {
                         Ok(Ok((n, peer))) => {
+                            self.record(peer, self.local, &raw[..n]);
                             self.lock()
                                 .dtls
                                 .handle_datagram(Instant::now(), peer, &raw[..n]);

@@ -506,10 +506,10 @@ async fn bootstrap_then_coaps_registration_and_the_key_is_logged_nowhere() {
             .map(|e| e.to_json().to_string()),
     );
     let mut pcaps = Vec::new();
-    bs.write_pcap(&mut pcaps).unwrap();
-    let mut server_pcap = Vec::new();
-    server.write_pcap(&mut server_pcap).unwrap();
-    pcaps.extend(server_pcap);
+    for view in [server::PcapView::Wire, server::PcapView::Decrypted] {
+        bs.write_pcap(view, &mut pcaps).unwrap();
+        server.write_pcap(view, &mut pcaps).unwrap();
+    }
     let raw: Vec<u8> = bs_log
         .iter()
         .flat_map(|e| e.bytes.iter().copied())

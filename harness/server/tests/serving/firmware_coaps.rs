@@ -12,7 +12,7 @@ use dtls::{ClientConfig, ClientState, DtlsClient, OpensslClient, Psk, SecretKey}
 use lwm2m::coap::block::{BlockKind, BlockOption};
 use lwm2m::coap::wire;
 use server::firmware::{generate_fixtures, DeliveryMethodKind, FirmwareDelivery};
-use server::CredentialStore;
+use server::{Carried, CredentialStore};
 use tokio::net::UdpSocket;
 
 const IMAGE: &str = "meter-2.0.bin";
@@ -159,6 +159,26 @@ async fn a_device_with_its_server_psk_downloads_the_image_byte_for_byte_over_coa
     assert_eq!(progress.method, DeliveryMethodKind::PullCoaps);
     assert_eq!(progress.size, data.len());
     assert_eq!(progress.block_size, 512);
+
+    // The capture holds the records as they went and the CoAP inside them.
+    let captured = delivery.capture().since(0);
+    let of = |c: Carried| captured.iter().filter(move |d| d.carried == c);
+    assert_eq!(
+        of(Carried::Dtls).next().map(|d| (d.to, d.bytes[0])),
+        Some((server, 22)),
+        "first the ClientHello (a handshake record) to the file server"
+    );
+    let inside: Vec<_> = of(Carried::DecryptedCoap).collect();
+    assert!(
+        inside.len() >= 2 * data.len().div_ceil(512),
+        "each GET and its answer"
+    );
+    assert!(inside.iter().all(|d| d.from == server || d.to == server));
+    assert!(
+        of(Carried::Dtls).count() > inside.len(),
+        "handshake records too"
+    );
+    assert_eq!(of(Carried::Coap).count(), 0, "nothing in clear on the wire");
     delivery.shutdown().await;
 }
 

@@ -237,9 +237,12 @@ async fn the_message_log_holds_both_directions_with_summaries() {
     assert_eq!(stats.datagrams(), stats.datagrams_in + stats.datagrams_out);
 
     let mut pcap = Vec::new();
-    server.write_pcap(&mut pcap).unwrap();
-    // 24-byte file header, then per datagram a 16-byte record header, 28 bytes of IPv4 + UDP and the payload.
-    let expected: usize = 24 + log.iter().map(|e| 16 + 28 + e.bytes.len()).sum::<usize>();
+    server
+        .write_pcap(server::PcapView::Wire, &mut pcap)
+        .unwrap();
+    // 24-byte file header, then per datagram a 16-byte record header, 52 bytes
+    // of exported-PDU tags (dissector, IPv4 addresses, UDP ports) and the payload.
+    let expected: usize = 24 + log.iter().map(|e| 16 + 52 + e.bytes.len()).sum::<usize>();
     assert_eq!(pcap.len(), expected);
     server.shutdown().await;
 }

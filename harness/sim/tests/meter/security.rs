@@ -344,7 +344,7 @@ fn dtls_identity(identity: &str) -> impl Fn(&Seen) -> bool + '_ {
 /// The device end: its power, its modem (the rig's AT engine) and debug port.
 struct Device {
     power: VirtualPower,
-    modem: SerialModem,
+    modem: rig::wrap::TranscriptRecorder<SerialModem>,
     dialect: Dialect,
     spec: VirtualMeterSpec,
 }
@@ -356,7 +356,11 @@ impl Device {
         let spec = spec(state, seed);
         let mut power = VirtualPower::new(spec.clone());
         power.on().unwrap();
-        let mut modem = SerialModem::new(spec.pty_path(), 115_200, dialect.clone());
+        let mut modem = rig::wrap::TranscriptRecorder::new(SerialModem::new(
+            spec.pty_path(),
+            115_200,
+            dialect.clone(),
+        ));
         modem.open().unwrap();
         Device {
             power,

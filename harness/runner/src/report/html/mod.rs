@@ -8,7 +8,11 @@
 //! never through string concatenation.
 
 mod artifacts;
+mod firmware_plot;
+mod message_log;
 mod model;
+mod power_cuts;
+mod sequence;
 mod steps;
 
 use std::path::{Path, PathBuf};

@@ -8,6 +8,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::artifacts::{self, Artifact};
+use super::firmware_plot::{self, FirmwarePlot};
+use super::message_log;
+use super::power_cuts::{self, Cut};
+use super::sequence::{self, Chart};
 use super::steps::{self, Step};
 
 /// Suite properties that describe the run or the rig file, not the device.
@@ -59,10 +63,29 @@ pub struct RigSection {
     pub name: String,
     pub file: Option<String>,
     pub file_sha256: Option<String>,
-    /// Every other suite property: endpoint, firmware, modem revision...
+    /// Who the device is: endpoint, IMEI, ICCID, firmware before and after
+    /// the run, each `None` when the run did not record it.
+    pub device: Vec<DeviceFact>,
+    /// Every other suite property: modem revision, server address...
     pub identity: Vec<(String, String)>,
     pub cases: Vec<CaseView>,
 }
+
+#[derive(Debug, Serialize)]
+pub struct DeviceFact {
+    pub name: &'static str,
+    pub value: Option<String>,
+}
+
+/// The identity block's rows and the suite properties that hold them
+/// (report/junit.rs writes them).
+const DEVICE_FACTS: &[(&str, &str)] = &[
+    ("endpoint", "endpoint"),
+    ("IMEI", "imei"),
+    ("ICCID", "iccid"),
+    ("firmware before", "device_firmware_version"),
+    ("firmware after", "device_firmware_version_after"),
+];
 
 #[derive(Debug, Serialize)]
 pub struct VerdictCount {
@@ -89,6 +112,14 @@ pub struct CaseView {
     pub attempts: Vec<Attempt>,
     pub steps: Vec<Step>,
     pub artifacts: Vec<Artifact>,
+    /// The message sequence chart; none when the case left no message log.
+    pub chart: Option<Chart>,
+    /// Bytes delivered and object 5 states against time, for a firmware case.
+    pub firmware: Option<FirmwarePlot>,
+    /// Every power cut of the case, in order.
+    pub cuts: Vec<Cut>,
+    /// Lines of the case's message logs the page could not read.
+    pub evidence_problems: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -172,9 +203,17 @@ fn fill(page: &mut Page, doc: &roxmltree::Document<'_>, run_dir: &Path) {
         let mut section = RigSection {
             file: get("rig_file"),
             file_sha256: get("rig_file_sha256"),
+            device: DEVICE_FACTS
+                .iter()
+                .map(|&(name, key)| DeviceFact {
+                    name,
+                    value: get(key),
+                })
+                .collect(),
             identity: props
                 .iter()
                 .filter(|(k, _)| !RUN_PROPERTIES.contains(&k.as_str()))
+                .filter(|(k, _)| !DEVICE_FACTS.iter().any(|(_, p)| p == k))
                 .cloned()
                 .collect(),
             cases: Vec::new(),
@@ -256,7 +295,12 @@ fn case_view(tc: roxmltree::Node<'_, '_>, rig: &str, run_dir: &Path, rig_index: 
         .ok()
         .filter(|l| !l.is_empty())
         .unwrap_or_else(|| system_out.to_string());
+    let (logs, evidence_problems) = message_log::read_case_logs(run_dir, &dir);
+    let cuts = power_cuts::parse(&step_log, &props, verdict);
     CaseView {
+        chart: sequence::build(&logs),
+        firmware: firmware_plot::build(&logs, &step_log),
+        evidence_problems,
         anchor: format!("case-{rig_index}-{}", anchor_safe(&id)),
         group: group(&file, &id),
         title: get("title").unwrap_or_default(),
@@ -272,8 +316,11 @@ fn case_view(tc: roxmltree::Node<'_, '_>, rig: &str, run_dir: &Path, rig_index: 
         properties: props
             .iter()
             .filter(|(k, _)| !CASE_PROPERTIES.contains(&k.as_str()))
+            // The cut table shows these.
+            .filter(|(k, _)| cuts.is_empty() || !k.starts_with("cut_line_"))
             .cloned()
             .collect(),
+        cuts,
         file,
         id,
         verdict,
@@ -363,6 +410,8 @@ mod tests {
       <property name="meterbench_version" value="0.1.0"/>
       <property name="endpoint" value="meter-7"/>
       <property name="device_firmware_version" value="1.0"/>
+      <property name="device_firmware_version_after" value="2.0"/>
+      <property name="modem_revision" value="R1"/>
       <property name="seed" value="42"/>
     </properties>
     <testcase name="dm-read" timestamp="2026-12-07T03:02:24.000+00:00" time="1.5">
@@ -443,12 +492,24 @@ at line 12</failure>
         let rig = &page.rigs[0];
         assert_eq!(rig.file.as_deref(), Some("rigs/bench-a.yaml"));
         assert_eq!(rig.file_sha256.as_deref(), Some("ab12"));
+        let device: Vec<(&str, Option<&str>)> = rig
+            .device
+            .iter()
+            .map(|f| (f.name, f.value.as_deref()))
+            .collect();
+        assert_eq!(
+            device,
+            vec![
+                ("endpoint", Some("meter-7")),
+                ("IMEI", None),
+                ("ICCID", None),
+                ("firmware before", Some("1.0")),
+                ("firmware after", Some("2.0")),
+            ]
+        );
         assert_eq!(
             rig.identity,
-            vec![
-                ("endpoint".to_string(), "meter-7".to_string()),
-                ("device_firmware_version".to_string(), "1.0".to_string()),
-            ]
+            vec![("modem_revision".to_string(), "R1".to_string())]
         );
     }
 

@@ -13,7 +13,7 @@ use crate::steps::error::{bench, device, StepError};
 use crate::steps::{CaseContext, Step, StepFuture, Turn};
 
 /// `at: {send | command, vars, expect, contains}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct AtFull {
     /// A literal command line.
@@ -31,9 +31,10 @@ struct AtFull {
 }
 
 /// `at: AT+CGMI` (expects OK) or the long form.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "StringOr<AtFull>")]
 pub struct AtStep {
+    #[schemars(skip)] // parsed from its `try_from` type
     pub line: AtLine,
     pub expect: AtFinal,
     pub contains: Option<String>,

@@ -14,10 +14,11 @@ use crate::session::Session;
 use crate::steps::error::bench;
 use crate::steps::{CaseContext, Step, StepFuture, Turn};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bootstrap {
     #[serde(deserialize_with = "script")]
+    #[schemars(with = "Vec<OpSpec>")]
     pub script: Vec<ScriptOp>,
 }
 
@@ -25,11 +26,14 @@ pub struct Bootstrap {
 /// `read: /1`, `write: security` (the /0 instance of this run's server
 /// account), `write: server` (its /1 instance), `write: invalid-security`
 /// (a /0 instance without Server URI), `finish: true`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct OpSpec {
+    #[schemars(with = "Option<crate::schema::ObjectPath>")]
     discover: Option<Path>,
+    #[schemars(with = "Option<crate::schema::ObjectPath>")]
     delete: Option<Path>,
+    #[schemars(with = "Option<crate::schema::ObjectPath>")]
     read: Option<Path>,
     write: Option<WriteTarget>,
     finish: Option<bool>,
@@ -38,7 +42,7 @@ struct OpSpec {
     expect: Vec<Code>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 enum WriteTarget {
     Security,

@@ -27,7 +27,7 @@ use crate::steps::error::{bench, device};
 use crate::steps::exchange::request_on;
 use crate::steps::{instances, CaseContext, Step, StepFuture, Turn};
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelObserveFull {
     path: CasePath,
@@ -36,7 +36,7 @@ pub struct CancelObserveFull {
     reset: bool,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "StringOr<CancelObserveFull>")]
 pub struct CancelObserve {
     pub path: CasePath,

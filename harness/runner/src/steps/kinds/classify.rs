@@ -23,7 +23,7 @@ use crate::steps::{wait, CaseContext, Step, StepFuture, Turn, Wait};
 const READ_LIMIT: Duration = Duration::from_secs(10);
 
 /// The three ways a device comes back from a power cut.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Recovery {
     Recovered,
@@ -43,12 +43,13 @@ impl Recovery {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Classify {
     /// How long the device may take to register again (default: the rig's
     /// restart wait, at most the step's).
     #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
+    #[schemars(with = "Option<rig::schema::DurationText>")]
     pub within: Option<Duration>,
     /// The classes that pass (default: recovered and rolled_back).
     #[serde(default)]
@@ -93,6 +94,7 @@ impl Step for Classify {
             let c = classify(rig, registered, &mut ctx.log).await;
             let _ = writeln!(ctx.log, "  -> {}: {}", c.class.name(), c.why);
             ctx.recoveries.push(c.class);
+            ctx.power_cuts.recovered(c.class.name(), &ctx.events);
             self.judge(c)
         })
     }

@@ -15,7 +15,7 @@ use crate::session::Session;
 use crate::steps::error::{bench, StepError};
 use crate::steps::{CaseContext, Step, StepFuture, Turn};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Credentials {
     /// A new server PSK that the next bootstrap provisions; the old one is revoked.

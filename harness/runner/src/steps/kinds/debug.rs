@@ -13,7 +13,7 @@ use crate::steps::error::{bench, device, StepError};
 use crate::steps::kinds::symbol::{equals_roles, with_role_versions, EqualsCheck};
 use crate::steps::{CaseContext, Step, StepFuture, Turn};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct DebugSpec {
     key: String,
@@ -25,10 +25,11 @@ struct DebugSpec {
     equals: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "DebugSpec")]
 pub struct DebugRead {
     pub key: String,
+    #[schemars(skip)] // parsed from its `try_from` type
     pub check: DebugCheck,
 }
 

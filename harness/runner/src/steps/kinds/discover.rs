@@ -22,14 +22,14 @@ use crate::steps::{instances, CaseContext, Step, StepFuture, Turn};
 /// number of Resource Instances a Read of that resource returns (Core
 /// §5.1.1 / §5.4.2: `dim` is the number of instances of a multiple
 /// resource), so a case need not know how many a device has.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum AttributeValue {
     Number(f64),
     Text(String),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoverFull {
     path: CasePath,
@@ -41,7 +41,7 @@ pub struct DiscoverFull {
     attributes: BTreeMap<String, BTreeMap<String, AttributeValue>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "StringOr<DiscoverFull>")]
 pub struct Discover {
     pub path: CasePath,

@@ -14,7 +14,7 @@ use crate::session::Session;
 use crate::steps::exchange::exchange;
 use crate::steps::{instances, CaseContext, Restart, Step, StepFuture, Turn};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecuteFull {
     path: CasePath,
@@ -22,7 +22,7 @@ pub struct ExecuteFull {
     code: Option<Code>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "StringOr<ExecuteFull>")]
 pub struct Execute {
     pub path: CasePath,

@@ -13,7 +13,7 @@ use crate::steps::kinds::expect_value::{ConditionError, ExpectValue, ValueCondit
 use crate::steps::kinds::old_credential::OldCredentialRefused;
 use crate::steps::{CaseContext, Step, StepFuture, Turn};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectSpec {
     path: Option<CasePath>,
@@ -26,9 +26,10 @@ pub struct ExpectSpec {
     old_credential: Option<OldCredentialRefused>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "ExpectSpec")]
 pub enum Expect {
+    #[schemars(skip)] // parsed from its `try_from` type
     Value(ExpectValue),
     Registration(ExpectRegistration),
     OldCredentialRefused(OldCredentialRefused),

@@ -14,15 +14,17 @@ use crate::session::Session;
 use crate::steps::error::{device, StepError};
 use crate::steps::CaseContext;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectRegistration {
     /// Object instances (`/3/0`) or objects (`/5`) the object list must hold.
     #[serde(default)]
+    #[schemars(with = "Vec<crate::schema::ObjectPath>")]
     pub objects: Vec<Path>,
     pub lwm2m: Option<String>,
     pub binding: Option<String>,
     #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
+    #[schemars(with = "Option<rig::schema::DurationText>")]
     pub lifetime: Option<Duration>,
     /// The lifetime in seconds, as a value that may be `{saved:NAME+N}`
     /// (see [`crate::steps::kinds::saved`]).

@@ -15,7 +15,7 @@ use crate::steps::error::{device, StepError};
 use crate::steps::kinds::symbol::{equals_roles, read, typed, with_role_versions, EqualsCheck};
 use crate::steps::{CaseContext, Step, StepFuture, Turn};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ExpectSpec {
     symbol: String,
@@ -27,11 +27,12 @@ struct ExpectSpec {
     at_least: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "ExpectSpec")]
 pub struct ExpectSymbol {
     pub symbol: String,
     pub ty: Option<FactType>,
+    #[schemars(skip)] // parsed from its `try_from` type
     pub check: SymbolCheck,
 }
 

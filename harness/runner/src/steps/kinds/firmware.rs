@@ -16,10 +16,10 @@ use server::ServerHandle;
 use crate::case::fields::Code;
 use crate::session::Session;
 use crate::steps::error::{bench, device, StepError};
-use crate::steps::firmware::{progress_bar, FirmwareWatch};
+use crate::steps::firmware::{transfer_samples, FirmwareWatch};
 use crate::steps::{CaseContext, Step, StepFuture, Turn};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FirmwareSpec {
     /// What the image is to the device (`upgrade`, `corrupted`, ...): the
@@ -40,7 +40,7 @@ pub struct FirmwareSpec {
     uri: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FirmwareMethod {
     #[default]
@@ -75,7 +75,7 @@ impl FirmwareMethod {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "FirmwareSpec")]
 pub struct Firmware {
     /// The firmware role (`upgrade`, `corrupted`); none when `uri` replaces
@@ -289,8 +289,9 @@ impl Firmware {
             "  wrote Package URI {uri} -> {}",
             server::code_text(r.code)
         );
-        if let (true, None, Some((name, size))) = (coap, &self.uri, &image) {
-            if let Some(task) = progress_bar(delivery_of(rig)?, kind, name, *size) {
+        if let (true, None, Some((name, _))) = (coap, &self.uri, &image) {
+            let events = ctx.events.clone();
+            if let Some(task) = transfer_samples(delivery_of(rig)?, kind, name, events) {
                 ctx.progress_tasks.push(task);
             }
         }

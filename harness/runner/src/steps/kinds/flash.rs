@@ -17,7 +17,7 @@ use crate::steps::error::StepError;
 use crate::steps::kinds::target::on_target;
 use crate::steps::{CaseContext, Step, StepFuture, Turn};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Elf,
@@ -25,7 +25,7 @@ pub enum Format {
     Bin,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Flash {
     pub image: String,
@@ -100,26 +100,22 @@ impl Step for Flash {
                 image.path.display(),
                 image.format
             );
+            let events = ctx.events.clone();
             let lines = on_target(rig, "flash", move |control| {
                 let mut lines = Vec::new();
-                // Drawn on a terminal only (indicatif hides it in CI); the
-                // step log gets a line per phase either way.
-                let bar = indicatif::ProgressBar::new(0);
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "  flash {msg} [{bar:30}] {bytes}/{total_bytes}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
+                // `flash` events feed events.jsonl and the progress display;
+                // the step log gets a line per phase either way.
+                let mut sampled = FlashSamples::default();
                 let result = control.flash(&image, &mut |p| {
                     progress_line(&p, &mut lines);
-                    bar.set_message(phase_name(p.phase));
-                    if let Some(total) = p.total {
-                        bar.set_length(total);
+                    if sampled.is_news(&p) {
+                        events.emit(crate::events::Event::Flash {
+                            phase: phase_name(p.phase),
+                            done: p.done,
+                            total: p.total,
+                        });
                     }
-                    bar.set_position(p.done);
                 });
-                bar.finish_and_clear();
                 result.map(|()| lines)
             })
             .await?;
@@ -128,6 +124,29 @@ impl Step for Flash {
             }
             Ok(())
         })
+    }
+}
+
+/// Which flash progress reports are worth an event: a new phase, each
+/// further 5% of it, its end (a probe reports every page).
+#[derive(Default)]
+struct FlashSamples {
+    last: Option<(FlashPhase, u64)>,
+}
+
+impl FlashSamples {
+    fn is_news(&mut self, p: &FlashProgress) -> bool {
+        let step = p.total.map_or(u64::MAX, |t| (t / 20).max(1));
+        let news = match self.last {
+            Some((phase, done)) if phase == p.phase => {
+                p.done >= done.saturating_add(step) || p.total.is_some_and(|t| p.done >= t)
+            }
+            _ => true,
+        };
+        if news {
+            self.last = Some((p.phase, p.done));
+        }
+        news
     }
 }
 

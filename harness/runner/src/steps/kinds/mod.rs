@@ -14,7 +14,7 @@ macro_rules! step_kinds {
         $(pub mod $module;)*
 
         /// Every step kind, by the key a case file writes it with.
-        #[derive(Debug, Clone, Deserialize)]
+        #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
         pub enum StepKind {
             $(#[serde(rename = $key)] $variant($module::$ty),)*
         }
@@ -22,6 +22,13 @@ macro_rules! step_kinds {
         impl StepKind {
             /// The action keys, for the message of a step that has none.
             pub const NAMES: &'static [&'static str] = &[$($key),*];
+
+            /// The key this step is written with (events.jsonl's `kind`).
+            pub fn key(&self) -> &'static str {
+                match self {
+                    $(StepKind::$variant(_) => $key,)*
+                }
+            }
 
             /// The kind behind the [`Step`] trait: the one place that dispatches.
             pub fn step(&self) -> &dyn Step {
@@ -44,6 +51,7 @@ step_kinds! {
     Discover(discover::Discover) = "discover",
     Observe(observe::Observe) = "observe",
     CancelObserve(cancel_observe::CancelObserve) = "cancel_observe",
+    Notified(notified::Notified) = "notified",
     WriteAttributes(write_attributes::WriteAttributes) = "write_attributes",
     Expect(expect::Expect) = "expect",
     Sleep(sleep::Sleep) = "sleep",
@@ -69,3 +77,5 @@ pub mod old_credential;
 pub mod target;
 // `{saved:NAME}` in the values of read and write steps.
 pub mod saved;
+// `in_range` and `one_of` in a read step.
+pub mod allowed_values;

@@ -13,7 +13,7 @@ use crate::session::Session;
 use crate::steps::error::bench;
 use crate::steps::{CaseContext, Step, StepFuture, Turn};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkFull {
     /// The profile whose attach the network refuses: `first-profile`,

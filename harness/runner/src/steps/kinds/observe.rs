@@ -14,7 +14,7 @@ use crate::steps::error::server_error;
 use crate::steps::exchange::{exchange, expect_code, values_text};
 use crate::steps::{instances, CaseContext, Step, StepFuture, Turn};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Observe {
     pub path: CasePath,

@@ -14,7 +14,7 @@ use crate::steps::CaseContext;
 /// How long the probe handshake may take.
 const PROBE_LIMIT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OldCredentialRefused {
     Refused,

@@ -17,7 +17,7 @@ pub const BROWNOUT: Duration = Duration::from_millis(50);
 /// rails to fall.
 const CYCLE_OFF: Duration = Duration::from_millis(300);
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PowerStep {
     /// On, and the device pointed at our server (the dialect's bring-up).

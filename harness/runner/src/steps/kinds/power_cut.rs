@@ -14,6 +14,7 @@ use thiserror::Error;
 use crate::case::fields::{CasePath, Span};
 use crate::case::model::ScalarValue;
 use crate::case::Need;
+use crate::events::PowerCutRecord;
 use crate::session::Session;
 use crate::steps::error::{bench, serial_wait_error, timed_out, StepError};
 use crate::steps::exchange::read_value;
@@ -25,7 +26,7 @@ use crate::steps::{instances, wait, CaseContext, Restart, Step, StepFuture, Turn
 const DEFAULT_RESTORE_AFTER: Duration = Duration::from_secs(1);
 
 /// The step as written: exactly one trigger.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PowerCutSpec {
     /// Cut when this resource reads `equals` (polled every 100 ms).
@@ -40,7 +41,7 @@ struct PowerCutSpec {
     /// reached the device.
     delivered: Option<f64>,
     /// Cut at a random moment in `[from, to]` after the step starts; the seed
-    /// is printed and stored in the JUnit so `--seed` replays the same cut.
+    /// is printed and stored in events.jsonl so `--seed` replays the same cut.
     random_within: Option<[Span; 2]>,
     /// Cut this long after the step starts.
     after: Option<Span>,
@@ -48,9 +49,10 @@ struct PowerCutSpec {
     restore_after: Option<Span>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "PowerCutSpec")]
 pub struct PowerCut {
+    #[schemars(skip)] // parsed from its `try_from` type
     pub trigger: CutTrigger,
     pub restore_after: Duration,
 }
@@ -168,48 +170,60 @@ impl Step for PowerCut {
     ) -> StepFuture<'a> {
         Box::pin(async move {
             let started = Instant::now();
-            self.await_trigger(turn, ctx, rig).await?;
+            let seed = self.await_trigger(turn, ctx, rig).await?;
             ctx.device_restarting(rig, Restart::Reboot);
             switch_off(rig)?;
-            let _ = writeln!(
-                ctx.log,
-                "  power cut at {:.3}s",
-                started.elapsed().as_secs_f64()
-            );
+            let at = started.elapsed();
+            let _ = writeln!(ctx.log, "  power cut at {:.3}s", at.as_secs_f64());
             tokio::time::sleep(self.restore_after).await;
-            restore(rig, &mut ctx.log)
+            let restored = restore(rig, &mut ctx.log);
+            let cut = PowerCutRecord {
+                line: turn.line,
+                round: ctx.round,
+                at_ms: at.as_millis() as u64,
+                trigger: self.trigger.to_string(),
+                seed,
+                run_seed: rig.seed,
+                outcome: match &restored {
+                    Ok(()) => "restored".into(),
+                    Err(e) => e.to_string(),
+                },
+                recovery: None,
+            };
+            ctx.power_cuts.record(cut, &ctx.events);
+            restored
         })
     }
 }
 
 impl PowerCut {
-    /// Returns at the moment to cut.
+    /// Returns at the moment to cut, with the cut's seed when it was drawn.
     async fn await_trigger(
         &self,
         turn: Turn,
         ctx: &mut CaseContext,
         rig: &mut Session,
-    ) -> Result<(), StepError> {
+    ) -> Result<Option<u64>, StepError> {
         let within = turn.within;
         let end = Instant::now() + within;
         match &self.trigger {
             CutTrigger::After(d) => {
                 tokio::time::sleep(*d).await;
-                Ok(())
             }
-            CutTrigger::Delivered(fraction) => delivered(*fraction, end, within, ctx, rig).await,
+            CutTrigger::Delivered(fraction) => delivered(*fraction, end, within, ctx, rig).await?,
             CutTrigger::Random { from, to } => {
-                let at = random_moment(*from, *to, turn.line, ctx, rig);
+                let (at, seed) = random_moment(*from, *to, turn.line, ctx, rig);
                 tokio::time::sleep(at).await;
-                Ok(())
+                return Ok(Some(seed));
             }
             CutTrigger::Value { path, equals } => {
                 let path = instances::resolve(rig, *path)?;
-                value_reached(path, equals, end, within, rig).await
+                value_reached(path, equals, end, within, rig).await?
             }
-            CutTrigger::SerialLine(prefix) => serial_line(prefix, within, rig),
-            CutTrigger::Message(text) => datagram(text, end, within, ctx, rig).await,
+            CutTrigger::SerialLine(prefix) => serial_line(prefix, within, rig)?,
+            CutTrigger::Message(text) => datagram(text, end, within, ctx, rig).await?,
         }
+        Ok(None)
     }
 }
 
@@ -248,15 +262,16 @@ async fn delivered(
     }
 }
 
-/// The moment in `[from, to]` this cut's seed draws; the seed goes to the
-/// step log and the JUnit so that `--seed` replays it.
+/// The moment in `[from, to]` this cut's seed draws, and the seed; both
+/// go to the step log and events.jsonl (`power-cuts.csv`) so that `--seed`
+/// replays the cut.
 fn random_moment(
     from: Duration,
     to: Duration,
     line: u32,
     ctx: &mut CaseContext,
     rig: &Session,
-) -> Duration {
+) -> (Duration, u64) {
     let seed = cut_seed(rig.seed, ctx.round, &ctx.case_id, line);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let at = from + (to - from).mul_f64(rng.gen::<f64>());
@@ -266,15 +281,7 @@ fn random_moment(
         at.as_secs_f64(),
         rig.seed
     );
-    let name = match ctx.round {
-        0 => format!("cut_line_{line}"),
-        r => format!("cut_line_{line}_round_{r}"),
-    };
-    ctx.properties
-        .push((format!("{name}_seed"), seed.to_string()));
-    ctx.properties
-        .push((format!("{name}_at_ms"), at.as_millis().to_string()));
-    at
+    (at, seed)
 }
 
 /// Until `path` reads `equals` (polled every 100 ms).

@@ -16,11 +16,11 @@ use crate::case::model::ScalarValue;
 use crate::session::Session;
 use crate::steps::error::{bench, device, StepError};
 use crate::steps::exchange::{expect_code, records_text, request_on};
-use crate::steps::kinds::saved;
+use crate::steps::kinds::{allowed_values, saved};
 use crate::steps::value::{has_model_type, matches};
 use crate::steps::{instances, CaseContext, Step, StepFuture, Turn};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Read {
     pub path: CasePath,
@@ -38,6 +38,12 @@ pub struct Read {
     /// Keeps the value read (of a single resource) under this name for
     /// `{saved:NAME}` in later steps of the case.
     pub save: Option<String>,
+    /// Ranges (`[min, max]`) each value of a resource (by id) read must lie in.
+    #[serde(default)]
+    pub in_range: BTreeMap<u16, allowed_values::InRange>,
+    /// Values each value of a resource (by id) read must be one of.
+    #[serde(default)]
+    pub one_of: BTreeMap<u16, Vec<ScalarValue>>,
 }
 
 impl Step for Read {
@@ -123,6 +129,11 @@ impl Read {
             }
         }
         self.check_values(&mut ctx.saved, &path, records)?;
+        allowed_values::Allowed {
+            in_range: &self.in_range,
+            one_of: &self.one_of,
+        }
+        .check(&path, records)?;
         if self.mandatory {
             let object = path
                 .object_id()

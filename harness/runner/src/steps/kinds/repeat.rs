@@ -13,7 +13,7 @@ use crate::session::Session;
 use crate::steps::engine::run_step;
 use crate::steps::{CaseContext, RepeatPosition, Step, StepError, StepFuture, Turn};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Repeat {
     /// A number, or `${NAME:-20}`: the variable NAME (from `--var` or the

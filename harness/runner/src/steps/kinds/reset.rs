@@ -10,7 +10,7 @@ use crate::session::Session;
 use crate::steps::kinds::target::on_target;
 use crate::steps::{CaseContext, Restart, Step, StepFuture, Turn};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Reset {
     Run,

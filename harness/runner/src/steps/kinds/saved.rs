@@ -64,7 +64,9 @@ pub fn expand(
     }
 }
 
-/// A saved value's text as the case value it would have been in YAML.
+/// A saved value's text as the case value it would have been in YAML. A
+/// number that would not be written back the same (a version "1.0") stays
+/// text, so that it still equals the string it was read from.
 fn typed_text(raw: &str) -> ScalarValue {
     match raw.trim() {
         "true" => ScalarValue::Bool(true),
@@ -73,7 +75,9 @@ fn typed_text(raw: &str) -> ScalarValue {
             .parse::<i64>()
             .map(ScalarValue::Integer)
             .or_else(|_| t.parse::<f64>().map(ScalarValue::Float))
-            .unwrap_or_else(|_| ScalarValue::Text(raw.to_owned())),
+            .ok()
+            .filter(|v| v.to_string() == t)
+            .unwrap_or_else(|| ScalarValue::Text(raw.to_owned())),
     }
 }
 
@@ -113,6 +117,9 @@ mod tests {
             ScalarValue::Bool(false)
         );
         assert_eq!(expand(&text("{saved:name}"), &s).unwrap(), text("meter-7"));
+        // A firmware version read as "1.0" must still equal "1.0", not 1.
+        let s = HashMap::from([("version".to_owned(), "1.0".to_owned())]);
+        assert_eq!(expand(&text("{saved:version}"), &s).unwrap(), text("1.0"));
     }
 
     #[test]

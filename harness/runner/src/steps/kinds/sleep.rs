@@ -8,7 +8,7 @@ use crate::case::fields::Span;
 use crate::session::Session;
 use crate::steps::{CaseContext, Step, StepFuture, Turn};
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
 pub struct Sleep(Span);
 
 impl Sleep {

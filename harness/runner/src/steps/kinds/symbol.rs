@@ -15,7 +15,7 @@ use crate::steps::error::StepError;
 use crate::steps::kinds::target::on_target;
 use crate::steps::{CaseContext, Step, StepFuture, Turn};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadSymbol {
     pub symbol: String,

@@ -22,7 +22,7 @@ use crate::steps::kinds::saved;
 use crate::steps::value::typed_value;
 use crate::steps::{instances, CaseContext, Step, StepFuture, Turn};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WriteSpec {
     path: CasePath,
@@ -34,10 +34,11 @@ pub struct WriteSpec {
     code: Option<Code>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "WriteSpec")]
 pub struct Write {
     pub path: CasePath,
+    #[schemars(skip)] // parsed from its `try_from` type
     pub value: Payload,
     pub format: Option<Format>,
     /// `replace` (PUT, default) or `partial` (POST): LwM2M 1.1 Core §5.4.3.
@@ -47,7 +48,7 @@ pub struct Write {
     pub code: Option<Code>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     #[default]
@@ -166,6 +167,14 @@ impl Step for Write {
                         records.push(Record::new(p, v));
                     }
                 }
+            }
+            // A write that changes object 5 (an empty Package URI resets it)
+            // waits for the transition watch to observe the current
+            // registration, or the status before the write goes unseen.
+            if let (Some(watch), Some(lwm2m::firmware::OBJECT_ID)) =
+                (&ctx.firmware_watch, path.object_id())
+            {
+                watch.settle(&rig.server, &rig.endpoint).await;
             }
             let format = content_format(self.format);
             let request = DmRequest::Write {

@@ -14,16 +14,17 @@ use crate::session::Session;
 use crate::steps::exchange::exchange;
 use crate::steps::{instances, CaseContext, Step, StepError, StepFuture, Turn};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "WriteAttributesSpec")]
 pub struct WriteAttributes {
     pub path: CasePath,
+    #[schemars(skip)] // parsed from its `try_from` type
     pub attributes: Attributes,
     /// Expected response code; default 2.04.
     pub code: Code,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WriteAttributesSpec {
     path: CasePath,

@@ -232,6 +232,46 @@ impl ShardedRun {
     }
 }
 
+impl ShardedRun {
+    /// Every case folder `latest/<rig>/*` of every shard.
+    pub fn case_dirs(&self, rig: &str) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .reports
+            .iter()
+            .filter_map(|r| std::fs::read_dir(r.path().join("latest").join(rig)).ok())
+            .flatten()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        dirs
+    }
+
+    /// Bytes of the shards' index.html pages, and of every capture (`*.pcap`).
+    pub fn report_sizes(&self) -> (u64, u64) {
+        fn walk(dir: &Path, page: &mut u64, pcap: &mut u64) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                    continue;
+                };
+                if meta.is_dir() {
+                    walk(&p, page, pcap);
+                } else if p.file_name().is_some_and(|n| n == "index.html") {
+                    *page += meta.len();
+                } else if p.extension().is_some_and(|x| x == "pcap") {
+                    *pcap += meta.len();
+                }
+            }
+        }
+        let (mut page, mut pcap) = (0, 0);
+        for r in &self.reports {
+            walk(r.path(), &mut page, &mut pcap);
+        }
+        (page, pcap)
+    }
+}
+
 /// Runs `meterbench run ARGS` as `shards` shards at once and merges their JUnit.
 pub fn run_sharded(args: &[&str], shards: usize) -> ShardedRun {
     let reports: Vec<_> = (0..shards).map(|_| tempfile::tempdir().unwrap()).collect();

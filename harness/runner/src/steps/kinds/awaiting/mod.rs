@@ -21,7 +21,7 @@ use crate::steps::kinds::expect_value::{ConditionError, ValueCondition};
 use crate::steps::{wait, CaseContext, Step, StepFuture, Turn, Wait};
 
 /// `await: {path | notification | line | handshake_refused, ...}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AwaitValue {
     /// Await a resource value (polled by Read).
@@ -51,9 +51,10 @@ pub struct AwaitValue {
 
 /// `await: registered|deregistered|updated|...`, or a map for values,
 /// notifications and serial lines.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "StringOr<AwaitValue>")]
 pub struct Await {
+    #[schemars(skip)] // parsed from its `try_from` type
     pub target: AwaitTarget,
     /// The map's own `within`; the step takes it as its limit.
     pub within: Option<Duration>,

@@ -1,0 +1,231 @@
+//! What the case captures hold: every datagram a server of ours put on or
+//! took off the wire, with its real source, destination and time, and — for
+//! DTLS — the CoAP each record carried, as the server decrypted it.
+//!
+//! The message log is the server's own view (one peer, a decoded summary);
+//! a capture is the network's view, shared by several servers: the LwM2M
+//! server, its firmware file servers (which record into the LwM2M server's
+//! [`Capture`], so a case's firmware pull lands beside its registration) and
+//! the bootstrap server. [`crate::write_pcap`] turns it into the files
+//! Wireshark opens.
+//!
+//! CoAP is recorded after [`Redactor`](lwm2m::bootstrap::Redactor) (plain or
+//! decrypted, the Security object's secrets never reach a capture); DTLS
+//! records are recorded as they went, which is safe: their payload is
+//! ciphertext, and the handshake carries the PSK identity, never the key.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+
+use crate::firmware::DatagramTransport;
+
+/// What a captured datagram holds, which decides the file it goes to and
+/// the dissector Wireshark gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Carried {
+    /// CoAP over plain UDP (`coap://`): as it went, but for the Security
+    /// object's secrets, which are blanked.
+    Coap,
+    /// A DTLS datagram (`coaps://`) as it went: handshake, alerts, records.
+    Dtls,
+    /// The CoAP a DTLS record carried, decrypted; never on the wire as such.
+    DecryptedCoap,
+}
+
+/// A DTLS record header (RFC 6347 §4.1): a content type of 20 to 25 and a
+/// DTLS version (0xfeff for 1.0, 0xfefd for 1.2); a CoAP message always
+/// begins with version 1 in its top bits (0x40 to 0x7f), so none is both.
+fn is_dtls_record(bytes: &[u8]) -> bool {
+    matches!(bytes, [20..=25, 0xfe, 0xfd | 0xff, ..])
+}
+
+/// One datagram in a capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedDatagram {
+    /// Position in its capture (0-based, never reused).
+    pub index: usize,
+    /// When the server sent or received it, UTC.
+    pub time: DateTime<Utc>,
+    pub from: SocketAddr,
+    pub to: SocketAddr,
+    pub carried: Carried,
+    pub bytes: Vec<u8>,
+}
+
+/// A bounded capture: when full, the oldest datagrams go, but indices keep
+/// counting, so a reader's `since(mark)` stays meaningful (as the message log's).
+#[derive(Debug)]
+struct Datagrams {
+    held: VecDeque<CapturedDatagram>,
+    /// Index of `held[0]`.
+    first: usize,
+    capacity: usize,
+}
+
+/// A shared handle to one capture; clones record into and read the same one.
+#[derive(Debug, Clone)]
+pub struct Capture(Arc<Mutex<Datagrams>>);
+
+impl Capture {
+    /// A capture holding at most `capacity` datagrams (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Capture(Arc::new(Mutex::new(Datagrams {
+            held: VecDeque::new(),
+            first: 0,
+            capacity: capacity.max(1),
+        })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Datagrams> {
+        // Append-only data: a push cut short by a panic elsewhere is harmless.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a datagram, stamped now.
+    pub fn record(&self, carried: Carried, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
+        // A device that speaks DTLS to a plain CoAP socket (a coaps:// URI
+        // for a coap:// server, a session left from an earlier case) sends
+        // records there: they went on the wire as DTLS, not as CoAP.
+        let carried = if carried == Carried::Coap && is_dtls_record(bytes) {
+            Carried::Dtls
+        } else {
+            carried
+        };
+        let mut d = self.lock();
+        if d.held.len() == d.capacity {
+            d.held.pop_front();
+            d.first += 1;
+        }
+        let index = d.first + d.held.len();
+        d.held.push_back(CapturedDatagram {
+            index,
+            time: Utc::now(),
+            from,
+            to,
+            carried,
+            bytes: bytes.to_vec(),
+        });
+    }
+
+    /// The index the next datagram will get: a mark for [`since`](Self::since).
+    pub fn len(&self) -> usize {
+        let d = self.lock();
+        d.first + d.held.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The datagrams with `index >= from` that are still held, oldest first.
+    pub fn since(&self, from: usize) -> Vec<CapturedDatagram> {
+        let d = self.lock();
+        let skip = from.saturating_sub(d.first);
+        d.held.iter().skip(skip).cloned().collect()
+    }
+}
+
+/// A [`DatagramTransport`] that records what passes through it: a recording
+/// wrapper, as smoltcp's `PcapWriter`, so the transport (plain UDP, or the
+/// plaintext side of DTLS) knows nothing of captures.
+#[derive(Debug)]
+pub struct Recorded<T> {
+    inner: T,
+    capture: Capture,
+    carried: Carried,
+    local: SocketAddr,
+}
+
+impl<T: DatagramTransport> Recorded<T> {
+    /// Records every datagram through `inner` as `carried` (CoAP for a plain
+    /// socket, decrypted CoAP for the application side of a DTLS transport).
+    pub fn new(inner: T, capture: Capture, carried: Carried) -> io::Result<Self> {
+        let local = inner.local_addr()?;
+        Ok(Recorded {
+            inner,
+            capture,
+            carried,
+            local,
+        })
+    }
+}
+
+impl<T: DatagramTransport> DatagramTransport for Recorded<T> {
+    async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let (n, peer) = self.inner.recv_from(buf).await?;
+        self.capture
+            .record(self.carried, peer, self.local, &buf[..n]);
+        Ok((n, peer))
+    }
+
+    async fn send_to(&self, buf: &[u8], peer: SocketAddr) -> io::Result<usize> {
+        let n = self.inner.send_to(buf, peer).await?;
+        self.capture.record(self.carried, self.local, peer, buf);
+        Ok(n)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn dtls_records_at_a_plain_coap_socket_are_recorded_as_dtls() {
+        let capture = Capture::new(8);
+        // A DTLS 1.2 ClientHello record header, then a CoAP GET (ver 1, CON).
+        let hello = [0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let get = [0x40, 0x01, 0x12, 0x34];
+        capture.record(Carried::Coap, addr(1), addr(2), &hello);
+        capture.record(Carried::Coap, addr(1), addr(2), &get);
+        let held: Vec<Carried> = capture.since(0).iter().map(|d| d.carried).collect();
+        assert_eq!(held, [Carried::Dtls, Carried::Coap]);
+    }
+
+    #[test]
+    fn indices_keep_counting_when_the_oldest_datagrams_go() {
+        let capture = Capture::new(2);
+        for i in 0..5u8 {
+            capture.record(Carried::Coap, addr(1), addr(2), &[i]);
+        }
+        assert_eq!(capture.len(), 5);
+        let held = capture.since(0);
+        assert_eq!(held.iter().map(|d| d.index).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(held[1].bytes, [4]);
+        assert_eq!(capture.since(4).len(), 1);
+        assert!(capture.since(5).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_recorded_socket_captures_both_ways_with_real_addresses() {
+        let capture = Capture::new(10);
+        let server = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server_addr = server.local_addr().unwrap();
+        let server = Recorded::new(server, capture.clone(), Carried::Coap).unwrap();
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let client_addr = client.local_addr().unwrap();
+        client.send_to(b"ping", server_addr).await.unwrap();
+        let mut buf = [0u8; 16];
+        let (n, peer) = server.recv_from(&mut buf).await.unwrap();
+        server.send_to(b"pong", peer).await.unwrap();
+        assert_eq!((n, peer), (4, client_addr));
+        let got = capture.since(0);
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].from, got[0].to), (client_addr, server_addr));
+        assert_eq!(got[0].bytes, b"ping");
+        assert_eq!((got[1].from, got[1].to), (server_addr, client_addr));
+        assert_eq!(got[1].bytes, b"pong");
+        assert!(got[0].time <= got[1].time);
+    }
+}
