@@ -111,6 +111,20 @@ mod tests {
         .unwrap()
     }
 
+    /// A case's `power: off` step (line 3) that must fail: its error.
+    async fn power_off_step(session: &mut Session) -> StepError {
+        let mut ctx = CaseContext::new(session, "faulty-case");
+        let turn = Turn {
+            line: 3,
+            within: Duration::from_secs(5),
+            remaining: Duration::from_secs(5),
+        };
+        PowerStep::Off
+            .run(turn, &mut ctx, session)
+            .await
+            .unwrap_err()
+    }
+
     /// The fault comes from the rig file alone: the session is opened as a
     /// run opens it. About 0.1 s (two shell commands).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,16 +138,7 @@ mod tests {
         let mut session = Session::open(rig, &config(dir.path())).await.unwrap();
         let powered = dir.path().join("state/faulty/powered");
         session.set_power(true).unwrap();
-        let mut ctx = CaseContext::new(&session, "faulty-case");
-        let turn = Turn {
-            line: 3,
-            within: Duration::from_secs(5),
-            remaining: Duration::from_secs(5),
-        };
-        let e = PowerStep::Off
-            .run(turn, &mut ctx, &mut session)
-            .await
-            .unwrap_err();
+        let e = power_off_step(&mut session).await;
         assert!(
             matches!(&e, StepError::Bench(m)
                 if m.contains("power (fault injector)") && m.contains("call 2 (off) failed: injected")),
@@ -162,16 +167,7 @@ mod tests {
 
         // A `power: off` step whose switch fails is the bench's error (an
         // error verdict), not the device's failure.
-        let mut ctx = CaseContext::new(&session, "faulty-case");
-        let turn = Turn {
-            line: 3,
-            within: Duration::from_secs(5),
-            remaining: Duration::from_secs(5),
-        };
-        let e = PowerStep::Off
-            .run(turn, &mut ctx, &mut session)
-            .await
-            .unwrap_err();
+        let e = power_off_step(&mut session).await;
         assert!(
             matches!(&e, StepError::Bench(m) if m.contains("fault injector")),
             "{e:?}"
