@@ -4,27 +4,17 @@
 //! piggybacked responses; RFC 7641 §3.6, §4.1 observation bookkeeping).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
 use lwm2m::coap::summarize;
 use lwm2m::format::ContentFormat;
 use lwm2m::server::{DmRequest, RequestId, Server, ServerConfig, ServerEvent};
-use lwm2m::{Path, Registry};
+use lwm2m::Path;
+
+use crate::support::registry;
 
 const CLIENT: &str = "127.0.0.1:56830";
-
-fn registry() -> Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY
-        .get_or_init(|| {
-            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/objects");
-            Registry::load_dir(&dir).expect("fixtures/objects loads")
-        })
-        .clone()
-}
 
 fn server() -> Server {
     Server::new(ServerConfig {

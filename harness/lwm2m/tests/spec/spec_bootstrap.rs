@@ -4,8 +4,6 @@
 //! datagrams in, every answer checked byte for byte.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
@@ -13,19 +11,11 @@ use lwm2m::bootstrap::{
     BootstrapEvent, BootstrapOp, BootstrapScript, BootstrapServer, BootstrapServerConfig,
 };
 use lwm2m::format::{ContentFormat, Record};
-use lwm2m::{Path, Registry, Value};
+use lwm2m::{Path, Value};
+
+use crate::support::registry;
 
 const CLIENT: &str = "192.0.2.20:56830";
-
-fn registry() -> Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY
-        .get_or_init(|| {
-            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/objects");
-            Registry::load_dir(&dir).expect("fixtures/objects loads")
-        })
-        .clone()
-}
 
 fn client() -> SocketAddr {
     CLIENT.parse().unwrap()

@@ -6,8 +6,6 @@
 //! answer checked byte for byte.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
@@ -17,21 +15,13 @@ use lwm2m::client::{
 };
 use lwm2m::coap::exchange::{EXCHANGE_LIFETIME, NON_LIFETIME};
 use lwm2m::format::ContentFormat;
-use lwm2m::{Path, Registry, Value};
+use lwm2m::{Path, Value};
+
+use crate::support::registry;
 
 const SERVER: &str = "127.0.0.1:5683";
 const MS: Duration = Duration::from_millis(1);
 const HOUR: Duration = Duration::from_secs(3600);
-
-fn registry() -> Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY
-        .get_or_init(|| {
-            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/objects");
-            Registry::load_dir(&dir).expect("fixtures/objects loads")
-        })
-        .clone()
-}
 
 fn server() -> SocketAddr {
     SERVER.parse().unwrap()

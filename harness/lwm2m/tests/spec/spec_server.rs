@@ -4,8 +4,6 @@
 //! §3.6 Reset): hand-built datagrams in, every answer checked byte for byte.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
@@ -14,21 +12,13 @@ use lwm2m::format::ContentFormat;
 use lwm2m::server::{
     DmRequest, RequestError, RequestId, Server, ServerConfig, ServerEvent, DEFAULT_LIFETIME,
 };
-use lwm2m::{Path, Registry};
+use lwm2m::Path;
+
+use crate::support::registry;
 
 const A: &str = "192.0.2.10:56830";
 const B: &str = "198.51.100.7:40001";
 const MS: Duration = Duration::from_millis(1);
-
-fn registry() -> Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY
-        .get_or_init(|| {
-            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/objects");
-            Registry::load_dir(&dir).expect("fixtures/objects loads")
-        })
-        .clone()
-}
 
 fn server() -> Server {
     Server::new(ServerConfig {
