@@ -464,6 +464,40 @@ fn write_message_log(dir: &FsPath, name: &str, entries: &[server::LogEntry]) {
     let _ = std::fs::write(dir.join(format!("{name}-messages.log")), log);
 }
 
+/// The firmware file servers' CoAP exchange (plain, or decrypted under
+/// coaps) as message-log entries, so the report draws a pull's blocks
+/// against time as it draws the LwM2M server's: every captured CoAP
+/// datagram that neither the LwM2M nor the bootstrap server (`servers`)
+/// sent or received. A file server answers requests: a request came in to
+/// it, anything else went out.
+fn file_server_entries(
+    captured: &[server::CapturedDatagram],
+    servers: &[std::net::SocketAddr],
+) -> Vec<server::LogEntry> {
+    captured
+        .iter()
+        .filter(|d| d.carried != server::Carried::Dtls)
+        .filter(|d| !servers.contains(&d.from) && !servers.contains(&d.to))
+        .map(|d| {
+            let request = matches!(d.bytes.get(1), Some(&code) if code != 0 && code >> 5 == 0);
+            let (direction, peer) = if request {
+                (server::Direction::In, d.from)
+            } else {
+                (server::Direction::Out, d.to)
+            };
+            server::LogEntry {
+                index: d.index,
+                time: d.time,
+                direction,
+                peer,
+                summary: server::summarize(&d.bytes),
+                bytes: d.bytes.clone(),
+                send_error: None,
+            }
+        })
+        .collect()
+}
+
 impl TrialContext {
     /// The `case_end` event, and the verdict kept for `run_end`.
     fn case_ended(&self, events: &CaseEvents, verdict: &Verdict, took: std::time::Duration) {
@@ -573,6 +607,12 @@ impl ArtifactMarks {
             }
             captured.extend(bs.capture().since(self.bootstrap_capture_index));
         }
+        let mut servers = vec![session.server.local_addr()];
+        servers.extend(session.bootstrap.as_ref().map(|b| b.local_addr()));
+        let firmware = file_server_entries(&captured, &servers);
+        if !firmware.is_empty() {
+            write_message_log(dir, "firmware", &firmware);
+        }
         if let Err(e) = server::write_case_captures(dir, captured) {
             tracing::warn!(error = %e, "case capture not written");
         }
@@ -598,5 +638,59 @@ impl ArtifactMarks {
             };
             let _ = std::fs::write(dir.join("debug-state.txt"), text);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use server::{CapturedDatagram, Carried};
+
+    fn datagram(
+        index: usize,
+        from: u16,
+        to: u16,
+        carried: Carried,
+        bytes: &[u8],
+    ) -> CapturedDatagram {
+        CapturedDatagram {
+            index,
+            time: chrono::Utc::now(),
+            from: std::net::SocketAddr::from(([127, 0, 0, 1], from)),
+            to: std::net::SocketAddr::from(([127, 0, 0, 1], to)),
+            carried,
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    /// The device at port 1, the LwM2M server at 5683, a CoAPS file server
+    /// at 7000: only the file server's CoAP becomes its log, a GET as `in`
+    /// from the device, the 2.05 as `out` to it.
+    #[test]
+    fn the_file_servers_coap_becomes_its_message_log() {
+        let servers = [std::net::SocketAddr::from(([127, 0, 0, 1], 5683))];
+        // CON GET mid 1, no token; ACK 2.05 mid 1.
+        let get = [0x40, 0x01, 0x00, 0x01];
+        let content = [0x60, 0x45, 0x00, 0x01];
+        let captured = [
+            datagram(0, 1, 5683, Carried::DecryptedCoap, &get),
+            datagram(1, 1, 7000, Carried::Dtls, &[0x17, 0xfe, 0xfd]),
+            datagram(2, 1, 7000, Carried::DecryptedCoap, &get),
+            datagram(3, 7000, 1, Carried::DecryptedCoap, &content),
+        ];
+        let log = file_server_entries(&captured, &servers);
+        let seen: Vec<_> = log
+            .iter()
+            .map(|e| (e.index, e.direction, e.peer.port()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (2, server::Direction::In, 1),
+                (3, server::Direction::Out, 1)
+            ]
+        );
+        assert!(log[0].to_line().contains("CON GET"), "{}", log[0].to_line());
+        assert!(log[1].to_line().contains("2.05"), "{}", log[1].to_line());
     }
 }
