@@ -40,11 +40,10 @@ impl HistoryEvent for ServerEvent {
 /// A bounded, numbered list of events (oldest dropped first when full).
 #[derive(Debug)]
 pub(crate) struct EventHistory<E = ServerEvent> {
-    events: VecDeque<(EventSeq, E)>,
-    /// When each held event was published, in step with `events`: a waiter
-    /// that must tell "before" from "after" across two servers (a Register
-    /// against the end of a bootstrap) compares times, not sequence numbers.
-    times: VecDeque<Instant>,
+    /// Each event with when it was published: a waiter that must tell
+    /// "before" from "after" across two servers (a Register against the end
+    /// of a bootstrap) compares times, not sequence numbers.
+    events: VecDeque<(EventSeq, Instant, E)>,
     last: EventSeq,
     capacity: usize,
 }
@@ -53,7 +52,6 @@ impl<E: Clone> EventHistory<E> {
     pub(crate) fn new(capacity: usize) -> Self {
         EventHistory {
             events: VecDeque::new(),
-            times: VecDeque::new(),
             last: EventSeq::START,
             capacity: capacity.max(1),
         }
@@ -63,18 +61,18 @@ impl<E: Clone> EventHistory<E> {
         self.last = EventSeq(self.last.0 + 1);
         if self.events.len() == self.capacity {
             self.events.pop_front();
-            self.times.pop_front();
         }
-        self.events.push_back((self.last, event));
-        self.times.push_back(Instant::now());
+        self.events.push_back((self.last, Instant::now(), event));
         self.last
     }
 
     /// When event `seq` was published, while the history still holds it.
     pub(crate) fn time_of(&self, seq: EventSeq) -> Option<Instant> {
-        let first = self.events.front()?.0;
-        let index = seq.0.checked_sub(first.0)?;
-        self.times.get(usize::try_from(index).ok()?).copied()
+        let index = self.events.partition_point(|(s, _, _)| *s < seq);
+        match self.events.get(index) {
+            Some((s, at, _)) if *s == seq => Some(*at),
+            _ => None,
+        }
     }
 
     pub(crate) fn last(&self) -> EventSeq {
@@ -98,16 +96,19 @@ impl<E: Clone> EventHistory<E> {
         after: EventSeq,
         pick: &F,
     ) -> Option<(EventSeq, T)> {
-        let start = self.events.partition_point(|(seq, _)| *seq <= after);
+        let start = self.events.partition_point(|(seq, _, _)| *seq <= after);
         self.events
             .range(start..)
-            .find_map(|(seq, e)| pick(e).map(|t| (*seq, t)))
+            .find_map(|(seq, _, e)| pick(e).map(|t| (*seq, t)))
     }
 
     /// Held events with a sequence number above `after`.
     pub(crate) fn since(&self, after: EventSeq) -> Vec<(EventSeq, E)> {
-        let start = self.events.partition_point(|(seq, _)| *seq <= after);
-        self.events.range(start..).cloned().collect()
+        let start = self.events.partition_point(|(seq, _, _)| *seq <= after);
+        self.events
+            .range(start..)
+            .map(|(seq, _, e)| (*seq, e.clone()))
+            .collect()
     }
 }
 

@@ -230,9 +230,7 @@ impl ShardedRun {
             .find(|p| p.is_dir())
             .unwrap_or_else(|| panic!("no shard ran {rig}/{case}:\n{}", self.output))
     }
-}
 
-impl ShardedRun {
     /// Every case folder `latest/<rig>/*` of every shard.
     pub fn case_dirs(&self, rig: &str) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = self
