@@ -20,7 +20,8 @@ use crate::session::{RoleError, Session};
 
 /// Records object 5's transitions for the whole case, from notifications of
 /// /5/0/3 and /5/0/5 (re-observed after every new registration, since a new
-/// registration ends observations) and from every read of them, and checks
+/// registration ends observations) and from every read of them, the case's
+/// steps' reads included, and checks
 /// them against the state diagram of the object 5 version the device
 /// registered with (`</5>;ver=...`, 1.0 without `ver`).
 pub struct FirmwareWatch {
@@ -72,6 +73,19 @@ impl FirmwareWatch {
                         ..
                     } if ids.contains(&observation) => {
                         record(&rec, &records);
+                    }
+                    // A step's own read of State (a power cut waiting for
+                    // Updating) may be the only sight of a status the
+                    // notifications miss: Updating lasts as long as the
+                    // device's pmin, or less, before a restart.
+                    ServerEvent::Response {
+                        endpoint: from,
+                        result: Ok(response),
+                        ..
+                    } if from == endpoint => {
+                        if let Content::Records(records) = &response.content {
+                            record_read(&rec, records);
+                        }
                     }
                     ServerEvent::Registered(r) if r.endpoint == endpoint => {
                         let instance = crate::steps::instances::registered_instance(&r, OBJECT_ID)
@@ -192,6 +206,34 @@ fn record(rec: &Mutex<FirmwareRecorder>, records: &[Record]) {
         if let (Some(rid), Some(v)) = (r.path.resource_id(), r.value.as_f64()) {
             let _ = rec.record_resource(Instant::now(), rid, v as i64);
         }
+    }
+}
+
+/// A step's read of object 5, recorded only as a whole status: a read of
+/// State and Update Result together, or of State alone when it is
+/// Downloading or Updating, which hold only Update Result 0 (resource 5:
+/// reset to Initial when a download or update starts). A lone Update Result,
+/// or a lone Idle or Downloaded, paired with what notifications last said
+/// of the other resource, could make a status the device never had.
+fn record_read(rec: &Mutex<FirmwareRecorder>, records: &[Record]) {
+    let value = |rid: u16| {
+        records
+            .iter()
+            .find(|r| r.path.object_id() == Some(OBJECT_ID) && r.path.resource_id() == Some(rid))
+            .and_then(|r| r.value.as_f64())
+            .map(|v| v as i64)
+    };
+    let state = value(resource::STATE).map(FirmwareState::from_code);
+    let result = match (&state, value(resource::UPDATE_RESULT)) {
+        (_, Some(r)) => UpdateResult::from_code(r),
+        (Some(Ok(FirmwareState::Downloading | FirmwareState::Updating)), None) => {
+            Ok(UpdateResult::Initial)
+        }
+        _ => return,
+    };
+    if let (Some(Ok(state)), Ok(result)) = (state, result) {
+        let mut rec = rec.lock().unwrap_or_else(|p| p.into_inner());
+        rec.record_both(Instant::now(), state, result);
     }
 }
 

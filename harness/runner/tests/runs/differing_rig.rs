@@ -7,7 +7,9 @@
 
 use std::time::Instant;
 
-use crate::support::{case_files, outcomes, root, run_sharded, Outcome};
+use std::path::Path;
+
+use crate::support::{case_files, outcomes, root, run, run_sharded, Outcome, ShardedRun};
 
 const RIG: &str = "rigs/virtual-differing.yaml";
 
@@ -90,6 +92,8 @@ fn every_shipped_case_passes_or_is_skipped_with_its_reason_on_a_differing_rig() 
     assert!(steps.contains("</1/1>"), "Server object /1/1:\n{steps}");
     assert!(!steps.contains("</1/0>"), "no /1/0:\n{steps}");
 
+    one_page_for_the_shards(&run, &all);
+
     let passed = all.iter().filter(|o| o.verdict.is_none()).count();
     eprintln!(
         "{RIG}: {passed} passed, {} skipped in {:.0}s",
@@ -98,5 +102,70 @@ fn every_shipped_case_passes_or_is_skipped_with_its_reason_on_a_differing_rig() 
     );
     for o in all.iter().filter(|o| o.verdict.is_some()) {
         eprintln!("  skipped {}: {}", o.name, o.message);
+    }
+}
+
+/// A lab's way to one page for a run split over benches or shards (as
+/// docs/ci does): every shard's case folders copied into one folder, the
+/// merged JUnit as its junit.xml, then `meterbench report` on it. Every case
+/// is on the page with its evidence read from that folder, not from the
+/// shards' own (the JUnit's `artifacts` property names those).
+fn one_page_for_the_shards(shards: &ShardedRun, all: &[Outcome]) {
+    let merged = tempfile::tempdir().unwrap();
+    for shard in &shards.reports {
+        copy_case_folders(&shard.path().join("latest"), merged.path());
+    }
+    std::fs::write(merged.path().join("junit.xml"), &shards.junit).unwrap();
+    let out = run(&["report", merged.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "meterbench report on the merged folder: {:?}\n{stderr}",
+        out.status
+    );
+    let page = std::fs::read_to_string(merged.path().join("index.html")).unwrap();
+    for o in all {
+        let case = o.name.rsplit("::").next().unwrap();
+        assert!(
+            page.contains(&format!("-{case}\" data-verdict=")),
+            "{case} has its section on the merged page"
+        );
+    }
+    for shard in &shards.reports {
+        let shard = shard.path().to_str().unwrap();
+        assert!(
+            !page.contains(shard),
+            "evidence read from the merged folder, not from shard {shard}"
+        );
+    }
+    let steps_logs = page.matches("steps.log (").count();
+    assert!(
+        steps_logs >= all.iter().filter(|o| o.verdict.is_none()).count(),
+        "every passed case shows its steps.log from the merged folder ({steps_logs} shown)"
+    );
+}
+
+/// Copies a run folder's rig folders, with everything in them (the run's
+/// own junit.xml, events and page stay behind: the merge replaces them).
+fn copy_case_folders(run_dir: &Path, into: &Path) {
+    for rig in std::fs::read_dir(run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+    {
+        if rig.is_dir() {
+            copy_tree(&rig, &into.join(rig.file_name().unwrap()));
+        }
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().map(|e| e.unwrap()) {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
     }
 }

@@ -238,6 +238,65 @@ fn a_two_case_runs_events_agree_with_its_junit_and_its_output_is_plain() {
     }
 }
 
+/// A push delivers the image itself: its Block1 progress reaches
+/// events.jsonl as `transfer` samples, as a pull's file server does, the
+/// last one complete with every byte acknowledged.
+const SMALL_PUSH: &str = "\
+id: small-push
+title: a pushed image
+timeout: 60s
+steps:
+  - await: registered
+    within: 30s
+  - firmware: { role: upgrade, method: push, block_size: 512 }
+";
+
+/// ~4 s: one push on the virtual rig.
+#[test]
+fn a_push_writes_its_progress_as_transfer_events() {
+    let reports = tempfile::tempdir().unwrap();
+    let cases = tempfile::tempdir().unwrap();
+    std::fs::write(cases.path().join("small-push.yaml"), SMALL_PUSH).unwrap();
+    let out = meterbench(&[
+        "run",
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+        "--cases",
+        cases.path().to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let transfers: Vec<Value> = lines_of(&reports.path().join("latest/events.jsonl"))
+        .into_iter()
+        .filter(|e| e["type"] == "transfer")
+        .collect();
+    assert!(
+        transfers.len() >= 2,
+        "push samples in events.jsonl: {transfers:?}\n{stderr}"
+    );
+    let last = transfers.last().unwrap();
+    assert_eq!(last["complete"], true, "{last}");
+    assert_eq!(last["image"], "meter-2.0.bin", "{last}");
+    assert_eq!(
+        last["offset"], last["size"],
+        "every byte acknowledged: {last}"
+    );
+    assert!(
+        last["blocks"].as_u64().unwrap() >= last["size"].as_u64().unwrap() / 512,
+        "{last}"
+    );
+    let offsets: Vec<u64> = transfers
+        .iter()
+        .map(|t| t["offset"].as_u64().unwrap())
+        .collect();
+    assert!(
+        offsets.windows(2).all(|w| w[0] <= w[1]),
+        "offsets only grow: {offsets:?}"
+    );
+}
+
 fn file_of(case: &str) -> &'static str {
     match case {
         "small-soak" => "small-soak.yaml",

@@ -224,6 +224,9 @@ impl Firmware {
                 let Some((name, _)) = &image else {
                     return Err(bench("a push needs a firmware role, not a uri"));
                 };
+                // The push's own progress, as the pull's file server gives
+                // it: `transfer` events for events.jsonl and the display.
+                let events = ctx.events.clone();
                 let report = delivery_of(rig)?
                     .push(
                         &rig.server,
@@ -231,10 +234,14 @@ impl Firmware {
                         name,
                         self.szx.unwrap_or(6),
                         turn.within,
-                        |_| {},
+                        |p| events.emit(transfer_event(p, &ep)),
                     )
                     .await
                     .map_err(|e| device("the device to take the pushed image", e.to_string()))?;
+                // The last sample, with the device's final answer in it.
+                if let Some(last) = delivery_of(rig)?.progress(name) {
+                    ctx.events.emit(transfer_event(&last, &ep));
+                }
                 let _ = writeln!(ctx.log, "  push: {report}");
                 if report.code != self.code.0 {
                     return Err(device(
@@ -302,6 +309,24 @@ impl Firmware {
             ));
         }
         Ok(())
+    }
+}
+
+/// A push sample as a `transfer` event; a push knows the device by its
+/// endpoint, not by an address.
+fn transfer_event(p: &server::firmware::TransferProgress, endpoint: &str) -> crate::events::Event {
+    crate::events::Event::Transfer {
+        image: p.image.clone(),
+        peer: p
+            .peer
+            .map_or_else(|| endpoint.to_string(), |a| a.to_string()),
+        offset: p.offset as u64,
+        size: p.size as u64,
+        bytes: p.bytes,
+        blocks: p.blocks,
+        retransmissions: p.retransmissions,
+        elapsed_ms: p.elapsed.as_millis() as u64,
+        complete: p.complete,
     }
 }
 
