@@ -49,6 +49,16 @@ pub const ACTIONS: &[Action] = &[
     a("psm_on", "request power saving mode (+CPSMS=1)"),
     a("psm_off", "disable power saving mode (+CPSMS=0)"),
     a("edrx_off", "disable eDRX (+CEDRXS=0)"),
+    a(
+        "psm_timers",
+        "request PSM with T3412 {periodic_tau} and T3324 {active_time} (24.008 bit strings)",
+    ),
+    a("psm_query", "the PSM settings (+CPSMS?)"),
+    a(
+        "edrx_on",
+        "request eDRX {edrx} (24.008 4-bit value) for access technology {act}",
+    ),
+    a("edrx_query", "the eDRX settings (+CEDRXS?)"),
     // The embedded LwM2M client.
     a("lwm2m_server", "point the client at the LwM2M server {uri}"),
     a("lwm2m_endpoint", "set the endpoint client name {endpoint}"),

@@ -50,6 +50,16 @@ pub struct RigFile {
     pub server: ServerSpec,
     #[serde(default)]
     pub after_run: AfterRun,
+    /// Several devices on this bench ([`crate::devices`]): N simulated
+    /// meters, or real boards each with its own parts. Absent: the rig is
+    /// one device, described by the top level.
+    #[serde(default)]
+    #[schemars(with = "Option<crate::devices::RawDevicesSpec>")]
+    pub devices: Option<crate::devices::DevicesSpec>,
+    /// Which of the rig's devices this rig is, once expanded
+    /// ([`RigFile::device_rigs`]); `None` for a rig without `devices:`.
+    #[serde(skip)]
+    pub device_name: Option<String>,
     /// Where the bench's lease lives and how long it lasts unrenewed
     /// ([`crate::lease`]); present, it also makes a rig without hardware take it.
     #[serde(default)]
@@ -58,6 +68,12 @@ pub struct RigFile {
     /// tests of the harness itself ([`crate::wrap::FaultsSpec`]).
     #[serde(default)]
     pub faults: Option<crate::wrap::FaultsSpec>,
+    /// An emulated link between the virtual device and the servers
+    /// (`nb-iot`, `lte-m`, `lossy`, or figures of its own; [`crate::link`]).
+    /// Absent: datagrams cross the loopback untouched.
+    #[serde(default)]
+    #[schemars(with = "Option<crate::link::spec::LinkSpecText>")]
+    pub link: Option<crate::link::LinkSpec>,
     /// The file this rig was loaded from (set by [`RigFile::load`]).
     #[serde(skip)]
     pub source: PathBuf,
@@ -260,6 +276,10 @@ pub struct VirtualMeterOptions {
     /// configured with directly (without bootstrap; with bootstrap, the
     /// bootstrap server's write decides: `server.account`).
     pub server_instance: u16,
+    /// The meter lacks the LwM2M 1.1 composite operations and Send, as a
+    /// meter of 1.0-era firmware does: FETCH and iPATCH are answered 4.05
+    /// Method Not Allowed and it never Sends (the composite cases skip).
+    pub without_composite: bool,
 }
 
 /// Power switched by shell commands (run with `sh -c`).
@@ -899,7 +919,7 @@ impl RigFile {
         self.source.parent().unwrap_or(Path::new("."))
     }
 
-    fn check(&self) -> Result<(), RigError> {
+    pub(crate) fn check(&self) -> Result<(), RigError> {
         let invalid = |field: &str, message: String| RigError::Invalid {
             file: self.source.clone(),
             field: field.into(),
@@ -971,6 +991,13 @@ impl RigFile {
         }
         if let Some(f) = &self.firmware {
             f.check(&self.source)?;
+        }
+        if let Some(d) = &self.devices {
+            d.check(self)?;
+        }
+        if let Some(link) = &self.link {
+            link.check()
+                .map_err(|(field, message)| invalid(&field, message))?;
         }
         Ok(())
     }

@@ -8,8 +8,14 @@ use server::firmware::bench::{run, BenchOptions};
 
 use crate::cli::BenchCommand;
 
+pub mod fleet;
+
 pub fn main(cmd: BenchCommand) -> ExitCode {
-    let BenchCommand::Firmware { runs, block_sizes } = cmd;
+    let (runs, block_sizes) = match cmd {
+        BenchCommand::Firmware { runs, block_sizes } => (runs, block_sizes),
+        BenchCommand::Fleet(args) => return fleet::main(args),
+        BenchCommand::FleetServer(args) => return fleet::server_main(args),
+    };
     let options = BenchOptions {
         repetitions: runs.max(1),
         block_sizes,

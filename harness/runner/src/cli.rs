@@ -82,6 +82,10 @@ pub struct RunArgs {
     /// device failure); a pass on a rerun is reported flaky.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub retries: u32,
+    /// How many rigs run cases at once (each keeps to its own
+    /// `devices.parallel`); the test threads follow unless --test-threads is given.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -148,6 +152,52 @@ pub enum BenchCommand {
         #[arg(long = "block-size", default_values_t = [512, 1024])]
         block_sizes: Vec<usize>,
     },
+    /// N lightweight virtual meters (one UDP socket each, in this process)
+    /// register, are observed, notify, update and de-register against the
+    /// embedded server run as a child; prints registrations/s, p50/p99
+    /// latency, notifications/s, the server's memory per device and, as the
+    /// limit, a bare UDP echo's rate in the same run.
+    Fleet(FleetArgs),
+    /// The fleet benchmark's server child (or, with --echo, its bare UDP
+    /// echo); stops when its stdin closes.
+    #[command(hide = true)]
+    FleetServer(FleetServerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// How many meters.
+    #[arg(long, default_value_t = 1000)]
+    pub meters: usize,
+    /// Each meter first completes a DTLS 1.2 PSK handshake with its own fresh key.
+    #[arg(long)]
+    pub dtls: bool,
+    /// Exchanges in flight at once (the same window for the echo yardstick).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub in_flight: usize,
+    /// Notifications each meter sends once observed.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub notifications: u32,
+    /// Deadline of each phase (echo, handshake, register, ...).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Folder of OMA DDF XML object definitions, for the server child.
+    #[arg(long, value_name = "DIR", default_value = "fixtures/objects")]
+    pub objects: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetServerArgs {
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub bind: SocketAddr,
+    /// Be the bare UDP echo instead of the LwM2M server.
+    #[arg(long)]
+    pub echo: bool,
+    #[arg(long, value_name = "DIR", default_value = "fixtures/objects")]
+    pub objects: PathBuf,
+    /// `endpoint hex-key` per line: the PSK of each meter (DTLS).
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

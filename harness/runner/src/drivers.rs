@@ -20,14 +20,14 @@ pub struct Drivers {
 impl Drivers {
     /// The virtual meter this run would start for the rig whose state lives
     /// in `state_dir` (NV storage, PTY link, log), and the SWD driver.
-    pub fn new(config: &SessionConfig, state_dir: &Path) -> Drivers {
+    pub fn new(config: &SessionConfig, state_dir: &Path, device: Option<&str>) -> Drivers {
         Drivers {
             meter: sim::parts::MeterParts::new(sim::VirtualMeterSpec {
                 program: config.meter_program.clone(),
                 args_prefix: config.meter_args.clone(),
                 state_dir: state_dir.to_path_buf(),
                 objects_dir: config.fixtures.join("objects"),
-                seed: config.seed,
+                seed: meter_seed(config.seed, device),
             }),
             probe: probe::ProbeParts,
         }
@@ -51,6 +51,20 @@ impl Drivers {
             ..BenchParts::new(fixtures, state_dir)
         }
     }
+}
+
+/// The seed a virtual meter derives its IMEI, ICCID and serial from: the
+/// run's for a rig of one device, and for each meter of a rig of several
+/// one of its own, so that they are as many distinct devices, and the same
+/// ones again under `--seed` (FNV-1a of the device name mixed in).
+fn meter_seed(run_seed: u64, device: Option<&str>) -> u64 {
+    let Some(name) = device else {
+        return run_seed;
+    };
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    run_seed ^ hash
 }
 
 /// The rig doctor's look at an SWD port: attach, read the chip's ID and
@@ -78,6 +92,18 @@ mod tests {
     use crate::session::{Session, SessionConfig};
     use crate::steps::kinds::power::PowerStep;
     use crate::steps::{CaseContext, Step, StepError, Turn};
+
+    #[test]
+    fn each_meter_of_a_rig_gets_its_own_seed_and_one_device_keeps_the_runs() {
+        let run = 4242;
+        assert_eq!(super::meter_seed(run, None), run);
+        let seeds: std::collections::BTreeSet<u64> = ["meter-1", "meter-2", "meter-3", "meter-4"]
+            .iter()
+            .map(|d| super::meter_seed(run, Some(d)))
+            .collect();
+        assert_eq!(seeds.len(), 4, "{seeds:?}");
+        assert!(!seeds.contains(&run));
+    }
 
     fn config(dir: &Path) -> SessionConfig {
         SessionConfig {

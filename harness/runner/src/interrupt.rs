@@ -63,8 +63,11 @@ struct Inner {
     seed: u64,
     rigs: Vec<RigInfo>,
     outcomes: Vec<CaseOutcome>,
-    running: Option<(CaseOutcome, Instant)>,
-    /// Each rig of the run by its index, for the forced end.
+    /// The cases running now: one per device busy (`devices.parallel`,
+    /// `--jobs`).
+    running: Vec<(CaseOutcome, Instant)>,
+    /// Each device of the run by its index (a rig without `devices:` is
+    /// one), for the forced end: power off must reach every device.
     benches: Vec<Bench>,
     /// Per-run scratch folder (the virtual meters' NV storage), removed at exit.
     scratch: Option<PathBuf>,
@@ -79,7 +82,7 @@ impl RunState {
                 seed,
                 rigs: Vec::new(),
                 outcomes: Vec::new(),
-                running: None,
+                running: Vec::new(),
                 benches: Vec::new(),
                 scratch: None,
             })),
@@ -109,7 +112,11 @@ impl RunState {
     /// Adds or refreshes what the report says about a rig.
     pub fn rig_info(&self, info: RigInfo) {
         let mut s = self.lock();
-        match s.rigs.iter_mut().find(|r| r.name == info.name) {
+        match s
+            .rigs
+            .iter_mut()
+            .find(|r| r.name == info.name && r.device == info.device)
+        {
             Some(r) => *r = info,
             None => s.rigs.push(info),
         }
@@ -119,35 +126,48 @@ impl RunState {
         self.lock().scratch = Some(dir);
     }
 
-    /// Registers the run's rigs in order (index = rig index), before any
-    /// bench is touched.
+    /// Registers the run's devices in order (index = device index; each
+    /// rig of [`RigFile::device_rigs`], a rig without `devices:` being one),
+    /// before any bench is touched.
     pub fn add_rig(&self, rig: &RigFile) {
         let lease = rig::lease::LeaseOptions::for_rig(rig);
         self.lock().benches.push(Bench {
-            rig: rig.name.clone(),
+            rig: rig.unit_name(),
             power: None,
             after_run_on: rig.after_run.power == PowerState::On,
+            // The bench's one lease, whichever of its devices this is.
             lease_file: lease.dir.join(format!("{}.lock", rig.name)),
         });
     }
 
-    /// The power driver of an opened session, for the forced end.
-    pub fn remember_power(&self, rig_index: usize, power: SharedPower) {
-        if let Some(b) = self.lock().benches.get_mut(rig_index) {
+    /// The power driver of a device's opened session, for the forced end.
+    pub fn remember_power(&self, device_index: usize, power: SharedPower) {
+        if let Some(b) = self.lock().benches.get_mut(device_index) {
             b.power = Some(power);
         }
     }
 
     /// The session closed the bench itself: nothing left for the forced end.
-    pub fn forget_power(&self, rig_index: usize) {
-        if let Some(b) = self.lock().benches.get_mut(rig_index) {
+    pub fn forget_power(&self, device_index: usize) {
+        if let Some(b) = self.lock().benches.get_mut(device_index) {
             b.power = None;
         }
     }
 
-    pub fn start_case(&self, rig: &str, case: &Case, artifacts: &Path) {
+    /// A case starts on `rig` (on `device` of a rig with several, a pool
+    /// when `pooled`): until it finishes, the report shows it interrupted.
+    pub fn start_case(
+        &self,
+        rig: &str,
+        device: Option<&str>,
+        pooled: bool,
+        case: &Case,
+        artifacts: &Path,
+    ) {
         let outcome = CaseOutcome {
             rig: rig.to_string(),
+            device: device.map(str::to_string),
+            pooled,
             case_id: case.id.clone(),
             title: case.title.clone(),
             file: case.file.clone(),
@@ -160,13 +180,15 @@ impl RunState {
             properties: Vec::new(),
             earlier_attempts: Vec::new(),
         };
-        self.lock().running = Some((outcome, Instant::now()));
+        self.lock().running.push((outcome, Instant::now()));
     }
 
     pub fn finish_case(&self, outcome: CaseOutcome) {
         {
             let mut s = self.lock();
-            s.running = None;
+            s.running.retain(|(o, _)| {
+                (&o.rig, &o.device, &o.case_id) != (&outcome.rig, &outcome.device, &outcome.case_id)
+            });
             s.outcomes.push(outcome);
         }
         self.write_report();
@@ -176,7 +198,7 @@ impl RunState {
     pub fn write_report(&self) {
         let s = self.lock();
         let mut outcomes = s.outcomes.clone();
-        if let Some((o, t0)) = &s.running {
+        for (o, t0) in &s.running {
             let mut o = o.clone();
             o.duration = t0.elapsed();
             outcomes.push(o);
@@ -229,11 +251,15 @@ impl RunState {
                 )
             })
             .collect();
-        for (rig, power, on, _) in &benches {
-            if let Some(p) = power {
-                set_power_bounded(rig, p.clone(), *on);
+        // All devices at once: each may take FORCED_POWER_LIMIT, and a rig
+        // of several must not take several times that to leave safe.
+        std::thread::scope(|scope| {
+            for (rig, power, on, _) in &benches {
+                if let Some(p) = power {
+                    scope.spawn(move || set_power_bounded(rig, p.clone(), *on));
+                }
             }
-        }
+        });
         for (rig, _, _, lease) in &benches {
             release_own_lease(rig, lease);
         }

@@ -77,7 +77,7 @@ pub fn printable(text: &str) -> String {
 
 fn name(scope: Option<&Scope>) -> String {
     match scope {
-        Some(s) => printable(&format!("{}::{}", s.rig, s.case)),
+        Some(s) => printable(&s.trial_name()),
         None => "run".into(),
     }
 }
@@ -318,6 +318,8 @@ mod tests {
     fn scope() -> Scope {
         Scope {
             rig: "virtual".into(),
+            device: None,
+            pooled: false,
             case: "fw\u{1b}[31m".into(),
         }
     }

@@ -1,6 +1,11 @@
 //! `meterbench run`: cases x rigs as libtest-mimic trials, a JUnit report that
 //! is rewritten after every case (so an interrupted run still leaves valid
 //! XML), and a bench left safe however the run ends.
+//!
+//! A rig with several devices (`devices:`, [`rig::devices`]) is one session
+//! per device; its cases run on each device or on whichever of a pool is
+//! free, up to its `parallel` at once, and `--jobs` rigs run side by side
+//! ([`crate::device_pool`]).
 
 use std::path::{Path as FsPath, PathBuf};
 use std::process::ExitCode;
@@ -9,10 +14,12 @@ use std::time::Instant;
 
 use libtest_mimic::{Failed, Trial};
 use lwm2m::Registry;
+use rig::devices::EachCase;
 use rig::model::RigFile;
 
 use crate::case::{load_cases, Case};
 use crate::cli::RunArgs;
+use crate::device_pool::{Pool, RigDevices, Want};
 use crate::events::{CaseEvents, Event, EventLog, EventSink, RigRef};
 use crate::interrupt::RunState;
 use crate::progress::Display;
@@ -60,12 +67,27 @@ pub fn main(mut args: RunArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return bad_input(&e.to_string()),
     };
-    if args.test.test_threads.is_none() {
-        // One device per rig: cases on a rig run one after another.
-        args.test.test_threads = Some(1);
+    // Every device of every rig (a rig without `devices:` is one), and
+    // which rig each belongs to.
+    let mut devices: Vec<RigFile> = Vec::new();
+    let mut rig_devices = Vec::new();
+    for r in &rigs {
+        let first = devices.len();
+        devices.extend(r.device_rigs());
+        rig_devices.push(RigDevices {
+            parallel: r.parallel(),
+            devices: (first..devices.len()).collect(),
+        });
     }
+    let pool = Pool::new(rig_devices.clone(), args.jobs as usize);
+    if args.test.test_threads.is_none() {
+        // As many threads as devices may be busy at once; one without
+        // `devices:` and `--jobs`, so cases on a rig run one after another.
+        args.test.test_threads = Some(pool.threads());
+    }
+    let plan = plan(&rigs, &rig_devices, &devices, &cases, args.jobs as usize);
     if args.test.list {
-        let trials = trials(&rigs, &cases, |_, _| Ok(()));
+        let trials = trials(&plan, &cases, |_, _| Ok(()));
         return libtest_mimic::run(&args.test, trials).exit_code();
     }
 
@@ -87,7 +109,12 @@ pub fn main(mut args: RunArgs) -> ExitCode {
         }
     };
     let events_path = run_dir.path.join(crate::events::FILE_NAME);
-    let event_log = match EventLog::create(&events_path, Display::for_stderr()) {
+    // The live display follows one case; cases side by side get plain lines.
+    let display = match args.test.test_threads {
+        Some(n) if n > 1 => Display::Plain(Default::default()),
+        _ => Display::for_stderr(),
+    };
+    let event_log = match EventLog::create(&events_path, display) {
         Ok(log) => log,
         Err(e) => {
             return bad_input(&format!(
@@ -111,10 +138,11 @@ pub fn main(mut args: RunArgs) -> ExitCode {
     });
     let _ = run_dir.mark_latest();
     eprintln!(
-        "meterbench run {} (seed {seed}): {} case(s) x {} rig(s)",
+        "meterbench run {} (seed {seed}): {} case(s) x {} rig(s), {} device(s)",
         run_dir.id,
         cases.len(),
-        rigs.len()
+        rigs.len(),
+        devices.len()
     );
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -139,19 +167,20 @@ pub fn main(mut args: RunArgs) -> ExitCode {
         seed,
     };
     let state = RunState::new(run_dir.junit_path(), run_dir.id.clone(), seed);
-    for r in &rigs {
-        state.add_rig(r);
+    for d in &devices {
+        state.add_rig(d);
         state.rig_info(RigInfo {
-            name: r.name.clone(),
-            file: r.source.clone(),
-            endpoint: r.device.endpoint_for(&run_dir.id),
+            name: d.name.clone(),
+            device: d.device_name.clone(),
+            file: d.source.clone(),
+            endpoint: d.device.endpoint_for(&run_dir.id),
             ..Default::default()
         });
     }
     state.set_scratch(state_root.clone());
     crate::interrupt::install(&runtime, state.clone());
 
-    let sessions: Vec<Arc<Mutex<SessionSlot>>> = rigs
+    let sessions: Vec<Arc<Mutex<SessionSlot>>> = devices
         .iter()
         .map(|_| Arc::new(Mutex::new(SessionSlot::NotOpened)))
         .collect();
@@ -161,6 +190,8 @@ pub fn main(mut args: RunArgs) -> ExitCode {
         state: state.clone(),
         run_dir,
         rigs: rigs.clone(),
+        devices,
+        pool,
         sessions: sessions.clone(),
         retries: args.retries,
         control: CaseControl {
@@ -173,9 +204,7 @@ pub fn main(mut args: RunArgs) -> ExitCode {
     });
 
     let ctx2 = ctx.clone();
-    let trials = trials(&rigs, &cases, move |rig_index, case| {
-        ctx2.run_trial(rig_index, case)
-    });
+    let trials = trials(&plan, &cases, move |want, case| ctx2.run_trial(want, case));
     let conclusion = libtest_mimic::run(&args.test, trials);
 
     // Leave every bench as its rig file asks, then write the final report.
@@ -219,37 +248,108 @@ fn bad_input(message: &str) -> ExitCode {
     ExitCode::from(EXIT_BAD_INPUT)
 }
 
-/// One trial per case x rig, named `<rig>::<case-id>`.
-fn trials<F>(rigs: &[RigFile], cases: &[Case], run: F) -> Vec<Trial>
-where
-    F: Fn(usize, &Case) -> Result<(), Failed> + Send + Sync + Clone + 'static,
-{
-    let mut out = Vec::new();
+/// One trial to be made: its name, where it runs and which case.
+struct Planned {
+    name: String,
+    want: Want,
+    case: usize,
+}
+
+/// The run's trials, in the order libtest-mimic hands them to its threads.
+///
+/// Per rig: each case on every device (`<rig>::<device>::<case-id>`;
+/// `<rig>::<case-id>` on a rig of one device), device after device, so
+/// that threads taking consecutive trials reach different devices; or, for
+/// a pool (`each_case: any`), each case once (`<rig>::<case-id>`), longest
+/// timeout first. Rigs are
+/// dealt to `jobs` lanes (rig i to lane i mod jobs) that run side by side,
+/// the rigs of a lane one after another, and the lanes' trials are
+/// interleaved. Without `devices:` and `--jobs` this is today's order: rig
+/// after rig, case after case.
+fn plan(
+    rigs: &[RigFile],
+    rig_devices: &[RigDevices],
+    devices: &[RigFile],
+    cases: &[Case],
+    jobs: usize,
+) -> Vec<Planned> {
+    let all_cases: Vec<usize> = (0..cases.len()).collect();
+    let lanes = jobs.clamp(1, rigs.len().max(1));
+    let mut lane_trials: Vec<Vec<Planned>> = (0..lanes).map(|_| Vec::new()).collect();
+    // A pool's cases longest first (by their timeout, the one estimate a
+    // case gives before it runs): a long case started last would run on
+    // alone while the other meters idle.
+    let mut longest_first: Vec<usize> = (0..cases.len()).collect();
+    longest_first.sort_by_key(|&ci| std::cmp::Reverse(cases[ci].timeout));
     for (ri, rig) in rigs.iter().enumerate() {
-        for case in cases {
-            let run = run.clone();
-            let c = case.clone();
-            out.push(
-                Trial::test(format!("{}::{}", rig.name, case.id), move || run(ri, &c))
-                    .with_kind(
-                        case.file
-                            .parent()
-                            .and_then(|p| p.file_name())
-                            .and_then(|n| n.to_str())
-                            .unwrap_or("case")
-                            .to_string(),
-                    )
-                    .with_ignored_flag(case.ignored),
-            );
+        let lane = &mut lane_trials[ri % lanes];
+        let pool = rig.each_case() == EachCase::Any && rig.devices.is_some();
+        for &ci in if pool { &longest_first } else { &all_cases } {
+            let case = &cases[ci];
+            if pool {
+                lane.push(Planned {
+                    name: format!("{}::{}", rig.name, case.id),
+                    want: Want::AnyOf { rig: ri },
+                    case: ci,
+                });
+                continue;
+            }
+            for &d in &rig_devices[ri].devices {
+                let name = match &devices[d].device_name {
+                    Some(device) => format!("{}::{device}::{}", rig.name, case.id),
+                    None => format!("{}::{}", rig.name, case.id),
+                };
+                lane.push(Planned {
+                    name,
+                    want: Want::Device { rig: ri, device: d },
+                    case: ci,
+                });
+            }
         }
     }
-    out
+    let mut lanes: Vec<std::vec::IntoIter<Planned>> =
+        lane_trials.into_iter().map(Vec::into_iter).collect();
+    let mut out = Vec::new();
+    loop {
+        let before = out.len();
+        for lane in &mut lanes {
+            out.extend(lane.next());
+        }
+        if out.len() == before {
+            break out;
+        }
+    }
+}
+
+/// The planned trials as libtest-mimic trials.
+fn trials<F>(plan: &[Planned], cases: &[Case], run: F) -> Vec<Trial>
+where
+    F: Fn(Want, &Case) -> Result<(), Failed> + Send + Sync + Clone + 'static,
+{
+    plan.iter()
+        .map(|p| {
+            let run = run.clone();
+            let case = &cases[p.case];
+            let c = case.clone();
+            let want = p.want;
+            Trial::test(p.name.clone(), move || run(want, &c))
+                .with_kind(
+                    case.file
+                        .parent()
+                        .and_then(|p| p.file_name())
+                        .and_then(|n| n.to_str())
+                        .unwrap_or("case")
+                        .to_string(),
+                )
+                .with_ignored_flag(case.ignored)
+        })
+        .collect()
 }
 
 enum SessionSlot {
     NotOpened,
     Open(Box<Session>),
-    /// Opening failed: every case on this rig is a bench error with this reason.
+    /// Opening failed: every case on this device is a bench error with this reason.
     Broken(String),
     Closed,
 }
@@ -260,6 +360,11 @@ struct TrialContext {
     state: RunState,
     run_dir: RunDir,
     rigs: Vec<RigFile>,
+    /// Every device of every rig, each as a rig of one device; `sessions`
+    /// and the pool's device indices index it.
+    devices: Vec<RigFile>,
+    /// Which devices are busy ([`crate::device_pool`]).
+    pool: Pool,
     sessions: Vec<Arc<Mutex<SessionSlot>>>,
     /// `--retries`: reruns of a case that ended in a bench error.
     retries: u32,
@@ -275,8 +380,16 @@ impl TrialContext {
     /// One trial. A panic outside the steps (the engine catches those in a
     /// step) still ends the case as a bench error in the report, and the
     /// run goes on: libtest would otherwise only print it.
-    fn run_trial(&self, rig_index: usize, case: &Case) -> Result<(), Failed> {
-        let attempt = std::panic::AssertUnwindSafe(|| self.run_case_on_rig(rig_index, case));
+    fn run_trial(&self, want: Want, case: &Case) -> Result<(), Failed> {
+        // After Ctrl-C or SIGTERM no case starts: the report lists what ran.
+        if self.state.is_interrupted() {
+            return Err("not run: the run was interrupted".into());
+        }
+        let Some(taken) = self.pool.take(want, || self.state.is_interrupted()) else {
+            return Err("not run: the run was interrupted".into());
+        };
+        let device = taken.device;
+        let attempt = std::panic::AssertUnwindSafe(|| self.run_case_on_device(device, case));
         match std::panic::catch_unwind(attempt) {
             Ok(result) => result,
             Err(payload) => {
@@ -285,17 +398,25 @@ impl TrialContext {
                     "{}: meterbench panicked outside a step: {what}",
                     case.file.display()
                 );
-                let rig = &self.rigs[rig_index];
+                let unit = &self.devices[device];
                 let verdict = Verdict::Error {
                     message: message.clone(),
                 };
                 self.case_ended(
-                    &self.events.for_case(&rig.name, case, &self.run_dir.path),
+                    &self.events.for_case(
+                        &unit.name,
+                        unit.device_name.as_deref(),
+                        self.pooled(device),
+                        case,
+                        &self.run_dir.path,
+                    ),
                     &verdict,
                     Default::default(),
                 );
                 self.state.finish_case(CaseOutcome {
-                    rig: rig.name.clone(),
+                    rig: unit.name.clone(),
+                    device: unit.device_name.clone(),
+                    pooled: self.pooled(device),
                     case_id: case.id.clone(),
                     title: case.title.clone(),
                     file: case.file.clone(),
@@ -315,21 +436,46 @@ impl TrialContext {
         }
     }
 
-    fn run_case_on_rig(&self, rig_index: usize, case: &Case) -> Result<(), Failed> {
-        // After Ctrl-C or SIGTERM no case starts: the report lists what ran.
-        if self.state.is_interrupted() {
-            return Err("not run: the run was interrupted".into());
-        }
-        let rig = &self.rigs[rig_index];
+    /// Whether `device` belongs to a pool (`each_case: any`): its cases are
+    /// named by the rig alone.
+    fn pooled(&self, device: usize) -> bool {
+        let unit = &self.devices[device];
+        unit.device_name.is_some()
+            && self
+                .rigs
+                .iter()
+                .find(|r| r.name == unit.name && r.source == unit.source)
+                .is_some_and(|r| r.each_case() == EachCase::Any)
+    }
+
+    fn run_case_on_device(&self, device: usize, case: &Case) -> Result<(), Failed> {
+        let rig = &self.devices[device];
+        let device_name = rig.device_name.as_deref();
+        let pooled = self.pooled(device);
+        // How messages name the trial: `<rig>`, or `<rig>::<device>` when
+        // the case runs on each device.
+        let who = match device_name {
+            Some(d) if !pooled => format!("{}::{d}", rig.name),
+            _ => rig.name.clone(),
+        };
+        // `<rig>/<case>`, as on a rig of one device, when the case runs
+        // once (a pool); `<rig>/<device>/<case>` when it runs on each.
+        let folder = match device_name {
+            Some(d) if !pooled => format!("{}/{d}", rig.name),
+            _ => rig.name.clone(),
+        };
         let artifacts = self
             .run_dir
-            .case_dir(&rig.name, &case.id)
+            .case_dir(&folder, &case.id)
             .unwrap_or_else(|_| self.run_dir.path.clone());
         let started = chrono::Local::now();
         let mut earlier_attempts = Vec::new();
         let t0 = Instant::now();
-        self.state.start_case(&rig.name, case, &artifacts);
-        let events = self.events.for_case(&rig.name, case, &artifacts);
+        self.state
+            .start_case(&rig.name, device_name, pooled, case, &artifacts);
+        let events = self
+            .events
+            .for_case(&rig.name, device_name, pooled, case, &artifacts);
         events.emit(Event::CaseStart {
             title: case.title.clone(),
             file: case.file.display().to_string(),
@@ -340,7 +486,7 @@ impl TrialContext {
             ..self.control.clone()
         };
 
-        let mut slot = self.sessions[rig_index]
+        let mut slot = self.sessions[device]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         if let SessionSlot::NotOpened = &*slot {
@@ -350,7 +496,7 @@ impl TrialContext {
             {
                 Ok(mut s) => {
                     if let Some(p) = &s.power {
-                        self.state.remember_power(rig_index, p.clone());
+                        self.state.remember_power(device, p.clone());
                     }
                     // A case never runs against the wrong board (`device.identity`).
                     match crate::rig_check::before_first_case(&mut s) {
@@ -381,8 +527,7 @@ impl TrialContext {
                         break;
                     }
                     eprintln!(
-                        "{}::{} bench error, rerun {} of {}: {message}",
-                        rig.name,
+                        "{who}::{} bench error, rerun {} of {}: {message}",
                         case.id,
                         earlier_attempts.len() + 1,
                         self.retries
@@ -414,7 +559,12 @@ impl TrialContext {
             }
             SessionSlot::Broken(reason) => (
                 Verdict::Error {
-                    message: format!("rig {} could not be set up: {reason}", rig.name),
+                    message: match device_name {
+                        Some(d) => {
+                            format!("rig {} device {d} could not be set up: {reason}", rig.name)
+                        }
+                        None => format!("rig {} could not be set up: {reason}", rig.name),
+                    },
                 },
                 String::new(),
                 Vec::new(),
@@ -432,6 +582,8 @@ impl TrialContext {
 
         let outcome = CaseOutcome {
             rig: rig.name.clone(),
+            device: rig.device_name.clone(),
+            pooled,
             case_id: case.id.clone(),
             title: case.title.clone(),
             file: case.file.clone(),
@@ -448,7 +600,7 @@ impl TrialContext {
         match verdict {
             Verdict::Passed => Ok(()),
             Verdict::Skipped { reason } => {
-                eprintln!("{}::{} skipped: {reason}", rig.name, case.id);
+                eprintln!("{who}::{} skipped: {reason}", case.id);
                 Ok(())
             }
             Verdict::Failed { message, .. } => Err(message.into()),

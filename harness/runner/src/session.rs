@@ -81,7 +81,10 @@ pub struct Session {
     /// The firmware store and its file servers, started by the first `firmware` step.
     pub firmware: Option<server::firmware::FirmwareDelivery>,
     pub(crate) firmware_store: crate::firmware_roles::FirmwareStores,
-    _lock: Option<rig::RigLock>,
+    /// The rig's emulated link, whose relays stand in front of the servers
+    /// (`link:` in the rig file).
+    pub link: Option<crate::link_wiring::LinkWiring>,
+    _lock: Option<std::sync::Arc<rig::RigLock>>,
 }
 
 /// Why a rig session cannot be opened; each names the part of the rig.
@@ -175,7 +178,9 @@ impl Session {
             // saying who holds it.
             let wait = rig.lease.as_ref().and_then(|l| l.wait);
             let wait = wait.unwrap_or(BENCH_LOCK_WAIT);
-            let lock = rig::RigLock::acquire_with(
+            // One lease per bench, shared by the sessions of its devices
+            // (crate::rig_lease): a run takes all of a rig's devices.
+            let lock = crate::rig_lease::acquire_shared(
                 &rig::lease::LeaseOptions::for_rig(&rig),
                 &rig.name,
                 wait,
@@ -258,7 +263,7 @@ impl Session {
             None
         };
         // Absolute: a device process started by command power may run elsewhere.
-        let state_dir = absolute(&config.state_root.join(&rig.name));
+        let state_dir = absolute(&config.state_root.join(rig.unit_name()));
         std::fs::create_dir_all(&state_dir).map_err(|source| OpenError::StateDir {
             path: state_dir.clone(),
             source,
@@ -272,18 +277,20 @@ impl Session {
             credentials.as_ref(),
             &state_dir,
         );
-        let drivers = crate::drivers::Drivers::new(config, &state_dir);
+        let drivers = crate::drivers::Drivers::new(config, &state_dir, rig.device_name.as_deref());
         let parts = drivers.parts(&config.fixtures, &state_dir, values, secret, faults);
         let bench = Bench::build(&rig, &parts)?;
         let firmware_store =
             crate::firmware_roles::FirmwareStores::for_rig(&rig, &config.fixtures, &state_dir);
         let info = RigInfo {
             name: rig.name.clone(),
+            device: rig.device_name.clone(),
             file: rig.source.clone(),
             endpoint: endpoint.clone(),
             server_address: Some(server.local_addr().to_string()),
             ..RigInfo::default()
         };
+        let link = crate::link_wiring::LinkWiring::for_rig(&rig, config.seed);
         let session = Session {
             rig,
             endpoint,
@@ -303,6 +310,7 @@ impl Session {
             credentials,
             firmware: None,
             firmware_store,
+            link,
             _lock: lock,
         };
         if session.bootstrap.is_some() {
@@ -364,7 +372,7 @@ impl Session {
     pub fn server_uri(&self) -> String {
         uri(
             self.server.is_secure(),
-            self.server.local_addr(),
+            self.device_facing(self.server.local_addr(), "lwm2m"),
             self.rig.server.advertise.as_deref(),
         )
     }
@@ -374,7 +382,7 @@ impl Session {
         let bs = self.bootstrap.as_ref()?;
         Some(uri(
             bs.is_secure(),
-            bs.local_addr(),
+            self.device_facing(bs.local_addr(), "bootstrap"),
             self.rig.server.advertise.as_deref(),
         ))
     }
@@ -542,8 +550,11 @@ impl Session {
     }
 
     /// A case starts: what the debug port's RTT printed until now is kept
-    /// as printed before it.
+    /// as printed before it, and the link's `link.log` starts here.
     pub fn start_rtt_case(&mut self) {
+        if let Some(link) = &self.link {
+            link.start_case();
+        }
         self.rtt.start_case(self.debug.as_deref_mut());
     }
 
@@ -553,8 +564,12 @@ impl Session {
         self.rtt.take(self.debug.as_deref_mut());
     }
 
-    /// The case ends: writes its `rtt.log` into `artifacts`.
+    /// The case ends: writes its `rtt.log` (and, with a link, its
+    /// `link.log`) into `artifacts`.
     pub fn finish_rtt_case(&mut self, artifacts: &Path) {
+        if let Some(link) = &self.link {
+            link.finish_case(artifacts);
+        }
         self.rtt.finish_case(self.debug.as_deref_mut(), artifacts);
     }
 

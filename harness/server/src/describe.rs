@@ -3,6 +3,7 @@
 
 use lwm2m::bootstrap::BootstrapEvent;
 use lwm2m::format::Link;
+use lwm2m::server::composite::path_list;
 use lwm2m::server::{
     Attributes, Content, DmRequest, Registration, Response, SecurityEvent, ServerEvent, WriteMode,
 };
@@ -132,6 +133,20 @@ pub fn describe_event(event: &ServerEvent) -> String {
             identity_text(identity.as_deref())
         ),
         ServerEvent::Security(e) => describe_security_event(e),
+        ServerEvent::Sent { endpoint, records } => {
+            let values: Vec<String> = records
+                .iter()
+                .map(|r| {
+                    if is_secret(&r.path) {
+                        format!("{}=<redacted>", r.path)
+                    } else {
+                        format!("{}={}", r.path, r.value)
+                    }
+                })
+                .collect();
+            format!("Send from {endpoint} (answered 2.04): {}", values.join(" "))
+        }
+        ServerEvent::Queue(e) => e.to_string(),
     }
 }
 
@@ -271,6 +286,20 @@ pub fn describe_request(request: &DmRequest) -> String {
         }
         DmRequest::Observe { path, format } => format!("Observe {path}{}", fmt(format)),
         DmRequest::CancelObserve { path } => format!("Cancel-Observe {path}"),
+        DmRequest::ReadComposite { paths, format } => {
+            format!("Read-Composite {}{}", path_list(paths), fmt(format))
+        }
+        DmRequest::WriteComposite { records, format } => format!(
+            "Write-Composite of {}{}",
+            path_list(&records.iter().map(|r| r.path).collect::<Vec<_>>()),
+            fmt(format)
+        ),
+        DmRequest::ObserveComposite { paths, format } => {
+            format!("Observe-Composite {}{}", path_list(paths), fmt(format))
+        }
+        DmRequest::CancelObserveComposite { paths } => {
+            format!("Cancel Observation-Composite {}", path_list(paths))
+        }
         DmRequest::WriteBlockwise {
             path,
             format,

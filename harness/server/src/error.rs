@@ -37,6 +37,13 @@ pub enum ServerError {
     },
     #[error("{endpoint}'s registration ended before it answered {request}")]
     RegistrationEnded { endpoint: String, request: String },
+    /// Queue mode: the request waited for a sleeping client that never woke.
+    #[error("{request} to {endpoint} was {reason}")]
+    NeverSent {
+        endpoint: String,
+        request: String,
+        reason: String,
+    },
     #[error("invalid request {request}: {reason}")]
     InvalidRequest { request: String, reason: String },
     /// Only from helpers that return decoded content instead of a `Response`

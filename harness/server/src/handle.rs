@@ -641,6 +641,16 @@ impl ServerHandle {
             })
     }
 
+    /// Queue mode (LwM2M 1.1 Core §6.5): how long the server believes a
+    /// queue-mode client awake after each message from it, so that it holds
+    /// requests while the device really sleeps. The device's own awake time
+    /// (the rig knows it); MAX_TRANSMIT_WAIT (93 s) until set.
+    pub fn set_queue_awake_window(&self, window: Duration) -> Result<(), ServerError> {
+        self.commands
+            .send(Command::SetQueueAwakeWindow(window))
+            .map_err(|_| ServerError::Shutdown)
+    }
+
     /// Write-Attributes (§6.3.4).
     pub async fn write_attributes(
         &self,
@@ -703,6 +713,11 @@ fn request_error(endpoint: &str, request: &str, error: RequestError) -> ServerEr
         },
         RequestError::RegistrationEnded => ServerError::RegistrationEnded { endpoint, request },
         RequestError::Invalid(reason) => ServerError::InvalidRequest { request, reason },
+        e @ RequestError::NeverWoke { .. } => ServerError::NeverSent {
+            endpoint,
+            request,
+            reason: e.to_string(),
+        },
     }
 }
 

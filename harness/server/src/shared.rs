@@ -34,6 +34,9 @@ pub(crate) enum Command {
         path: Path,
         reply: oneshot::Sender<Option<Vec<u8>>>,
     },
+    /// How long queue-mode clients are believed awake after each message
+    /// (see `lwm2m::server::Server::set_queue_awake_window`).
+    SetQueueAwakeWindow(std::time::Duration),
     Shutdown,
 }
 
@@ -105,11 +108,29 @@ impl<E: HistoryEvent> Shared<E> {
         seq
     }
 
-    pub(crate) fn set_registrations(&self, registrations: impl IntoIterator<Item = Registration>) {
-        self.state().registrations = registrations
-            .into_iter()
-            .map(|r| (r.endpoint.clone(), r))
-            .collect();
+    /// Brings the registrations snapshot up to date with `events`, in their
+    /// order. Each such event changes one registration, so the snapshot is
+    /// patched rather than rebuilt: a rebuild cloned every registration on
+    /// every Register, O(n) each, which made a 10,000-meter fleet register
+    /// at a tenth of the rate of 1,000 (issue 16).
+    pub(crate) fn apply_registration_events<'a>(
+        &self,
+        events: impl IntoIterator<Item = &'a ServerEvent>,
+    ) {
+        let mut state = self.state();
+        for event in events {
+            match event {
+                ServerEvent::Registered(r) | ServerEvent::Updated(r) => {
+                    state
+                        .registrations
+                        .insert(r.endpoint.clone(), Registration::clone(r));
+                }
+                ServerEvent::Deregistered { endpoint } | ServerEvent::Expired { endpoint } => {
+                    state.registrations.remove(endpoint);
+                }
+                _ => {}
+            }
+        }
     }
 
     pub(crate) fn close(&self) {

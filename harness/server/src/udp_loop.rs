@@ -352,6 +352,10 @@ impl Core for LwM2mCore {
                 let _ = reply.send(self.0.forget_observation(&endpoint, path));
                 true
             }
+            Command::SetQueueAwakeWindow(window) => {
+                self.0.set_queue_awake_window(window);
+                true
+            }
             Command::Shutdown => false,
         }
     }
@@ -360,7 +364,7 @@ impl Core for LwM2mCore {
         let events: Vec<ServerEvent> = std::iter::from_fn(|| self.0.poll_event()).collect();
         // The snapshot must be current before a waiter sees the event.
         if events.iter().any(changes_registrations) {
-            shared.set_registrations(self.0.registrations().into_iter().cloned());
+            shared.apply_registration_events(&events);
         }
         for event in events {
             tracing::info!(event = %crate::describe::describe_event(&event), "LwM2M event");

@@ -1,6 +1,7 @@
 //! The virtual meter's command line:
 //! `--state-dir DIR --objects DIR [--pty-link PATH] [--seed N] [--serial SN]
-//! [--exit-with-parent] [--exit-with-pid PID] [--without PATH]... [--server-instance N]`
+//! [--exit-with-parent] [--exit-with-pid PID] [--without PATH]... [--server-instance N]
+//! [--without-composite]`
 //! and the factory provisioning flags ([`crate::factory`]):
 //! `[--server URI | --bootstrap URI] [--endpoint EP] [--lifetime SECS] [--psk-identity ID]`,
 //! the key only in the environment ([`crate::factory::PSK_KEY_ENV`]).
@@ -28,6 +29,8 @@ pub struct DeviceOptions {
     /// The Server object instance (/1/N) of the account the meter is
     /// configured with directly (`--server-instance N`; bootstrap writes its own).
     pub server_instance: u16,
+    /// No Read-/Write-/Observe-Composite and no Send (`--without-composite`).
+    pub without_composite: bool,
 }
 
 impl DeviceOptions {
@@ -41,6 +44,7 @@ impl DeviceOptions {
         Ok(DeviceOptions {
             without,
             server_instance: o.server_instance,
+            without_composite: o.without_composite,
         })
     }
 
@@ -48,6 +52,9 @@ impl DeviceOptions {
         let mut v = Vec::new();
         for p in &self.without {
             v.extend(["--without".to_owned(), p.to_string()]);
+        }
+        if self.without_composite {
+            v.push("--without-composite".to_owned());
         }
         if self.server_instance != 0 {
             v.extend([
@@ -137,6 +144,7 @@ impl MeterArgs {
                     serial = Some(v);
                 }
                 "--exit-with-parent" => exit_with_parent = true,
+                "--without-composite" => device.without_composite = true,
                 "--exit-with-pid" => {
                     let v = value()?;
                     exit_with_pid = Some(v.parse().ok().filter(|p| *p > 1).ok_or_else(|| {
@@ -254,6 +262,7 @@ mod tests {
             "/3/0/14",
             "--server-instance",
             "1",
+            "--without-composite",
         ]))
         .unwrap();
         assert_eq!(
@@ -261,6 +270,7 @@ mod tests {
             [Path::resource(3, 0, 15), Path::resource(3, 0, 14)]
         );
         assert_eq!(a.device.server_instance, 1);
+        assert!(a.device.without_composite);
         assert_eq!(MeterArgs::parse(&a.to_args()).unwrap(), a);
         let e = MeterArgs::parse(&strings(&["--without", "/3"]))
             .unwrap_err()

@@ -26,6 +26,7 @@ use crate::session::{Session, SessionSettings};
 mod connectivity;
 mod onboarding;
 mod registers;
+mod sleep;
 mod updates;
 
 /// The meter's periodic work runs once a second (the Current Time resolution).
@@ -134,6 +135,7 @@ pub fn run(args: MeterArgs, factory: Option<FactoryImage>) -> Result<(), SimErro
         reboot_pending: false,
         conn: connectivity::Connectivity::default(),
         registers: registers::Registers::default(),
+        sleep: sleep::Sleep::default(),
         firmware: crate::firmware::FirmwareUpdate::new(
             &args.state_dir,
             downloads.clone(),
@@ -210,6 +212,8 @@ struct Meter {
     conn: connectivity::Connectivity,
     /// Reading frames (meter/registers.rs).
     registers: registers::Registers,
+    /// PSM acted out on the radio (meter/sleep.rs).
+    sleep: sleep::Sleep,
 }
 
 impl Meter {
@@ -252,6 +256,9 @@ impl Meter {
             d = d.min(t);
         }
         if let Some(t) = self.connectivity_deadline() {
+            d = d.min(t);
+        }
+        if let Some(t) = self.sleep_deadline() {
             d = d.min(t);
         }
         d
@@ -297,6 +304,13 @@ impl Meter {
             Input::Line(Frame::Overlong) => {
                 tracing::warn!("overlong command line discarded");
                 self.write(frame("ERROR"));
+            }
+            Input::Datagram {
+                session,
+                peer,
+                data,
+            } if !self.radio_hears(now, data.len()) => {
+                tracing::debug!(session, %peer, "datagram lost: radio asleep");
             }
             Input::Datagram {
                 session,
@@ -419,7 +433,8 @@ impl Meter {
             server,
             lifetime: Duration::from_secs(u64::from(settings.lifetime_s)),
             lwm2m_version: "1.1".to_owned(),
-            binding: "U".to_owned(),
+            // Queue mode (Core §6.5) when PSM will put the radio to sleep.
+            binding: if self.queue_mode() { "UQ" } else { "U" }.to_owned(),
             registry: self.registry.clone(),
             preferred_format: ContentFormat::Tlv,
             // Distinct per boot and session, so message ids and tokens never repeat across reboots.
@@ -436,7 +451,9 @@ impl Meter {
             self.inbox_tx.clone(),
             now,
         ) {
-            Ok(s) => {
+            Ok(mut s) => {
+                s.client()
+                    .set_composite_support(!self.device.without_composite);
                 self.active = Some(s);
                 self.configure_update_objects();
             }
@@ -457,6 +474,7 @@ impl Meter {
     }
 
     fn run_timers(&mut self, now: Instant) {
+        self.sleep_timers(now);
         self.update_timers(now);
         if let Some(s) = self.active.as_mut() {
             s.handle_timeout(now);
@@ -507,6 +525,7 @@ impl Meter {
             self.reboot(now);
         }
         self.connectivity_after_pump(now);
+        self.sleep_after_pump(now);
     }
 
     fn on_event(&mut self, now: Instant, active: bool, event: ClientEvent) {

@@ -83,6 +83,7 @@ mod tests {
         let options = VirtualMeterOptions {
             without: vec!["/3/zero".into()],
             server_instance: 0,
+            ..VirtualMeterOptions::default()
         };
         let e = parts(dir.path()).power(&options).err().expect("refused");
         assert!(e.to_string().contains("/3/zero"), "{e}");

@@ -57,6 +57,8 @@ pub struct Session {
     receiver: Option<JoinHandle<()>>,
     links: DtlsLinks,
     link_events: Vec<LinkEvent>,
+    /// Datagrams sent, for the radio's sleep model (meter/sleep.rs).
+    sent: std::cell::Cell<u64>,
 }
 
 /// How the datagrams to one peer travel.
@@ -127,6 +129,7 @@ impl Session {
             receiver: Some(receiver),
             links: DtlsLinks::new(),
             link_events: Vec::new(),
+            sent: std::cell::Cell::new(0),
         };
         session.flush();
         Ok(session)
@@ -207,7 +210,13 @@ impl Session {
         }
     }
 
+    /// How many datagrams this session has sent (sending wakes a radio in PSM).
+    pub fn sent(&self) -> u64 {
+        self.sent.get()
+    }
+
     fn send_raw(&self, destination: SocketAddr, payload: &[u8]) {
+        self.sent.set(self.sent.get() + 1);
         if let Err(e) = self.socket.send_to(payload, destination) {
             tracing::warn!(session = self.id, %destination, error = %e, "UDP send failed; datagram lost");
         } else {

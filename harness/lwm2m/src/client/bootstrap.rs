@@ -258,7 +258,14 @@ impl Client {
                 Ok((addr, _secure)) => {
                     self.config.server = addr;
                     self.config.lifetime = a.lifetime;
+                    // Queue mode is the client's own choice (a `Q` in its
+                    // configured binding, Core §6.5), not the account's
+                    // Binding (/1/x/7): it survives the account's.
+                    let queue = self.config.binding.contains('Q');
                     self.config.binding = a.binding.clone();
+                    if queue && !self.config.binding.contains('Q') {
+                        self.config.binding.push('Q');
+                    }
                     return Ok(a);
                 }
                 Err(e) => reasons.push(e),

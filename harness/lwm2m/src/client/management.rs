@@ -69,6 +69,10 @@ impl Client {
         let segments = options::strings(message, CoapOption::UriPath);
         let path = Path::from_segments(&segments).map_err(|e| refuse(404, e.to_string()))?;
         if path.depth() == 0 {
+            // FETCH and iPATCH on / are the composite operations (`composite.rs`).
+            if let Some(reply) = self.serve_composite(now, peer, message, changed) {
+                return reply;
+            }
             return Err(refuse(405, "operations on / are Bootstrap-only"));
         }
         if path
@@ -155,7 +159,7 @@ impl Client {
     }
 
     /// 4.04 unless the object is known, and the instance and resource (value) exist.
-    fn check_exists(&self, path: &Path) -> Result<(), Refusal> {
+    pub(super) fn check_exists(&self, path: &Path) -> Result<(), Refusal> {
         let object = path.object_id().unwrap_or_default();
         let def = self
             .config
@@ -274,6 +278,7 @@ impl Client {
                     pending: false,
                     sent: 0,
                     last_con: now,
+                    composite: None,
                 });
                 tracing::debug!(%peer, %path, "observation registered");
             }
@@ -295,7 +300,7 @@ impl Client {
     /// carries the representation's ETag (so the server notices a value
     /// that changed between blocks) and block 0 carries Size2 (§4). A block
     /// starting past the end is 4.02 Bad Option, SZX 7 is 4.00 (§2.2).
-    fn block2_reply(
+    pub(super) fn block2_reply(
         &self,
         request: &Packet,
         format: ContentFormat,

@@ -32,6 +32,7 @@
 //!   §5.4.1).
 
 mod bootstrap;
+mod composite;
 mod management;
 mod observe;
 pub mod registration;
@@ -39,6 +40,7 @@ mod server_account;
 mod store;
 
 pub use bootstrap::{BootstrapConfig, RetryPolicy};
+pub use composite::{SendError, MUTE_SEND};
 pub use observe::{CON_AT_LEAST_EVERY, CON_EVERY};
 pub use server_account::DEFAULT_DISABLE_TIMEOUT;
 pub use store::{ObjectStore, StoreError};
@@ -143,6 +145,11 @@ pub enum ClientEvent {
     BootstrapFailed {
         reason: String,
     },
+    /// The server answered a [`Client::send`] with `code` (2.04 Changed
+    /// expected), or never did (`None`: no answer after the retransmissions, or Reset).
+    SendAnswered {
+        code: Option<u16>,
+    },
     /// Bootstrap-Finish changed these object instances (their values are in
     /// the store, absent ones were deleted): what the device persists.
     Provisioned {
@@ -221,6 +228,8 @@ pub struct Client {
     disabled_until: Option<Instant>,
     /// See [`Client::set_account_defaults`].
     account_defaults: Vec<(u16, Value)>,
+    /// Composite operations offered, Sends in flight (`composite.rs`).
+    composite: composite::CompositeState,
 }
 
 /// Largest request body the client reassembles from Block1 blocks on a path
@@ -264,6 +273,7 @@ impl Client {
             pending_account_action: None,
             disabled_until: None,
             account_defaults: Vec::new(),
+            composite: composite::CompositeState::default(),
         };
         client.ensure_bootstrap_account();
         client
@@ -603,6 +613,9 @@ impl Client {
                     // Likewise an Update or De-register the request causes.
                     self.after_account_request(now, &changed);
                 }
+                ExchangeEvent::Response { id, message, .. } if self.is_send(id) => {
+                    self.send_outcome(id, Some(&message))
+                }
                 ExchangeEvent::Response { id, message, .. } => {
                     self.registration_outcome(now, id, Ok(message))
                 }
@@ -627,6 +640,10 @@ impl Client {
                             );
                             continue;
                         }
+                        if self.is_send(id) {
+                            self.send_outcome(id, None);
+                            continue;
+                        }
                         self.notify_exchanges.remove(&id);
                     }
                     // RFC 7641 §3.6: Reset to a notification cancels the observation.
@@ -646,6 +663,8 @@ impl Client {
                     } else if self.reg_exchange.is_some_and(|(r, _)| r == id) {
                         let reason = format!("no response after {transmissions} transmissions");
                         self.registration_outcome(now, id, Err(reason));
+                    } else if self.is_send(id) {
+                        self.send_outcome(id, None);
                     } else if self.notify_exchanges.remove(&id).is_some() {
                         // RFC 7641 §4.5: an unacknowledged CON notification ends the observation.
                         tracing::info!(%peer, "CON notification never acknowledged; observation dropped");
@@ -729,13 +748,10 @@ impl Client {
     fn on_change(&mut self, now: Instant, changed: &[Path]) {
         for i in 0..self.observations.len() {
             let obs = &self.observations[i];
-            if !changed
-                .iter()
-                .any(|c| obs.path.contains(c) || c.contains(&obs.path))
-            {
+            if !changed.iter().any(|c| obs.covers(c)) {
                 continue;
             }
-            let records = self.store.read(&obs.path);
+            let records = self.observed_records(obs);
             if records == obs.last_records {
                 continue;
             }
@@ -800,7 +816,7 @@ impl Client {
         let confirmable = obs.next_is_confirmable(now);
         let mut packet = Packet::new();
         packet.set_token(obs.token.clone());
-        let alive = match self.read_payload(&obs.path, Some(obs.format)) {
+        let alive = match self.observation_payload(&obs) {
             Ok((format, payload)) => {
                 packet.header.code = MessageClass::from(code::from_number(205).unwrap_or(0x45));
                 options::set_uint(&mut packet, CoapOption::Observe, sequence);
@@ -830,9 +846,10 @@ impl Client {
             self.observations.remove(index);
             return false;
         }
+        let records = self.observed_records(&self.observations[index]);
         let o = &mut self.observations[index];
         o.last_sent = now;
-        o.last_records = self.store.read(&o.path);
+        o.last_records = records;
         o.pending = false;
         o.sent += 1;
         if confirmable {

@@ -40,6 +40,21 @@ pub struct Observation {
     /// When the observer last confirmed it is there: the Observe request,
     /// or the last Confirmable notification sent (see [`CON_AT_LEAST_EVERY`]).
     pub last_con: Instant,
+    /// For an Observe-Composite (Core §6.4.3, `composite.rs`): the paths it
+    /// covers (`path` is then `/`); `None` for an Observe of `path`.
+    pub composite: Option<Vec<Path>>,
+}
+
+impl Observation {
+    /// Whether a change at `changed` concerns this observation.
+    pub fn covers(&self, changed: &Path) -> bool {
+        match &self.composite {
+            Some(paths) => paths
+                .iter()
+                .any(|p| p.contains(changed) || changed.contains(p)),
+            None => self.path.contains(changed) || changed.contains(&self.path),
+        }
+    }
 }
 
 impl Observation {

@@ -45,16 +45,30 @@ fn with_object_list(p: &mut Packet, store: &ObjectStore) {
 }
 
 /// `POST /rd?ep={name}&lt={lifetime}&lwm2m={version}&b={binding}` with the object list.
+///
+/// Queue mode is asked for with a `Q` in [`ClientConfig::binding`] (`"UQ"`),
+/// and said as the version says it: LwM2M 1.0 keeps it in the binding
+/// (`b=UQ`, 1.0 Core §5.3.1.1), later versions send the binding without it
+/// and a separate `Q` parameter (1.1 Core §6.2.1, Transport Table 6.2.1-1).
 pub fn register(config: &ClientConfig, store: &ObjectStore) -> Packet {
     let mut p = Packet::new();
     p.header.code = MessageClass::Request(RequestType::Post);
     options::add_strings(&mut p, CoapOption::UriPath, &["rd"]);
-    let query = [
+    let queue = config.binding.contains('Q') && config.lwm2m_version != "1.0";
+    let binding = if queue {
+        config.binding.replace('Q', "")
+    } else {
+        config.binding.clone()
+    };
+    let mut query = vec![
         format!("ep={}", config.endpoint),
         format!("lt={}", config.lifetime.as_secs()),
         format!("lwm2m={}", config.lwm2m_version),
-        format!("b={}", config.binding),
+        format!("b={binding}"),
     ];
+    if queue {
+        query.push("Q".to_owned());
+    }
     options::add_strings(&mut p, CoapOption::UriQuery, &query);
     with_object_list(&mut p, store);
     p
@@ -158,6 +172,35 @@ mod tests {
             crate::coap::summarize(&expected),
             "CON POST mid=0x1a2b tok=0a0b /rd?ep=meter-1&lt=60&lwm2m=1.1&b=U cf=40 len=26"
         );
+    }
+
+    #[test]
+    fn queue_mode_is_the_q_parameter_from_1_1_and_the_binding_in_1_0() {
+        // LwM2M 1.1 Transport Table 6.2.1-1: `Q` is a parameter without a
+        // value; LwM2M 1.0 Core §5.3.1.1 binding `UQ`.
+        let store = ObjectStore::new(Registry::default());
+        let mut config = ClientConfig {
+            endpoint: "m".into(),
+            server: "127.0.0.1:5683".parse().unwrap(),
+            lifetime: Duration::from_secs(60),
+            lwm2m_version: "1.1".into(),
+            binding: "UQ".into(),
+            registry: Registry::default(),
+            preferred_format: ContentFormat::Tlv,
+            seed: 0,
+            bootstrap: None,
+            retry: Default::default(),
+        };
+        let query = |c: &ClientConfig| options::strings(&register(c, &store), CoapOption::UriQuery);
+        assert_eq!(query(&config), ["ep=m", "lt=60", "lwm2m=1.1", "b=U", "Q"]);
+        let mut p = register(&config, &store);
+        p.header.message_id = 1;
+        // The last query option: delta 0, length 1, "Q".
+        let bytes = wire::encode(&p);
+        let tail = &bytes[bytes.len() - 2..];
+        assert_eq!(tail, [0x01, b'Q']);
+        config.lwm2m_version = "1.0".into();
+        assert_eq!(query(&config), ["ep=m", "lt=60", "lwm2m=1.0", "b=UQ"]);
     }
 
     #[test]

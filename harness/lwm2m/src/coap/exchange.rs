@@ -10,7 +10,7 @@
 //! and rejects undecodable CONs with a Reset (§4.2). It is sans-IO: the caller
 //! passes `now` into every call and drains `poll_transmit` / `poll_event`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -90,6 +90,16 @@ enum Phase {
     },
 }
 
+impl Phase {
+    /// When `handle_timeout` must act on the exchange.
+    fn due(&self) -> Instant {
+        match self {
+            Phase::AwaitingAck { next, .. } => *next,
+            Phase::AwaitingResponse { deadline, .. } => *deadline,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Outgoing {
     peer: SocketAddr,
@@ -117,9 +127,23 @@ pub struct MessageLayer {
     next_message_id: u16,
     next_exchange: u64,
     outgoing: HashMap<ExchangeId, Outgoing>,
+    /// Indexes of `outgoing`, kept exact by `track` and `untrack`: a server
+    /// with a request in flight to each of thousands of clients would
+    /// otherwise scan them all per ACK, per notification and per loop turn.
+    /// `timers` orders the exchanges by when they are due (RFC 7252 §4.2
+    /// retransmission or response deadline).
+    timers: BTreeSet<(Instant, ExchangeId)>,
+    by_message_id: HashMap<(SocketAddr, u16), ExchangeId>,
+    by_token: HashMap<Vec<u8>, Vec<ExchangeId>>,
     seen: HashMap<(SocketAddr, u16), Seen>,
     /// NON messages we sent, so a Reset to one can be traced to its token (RFC 7641 §3.6).
     sent_non: HashMap<(SocketAddr, u16), (Vec<u8>, Instant)>,
+    /// When each entry of `seen` and of `sent_non` is due to go, in time
+    /// order: every datagram expires what is due, and a server with tens of
+    /// thousands of clients holds that many entries, so a scan of the maps
+    /// per datagram made each datagram cost O(clients).
+    seen_deadlines: BTreeSet<(Instant, SocketAddr, u16)>,
+    sent_non_deadlines: BTreeSet<(Instant, SocketAddr, u16)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<ExchangeEvent>,
 }
@@ -133,8 +157,13 @@ impl MessageLayer {
             next_message_id,
             next_exchange: 0,
             outgoing: HashMap::new(),
+            timers: BTreeSet::new(),
+            by_message_id: HashMap::new(),
+            by_token: HashMap::new(),
             seen: HashMap::new(),
             sent_non: HashMap::new(),
+            seen_deadlines: BTreeSet::new(),
+            sent_non_deadlines: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -202,13 +231,15 @@ impl MessageLayer {
                 (peer, message.header.message_id),
                 (token.clone(), now + NON_LIFETIME),
             );
+            self.sent_non_deadlines
+                .insert((now + NON_LIFETIME, peer, message.header.message_id));
             Phase::AwaitingResponse {
                 deadline: now + MAX_TRANSMIT_WAIT,
                 transmissions: 1,
             }
         };
         if confirmable || is_request {
-            self.outgoing.insert(
+            self.track(
                 id,
                 Outgoing {
                     peer,
@@ -222,6 +253,31 @@ impl MessageLayer {
             );
         }
         id
+    }
+
+    /// Starts tracking an outgoing message, with its indexes.
+    fn track(&mut self, id: ExchangeId, out: Outgoing) {
+        self.timers.insert((out.phase.due(), id));
+        self.by_message_id.insert((out.peer, out.message_id), id);
+        self.by_token.entry(out.token.clone()).or_default().push(id);
+        self.outgoing.insert(id, out);
+    }
+
+    /// Stops tracking an outgoing message, with its indexes.
+    fn untrack(&mut self, id: ExchangeId) -> Option<Outgoing> {
+        let out = self.outgoing.remove(&id)?;
+        self.timers.remove(&(out.phase.due(), id));
+        let key = (out.peer, out.message_id);
+        if self.by_message_id.get(&key) == Some(&id) {
+            self.by_message_id.remove(&key);
+        }
+        if let Some(ids) = self.by_token.get_mut(&out.token) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                self.by_token.remove(&out.token);
+            }
+        }
+        Some(out)
     }
 
     /// Answers a request: piggybacked in the ACK for a CON, as a NON with a new
@@ -272,7 +328,7 @@ impl MessageLayer {
 
     /// Stops tracking a message: no more retransmissions, no response event.
     pub fn cancel(&mut self, id: ExchangeId) {
-        self.outgoing.remove(&id);
+        self.untrack(id);
     }
 
     /// Sends the rest of exchange `id` — its retransmissions — to `peer`,
@@ -282,7 +338,12 @@ impl MessageLayer {
     pub fn redirect(&mut self, id: ExchangeId, peer: SocketAddr) -> bool {
         match self.outgoing.get_mut(&id) {
             Some(out) => {
+                let old = (out.peer, out.message_id);
+                if self.by_message_id.get(&old) == Some(&id) {
+                    self.by_message_id.remove(&old);
+                }
                 out.peer = peer;
+                self.by_message_id.insert((peer, out.message_id), id);
                 true
             }
             None => false,
@@ -360,6 +421,8 @@ impl MessageLayer {
                         reply: None,
                     },
                 );
+                self.seen_deadlines
+                    .insert((now + lifetime, peer, message_id));
                 if raw == 0 {
                     // A CON Empty message is a "CoAP ping", answered with Reset
                     // (§4.3); a NON Empty message is meaningless and dropped.
@@ -370,7 +433,7 @@ impl MessageLayer {
                     self.events
                         .push_back(ExchangeEvent::Request { peer, message });
                 } else if let Some(id) = self.match_response(peer, &message) {
-                    self.outgoing.remove(&id);
+                    self.untrack(id);
                     self.acknowledge(peer, &message);
                     self.events
                         .push_back(ExchangeEvent::Response { id, peer, message });
@@ -394,16 +457,18 @@ impl MessageLayer {
                             Phase::AwaitingAck { transmissions, .. } => transmissions,
                             Phase::AwaitingResponse { transmissions, .. } => transmissions,
                         };
+                        self.timers.remove(&(out.phase.due(), id));
                         out.phase = Phase::AwaitingResponse {
                             deadline: now + MAX_TRANSMIT_WAIT,
                             transmissions,
                         };
+                        self.timers.insert((out.phase.due(), id));
                     } else {
-                        self.outgoing.remove(&id);
+                        self.untrack(id);
                         self.events.push_back(ExchangeEvent::Acknowledged { id });
                     }
                 } else if out.is_request && out.token == message.get_token() {
-                    self.outgoing.remove(&id);
+                    self.untrack(id);
                     self.events
                         .push_back(ExchangeEvent::Response { id, peer, message });
                 } else {
@@ -412,7 +477,7 @@ impl MessageLayer {
             }
             MessageType::Reset => {
                 if let Some(id) = self.match_message_id(peer, message_id) {
-                    let out = self.outgoing.remove(&id);
+                    let out = self.untrack(id);
                     self.events.push_back(ExchangeEvent::Reset {
                         id: Some(id),
                         peer,
@@ -432,14 +497,11 @@ impl MessageLayer {
     }
 
     fn match_message_id(&self, peer: SocketAddr, message_id: u16) -> Option<ExchangeId> {
+        let id = *self.by_message_id.get(&(peer, message_id))?;
         self.outgoing
-            .iter()
-            .find(|(_, o)| {
-                o.peer == peer
-                    && o.message_id == message_id
-                    && matches!(o.phase, Phase::AwaitingAck { .. })
-            })
-            .map(|(id, _)| *id)
+            .get(&id)
+            .is_some_and(|o| matches!(o.phase, Phase::AwaitingAck { .. }))
+            .then_some(id)
     }
 
     /// The request a separate response answers: same peer and token
@@ -451,28 +513,26 @@ impl MessageLayer {
     fn match_response(&self, peer: SocketAddr, message: &Packet) -> Option<ExchangeId> {
         let token = message.get_token();
         let notification = message.get_option(CoapOption::Observe).is_some();
-        self.outgoing
+        self.by_token
+            .get(token)?
             .iter()
-            .find(|(_, o)| {
-                o.is_request
-                    && o.peer == peer
-                    && o.token == token
-                    && (o.registers_observation || !notification)
+            .copied()
+            .filter(|id| {
+                self.outgoing.get(id).is_some_and(|o| {
+                    o.is_request && o.peer == peer && (o.registers_observation || !notification)
+                })
             })
-            .map(|(id, _)| *id)
+            .min()
     }
 
     /// Retransmits what is due and gives up on what has waited too long.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.expire(now);
         let mut due: Vec<ExchangeId> = self
-            .outgoing
+            .timers
             .iter()
-            .filter(|(_, o)| match o.phase {
-                Phase::AwaitingAck { next, .. } => next <= now,
-                Phase::AwaitingResponse { deadline, .. } => deadline <= now,
-            })
-            .map(|(id, _)| *id)
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, id)| *id)
             .collect();
         due.sort();
         for id in due {
@@ -485,9 +545,11 @@ impl MessageLayer {
                     timeout,
                     next,
                 } if *transmissions <= MAX_RETRANSMIT => {
+                    self.timers.remove(&(*next, id));
                     *transmissions += 1;
                     *timeout *= 2;
                     *next = now + *timeout;
+                    self.timers.insert((*next, id));
                     tracing::debug!(peer = %out.peer, message_id = out.message_id, transmission = *transmissions, "retransmitting");
                     self.transmits.push_back(Transmit {
                         destination: out.peer,
@@ -497,7 +559,7 @@ impl MessageLayer {
                 Phase::AwaitingAck { transmissions, .. }
                 | Phase::AwaitingResponse { transmissions, .. } => {
                     let transmissions = *transmissions;
-                    if let Some(out) = self.outgoing.remove(&id) {
+                    if let Some(out) = self.untrack(id) {
                         tracing::debug!(peer = %out.peer, message_id = out.message_id, transmissions, "exchange timed out");
                         self.events.push_back(ExchangeEvent::Timeout {
                             id,
@@ -511,9 +573,32 @@ impl MessageLayer {
         }
     }
 
+    /// Forgets what is past its lifetime (`expires <= now`), visiting only
+    /// the due deadlines. A deadline whose entry was replaced or removed
+    /// since is dropped without touching the entry.
     fn expire(&mut self, now: Instant) {
-        self.seen.retain(|_, s| s.expires > now);
-        self.sent_non.retain(|_, (_, expires)| *expires > now);
+        while let Some(&(at, peer, id)) = self.seen_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.seen_deadlines.pop_first();
+            if self.seen.get(&(peer, id)).is_some_and(|s| s.expires == at) {
+                self.seen.remove(&(peer, id));
+            }
+        }
+        while let Some(&(at, peer, id)) = self.sent_non_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.sent_non_deadlines.pop_first();
+            if self
+                .sent_non
+                .get(&(peer, id))
+                .is_some_and(|(_, expires)| *expires == at)
+            {
+                self.sent_non.remove(&(peer, id));
+            }
+        }
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -526,13 +611,7 @@ impl MessageLayer {
 
     /// When `handle_timeout` must next be called (retransmissions and response deadlines).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.outgoing
-            .values()
-            .map(|o| match o.phase {
-                Phase::AwaitingAck { next, .. } => next,
-                Phase::AwaitingResponse { deadline, .. } => deadline,
-            })
-            .min()
+        self.timers.first().map(|(at, _)| *at)
     }
 }
 

@@ -6,7 +6,8 @@
 //! `handle_timeout` with the current time, then drain `poll_transmit`,
 //! `poll_event` and `poll_timeout`.
 //!
-//! Registrations live at `/rd/<4 hex digits>`; a Register from an endpoint
+//! Registrations live at `/rd/<hex sequence number>` (`expiry.rs`: never
+//! reused, never retried); a Register from an endpoint
 //! already registered replaces the old registration (its observations and
 //! requests in flight end). Requests are Confirmable and retransmitted by
 //! the CoAP layer ([`crate::coap::MessageLayer`]); notifications whose token
@@ -27,14 +28,18 @@
 //! registration interface does not implement gets 4.02 Bad Option (RFC 7252
 //! §5.4.1, [`crate::coap::critical`]).
 
+pub mod composite;
+mod expiry;
 mod fetch;
 mod push;
+mod queue;
 mod registration;
 mod request;
 mod security;
 
 pub use push::{bytes_per_second, PushProgress, PUSH_PROGRESS_EVERY_BLOCKS};
 
+pub use queue::{QueueEvent, DEFAULT_AWAKE_WINDOW};
 pub use registration::{
     check_register, check_update, parse as parse_registration, ObjectList, ParamError,
     RegistrationParams, DEFAULT_LIFETIME, SUPPORTED_VERSIONS, UNLISTED_OBJECTS,
@@ -202,6 +207,31 @@ pub enum DmRequest {
         body: Vec<u8>,
         szx: u8,
     },
+    /// Read-Composite (LwM2M 1.1 Core §6.3.8): FETCH / with the paths as a
+    /// SenML list; `format` (SenML JSON or CBOR) writes the list and is
+    /// asked for the answer; `None` picks one the client listed
+    /// ([`composite::default_format`]). The answer's records carry absolute paths.
+    ReadComposite {
+        paths: Vec<Path>,
+        format: Option<ContentFormat>,
+    },
+    /// Write-Composite (Core §6.3.9): iPATCH / with records at absolute paths.
+    WriteComposite {
+        records: Vec<Record>,
+        format: Option<ContentFormat>,
+    },
+    /// Observe-Composite (Core §6.4.3): the Read-Composite FETCH with
+    /// Observe 0; notifications come as [`ServerEvent::Notification`] at `/`.
+    ObserveComposite {
+        paths: Vec<Path>,
+        format: Option<ContentFormat>,
+    },
+    /// Cancel Observation-Composite (Core §6.4.4) of the newest
+    /// Observe-Composite of exactly these paths: its FETCH again with
+    /// Observe 1 and its token.
+    CancelObserveComposite {
+        paths: Vec<Path>,
+    },
 }
 
 impl DmRequest {
@@ -218,6 +248,11 @@ impl DmRequest {
             | DmRequest::CancelObserve { path }
             | DmRequest::WriteBlockwise { path, .. } => *path,
             DmRequest::Create { object, .. } => *object,
+            // Composite operations address the root; their records carry absolute paths.
+            DmRequest::ReadComposite { .. }
+            | DmRequest::WriteComposite { .. }
+            | DmRequest::ObserveComposite { .. }
+            | DmRequest::CancelObserveComposite { .. } => Path::ROOT,
         }
     }
 }
@@ -258,6 +293,13 @@ pub enum RequestError {
     RegistrationEnded,
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// Queue mode (`queue.rs`): the request was held for a sleeping client
+    /// that never talked again before its registration expired.
+    #[error("held {held_for:?} in queue mode and never sent: the client did not wake before its registration expired (lifetime {lifetime:?})")]
+    NeverWoke {
+        held_for: Duration,
+        lifetime: Duration,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -311,6 +353,15 @@ pub enum ServerEvent {
     /// A report of the secure transport (a DTLS handshake or drop); the
     /// transport shell publishes these, the core never does.
     Security(SecurityEvent),
+    /// What queue mode did: a client fell asleep, a request was held for
+    /// it or sent when it woke (LwM2M 1.1 Core §6.5, `queue.rs`).
+    Queue(QueueEvent),
+    /// A registered client pushed `records` with Send (LwM2M 1.1 Core
+    /// §6.4.6, POST /dp); it was answered 2.04 Changed.
+    Sent {
+        endpoint: String,
+        records: Vec<Record>,
+    },
 }
 
 /// A request in flight.
@@ -348,16 +399,30 @@ pub struct Server {
     registrations: BTreeMap<String, Registration>,
     /// Location ("/rd/5a3f") to endpoint name.
     locations: HashMap<String, String>,
+    /// When each registration expires, in time order (see `expiry.rs`).
+    deadlines: expiry::Deadlines,
+    /// The next location names; started at the first Register, with the
+    /// draw the old random scheme made there (see `expiry.rs`).
+    location_ids: Option<expiry::LocationIds>,
     pending: HashMap<ExchangeId, Pending>,
     /// Register and Update bodies arriving in Block1 blocks, by (peer, Uri-Path).
     block1: Block1Inbox<(SocketAddr, Vec<String>)>,
     observations: HashMap<Vec<u8>, Observation>,
+    /// The tokens of each endpoint's observations, so that ending one
+    /// registration does not scan every observation of the fleet. It may
+    /// hold tokens of observations that ended since (checked on use); each
+    /// insert prunes that endpoint's list.
+    observed_by: HashMap<String, Vec<Vec<u8>>>,
+    /// The paths of each Observe-Composite, by its request id (see `composite.rs`).
+    composite_observations: HashMap<RequestId, (ContentFormat, Vec<Path>)>,
     events: VecDeque<ServerEvent>,
     next_request: u64,
     /// See [`Server::set_authorizer`].
     authorizer: Option<Authorizer>,
     /// The authenticated identity of the datagram being handled.
     identity: Option<String>,
+    /// Queue-mode clients: awake or asleep, requests held (`queue.rs`).
+    queue: queue::QueueMode,
 }
 
 impl Server {
@@ -368,13 +433,18 @@ impl Server {
             layer,
             registrations: BTreeMap::new(),
             locations: HashMap::new(),
+            deadlines: expiry::Deadlines::default(),
+            location_ids: None,
             pending: HashMap::new(),
             block1: Block1Inbox::new(REGISTRATION_BODY_LIMIT, MAX_SZX),
             observations: HashMap::new(),
+            observed_by: HashMap::new(),
+            composite_observations: HashMap::new(),
             events: VecDeque::new(),
             next_request: 1,
             authorizer: None,
             identity: None,
+            queue: queue::QueueMode::new(),
         }
     }
 
@@ -391,6 +461,7 @@ impl Server {
         self.expire_registrations(now);
         self.layer.handle_datagram(now, peer, datagram);
         self.process_layer_events(now);
+        self.queue_heard_from(now, peer);
     }
 
     /// Retransmits, times out requests and expires registrations whose
@@ -400,21 +471,30 @@ impl Server {
         self.update_push_transmissions();
         self.process_layer_events(now);
         self.expire_registrations(now);
+        self.queue_timeouts(now);
     }
 
     /// Ends every registration not refreshed within its lifetime: the
     /// registration lives for `lt` seconds after the Register or the last
     /// Update and is gone at that very instant (`updated_at + lt <= now`),
     /// with its observations and requests in flight (LwM2M 1.1 Core §6.2.2).
+    /// Only the due deadlines are visited (`expiry.rs`), so the cost per
+    /// datagram does not grow with the number registered; a deadline that
+    /// no longer matches its registration is dropped unheeded.
     fn expire_registrations(&mut self, now: Instant) {
-        let expired: Vec<String> = self
-            .registrations
-            .values()
-            .filter(|r| r.expires_at().is_some_and(|at| at <= now))
-            .map(|r| r.endpoint.clone())
-            .collect();
+        let mut expired = Vec::new();
+        while let Some((at, endpoint)) = self.deadlines.pop_due(now) {
+            if self
+                .registrations
+                .get(&endpoint)
+                .is_some_and(|r| r.expires_at() == Some(at))
+            {
+                expired.push(endpoint);
+            }
+        }
         for endpoint in expired {
             tracing::info!(%endpoint, "registration expired");
+            self.queue_fail_held(now, &endpoint, true);
             self.end_registration(now, &endpoint);
             self.events.push_back(ServerEvent::Expired { endpoint });
         }
@@ -430,15 +510,14 @@ impl Server {
 
     /// The earliest instant at which `handle_timeout` must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let expiry = self
-            .registrations
-            .values()
-            .filter_map(Registration::expires_at)
-            .min();
-        [expiry, self.layer.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.deadlines.next(),
+            self.layer.poll_timeout(),
+            self.queue.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn registration(&self, endpoint: &str) -> Option<&Registration> {
@@ -468,6 +547,9 @@ impl Server {
             .get(endpoint)
             .map(|r| r.peer)
             .ok_or_else(|| RequestError::NotRegistered(endpoint.to_string()))?;
+        if self.queue.is_asleep(endpoint, now) {
+            return self.hold_request(now, endpoint, request);
+        }
         if let DmRequest::WriteBlockwise {
             path,
             format,
@@ -483,11 +565,19 @@ impl Server {
             .map_or(self.config.default_format, |r| {
                 request::preferred_format(self.config.default_format, &r.content_formats)
             });
-        let mut packet = request::build(&request, &self.config.registry, default)?;
-        let path = request::target(&request);
         let id = RequestId(self.next_request);
+        let mut packet = match self.build_composite(endpoint, &request)? {
+            Some(packet) => packet,
+            None => request::build(&request, &self.config.registry, default)?,
+        };
+        let path = request::target(&request);
         let mut observe_token = None;
         match &request {
+            DmRequest::ObserveComposite { .. } | DmRequest::CancelObserveComposite { .. } => {
+                let (token, observing) = self.composite_token(endpoint, id, &request)?;
+                packet.set_token(token.clone());
+                observe_token = observing.then_some(token);
+            }
             DmRequest::Observe { .. } => {
                 let token = self.layer.new_token();
                 packet.set_token(token.clone());
@@ -810,7 +900,7 @@ impl Server {
                 // RFC 7641 §4.1: the client keys observers by endpoint and
                 // token, so an older observation of the same path with another
                 // token lives on beside this one.
-                self.observations.insert(
+                self.add_observation(
                     token,
                     Observation {
                         id: pending.id,
@@ -1053,6 +1143,7 @@ impl Server {
             (RequestType::Post, ["rd"]) => self.register(now, peer, &message),
             (RequestType::Post, ["rd", id]) => self.update(now, peer, &message, id),
             (RequestType::Delete, ["rd", id]) => self.deregister(now, id),
+            (RequestType::Post, [composite::SEND_PATH]) => self.receive_send(peer, &message),
             (_, ["rd"] | ["rd", _]) => Reply::code(405),
             _ => Reply::code(404),
         };
@@ -1087,12 +1178,11 @@ impl Server {
             tracing::info!(%endpoint, "re-registration replaces the previous registration");
             self.end_registration(now, &endpoint);
         }
-        let id = loop {
-            let candidate = format!("{:04x}", self.layer.random() as u16);
-            if !self.locations.contains_key(&format!("/rd/{candidate}")) {
-                break candidate;
-            }
-        };
+        let layer = &mut self.layer;
+        let id = self
+            .location_ids
+            .get_or_insert_with(|| expiry::LocationIds::new(layer.random() as u16))
+            .next_id();
         let location = format!("/rd/{id}");
         let queue_mode = params.queue_mode(&version).unwrap_or(false);
         let list = params.objects.unwrap_or_default();
@@ -1113,7 +1203,10 @@ impl Server {
         };
         tracing::info!(%endpoint, %location, %peer, lifetime = ?registration.lifetime, "registered");
         self.locations.insert(location, endpoint.clone());
+        self.deadlines
+            .insert(registration.expires_at(), &registration.endpoint);
         self.registrations.insert(endpoint, registration.clone());
+        self.queue_track(now, &registration.endpoint);
         self.events.push_back(ServerEvent::Registered(registration));
         Reply {
             code: 201,
@@ -1136,6 +1229,8 @@ impl Server {
         if let Err(e) = registration::check_update(&params, &reg.lwm2m_version) {
             return Reply::error(e.code(), e.to_string());
         }
+        // The deadline moves (lt may change too): Core §6.2.2.
+        self.deadlines.remove(reg.expires_at(), &endpoint);
         if let Some(lt) = params.lifetime {
             reg.lifetime = lt;
         }
@@ -1162,8 +1257,10 @@ impl Server {
         let moved = (reg.peer != peer).then_some(reg.peer);
         reg.peer = peer;
         reg.updated_at = now;
+        self.deadlines.insert(reg.expires_at(), &endpoint);
         tracing::debug!(%endpoint, "registration updated");
         self.events.push_back(ServerEvent::Updated(reg.clone()));
+        self.queue_track(now, &endpoint);
         if let Some(old) = moved {
             tracing::info!(%endpoint, %old, new = %peer, "client moved; requests in flight follow it");
             let exchanges: Vec<ExchangeId> = self
@@ -1193,10 +1290,20 @@ impl Server {
     /// Forgets a registration with its observations; requests still in flight
     /// to it end with `RegistrationEnded`.
     fn end_registration(&mut self, now: Instant, endpoint: &str) {
+        self.queue_fail_held(now, endpoint, false);
         if let Some(reg) = self.registrations.remove(endpoint) {
             self.locations.remove(&reg.location);
+            self.deadlines.remove(reg.expires_at(), endpoint);
         }
-        self.observations.retain(|_, o| o.endpoint != endpoint);
+        for token in self.observed_by.remove(endpoint).unwrap_or_default() {
+            if self
+                .observations
+                .get(&token)
+                .is_some_and(|o| o.endpoint == endpoint)
+            {
+                self.observations.remove(&token);
+            }
+        }
         let ended: Vec<ExchangeId> = self
             .pending
             .iter()
@@ -1210,6 +1317,22 @@ impl Server {
                 self.end_without_response(now, p, transmissions, RequestError::RegistrationEnded);
             }
         }
+    }
+}
+
+impl Server {
+    /// Records an established observation (RFC 7641 §3.1) and indexes it
+    /// by endpoint; every observation goes in through here, or
+    /// `end_registration` would not find it.
+    fn add_observation(&mut self, token: Vec<u8>, observation: Observation) {
+        let tokens = self
+            .observed_by
+            .entry(observation.endpoint.clone())
+            .or_default();
+        let observations = &self.observations;
+        tokens.retain(|t| observations.contains_key(t));
+        tokens.push(token.clone());
+        self.observations.insert(token, observation);
     }
 }
 

@@ -176,6 +176,15 @@ pub fn build(
             options::add_strings(&mut p, CoapOption::UriQuery, &attribute_query(attributes));
             p
         }
+        DmRequest::ReadComposite { .. }
+        | DmRequest::WriteComposite { .. }
+        | DmRequest::ObserveComposite { .. }
+        | DmRequest::CancelObserveComposite { .. } => {
+            // They need the client's formats and observations: see `composite.rs`.
+            return Err(RequestError::Invalid(
+                "composite requests are built by Server::request".into(),
+            ));
+        }
         DmRequest::WriteBlockwise { path, .. } => {
             // One request per block: `Server` drives a `Block1Upload` instead.
             return Err(RequestError::Invalid(format!(

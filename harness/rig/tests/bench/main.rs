@@ -23,6 +23,7 @@ mod driver_wrappers;
 mod factory_rig_checks;
 mod factory_rigs;
 mod firmware_roles;
+mod link_relay;
 mod lock;
 mod modem_dialects;
 mod rig_file;

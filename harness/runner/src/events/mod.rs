@@ -215,7 +215,23 @@ pub fn verdict_message(v: &Verdict) -> Option<String> {
 #[derive(Debug)]
 pub(crate) struct Scope {
     pub rig: String,
+    /// The device of a rig with several (`devices:`); `None` otherwise.
+    pub device: Option<String>,
+    /// The rig's devices are a pool (`each_case: any`): the trial is named
+    /// without the device, which events.jsonl still records.
+    pub pooled: bool,
     pub case: String,
+}
+
+impl Scope {
+    /// The trial's name: `<rig>::<case>`, or `<rig>::<device>::<case>` on
+    /// a device of a rig with several that each run the case.
+    pub fn trial_name(&self) -> String {
+        match (&self.device, self.pooled) {
+            (Some(d), false) => format!("{}::{d}::{}", self.rig, self.case),
+            _ => format!("{}::{}", self.rig, self.case),
+        }
+    }
 }
 
 /// What goes to the writer thread: the event, stamped when it happened.
@@ -267,12 +283,22 @@ impl EventSink {
         }
     }
 
-    /// The sink of one case on one rig; `artifacts` is its folder.
-    pub fn for_case(&self, rig: &str, case: &Case, artifacts: &Path) -> CaseEvents {
+    /// The sink of one case on one rig (on `device` of a rig with
+    /// several, `pooled` when they are a pool); `artifacts` is its folder.
+    pub fn for_case(
+        &self,
+        rig: &str,
+        device: Option<&str>,
+        pooled: bool,
+        case: &Case,
+        artifacts: &Path,
+    ) -> CaseEvents {
         CaseEvents {
             sink: self.clone(),
             scope: Some(Arc::new(Scope {
                 rig: rig.to_string(),
+                device: device.map(str::to_string),
+                pooled,
                 case: case.id.clone(),
             })),
             file: case.file.display().to_string(),

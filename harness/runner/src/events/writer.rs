@@ -25,6 +25,9 @@ struct Line<'a> {
     at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     rig: Option<&'a str>,
+    /// The device of a rig with several; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     case: Option<&'a str>,
     #[serde(flatten)]
@@ -57,13 +60,14 @@ impl EventLog {
                     if let (Event::PowerCut(cut), Some(s)) = (&event, &scope) {
                         replays.extend(
                             cut.replay_line()
-                                .map(|l| format!("{}::{} {l}", s.rig, s.case)),
+                                .map(|l| format!("{} {l}", s.trial_name())),
                         );
                     }
                     let Some(w) = out.as_mut() else { continue };
                     let line = Line {
                         at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                         rig: scope.as_deref().map(|s| s.rig.as_str()),
+                        device: scope.as_deref().and_then(|s| s.device.as_deref()),
                         case: scope.as_deref().map(|s| s.case.as_str()),
                         event: &event,
                     };
@@ -126,6 +130,8 @@ mod tests {
         sink.send(
             Some(Arc::new(Scope {
                 rig: "virtual".into(),
+                device: None,
+                pooled: false,
                 case: "a".into(),
             })),
             Event::CaseEnd {

@@ -28,8 +28,20 @@ pub fn render(
     let mut report = Report::new(format!("meterbench {run_id}"));
     report.set_timestamp(chrono::Local::now().fixed_offset());
     for rig in rigs {
-        let mut suite = TestSuite::new(rig.name.clone());
+        // A device of a pool that ran nothing has nothing to report; a rig
+        // of one device keeps its suite, empty or not.
+        if rig.device.is_some()
+            && !outcomes
+                .iter()
+                .any(|o| o.rig == rig.name && o.device == rig.device)
+        {
+            continue;
+        }
+        let mut suite = TestSuite::new(rig.suite_name());
         suite.add_property(Property::new("rig", rig.name.clone()));
+        if let Some(d) = &rig.device {
+            suite.add_property(Property::new("device", d.clone()));
+        }
         suite.add_property(Property::new("rig_file", rig.file.display().to_string()));
         // Which rig file exactly, for a report kept as evidence (the HTML page shows it).
         if let Ok(bytes) = std::fs::read(&rig.file) {
@@ -71,7 +83,10 @@ pub fn render(
             suite.add_property(Property::new("seed", s.to_string()));
         }
         let mut time = std::time::Duration::ZERO;
-        for o in outcomes.iter().filter(|o| o.rig == rig.name) {
+        for o in outcomes
+            .iter()
+            .filter(|o| o.rig == rig.name && o.device == rig.device)
+        {
             time += o.duration;
             suite.add_test_case(test_case(o));
         }
@@ -160,8 +175,11 @@ fn final_status(o: &CaseOutcome) -> TestCaseStatus {
 }
 
 fn case_with_status(o: &CaseOutcome, status: TestCaseStatus) -> TestCase {
-    let mut tc = TestCase::new(o.case_id.clone(), status);
+    let mut tc = TestCase::new(o.testcase_name(), status);
     tc.set_classname(format!("{}.{}", o.rig, o.file.display()));
+    if let Some(d) = &o.device {
+        tc.add_property(Property::new("device", d.clone()));
+    }
     tc.set_time(o.duration);
     tc.set_timestamp(o.started.fixed_offset());
     tc.add_property(Property::new("title", o.title.clone()));
@@ -188,6 +206,8 @@ mod tests {
     fn outcome(verdict: Verdict, attempts: &[&str]) -> CaseOutcome {
         CaseOutcome {
             rig: "bench-01".into(),
+            device: None,
+            pooled: false,
             case_id: "dm-reboot".into(),
             title: "Reboot".into(),
             file: "testcases/device-management/reboot.yaml".into(),

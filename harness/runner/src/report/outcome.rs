@@ -30,6 +30,11 @@ pub enum Verdict {
 #[derive(Debug, Clone)]
 pub struct CaseOutcome {
     pub rig: String,
+    /// The device it ran on, on a rig with several (`devices:`).
+    pub device: Option<String>,
+    /// The rig's devices are a pool (`each_case: any`): the case is one
+    /// testcase whichever device ran it, named by its id alone.
+    pub pooled: bool,
     pub case_id: String,
     pub title: String,
     pub file: PathBuf,
@@ -60,6 +65,9 @@ pub struct EarlierAttempt {
 #[derive(Debug, Clone, Default)]
 pub struct RigInfo {
     pub name: String,
+    /// Which of the rig's devices this is, on a rig with several: each has
+    /// its own testsuite, `<rig>::<device>`, with its own facts.
+    pub device: Option<String>,
     pub file: PathBuf,
     pub endpoint: String,
     pub firmware_version: Option<String>,
@@ -73,4 +81,25 @@ pub struct RigInfo {
     /// Datagrams the embedded server received and sent for this rig.
     pub datagrams_in: u64,
     pub datagrams_out: u64,
+}
+
+impl RigInfo {
+    /// The testsuite's name: the rig's, or `<rig>::<device>`.
+    pub fn suite_name(&self) -> String {
+        match &self.device {
+            Some(d) => format!("{}::{d}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+impl CaseOutcome {
+    /// The testcase's name: the case id, or `<rig>::<device>::<case-id>`
+    /// when the case runs on every device of the rig (one testcase each).
+    pub fn testcase_name(&self) -> String {
+        match (&self.device, self.pooled) {
+            (Some(d), false) => format!("{}::{d}::{}", self.rig, self.case_id),
+            _ => self.case_id.clone(),
+        }
+    }
 }

@@ -50,11 +50,36 @@ pub fn main(args: RigCheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A rig of several devices: each listed board is checked as a rig of
+    // one. The meters of a `count` are the same program started alike, so
+    // the first stands for all.
+    let counted = rig.devices.as_ref().is_some_and(|d| d.count.is_some());
+    let mut devices = rig.device_rigs();
+    if counted {
+        devices.truncate(1);
+    }
+    let worst = devices
+        .into_iter()
+        .map(|device| {
+            let name = match &device.device_name {
+                Some(d) if !counted => format!("{}::{d}", device.name),
+                _ => device.name.clone(),
+            };
+            check_device(device, &args, name)
+        })
+        .max()
+        .unwrap_or(0);
+    ExitCode::from(worst)
+}
+
+/// The doctor on one device: 0 when every part answered, 1 when one
+/// failed, 2 when the rig's input is unusable.
+fn check_device(rig: RigFile, args: &RigCheckArgs, name: String) -> u8 {
     let registry = match Registry::load_dir(&args.fixtures.join("objects")) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return 2;
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -65,7 +90,7 @@ pub fn main(args: RigCheckArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            return 1;
         }
     };
     let run_id = format!("check{}", std::process::id());
@@ -79,7 +104,6 @@ pub fn main(args: RigCheckArgs) -> ExitCode {
         meter_args: vec!["sim-meter".into()],
         seed: args.seed.unwrap_or_else(time_seed),
     };
-    let name = rig.name.clone();
     let file = rig.source.clone();
     let started = Instant::now();
     let report = runtime.block_on(check(rig, &config, args.timeout));
@@ -98,9 +122,9 @@ pub fn main(args: RigCheckArgs) -> ExitCode {
     // Driver threads that outlived their limit must not keep the process.
     runtime.shutdown_timeout(Duration::from_secs(1));
     if report.failed() {
-        ExitCode::from(1)
+        1
     } else {
-        ExitCode::SUCCESS
+        0
     }
 }
 

@@ -79,6 +79,11 @@ impl Evidence {
                 reports.extend(log_entry("bootstrap server: ", &entry));
             }
         }
+        // A link that loses everything is why nothing arrived: newest, so
+        // the headline names it first.
+        if let Some(cause) = rig.link.as_ref().and_then(|l| l.cause()) {
+            reports.push((Weight::Cause, cause));
+        }
         Evidence::from_reports(reports)
     }
 

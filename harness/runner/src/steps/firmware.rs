@@ -278,7 +278,7 @@ pub async fn expand_urls(
                 .package_uri(&mapped.image, kind)
                 .await
                 .map_err(|e| RoleError::Store(e.to_string()))?;
-            out.replace_range(range, &uri);
+            out.replace_range(range, &session.via_link(&uri));
         }
     }
     Ok(ScalarValue::Text(out))
@@ -333,11 +333,12 @@ fn placeholder(
     )))
 }
 
-/// Samples of the device pulling an image over CoAP, as `transfer` events
-/// (events.jsonl, the report's plot, the progress display): the file
-/// server's own progress, every few dozen blocks and at the end. The
-/// figures go to the JUnit either way. Ends when the transfer completes or
-/// the task is dropped.
+/// Samples of the device pulling an image, as `transfer` events
+/// (events.jsonl, the report's plot, the progress display): over CoAP the
+/// file server's own progress, every few dozen blocks and at the end; over
+/// HTTP, which has no progress events, the server's figures sampled every
+/// [`HTTP_SAMPLE_EVERY`]. The figures go to the JUnit either way. Ends when
+/// the transfer completes or the task is dropped.
 pub fn transfer_samples(
     delivery: &FirmwareDelivery,
     kind: DeliveryMethodKind,
@@ -347,7 +348,12 @@ pub fn transfer_samples(
     use server::firmware::ProgressEvent;
     let server = match kind {
         DeliveryMethodKind::PullCoaps => delivery.coaps_server(),
-        _ => delivery.coap_server(),
+        DeliveryMethodKind::PullCoap => delivery.coap_server(),
+        DeliveryMethodKind::PullHttp => {
+            let watch = delivery.http_server()?.transfers_watch();
+            return Some(tokio::spawn(http_samples(watch, image.to_string(), events)));
+        }
+        DeliveryMethodKind::Push => return None,
     };
     let mut events_of_server = server?.subscribe();
     let image = image.to_string();
@@ -364,20 +370,54 @@ pub fn transfer_samples(
             if s.image != image {
                 continue;
             }
-            events.emit(crate::events::Event::Transfer {
-                image: s.image.clone(),
-                peer: s.peer.to_string(),
-                offset: s.offset as u64,
-                size: s.size as u64,
-                bytes: s.bytes,
-                blocks: s.blocks,
-                retransmissions: s.retransmissions(),
-                elapsed_ms: s.elapsed.as_millis() as u64,
-                complete: s.complete,
-            });
+            events.emit(transfer_event(&s));
             if s.complete {
                 break;
             }
         }
     }))
+}
+
+/// How often an HTTP download's figures are sampled.
+pub const HTTP_SAMPLE_EVERY: Duration = Duration::from_millis(200);
+
+/// Emits the HTTP download of `image` whenever its figures changed, until
+/// it completes.
+async fn http_samples(
+    watch: server::firmware::HttpTransfersWatch,
+    image: String,
+    events: crate::events::CaseEvents,
+) {
+    let mut last: Option<(u64, bool)> = None;
+    loop {
+        let latest = watch
+            .transfers()
+            .into_iter()
+            .filter(|s| s.image == image)
+            .max_by_key(|s| s.id);
+        if let Some(s) = latest {
+            if last != Some((s.bytes, s.complete)) {
+                last = Some((s.bytes, s.complete));
+                events.emit(transfer_event(&s));
+                if s.complete {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(HTTP_SAMPLE_EVERY).await;
+    }
+}
+
+fn transfer_event(s: &server::firmware::TransferStats) -> crate::events::Event {
+    crate::events::Event::Transfer {
+        image: s.image.clone(),
+        peer: s.peer.to_string(),
+        offset: s.offset as u64,
+        size: s.size as u64,
+        bytes: s.bytes,
+        blocks: s.blocks,
+        retransmissions: s.retransmissions(),
+        elapsed_ms: s.elapsed.as_millis() as u64,
+        complete: s.complete,
+    }
 }

@@ -238,9 +238,9 @@ fn a_two_case_runs_events_agree_with_its_junit_and_its_output_is_plain() {
     }
 }
 
-/// A push delivers the image itself: its Block1 progress reaches
-/// events.jsonl as `transfer` samples, as a pull's file server does, the
-/// last one complete with every byte acknowledged.
+/// A push delivers the image itself, and HTTP has no progress events: both
+/// still reach events.jsonl as `transfer` samples, as a CoAP pull's file
+/// server gives them, the last one complete with every byte.
 const SMALL_PUSH: &str = "\
 id: small-push
 title: a pushed image
@@ -251,12 +251,24 @@ steps:
   - firmware: { role: upgrade, method: push, block_size: 512 }
 ";
 
-/// ~4 s: one push on the virtual rig.
+const SMALL_HTTP_PULL: &str = "\
+id: small-http-pull
+title: an image pulled over HTTP
+timeout: 60s
+steps:
+  - await: registered
+    within: 30s
+  - firmware: { role: upgrade, method: pull-http }
+  - await: { path: /5/*/3, equals: 2 }
+";
+
+/// ~6 s: a push and an HTTP pull on the virtual rig.
 #[test]
-fn a_push_writes_its_progress_as_transfer_events() {
+fn a_push_and_an_http_pull_write_their_progress_as_transfer_events() {
     let reports = tempfile::tempdir().unwrap();
     let cases = tempfile::tempdir().unwrap();
     std::fs::write(cases.path().join("small-push.yaml"), SMALL_PUSH).unwrap();
+    std::fs::write(cases.path().join("small-http.yaml"), SMALL_HTTP_PULL).unwrap();
     let out = meterbench(&[
         "run",
         "--report-dir",
@@ -268,32 +280,36 @@ fn a_push_writes_its_progress_as_transfer_events() {
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let transfers: Vec<Value> = lines_of(&reports.path().join("latest/events.jsonl"))
-        .into_iter()
-        .filter(|e| e["type"] == "transfer")
-        .collect();
-    assert!(
-        transfers.len() >= 2,
-        "push samples in events.jsonl: {transfers:?}\n{stderr}"
-    );
-    let last = transfers.last().unwrap();
-    assert_eq!(last["complete"], true, "{last}");
-    assert_eq!(last["image"], "meter-2.0.bin", "{last}");
-    assert_eq!(
-        last["offset"], last["size"],
-        "every byte acknowledged: {last}"
-    );
-    assert!(
-        last["blocks"].as_u64().unwrap() >= last["size"].as_u64().unwrap() / 512,
-        "{last}"
-    );
-    let offsets: Vec<u64> = transfers
+    let events = lines_of(&reports.path().join("latest/events.jsonl"));
+    for case in ["small-push", "small-http-pull"] {
+        let transfers: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["type"] == "transfer" && e["case"] == case)
+            .collect();
+        assert!(
+            !transfers.is_empty(),
+            "{case}: samples in events.jsonl\n{stderr}"
+        );
+        let last = transfers.last().unwrap();
+        assert_eq!(last["complete"], true, "{case}: {last}");
+        assert_eq!(last["image"], "meter-2.0.bin", "{case}: {last}");
+        assert_eq!(last["offset"], last["size"], "{case}: every byte: {last}");
+        let offsets: Vec<u64> = transfers
+            .iter()
+            .map(|t| t["offset"].as_u64().unwrap())
+            .collect();
+        assert!(
+            offsets.windows(2).all(|w| w[0] <= w[1]),
+            "{case}: offsets only grow: {offsets:?}"
+        );
+    }
+    let push_last = events
         .iter()
-        .map(|t| t["offset"].as_u64().unwrap())
-        .collect();
+        .rfind(|e| e["type"] == "transfer" && e["case"] == "small-push")
+        .unwrap();
     assert!(
-        offsets.windows(2).all(|w| w[0] <= w[1]),
-        "offsets only grow: {offsets:?}"
+        push_last["blocks"].as_u64().unwrap() >= push_last["size"].as_u64().unwrap() / 512,
+        "512-byte blocks: {push_last}"
     );
 }
 

@@ -11,6 +11,8 @@
 mod support;
 
 mod browser_report;
+mod composite;
+mod devices;
 mod differing_rig;
 mod e2e;
 mod ets_coverage;
@@ -18,10 +20,13 @@ mod events;
 mod example_rigs;
 mod factory_rigs;
 mod firmware_roles;
+mod fleet_bench;
 mod html_report;
 mod interop;
 mod junit_flaky_retries;
 mod lease_runs;
+mod links;
+mod queue_mode;
 mod rig_check;
 mod safe_end;
 mod schemas;

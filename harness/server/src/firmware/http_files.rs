@@ -105,6 +105,12 @@ impl HttpFileServer {
         self.transfers.snapshot()
     }
 
+    /// A handle on the same figures that outlives a borrow of the server:
+    /// HTTP has no progress events, so a watcher samples these.
+    pub fn transfers_watch(&self) -> HttpTransfersWatch {
+        HttpTransfersWatch(Arc::clone(&self.transfers))
+    }
+
     /// Stops accepting, lets running responses finish, and waits.
     pub async fn shutdown(mut self) {
         self.task.stop().await;
@@ -123,6 +129,17 @@ fn router(store: &Store) -> Router {
         );
     }
     app.fallback(|| async { (StatusCode::NOT_FOUND, "no such firmware image\n") })
+}
+
+/// The figures of an [`HttpFileServer`]'s downloads, from any task.
+#[derive(Debug, Clone)]
+pub struct HttpTransfersWatch(Arc<HttpTransfers>);
+
+impl HttpTransfersWatch {
+    /// As [`HttpFileServer::transfers`].
+    pub fn transfers(&self) -> Vec<TransferStats> {
+        self.0.snapshot()
+    }
 }
 
 /// Per (peer, image) figures of the HTTP downloads.

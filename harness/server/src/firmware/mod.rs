@@ -41,7 +41,7 @@ pub use delivery::{DeliveryError, DeliveryMethodKind, FirmwareDelivery, Transfer
 pub use dtls_transport::DtlsDatagramTransport;
 pub use error::FirmwareError;
 pub use generate::generate_fixtures;
-pub use http_files::HttpFileServer;
+pub use http_files::{HttpFileServer, HttpTransfersWatch};
 pub use manifest::{Manifest, ManifestEntry};
 pub use progress::{ProgressEvent, TransferStats};
 pub use store::{Image, Integrity, Store};

@@ -2,7 +2,11 @@
 //! (live in RAM, committed to NV every few seconds: a power cut loses at most
 //! what was counted since the last commit, never a committed value), its RAM
 //! snapshot for the debug port, and the reading frames it publishes in
-//! object 19 (/19/0/0/0) for the server to read or observe.
+//! object 19 (/19/0/0/0) for the server to read or observe — and pushes
+//! with Send (LwM2M 1.1 Core §6.4.6) as each is made, when the server
+//! unmuted Send (/1/x/23 false): a meter in push mode reports each reading
+//! as it is produced rather than waiting to be asked, and Mute Send is how
+//! the server turns that on and off, so a case causes it by writing it.
 
 use std::time::Instant;
 
@@ -62,6 +66,26 @@ impl Meter {
                 Value::Time(i64::from(reading.unix)),
             );
             self.set_value(now, app_data::frame_path(), Value::Opaque(reading.encode()));
+            self.send_reading(now);
+        }
+    }
+}
+
+impl Meter {
+    /// Pushes the latest reading frame and its creation time with Send,
+    /// unless Send is muted (or absent), the meter lacks composite support
+    /// or is not registered: then nothing goes out and nothing is owed.
+    fn send_reading(&mut self, now: Instant) {
+        let Some(session) = self.active.as_mut() else {
+            return;
+        };
+        let paths = [app_data::data_path(), app_data::creation_time_path()];
+        match session
+            .client()
+            .send(now, &paths, lwm2m::ContentFormat::SenmlCbor)
+        {
+            Ok(_) => tracing::debug!("reading pushed with Send"),
+            Err(e) => tracing::trace!(reason = %e, "reading not sent"),
         }
     }
 }

@@ -71,6 +71,8 @@ pub struct ModemState {
     pub cereg: u8,
     /// Band configuration, kept in NV.
     pub band: BandConfig,
+    /// PSM and eDRX as `AT+CPSMS` / `AT+CEDRXS` set them (modem/psm.rs).
+    pub power_saving: super::psm::PowerSaving,
 }
 
 impl ModemState {
@@ -88,6 +90,7 @@ impl ModemState {
             attach_fails: BTreeSet::new(),
             cereg: stat::REGISTERED_HOME,
             band: BandConfig::default(),
+            power_saving: super::psm::PowerSaving::default(),
         }
     }
 }
@@ -443,6 +446,7 @@ fn extended(state: &mut ModemState, ext: &str, resp: &mut Response) -> Final {
         (n, form) if super::security_commands::NAMES.contains(&n) => {
             super::security_commands::extended(state, n, form, resp)
         }
+        (n, form) if super::psm::NAMES.contains(&n) => super::psm::extended(state, n, form, resp),
 
         // A known command in a form it does not have.
         (

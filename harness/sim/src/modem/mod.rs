@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod line;
+pub mod psm;
 pub mod pty;
 pub mod security_commands;
 

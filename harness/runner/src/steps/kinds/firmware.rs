@@ -278,6 +278,8 @@ impl Firmware {
                 .map_err(bench)?,
             (None, None) => return Err(bench("firmware step with neither role nor uri")),
         };
+        // Over the rig's emulated link, if it has one.
+        let uri = rig.via_link(&uri);
         let path = Path::resource(OBJECT_ID, instance, resource::PACKAGE_URI);
         let request = DmRequest::Write {
             path,
@@ -296,7 +298,7 @@ impl Firmware {
             "  wrote Package URI {uri} -> {}",
             server::code_text(r.code)
         );
-        if let (true, None, Some((name, _))) = (coap, &self.uri, &image) {
+        if let (None, Some((name, _))) = (&self.uri, &image) {
             let events = ctx.events.clone();
             if let Some(task) = transfer_samples(delivery_of(rig)?, kind, name, events) {
                 ctx.progress_tasks.push(task);
@@ -317,9 +319,7 @@ impl Firmware {
 fn transfer_event(p: &server::firmware::TransferProgress, endpoint: &str) -> crate::events::Event {
     crate::events::Event::Transfer {
         image: p.image.clone(),
-        peer: p
-            .peer
-            .map_or_else(|| endpoint.to_string(), |a| a.to_string()),
+        peer: p.peer.map_or_else(|| endpoint.to_string(), |a| a.to_string()),
         offset: p.offset as u64,
         size: p.size as u64,
         bytes: p.bytes,

@@ -67,6 +67,11 @@ step_kinds! {
     Reset(reset::Reset) = "reset",
     ReadSymbol(symbol::ReadSymbol) = "read_symbol",
     ExpectSymbol(expect_symbol::ExpectSymbol) = "expect_symbol",
+    Queue(queue::Queue) = "queue",
+    ReadComposite(read_composite::ReadComposite) = "read_composite",
+    WriteComposite(write_composite::WriteComposite) = "write_composite",
+    ObserveComposite(observe_composite::ObserveComposite) = "observe_composite",
+    Sent(sent::Sent) = "sent",
 }
 
 // The three checks `expect` dispatches to.
@@ -79,3 +84,5 @@ pub mod target;
 pub mod saved;
 // `in_range` and `one_of` in a read step.
 pub mod allowed_values;
+// What the composite steps and `sent` share (LwM2M 1.1 composite operations).
+pub mod composite;

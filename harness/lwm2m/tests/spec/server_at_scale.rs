@@ -1,0 +1,269 @@
+//! The server role with a fleet registered: locations stay distinct past
+//! 65,536 registrations (the old four-hex-digit scheme looped forever
+//! there), and expiry (LwM2M 1.1 Core §6.2.2: a registration lives `lt`
+//! seconds after its Register or last Update) still fires at the right
+//! instant for the right endpoints now that it comes from a deadline index
+//! instead of a scan. Time is driven explicitly; nothing sleeps.
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
+use lwm2m::format::ContentFormat;
+use lwm2m::server::{Server, ServerConfig, ServerEvent};
+
+use crate::support::registry;
+
+fn server() -> Server {
+    Server::new(ServerConfig {
+        registry: registry(),
+        default_format: ContentFormat::Tlv,
+        seed: 16,
+    })
+}
+
+/// Client `i`'s address: one per client, as each meter has its own.
+fn peer(i: u32) -> SocketAddr {
+    let [_, a, b, c] = i.to_be_bytes();
+    SocketAddr::from((Ipv4Addr::new(127, a, b, c), 56830))
+}
+
+/// A fresh message id for each request: a repeated one from the same
+/// client within EXCHANGE_LIFETIME is a duplicate the server answers from
+/// its cache without acting on it (RFC 7252 §4.5).
+fn next_mid() -> u16 {
+    static MID: AtomicU16 = AtomicU16::new(1);
+    MID.fetch_add(1, Ordering::Relaxed)
+}
+
+fn request(method: RequestType, path: &[&str], query: &[String]) -> Packet {
+    let mid = next_mid();
+    let mut p = Packet::new();
+    p.header.set_type(MessageType::Confirmable);
+    p.header.code = MessageClass::Request(method);
+    p.header.message_id = mid;
+    p.set_token(vec![0x0f]);
+    for s in path {
+        p.add_option(CoapOption::UriPath, s.as_bytes().to_vec());
+    }
+    for q in query {
+        p.add_option(CoapOption::UriQuery, q.as_bytes().to_vec());
+    }
+    p
+}
+
+/// Sends one datagram from client `i` and returns the server's answer.
+fn exchange(server: &mut Server, now: Instant, i: u32, packet: Packet) -> Packet {
+    server.handle_datagram(now, peer(i), &packet.to_bytes().unwrap());
+    let t = server.poll_transmit().expect("the server answers");
+    assert_eq!(t.destination, peer(i));
+    assert!(server.poll_transmit().is_none());
+    Packet::from_bytes(&t.payload).unwrap()
+}
+
+/// Registers `meter-<i>` with lifetime `lt` and returns its location
+/// (`/rd/...`), checking the answer is 2.01 Created (Core §6.2.1).
+fn register(server: &mut Server, now: Instant, i: u32, lt: u64) -> String {
+    let mut p = request(
+        RequestType::Post,
+        &["rd"],
+        &[
+            format!("ep=meter-{i}"),
+            format!("lt={lt}"),
+            "lwm2m=1.1".into(),
+        ],
+    );
+    p.add_option(CoapOption::ContentFormat, vec![40]);
+    p.payload = b"</1/0>,</3/0>".to_vec();
+    let answer = exchange(server, now, i, p);
+    assert_eq!(
+        answer.header.code,
+        MessageClass::Response(ResponseType::Created),
+        "meter-{i}: {}",
+        String::from_utf8_lossy(&answer.payload)
+    );
+    let segments: Vec<String> = answer
+        .get_option(CoapOption::LocationPath)
+        .expect("Location-Path")
+        .iter()
+        .map(|s| String::from_utf8(s.clone()).unwrap())
+        .collect();
+    format!("/{}", segments.join("/"))
+}
+
+fn update(server: &mut Server, now: Instant, i: u32, location: &str, query: &[String]) -> Packet {
+    let path: Vec<&str> = location.trim_start_matches('/').split('/').collect();
+    exchange(server, now, i, request(RequestType::Post, &path, query))
+}
+
+fn deregister(server: &mut Server, now: Instant, i: u32, location: &str) -> Packet {
+    let path: Vec<&str> = location.trim_start_matches('/').split('/').collect();
+    exchange(server, now, i, request(RequestType::Delete, &path, &[]))
+}
+
+fn expired(server: &mut Server) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(e) = server.poll_event() {
+        if let ServerEvent::Expired { endpoint } = e {
+            out.push(endpoint);
+        }
+    }
+    out
+}
+
+#[test]
+fn seventy_thousand_registrations_get_distinct_locations() {
+    const N: u32 = 70_000;
+    let mut s = server();
+    let t0 = Instant::now();
+    let mut locations = HashSet::new();
+    for i in 0..N {
+        let location = register(&mut s, t0, i, 86_400);
+        assert!(location.starts_with("/rd/"), "{location}");
+        assert!(locations.insert(location.clone()), "{location} given twice");
+        // Events are drained as a driver would; they are not the point here.
+        while s.poll_event().is_some() {}
+    }
+    assert_eq!(locations.len(), N as usize);
+    assert_eq!(s.registrations().len(), N as usize);
+    // The last one is reachable at its location: Update answers 2.04.
+    let last = s
+        .registration(&format!("meter-{}", N - 1))
+        .unwrap()
+        .location
+        .clone();
+    let answer = update(&mut s, t0, N - 1, &last, &[]);
+    assert_eq!(
+        answer.header.code,
+        MessageClass::Response(ResponseType::Changed)
+    );
+}
+
+#[test]
+fn expiry_fires_at_the_lifetime_for_exactly_the_endpoints_due() {
+    let mut s = server();
+    let t0 = Instant::now();
+    // meter-i registers at t0 + i ms with lt = 60 + (i % 7) s.
+    let lifetime = |i: u32| 60 + u64::from(i % 7);
+    let at = |i: u32| t0 + Duration::from_millis(u64::from(i));
+    for i in 0..2_000 {
+        register(&mut s, at(i), i, lifetime(i));
+    }
+    while s.poll_event().is_some() {}
+    let deadline = |i: u32| at(i) + Duration::from_secs(lifetime(i));
+    // The first deadline is meter-0's: t0 + 60 s.
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(60)));
+    // Just before it, nothing ends.
+    s.handle_timeout(t0 + Duration::from_secs(60) - Duration::from_nanos(1));
+    assert!(expired(&mut s).is_empty());
+    // At t0 + 62.5 s, exactly those whose deadline has come end, each once.
+    let now = t0 + Duration::from_millis(62_500);
+    s.handle_timeout(now);
+    let mut got = expired(&mut s);
+    got.sort();
+    let mut want: Vec<String> = (0..2_000)
+        .filter(|i| deadline(*i) <= now)
+        .map(|i| format!("meter-{i}"))
+        .collect();
+    want.sort();
+    assert!(!want.is_empty() && want.len() < 2_000);
+    assert_eq!(got, want);
+    for e in &want {
+        assert!(s.registration(e).is_none(), "{e} still registered");
+    }
+    // The next wake-up is the earliest deadline still to come.
+    let next = (0..2_000).map(deadline).filter(|d| *d > now).min();
+    assert_eq!(s.poll_timeout(), next);
+    // An Update from an expired client finds nothing: 4.04 (Core §6.2.2).
+    let gone: u32 = want[0].trim_start_matches("meter-").parse().unwrap();
+    let answer = update(&mut s, now, gone, "/rd/ffffffffffff", &[]);
+    assert_eq!(
+        answer.header.code,
+        MessageClass::Response(ResponseType::NotFound)
+    );
+    // At the last deadline everything has ended.
+    let last = (0..2_000).map(deadline).max().unwrap();
+    s.handle_timeout(last);
+    assert_eq!(expired(&mut s).len(), 2_000 - want.len());
+    assert!(s.registrations().is_empty());
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn an_update_moves_the_deadline_and_a_new_lifetime_counts_from_it() {
+    let mut s = server();
+    let t0 = Instant::now();
+    let a = register(&mut s, t0, 1, 60);
+    register(&mut s, t0, 2, 60);
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(60)));
+    // meter-1 updates at t0+50 without lt: its deadline is now t0+110.
+    let answer = update(&mut s, t0 + Duration::from_secs(50), 1, &a, &[]);
+    assert_eq!(
+        answer.header.code,
+        MessageClass::Response(ResponseType::Changed)
+    );
+    s.handle_timeout(t0 + Duration::from_secs(60));
+    assert_eq!(expired(&mut s), vec!["meter-2".to_string()]);
+    assert!(s.registration("meter-1").is_some());
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(110)));
+    // At t0+100 it updates with lt=300: the deadline is t0+400.
+    let answer = update(
+        &mut s,
+        t0 + Duration::from_secs(100),
+        1,
+        &a,
+        &["lt=300".into()],
+    );
+    assert_eq!(
+        answer.header.code,
+        MessageClass::Response(ResponseType::Changed)
+    );
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(400)));
+    s.handle_timeout(t0 + Duration::from_secs(399));
+    assert!(expired(&mut s).is_empty());
+    s.handle_timeout(t0 + Duration::from_secs(400));
+    assert_eq!(expired(&mut s), vec!["meter-1".to_string()]);
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn deregister_removes_the_deadline() {
+    let mut s = server();
+    let t0 = Instant::now();
+    let a = register(&mut s, t0, 1, 60);
+    let b = register(&mut s, t0, 2, 90);
+    let answer = deregister(&mut s, t0 + Duration::from_secs(1), 1, &a);
+    assert_eq!(
+        answer.header.code,
+        MessageClass::Response(ResponseType::Deleted)
+    );
+    // Only meter-2's deadline is left to wake for.
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(90)));
+    s.handle_timeout(t0 + Duration::from_secs(60));
+    assert!(expired(&mut s).is_empty());
+    let answer = deregister(&mut s, t0 + Duration::from_secs(2), 2, &b);
+    assert_eq!(
+        answer.header.code,
+        MessageClass::Response(ResponseType::Deleted)
+    );
+    assert_eq!(s.poll_timeout(), None);
+    s.handle_timeout(t0 + Duration::from_secs(3_600));
+    assert!(expired(&mut s).is_empty());
+}
+
+#[test]
+fn a_re_registration_replaces_the_old_deadline() {
+    let mut s = server();
+    let t0 = Instant::now();
+    register(&mut s, t0, 1, 60);
+    // The same endpoint registers again at t0+30 (Core §6.2.1: the new
+    // registration replaces the old): it expires at t0+90, not t0+60.
+    register(&mut s, t0 + Duration::from_secs(30), 1, 60);
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(90)));
+    s.handle_timeout(t0 + Duration::from_secs(60));
+    assert!(expired(&mut s).is_empty());
+    s.handle_timeout(t0 + Duration::from_secs(90));
+    assert_eq!(expired(&mut s), vec!["meter-1".to_string()]);
+}

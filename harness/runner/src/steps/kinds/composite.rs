@@ -1,0 +1,119 @@
+//! What the composite step kinds (`read_composite`, `write_composite`,
+//! `observe_composite`) and `sent` share: when they do not apply, and the
+//! paths and values a case writes for them.
+//!
+//! The composite operations and Send are new in LwM2M 1.1 (Core §6.3.8,
+//! §6.3.9, §6.4.3, §6.4.6) and optional for a client: a device registered
+//! with `lwm2m=1.0`, or one that answers FETCH/iPATCH with 4.05 Method Not
+//! Allowed, 4.02 Bad Option, 4.15 Unsupported Content-Format or 5.01 Not
+//! Implemented, does not offer them, and the case is skipped as not
+//! applicable with that reason rather than failed (a correct 1.0 meter must
+//! never fail a 1.1-only case).
+
+use std::collections::BTreeMap;
+
+use lwm2m::{Path, Record};
+
+use crate::case::fields::{self, CasePath};
+use crate::case::model::ScalarValue;
+use crate::session::Session;
+use crate::steps::error::{device, StepError};
+use crate::steps::exchange::records_text;
+use crate::steps::instances;
+use crate::steps::value::has_model_type;
+
+/// Answers that say the device does not offer the operation.
+pub const UNSUPPORTED: [u16; 4] = [402, 405, 415, 501];
+
+/// Skips when the device registered a version without composite
+/// operations (LwM2M 1.0 has neither them nor Send).
+pub fn require_version(rig: &Session, operation: &str) -> Result<(), StepError> {
+    let version = rig
+        .server
+        .registration(&rig.endpoint)
+        .map(|r| r.lwm2m_version)
+        .unwrap_or_default();
+    if version == "1.0" {
+        return Err(StepError::Skip(format!(
+            "not applicable: the device registered with LwM2M 1.0, which has no {operation} (new in LwM2M 1.1)"
+        )));
+    }
+    Ok(())
+}
+
+/// A skip when `code` says the device does not offer `operation`.
+pub fn unsupported(operation: &str, code: u16) -> Option<StepError> {
+    UNSUPPORTED.contains(&code).then(|| {
+        StepError::Skip(format!(
+            "not applicable: the device does not offer {operation} (it answered {})",
+            server::code_text(code)
+        ))
+    })
+}
+
+/// The case's paths, `*` instances resolved from the registration.
+pub fn resolve(rig: &Session, paths: &[CasePath]) -> Result<Vec<Path>, StepError> {
+    paths.iter().map(|p| instances::resolve(rig, *p)).collect()
+}
+
+/// A composite step's payload that cannot be run, found when the case loads.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CompositeError {
+    #[error("{0}: `{1}` lists nothing")]
+    Empty(&'static str, &'static str),
+    #[error(transparent)]
+    Field(#[from] fields::CaseFieldError),
+}
+
+/// `{/1/*/1: 120, ...}` as a case writes it, each path checked when the case loads.
+pub fn parse_values(
+    values: BTreeMap<String, ScalarValue>,
+) -> Result<Vec<(CasePath, ScalarValue)>, CompositeError> {
+    values
+        .into_iter()
+        .map(|(p, v)| Ok((CasePath(fields::path(&p)?), v)))
+        .collect()
+}
+
+/// Every path has a record at or below it, and every record has the type
+/// the object model gives its resource. An Optional resource with no value
+/// is one this device does not have: the step does not apply (a composite
+/// answer leaves out what the device lacks, Core §6.3.8), so it is skipped
+/// with that reason, never failed.
+pub fn check_records(rig: &Session, paths: &[Path], records: &[Record]) -> Result<(), StepError> {
+    for path in paths {
+        if !records.iter().any(|r| path.contains(&r.path)) {
+            let optional =
+                path.depth() >= 3 && rig.registry.resource(path).is_some_and(|d| !d.mandatory);
+            if optional {
+                return Err(StepError::Skip(format!(
+                    "not applicable: the device has no value at {path}, an Optional resource it may lack"
+                )));
+            }
+            return Err(device(
+                format!("a value at {path}"),
+                format!("none in {}", records_text(records)),
+            ));
+        }
+    }
+    for rec in records {
+        if !paths.iter().any(|p| p.contains(&rec.path)) {
+            return Err(device(
+                format!(
+                    "values at {} only",
+                    lwm2m::server::composite::path_list(paths)
+                ),
+                format!("{} = {}", rec.path, rec.value),
+            ));
+        }
+        if let Some(def) = rig.registry.resource(&rec.path) {
+            if !has_model_type(def.kind, &rec.value) {
+                return Err(device(
+                    format!("{} ({}) of type {:?}", rec.path, def.name, def.kind),
+                    format!("{} {}", rec.value.type_name(), rec.value),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! `read_composite: {paths, absent, format, code, values}`: a Read-Composite
+//! (LwM2M 1.1 Core §6.3.8: FETCH / with the paths as a SenML list), its
+//! answer in SenML JSON or CBOR with a value at or below every path of
+//! `paths` and nothing else, each typed by the object model, and (with
+//! `values`) the values compared by meaning. `absent` paths are asked for
+//! too and must be left out of the answer: what the device does not have
+//! or cannot read ("Partial Presence", ETS int-236 and int-281). Skipped on
+//! a device without Read-Composite (see `composite.rs`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use lwm2m::server::{composite::is_composite_format, Content, DmRequest};
+use serde::Deserialize;
+
+use crate::case::fields::{content_format, CasePath, Code, Format};
+use crate::case::model::ScalarValue;
+use crate::session::Session;
+use crate::steps::error::{device, StepError};
+use crate::steps::exchange::{expect_code, records_text, request_on};
+use crate::steps::kinds::composite;
+use crate::steps::value::matches;
+use crate::steps::{instances, CaseContext, Step, StepFuture, Turn};
+
+/// The payload as a case writes it.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadCompositeSpec {
+    /// The paths to read (objects, instances, resources, resource instances).
+    pub paths: Vec<CasePath>,
+    /// Paths asked for too, which the answer must leave out (not on the
+    /// device, or not readable).
+    #[serde(default)]
+    pub absent: Vec<CasePath>,
+    /// `senml-json` or `senml-cbor`; default: one the device listed.
+    pub format: Option<Format>,
+    /// Expected response code; default 2.05.
+    pub code: Option<Code>,
+    /// Values resources (by path) must read.
+    #[serde(default)]
+    pub values: BTreeMap<String, ScalarValue>,
+}
+
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(try_from = "ReadCompositeSpec")]
+pub struct ReadComposite {
+    pub paths: Vec<CasePath>,
+    pub absent: Vec<CasePath>,
+    pub format: Option<Format>,
+    pub code: Option<Code>,
+    pub values: Vec<(CasePath, ScalarValue)>,
+}
+
+impl TryFrom<ReadCompositeSpec> for ReadComposite {
+    type Error = composite::CompositeError;
+    fn try_from(s: ReadCompositeSpec) -> Result<Self, composite::CompositeError> {
+        if s.paths.is_empty() {
+            return Err(composite::CompositeError::Empty("read_composite", "paths"));
+        }
+        Ok(ReadComposite {
+            paths: s.paths,
+            absent: s.absent,
+            format: s.format,
+            code: s.code,
+            values: composite::parse_values(s.values)?,
+        })
+    }
+}
+
+impl Step for ReadComposite {
+    fn describe(&self) -> String {
+        let paths: Vec<String> = self.paths.iter().map(|p| p.to_string()).collect();
+        format!("read-composite {}", paths.join(", "))
+    }
+
+    fn run<'a>(
+        &'a self,
+        turn: Turn,
+        ctx: &'a mut CaseContext,
+        rig: &'a mut Session,
+    ) -> StepFuture<'a> {
+        Box::pin(async move {
+            composite::require_version(rig, "Read-Composite")?;
+            let paths = composite::resolve(rig, &self.paths)?;
+            let absent = composite::resolve(rig, &self.absent)?;
+            let format = content_format(self.format);
+            if let Some(f) = format.filter(|f| !is_composite_format(*f)) {
+                return Err(StepError::Bench(format!(
+                    "read_composite: {} cannot carry a path list; use senml-json or senml-cbor",
+                    f.name()
+                )));
+            }
+            let request = DmRequest::ReadComposite {
+                paths: paths.iter().chain(&absent).copied().collect(),
+                format,
+            };
+            let text = server::describe_request(&request);
+            let r = request_on(rig, request, turn.within).await?;
+            let code = self.code.unwrap_or(Code::CONTENT);
+            if r.code != code.0 {
+                if let Some(skip) = composite::unsupported("Read-Composite", r.code) {
+                    return Err(skip);
+                }
+            }
+            expect_code(rig, lwm2m::Path::ROOT, &text, &r, code)?;
+            if code != Code::CONTENT {
+                return Ok(());
+            }
+            match (format, r.format) {
+                (Some(asked), Some(got)) if asked != got => {
+                    return Err(device(format!("a {} answer", asked.name()), got.name()))
+                }
+                (_, Some(got)) if !is_composite_format(got) => {
+                    return Err(device("a SenML JSON or CBOR answer", got.name()))
+                }
+                _ => {}
+            }
+            let Content::Records(records) = &r.content else {
+                return Err(device("resource values", format!("{:?}", r.content)));
+            };
+            let _ = writeln!(ctx.log, "  -> {}", records_text(records));
+            composite::check_records(rig, &paths, records)?;
+            for (path, expected) in &self.values {
+                let path = instances::resolve(rig, *path)?;
+                match records.iter().find(|r| r.path == path) {
+                    Some(r) if matches(&r.value, expected) => {}
+                    Some(r) => {
+                        return Err(device(
+                            format!("{path} = {expected}"),
+                            format!("{path} = {}", r.value),
+                        ))
+                    }
+                    None => {
+                        return Err(device(
+                            format!("{path} = {expected} in the answer"),
+                            records_text(records),
+                        ))
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,88 @@
+//! The LwM2M 1.1 composite cases (testcases/composite/: Read-Composite,
+//! Write-Composite, Observe-Composite and Send) run end to end: on the
+//! virtual rig, whose meter offers them, every one passes; on a meter that
+//! lacks them (`without_composite`, as a 1.0-era firmware: 4.05 to FETCH
+//! and iPATCH, no Send) every one is skipped as not applicable, with the
+//! device's answer as the reason, and none fails.
+
+use crate::support::{case_files, junit_of_run, outcomes, root, run, text};
+
+const CASES: &str = "testcases/composite";
+
+#[test]
+fn the_composite_cases_pass_on_the_virtual_rig() {
+    let report = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "run",
+        "--cases",
+        CASES,
+        "--report-dir",
+        report.path().to_str().unwrap(),
+    ]);
+    let output = text(&out);
+    let all = outcomes(&junit_of_run(report.path(), &output));
+    assert_eq!(all.len(), case_files(&root().join(CASES)), "{output}");
+    for o in &all {
+        assert_eq!(
+            o.verdict, None,
+            "{} must pass: {}\n{output}",
+            o.name, o.message
+        );
+    }
+    for case in [
+        "composite-read",
+        "composite-read-partial",
+        "composite-read-root",
+        "composite-write",
+        "composite-observe",
+        "composite-send",
+    ] {
+        assert!(
+            all.iter()
+                .any(|o| o.name == case || o.name.ends_with(&format!("::{case}"))),
+            "no testcase {case}:\n{output}"
+        );
+    }
+    assert!(out.status.success(), "{output}");
+}
+
+#[test]
+fn a_meter_without_composite_operations_skips_every_composite_case_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let rig_text = std::fs::read_to_string(root().join("rigs/virtual.yaml")).unwrap();
+    let without = rig_text.replace(
+        "power: { kind: virtual }",
+        "power: { kind: virtual, without_composite: true }",
+    );
+    assert_ne!(without, rig_text, "the virtual rig names its power driver");
+    let rig = dir.path().join("virtual-without-composite.yaml");
+    std::fs::write(&rig, without).unwrap();
+    let report = dir.path().join("reports");
+    let out = run(&[
+        "run",
+        "--rig",
+        rig.to_str().unwrap(),
+        "--cases",
+        CASES,
+        "--report-dir",
+        report.to_str().unwrap(),
+    ]);
+    let output = text(&out);
+    let all = outcomes(&junit_of_run(&report, &output));
+    assert_eq!(all.len(), case_files(&root().join(CASES)), "{output}");
+    for o in &all {
+        assert_eq!(
+            o.verdict.as_deref(),
+            Some("skipped"),
+            "{} must be skipped on a meter without composite operations:\n{output}",
+            o.name
+        );
+        assert!(
+            o.message.contains("not applicable") && o.message.contains("4.05"),
+            "{}: the skip says why (the device answered 4.05): {:?}",
+            o.name,
+            o.message
+        );
+    }
+    assert!(out.status.success(), "skips do not fail the run:\n{output}");
+}

@@ -1,0 +1,495 @@
+//! Power saving as a cellular modem offers it: PSM (`AT+CPSMS`, 3GPP TS
+//! 27.007 §7.38) and eDRX (`AT+CEDRXS`, §7.40), with the timer encodings
+//! of TS 24.008 the commands carry as bit strings:
+//!
+//! - Requested_Periodic-TAU (T3412 extended): one octet of the GPRS Timer 3
+//!   IE (24.008 §10.5.7.4a, Table 10.5.163a): bits 8–6 the unit, bits 5–1
+//!   the value. Units 000 10 min, 001 1 h, 010 10 h, 011 2 s, 100 30 s,
+//!   101 1 min, 110 320 h, 111 deactivated.
+//! - Requested_Active-Time (T3324): one octet of the GPRS Timer 2 IE
+//!   (§10.5.7.3, Table 10.5.163): units 000 2 s, 001 1 min, 010 decihours
+//!   (6 min), 111 deactivated; other units "shall be interpreted as
+//!   multiples of 1 minute in this version of the protocol".
+//! - Requested_eDRX_value: bits 4–1 of octet 3 of the Extended DRX
+//!   parameters IE (§10.5.5.32, Table 10.5.5.32), E-UTRAN: 5.12 s × n for
+//!   the low codes, doubling from 1010 (327.68 s) to 1111 (10485.76 s).
+//!
+//! Vectors checked against the tables as modem vendors quote them (e.g.
+//! Telit: T3412 "01000111" = 70 hours, T3324 "00100100" = 4 minutes;
+//! Nordic nRF91 and u-blox SARA-R4 for the unit and eDRX tables).
+//!
+//! PSM is what makes a queue-mode LwM2M client (Core §6.5) sleep: after
+//! each exchange the device stays reachable for T3324, then its radio is
+//! off (mobile-terminated data is lost) until it next sends, at the latest
+//! when the periodic TAU (T3412) is due. The meter (meter/sleep.rs) acts
+//! on these settings; this module only parses, encodes and answers.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::commands::{cme, info, quoted, Final, Form, ModemState, Response};
+
+/// The commands this module answers.
+pub const NAMES: &[&str] = &["CPSMS", "CEDRXS"];
+
+/// A timer given as a 24.008 GPRS timer octet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// Unit 111: the timer does not run.
+    Deactivated,
+    Running(Duration),
+}
+
+impl fmt::Display for Timer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Timer::Deactivated => f.write_str("deactivated"),
+            Timer::Running(d) => write!(f, "{} s", d.as_secs()),
+        }
+    }
+}
+
+const MINUTE: u64 = 60;
+const HOUR: u64 = 3600;
+
+/// GPRS Timer 3 units by bits 8–6 (24.008 Table 10.5.163a), in seconds.
+const TIMER3_UNITS: [Option<u64>; 8] = [
+    Some(10 * MINUTE),
+    Some(HOUR),
+    Some(10 * HOUR),
+    Some(2),
+    Some(30),
+    Some(MINUTE),
+    Some(320 * HOUR),
+    None,
+];
+
+/// GPRS Timer 2 units by bits 8–6 (24.008 Table 10.5.163); 011–110 are
+/// read as minutes (the table's "other values").
+const TIMER2_UNITS: [Option<u64>; 8] = [
+    Some(2),
+    Some(MINUTE),
+    Some(6 * MINUTE),
+    Some(MINUTE),
+    Some(MINUTE),
+    Some(MINUTE),
+    Some(MINUTE),
+    None,
+];
+
+fn decode_with(octet: u8, units: &[Option<u64>; 8]) -> Timer {
+    match units[usize::from(octet >> 5)] {
+        None => Timer::Deactivated,
+        Some(unit) => Timer::Running(Duration::from_secs(unit * u64::from(octet & 0x1f))),
+    }
+}
+
+/// T3412 extended (Requested_Periodic-TAU) from its GPRS Timer 3 octet.
+pub fn decode_timer3(octet: u8) -> Timer {
+    decode_with(octet, &TIMER3_UNITS)
+}
+
+/// T3324 (Requested_Active-Time) from its GPRS Timer 2 octet.
+pub fn decode_timer2(octet: u8) -> Timer {
+    decode_with(octet, &TIMER2_UNITS)
+}
+
+/// The octet for `duration` in the given unit table: the finest unit that
+/// represents it exactly with a value of at most 31 (the table's canonical
+/// codes only: for Timer 2, 000/001/010). `None` when none does.
+fn encode_with(timer: Timer, units: &[Option<u64>; 8], canonical: &[u8]) -> Option<u8> {
+    let secs = match timer {
+        Timer::Deactivated => return Some(0b111_00000),
+        Timer::Running(d) if d.subsec_nanos() == 0 => d.as_secs(),
+        Timer::Running(_) => return None,
+    };
+    let mut best: Option<(u64, u8)> = None;
+    for &code in canonical {
+        let Some(unit) = units[usize::from(code)] else {
+            continue;
+        };
+        if secs % unit == 0 && secs / unit <= 31 && best.is_none_or(|(u, _)| unit < u) {
+            best = Some((unit, (code << 5) | (secs / unit) as u8));
+        }
+    }
+    best.map(|(_, octet)| octet)
+}
+
+/// The GPRS Timer 3 octet for a T3412 value.
+pub fn encode_timer3(timer: Timer) -> Option<u8> {
+    encode_with(timer, &TIMER3_UNITS, &[0, 1, 2, 3, 4, 5, 6])
+}
+
+/// The GPRS Timer 2 octet for a T3324 value.
+pub fn encode_timer2(timer: Timer) -> Option<u8> {
+    encode_with(timer, &TIMER2_UNITS, &[0, 1, 2])
+}
+
+/// An octet as the 8-character bit string 27.007 uses (`"00100001"`).
+pub fn bits8(octet: u8) -> String {
+    format!("{octet:08b}")
+}
+
+/// A 27.007 bit string (quoted or not) of exactly `width` binary digits.
+fn parse_bits(text: &str, width: usize) -> Option<u8> {
+    let t = text.trim();
+    let t = quoted(t).unwrap_or(t);
+    if t.len() != width || !t.bytes().all(|b| b == b'0' || b == b'1') {
+        return None;
+    }
+    u8::from_str_radix(t, 2).ok()
+}
+
+/// E-UTRAN eDRX cycle length for a 4-bit eDRX value (24.008 Table
+/// 10.5.5.32): 0000 5.12 s and 0001 10.24 s, then 20.48 s × n for 0010–1001
+/// (n = 1..8), and from 1010 (327.68 s) each code doubles the last. The
+/// table's notes on which codes a network grants per mode are not modelled.
+pub fn edrx_cycle(value: u8) -> Duration {
+    const MS: [u64; 16] = [
+        5_120, 10_240, 20_480, 40_960, 61_440, 81_920, 102_400, 122_880, 143_360, 163_840, 327_680,
+        655_360, 1_310_720, 2_621_440, 5_242_880, 10_485_760,
+    ];
+    Duration::from_millis(MS[usize::from(value & 0x0f)])
+}
+
+/// The access technologies `AT+CEDRXS` accepts: 4 E-UTRAN (WB-S1, LTE-M),
+/// 5 E-UTRAN (NB-S1, NB-IoT) (27.007 §7.40 <AcT-type>).
+pub const EDRX_ACT_TYPES: [u8; 2] = [4, 5];
+
+/// What `AT+CPSMS` and `AT+CEDRXS` set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PowerSaving {
+    /// `AT+CPSMS` <mode> 1.
+    pub psm: bool,
+    /// Requested_Periodic-TAU octet; `None` until given (the manufacturer default applies).
+    pub periodic_tau: Option<u8>,
+    /// Requested_Active-Time octet.
+    pub active_time: Option<u8>,
+    /// eDRX on, for which AcT-type, with which value (4 bits).
+    pub edrx: Option<(u8, u8)>,
+    /// `AT+CEDRXS` mode 2: report changes with `+CEDRXP`.
+    pub edrx_urc: bool,
+}
+
+/// The modem's defaults when a command leaves a timer out ("manufacturer
+/// specific default", 27.007 §7.38): T3412 1 h, T3324 1 min — the values
+/// networks commonly grant.
+pub const DEFAULT_PERIODIC_TAU: u8 = 0b001_00001;
+pub const DEFAULT_ACTIVE_TIME: u8 = 0b001_00001;
+
+impl PowerSaving {
+    /// T3412 in force while PSM is on.
+    pub fn periodic_tau(&self) -> Timer {
+        decode_timer3(self.periodic_tau.unwrap_or(DEFAULT_PERIODIC_TAU))
+    }
+    /// T3324 in force while PSM is on.
+    pub fn active_time(&self) -> Timer {
+        decode_timer2(self.active_time.unwrap_or(DEFAULT_ACTIVE_TIME))
+    }
+    /// The device sleeps between exchanges: PSM on with an Active Time
+    /// that runs (T3324 deactivated means PSM is not entered, 24.301 §5.3.11).
+    pub fn sleeps(&self) -> bool {
+        self.psm && matches!(self.active_time(), Timer::Running(_))
+    }
+    /// The eDRX cycle in force, if eDRX is on.
+    pub fn edrx_cycle(&self) -> Option<Duration> {
+        self.edrx.map(|(_, v)| edrx_cycle(v))
+    }
+}
+
+/// `AT+CPSMS` and `AT+CEDRXS` in their set, read and test forms.
+pub(super) fn extended(
+    state: &mut ModemState,
+    name: &str,
+    form: Form<'_>,
+    resp: &mut Response,
+) -> Final {
+    match (name, form) {
+        ("CPSMS", Form::Set(args)) => cpsms(&mut state.power_saving, args),
+        ("CPSMS", Form::Read) => {
+            let p = &state.power_saving;
+            let show = |o: Option<u8>| o.map(|o| format!("\"{}\"", bits8(o))).unwrap_or_default();
+            info(
+                resp,
+                &format!(
+                    "+CPSMS: {},,,{},{}",
+                    u8::from(p.psm),
+                    show(p.periodic_tau),
+                    show(p.active_time)
+                ),
+            )
+        }
+        ("CPSMS", Form::Test) => info(
+            resp,
+            "+CPSMS: (0,1),,,(\"00000000\"-\"11111111\"),(\"00000000\"-\"11111111\")",
+        ),
+        ("CEDRXS", Form::Set(args)) => cedrxs(&mut state.power_saving, args),
+        ("CEDRXS", Form::Read) => {
+            // 27.007 §7.40: with eDRX off for every AcT, the read form
+            // lists nothing; some modems print an AcT-type 0 line, we don't.
+            if let Some((act, value)) = state.power_saving.edrx {
+                resp.info.push(format!("+CEDRXS: {act},\"{value:04b}\""));
+            }
+            Final::Ok
+        }
+        ("CEDRXS", Form::Test) => info(resp, "+CEDRXS: (0-3),(4,5),(\"0000\"-\"1111\")"),
+        _ => Final::Cme(cme::NOT_SUPPORTED),
+    }
+}
+
+/// `AT+CPSMS=[<mode>[,<RAU>[,<READY>[,<TAU>[,<Active-Time>]]]]]`: RAU and
+/// READY (GERAN/UTRAN) are accepted and ignored; `AT+CPSMS=` alone turns
+/// PSM off and drops the requested timers (27.007 §7.38 "special form").
+fn cpsms(p: &mut PowerSaving, args: &str) -> Final {
+    if args.trim().is_empty() {
+        *p = PowerSaving {
+            edrx: p.edrx,
+            edrx_urc: p.edrx_urc,
+            ..PowerSaving::default()
+        };
+        return Final::Ok;
+    }
+    let fields: Vec<&str> = args.split(',').collect();
+    if fields.len() > 5 {
+        return Final::Cme(cme::INCORRECT_PARAMETERS);
+    }
+    let mode = match fields[0].trim() {
+        "0" => false,
+        "1" => true,
+        _ => return Final::Cme(cme::INCORRECT_PARAMETERS),
+    };
+    let timer = |i: usize, check: fn(u8) -> bool| -> Result<Option<u8>, Final> {
+        match fields.get(i).map(|f| f.trim()).filter(|f| !f.is_empty()) {
+            None => Ok(None),
+            Some(f) => parse_bits(f, 8)
+                .filter(|o| check(*o))
+                .map(Some)
+                .ok_or(Final::Cme(cme::INCORRECT_PARAMETERS)),
+        }
+    };
+    let any = |_: u8| true;
+    for i in [1, 2] {
+        if let Err(e) = timer(i, any) {
+            return e;
+        }
+    }
+    let (tau, active) = match (timer(3, any), timer(4, any)) {
+        (Ok(t), Ok(a)) => (t, a),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    p.psm = mode;
+    if tau.is_some() {
+        p.periodic_tau = tau;
+    }
+    if active.is_some() {
+        p.active_time = active;
+    }
+    Final::Ok
+}
+
+/// `AT+CEDRXS=[<mode>,[<AcT-type>[,<Requested_eDRX_value>]]]` (27.007
+/// §7.40): mode 0 off, 1 on, 2 on with `+CEDRXP`, 3 off and forgotten.
+fn cedrxs(p: &mut PowerSaving, args: &str) -> Final {
+    let fields: Vec<&str> = args.split(',').map(str::trim).collect();
+    if fields.len() > 3 {
+        return Final::Cme(cme::INCORRECT_PARAMETERS);
+    }
+    let mode = fields[0];
+    let act = fields
+        .get(1)
+        .filter(|a| !a.is_empty())
+        .map(|a| a.parse::<u8>());
+    let act = match act {
+        None => None,
+        Some(Ok(a)) if EDRX_ACT_TYPES.contains(&a) => Some(a),
+        Some(_) => return Final::Cme(cme::INCORRECT_PARAMETERS),
+    };
+    let value = match fields.get(2).filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => match parse_bits(v, 4) {
+            Some(v) => Some(v),
+            None => return Final::Cme(cme::INCORRECT_PARAMETERS),
+        },
+    };
+    match mode {
+        // 3 also resets to the defaults, which here are "off".
+        "" | "0" | "3" => {
+            p.edrx = None;
+            p.edrx_urc = false;
+        }
+        "1" | "2" => {
+            let Some(act) = act else {
+                return Final::Cme(cme::INCORRECT_PARAMETERS);
+            };
+            // Without a value the modem's default: 81.92 s ("0101").
+            p.edrx = Some((act, value.unwrap_or(0b0101)));
+            p.edrx_urc = mode == "2";
+        }
+        _ => return Final::Cme(cme::INCORRECT_PARAMETERS),
+    }
+    Final::Ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn secs(s: u64) -> Timer {
+        Timer::Running(Duration::from_secs(s))
+    }
+
+    #[test]
+    fn gprs_timer_3_vectors_follow_table_10_5_163a() {
+        // 24.008 Table 10.5.163a, bits 8-6 unit, 5-1 value.
+        assert_eq!(decode_timer3(0b001_00001), secs(3600)); // "00100001": 1 x 1 h
+        assert_eq!(decode_timer3(0b010_00111), secs(70 * 3600)); // "01000111": 70 h (Telit's example)
+        assert_eq!(decode_timer3(0b000_00011), secs(30 * 60)); // 3 x 10 min
+        assert_eq!(decode_timer3(0b011_00101), secs(10)); // 5 x 2 s
+        assert_eq!(decode_timer3(0b100_00010), secs(60)); // 2 x 30 s
+        assert_eq!(decode_timer3(0b101_01111), secs(15 * 60)); // "10101111": 15 x 1 min (Nordic's example)
+        assert_eq!(decode_timer3(0b110_00001), secs(320 * 3600)); // 320 h
+        assert_eq!(decode_timer3(0b111_00000), Timer::Deactivated);
+        assert_eq!(decode_timer3(0), secs(0));
+    }
+
+    #[test]
+    fn gprs_timer_2_vectors_follow_table_10_5_163() {
+        assert_eq!(decode_timer2(0b000_00001), secs(2)); // "00000001": 1 x 2 s
+        assert_eq!(decode_timer2(0b001_00100), secs(4 * 60)); // "00100100": 4 min (Telit's example)
+        assert_eq!(decode_timer2(0b010_00011), secs(18 * 60)); // 3 decihours
+        assert_eq!(decode_timer2(0b111_11111), Timer::Deactivated);
+        // "Other values shall be interpreted as multiples of 1 minute".
+        assert_eq!(decode_timer2(0b011_00010), secs(120));
+    }
+
+    #[test]
+    fn encoding_picks_the_finest_unit_and_refuses_what_no_unit_holds() {
+        // 1 h is 6 x 10 min ("00000110") or 1 x 1 h ("00100001"): the finer unit wins.
+        assert_eq!(
+            encode_timer3(secs(3600)).map(bits8).as_deref(),
+            Some("00000110")
+        );
+        assert_eq!(encode_timer3(secs(10)), Some(0b011_00101));
+        assert_eq!(encode_timer3(secs(60)), Some(0b011_11110)); // 30 x 2 s, finer than 2 x 30 s
+        assert_eq!(encode_timer3(secs(70 * 3600)), Some(0b010_00111));
+        assert_eq!(encode_timer3(secs(7)), None); // odd seconds: no unit
+        assert_eq!(
+            encode_timer2(secs(4 * 60)).map(bits8).as_deref(),
+            Some("00100100")
+        );
+        assert_eq!(encode_timer2(secs(2)), Some(0b000_00001));
+        assert_eq!(encode_timer2(Timer::Deactivated), Some(0b111_00000));
+    }
+
+    #[test]
+    fn edrx_cycles_follow_table_10_5_5_32() {
+        assert_eq!(edrx_cycle(0b0000), Duration::from_millis(5_120));
+        assert_eq!(edrx_cycle(0b0010), Duration::from_millis(20_480));
+        assert_eq!(edrx_cycle(0b0101), Duration::from_millis(81_920));
+        assert_eq!(edrx_cycle(0b1001), Duration::from_millis(163_840));
+        assert_eq!(edrx_cycle(0b1010), Duration::from_millis(327_680));
+        assert_eq!(edrx_cycle(0b1101), Duration::from_millis(2_621_440));
+        assert_eq!(edrx_cycle(0b1111), Duration::from_millis(10_485_760));
+    }
+
+    fn state() -> ModemState {
+        ModemState::boot(
+            crate::nv::Lwm2mSettings::default(),
+            crate::identity::Identity::derive(1, Some("SN1")),
+        )
+    }
+
+    fn run(s: &mut ModemState, line: &str) -> Vec<String> {
+        super::super::handle_line(s, line).lines()
+    }
+
+    #[test]
+    fn cpsms_sets_the_timers_and_reads_them_back_as_27_007_prints_them() {
+        // 27.007 §7.38: +CPSMS: <mode>,[<RAU>],[<READY>],[<TAU>],[<Active-Time>].
+        let mut s = state();
+        assert_eq!(run(&mut s, "AT+CPSMS?"), ["+CPSMS: 0,,,,", "OK"]);
+        assert_eq!(run(&mut s, r#"AT+CPSMS=1,,,"01100101","00000001""#), ["OK"]);
+        assert_eq!(
+            run(&mut s, "AT+CPSMS?"),
+            [r#"+CPSMS: 1,,,"01100101","00000001""#, "OK"]
+        );
+        let p = s.power_saving;
+        assert_eq!(p.periodic_tau(), secs(10));
+        assert_eq!(p.active_time(), secs(2));
+        assert!(p.sleeps());
+        // Unquoted bit strings, as some modems take them.
+        assert_eq!(run(&mut s, "AT+CPSMS=1,,,00100001,00100100"), ["OK"]);
+        assert_eq!(s.power_saving.periodic_tau(), secs(3600));
+        // Mode 0 keeps the timers; the bare form forgets them.
+        assert_eq!(run(&mut s, "AT+CPSMS=0"), ["OK"]);
+        assert!(!s.power_saving.sleeps());
+        assert_eq!(s.power_saving.periodic_tau, Some(0b001_00001));
+        assert_eq!(run(&mut s, "AT+CPSMS="), ["OK"]);
+        assert_eq!(run(&mut s, "AT+CPSMS?"), ["+CPSMS: 0,,,,", "OK"]);
+    }
+
+    #[test]
+    fn cpsms_refuses_what_is_not_a_timer_octet() {
+        let mut s = state();
+        for bad in [
+            "AT+CPSMS=2",
+            r#"AT+CPSMS=1,,,"0110010","00000001""#,
+            r#"AT+CPSMS=1,,,"01100102","00000001""#,
+            r#"AT+CPSMS=1,,,"01100101","00000001",1"#,
+        ] {
+            assert_eq!(run(&mut s, bad), ["+CME ERROR: 50"], "{bad}");
+        }
+        assert_eq!(s.power_saving, PowerSaving::default(), "nothing changed");
+    }
+
+    #[test]
+    fn active_time_deactivated_means_psm_does_not_sleep() {
+        // T3324 deactivated: the UE does not enter PSM (TS 24.301 §5.3.11).
+        let mut s = state();
+        assert_eq!(run(&mut s, r#"AT+CPSMS=1,,,"01100101","11100000""#), ["OK"]);
+        assert!(!s.power_saving.sleeps());
+    }
+
+    #[test]
+    fn cedrxs_sets_reads_and_forgets_the_edrx_value() {
+        // 27.007 §7.40; u-blox's example: AT+CEDRXS=1,4,"0101" -> +CEDRXS: 4,"0101".
+        let mut s = state();
+        assert_eq!(run(&mut s, "AT+CEDRXS?"), ["OK"]);
+        assert_eq!(run(&mut s, r#"AT+CEDRXS=1,4,"0101""#), ["OK"]);
+        assert_eq!(run(&mut s, "AT+CEDRXS?"), [r#"+CEDRXS: 4,"0101""#, "OK"]);
+        assert_eq!(
+            s.power_saving.edrx_cycle(),
+            Some(Duration::from_millis(81_920))
+        );
+        assert_eq!(run(&mut s, r#"AT+CEDRXS=2,5,"1001""#), ["OK"]);
+        assert!(s.power_saving.edrx_urc);
+        assert_eq!(run(&mut s, r#"AT+CEDRXS=1,7,"0101""#), ["+CME ERROR: 50"]);
+        assert_eq!(run(&mut s, r#"AT+CEDRXS=1,4,"10101""#), ["+CME ERROR: 50"]);
+        assert_eq!(run(&mut s, "AT+CEDRXS=3"), ["OK"]);
+        assert_eq!(run(&mut s, "AT+CEDRXS?"), ["OK"]);
+        assert_eq!(s.power_saving.edrx_cycle(), None);
+    }
+
+    proptest! {
+        #[test]
+        fn timer_3_round_trips_through_its_octet(octet in any::<u8>()) {
+            let t = decode_timer3(octet);
+            let back = encode_timer3(t).expect("every decoded timer encodes");
+            prop_assert_eq!(decode_timer3(back), t);
+        }
+
+        #[test]
+        fn timer_2_round_trips_through_its_octet(octet in any::<u8>()) {
+            let t = decode_timer2(octet);
+            let back = encode_timer2(t).expect("every decoded timer encodes");
+            prop_assert_eq!(decode_timer2(back), t);
+        }
+
+        #[test]
+        fn bit_strings_round_trip(octet in any::<u8>()) {
+            prop_assert_eq!(parse_bits(&bits8(octet), 8), Some(octet));
+            prop_assert_eq!(parse_bits(&format!("\"{}\"", bits8(octet)), 8), Some(octet));
+        }
+    }
+}
