@@ -44,6 +44,22 @@ fn is_secret(path: &lwm2m::Path) -> bool {
     path.object_id() == Some(0) && matches!(path.resource_id(), Some(5 | 8))
 }
 
+/// `path=value` for each record, space-separated, a secret's value shown
+/// as `<redacted>` ([`is_secret`]): what a notification and a Send log.
+fn values_text(records: &[lwm2m::Record]) -> String {
+    let values: Vec<String> = records
+        .iter()
+        .map(|r| {
+            if is_secret(&r.path) {
+                format!("{}=<redacted>", r.path)
+            } else {
+                format!("{}={}", r.path, r.value)
+            }
+        })
+        .collect();
+    values.join(" ")
+}
+
 /// `2.05 Content, 3 records (tlv)` and the like.
 pub fn describe_response(r: &Response) -> String {
     let mut s = code_text(r.code);
@@ -98,20 +114,10 @@ pub fn describe_event(event: &ServerEvent) -> String {
             path,
             records,
         } => {
-            let values: Vec<String> = records
-                .iter()
-                .map(|r| {
-                    if is_secret(&r.path) {
-                        format!("{}=<redacted>", r.path)
-                    } else {
-                        format!("{}={}", r.path, r.value)
-                    }
-                })
-                .collect();
             format!(
                 "notification #{} from {endpoint} for {path}: {}",
                 observation.0,
-                values.join(" ")
+                values_text(records)
             )
         }
         ServerEvent::Malformed { peer, reason } => {
@@ -134,17 +140,10 @@ pub fn describe_event(event: &ServerEvent) -> String {
         ),
         ServerEvent::Security(e) => describe_security_event(e),
         ServerEvent::Sent { endpoint, records } => {
-            let values: Vec<String> = records
-                .iter()
-                .map(|r| {
-                    if is_secret(&r.path) {
-                        format!("{}=<redacted>", r.path)
-                    } else {
-                        format!("{}={}", r.path, r.value)
-                    }
-                })
-                .collect();
-            format!("Send from {endpoint} (answered 2.04): {}", values.join(" "))
+            format!(
+                "Send from {endpoint} (answered 2.04): {}",
+                values_text(records)
+            )
         }
         ServerEvent::Queue(e) => e.to_string(),
     }
@@ -364,6 +363,32 @@ mod tests {
         assert_eq!(
             describe_event(&ServerEvent::Registered(reg)),
             "registered meter-1 at /rd/1a2b lifetime 60s lwm2m 1.1 binding U from 127.0.0.1:40000 objects </1/0>,</3/0>"
+        );
+    }
+
+    /// A notification and a Send log their values alike, the Security
+    /// object's Secret Key (/0/x/5, Core §E.1) never in the clear.
+    #[test]
+    fn notifications_and_sends_show_values_with_secrets_redacted() {
+        let records = vec![
+            lwm2m::Record::new("/0/0/5".parse().unwrap(), lwm2m::Value::Opaque(vec![1, 2])),
+            lwm2m::Record::new("/3/0/9".parse().unwrap(), lwm2m::Value::Integer(87)),
+        ];
+        assert_eq!(
+            describe_event(&ServerEvent::Notification {
+                observation: lwm2m::server::RequestId(4),
+                endpoint: "meter-1".into(),
+                path: "/3/0".parse().unwrap(),
+                records: records.clone(),
+            }),
+            "notification #4 from meter-1 for /3/0: /0/0/5=<redacted> /3/0/9=87"
+        );
+        assert_eq!(
+            describe_event(&ServerEvent::Sent {
+                endpoint: "meter-1".into(),
+                records,
+            }),
+            "Send from meter-1 (answered 2.04): /0/0/5=<redacted> /3/0/9=87"
         );
     }
 

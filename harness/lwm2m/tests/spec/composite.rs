@@ -58,17 +58,7 @@ struct Duo {
 }
 
 impl support::Link for Duo {
-    fn roles(&mut self) -> support::Roles<'_> {
-        (
-            &mut self.server,
-            &mut self.client,
-            &mut self.server_events,
-            &mut self.client_events,
-        )
-    }
-    fn clock(&mut self) -> &mut Instant {
-        &mut self.now
-    }
+    support::link_fields!();
     fn next_arrival(&self) -> Option<Instant> {
         self.queue.iter().map(|q| q.0).min()
     }
@@ -124,20 +114,11 @@ impl Duo {
     }
 
     fn response(&self, id: RequestId) -> Option<Result<Response, RequestError>> {
-        self.server_events.iter().find_map(|e| match e {
-            ServerEvent::Response { id: i, result, .. } if *i == id => Some(result.clone()),
-            _ => None,
-        })
+        support::response_to(&self.server_events, id)
     }
 
     fn notifications(&self) -> Vec<Vec<Record>> {
-        self.server_events
-            .iter()
-            .filter_map(|e| match e {
-                ServerEvent::Notification { records, .. } => Some(records.clone()),
-                _ => None,
-            })
-            .collect()
+        support::notifications(&self.server_events)
     }
 
     fn set(&mut self, path: Path, value: Value) {

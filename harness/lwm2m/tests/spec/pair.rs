@@ -200,21 +200,12 @@ impl Pair {
     }
 
     fn response(&self, id: RequestId) -> Option<Result<Response, RequestError>> {
-        self.server_events.iter().find_map(|e| match e {
-            ServerEvent::Response { id: i, result, .. } if *i == id => Some(result.clone()),
-            _ => None,
-        })
+        support::response_to(&self.server_events, id)
     }
 
     /// The records of every notification the server delivered, in order.
     fn notifications(&self) -> Vec<Vec<Record>> {
-        self.server_events
-            .iter()
-            .filter_map(|e| match e {
-                ServerEvent::Notification { records, .. } => Some(records.clone()),
-                _ => None,
-            })
-            .collect()
+        support::notifications(&self.server_events)
     }
 
     /// Times (since start) at which datagrams whose summary contains `needle` were sent.
@@ -235,18 +226,7 @@ impl Pair {
 }
 
 impl support::Link for Pair {
-    fn roles(&mut self) -> support::Roles<'_> {
-        (
-            &mut self.server,
-            &mut self.client,
-            &mut self.server_events,
-            &mut self.client_events,
-        )
-    }
-
-    fn clock(&mut self) -> &mut Instant {
-        &mut self.now
-    }
+    support::link_fields!();
 
     fn next_arrival(&self) -> Option<Instant> {
         self.queue.iter().map(|q| q.at).min()

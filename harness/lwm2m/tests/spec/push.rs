@@ -98,12 +98,7 @@ impl Pair {
     }
 
     fn response(&self, id: RequestId) -> Option<Result<Response, RequestError>> {
-        self.server_events.iter().find_map(|e| match e {
-            ServerEvent::Response {
-                id: got, result, ..
-            } if *got == id => Some(result.clone()),
-            _ => None,
-        })
+        support::response_to(&self.server_events, id)
     }
 
     fn progress_events(&self, id: RequestId) -> Vec<PushProgress> {
@@ -149,18 +144,7 @@ impl Pair {
 }
 
 impl support::Link for Pair {
-    fn roles(&mut self) -> support::Roles<'_> {
-        (
-            &mut self.server,
-            &mut self.client,
-            &mut self.server_events,
-            &mut self.client_events,
-        )
-    }
-
-    fn clock(&mut self) -> &mut Instant {
-        &mut self.now
-    }
+    support::link_fields!();
 
     fn next_arrival(&self) -> Option<Instant> {
         self.queue.iter().map(|q| q.0).min()

@@ -8,50 +8,26 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType};
+use coap_lite::{CoapOption, MessageClass, MessageType, Packet};
 use lwm2m::coap::exchange::MAX_TRANSMIT_WAIT;
-use lwm2m::format::ContentFormat;
 use lwm2m::server::{
-    DmRequest, QueueEvent, RequestError, RequestId, Server, ServerConfig, ServerEvent,
-    DEFAULT_AWAKE_WINDOW,
+    DmRequest, QueueEvent, RequestError, RequestId, Server, ServerEvent, DEFAULT_AWAKE_WINDOW,
 };
 use lwm2m::Path;
 
-use crate::support::registry;
+use crate::support;
+use crate::support::{con_post, registry};
 
 const A: &str = "192.0.2.10:56830";
 const B: &str = "198.51.100.7:40001";
 const SECOND: Duration = Duration::from_secs(1);
 
 fn server() -> Server {
-    Server::new(ServerConfig {
-        registry: registry(),
-        default_format: ContentFormat::Tlv,
-        seed: 11,
-    })
+    support::server(&registry())
 }
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
-}
-
-fn con_post(mid: u16, path: &[&str], query: &[&str], links: Option<&str>) -> Vec<u8> {
-    let mut p = Packet::new();
-    p.header.set_type(MessageType::Confirmable);
-    p.header.code = MessageClass::Request(RequestType::Post);
-    p.header.message_id = mid;
-    p.set_token(vec![0x0a]);
-    for s in path {
-        p.add_option(CoapOption::UriPath, s.as_bytes().to_vec());
-    }
-    for q in query {
-        p.add_option(CoapOption::UriQuery, q.as_bytes().to_vec());
-    }
-    if let Some(links) = links {
-        p.add_option(CoapOption::ContentFormat, vec![40]);
-        p.payload = links.as_bytes().to_vec();
-    }
-    p.to_bytes().unwrap()
 }
 
 fn feed(s: &mut Server, now: Instant, from: &str, datagram: &[u8]) -> Vec<Packet> {

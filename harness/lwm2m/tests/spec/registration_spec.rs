@@ -6,47 +6,24 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
+use coap_lite::{CoapOption, MessageClass, MessageType, Packet, ResponseType};
 use lwm2m::coap::summarize;
 use lwm2m::format::ContentFormat;
-use lwm2m::server::{DmRequest, RequestId, Server, ServerConfig, ServerEvent};
+use lwm2m::server::{DmRequest, RequestId, Server, ServerEvent};
 use lwm2m::Path;
 
-use crate::support::registry;
+use crate::support;
+// `CON POST /<path>?<query>`, token 0x0a, a link-format payload when given.
+use crate::support::{con_post as post, registry};
 
 const CLIENT: &str = "127.0.0.1:56830";
 
 fn server() -> Server {
-    Server::new(ServerConfig {
-        registry: registry(),
-        default_format: ContentFormat::Tlv,
-        seed: 7,
-    })
+    support::seeded_server(&registry(), 7)
 }
 
 fn peer() -> SocketAddr {
     CLIENT.parse().unwrap()
-}
-
-/// `CON POST /<path>?<query>` with token 0x0a, message id `mid`, and a
-/// link-format payload when `objects` is given.
-fn post(mid: u16, path: &[&str], query: &[&str], objects: Option<&str>) -> Vec<u8> {
-    let mut p = Packet::new();
-    p.header.set_type(MessageType::Confirmable);
-    p.header.code = MessageClass::Request(RequestType::Post);
-    p.header.message_id = mid;
-    p.set_token(vec![0x0a]);
-    for s in path {
-        p.add_option(CoapOption::UriPath, s.as_bytes().to_vec());
-    }
-    for q in query {
-        p.add_option(CoapOption::UriQuery, q.as_bytes().to_vec());
-    }
-    if let Some(objects) = objects {
-        p.add_option(CoapOption::ContentFormat, vec![40]);
-        p.payload = objects.as_bytes().to_vec();
-    }
-    p.to_bytes().unwrap()
 }
 
 /// Feeds one datagram and returns the server's answer, decoded.

@@ -9,66 +9,22 @@ use std::time::{Duration, Instant};
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
 use lwm2m::coap::exchange::{EXCHANGE_LIFETIME, NON_LIFETIME};
 use lwm2m::format::ContentFormat;
-use lwm2m::server::{
-    DmRequest, RequestError, RequestId, Server, ServerConfig, ServerEvent, DEFAULT_LIFETIME,
-};
+use lwm2m::server::{DmRequest, RequestError, RequestId, Server, ServerEvent, DEFAULT_LIFETIME};
 use lwm2m::Path;
 
-use crate::support::registry;
+use crate::support;
+use crate::support::{con_post, registry, request};
 
 const A: &str = "192.0.2.10:56830";
 const B: &str = "198.51.100.7:40001";
 const MS: Duration = Duration::from_millis(1);
 
 fn server() -> Server {
-    Server::new(ServerConfig {
-        registry: registry(),
-        default_format: ContentFormat::Tlv,
-        seed: 7,
-    })
+    support::seeded_server(&registry(), 7)
 }
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
-}
-
-/// A request datagram: `ty` (CON or NON), token 0x0a, Uri-Path, Uri-Query
-/// and, when given, a link-format (40) payload.
-fn request(
-    ty: MessageType,
-    method: RequestType,
-    mid: u16,
-    path: &[&str],
-    query: &[&str],
-    links: Option<&str>,
-) -> Vec<u8> {
-    let mut p = Packet::new();
-    p.header.set_type(ty);
-    p.header.code = MessageClass::Request(method);
-    p.header.message_id = mid;
-    p.set_token(vec![0x0a]);
-    for s in path {
-        p.add_option(CoapOption::UriPath, s.as_bytes().to_vec());
-    }
-    for q in query {
-        p.add_option(CoapOption::UriQuery, q.as_bytes().to_vec());
-    }
-    if let Some(links) = links {
-        p.add_option(CoapOption::ContentFormat, vec![40]);
-        p.payload = links.as_bytes().to_vec();
-    }
-    p.to_bytes().unwrap()
-}
-
-fn con_post(mid: u16, path: &[&str], query: &[&str], links: Option<&str>) -> Vec<u8> {
-    request(
-        MessageType::Confirmable,
-        RequestType::Post,
-        mid,
-        path,
-        query,
-        links,
-    )
 }
 
 const OBJECTS: &str = "</1/0>,</3/0>";

@@ -5,30 +5,18 @@
 //! and iPATCH, no Send) every one is skipped as not applicable, with the
 //! device's answer as the reason, and none fails.
 
-use crate::support::{case_files, junit_of_run, outcomes, root, run, text};
+use crate::support::{assert_all_passed, case_files, root, run_cases, CaseRun};
 
 const CASES: &str = "testcases/composite";
 
 #[test]
 fn the_composite_cases_pass_on_the_virtual_rig() {
     let report = tempfile::tempdir().unwrap();
-    let out = run(&[
-        "run",
-        "--cases",
-        CASES,
-        "--report-dir",
-        report.path().to_str().unwrap(),
-    ]);
-    let output = text(&out);
-    let all = outcomes(&junit_of_run(report.path(), &output));
+    let CaseRun {
+        out, output, all, ..
+    } = run_cases(&[], CASES, report.path());
     assert_eq!(all.len(), case_files(&root().join(CASES)), "{output}");
-    for o in &all {
-        assert_eq!(
-            o.verdict, None,
-            "{} must pass: {}\n{output}",
-            o.name, o.message
-        );
-    }
+    assert_all_passed(&all, &output);
     for case in [
         "composite-read",
         "composite-read-partial",
@@ -58,17 +46,9 @@ fn a_meter_without_composite_operations_skips_every_composite_case_with_the_reas
     let rig = dir.path().join("virtual-without-composite.yaml");
     std::fs::write(&rig, without).unwrap();
     let report = dir.path().join("reports");
-    let out = run(&[
-        "run",
-        "--rig",
-        rig.to_str().unwrap(),
-        "--cases",
-        CASES,
-        "--report-dir",
-        report.to_str().unwrap(),
-    ]);
-    let output = text(&out);
-    let all = outcomes(&junit_of_run(&report, &output));
+    let CaseRun {
+        out, output, all, ..
+    } = run_cases(&["--rig", rig.to_str().unwrap()], CASES, &report);
     assert_eq!(all.len(), case_files(&root().join(CASES)), "{output}");
     for o in &all {
         assert_eq!(

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::support::{junit_of_run, outcomes, parse, root, run, text};
+use crate::support::{parse, root, run, run_cases, text, CaseRun};
 
 /// Fast cases (a power cycle, a registration, a read or two), copied into
 /// a folder of their own so that a run takes only them.
@@ -59,19 +59,17 @@ fn every_case_runs_on_each_of_four_meters_two_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let cases = case_folder(dir.path(), 2);
     let reports = dir.path().join("reports");
-    let o = run(&[
-        "run",
-        "--rig",
-        "rigs/virtual-4.yaml",
-        "--cases",
+    let CaseRun {
+        out: o,
+        output: out,
+        xml,
+        all,
+    } = run_cases(
+        &["--rig", "rigs/virtual-4.yaml"],
         cases.to_str().unwrap(),
-        "--report-dir",
-        reports.to_str().unwrap(),
-    ]);
-    let out = text(&o);
+        &reports,
+    );
     assert!(o.status.success(), "{out}");
-    let xml = junit_of_run(&reports, &out);
-    let all = outcomes(&xml);
     let mut names: Vec<String> = all.iter().map(|o| o.name.clone()).collect();
     names.sort();
     let mut expected = Vec::new();
@@ -159,19 +157,17 @@ fn a_pool_of_meters_runs_each_case_once_spread_over_its_meters() {
         .replace("count: 4 ", "count: 3 ")
         .replace("each_case: every", "each_case: any");
     std::fs::write(&rig, text_of_rig).unwrap();
-    let o = run(&[
-        "run",
-        "--rig",
-        rig.to_str().unwrap(),
-        "--cases",
+    let CaseRun {
+        out: o,
+        output: out,
+        xml,
+        all,
+    } = run_cases(
+        &["--rig", rig.to_str().unwrap()],
         cases.to_str().unwrap(),
-        "--report-dir",
-        reports.to_str().unwrap(),
-    ]);
-    let out = text(&o);
+        &reports,
+    );
     assert!(o.status.success(), "{out}");
-    let xml = junit_of_run(&reports, &out);
-    let all = outcomes(&xml);
     let mut names: Vec<&str> = all.iter().map(|o| o.name.as_str()).collect();
     names.sort();
     assert_eq!(

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::support::{case_files, junit_of_run, outcomes, parse, root, run, text};
+use crate::support::{assert_all_passed, case_files, parse, root, run_cases, CaseRun};
 
 const CASES: &str = "testcases/queue";
 
@@ -43,24 +43,14 @@ fn seconds(value: &str) -> f64 {
 #[test]
 fn the_queue_cases_pass_on_the_virtual_rig_and_report_what_they_measured() {
     let report = tempfile::tempdir().unwrap();
-    let out = run(&[
-        "run",
-        "--cases",
-        CASES,
-        "--report-dir",
-        report.path().to_str().unwrap(),
-    ]);
-    let output = text(&out);
-    let xml = junit_of_run(report.path(), &output);
-    let all = outcomes(&xml);
+    let CaseRun {
+        out,
+        output,
+        xml,
+        all,
+    } = run_cases(&[], CASES, report.path());
     assert_eq!(all.len(), case_files(&root().join(CASES)), "{output}");
-    for o in &all {
-        assert_eq!(
-            o.verdict, None,
-            "{} must pass: {}\n{output}",
-            o.name, o.message
-        );
-    }
+    assert_all_passed(&all, &output);
     assert!(out.status.success(), "{output}");
 
     // Held from the sleep until the wake at T3412 (6 s after the last
@@ -148,17 +138,9 @@ fn a_modem_without_psm_timers_skips_the_queue_cases_with_the_reason() {
     std::fs::create_dir(&fixtures).unwrap();
     fixtures_without_psm(&fixtures);
     let report = dir.path().join("reports");
-    let out = run(&[
-        "run",
-        "--cases",
-        CASES,
-        "--fixtures",
-        fixtures.to_str().unwrap(),
-        "--report-dir",
-        report.to_str().unwrap(),
-    ]);
-    let output = text(&out);
-    let all = outcomes(&junit_of_run(&report, &output));
+    let CaseRun {
+        out, output, all, ..
+    } = run_cases(&["--fixtures", fixtures.to_str().unwrap()], CASES, &report);
     assert_eq!(all.len(), case_files(&root().join(CASES)), "{output}");
     for o in &all {
         assert_eq!(

@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType};
 use lwm2m::client::{Client, ClientConfig, ClientEvent, RegistrationState};
-use lwm2m::format::ContentFormat;
-use lwm2m::server::{Server, ServerConfig, ServerEvent};
+use lwm2m::format::{ContentFormat, Record};
+use lwm2m::server::{RequestError, RequestId, Response, Server, ServerConfig, ServerEvent};
 use lwm2m::Registry;
 
 pub mod vectors;
@@ -39,11 +40,81 @@ pub fn registry() -> Registry {
 
 /// The server role: TLV by default, seed 11 (reproducible tokens and ids).
 pub fn server(registry: &Registry) -> Server {
+    seeded_server(registry, 11)
+}
+
+/// The server role with TLV by default and `seed`: the tests that pin
+/// tokens and location ids byte for byte each keep the seed their vectors
+/// were written with.
+pub fn seeded_server(registry: &Registry, seed: u64) -> Server {
     Server::new(ServerConfig {
         registry: registry.clone(),
         default_format: ContentFormat::Tlv,
-        seed: 11,
+        seed,
     })
+}
+
+/// A request datagram as a client sends it to the server role: `ty` (CON or
+/// NON), token 0x0a, Uri-Path, Uri-Query and, when given, a link-format (40)
+/// payload (Register and Update, LwM2M Core §6.2).
+pub fn request(
+    ty: MessageType,
+    method: RequestType,
+    mid: u16,
+    path: &[&str],
+    query: &[&str],
+    links: Option<&str>,
+) -> Vec<u8> {
+    let mut p = Packet::new();
+    p.header.set_type(ty);
+    p.header.code = MessageClass::Request(method);
+    p.header.message_id = mid;
+    p.set_token(vec![0x0a]);
+    for s in path {
+        p.add_option(CoapOption::UriPath, s.as_bytes().to_vec());
+    }
+    for q in query {
+        p.add_option(CoapOption::UriQuery, q.as_bytes().to_vec());
+    }
+    if let Some(links) = links {
+        p.add_option(CoapOption::ContentFormat, vec![40]);
+        p.payload = links.as_bytes().to_vec();
+    }
+    p.to_bytes().unwrap()
+}
+
+/// `CON POST /<path>?<query>` as [`request`] builds it.
+pub fn con_post(mid: u16, path: &[&str], query: &[&str], links: Option<&str>) -> Vec<u8> {
+    request(
+        MessageType::Confirmable,
+        RequestType::Post,
+        mid,
+        path,
+        query,
+        links,
+    )
+}
+
+/// The result the server role raised for request `id`, if it has yet.
+pub fn response_to(
+    events: &[ServerEvent],
+    id: RequestId,
+) -> Option<Result<Response, RequestError>> {
+    events.iter().find_map(|e| match e {
+        ServerEvent::Response { id: i, result, .. } if *i == id => Some(result.clone()),
+        _ => None,
+    })
+}
+
+/// The records of every notification among `events`, in order.
+pub fn notifications(events: &[ServerEvent]) -> Vec<Vec<Record>> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Notification { records, .. } => Some(records.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The client role's configuration: endpoint `meter-1` at [`SERVER`],
@@ -85,6 +156,28 @@ pub trait Link {
     /// The earliest queued datagram, removed, if it is due now.
     fn take_due(&mut self) -> Option<(Dir, Vec<u8>)>;
 }
+
+/// [`Link::roles`] and [`Link::clock`] for a link struct whose fields are
+/// named `server`, `client`, `server_events`, `client_events` and `now`, as
+/// every link of this binary names them: inside its `impl Link`,
+/// `support::link_fields!();`.
+macro_rules! link_fields {
+    () => {
+        fn roles(&mut self) -> $crate::support::Roles<'_> {
+            (
+                &mut self.server,
+                &mut self.client,
+                &mut self.server_events,
+                &mut self.client_events,
+            )
+        }
+
+        fn clock(&mut self) -> &mut std::time::Instant {
+            &mut self.now
+        }
+    };
+}
+pub(crate) use link_fields;
 
 /// Removes the earliest entry of `queue` (arrival time `at`) if it is due
 /// at `now`: what a [`Link::take_due`] does with its own queue type.

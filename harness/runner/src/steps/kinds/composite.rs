@@ -12,9 +12,10 @@
 
 use std::collections::BTreeMap;
 
-use lwm2m::{Path, Record};
+use lwm2m::server::composite::is_composite_format;
+use lwm2m::{ContentFormat, Path, Record};
 
-use crate::case::fields::{self, CasePath};
+use crate::case::fields::{self, content_format, CasePath, Format};
 use crate::case::model::ScalarValue;
 use crate::session::Session;
 use crate::steps::error::{device, StepError};
@@ -54,6 +55,31 @@ pub fn unsupported(operation: &str, code: u16) -> Option<StepError> {
 /// The case's paths, `*` instances resolved from the registration.
 pub fn resolve(rig: &Session, paths: &[CasePath]) -> Result<Vec<Path>, StepError> {
     paths.iter().map(|p| instances::resolve(rig, *p)).collect()
+}
+
+/// The case's paths as a step's description lists them: `/3/0/0, /1/*/1`.
+pub fn listed(paths: &[CasePath]) -> String {
+    let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+    paths.join(", ")
+}
+
+/// The content format `step` asks for (none: the server's choice). Only the
+/// SenML formats can carry what a composite request carries (`what`: a path
+/// list, absolute paths; LwM2M 1.1 Core §6.3.8, §6.3.9), so any other is the
+/// case's error, named with the step.
+pub fn request_format(
+    step: &str,
+    format: Option<Format>,
+    what: &str,
+) -> Result<Option<ContentFormat>, StepError> {
+    let format = content_format(format);
+    if let Some(f) = format.filter(|f| !is_composite_format(*f)) {
+        return Err(StepError::Bench(format!(
+            "{step}: {} cannot carry {what}; use senml-json or senml-cbor",
+            f.name()
+        )));
+    }
+    Ok(format)
 }
 
 /// A composite step's payload that cannot be run, found when the case loads.
@@ -116,4 +142,33 @@ pub fn check_records(rig: &Session, paths: &[Path], records: &[Record]) -> Resul
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The three composite steps share this check; what they ask for other
+    /// than SenML is the case's error, named with the step.
+    #[test]
+    fn only_senml_carries_a_composite_request() {
+        for f in [ContentFormat::SenmlJson, ContentFormat::SenmlCbor] {
+            assert_eq!(
+                request_format("read_composite", Some(Format(f)), "a path list").unwrap(),
+                Some(f)
+            );
+        }
+        assert_eq!(request_format("sent", None, "a path list").unwrap(), None);
+        match request_format(
+            "write_composite",
+            Some(Format(ContentFormat::Tlv)),
+            "absolute paths",
+        ) {
+            Err(StepError::Bench(m)) => assert_eq!(
+                m,
+                "write_composite: tlv cannot carry absolute paths; use senml-json or senml-cbor"
+            ),
+            other => panic!("expected the case's error, got {other:?}"),
+        }
+    }
 }

@@ -10,11 +10,11 @@
 
 use std::fmt::Write as _;
 
-use lwm2m::server::{composite::is_composite_format, Content, DmRequest, ServerEvent};
+use lwm2m::server::{Content, DmRequest, ServerEvent};
 use serde::Deserialize;
 use server::Observation;
 
-use crate::case::fields::{content_format, CasePath, Code, Format};
+use crate::case::fields::{CasePath, Code, Format};
 use crate::session::Session;
 use crate::steps::error::{bench, device, server_error};
 use crate::steps::exchange::{expect_code, records_text, request_on};
@@ -60,10 +60,9 @@ impl TryFrom<ObserveCompositeSpec> for ObserveComposite {
 
 impl Step for ObserveComposite {
     fn describe(&self) -> String {
-        let paths: Vec<String> = self.paths.iter().map(|p| p.to_string()).collect();
         format!(
             "observe-composite {} for {} notification(s)",
-            paths.join(", "),
+            composite::listed(&self.paths),
             self.notifications
         )
     }
@@ -77,13 +76,8 @@ impl Step for ObserveComposite {
         Box::pin(async move {
             composite::require_version(rig, "Observe-Composite")?;
             let paths = composite::resolve(rig, &self.paths)?;
-            let format = content_format(self.format);
-            if let Some(f) = format.filter(|f| !is_composite_format(*f)) {
-                return Err(bench(format!(
-                    "observe_composite: {} cannot carry a path list; use senml-json or senml-cbor",
-                    f.name()
-                )));
-            }
+            let format =
+                composite::request_format("observe_composite", self.format, "a path list")?;
             let request = DmRequest::ObserveComposite {
                 paths: paths.clone(),
                 format,

@@ -13,10 +13,10 @@ use std::fmt::Write as _;
 use lwm2m::server::{composite::is_composite_format, Content, DmRequest};
 use serde::Deserialize;
 
-use crate::case::fields::{content_format, CasePath, Code, Format};
+use crate::case::fields::{CasePath, Code, Format};
 use crate::case::model::ScalarValue;
 use crate::session::Session;
-use crate::steps::error::{device, StepError};
+use crate::steps::error::device;
 use crate::steps::exchange::{expect_code, records_text, request_on};
 use crate::steps::kinds::composite;
 use crate::steps::value::matches;
@@ -69,8 +69,7 @@ impl TryFrom<ReadCompositeSpec> for ReadComposite {
 
 impl Step for ReadComposite {
     fn describe(&self) -> String {
-        let paths: Vec<String> = self.paths.iter().map(|p| p.to_string()).collect();
-        format!("read-composite {}", paths.join(", "))
+        format!("read-composite {}", composite::listed(&self.paths))
     }
 
     fn run<'a>(
@@ -83,13 +82,7 @@ impl Step for ReadComposite {
             composite::require_version(rig, "Read-Composite")?;
             let paths = composite::resolve(rig, &self.paths)?;
             let absent = composite::resolve(rig, &self.absent)?;
-            let format = content_format(self.format);
-            if let Some(f) = format.filter(|f| !is_composite_format(*f)) {
-                return Err(StepError::Bench(format!(
-                    "read_composite: {} cannot carry a path list; use senml-json or senml-cbor",
-                    f.name()
-                )));
-            }
+            let format = composite::request_format("read_composite", self.format, "a path list")?;
             let request = DmRequest::ReadComposite {
                 paths: paths.iter().chain(&absent).copied().collect(),
                 format,

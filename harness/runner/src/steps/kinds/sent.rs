@@ -27,8 +27,7 @@ pub struct Sent {
 
 impl Step for Sent {
     fn describe(&self) -> String {
-        let paths: Vec<String> = self.paths.iter().map(|p| p.to_string()).collect();
-        format!("a Send of {}", paths.join(", "))
+        format!("a Send of {}", composite::listed(&self.paths))
     }
 
     fn run<'a>(

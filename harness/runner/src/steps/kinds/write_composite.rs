@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use lwm2m::server::{composite::is_composite_format, DmRequest};
+use lwm2m::server::DmRequest;
 use lwm2m::Record;
 use serde::Deserialize;
 
-use crate::case::fields::{content_format, CasePath, Code, Format};
+use crate::case::fields::{CasePath, Code, Format};
 use crate::case::model::ScalarValue;
 use crate::session::Session;
 use crate::steps::error::bench;
@@ -75,13 +75,8 @@ impl Step for WriteComposite {
     ) -> StepFuture<'a> {
         Box::pin(async move {
             composite::require_version(rig, "Write-Composite")?;
-            let format = content_format(self.format);
-            if let Some(f) = format.filter(|f| !is_composite_format(*f)) {
-                return Err(bench(format!(
-                    "write_composite: {} cannot carry absolute paths; use senml-json or senml-cbor",
-                    f.name()
-                )));
-            }
+            let format =
+                composite::request_format("write_composite", self.format, "absolute paths")?;
             let mut records = Vec::with_capacity(self.values.len());
             for (path, value) in &self.values {
                 let path = instances::resolve(rig, *path)?;

@@ -323,3 +323,47 @@ fn junit_path(report_dir: &Path, output: &str) -> String {
     assert!(p.is_file(), "{} written:\n{output}", p.display());
     p.to_str().unwrap().to_string()
 }
+
+/// What one `meterbench run` left: the process, its output as [`text`],
+/// the JUnit it wrote and the testcases in that JUnit.
+pub struct CaseRun {
+    pub out: Output,
+    pub output: String,
+    pub xml: String,
+    pub all: Vec<Outcome>,
+}
+
+/// `meterbench run ARGS --cases CASES --report-dir REPORT_DIR` (ARGS: a
+/// rig, a fixtures folder), its JUnit read as [`junit_of_run`] reads it.
+pub fn run_cases(args: &[&str], cases: &str, report_dir: &Path) -> CaseRun {
+    let mut all_args = vec!["run"];
+    all_args.extend_from_slice(args);
+    all_args.extend([
+        "--cases",
+        cases,
+        "--report-dir",
+        report_dir.to_str().unwrap(),
+    ]);
+    let out = run(&all_args);
+    let output = text(&out);
+    let xml = junit_of_run(report_dir, &output);
+    let all = outcomes(&xml);
+    CaseRun {
+        out,
+        output,
+        xml,
+        all,
+    }
+}
+
+/// Every testcase of `all` passed; the first that did not is named with its
+/// message and the run's `output`.
+pub fn assert_all_passed(all: &[Outcome], output: &str) {
+    for o in all {
+        assert_eq!(
+            o.verdict, None,
+            "{} must pass: {}\n{output}",
+            o.name, o.message
+        );
+    }
+}
