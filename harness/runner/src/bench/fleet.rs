@@ -657,15 +657,11 @@ fn register_packet(endpoint: &str) -> Packet {
 }
 
 fn describe(p: &Packet) -> String {
-    let path: Vec<String> = p
-        .get_option(CoapOption::UriPath)
-        .map(|l| {
-            l.iter()
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    format!("{:?} /{}", p.header.code, path.join("/"))
+    format!(
+        "{:?} {}",
+        p.header.code,
+        lwm2m::coap::options::uri_path_string(p)
+    )
 }
 
 fn expect(reply: &Packet, want: ResponseType, what: &str) -> Result<(), String> {

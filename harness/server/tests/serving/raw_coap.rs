@@ -114,15 +114,7 @@ fn register_packet(endpoint: &str, mid: u16, lifetime_s: u32) -> Packet {
 }
 
 fn uri_path(p: &Packet) -> String {
-    let segs: Vec<String> = p
-        .get_option(CoapOption::UriPath)
-        .map(|l| {
-            l.iter()
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    format!("/{}", segs.join("/"))
+    lwm2m::coap::options::uri_path_string(p)
 }
 
 /// The piggybacked response to a server request (RFC 7252 §5.2.1): same mid and token.
