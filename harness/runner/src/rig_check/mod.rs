@@ -158,36 +158,49 @@ fn short_lease_wait(rig: &mut RigFile, limit: Duration) {
 async fn check(mut rig: RigFile, config: &SessionConfig, limit: Duration) -> Report {
     let mut report = Report::default();
     short_lease_wait(&mut rig, limit);
-    let opened = tokio::time::timeout(limit, Session::open(rig.clone(), config)).await;
-    let mut session = match opened {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            let part = match &e {
-                OpenError::InUse { .. } => "lease",
-                OpenError::Server(_) => "server",
-                OpenError::BootstrapServer(_) => "bootstrap server",
-                OpenError::Credentials(_) => "credentials",
-                OpenError::Build(e) => e.part().name(),
-                _ => "bench",
-            };
-            report.fail(part, "-", e.to_string());
-            report.skip(
-                "other parts",
-                "-",
-                "not checked: the rig could not be opened",
-            );
-            return report;
-        }
-        Err(_) => {
-            report.fail(
-                "bench",
-                "-",
-                format!(
-                    "opening the rig took longer than {}",
-                    rig::duration::format_duration(limit)
-                ),
-            );
-            return report;
+    // A part whose driver cannot be built (a missing ELF, a bad port name)
+    // is reported and left out, and the bench is opened again without it:
+    // a lab engineer fixing a rig wants every broken part in one pass, not
+    // one per run. There are four parts, so this ends.
+    let mut left_out = Vec::new();
+    let mut session = loop {
+        let opened = tokio::time::timeout(limit, Session::open(rig.clone(), config)).await;
+        match opened {
+            Ok(Ok(s)) => break s,
+            Ok(Err(OpenError::Build(e))) if !left_out.contains(&e.part()) => {
+                let part = e.part();
+                report.fail(part.name(), "-", e.to_string());
+                leave_out(&mut rig, part);
+                left_out.push(part);
+            }
+            Ok(Err(e)) => {
+                let part = match &e {
+                    OpenError::InUse { .. } => "lease",
+                    OpenError::Server(_) => "server",
+                    OpenError::BootstrapServer(_) => "bootstrap server",
+                    OpenError::Credentials(_) => "credentials",
+                    OpenError::Build(e) => e.part().name(),
+                    _ => "bench",
+                };
+                report.fail(part, "-", e.to_string());
+                report.skip(
+                    "other parts",
+                    "-",
+                    "not checked: the rig could not be opened",
+                );
+                return report;
+            }
+            Err(_) => {
+                report.fail(
+                    "bench",
+                    "-",
+                    format!(
+                        "opening the rig took longer than {}",
+                        rig::duration::format_duration(limit)
+                    ),
+                );
+                return report;
+            }
         }
     };
     let powered = check_power(&session, &mut report, limit);
@@ -206,6 +219,17 @@ async fn check(mut rig: RigFile, config: &SessionConfig, limit: Duration) -> Rep
     }
     session.close().await;
     report
+}
+
+/// Drops a part whose driver could not be built, so the others can be
+/// checked; its failure row stays the part's verdict.
+fn leave_out(rig: &mut RigFile, part: rig::bench::Part) {
+    match part {
+        rig::bench::Part::Power => rig.power = None,
+        rig::bench::Part::Modem => rig.modem = None,
+        rig::bench::Part::Debug => rig.debug = None,
+        rig::bench::Part::Network => rig.network = None,
+    }
 }
 
 /// Whether the board is now powered by us (so a port may take its boot

@@ -43,6 +43,17 @@ impl Report {
         outcome: Outcome,
         detail: impl Into<String>,
     ) {
+        // A part that failed to build was left out of the bench; the check
+        // that later finds it absent must not put "skipped" beside its
+        // failure.
+        if outcome == Outcome::Skip
+            && self
+                .rows
+                .iter()
+                .any(|r| r.part == part && r.outcome == Outcome::Fail)
+        {
+            return;
+        }
         self.rows.push(Row {
             part,
             driver: driver.into(),

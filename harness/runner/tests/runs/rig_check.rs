@@ -325,3 +325,46 @@ fn swd_rig_without_its_probe_fails_listing_the_probes_seen() {
     assert!(detail.contains("MB-NO-SUCH-PROBE"), "{detail}");
     assert!(detail.contains("probes seen"), "{detail}");
 }
+
+#[test]
+fn a_part_that_cannot_be_built_fails_and_the_others_are_still_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = ScpiSupplySim::start().unwrap();
+    let rig = tmp.path().join("missing-elf.yaml");
+    std::fs::write(
+        &rig,
+        format!(
+            "name: missing-elf\n\
+             device: {{ endpoint: \"elf-{{run}}\", lifetime: 60s }}\n\
+             debug: {{ kind: swd, probe: \"0483:374b:MB-NO-SUCH-PROBE\", chip: STM32L476RGTx, elf: no-such/meter.elf }}\n\
+             power:\n  kind: scpi\n  tcp: {}\n  voltage: 3.6V\n  current_limit: 500mA\n  timeout: 500ms\n",
+            sim.addr()
+        ),
+    )
+    .unwrap();
+    let (out, _) = meterbench(&["rig", "check", rig.to_str().unwrap()], tmp.path());
+    let table = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let (_, result, detail) = row(&table, "debug");
+    assert_eq!(result, "FAIL", "{table}");
+    assert!(detail.contains("no-such/meter.elf"), "{detail}");
+    // One row per part: the left-out debug part is not also "skipped".
+    assert_eq!(
+        table.lines().filter(|l| l.starts_with("debug ")).count(),
+        1,
+        "{table}"
+    );
+    // The supply was still asked who it is and switched, in the same pass.
+    let (driver, result, _) = row(&table, "power");
+    assert_eq!(
+        (driver.as_str(), result.as_str()),
+        ("scpi", "ok"),
+        "{table}"
+    );
+    assert!(
+        sim.received().iter().any(|l| l == "*IDN?"),
+        "{:?}",
+        sim.received()
+    );
+    assert!(!table.contains("could not be opened"), "{table}");
+}
