@@ -15,6 +15,7 @@ pub fn main(cmd: BenchCommand) -> ExitCode {
         BenchCommand::Firmware { runs, block_sizes } => (runs, block_sizes),
         BenchCommand::Fleet(args) => return fleet::main(args),
         BenchCommand::FleetServer(args) => return fleet::server_main(args),
+        BenchCommand::FleetClients(args) => return fleet::clients_main(args),
     };
     let options = BenchOptions {
         repetitions: runs.max(1),

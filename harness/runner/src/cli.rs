@@ -162,6 +162,11 @@ pub enum BenchCommand {
     /// echo); stops when its stdin closes.
     #[command(hide = true)]
     FleetServer(FleetServerArgs),
+    /// The fleet benchmark's meter worker: a slice of the fleet in one
+    /// process (the open-file limit caps the sockets a process may hold);
+    /// runs the phase named on each stdin line and answers with one JSON line.
+    #[command(hide = true)]
+    FleetClients(FleetClientsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +189,39 @@ pub struct FleetArgs {
     /// Folder of OMA DDF XML object definitions, for the server child.
     #[arg(long, value_name = "DIR", default_value = "fixtures/objects")]
     pub objects: PathBuf,
+    /// Meters (sockets) per worker process; the meters run in as many
+    /// worker processes as this needs (the open-file limit is per process).
+    #[arg(long, value_name = "N", default_value_t = 15_000)]
+    pub per_worker: usize,
+    /// Messages the server's log and event history keep (oldest dropped
+    /// and counted); the server's memory per device is measured with it.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub server_log: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetClientsArgs {
+    /// Index of this worker's first meter (meter names are fleet-NNNNNN).
+    #[arg(long)]
+    pub first: usize,
+    /// How many meters this worker runs.
+    #[arg(long)]
+    pub count: usize,
+    /// The LwM2M server child.
+    #[arg(long)]
+    pub server: SocketAddr,
+    /// The bare UDP echo child.
+    #[arg(long)]
+    pub echo: SocketAddr,
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub in_flight: usize,
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub notifications: u32,
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// `endpoint hex-key` per line for every meter of the fleet (DTLS).
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +236,9 @@ pub struct FleetServerArgs {
     /// `endpoint hex-key` per line: the PSK of each meter (DTLS).
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
+    /// Messages the server's log and event history keep.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub log_capacity: usize,
 }
 
 #[derive(Debug, Args)]

@@ -8,10 +8,14 @@
 //! devices); a thread whose trial's device is busy waits here for it.
 //!
 //! A group case (one case that needs all of a rig's devices, such as a
-//! firmware campaign) would take every device of its rig here at once —
-//! waiting until the rig is idle, then marking all its devices busy — and be
-//! handed each device's session; `parallel` does not limit it, since it is
-//! one case. Nothing here stops that from being added beside [`Pool::take`].
+//! firmware campaign) takes every device of its rig at once
+//! ([`Pool::take_group`]): it waits until the rig is idle, then marks all
+//! its devices busy, and is handed each device's session; `parallel` does
+//! not limit it, since it is one case. While a group waits for its rig, no
+//! new single-device case starts there, so the rig drains and the group
+//! cannot be starved by a stream of short cases; the group takes all or
+//! nothing under one lock, so it never holds a device another trial waits
+//! for while it waits itself (no deadlock).
 
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -42,6 +46,8 @@ struct Busy {
     /// Cases each device has taken: a pool hands the next case to its
     /// least used free device, so cases spread over the meters.
     taken: Vec<u64>,
+    /// Group cases waiting for each rig to be idle.
+    group_waiting: Vec<usize>,
 }
 
 /// What a trial asks for.
@@ -51,12 +57,15 @@ pub enum Want {
     Device { rig: usize, device: usize },
     /// Any device of the rig (`each_case: any`).
     AnyOf { rig: usize },
+    /// Every device of the rig at once (a group case): taken by
+    /// [`Pool::take_group`], never by [`Pool::take`].
+    Group { rig: usize },
 }
 
 impl Want {
     pub fn rig(self) -> usize {
         match self {
-            Want::Device { rig, .. } | Want::AnyOf { rig } => rig,
+            Want::Device { rig, .. } | Want::AnyOf { rig } | Want::Group { rig } => rig,
         }
     }
 }
@@ -78,6 +87,26 @@ impl Drop for Taken<'_> {
     }
 }
 
+/// All devices of a rig, taken by a group case; given back when dropped.
+pub struct TakenGroup<'a> {
+    pool: &'a Pool,
+    rig: usize,
+    /// The rig's devices, in the rig's order.
+    pub devices: Vec<usize>,
+}
+
+impl Drop for TakenGroup<'_> {
+    fn drop(&mut self) {
+        let mut b = self.pool.lock();
+        for &d in &self.devices {
+            b.device[d] = false;
+        }
+        b.rig[self.rig] -= self.devices.len();
+        drop(b);
+        self.pool.freed.notify_all();
+    }
+}
+
 impl Pool {
     pub fn new(rigs: Vec<RigDevices>, jobs: usize) -> Pool {
         let devices = rigs.iter().flat_map(|r| r.devices.iter()).count();
@@ -86,6 +115,7 @@ impl Pool {
                 device: vec![false; devices],
                 rig: vec![0; rigs.len()],
                 taken: vec![0; devices],
+                group_waiting: vec![0; rigs.len()],
             }),
             rigs,
             jobs: jobs.max(1),
@@ -138,6 +168,44 @@ impl Pool {
         }
     }
 
+    /// Waits until rig `rig` is idle (and `--jobs` lets one more rig run),
+    /// then takes all its devices at once; `None` once `stopped` says the
+    /// run is stopping (the wait is given up, nothing is held).
+    pub fn take_group(&self, rig: usize, stopped: impl Fn() -> bool) -> Option<TakenGroup<'_>> {
+        let mut b = self.lock();
+        b.group_waiting[rig] += 1;
+        let taken = loop {
+            if stopped() {
+                break None;
+            }
+            let active = b.rig.iter().filter(|n| **n > 0).count();
+            if b.rig[rig] == 0 && active < self.jobs {
+                let devices = self.rigs[rig].devices.clone();
+                for &d in &devices {
+                    b.device[d] = true;
+                    b.taken[d] += 1;
+                }
+                b.rig[rig] += devices.len();
+                break Some(TakenGroup {
+                    pool: self,
+                    rig,
+                    devices,
+                });
+            }
+            b = self
+                .freed
+                .wait_timeout(b, STOP_POLL)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        };
+        b.group_waiting[rig] -= 1;
+        drop(b);
+        // Single-device cases held back for this group may go on (when it
+        // gave up) or learn that the rig is now taken.
+        self.freed.notify_all();
+        taken
+    }
+
     /// The device `want` may take now, if any.
     fn free(&self, b: &Busy, want: Want) -> Option<usize> {
         let rig = want.rig();
@@ -149,6 +217,10 @@ impl Pool {
         if b.rig[rig] >= spec.parallel.max(1) {
             return None;
         }
+        if b.group_waiting[rig] > 0 {
+            // A group case waits for this rig: let it drain.
+            return None;
+        }
         match want {
             Want::Device { device, .. } => (!b.device[device]).then_some(device),
             Want::AnyOf { .. } => spec
@@ -157,6 +229,7 @@ impl Pool {
                 .copied()
                 .filter(|d| !b.device[*d])
                 .min_by_key(|d| b.taken[*d]),
+            Want::Group { .. } => None,
         }
     }
 }
@@ -241,6 +314,105 @@ mod tests {
             Some(1)
         );
         assert_eq!(two_jobs.threads(), 2);
+    }
+
+    fn rig_of(devices: Vec<usize>, parallel: usize) -> Vec<RigDevices> {
+        vec![RigDevices { parallel, devices }]
+    }
+
+    #[test]
+    fn a_group_takes_every_device_once_the_rig_is_idle_and_holds_back_single_cases() {
+        let pool = Pool::new(rig_of(vec![0, 1, 2], 2), 1);
+        let one = pool
+            .take(Want::Device { rig: 0, device: 0 }, never)
+            .unwrap();
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (release, released) = std::sync::mpsc::channel::<()>();
+            let pool = &pool;
+            let group = s.spawn(move || {
+                let g = pool.take_group(0, never).unwrap();
+                tx.send(g.devices.clone()).unwrap();
+                // Held until the checks below are done.
+                let _ = released.recv();
+                drop(g);
+            });
+            // The group waits for device 0; meanwhile no single case starts.
+            let mut waited = 0;
+            while pool.lock().group_waiting[0] == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+                waited += 1;
+                assert!(waited < 2000, "the group never started waiting");
+            }
+            assert_eq!(
+                pool.free(&pool.lock(), Want::Device { rig: 0, device: 1 }),
+                None,
+                "a single case started while a group waited"
+            );
+            assert!(rx.try_recv().is_err(), "the group took a busy rig");
+            drop(one);
+            let devices = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!(devices, [0, 1, 2]);
+            // All busy, beyond `parallel`: one case, not three.
+            assert_eq!(pool.lock().rig[0], 3);
+            assert_eq!(pool.free(&pool.lock(), Want::AnyOf { rig: 0 }), None);
+            release.send(()).unwrap();
+            group.join().unwrap();
+        });
+        // Given back: single cases run again.
+        assert_eq!(pool.lock().rig[0], 0);
+        assert!(pool.free(&pool.lock(), Want::AnyOf { rig: 0 }).is_some());
+    }
+
+    #[test]
+    fn single_cases_and_groups_waiting_on_one_rig_all_finish() {
+        // Threads as the run has them: per-device trials and two group
+        // cases on the same rig, in any order; every one gets its turn.
+        let pool = Pool::new(rig_of(vec![0, 1], 2), 1);
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let (pool, done) = (&pool, &done);
+                s.spawn(move || {
+                    if i % 3 == 0 {
+                        let g = pool.take_group(0, never).unwrap();
+                        assert_eq!(g.devices.len(), 2);
+                    } else {
+                        let t = pool
+                            .take(
+                                Want::Device {
+                                    rig: 0,
+                                    device: i % 2,
+                                },
+                                never,
+                            )
+                            .unwrap();
+                        std::thread::sleep(Duration::from_millis(2));
+                        drop(t);
+                    }
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                });
+            }
+        });
+        assert_eq!(done.load(std::sync::atomic::Ordering::SeqCst), 8);
+        let b = pool.lock();
+        assert_eq!((b.rig[0], b.group_waiting[0]), (0, 0));
+    }
+
+    #[test]
+    fn a_waiting_group_gives_up_when_the_run_stops_and_holds_nothing() {
+        let pool = Pool::new(rig_of(vec![0, 1], 2), 1);
+        let held = pool
+            .take(Want::Device { rig: 0, device: 0 }, never)
+            .unwrap();
+        assert!(pool.take_group(0, || true).is_none());
+        // Nothing is reserved any more: device 1 may be taken at once.
+        assert_eq!(
+            pool.free(&pool.lock(), Want::Device { rig: 0, device: 1 }),
+            Some(1)
+        );
+        drop(held);
+        assert_eq!(pool.lock().rig[0], 0);
     }
 
     #[test]

@@ -1,9 +1,16 @@
 //! The rig's emulated link ([`rig::link`]) wired in front of the servers:
 //! a relay per server the device reaches over UDP (the LwM2M server, the
-//! bootstrap server, the CoAP and CoAPS file servers), started when the
+//! bootstrap server, the CoAP and CoAPS file servers) and a TCP relay in
+//! front of the HTTP file server ([`rig::link::TcpRelay`]: the link's delay
+//! and bandwidth cap, not its loss, which is TCP's business), started when the
 //! device is first given that server's address, so the URIs the device
 //! learns (bring-up, the bootstrap server's account, Package URIs) name
 //! the relays. The servers and the device are unchanged.
+//!
+//! Each device of a rig has its own link ([`rig::link::rng::device_seed`]:
+//! the run's seed mixed with the device's name), so the devices of a
+//! `devices:` rig do not lose, delay and duplicate the same datagrams in
+//! lockstep; a rig of one device draws from the run's seed itself.
 //!
 //! Each case's `link.log` holds what the link did to each of its
 //! datagrams (arrival time, direction, CoAP header, fate); a wait that
@@ -14,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use rig::link::{Direction, Fate, LinkParams, Relay};
+use rig::link::{Direction, Fate, LinkParams, Relay, TcpRelay};
 use rig::RigFile;
 
 use crate::session::Session;
@@ -22,7 +29,12 @@ use crate::session::Session;
 /// The relays of one rig's link.
 pub struct LinkWiring {
     params: LinkParams,
+    /// The run's seed, which `--seed` replays.
     seed: u64,
+    /// This device's draws: [`rig::link::rng::device_seed`] of `seed`.
+    device_seed: u64,
+    /// The device of a `devices:` rig this link serves.
+    device: Option<String>,
     /// What `link.log` times count from: when the link was set up.
     epoch: std::time::Instant,
     /// Where the relays bind: the servers' address (the device reaches the
@@ -36,6 +48,8 @@ struct Relays {
     running: Vec<Relay>,
     /// Per relay, where the running case's record starts.
     case_marks: Vec<usize>,
+    /// In front of HTTP file servers.
+    tcp: Vec<TcpRelay>,
 }
 
 impl std::fmt::Debug for LinkWiring {
@@ -45,14 +59,19 @@ impl std::fmt::Debug for LinkWiring {
 }
 
 impl LinkWiring {
-    /// The rig's link, if its file gives one; its draws come from the run's `seed`.
+    /// The rig's link, if its file gives one; its draws come from the run's
+    /// `seed` and the device's name (`rig` is one device's rig).
     pub fn for_rig(rig: &RigFile, seed: u64) -> Option<LinkWiring> {
         let spec = rig.link.as_ref()?;
         let params = spec.params();
-        tracing::info!(rig = %rig.name, seed, link = %params, "emulated link between device and servers");
+        let device = rig.device_name.clone();
+        let device_seed = rig::link::rng::device_seed(seed, device.as_deref());
+        tracing::info!(rig = %rig.name, device = device.as_deref().unwrap_or("-"), seed, device_seed, link = %params, "emulated link between device and servers");
         Some(LinkWiring {
             params,
             seed,
+            device_seed,
+            device,
             epoch: std::time::Instant::now(),
             bind_ip: rig.server.bind.ip(),
             relays: Mutex::new(Relays::default()),
@@ -78,7 +97,7 @@ impl LinkWiring {
             upstream,
             self.bind_ip,
             &self.params,
-            self.seed,
+            self.device_seed,
             stream,
         ) {
             Ok(r) => {
@@ -95,14 +114,36 @@ impl LinkWiring {
         }
     }
 
-    /// `uri` (`coap://host:port/...` or `coaps://`) with its port replaced
-    /// by the port of the relay in front of `host:port`; other schemes
-    /// (HTTP runs over TCP) and URIs without a port are left as they are.
+    /// The address the device is given for the TCP server at `upstream`:
+    /// its TCP relay's, started on first use (or the server itself, logged,
+    /// if the relay cannot start).
+    pub fn front_tcp(&self, upstream: SocketAddr, label: &str) -> SocketAddr {
+        let mut relays = self.relays();
+        if let Some(r) = relays.tcp.iter().find(|r| r.upstream() == upstream) {
+            return r.local_addr();
+        }
+        match TcpRelay::start(label, upstream, self.bind_ip, &self.params) {
+            Ok(r) => {
+                let addr = r.local_addr();
+                relays.tcp.push(r);
+                addr
+            }
+            Err(e) => {
+                tracing::error!(%upstream, error = %e, "the link TCP relay could not start: the device reaches {label} directly");
+                upstream
+            }
+        }
+    }
+
+    /// `uri` (`coap://`, `coaps://` or `http://host:port/...`) with its
+    /// port replaced by the port of the relay in front of `host:port` (a
+    /// TCP relay for HTTP); other schemes (HTTPS, whose certificate names
+    /// the server) and URIs without a port are left as they are.
     pub fn via(&self, uri: &str) -> String {
         let Some((scheme, rest)) = uri.split_once("://") else {
             return uri.to_string();
         };
-        if scheme != "coap" && scheme != "coaps" {
+        if scheme != "coap" && scheme != "coaps" && scheme != "http" {
             return uri.to_string();
         }
         let end = rest.find('/').unwrap_or(rest.len());
@@ -114,7 +155,12 @@ impl LinkWiring {
             return uri.to_string();
         };
         let label = format!("firmware-{scheme}");
-        let front = self.front(SocketAddr::new(self.bind_ip, port), &label);
+        let upstream = SocketAddr::new(self.bind_ip, port);
+        let front = if scheme == "http" {
+            self.front_tcp(upstream, &label)
+        } else {
+            self.front(upstream, &label)
+        };
         format!("{scheme}://{host}:{}{path}", front.port())
     }
 
@@ -133,6 +179,13 @@ impl LinkWiring {
             "# link {}\n# seed {} (replay with --seed {})\n",
             self.params, self.seed, self.seed
         );
+        if let Some(device) = &self.device {
+            let _ = writeln!(
+                text,
+                "# device {device}: its own draws, seed {} from the run's seed and its name",
+                self.device_seed
+            );
+        }
         let mut lines: Vec<(std::time::Duration, String)> = Vec::new();
         for (i, relay) in relays.running.iter().enumerate() {
             let [up, down] = relay.counts();
@@ -161,6 +214,19 @@ impl LinkWiring {
                 }
                 lines.push((e.at, e.line(relay.label())));
             }
+        }
+        for relay in &relays.tcp {
+            let c = relay.counts();
+            let _ = writeln!(
+                text,
+                "# tcp relay {} {} -> {}: {} connections, up {} bytes, down {} bytes since the run began (delay and rate apply; loss, duplication, reordering and jitter are TCP's)",
+                relay.label(),
+                relay.local_addr(),
+                relay.upstream(),
+                c.connections,
+                c.up_bytes,
+                c.down_bytes
+            );
         }
         lines.sort_by_key(|(at, _)| *at);
         for (_, line) in lines {
@@ -224,7 +290,7 @@ mod tests {
     }
 
     #[test]
-    fn coap_uris_are_pointed_at_a_relay_and_others_left_alone() {
+    fn coap_and_http_uris_are_pointed_at_a_relay_and_others_left_alone() {
         let w = wiring("lossy");
         let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = server.local_addr().unwrap().port();
@@ -234,9 +300,96 @@ mod tests {
         assert!(relayed.starts_with("coap://127.0.0.1:") && relayed.ends_with("/fw/meter-2.0.bin"));
         // The same server gets the same relay.
         assert_eq!(w.via(&uri), relayed);
-        let http = format!("http://127.0.0.1:{port}/fw/meter-2.0.bin");
-        assert_eq!(w.via(&http), http);
+        let https = format!("https://127.0.0.1:{port}/fw/meter-2.0.bin");
+        assert_eq!(w.via(&https), https);
         assert_eq!(w.via("coap://host/no-port"), "coap://host/no-port");
+    }
+
+    /// An HTTP Package URI names a TCP relay in front of the file server,
+    /// and a request made to it reaches the server and is answered.
+    #[test]
+    fn an_http_pull_crosses_the_link() {
+        use std::io::{Read, Write};
+        let w = wiring("lte-m");
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let served = std::thread::spawn(move || {
+            let (mut c, _) = server.accept().unwrap();
+            let mut request = [0u8; 64];
+            let n = c.read(&mut request).unwrap();
+            c.write_all(b"HTTP/1.0 200 OK\r\n\r\nimage").unwrap();
+            String::from_utf8_lossy(&request[..n]).into_owned()
+        });
+        let uri = format!("http://127.0.0.1:{port}/fw/meter-2.0.bin");
+        let relayed = w.via(&uri);
+        let front: u16 = relayed
+            .strip_prefix("http://127.0.0.1:")
+            .and_then(|r| r.strip_suffix("/fw/meter-2.0.bin"))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{relayed} names a relay"));
+        assert_ne!(front, port);
+        assert_eq!(w.via(&uri), relayed, "one relay per server");
+        let mut device = std::net::TcpStream::connect(("127.0.0.1", front)).unwrap();
+        device
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        device
+            .write_all(b"GET /fw/meter-2.0.bin HTTP/1.0\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        device.read_to_string(&mut answer).unwrap();
+        assert_eq!(answer, "HTTP/1.0 200 OK\r\n\r\nimage");
+        assert!(served.join().unwrap().starts_with("GET /fw/meter-2.0.bin"));
+        let dir = tempfile::tempdir().unwrap();
+        w.finish_case(dir.path());
+        let log = std::fs::read_to_string(dir.path().join("link.log")).unwrap();
+        assert!(
+            log.contains("# tcp relay firmware-http")
+                && log.contains("1 connections, up 34 bytes, down 24 bytes"),
+            "{log}"
+        );
+    }
+
+    /// The fates the first relay of `w` would give 200 datagrams.
+    fn fates(w: &LinkWiring) -> Vec<Fate> {
+        let mut e = rig::link::LinkEmulator::new(&w.params, w.device_seed, 0);
+        (0..200u64)
+            .map(|i| e.admit(Direction::Up, std::time::Duration::from_millis(i * 10), 100))
+            .collect()
+    }
+
+    /// Two meters of one `devices:` rig on a lossy link lose different
+    /// datagrams; the same run seed gives each the same pattern again.
+    #[test]
+    fn each_device_of_a_rig_draws_its_own_link_and_a_seed_replays_it() {
+        let text =
+            "name: l\ndevice: { endpoint: ep, lifetime: 1m }\nlink: lossy\ndevices: { count: 2 }\n";
+        let rig = RigFile::parse(text, Path::new("l.yaml")).unwrap();
+        let devices = rig.device_rigs();
+        assert_eq!(devices.len(), 2);
+        let wired = |seed| -> Vec<LinkWiring> {
+            devices
+                .iter()
+                .map(|d| LinkWiring::for_rig(d, seed).unwrap())
+                .collect()
+        };
+        let (first, again) = (wired(5), wired(5));
+        let lost = |w: &LinkWiring| -> Vec<usize> {
+            fates(w)
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| matches!(f, Fate::Drop(_)))
+                .map(|(i, _)| i)
+                .collect()
+        };
+        assert!(
+            !lost(&first[0]).is_empty(),
+            "a lossy link loses some of 200"
+        );
+        assert_ne!(lost(&first[0]), lost(&first[1]));
+        assert_eq!(fates(&first[0]), fates(&again[0]));
+        assert_eq!(fates(&first[1]), fates(&again[1]));
+        assert_ne!(fates(&first[0]), fates(&wired(6)[0]));
     }
 
     #[test]

@@ -261,7 +261,8 @@ struct Planned {
 /// `<rig>::<case-id>` on a rig of one device), device after device, so
 /// that threads taking consecutive trials reach different devices; or, for
 /// a pool (`each_case: any`), each case once (`<rig>::<case-id>`), longest
-/// timeout first. Rigs are
+/// timeout first. A group case (`group:`) is one trial per rig,
+/// `<rig>::group::<case-id>`, before the rig's other cases. Rigs are
 /// dealt to `jobs` lanes (rig i to lane i mod jobs) that run side by side,
 /// the rigs of a lane one after another, and the lanes' trials are
 /// interleaved. Without `devices:` and `--jobs` this is today's order: rig
@@ -284,8 +285,22 @@ fn plan(
     for (ri, rig) in rigs.iter().enumerate() {
         let lane = &mut lane_trials[ri % lanes];
         let pool = rig.each_case() == EachCase::Any && rig.devices.is_some();
+        // Group cases first, while the rig is idle anyway: one started
+        // later would have to wait for the rig to drain.
+        for (ci, case) in cases.iter().enumerate() {
+            if case.group.is_some() {
+                lane.push(Planned {
+                    name: format!("{}::group::{}", rig.name, case.id),
+                    want: Want::Group { rig: ri },
+                    case: ci,
+                });
+            }
+        }
         for &ci in if pool { &longest_first } else { &all_cases } {
             let case = &cases[ci];
+            if case.group.is_some() {
+                continue;
+            }
             if pool {
                 lane.push(Planned {
                     name: format!("{}::{}", rig.name, case.id),
@@ -385,55 +400,69 @@ impl TrialContext {
         if self.state.is_interrupted() {
             return Err("not run: the run was interrupted".into());
         }
+        if let Want::Group { rig } = want {
+            let attempt = std::panic::AssertUnwindSafe(|| self.run_group_trial(rig, case));
+            return std::panic::catch_unwind(attempt).unwrap_or_else(|payload| {
+                let name = self.rigs[rig].name.clone();
+                self.panicked_outside_steps(case, name, Some("group".into()), false, payload)
+            });
+        }
         let Some(taken) = self.pool.take(want, || self.state.is_interrupted()) else {
             return Err("not run: the run was interrupted".into());
         };
         let device = taken.device;
         let attempt = std::panic::AssertUnwindSafe(|| self.run_case_on_device(device, case));
-        match std::panic::catch_unwind(attempt) {
-            Ok(result) => result,
-            Err(payload) => {
-                let what = panic_message(payload.as_ref());
-                let message = format!(
-                    "{}: meterbench panicked outside a step: {what}",
-                    case.file.display()
-                );
-                let unit = &self.devices[device];
-                let verdict = Verdict::Error {
-                    message: message.clone(),
-                };
-                self.case_ended(
-                    &self.events.for_case(
-                        &unit.name,
-                        unit.device_name.as_deref(),
-                        self.pooled(device),
-                        case,
-                        &self.run_dir.path,
-                    ),
-                    &verdict,
-                    Default::default(),
-                );
-                self.state.finish_case(CaseOutcome {
-                    rig: unit.name.clone(),
-                    device: unit.device_name.clone(),
-                    pooled: self.pooled(device),
-                    case_id: case.id.clone(),
-                    title: case.title.clone(),
-                    file: case.file.clone(),
-                    ets: case.ets.clone(),
-                    verdict: Verdict::Error {
-                        message: message.clone(),
-                    },
-                    started: chrono::Local::now(),
-                    duration: Default::default(),
-                    step_log: String::new(),
-                    artifacts: self.run_dir.path.clone(),
-                    properties: Vec::new(),
-                    earlier_attempts: Vec::new(),
-                });
-                Err(format!("bench error: {message}").into())
-            }
-        }
+        std::panic::catch_unwind(attempt).unwrap_or_else(|payload| {
+            let unit = &self.devices[device];
+            self.panicked_outside_steps(
+                case,
+                unit.name.clone(),
+                unit.device_name.clone(),
+                self.pooled(device),
+                payload,
+            )
+        })
+    }
+
+    /// A panic outside the steps ends the case as a bench error in the
+    /// report and the run's events, like any other bench error.
+    fn panicked_outside_steps(
+        &self,
+        case: &Case,
+        rig: String,
+        device: Option<String>,
+        pooled: bool,
+        payload: Box<dyn std::any::Any + Send>,
+    ) -> Result<(), Failed> {
+        let message = format!(
+            "{}: meterbench panicked outside a step: {}",
+            case.file.display(),
+            panic_message(payload.as_ref())
+        );
+        let verdict = Verdict::Error {
+            message: message.clone(),
+        };
+        let events =
+            self.events
+                .for_case(&rig, device.as_deref(), pooled, case, &self.run_dir.path);
+        self.case_ended(&events, &verdict, Default::default());
+        self.state.finish_case(CaseOutcome {
+            rig,
+            device,
+            pooled,
+            case_id: case.id.clone(),
+            title: case.title.clone(),
+            file: case.file.clone(),
+            ets: case.ets.clone(),
+            verdict,
+            started: chrono::Local::now(),
+            duration: Default::default(),
+            step_log: String::new(),
+            artifacts: self.run_dir.path.clone(),
+            properties: Vec::new(),
+            earlier_attempts: Vec::new(),
+        });
+        Err(format!("bench error: {message}").into())
     }
 
     /// Whether `device` belongs to a pool (`each_case: any`): its cases are
@@ -489,27 +518,7 @@ impl TrialContext {
         let mut slot = self.sessions[device]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let SessionSlot::NotOpened = &*slot {
-            *slot = match self
-                .runtime
-                .block_on(Session::open(rig.clone(), &self.config))
-            {
-                Ok(mut s) => {
-                    if let Some(p) = &s.power {
-                        self.state.remember_power(device, p.clone());
-                    }
-                    // A case never runs against the wrong board (`device.identity`).
-                    match crate::rig_check::before_first_case(&mut s) {
-                        Ok(()) => SessionSlot::Open(Box::new(s)),
-                        Err(reason) => {
-                            self.runtime.block_on(s.close());
-                            SessionSlot::Broken(reason.to_string())
-                        }
-                    }
-                }
-                Err(e) => SessionSlot::Broken(e.to_string()),
-            };
-        }
+        self.open_slot(device, &mut slot);
         let (verdict, step_log, properties) = match &mut *slot {
             SessionSlot::Open(session) => {
                 let marks = ArtifactMarks::take(session);
@@ -607,6 +616,221 @@ impl TrialContext {
             Verdict::Error { message } => Err(format!("bench error: {message}").into()),
             Verdict::Interrupted => Err("interrupted".into()),
         }
+    }
+}
+
+impl TrialContext {
+    /// Opens `device`'s session on its first case.
+    fn open_slot(&self, device: usize, slot: &mut SessionSlot) {
+        if let SessionSlot::NotOpened = slot {
+            let rig = &self.devices[device];
+            *slot = match self
+                .runtime
+                .block_on(Session::open(rig.clone(), &self.config))
+            {
+                Ok(mut s) => {
+                    if let Some(p) = &s.power {
+                        self.state.remember_power(device, p.clone());
+                    }
+                    // A case never runs against the wrong board (`device.identity`).
+                    match crate::rig_check::before_first_case(&mut s) {
+                        Ok(()) => SessionSlot::Open(Box::new(s)),
+                        Err(reason) => {
+                            self.runtime.block_on(s.close());
+                            SessionSlot::Broken(reason.to_string())
+                        }
+                    }
+                }
+                Err(e) => SessionSlot::Broken(e.to_string()),
+            };
+        }
+    }
+
+    /// A group case on rig `rig_index`: every device of the rig taken at
+    /// once, each device's session handed to the case
+    /// ([`crate::steps::kinds::group_case`]). One testcase,
+    /// `<rig>::group::<case-id>`; its artifacts (the group's step log,
+    /// `campaign.csv`, one capture of all members) in `<rig>/<case-id>/`
+    /// (`<rig>/group/<case-id>/` when cases run on every device), with a
+    /// folder per member for what each device's servers and bench
+    /// recorded. A rig with fewer devices than the case needs skips it.
+    fn run_group_trial(&self, rig_index: usize, case: &Case) -> Result<(), Failed> {
+        use crate::steps::kinds::group_case::{run_group_case, Member};
+        let rig = &self.rigs[rig_index];
+        let need = case.group.map_or(2, |g| g.min);
+        // Beside the rig's other cases: `<rig>/<case-id>` on a pool, whose
+        // cases are one folder each, `<rig>/group/<case-id>` beside the
+        // devices' folders when each case runs on every device.
+        let folder = if rig.each_case() == EachCase::Any {
+            rig.name.clone()
+        } else {
+            format!("{}/group", rig.name)
+        };
+        let artifacts = self
+            .run_dir
+            .case_dir(&folder, &case.id)
+            .unwrap_or_else(|_| self.run_dir.path.clone());
+        let group = Some("group");
+        let started = chrono::Local::now();
+        let t0 = Instant::now();
+        let finish = |verdict: Verdict, step_log: String, properties: Vec<(String, String)>| {
+            let events = self
+                .events
+                .for_case(&rig.name, group, false, case, &artifacts);
+            let _ = std::fs::write(artifacts.join("steps.log"), &step_log);
+            self.case_ended(&events, &verdict, t0.elapsed());
+            self.state.finish_case(CaseOutcome {
+                rig: rig.name.clone(),
+                device: group.map(str::to_string),
+                pooled: false,
+                case_id: case.id.clone(),
+                title: case.title.clone(),
+                file: case.file.clone(),
+                ets: case.ets.clone(),
+                verdict: verdict.clone(),
+                started,
+                duration: t0.elapsed(),
+                step_log,
+                artifacts: artifacts.clone(),
+                properties,
+                earlier_attempts: Vec::new(),
+            });
+            match verdict {
+                Verdict::Passed => Ok(()),
+                Verdict::Skipped { reason } => {
+                    eprintln!("{}::group::{} skipped: {reason}", rig.name, case.id);
+                    Ok(())
+                }
+                Verdict::Failed { message, .. } => Err(message.into()),
+                Verdict::Error { message } => Err(format!("bench error: {message}").into()),
+                Verdict::Interrupted => Err("interrupted".into()),
+            }
+        };
+        let devices = self.pool_rig_devices(rig_index);
+        let count = devices.len();
+        // The JUnit has a testsuite per rig and device: a group's cases
+        // are the suite `<rig>::group`, its endpoint the members'.
+        self.state.rig_info(RigInfo {
+            name: rig.name.clone(),
+            device: group.map(str::to_string),
+            file: rig.source.clone(),
+            endpoint: devices
+                .iter()
+                .map(|&d| self.devices[d].device.endpoint_for(&self.run_dir.id))
+                .collect::<Vec<_>>()
+                .join(" "),
+            ..Default::default()
+        });
+        self.state
+            .start_case(&rig.name, group, false, case, &artifacts);
+        let events = self
+            .events
+            .for_case(&rig.name, group, false, case, &artifacts);
+        let case_start = || Event::CaseStart {
+            title: case.title.clone(),
+            file: case.file.display().to_string(),
+            timeout_ms: case.timeout.as_millis() as u64,
+        };
+        if count < need {
+            events.emit(case_start());
+            let reason = format!(
+                "rig {} has {count} device(s); the case needs a group of at least {need}",
+                rig.name
+            );
+            return finish(Verdict::Skipped { reason }, String::new(), Vec::new());
+        }
+        let Some(taken) = self
+            .pool
+            .take_group(rig_index, || self.state.is_interrupted())
+        else {
+            return finish(Verdict::Interrupted, String::new(), Vec::new());
+        };
+        // Started once it has its devices, not while it waits for them.
+        events.emit(case_start());
+        let control = CaseControl {
+            events: events.clone(),
+            ..self.control.clone()
+        };
+        // Slots locked in the rig's device order; the pool already gave
+        // this trial every one of them.
+        let mut slots: Vec<_> = taken
+            .devices
+            .iter()
+            .map(|&d| {
+                let mut slot = self.sessions[d].lock().unwrap_or_else(|p| p.into_inner());
+                self.open_slot(d, &mut slot);
+                (d, slot)
+            })
+            .collect();
+        let broken: Vec<String> = slots
+            .iter()
+            .filter_map(|(d, slot)| match &**slot {
+                SessionSlot::Open(_) => None,
+                SessionSlot::Broken(reason) => Some(format!(
+                    "device {} could not be set up: {reason}",
+                    self.member_name(*d)
+                )),
+                _ => Some(format!("device {}: session closed", self.member_name(*d))),
+            })
+            .collect();
+        if !broken.is_empty() {
+            let message = format!("rig {}: {}", rig.name, broken.join("; "));
+            drop(slots);
+            return finish(Verdict::Error { message }, String::new(), Vec::new());
+        }
+        let mut members = Vec::new();
+        let mut marks = Vec::new();
+        for (d, slot) in slots.iter_mut() {
+            if let SessionSlot::Open(session) = &mut **slot {
+                marks.push(ArtifactMarks::take(session));
+                session.start_rtt_case();
+                members.push(Member::new(self.member_name(*d), session, case, &control));
+            }
+        }
+        let run = self
+            .runtime
+            .block_on(run_group_case(&mut members, case, &control));
+        // The whole group's traffic in one capture (each member's own is
+        // in its folder): Wireshark shows the campaign's downloads side by side.
+        let mut captured = Vec::new();
+        for (m, mark) in members.iter_mut().zip(&marks) {
+            let dir = artifacts.join(&m.name);
+            let _ = std::fs::create_dir_all(&dir);
+            m.session.finish_rtt_case(&dir);
+            mark.write(m.session, &dir, &m.ctx.log);
+            mark.emit_datagrams(m.session, &events);
+            captured.extend(m.session.server.capture().since(mark.capture_index));
+            if let Some(bs) = &m.session.bootstrap {
+                captured.extend(bs.capture().since(mark.bootstrap_capture_index));
+            }
+            self.state.rig_info(m.session.report_info());
+        }
+        if let Err(e) = server::write_case_captures(&artifacts, captured) {
+            tracing::warn!(error = %e, "group capture not written");
+        }
+        drop(members);
+        drop(slots);
+        drop(taken);
+        for m in crate::events::measurements(&run.properties) {
+            events.emit(m);
+        }
+        finish(run.verdict, run.step_log, run.properties)
+    }
+
+    /// The run's device indices of rig `rig_index`.
+    fn pool_rig_devices(&self, rig_index: usize) -> Vec<usize> {
+        let rig = &self.rigs[rig_index];
+        (0..self.devices.len())
+            .filter(|&d| self.devices[d].name == rig.name && self.devices[d].source == rig.source)
+            .collect()
+    }
+
+    /// How a group case names a member: the device's name in the rig.
+    fn member_name(&self, device: usize) -> String {
+        let unit = &self.devices[device];
+        unit.device_name
+            .clone()
+            .unwrap_or_else(|| unit.name.clone())
     }
 }
 

@@ -96,6 +96,9 @@ pub fn describe_event(event: &ServerEvent) -> String {
         ServerEvent::Expired { endpoint } => {
             format!("registration of {endpoint} expired (lifetime passed without Update)")
         }
+        ServerEvent::Discarded { endpoint, location } => {
+            format!("registration of {endpoint} at {location} discarded by the server")
+        }
         ServerEvent::Response {
             id,
             endpoint,
@@ -190,13 +193,8 @@ pub fn describe_bootstrap_event(event: &BootstrapEvent) -> String {
             got,
             reason,
         } => format!(
-            "bootstrap of {endpoint} FAILED at step {index} {op}: expected {}, got {}: {reason}",
-            expected
-                .iter()
-                .map(|c| code_text(*c))
-                .collect::<Vec<_>>()
-                .join(" or "),
-            got.map(code_text).unwrap_or_else(|| "no answer".into())
+            "bootstrap of {endpoint} FAILED at step {index} {op}: {}",
+            bootstrap_outcome(expected, *got, reason)
         ),
         BootstrapEvent::Malformed { peer, reason } => {
             format!("malformed datagram from {peer}: {reason}")
@@ -337,6 +335,26 @@ fn attributes_text(a: &Attributes) -> String {
     s
 }
 
+/// Why a bootstrap step failed: a wrong answer code, or (the code being
+/// one that was wanted) an answer whose content a check refused — then
+/// "expected 2.05, got 2.05" would read as no reason at all.
+pub fn bootstrap_outcome(expected: &[u16], got: Option<u16>, reason: &str) -> String {
+    match got {
+        Some(code) if expected.contains(&code) => {
+            format!("answered {}, but {reason}", code_text(code))
+        }
+        _ => format!(
+            "expected {}, got {}: {reason}",
+            expected
+                .iter()
+                .map(|c| code_text(*c))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            got.map(code_text).unwrap_or_else(|| "no answer".into())
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,6 +429,22 @@ mod tests {
         assert_eq!(
             describe_request(&req),
             "Write-Attributes /3/0/9?pmin=1&pmax=10"
+        );
+    }
+
+    #[test]
+    fn a_bootstrap_failure_on_a_wanted_code_names_the_check_not_the_codes() {
+        assert_eq!(
+            bootstrap_outcome(&[205], Some(205), "the answer still shows /1/0"),
+            "answered 2.05, but the answer still shows /1/0"
+        );
+        assert_eq!(
+            bootstrap_outcome(&[204, 205], Some(404), "refused"),
+            "expected 2.04 or 2.05, got 4.04: refused"
+        );
+        assert_eq!(
+            bootstrap_outcome(&[204], None, "timed out"),
+            "expected 2.04, got no answer: timed out"
         );
     }
 }

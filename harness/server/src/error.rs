@@ -65,7 +65,7 @@ pub enum ServerError {
     /// A bootstrap session ended at `op` (e.g. `Bootstrap-Write /0/1`): the
     /// client answered `got` (`None`: no answer, a Reset, or the operation
     /// could not be sent) where one of `expected` was wanted.
-    #[error("bootstrap of {endpoint} failed at step {index} {op}: expected {}, got {}: {reason}", codes_text(expected), got.map(crate::describe::code_text).unwrap_or_else(|| "no answer".into()))]
+    #[error("bootstrap of {endpoint} failed at step {index} {op}: {}", crate::describe::bootstrap_outcome(expected, *got, reason))]
     BootstrapFailed {
         endpoint: String,
         index: usize,
@@ -74,12 +74,4 @@ pub enum ServerError {
         got: Option<u16>,
         reason: String,
     },
-}
-
-fn codes_text(codes: &[u16]) -> String {
-    codes
-        .iter()
-        .map(|c| crate::describe::code_text(*c))
-        .collect::<Vec<_>>()
-        .join(" or ")
 }

@@ -57,6 +57,11 @@ impl<E: Clone> EventHistory<E> {
         }
     }
 
+    /// Whether the next push drops the oldest event.
+    pub(crate) fn is_full(&self) -> bool {
+        self.events.len() == self.capacity
+    }
+
     pub(crate) fn push(&mut self, event: E) -> EventSeq {
         self.last = EventSeq(self.last.0 + 1);
         if self.events.len() == self.capacity {
@@ -174,5 +179,6 @@ mod tests {
             .map(|(s, _)| s)
             .collect();
         assert_eq!(held, vec![EventSeq(3), EventSeq(4)]);
+        assert!(h.is_full());
     }
 }

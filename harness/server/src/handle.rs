@@ -13,7 +13,6 @@ use lwm2m::server::{
     Server, ServerConfig, ServerEvent, WriteMode,
 };
 use lwm2m::ContentFormat;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -94,9 +93,8 @@ impl LwM2mServer {
     ) -> Result<ServerHandle, ServerError> {
         let credentials = CredentialStore::new();
         let transport = Transport::new(&security, &credentials)?;
-        let socket = UdpSocket::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })?;
+        let socket =
+            std::net::UdpSocket::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let local_addr = socket
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
@@ -110,10 +108,17 @@ impl LwM2mServer {
             }));
         }
         let span = tracing::info_span!("lwm2m_server", %local_addr, scheme = security.scheme());
-        let task = tokio::spawn(tracing::Instrument::instrument(
-            crate::udp_loop::run(socket, LwM2mCore(core), transport, shared.clone(), rx),
+        // Its own thread (see `udp_loop::spawn` for the measurement).
+        let task = crate::udp_loop::spawn(
+            "lwm2m-server",
+            socket,
+            LwM2mCore(core),
+            transport,
+            shared.clone(),
+            rx,
             span,
-        ));
+        )
+        .map_err(|source| ServerError::Bind { addr, source })?;
         tracing::info!(%local_addr, scheme = security.scheme(), "LwM2M server listening");
         Ok(ServerHandle {
             local_addr,
@@ -339,7 +344,18 @@ impl ServerHandle {
     // ----- registrations -----
 
     pub fn registration(&self, endpoint: &str) -> Option<Registration> {
-        self.shared.state().registrations.get(endpoint).cloned()
+        self.shared
+            .state()
+            .registrations
+            .get(endpoint)
+            .map(|r| Registration::clone(r))
+    }
+
+    /// The endpoint names registered now, without copying their
+    /// registrations: what a reader that lost events (its history gap, see
+    /// [`EventStream`]) checks itself against at 100,000 devices.
+    pub fn registered_endpoints(&self) -> Vec<String> {
+        self.shared.state().registrations.keys().cloned().collect()
     }
 
     pub fn registrations(&self) -> Vec<Registration> {
@@ -347,7 +363,7 @@ impl ServerHandle {
             .state()
             .registrations
             .values()
-            .cloned()
+            .map(|r| Registration::clone(r))
             .collect()
     }
 
@@ -639,6 +655,33 @@ impl ServerHandle {
                     RequestError::Invalid(format!("no observation of {path} on {endpoint}")),
                 )
             })
+    }
+
+    /// Forgets `endpoint`'s registration without telling the device (ETS
+    /// 1.1 int-105 "Discarded Register Update"): its next Update is answered
+    /// 4.04 Not Found and it must Register again (LwM2M 1.1 Core §6.2.2).
+    /// With `trigger` (an Execute of Registration Update Trigger, say), that
+    /// request is sent first, in the same turn of the server loop, so the
+    /// device cannot have updated between the two; its answer is then
+    /// ignored. Publishes `ServerEvent::Discarded` and returns the location
+    /// the registration had.
+    pub async fn discard_registration(
+        &self,
+        endpoint: &str,
+        trigger: Option<DmRequest>,
+    ) -> Result<String, ServerError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::DiscardRegistration {
+                endpoint: endpoint.to_string(),
+                trigger,
+                reply,
+            })
+            .map_err(|_| ServerError::Shutdown)?;
+        answer
+            .await
+            .map_err(|_| ServerError::Shutdown)?
+            .map_err(|e| request_error(endpoint, "discard the registration", e))
     }
 
     /// Queue mode (LwM2M 1.1 Core §6.5): how long the server believes a

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::SystemTime;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -127,6 +128,13 @@ pub struct Stats {
     pub handshakes_failed: u64,
     /// DTLS datagrams (or records) dropped: malformed, replayed, unknown peer, bad cookie.
     pub dtls_dropped: u64,
+    /// Log entries dropped, oldest first, because the log was at its
+    /// capacity ([`ServerOptions::log_capacity`](crate::ServerOptions)):
+    /// what a reader of the log no longer sees.
+    pub log_dropped: u64,
+    /// Events dropped from the history at its capacity
+    /// ([`ServerOptions::event_capacity`](crate::ServerOptions)).
+    pub events_dropped: u64,
 }
 
 impl Stats {
@@ -135,11 +143,26 @@ impl Stats {
     }
 }
 
-/// A bounded log: when full, the oldest entries are dropped, but indices keep
-/// counting so `since(index)` stays meaningful for a reader that keeps up.
+/// An entry as held: the datagram's summary is made when the log is read,
+/// not on the datagram path (issue 16: formatting a summary and a UTC date
+/// for every datagram cost the server loop more than the protocol did).
+/// Notes carry theirs, as they have no datagram to decode.
+#[derive(Debug)]
+struct Held {
+    time: SystemTime,
+    direction: Direction,
+    peer: SocketAddr,
+    summary: Option<String>,
+    bytes: Box<[u8]>,
+    send_error: Option<String>,
+}
+
+/// A bounded log: when full, the oldest entries are dropped (and counted in
+/// [`Stats::log_dropped`]), but indices keep counting so `since(index)`
+/// stays meaningful for a reader that keeps up.
 #[derive(Debug)]
 pub(crate) struct MessageLog {
-    entries: VecDeque<LogEntry>,
+    entries: VecDeque<Held>,
     /// Index of `entries[0]`.
     first: usize,
     capacity: usize,
@@ -164,6 +187,28 @@ impl MessageLog {
         summary: String,
         send_error: Option<String>,
     ) {
+        self.hold(direction, peer, bytes, Some(summary), send_error);
+    }
+
+    /// A datagram whose summary is decoded from `bytes` when the log is read.
+    pub(crate) fn push_datagram(
+        &mut self,
+        direction: Direction,
+        peer: SocketAddr,
+        bytes: &[u8],
+        send_error: Option<String>,
+    ) {
+        self.hold(direction, peer, bytes, None, send_error);
+    }
+
+    fn hold(
+        &mut self,
+        direction: Direction,
+        peer: SocketAddr,
+        bytes: &[u8],
+        summary: Option<String>,
+        send_error: Option<String>,
+    ) {
         let n = bytes.len() as u64;
         match (direction, &send_error) {
             (Direction::In, _) => {
@@ -180,17 +225,21 @@ impl MessageLog {
         if self.entries.len() == self.capacity {
             self.entries.pop_front();
             self.first += 1;
+            self.stats.log_dropped += 1;
         }
-        let index = self.first + self.entries.len();
-        self.entries.push_back(LogEntry {
-            index,
-            time: Utc::now(),
+        self.entries.push_back(Held {
+            time: SystemTime::now(),
             direction,
             peer,
             summary,
-            bytes: bytes.to_vec(),
+            bytes: bytes.into(),
             send_error,
         });
+    }
+
+    /// Counts an event the history dropped at its capacity.
+    pub(crate) fn count_event_dropped(&mut self) {
+        self.stats.events_dropped += 1;
     }
 
     pub(crate) fn count_malformed(&mut self) {
@@ -216,7 +265,23 @@ impl MessageLog {
     /// Entries with `index >= from` that are still held.
     pub(crate) fn since(&self, from: usize) -> Vec<LogEntry> {
         let skip = from.saturating_sub(self.first);
-        self.entries.iter().skip(skip).cloned().collect()
+        self.entries
+            .iter()
+            .enumerate()
+            .skip(skip)
+            .map(|(i, held)| LogEntry {
+                index: self.first + i,
+                time: held.time.into(),
+                direction: held.direction,
+                peer: held.peer,
+                summary: held
+                    .summary
+                    .clone()
+                    .unwrap_or_else(|| lwm2m::coap::summarize(&held.bytes)),
+                bytes: held.bytes.to_vec(),
+                send_error: held.send_error.clone(),
+            })
+            .collect()
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -244,6 +309,28 @@ mod tests {
         assert_eq!(log.since(4).len(), 1);
         assert!(log.since(5).is_empty());
         assert_eq!(log.stats().datagrams_in, 5);
+        assert_eq!(log.stats().log_dropped, 3);
+    }
+
+    #[test]
+    fn a_datagram_is_summarized_when_the_log_is_read() {
+        let mut log = MessageLog::new(4);
+        // RFC 7252 §3: version 1, CON, no token; code 0.01 GET; message id 0x1234.
+        log.push_datagram(Direction::In, peer(), &[0x40, 0x01, 0x12, 0x34], None);
+        log.push(Direction::Note, peer(), &[], "handshake done".into(), None);
+        let held = log.since(0);
+        assert_eq!(
+            held[0].summary,
+            lwm2m::coap::summarize(&[0x40, 0x01, 0x12, 0x34])
+        );
+        assert!(
+            held[0].summary.starts_with("CON GET mid=0x1234"),
+            "{}",
+            held[0].summary
+        );
+        assert_eq!(held[1].summary, "handshake done");
+        assert_eq!((held[0].index, held[1].index), (0, 1));
+        assert_eq!(log.stats().log_dropped, 0);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use lwm2m::path::Path;
@@ -37,13 +37,24 @@ pub(crate) enum Command {
     /// How long queue-mode clients are believed awake after each message
     /// (see `lwm2m::server::Server::set_queue_awake_window`).
     SetQueueAwakeWindow(std::time::Duration),
+    /// Send `trigger` (if any), then forget the registration without telling
+    /// the client, in one turn of the loop so that the trigger's datagram is
+    /// out before, and nothing from the client is handled between; the
+    /// answer is the location it had (see
+    /// `ServerHandle::discard_registration`).
+    DiscardRegistration {
+        endpoint: String,
+        trigger: Option<DmRequest>,
+        reply: oneshot::Sender<Result<String, RequestError>>,
+    },
     Shutdown,
 }
 
 pub(crate) struct State<E = ServerEvent> {
     pub(crate) events: EventHistory<E>,
     pub(crate) log: MessageLog,
-    pub(crate) registrations: BTreeMap<String, Registration>,
+    /// Shared with the core's own (see `Server::registration_shared`).
+    pub(crate) registrations: BTreeMap<String, Arc<Registration>>,
 }
 
 pub(crate) struct Shared<E = ServerEvent> {
@@ -83,17 +94,17 @@ impl<E: HistoryEvent> Shared<E> {
         self.wake.subscribe()
     }
 
-    pub(crate) fn log(
+    /// A datagram in or out, summarized only when the log is read.
+    pub(crate) fn log_datagram(
         &self,
         direction: Direction,
         peer: SocketAddr,
         bytes: &[u8],
-        summary: String,
         send_error: Option<String>,
     ) {
         self.state()
             .log
-            .push(direction, peer, bytes, summary, send_error);
+            .push_datagram(direction, peer, bytes, send_error);
     }
 
     pub(crate) fn publish(&self, event: E) -> EventSeq {
@@ -101,6 +112,9 @@ impl<E: HistoryEvent> Shared<E> {
             let mut state = self.state();
             if event.is_malformed() {
                 state.log.count_malformed();
+            }
+            if state.events.is_full() {
+                state.log.count_event_dropped();
             }
             state.events.push(event)
         };
@@ -113,19 +127,26 @@ impl<E: HistoryEvent> Shared<E> {
     /// patched rather than rebuilt: a rebuild cloned every registration on
     /// every Register, O(n) each, which made a 10,000-meter fleet register
     /// at a tenth of the rate of 1,000 (issue 16).
+    ///
+    /// `current` gives the core's own registration, shared: the snapshot
+    /// holds that, not a copy (issue 16: a copy per reader doubled the
+    /// memory per device).
     pub(crate) fn apply_registration_events<'a>(
         &self,
         events: impl IntoIterator<Item = &'a ServerEvent>,
+        current: impl Fn(&str) -> Option<Arc<Registration>>,
     ) {
         let mut state = self.state();
         for event in events {
             match event {
                 ServerEvent::Registered(r) | ServerEvent::Updated(r) => {
-                    state
-                        .registrations
-                        .insert(r.endpoint.clone(), Registration::clone(r));
+                    let shared = current(&r.endpoint).unwrap_or_else(|| Arc::new(r.clone()));
+                    state.registrations.insert(r.endpoint.clone(), shared);
                 }
                 ServerEvent::Deregistered { endpoint } | ServerEvent::Expired { endpoint } => {
+                    state.registrations.remove(endpoint);
+                }
+                ServerEvent::Discarded { endpoint, .. } => {
                     state.registrations.remove(endpoint);
                 }
                 _ => {}

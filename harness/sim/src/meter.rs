@@ -273,6 +273,8 @@ impl Meter {
         tracing::info!(boot_count = data.boot_count, firmware = %data.firmware_version, "booted");
         self.lab_network = LabNetwork::load(&self.state_dir);
         self.modem = ModemState::boot(data.lwm2m.clone(), self.identity.clone());
+        // PSM and eDRX as last set: the modem keeps them in NV (modem/psm.rs).
+        self.modem.power_saving = data.power_saving;
         self.modem.signal = self.radio.csq();
         self.urc("+SYSSTART");
         self.resume_updates();
@@ -309,8 +311,8 @@ impl Meter {
                 session,
                 peer,
                 data,
-            } if !self.radio_hears(now, data.len()) => {
-                tracing::debug!(session, %peer, "datagram lost: radio asleep");
+            } if !self.radio_hears(now, session, peer, &data) => {
+                tracing::debug!(session, %peer, "datagram not received: radio asleep (PSM) or between paging windows (eDRX)");
             }
             Input::Datagram {
                 session,

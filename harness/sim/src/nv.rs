@@ -58,6 +58,16 @@ pub struct Lwm2mSettings {
     /// this is the device's flash; `Debug` shows fingerprints only).
     #[serde(default)]
     pub accounts: Vec<crate::security::NvAccount>,
+    /// Client Hold Off Time (/0/x/11, seconds) of the Bootstrap-Server
+    /// account as the last Bootstrap-Finish left it; `None`: the factory
+    /// value. Kept in flash like the accounts that bootstrap provisioned:
+    /// the wait applies to every later decision to bootstrap (LwM2M 1.1
+    /// Core §E.1, resource 11: "the number of seconds to wait before
+    /// initiating a Client Initiated Bootstrap once the LwM2M Client has
+    /// determined it should initiate this bootstrap mode"), also after a
+    /// power cut, when the accounts restored from NV stop working.
+    #[serde(default)]
+    pub bootstrap_hold_off_s: Option<u64>,
 }
 
 impl Default for Lwm2mSettings {
@@ -71,6 +81,7 @@ impl Default for Lwm2mSettings {
             bootstrap_psk: None,
             server_psk: None,
             accounts: Vec::new(),
+            bootstrap_hold_off_s: None,
         }
     }
 }
@@ -165,6 +176,10 @@ pub struct NvData {
     /// ([`crate::factory`]): URIs, endpoint, lifetime and key fingerprint.
     #[serde(default)]
     pub factory: Option<String>,
+    /// What `AT+CPSMS` and `AT+CEDRXS` set: the modem keeps its power
+    /// saving settings across a power cycle (modem/psm.rs).
+    #[serde(default)]
+    pub power_saving: crate::modem::psm::PowerSaving,
 }
 
 impl Default for NvData {
@@ -181,6 +196,7 @@ impl Default for NvData {
             firmware: crate::firmware::FirmwareNv::default(),
             software: crate::software::SoftwareNv::default(),
             factory: None,
+            power_saving: crate::modem::psm::PowerSaving::default(),
         }
     }
 }

@@ -16,5 +16,5 @@ pub mod server;
 
 pub use account::{resolve_uri, ConfigError, SecurityMode, ServerAccount};
 pub use redact::{redact_datagram, Redactor};
-pub use script::{BootstrapOp, BootstrapScript, BootstrapStep};
+pub use script::{AnswerCheck, BootstrapOp, BootstrapScript, BootstrapStep};
 pub use server::{BootstrapEvent, BootstrapServer, BootstrapServerConfig};

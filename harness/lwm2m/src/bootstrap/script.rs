@@ -59,12 +59,46 @@ impl fmt::Display for BootstrapOp {
     }
 }
 
-/// One operation and the response codes that let the session go on.
+/// What the answer to a Bootstrap-Discover or Bootstrap-Read must show
+/// for the session to go on: the pass criteria of ETS tests such as
+/// LightweightM2M-1.1-int-4 ("Discover and Read show the new /1
+/// instance"; after Bootstrap-Delete "the replies show the /1 instance is
+/// gone" and the Bootstrap-Server account is not affected).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnswerCheck {
+    /// The answer shows an instance at or below this path: a Discover
+    /// lists its link, a Read holds a record below it.
+    Lists(Path),
+    /// The answer shows nothing at or below this instance or object path
+    /// (an object's own link, `</1>`, is not an instance and may stay).
+    Omits(Path),
+    /// A Discover lists a Security instance without `ssid`: the
+    /// Bootstrap-Server account, which "doesn't include a Short Server ID
+    /// in its parameter list" (Core §6.1.7.3) and which no Bootstrap-Delete
+    /// affects (§6.1.7.5).
+    BootstrapAccount,
+}
+
+impl fmt::Display for AnswerCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AnswerCheck::Lists(p) => write!(f, "lists {p}"),
+            AnswerCheck::Omits(p) => write!(f, "omits {p}"),
+            AnswerCheck::BootstrapAccount => f.write_str("lists the Bootstrap-Server account"),
+        }
+    }
+}
+
+/// One operation, the response codes that let the session go on, and what
+/// its answer must show.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BootstrapStep {
     pub op: BootstrapOp,
     /// e.g. `[204]`; a case testing refusals expects `[400]`.
     pub expect: Vec<u16>,
+    /// Checked on a success answer's content; the first that fails ends
+    /// the session ([`super::BootstrapEvent::Failed`] names it).
+    pub checks: Vec<AnswerCheck>,
 }
 
 /// The operations a bootstrap session runs, in order, after the client's
@@ -83,7 +117,11 @@ impl BootstrapScript {
     /// Appends `op`, expecting its success code.
     pub fn then(mut self, op: BootstrapOp) -> Self {
         let expect = op.success_codes();
-        self.steps.push(BootstrapStep { op, expect });
+        self.steps.push(BootstrapStep {
+            op,
+            expect,
+            checks: Vec::new(),
+        });
         self
     }
 
@@ -92,7 +130,16 @@ impl BootstrapScript {
         self.steps.push(BootstrapStep {
             op,
             expect: codes.to_vec(),
+            checks: Vec::new(),
         });
+        self
+    }
+
+    /// Adds `checks` to the last operation appended (none: nothing happens).
+    pub fn checking(mut self, checks: &[AnswerCheck]) -> Self {
+        if let Some(last) = self.steps.last_mut() {
+            last.checks.extend_from_slice(checks);
+        }
         self
     }
 

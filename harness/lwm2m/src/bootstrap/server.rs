@@ -21,10 +21,11 @@ use std::time::Instant;
 
 use coap_lite::{CoapOption, MessageClass, Packet, RequestType};
 
-use super::script::{BootstrapOp, BootstrapScript};
+use super::script::{AnswerCheck, BootstrapOp, BootstrapScript};
 use crate::coap::{code, critical, options, ExchangeEvent, ExchangeId, MessageLayer, Transmit};
 use crate::format::{self, parse_links, ContentFormat, Link};
 use crate::model::Registry;
+use crate::path::Path;
 use crate::server::Content;
 
 #[derive(Debug, Clone)]
@@ -481,6 +482,16 @@ impl BootstrapServer {
                 )
             }
         };
+        if let Some(reason) = step
+            .checks
+            .iter()
+            .find_map(|c| check_answer(c, &content).err())
+        {
+            return self.fail(&endpoint, index, &step.op, step.expect, Some(got), reason);
+        }
+        let Some(session) = self.sessions.get_mut(&endpoint) else {
+            return;
+        };
         if let (BootstrapOp::Discover { .. }, Content::Links(links)) = (&step.op, &content) {
             if let Some(v) = links
                 .iter()
@@ -529,6 +540,63 @@ pub fn parse_discover(text: &str) -> Result<Vec<Link>, String> {
         return Ok(links);
     }
     parse_links(text).map_err(|e| e.to_string())
+}
+
+/// Whether `content`, a Discover's links or a Read's records (nothing:
+/// an empty answer), shows what `check` asks; `Err` says what it showed.
+/// Only instance links and records count: a Discover lists an object
+/// without instances as `</1>`, which is not an instance of it.
+fn check_answer(check: &AnswerCheck, content: &Content) -> Result<(), String> {
+    let shown: Vec<Path> = match content {
+        Content::Links(links) => links
+            .iter()
+            .filter_map(|l| l.path())
+            .filter(|p| p.depth() >= 2)
+            .collect(),
+        Content::Records(records) => records.iter().map(|r| r.path).collect(),
+        Content::None => Vec::new(),
+    };
+    let under = |p: &Path| shown.iter().filter(|s| p.contains(s)).collect::<Vec<_>>();
+    match check {
+        AnswerCheck::Lists(p) if under(p).is_empty() => Err(format!(
+            "the answer shows nothing at {p} (it shows {})",
+            list(&shown)
+        )),
+        AnswerCheck::Omits(p) if !under(p).is_empty() => Err(format!(
+            "the answer still shows {}, expected nothing at {p}",
+            list(&under(p).into_iter().copied().collect::<Vec<_>>())
+        )),
+        AnswerCheck::BootstrapAccount => {
+            let Content::Links(links) = content else {
+                return Err("no Discover links to find the Bootstrap-Server account in".into());
+            };
+            let account = links.iter().any(|l| {
+                l.path()
+                    .is_some_and(|p| p.depth() == 2 && p.object_id() == Some(0))
+                    && !l.has_attribute("ssid")
+            });
+            if account {
+                Ok(())
+            } else {
+                Err(format!(
+                    "no Security instance without ssid (the Bootstrap-Server account) among {}",
+                    list(&shown)
+                ))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+fn list(paths: &[Path]) -> String {
+    if paths.is_empty() {
+        return "no instance".into();
+    }
+    paths
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Decodes a success response's payload; error responses carry diagnostics

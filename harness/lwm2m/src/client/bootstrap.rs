@@ -610,6 +610,13 @@ impl Client {
             ));
         }
         let registry = self.config.registry.clone();
+        // A single-server device without the Access Control object has no
+        // /2 to read (Core §6.1.7.2 restricts the targets, it does not make
+        // the object exist): 4.04, not an empty 2.05.
+        let object = path.object_id().unwrap_or_default();
+        if registry.object(object).is_none() {
+            return Err(refuse(404, format!("object {object} is not supported")));
+        }
         let preferred = self.config.preferred_format;
         let staged = &self.staged()?.staged;
         if path.depth() >= 2

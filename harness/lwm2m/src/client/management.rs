@@ -492,8 +492,12 @@ impl Client {
             Ok(s) => Some(s.to_string()),
             Err(e) => return Err(refuse(400, format!("Execute arguments are not text: {e}"))),
         };
+        if let Some(reason) = self.account_action_refusal(path) {
+            return Err(refuse(400, reason));
+        }
         tracing::info!(%path, ?arguments, "executed");
-        // Registration Update Trigger and Disable act once this is answered.
+        // Registration Update Trigger, Disable and Bootstrap-Request Trigger
+        // act once this is answered.
         self.pending_account_action = self.account_action(path);
         self.events.push_back(ClientEvent::Executed {
             path: *path,

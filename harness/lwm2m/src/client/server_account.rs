@@ -8,6 +8,14 @@
 //!   half the new lifetime;
 //! - Execute of Registration Update Trigger (/1/x/8): "the LwM2M Client MUST
 //!   perform an Update operation with this LwM2M Server" (E.2, resource 8);
+//! - Execute of Bootstrap-Request Trigger (/1/x/9): "When this Resource is
+//!   executed the LwM2M Client MUST initiate a 'Client Initiated
+//!   Bootstrap' procedure in using the LwM2M Bootstrap-Server Account"
+//!   (E.2, resource 9; Core §6.1.3.4 Server Initiated Bootstrap): answered
+//!   2.04, then the client bootstraps ([`Client::bootstrap`]) and registers
+//!   with what it was given. A client without a Bootstrap-Server account
+//!   answers 4.00, as Leshan's client does, rather than acknowledging a
+//!   bootstrap it cannot start;
 //! - Execute of Disable (/1/x/4): the client answers, de-registers, ignores
 //!   that server for Disable Timeout (/1/x/5, 86400 s when absent, E.2
 //!   resource 5) and then registers again (E.2, resource 4);
@@ -38,6 +46,8 @@ pub const DISABLE: u16 = 4;
 pub const DISABLE_TIMEOUT: u16 = 5;
 /// /1/x/8 Registration Update Trigger (Execute).
 pub const UPDATE_TRIGGER: u16 = 8;
+/// /1/x/9 Bootstrap-Request Trigger (Execute).
+pub const BOOTSTRAP_TRIGGER: u16 = 9;
 
 /// Disable Timeout when /1/x/5 is absent (Core Appendix E.2: "If not set,
 /// a default value of 86400 (1 day) will be used").
@@ -48,6 +58,7 @@ pub const DEFAULT_DISABLE_TIMEOUT: Duration = Duration::from_secs(86_400);
 pub(super) enum AccountAction {
     Update,
     Disable,
+    Bootstrap,
 }
 
 impl Client {
@@ -106,6 +117,8 @@ impl Client {
             Some(AccountAction::Update)
         } else if *path == self.account_resource(DISABLE)? {
             Some(AccountAction::Disable)
+        } else if *path == self.account_resource(BOOTSTRAP_TRIGGER)? {
+            Some(AccountAction::Bootstrap)
         } else {
             None
         }
@@ -131,8 +144,20 @@ impl Client {
         match self.pending_account_action.take() {
             Some(AccountAction::Update) => self.update_soon(now),
             Some(AccountAction::Disable) => self.disable(now),
+            Some(AccountAction::Bootstrap) => {
+                tracing::info!(endpoint = %self.config.endpoint, "Bootstrap-Request Trigger executed; bootstrapping");
+                self.bootstrap(now);
+            }
             None => {}
         }
+    }
+
+    /// Why an Execute of `path` cannot be carried out by this client, if
+    /// it cannot: Bootstrap-Request Trigger without a Bootstrap-Server account.
+    pub(super) fn account_action_refusal(&self, path: &Path) -> Option<String> {
+        (self.account_action(path) == Some(AccountAction::Bootstrap)
+            && self.config.bootstrap.is_none())
+        .then(|| format!("{path}: no Bootstrap-Server account to bootstrap with"))
     }
 
     /// An Update now, or right after the registration request in flight.

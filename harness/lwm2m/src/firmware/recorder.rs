@@ -9,11 +9,42 @@
 //! or Downloading/ConnectionLost) never existed on the device. Such a
 //! half-step is merged with its other half when the merged step is allowed.
 //!
-//! Nothing else is explained away: every change of State or Update Result
-//! must be an allowed step from the one before. A jump over a status the
-//! server did not see (Idle → Downloaded, Downloaded → Idle/Success) is a
-//! violation, not an inference — the device's notifications are the only
-//! evidence a conformance verdict may rest on.
+//! # What the recorder infers, and why
+//!
+//! A notification carries the state a resource has when the device may
+//! notify, not every state it passed through: Observe gives only eventual
+//! consistency (RFC 7641 §1.3 and §4.5: a newer state replaces one whose
+//! notification is still waiting, e.g. behind a confirmable notification in
+//! flight), the device must not notify more often than `pmin` (LwM2M 1.1
+//! Core §5.1.2, Table 5.1.2-1: a status that lasts less than pmin is never
+//! notified), and a new registration ends the observations (Core §6.2), so
+//! Updating, which ends in a restart, may never be notified at all. A
+//! correct device can therefore show the server Idle → Downloaded (pmin=2
+//! over a short download, ETS int-760) or Downloaded → Idle/Success
+//! (Updating coalesced by the restart).
+//!
+//! The recorder infers exactly one kind of thing: **one** unseen status
+//! between two seen ones, when the step between them is not allowed, the
+//! diagram of the declared version leaves **exactly one** status that fills
+//! the gap (both steps allowed), and that status is one the device leaves
+//! by itself ([`UpdateMachine::is_transient`]: object 5 Downloading and
+//! Updating), so it can begin and end within one pmin. In object 5 these
+//! are: Downloading/0 between Idle and Downloaded/0 or a download failure
+//! in Idle (Idle/4); Updating/0 between Downloaded and the update's outcome
+//! (Idle/1; Downloaded/failure; v1.1's Idle/failure). The inferred status is
+//! marked ([`Observed::inferred`]) and shown in brackets in the verdict, so
+//! a reader sees what the device did not report.
+//!
+//! Nothing else is explained away. Idle and Downloaded last until the
+//! server acts (a Write, an Execute), so one of them unseen (Downloading →
+//! Updating) would need the server to act twice within one pmin: not
+//! inferred. A gap that needs two unseen statuses (Idle → Updating: a whole
+//! download unseen; Idle/0 → Idle/1: a whole update) or that several
+//! statuses could fill (Updating → Idle/0: which failure was kept, then
+//! reset?) is a violation: there the notifications do not say what the
+//! device did, and a verdict may rest only on them. A status the version
+//! does not allow, seen or needed, is a violation too.
+//! [`TransitionRecorder::strict`] turns inference off altogether.
 //!
 //! The diagram depends on the object version ([`ObjectVersion`]): object 5
 //! v1.0 returns a failed update to Downloaded only, v1.1 also to Idle and
@@ -23,6 +54,7 @@
 //! registration without `ver` means.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::hash::Hash;
 use std::time::Instant;
 
@@ -54,6 +86,13 @@ pub trait UpdateMachine {
     /// Whether a device implementing `version` may report `status` at all
     /// (checked for the first status observed; later ones by [`Self::check`]).
     fn is_consistent(version: ObjectVersion, status: Self::Status) -> bool;
+    /// Every (state, result) pair of the object, consistent or not: the
+    /// statuses an unseen gap is searched for.
+    fn every_status() -> Vec<Self::Status>;
+    /// Whether the device leaves `status` by itself, without a request from
+    /// the server (object 5: Downloading, Updating): only such a status may
+    /// begin and end unseen between two notifications.
+    fn is_transient(status: Self::Status) -> bool;
 }
 
 /// Object 5, Firmware Update.
@@ -93,6 +132,25 @@ impl UpdateMachine for Firmware {
     fn is_consistent(version: ObjectVersion, s: FirmwareStatus) -> bool {
         state::is_consistent_for(version, s.state, s.result)
     }
+    /// Downloading ends when the download completes or fails, Updating when
+    /// the update does (Fig. E.6.1-1); Idle and Downloaded wait for the
+    /// server's Write or Execute.
+    fn is_transient(s: FirmwareStatus) -> bool {
+        matches!(
+            s.state,
+            FirmwareState::Downloading | FirmwareState::Updating
+        )
+    }
+    fn every_status() -> Vec<FirmwareStatus> {
+        FirmwareState::ALL
+            .iter()
+            .flat_map(|s| {
+                UpdateResult::ALL
+                    .iter()
+                    .map(|r| FirmwareStatus::new(*s, *r))
+            })
+            .collect()
+    }
 }
 
 impl UpdateMachine for Software {
@@ -125,6 +183,22 @@ impl UpdateMachine for Software {
     fn is_consistent(_version: ObjectVersion, s: SoftwareStatus) -> bool {
         software::is_consistent(s.state, s.result)
     }
+    /// DOWNLOAD STARTED ends when the download completes or fails; every
+    /// other Update State waits for the server (or, DOWNLOADED, for the
+    /// device's verification, which the recorder does not count on).
+    fn is_transient(s: SoftwareStatus) -> bool {
+        s.state == SoftwareState::DownloadStarted
+    }
+    fn every_status() -> Vec<SoftwareStatus> {
+        SoftwareState::ALL
+            .iter()
+            .flat_map(|s| {
+                SoftwareResult::ALL
+                    .iter()
+                    .map(|r| SoftwareStatus::new(*s, *r))
+            })
+            .collect()
+    }
 }
 
 /// One status in the observed sequence.
@@ -136,6 +210,10 @@ pub struct Observed<S> {
     /// Whether State and Update Result arrived in separate notifications
     /// and were merged into this one step.
     pub merged: bool,
+    /// Whether no notification or read showed this status: it is the one
+    /// status the diagram allows between the statuses before and after it
+    /// (module documentation). `at` is then when the status after it came.
+    pub inferred: bool,
 }
 
 /// The first step of a sequence that the state diagram does not allow,
@@ -175,6 +253,8 @@ pub struct TransitionRecorder<M: UpdateMachine> {
     rejected: Option<(usize, Instant, FirmwareError)>,
     first_at: Option<Instant>,
     version: ObjectVersion,
+    /// Whether one unseen status may be inferred (module documentation).
+    infer: bool,
 }
 
 /// The recorder for object 5.
@@ -198,7 +278,15 @@ impl<M: UpdateMachine> TransitionRecorder<M> {
             rejected: None,
             first_at: None,
             version: ObjectVersion::V1_0,
+            infer: true,
         }
+    }
+
+    /// Infers no unseen status at all: every change must be notified. For
+    /// a caller that knows notifications cannot have been coalesced.
+    pub fn strict(mut self) -> Self {
+        self.infer = false;
+        self
     }
 
     /// Checks against the state diagram of `version`, the object version the
@@ -320,6 +408,40 @@ impl<M: UpdateMachine> TransitionRecorder<M> {
                     continue;
                 }
             }
+            // One unseen status the diagram makes certain (module doc):
+            // between `prev` and the next point when `cur` is half of that
+            // step, or between the status before `prev` and `cur` when
+            // `prev` was half of that step, else between `prev` and `cur`.
+            // The halves come first: Downloaded/0, Result=5, State=0 is one
+            // coalesced update that failed into Idle, not two.
+            if let Some(&(next_at, next)) = self.points.get(i + 1) {
+                if is_half::<M>(prev, cur, next) {
+                    if let Some(mid) = self.only_status_between(prev, next) {
+                        out.push(inferred(next_at, mid));
+                        out.push(observed(next_at, next, true));
+                        i += 2;
+                        continue;
+                    }
+                }
+            }
+            if out.len() >= 2 && !out[out.len() - 1].inferred {
+                let before = out[out.len() - 2].status;
+                if is_half::<M>(before, prev, cur) {
+                    if let Some(mid) = self.only_status_between(before, cur) {
+                        out.pop();
+                        out.push(inferred(at, mid));
+                        out.push(observed(at, cur, true));
+                        i += 1;
+                        continue;
+                    }
+                }
+            }
+            if let Some(mid) = self.only_status_between(prev, cur) {
+                out.push(inferred(at, mid));
+                out.push(observed(at, cur, false));
+                i += 1;
+                continue;
+            }
             // Report the step the device meant. A `cur` no device can hold
             // (Updating/8) is half of the step to the next point; a `prev`
             // that looks like half of a step to `cur` was that step's first
@@ -335,10 +457,30 @@ impl<M: UpdateMachine> TransitionRecorder<M> {
                 n if n >= 2 && is_half::<M>(out[n - 2].status, prev, cur) => out[n - 2].status,
                 _ => prev,
             };
-            let error = M::check(v, from, cur)
+            let mut error = M::check(v, from, cur)
                 .err()
                 .or_else(|| M::check(v, prev, cur).err())
                 .unwrap_or_else(|| TransitionError::new(prev, cur, "not allowed"));
+            if self.infer {
+                let fillers = self.statuses_between(from, cur);
+                let names: Vec<String> = fillers.iter().map(|s| s.to_string()).collect();
+                match fillers[..] {
+                    [] => {}
+                    [only] => {
+                        let _ = write!(
+                            error.reason,
+                            "; {only} is not inferred between them: the device stays in it until the server acts"
+                        );
+                    }
+                    _ => {
+                        let _ = write!(
+                            error.reason,
+                            "; an unseen status is not inferred, since {} could each fill the gap",
+                            names.join(", ")
+                        );
+                    }
+                }
+            }
             return self.violation(out, error, at, i);
         }
         if let Some(r) = self.rejected_before(usize::MAX, &out) {
@@ -347,6 +489,32 @@ impl<M: UpdateMachine> TransitionRecorder<M> {
         Recording {
             sequence: out,
             violation: None,
+        }
+    }
+
+    /// The statuses `s` the version allows with `from → s → to` both
+    /// allowed steps, when `from → to` itself is not.
+    fn statuses_between(&self, from: M::Status, to: M::Status) -> Vec<M::Status> {
+        let v = self.version;
+        if M::check(v, from, to).is_ok() {
+            return Vec::new();
+        }
+        M::every_status()
+            .into_iter()
+            .filter(|s| *s != from && *s != to)
+            .filter(|s| M::check(v, from, *s).is_ok() && M::check(v, *s, to).is_ok())
+            .collect()
+    }
+
+    /// The one unseen status the recorder infers between `from` and `to`
+    /// (module documentation), if inference is on and there is exactly one.
+    fn only_status_between(&self, from: M::Status, to: M::Status) -> Option<M::Status> {
+        if !self.infer {
+            return None;
+        }
+        match self.statuses_between(from, to)[..] {
+            [only] if M::is_transient(only) => Some(only),
+            _ => None,
         }
     }
 
@@ -403,6 +571,23 @@ impl<M: UpdateMachine> TransitionRecorder<M> {
             .unwrap_or(0.0)
     }
 
+    /// A concluded sequence ([`check`](Self::check)) as `status (+t)`
+    /// joined by arrows, an inferred status in brackets (`[Updating(3)/
+    /// Initial(0)] (inferred)`), so a verdict shows what was not notified.
+    pub fn describe_sequence(&self, sequence: &[Observed<M::Status>]) -> String {
+        sequence
+            .iter()
+            .map(|o| {
+                if o.inferred {
+                    format!("[{}] (inferred)", o.status)
+                } else {
+                    format!("{} (+{:.3}s)", o.status, self.offset_secs(o.at))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" -> ")
+    }
+
     /// The raw points as `status (+t)` joined by arrows; `mark` is flagged.
     pub fn describe(&self, mark: Option<usize>) -> String {
         self.point_texts(mark).join(" -> ")
@@ -436,7 +621,21 @@ impl<M: UpdateMachine> TransitionRecorder<M> {
 }
 
 fn observed<S>(at: Instant, status: S, merged: bool) -> Observed<S> {
-    Observed { at, status, merged }
+    Observed {
+        at,
+        status,
+        merged,
+        inferred: false,
+    }
+}
+
+fn inferred<S>(at: Instant, status: S) -> Observed<S> {
+    Observed {
+        at,
+        status,
+        merged: false,
+        inferred: true,
+    }
 }
 
 /// Whether `mid` mixes `a`'s state with `b`'s result or the other way round

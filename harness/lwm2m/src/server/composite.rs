@@ -15,6 +15,16 @@
 //! - Send is a POST from the client to `/dp` with SenML records at
 //!   absolute paths; the server answers 2.04 Changed.
 //!
+//! Bodies larger than one message go block-wise (RFC 7959), as any other:
+//! an Observe-Composite notification cut to its first block (§2.6) is
+//! completed by repeating the FETCH of `/` with its path list for each
+//! next block (RFC 8132 §2.3.1: FETCH carries Block2, and a request for a
+//! next block repeats the request, payload and all), never by a GET of `/`;
+//! a Write-Composite whose SenML does not fit one block
+//! ([`WRITE_COMPOSITE_BLOCK`]) is sent as iPATCH blocks with Block1
+//! (RFC 7959 §2.5; RFC 8132 §3.2 allows Block1 on iPATCH), each block but
+//! the last answered 2.31 Continue.
+//!
 //! Only SenML JSON (110) and SenML CBOR (112) carry these lists in LwM2M
 //! 1.1 (Core §7.4.4, §7.4.5: TLV and the single-value formats have no
 //! absolute names), so any other format is refused here with a reason.
@@ -30,6 +40,12 @@ use crate::path::Path;
 
 /// The Uri-Path of the Send operation (LwM2M 1.1 Transport §6.5: "POST /dp").
 pub const SEND_PATH: &str = "dp";
+
+/// The largest Write-Composite body sent in one iPATCH: 1024 bytes, the
+/// largest CoAP block (RFC 7959 §2.2, SZX 6), which keeps a whole message
+/// within the 1152 bytes RFC 7252 §4.6 says fit any path. A larger body
+/// goes in 1024-byte Block1 blocks (the device may ask for smaller ones).
+pub const WRITE_COMPOSITE_BLOCK: usize = 1024;
 
 /// SenML CBOR labels (RFC 8428 §6, Table 4) a path list may carry.
 const CBOR_BN: i128 = -2;
@@ -345,6 +361,83 @@ impl super::Server {
             _ => return Ok(None),
         };
         packet.map(Some).map_err(invalid)
+    }
+
+    /// The request the rest of a block-wise notification of `observation`
+    /// is fetched with (RFC 7959 §2.6): for an Observe-Composite, its FETCH
+    /// of `/` with the same path list again, Content-Format and Accept the
+    /// notification's format, no Observe (RFC 8132 §2.3.1); for any other
+    /// observation a GET of its path.
+    pub(super) fn notification_fetch_request(
+        &self,
+        observation: super::RequestId,
+        path: &Path,
+        notification: &Packet,
+    ) -> Packet {
+        let composite = self.composite_paths(observation).and_then(|paths| {
+            let format = options::content_format(notification)
+                .and_then(ContentFormat::from_code)
+                .filter(|f| is_composite_format(*f))?;
+            read_request(format, &paths).ok()
+        });
+        composite.unwrap_or_else(|| super::fetch::notification_request(path, notification))
+    }
+
+    /// Sends a Write-Composite whose body does not fit one message as
+    /// iPATCH blocks with Block1 (RFC 7959 §2.5), the way a Write of a
+    /// large resource goes ([`super::DmRequest::WriteBlockwise`]): `None`
+    /// when `packet` is not a Write-Composite or fits in one.
+    pub(super) fn write_composite_blockwise(
+        &mut self,
+        now: std::time::Instant,
+        endpoint: &str,
+        peer: std::net::SocketAddr,
+        request: &super::DmRequest,
+        packet: &Packet,
+    ) -> Result<Option<super::RequestId>, super::RequestError> {
+        if !matches!(request, super::DmRequest::WriteComposite { .. })
+            || packet.payload.len() <= WRITE_COMPOSITE_BLOCK
+        {
+            return Ok(None);
+        }
+        let format = options::content_format(packet)
+            .and_then(ContentFormat::from_code)
+            .ok_or_else(|| {
+                super::RequestError::Invalid("Write-Composite without a Content-Format".into())
+            })?;
+        let szx = crate::coap::block::MAX_SZX;
+        let total = packet.payload.len();
+        let mut push = super::push::Push::with_method(
+            now,
+            RequestType::IPatch,
+            Path::ROOT,
+            format,
+            packet.payload.clone(),
+            szx,
+        )
+        .map_err(|e| super::RequestError::Invalid(format!("Write-Composite in blocks: {e}")))?;
+        let Some(first) = push.next_request() else {
+            return Err(super::RequestError::Invalid(
+                "Write-Composite in blocks: nothing to send".into(),
+            ));
+        };
+        let id = super::RequestId(self.next_request);
+        self.next_request += 1;
+        tracing::info!(%endpoint, bytes = total, szx, "Write-Composite sent in Block1 blocks");
+        let exchange = self.send_request(now, endpoint, peer, first);
+        self.pending.insert(
+            exchange,
+            super::Pending {
+                id,
+                endpoint: endpoint.to_string(),
+                path: Path::ROOT,
+                observe_token: None,
+                push: Some(push),
+                template: None,
+                fetch: None,
+            },
+        );
+        Ok(Some(id))
     }
 
     /// The token of an Observe-Composite (a new one; `true`: the

@@ -313,6 +313,12 @@ pub enum ServerEvent {
     Expired {
         endpoint: String,
     },
+    /// The server itself dropped the registration (see
+    /// [`Server::discard_registration`]); it was at `location`.
+    Discarded {
+        endpoint: String,
+        location: String,
+    },
     Response {
         id: RequestId,
         endpoint: String,
@@ -395,8 +401,10 @@ struct Observation {
 pub struct Server {
     config: ServerConfig,
     layer: MessageLayer,
-    /// By endpoint name.
-    registrations: BTreeMap<String, Registration>,
+    /// By endpoint name. Shared (`Arc`) with the server crate's snapshot,
+    /// so a fleet's registrations are held once, not once per reader
+    /// (issue 16); an Update copies only a registration a reader still holds.
+    registrations: BTreeMap<String, std::sync::Arc<Registration>>,
     /// Location ("/rd/5a3f") to endpoint name.
     locations: HashMap<String, String>,
     /// When each registration expires, in time order (see `expiry.rs`).
@@ -521,11 +529,17 @@ impl Server {
     }
 
     pub fn registration(&self, endpoint: &str) -> Option<&Registration> {
-        self.registrations.get(endpoint)
+        self.registrations.get(endpoint).map(|r| &**r)
+    }
+
+    /// The registration itself, shared rather than copied: what a snapshot
+    /// of the registrations beside the server holds.
+    pub fn registration_shared(&self, endpoint: &str) -> Option<std::sync::Arc<Registration>> {
+        self.registrations.get(endpoint).cloned()
     }
 
     pub fn registrations(&self) -> Vec<&Registration> {
-        self.registrations.values().collect()
+        self.registrations.values().map(|r| &**r).collect()
     }
 
     /// Queues a request to a registered endpoint; its outcome comes back as
@@ -570,6 +584,10 @@ impl Server {
             Some(packet) => packet,
             None => request::build(&request, &self.config.registry, default)?,
         };
+        // A Write-Composite larger than one block goes with Block1 (composite.rs).
+        if let Some(id) = self.write_composite_blockwise(now, endpoint, peer, &request, &packet)? {
+            return Ok(id);
+        }
         let path = request::target(&request);
         let mut observe_token = None;
         match &request {
@@ -1008,7 +1026,8 @@ impl Server {
             self.layer.cancel(exchange);
             self.pending.remove(&exchange);
         }
-        let request = fetch::notification_request(&path, message);
+        // An Observe-Composite's rest is a FETCH of / again (composite.rs).
+        let request = self.notification_fetch_request(observation, &path, message);
         let step = fetch::Fetch::start(&request, message.clone(), true);
         let pending = Pending {
             id: observation,
@@ -1205,7 +1224,8 @@ impl Server {
         self.locations.insert(location, endpoint.clone());
         self.deadlines
             .insert(registration.expires_at(), &registration.endpoint);
-        self.registrations.insert(endpoint, registration.clone());
+        self.registrations
+            .insert(endpoint, std::sync::Arc::new(registration.clone()));
         self.queue_track(now, &registration.endpoint);
         self.events.push_back(ServerEvent::Registered(registration));
         Reply {
@@ -1223,7 +1243,11 @@ impl Server {
             Ok(p) => p,
             Err(e) => return Reply::error(e.code(), e.to_string()),
         };
-        let Some(reg) = self.registrations.get_mut(&endpoint) else {
+        let Some(reg) = self
+            .registrations
+            .get_mut(&endpoint)
+            .map(std::sync::Arc::make_mut)
+        else {
             return Reply::code(404);
         };
         if let Err(e) = registration::check_update(&params, &reg.lwm2m_version) {
@@ -1285,6 +1309,28 @@ impl Server {
         self.events
             .push_back(ServerEvent::Deregistered { endpoint });
         Reply::code(202)
+    }
+
+    /// Forgets `endpoint`'s registration without telling the client, as a
+    /// server that lost its state would (ETS 1.1 int-105 "Discarded Register
+    /// Update"): the registration, its location, its expiry deadline, its
+    /// observations and its requests in flight go the way a De-register
+    /// takes them (`end_registration`), so the client's next Update to the
+    /// old location is answered 4.04 Not Found and it must Register again
+    /// (LwM2M 1.1 Core §6.2.2, Transport §6.2). A request
+    /// queued just before still has its first datagram on the way; its
+    /// answer then matches nothing and its outcome is `RegistrationEnded`.
+    /// Returns the location it had, or `None` if `endpoint` was not
+    /// registered; [`ServerEvent::Discarded`] reports it.
+    pub fn discard_registration(&mut self, now: Instant, endpoint: &str) -> Option<String> {
+        let location = self.registrations.get(endpoint)?.location.clone();
+        tracing::info!(%endpoint, %location, "registration discarded by the server");
+        self.end_registration(now, endpoint);
+        self.events.push_back(ServerEvent::Discarded {
+            endpoint: endpoint.to_string(),
+            location: location.clone(),
+        });
+        Some(location)
     }
 
     /// Forgets a registration with its observations; requests still in flight

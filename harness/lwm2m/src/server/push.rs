@@ -136,13 +136,20 @@ impl Push {
         body: Vec<u8>,
         szx: u8,
     ) -> Result<Self, BlockError> {
-        let upload = Block1Upload::new(
-            RequestType::Put,
-            path.segments(),
-            Some(format.code()),
-            body,
-            szx,
-        )?;
+        Self::with_method(now, RequestType::Put, path, format, body, szx)
+    }
+
+    /// `method` (PUT, or iPATCH for a Write-Composite on `/`) of `body` to
+    /// `path` in blocks.
+    pub(crate) fn with_method(
+        now: Instant,
+        method: RequestType,
+        path: Path,
+        format: ContentFormat,
+        body: Vec<u8>,
+        szx: u8,
+    ) -> Result<Self, BlockError> {
+        let upload = Block1Upload::new(method, path.segments(), Some(format.code()), body, szx)?;
         Ok(Push {
             upload,
             path,

@@ -55,6 +55,8 @@ struct Duo {
     next_mid: u16,
     /// Datagrams the client sent.
     to_server: usize,
+    /// Every datagram the server sent, in order.
+    to_client: Vec<Vec<u8>>,
 }
 
 impl support::Link for Duo {
@@ -64,6 +66,9 @@ impl support::Link for Duo {
     }
     fn send(&mut self, dir: Dir, bytes: Vec<u8>) {
         self.to_server += usize::from(dir == Dir::ToServer);
+        if dir == Dir::ToClient {
+            self.to_client.push(bytes.clone());
+        }
         self.queue.push((self.now + LATENCY, dir, bytes));
     }
     fn take_due(&mut self) -> Option<(Dir, Vec<u8>)> {
@@ -87,6 +92,7 @@ impl Duo {
             client_events: Vec::new(),
             next_mid: 0x7000,
             to_server: 0,
+            to_client: Vec::new(),
         };
         duo.client.start(duo.now);
         duo.run_until(|d| support::both_registered(&d.server, &d.client));
@@ -544,4 +550,141 @@ fn a_large_read_composite_answer_comes_block_wise_and_is_fetched_whole() {
         duo.to_server - before > 2,
         "the answer came in several blocks"
     );
+}
+
+/// `bytes` decoded, its message id and token cleared, encoded again: the
+/// request as a vector can pin it (the id and token are the layer's draw).
+fn normalised(bytes: &[u8]) -> Vec<u8> {
+    let mut p = wire::decode(bytes).unwrap();
+    p.header.message_id = 0;
+    p.set_token(Vec::new());
+    wire::encode(&p)
+}
+
+#[test]
+fn a_composite_notification_larger_than_one_block_is_completed_by_fetch_of_its_paths() {
+    // RFC 7959 §2.6: the device sends the first block of a large
+    // notification; RFC 8132 §2.3.1: the rest of a FETCH's body is asked
+    // for by repeating the FETCH, payload and all, with Block2.
+    let mut duo = Duo::registered();
+    let paths = vec![p("/3/0"), p("/4/0")];
+    let first = records(duo.request(DmRequest::ObserveComposite {
+        paths: paths.clone(),
+        format: Some(ContentFormat::SenmlJson),
+    }));
+    duo.client.set_block2_size(Some(2)); // 64-byte blocks
+    let sent_before = duo.to_client.len();
+    duo.set(p("/3/0/9"), Value::Integer(55));
+    let n = duo.notifications();
+    assert_eq!(n.len(), 1, "one whole notification: {n:?}");
+    assert_eq!(
+        n[0].len(),
+        first.len(),
+        "every value, not the first block's"
+    );
+    assert_eq!(value_at(&n[0], "/3/0/9"), Some(Value::Integer(55)));
+    assert_eq!(value_at(&n[0], "/4/0/2"), value_at(&first, "/4/0/2"));
+    // The server's request for block 1: CON FETCH (0.05), no Uri-Path (/),
+    // Content-Format 110 (option 12: 0xC1 0x6E), Accept 110 (option 17,
+    // delta 5: 0x51 0x6E), Block2 NUM 1 M 0 SZX 2 (option 23, delta 6:
+    // 0x61 0x12; RFC 7959 §2.2), then the same SenML JSON path list.
+    let fetches: Vec<Vec<u8>> = duo.to_client[sent_before..]
+        .iter()
+        .map(|b| normalised(b))
+        .filter(|b| b[1] == 0x05)
+        .collect();
+    let list = br#"[{"n":"/3/0"},{"n":"/4/0"}]"#;
+    let mut block1 = vec![
+        0x40, 0x05, 0x00, 0x00, 0xC1, 0x6E, 0x51, 0x6E, 0x61, 0x12, 0xFF,
+    ];
+    block1.extend_from_slice(list);
+    assert_eq!(fetches.first(), Some(&block1), "{fetches:02x?}");
+    assert!(
+        !duo.to_client[sent_before..].iter().any(
+            |b| wire::decode(b).unwrap().header.code == MessageClass::Request(RequestType::Get)
+        ),
+        "no GET of / for a composite notification"
+    );
+}
+
+#[test]
+fn a_write_composite_larger_than_one_block_goes_as_ipatch_blocks_with_block1() {
+    // RFC 7959 §2.5 with RFC 8132 §3.2 (iPATCH carries Block1): 1024-byte
+    // blocks, each but the last answered 2.31 Continue echoing Block1
+    // (§2.3), the last 2.04 Changed; the blocks put together are the SenML.
+    let mut duo = Duo::registered();
+    let zone = "Z".repeat(1500);
+    let recs = vec![Record::new(p("/3/0/15"), Value::String(zone))];
+    let whole =
+        lwm2m::server::composite::write_request(ContentFormat::SenmlJson, &recs, &registry())
+            .unwrap()
+            .payload;
+    assert!(whole.len() > 1024 && whole.len() <= 2048, "{}", whole.len());
+    let id = duo
+        .server
+        .request(
+            duo.now,
+            "meter-1",
+            DmRequest::WriteComposite {
+                records: recs,
+                format: Some(ContentFormat::SenmlJson),
+            },
+        )
+        .unwrap();
+    let first = wire::decode(&duo.server.poll_transmit().expect("block 0").payload).unwrap();
+    // CON iPATCH (0.07), no Uri-Path, Content-Format 110 (0xC1 0x6E),
+    // Block1 NUM 0 M 1 SZX 6 (option 27, delta 15: 0xD1 0x02 0x0E), Size1
+    // the whole body's size (option 60, delta 33: 0xD2 0x14 and two bytes;
+    // RFC 7959 §4), then the payload marker.
+    let head = normalised(&wire::encode(&first));
+    let size = u16::try_from(whole.len()).unwrap().to_be_bytes();
+    let expected = [
+        0x40, 0x07, 0x00, 0x00, 0xC1, 0x6E, 0xD1, 0x02, 0x0E, 0xD2, 0x14, size[0], size[1], 0xFF,
+    ];
+    assert_eq!(&head[..expected.len()], &expected[..], "{head:02x?}");
+    assert_eq!(first.payload, whole[..1024]);
+    // 2.31 Continue, echoing Block1 0/1/6.
+    let mut cont = Packet::new();
+    cont.header.set_type(MessageType::Acknowledgement);
+    cont.header.message_id = first.header.message_id;
+    cont.set_token(first.get_token().to_vec());
+    cont.header.code = MessageClass::Response(coap_lite::ResponseType::Continue);
+    cont.add_option(CoapOption::Block1, vec![0x0E]);
+    duo.server
+        .handle_datagram(duo.now, CLIENT.parse().unwrap(), &wire::encode(&cont));
+    let second = wire::decode(&duo.server.poll_transmit().expect("block 1").payload).unwrap();
+    assert_eq!(
+        second.header.code,
+        MessageClass::Request(RequestType::IPatch)
+    );
+    assert_eq!(
+        second
+            .get_option(CoapOption::Block1)
+            .and_then(|v| v.front().cloned()),
+        Some(vec![0x16]),
+        "Block1 NUM 1 M 0 SZX 6"
+    );
+    let mut sent = first.payload.clone();
+    sent.extend_from_slice(&second.payload);
+    assert_eq!(sent, whole);
+    let mut changed = Packet::new();
+    changed.header.set_type(MessageType::Acknowledgement);
+    changed.header.message_id = second.header.message_id;
+    changed.set_token(second.get_token().to_vec());
+    changed.header.code = MessageClass::Response(coap_lite::ResponseType::Changed);
+    changed.add_option(CoapOption::Block1, vec![0x16]);
+    duo.server
+        .handle_datagram(duo.now, CLIENT.parse().unwrap(), &wire::encode(&changed));
+    let mut answered = None;
+    while let Some(e) = duo.server.poll_event() {
+        if let ServerEvent::Response {
+            id: got, result, ..
+        } = e
+        {
+            if got == id {
+                answered = Some(result);
+            }
+        }
+    }
+    assert_eq!(answered.expect("the final answer").unwrap().code, 204);
 }

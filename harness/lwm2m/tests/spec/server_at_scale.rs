@@ -267,3 +267,42 @@ fn a_re_registration_replaces_the_old_deadline() {
     s.handle_timeout(t0 + Duration::from_secs(90));
     assert_eq!(expired(&mut s), vec!["meter-1".to_string()]);
 }
+
+/// The registration a reader holds (`registration_shared`, the server
+/// crate's snapshot) is the server's own, not a copy; an Update (Core
+/// §6.2.2) changes the server's and leaves the reader's as it was, so
+/// neither ever sees a half-made one.
+#[test]
+fn a_shared_registration_is_the_servers_own_until_an_update_replaces_it() {
+    let mut s = server();
+    let t0 = Instant::now();
+    let location = register(&mut s, t0, 1, 600);
+    let held = s.registration_shared("meter-1").expect("registered");
+    let again = s.registration_shared("meter-1").unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&held, &again),
+        "one registration, shared"
+    );
+    assert_eq!(held.lifetime, Duration::from_secs(600));
+
+    let t1 = t0 + Duration::from_secs(10);
+    let answer = update(&mut s, t1, 1, &location, &["lt=900".into()]);
+    assert_eq!(
+        answer.header.code,
+        MessageClass::Response(ResponseType::Changed)
+    );
+    let now = s.registration_shared("meter-1").unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&held, &now));
+    assert_eq!(now.lifetime, Duration::from_secs(900));
+    assert_eq!(now.updated_at, t1);
+    // The reader's copy is the registration as it was before the Update.
+    assert_eq!(held.lifetime, Duration::from_secs(600));
+    assert_eq!(held.updated_at, t0);
+    drop(held);
+    drop(again);
+    assert_eq!(
+        s.registration("meter-1").unwrap().lifetime,
+        Duration::from_secs(900)
+    );
+    assert!(s.registration_shared("meter-9").is_none());
+}

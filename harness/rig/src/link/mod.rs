@@ -17,11 +17,15 @@
 //! block should be seen failing to get it through, exactly as it would in
 //! the field. The record says `dropped over-mtu` so the reason is plain.
 //!
-//! Randomness comes from the run's seed (SplitMix64, [`rng`]): the same
-//! `--seed` replays the same fates, datagram by datagram.
+//! Randomness comes from the run's seed (SplitMix64, [`rng`]), mixed with
+//! the device's name on a rig of several devices ([`rng::device_seed`]) so
+//! that each device draws its own fates: the same `--seed` replays the same
+//! fates, device by device and datagram by datagram.
 //!
-//! HTTP firmware downloads run over TCP and do not cross this relay; only
-//! UDP (CoAP, CoAPS/DTLS) does.
+//! HTTP firmware downloads run over TCP and cross a TCP relay of their own
+//! ([`TcpRelay`]): the link's delay and bandwidth cap apply to them, its
+//! loss, duplication, reordering, jitter and MTU do not (TCP recovers
+//! those itself; see [`tcp_relay`] for why).
 
 pub mod emulator;
 pub mod params;
@@ -29,9 +33,11 @@ pub mod record;
 pub mod relay;
 pub mod rng;
 pub mod spec;
+pub mod tcp_relay;
 
 pub use emulator::{DropReason, Fate, LinkEmulator};
 pub use params::{Direction, DirectionParams, LinkParams, LinkProfile, Probability, Rate};
 pub use record::{LinkCounts, RecordEntry};
 pub use relay::Relay;
 pub use spec::{DirectionSpec, LinkSpec};
+pub use tcp_relay::{StreamCounts, TcpRelay};

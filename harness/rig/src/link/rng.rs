@@ -38,9 +38,43 @@ impl SplitMix64 {
     }
 }
 
+/// The seed of one device's link: the run's `seed` mixed with the
+/// device's name within its rig (`meter-2`), so that the devices of a rig
+/// with `devices:` each draw their own fates, where one seed for all would
+/// lose the same datagrams of every device at once and make their runs
+/// move in lockstep, which no real radio cell does. A rig of one device
+/// (`None`) keeps the run's seed as it is, so its replays do not change.
+///
+/// By name rather than by position in the rig file: a device keeps its
+/// link when the list is reordered or another device added, and `--seed`
+/// with the device's name replays it. The name is hashed with FNV-1a (as
+/// the record hashes payloads) and mixed through one SplitMix64 step, so
+/// names that differ in one letter give unrelated seeds.
+pub fn device_seed(seed: u64, device: Option<&str>) -> u64 {
+    match device {
+        None => seed,
+        Some(name) => SplitMix64::new(seed ^ super::record::fnv1a(name.as_bytes())).next_u64(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each device of a rig its own seed, the same one for the same run
+    /// seed; a rig of one device keeps the run's.
+    #[test]
+    fn each_device_of_a_rig_has_its_own_seed() {
+        let names = ["meter-1", "meter-2", "meter-3", "meter-4"];
+        let seeds: Vec<u64> = names.iter().map(|n| device_seed(7, Some(n))).collect();
+        for (i, a) in seeds.iter().enumerate() {
+            assert!(!seeds[i + 1..].contains(a), "{seeds:?}");
+            assert_ne!(*a, 7);
+        }
+        assert_eq!(device_seed(7, Some("meter-2")), seeds[1]);
+        assert_ne!(device_seed(8, Some("meter-2")), seeds[1]);
+        assert_eq!(device_seed(7, None), 7);
+    }
 
     /// The reference sequence of SplitMix64 from seed 0 (the first outputs
     /// of the C reference implementation, `splitmix64.c` by Sebastiano

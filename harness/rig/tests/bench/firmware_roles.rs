@@ -214,4 +214,9 @@ fn the_shipped_rigs_with_firmware_still_load() {
     // The virtual rig maps every role to a generated image: nothing derived.
     assert_eq!(f.mapped("oversized").unwrap().image, "meter-bench-1m.bin");
     assert_eq!(f.derivation("corrupted"), None);
+    // A package of another type, for Update Result 6 (ETS 1.0 int-777).
+    assert_eq!(
+        f.mapped("unsupported-type").unwrap().image,
+        "meter-2.0-foreign.bin"
+    );
 }

@@ -39,6 +39,9 @@ use tokio::task::JoinSet;
 
 use crate::cli::{FleetArgs, FleetServerArgs};
 
+mod workers;
+pub use workers::clients_main;
+
 /// The resource every meter is observed on: Device Current Time (object 3
 /// resource 13, LwM2M 1.1 Core Appendix E.4), a value every meter has.
 const OBSERVED: &str = "/3/0/13";
@@ -82,8 +85,9 @@ pub fn server_main(args: FleetServerArgs) -> ExitCode {
         Ok(p) => p.unwrap_or_default(),
         Err(e) => return fail(&e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // The server's socket loop has its own thread (server::udp_loop); this
+    // one only observes each new registration.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -101,7 +105,14 @@ pub fn server_main(args: FleetServerArgs) -> ExitCode {
         } else {
             server::SecurityConfig::psk()
         };
-        let handle = match server::LwM2mServer::bind_secure(args.bind, config, security).await {
+        // A bounded log and history, as `serve` has: a fleet's memory is
+        // its registrations', not a record of every datagram.
+        let options = server::ServerOptions {
+            log_capacity: args.log_capacity,
+            event_capacity: args.log_capacity,
+            ..server::ServerOptions::default()
+        };
+        let handle = match server::LwM2mServer::bind_secure_with(args.bind, config, security, options).await {
             Ok(h) => h,
             Err(e) => return fail(&e.to_string()),
         };
@@ -110,24 +121,75 @@ pub fn server_main(args: FleetServerArgs) -> ExitCode {
         }
         println!("listening {}", handle.local_addr());
         let _ = std::io::stdout().flush();
-        let stdin_closed = tokio::task::spawn_blocking(|| {
-            let mut sink = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        // The parent's requests, a line each, until stdin closes.
+        let (tx, mut requests) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
         });
         let path: lwm2m::Path = OBSERVED.parse().expect("a valid path");
         let mut events = handle.subscribe();
-        tokio::pin!(stdin_closed);
+        let mut last_seen = handle.current_seq();
+        let mut observed = std::collections::HashSet::new();
         loop {
             tokio::select! {
-                _ = &mut stdin_closed => break,
+                request = requests.recv() => match request.as_deref() {
+                    None => break,
+                    Some("trim") => {
+                        let released = release_free_memory();
+                        let stats = handle.stats();
+                        println!(
+                            "trimmed {released}; log dropped {}, events dropped {}",
+                            stats.log_dropped, stats.events_dropped
+                        );
+                        let _ = std::io::stdout().flush();
+                    }
+                    Some(other) => eprintln!("fleet server: unknown request {other:?}"),
+                },
                 next = events.next() => match next {
-                    Some((_, lwm2m::server::ServerEvent::Registered(r))) => {
-                        let request = lwm2m::server::DmRequest::Observe { path, format: None };
-                        if let Err(e) = handle.start_request(&r.endpoint, request).await {
-                            eprintln!("observe {}: {e}", r.endpoint);
+                    Some((seq, event)) => {
+                        // The history is bounded: a reader that fell more
+                        // than its capacity behind finds a gap in the
+                        // numbers, and catches up from the registrations.
+                        let gap = seq.0 > last_seen.0 + 1;
+                        last_seen = seq;
+                        let mut new = Vec::new();
+                        if gap {
+                            new.extend(
+                                handle
+                                    .registered_endpoints()
+                                    .into_iter()
+                                    .filter(|ep| !observed.contains(ep)),
+                            );
+                        }
+                        match event {
+                            lwm2m::server::ServerEvent::Registered(r) => new.push(r.endpoint),
+                            lwm2m::server::ServerEvent::Deregistered { endpoint }
+                            | lwm2m::server::ServerEvent::Expired { endpoint } => {
+                                observed.remove(&endpoint);
+                            }
+                            _ => {}
+                        }
+                        for endpoint in new {
+                            if !observed.insert(endpoint.clone()) {
+                                continue;
+                            }
+                            // Not awaited here: the answer is a round trip
+                            // to the server's thread, and this reader must
+                            // keep up with the registrations.
+                            let handle = handle.clone();
+                            tokio::spawn(async move {
+                                let request = lwm2m::server::DmRequest::Observe { path, format: None };
+                                if let Err(e) = handle.start_request(&endpoint, request).await {
+                                    eprintln!("observe {endpoint}: {e}");
+                                }
+                            });
                         }
                     }
-                    Some(_) => {}
                     None => break,
                 },
             }
@@ -135,6 +197,26 @@ pub fn server_main(args: FleetServerArgs) -> ExitCode {
         handle.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// Hands the heap's free pages back to the system. glibc keeps memory a
+/// process freed (the de-registered fleet's) in its arenas, so VmRSS after
+/// de-registration says what glibc holds, not what the server does;
+/// malloc_trim(3) releases it. Says whether anything was released.
+fn release_free_memory() -> &'static str {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only walks and trims glibc's own heap.
+        if unsafe { libc::malloc_trim(0) } == 1 {
+            "memory"
+        } else {
+            "nothing"
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        "nothing (not glibc)"
+    }
 }
 
 /// The yardstick: answers every datagram with itself, nothing else.
@@ -194,6 +276,8 @@ struct ChildServer {
     /// Closing it tells the child to stop.
     stdin: Option<ChildStdin>,
     addr: SocketAddr,
+    /// The child's later stdout lines.
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl ChildServer {
@@ -225,8 +309,28 @@ impl ChildServer {
             let _ = child.wait();
             return Err(format!("the server child did not start (said {first:?})"));
         };
-        std::thread::spawn(move || for _ in lines {});
-        Ok(ChildServer { child, stdin, addr })
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(ChildServer {
+            child,
+            stdin,
+            addr,
+            lines: rx,
+        })
+    }
+
+    /// Asks the server child to hand its free heap back to the system
+    /// (see `release_free_memory`); its answer, if it came within 10 s.
+    fn trim(&mut self) -> Option<String> {
+        let stdin = self.stdin.as_mut()?;
+        writeln!(stdin, "trim").and_then(|()| stdin.flush()).ok()?;
+        self.lines.recv_timeout(Duration::from_secs(10)).ok()
     }
 
     fn pid(&self) -> u32 {
@@ -287,7 +391,7 @@ type Outcome = Result<Duration, String>;
 
 impl Meter {
     async fn open(index: usize, server: SocketAddr, psk: Option<Psk>) -> Result<Meter, String> {
-        let socket = UdpSocket::bind("127.0.0.1:0")
+        let socket = UdpSocket::bind((meter_address(index), 0))
             .await
             .map_err(|e| format!("meter {index}: cannot bind a UDP socket: {e}"))?;
         Ok(Meter {
@@ -555,15 +659,21 @@ impl Meter {
                 let Ok(reply) = Packet::from_bytes(&d) else {
                     continue;
                 };
+                // Only an ACK or RST answers it (RFC 7252 §4.2): the
+                // server's own CON and NON requests take their message ids
+                // from its own space, which may hold this one too (it did,
+                // once in 100,000 meters).
                 if reply.header.message_id == mid {
-                    return match reply.header.get_type() {
-                        MessageType::Acknowledgement => Ok(start.elapsed()),
-                        MessageType::Reset => Err(
-                            "the server reset the notification (it knows no such observation)"
-                                .into(),
-                        ),
-                        _ => Err("unexpected answer to a notification".into()),
-                    };
+                    match reply.header.get_type() {
+                        MessageType::Acknowledgement => return Ok(start.elapsed()),
+                        MessageType::Reset => {
+                            return Err(
+                                "the server reset the notification (it knows no such observation)"
+                                    .into(),
+                            )
+                        }
+                        _ => {}
+                    }
                 }
                 self.on_server_message(&d).await?;
             }
@@ -633,6 +743,17 @@ impl Meter {
         }
         Err("no echo".into())
     }
+}
+
+/// Meters per loopback address: fewer than the ephemeral ports of one
+/// address (32768-60999 by default on Linux, 28,232), so 100,000 meters
+/// spread over 127.0.0.1, 127.0.1.1, ... and never run out of ports.
+const METERS_PER_ADDRESS: usize = 20_000;
+
+/// The loopback address meter `index` binds: 127.0.k.1 for the k-th
+/// group of [`METERS_PER_ADDRESS`] (all of 127/8 is loopback, RFC 1122 §3.2.1.3).
+fn meter_address(index: usize) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(127, 0, (index / METERS_PER_ADDRESS).min(255) as u8, 1)
 }
 
 fn endpoint(index: usize) -> String {
@@ -854,45 +975,59 @@ fn run(args: &FleetArgs) -> Result<(), String> {
     if n == 0 {
         return Err("--meters must be at least 1".into());
     }
+    // Each worker holds its meters' sockets and a few more files.
+    let mut per_worker = args.per_worker.max(1);
     if let Some(limit) = open_file_limit() {
-        if n as u64 + 64 > limit {
-            return Err(format!(
-                "{n} meters need {n} sockets, but this process may open only {limit} files (ulimit -n)"
-            ));
+        let room = limit.saturating_sub(64) as usize;
+        if room == 0 {
+            return Err(format!("a process may open only {limit} files (ulimit -n)"));
         }
+        per_worker = per_worker.min(room);
     }
-    let (secrets, psks) = if args.dtls {
-        let (dir, psks) = make_psks(n)?;
-        (Some(dir), psks.into_iter().map(Some).collect())
+    let secrets = if args.dtls {
+        Some(make_psks(n)?.0)
     } else {
-        (None, vec![None; n])
+        None
     };
+    let psk_file = secrets.as_ref().map(|dir| dir.0.join("psks"));
+    let log = args.server_log.max(1).to_string();
     let echo = ChildServer::start(&["--echo".into()])?;
-    let mut extra = vec!["--objects".to_string(), args.objects.display().to_string()];
-    if let Some(dir) = &secrets {
+    let mut extra = vec![
+        "--objects".to_string(),
+        args.objects.display().to_string(),
+        "--log-capacity".into(),
+        log,
+    ];
+    if let Some(file) = &psk_file {
         extra.push("--credentials".into());
-        extra.push(dir.0.join("psks").display().to_string());
+        extra.push(file.display().to_string());
     }
-    let server = ChildServer::start(&extra)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, fleet(args, psks, &echo, &server))
+    let mut server = ChildServer::start(&extra)?;
+    let mut workers = workers::Workers::start(
+        args,
+        per_worker,
+        server.addr,
+        echo.addr,
+        psk_file.as_deref(),
+    )?;
+    let result = fleet(args, &mut workers, &echo, &mut server);
+    drop(workers);
+    drop(secrets);
+    result
 }
 
-async fn fleet(
+fn fleet(
     args: &FleetArgs,
-    psks: Vec<Option<Psk>>,
+    workers: &mut workers::Workers,
     echo: &ChildServer,
-    server: &ChildServer,
+    server: &mut ChildServer,
 ) -> Result<(), String> {
     let n = args.meters;
     let w = args.in_flight.max(1);
     let timeout = args.timeout;
     println!(
-        "fleet: {n} meters, {}, {w} in flight, {} notification(s) each, phase timeout {} s",
+        "fleet: {n} meters in {} worker process(es), {}, {w} in flight, {} notification(s) each, phase timeout {} s",
+        workers.len(),
         if args.dtls {
             "DTLS 1.2 PSK (a fresh key per meter)"
         } else {
@@ -902,15 +1037,12 @@ async fn fleet(
         timeout.as_secs()
     );
     println!(
-        "server: child pid {} at {}; memory is its VmRSS from /proc/{}/status",
+        "server: child pid {} at {}; memory is its VmRSS from /proc/{}/status; its log and event history keep {} entries",
         server.pid(),
         server.addr,
-        server.pid()
+        server.pid(),
+        args.server_log.max(1)
     );
-    let mut meters = Vec::with_capacity(n);
-    for (i, psk) in psks.into_iter().enumerate() {
-        meters.push(Meter::open(i, server.addr, psk).await?);
-    }
     let mut failures = Vec::new();
     let mut check = |name: &str, r: &PhaseReport, want: usize| {
         if r.done < want {
@@ -922,24 +1054,25 @@ async fn fleet(
         }
     };
 
-    let (m, echo_report) = phase(meters, Step::Echo(echo.addr), w, timeout).await;
-    meters = m;
+    let mut echo_report = workers.run("echo");
+    echo_report.times.sort();
     let echo_rate = echo_report.rate();
     println!(
-        "bare UDP echo: {}/{n} in {:.3} s = {:.0} /s (same sockets, datagram and window; child pid {})",
+        "bare UDP echo: {}/{n} in {:.3} s = {:.0} /s, p50 {}, p99 {} (same sockets, datagram and window; child pid {})",
         echo_report.done,
         echo_report.elapsed.as_secs_f64(),
         echo_rate,
+        ms(percentile(&echo_report.times, 50)),
+        ms(percentile(&echo_report.times, 99)),
         echo.pid()
     );
     check("bare UDP echo", &echo_report, n);
 
     // Let the server settle before its baseline memory.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::thread::sleep(Duration::from_millis(200));
     let rss_before = server.rss_kib()?;
     if args.dtls {
-        let (m, r) = phase(meters, Step::Handshake, w, timeout).await;
-        meters = m;
+        let r = workers.run("handshake");
         println!(
             "handshakes: {}/{n} in {:.3} s = {:.0} /s",
             r.done,
@@ -949,8 +1082,7 @@ async fn fleet(
         check("DTLS handshakes", &r, n);
     }
     let rss_sessions = server.rss_kib()?;
-    let (m, mut reg) = phase(meters, Step::Register, w, timeout).await;
-    meters = m;
+    let mut reg = workers.run("register");
     reg.times.sort();
     let rss_registered = server.rss_kib()?;
     println!(
@@ -981,13 +1113,11 @@ async fn fleet(
         );
     }
 
-    let (m, obs) = phase(meters, Step::Observed, w, timeout).await;
-    meters = m;
+    let obs = workers.run("observed");
     println!("observed: {}/{n} ({OBSERVED})", obs.done);
     check("observation", &obs, n);
     let k = args.notifications;
-    let (m, notes) = phase(meters, Step::Notify(k), w, timeout).await;
-    meters = m;
+    let notes = workers.run("notify");
     let want_notes = n * k as usize;
     println!(
         "notifications: {}/{want_notes} acknowledged in {:.3} s = {:.0} /s",
@@ -996,8 +1126,7 @@ async fn fleet(
         notes.rate()
     );
     check("notifications", &notes, want_notes);
-    let (m, upd) = phase(meters, Step::Update, w, timeout).await;
-    meters = m;
+    let upd = workers.run("update");
     println!(
         "updated: {}/{n} in {:.3} s = {:.0} /s",
         upd.done,
@@ -1005,8 +1134,7 @@ async fn fleet(
         upd.rate()
     );
     check("update", &upd, n);
-    let (m, dereg) = phase(meters, Step::Deregister, w, timeout).await;
-    meters = m;
+    let dereg = workers.run("deregister");
     println!(
         "deregistered: {}/{n} in {:.3} s = {:.0} /s",
         dereg.done,
@@ -1015,9 +1143,16 @@ async fn fleet(
     );
     check("de-registration", &dereg, n);
     if let Ok(rss) = server.rss_kib() {
-        println!("server memory after de-registration: {rss} KiB");
+        println!("server memory after de-registration: {rss} KiB (glibc keeps what was freed)");
     }
-    drop(meters);
+    match server.trim() {
+        Some(said) => {
+            if let Ok(rss) = server.rss_kib() {
+                println!("server memory after malloc_trim: {rss} KiB ({said})");
+            }
+        }
+        None => println!("server memory after malloc_trim: the server did not answer"),
+    }
     if failures.is_empty() {
         Ok(())
     } else {
@@ -1044,6 +1179,14 @@ mod tests {
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].path, path);
         assert_eq!(lwm2m::ContentFormat::Tlv.code(), TLV);
+    }
+
+    #[test]
+    fn meters_spread_over_loopback_addresses_in_groups() {
+        assert_eq!(meter_address(0), std::net::Ipv4Addr::LOCALHOST);
+        assert_eq!(meter_address(19_999), std::net::Ipv4Addr::LOCALHOST);
+        assert_eq!(meter_address(20_000), std::net::Ipv4Addr::new(127, 0, 1, 1));
+        assert_eq!(meter_address(99_999), std::net::Ipv4Addr::new(127, 0, 4, 1));
     }
 
     #[test]

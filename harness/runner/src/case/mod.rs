@@ -27,9 +27,51 @@ pub struct Case {
     pub needs: Vec<Need>,
     pub timeout: Duration,
     pub ignored: bool,
+    /// A group case (`group:`): runs once per rig, on all its devices at once.
+    pub group: Option<Group>,
     /// Path as given (relative to where meterbench was started), for messages.
     pub file: PathBuf,
     pub steps: Vec<CaseStep>,
+}
+
+/// What a group case needs of its rig: every device, at least `min` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Group {
+    pub min: usize,
+}
+
+/// The group of a case file's `group:`, checked: a group of one is none.
+fn group_of(spec: &model::GroupSpec) -> Result<Group, String> {
+    match spec {
+        model::GroupSpec::All(model::GroupAll::All) => Ok(Group { min: 2 }),
+        model::GroupSpec::AtLeast(model::GroupMin { min }) if *min >= 2 => Ok(Group { min: *min }),
+        model::GroupSpec::AtLeast(model::GroupMin { min }) => Err(format!(
+            "group: {{ min: {min} }}: a group needs at least 2 devices (a case for one device needs no `group:`)"
+        )),
+    }
+}
+
+/// A step that acts on the devices of a group (`group`, `campaign`) in a
+/// case without `group:`: refused where it is written, since a case for
+/// one device has no group to act on.
+fn check_group_steps(steps: &[CaseStep], group: bool) -> Result<(), (u32, u32, String)> {
+    for step in steps {
+        if let crate::steps::StepKind::Repeat(repeat) = &step.kind {
+            check_group_steps(&repeat.steps, group)?;
+            continue;
+        }
+        if !group && crate::steps::kinds::group_case::acts_on_group(&step.kind) {
+            return Err((
+                step.line,
+                step.column,
+                format!(
+                    "`{}` acts on a group of devices: the case needs `group: all` (or `group: {{ min: N }}`)",
+                    step.kind.key()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Something a case needs from the rig or the device.
@@ -131,6 +173,16 @@ pub fn load_case(file: &FsPath, vars: &Vars) -> Result<Case, LoadError> {
     }
     let mut steps = raw.steps;
     bind_vars(&mut steps, vars).map_err(|(step, m)| LoadError::new(file, step.0, step.1, m))?;
+    let group = raw.group.as_ref().map(group_of).transpose().map_err(|m| {
+        // Where `group:` is written: the top-level key's line.
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("group:"))
+            .map_or(1, |i| i as u64 + 1);
+        LoadError::new(file, line, 1, m)
+    })?;
+    check_group_steps(&steps, group.is_some())
+        .map_err(|(line, column, m)| LoadError::new(file, u64::from(line), u64::from(column), m))?;
     Ok(Case {
         id: raw.id,
         title: raw.title,
@@ -138,6 +190,7 @@ pub fn load_case(file: &FsPath, vars: &Vars) -> Result<Case, LoadError> {
         needs,
         timeout: raw.timeout.unwrap_or(DEFAULT_CASE_TIMEOUT),
         ignored: raw.ignored,
+        group,
         file: file.to_path_buf(),
         steps,
     })
@@ -432,6 +485,42 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("class.detail"), "{e}");
+    }
+
+    #[test]
+    fn a_group_case_says_how_many_devices_it_needs_and_only_it_may_act_on_a_group() {
+        let case = load_text(
+            "id: x\ntitle: t\ngroup: all\nsteps:\n  - await: registered\n  - group: { read: /3/0 }\n  - campaign: { image: upgrade, concurrent: 2 }\n",
+        )
+        .unwrap();
+        assert_eq!(case.group, Some(Group { min: 2 }));
+        assert_eq!(case.steps[1].describe(), "group read /3/0, all");
+        let case =
+            load_text("id: x\ntitle: t\ngroup: { min: 3 }\nsteps:\n  - group: { read: /3/0 }\n")
+                .unwrap();
+        assert_eq!(case.group, Some(Group { min: 3 }));
+        // A case for one device has no group: its group steps are refused
+        // where they are written, a nested one too.
+        let e = load_text("id: x\ntitle: t\nsteps:\n  - sleep: 1s\n  - group: { read: /3/0 }\n")
+            .unwrap_err();
+        assert_eq!((e.line, e.column), (5, 5), "{e}");
+        assert!(e.message.contains("needs `group: all`"), "{e}");
+        let e = load_text(
+            "id: x\ntitle: t\nsteps:\n  - repeat:\n      times: 2\n      steps:\n        - campaign: { image: upgrade }\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        assert!(e.message.contains("`campaign` acts on a group"), "{e}");
+        let e =
+            load_text("id: x\ntitle: t\ngroup: { min: 1 }\nsteps:\n  - sleep: 1s\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("at least 2 devices"), "{e}");
+        let e = load_text(
+            "id: x\ntitle: t\ngroup: all\nsteps:\n  - group: { read: /3/0, write: /3/0/14 }\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        assert!(e.message.contains("exactly one of"), "{e}");
     }
 
     #[test]

@@ -33,7 +33,34 @@ pub struct CaseFile {
     /// A case that is only run with `--ignored` / `--include-ignored`.
     #[serde(default)]
     pub ignored: bool,
+    /// A group case: it needs the rig's devices together (`group: all`, or
+    /// `group: { min: 3 }`) and runs once per rig on all of them at once.
+    #[serde(default)]
+    pub group: Option<GroupSpec>,
     pub steps: Vec<super::CaseStep>,
+}
+
+/// `group:` of a case file: `all` (every device of the rig, at least two:
+/// one device is no group), or `{ min: N }` (every device of the rig, at
+/// least N). A rig with fewer devices skips the case with the reason.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum GroupSpec {
+    All(GroupAll),
+    AtLeast(GroupMin),
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupAll {
+    All,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMin {
+    /// The fewest devices the case needs (2 or more).
+    pub min: usize,
 }
 
 /// A value written in a case: typed later by the object model.

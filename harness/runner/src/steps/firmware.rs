@@ -109,7 +109,8 @@ impl FirmwareWatch {
     /// and what the device did meanwhile (Updating → Idle/Success across the
     /// restart) is only seen by the re-observation's first read: a step that
     /// changes object 5 before that read would hide a status from the
-    /// recorder, which checks every step and infers none.
+    /// recorder, which infers at most one unseen status, and only where the
+    /// state diagram leaves no choice (lwm2m::firmware's recorder).
     pub async fn settle(&self, server: &ServerHandle, endpoint: &str) {
         let Some(current) = server.registration(endpoint).map(|r| r.location) else {
             return;
@@ -127,19 +128,24 @@ impl FirmwareWatch {
         }
     }
 
-    /// Stops watching and gives the verdict: the whole observed sequence, or
-    /// the first transition the state diagram does not allow.
+    /// Stops watching and gives the verdict: the whole observed sequence
+    /// (a status the recorder inferred in brackets), or the first transition
+    /// the state diagram does not allow.
     pub fn finish(self) -> Result<String, lwm2m::firmware::SequenceError> {
         self.task.abort();
         let rec = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
-        match rec.check() {
-            Ok(_) => Ok(format!(
-                "(object 5 v{}) {}",
-                rec.version(),
-                rec.describe(None)
-            )),
-            Err(e) => Err(e),
+        let sequence = rec.check()?;
+        let mut text = format!(
+            "(object 5 v{}) {}",
+            rec.version(),
+            rec.describe_sequence(&sequence)
+        );
+        // An inferred status (a coalesced notification, see
+        // lwm2m::firmware's recorder) is shown with what was notified.
+        if sequence.iter().any(|o| o.inferred) {
+            let _ = write!(text, "; as notified: {}", rec.describe(None));
         }
+        Ok(text)
     }
 }
 

@@ -66,3 +66,30 @@ fn a_meter_without_composite_operations_skips_every_composite_case_with_the_reas
     }
     assert!(out.status.success(), "skips do not fail the run:\n{output}");
 }
+
+/// composite-write changes Notification Storing (/1/x/6) and must leave the
+/// device's own setting as it found it, not the value a virtual meter
+/// happens to start with: run on a meter whose setting is `true` (written
+/// just before the shipped steps), /1/x/6 reads `true` after them.
+#[test]
+fn the_write_composite_case_puts_back_the_setting_it_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(root().join(CASES).join("write-composite.yaml")).unwrap();
+    let registered = "    within: 30s\n";
+    assert!(shipped.contains(registered), "the case awaits registration");
+    let case = shipped.replacen(
+        registered,
+        &format!("{registered}  - write: {{ path: /1/*/6, value: true }}\n"),
+        1,
+    ) + "  - read: { path: /1/*/6, equals: true }\n";
+    let cases = dir.path().join("cases");
+    std::fs::create_dir(&cases).unwrap();
+    std::fs::write(cases.join("write-composite-from-true.yaml"), case).unwrap();
+    let report = dir.path().join("reports");
+    let CaseRun {
+        out, output, all, ..
+    } = run_cases(&[], cases.to_str().unwrap(), &report);
+    assert_eq!(all.len(), 1, "{output}");
+    assert_all_passed(&all, &output);
+    assert!(out.status.success(), "{output}");
+}

@@ -126,8 +126,12 @@ fn one_page_for_the_shards(shards: &ShardedRun, all: &[Outcome]) {
     let page = std::fs::read_to_string(merged.path().join("index.html")).unwrap();
     for o in all {
         let case = o.name.rsplit("::").next().unwrap();
+        // A section's id ends in its case id, after `-` (`case-2-reg-initial`)
+        // or, for a group trial, after its rig and `group` (`…__group__<id>`).
         assert!(
-            page.contains(&format!("-{case}\" data-verdict=")),
+            ["-", "_"]
+                .iter()
+                .any(|sep| page.contains(&format!("{sep}{case}\" data-verdict="))),
             "{case} has its section on the merged page"
         );
     }

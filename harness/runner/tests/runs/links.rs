@@ -46,6 +46,29 @@ fn run_within(args: &[&str], limit: Duration) -> (String, bool) {
     (output, status.unwrap().success())
 }
 
+/// Runs `case` alone on rigs/virtual-lte-m.yaml and checks it passed;
+/// gives the report folder (kept while the caller holds it) and the JUnit.
+fn passes_over_lte_m(case: &str) -> (tempfile::TempDir, String) {
+    let reports = tempfile::tempdir().unwrap();
+    let (output, ok) = run_within(
+        &[
+            "run",
+            "--rig",
+            "rigs/virtual-lte-m.yaml",
+            "--report-dir",
+            reports.path().to_str().unwrap(),
+            case,
+        ],
+        Duration::from_secs(300),
+    );
+    assert!(ok, "{output}");
+    let xml = junit_of_run(reports.path(), &output);
+    let cases = outcomes(&xml);
+    assert_eq!(cases.len(), 1, "{xml}");
+    assert_eq!(cases[0].verdict, None, "{}", text_of(&cases[0]));
+    (reports, xml)
+}
+
 /// The `link.log` of case `case` in the run written under `reports`.
 fn link_log(reports: &Path, case: &str) -> String {
     let found = walk(&reports.join("latest"))
@@ -161,23 +184,7 @@ fn registration_observe_and_firmware_pass_over_nb_iot_and_report_the_transfer() 
 
 #[test]
 fn firmware_passes_over_lte_m_and_reports_its_time() {
-    let reports = tempfile::tempdir().unwrap();
-    let (output, ok) = run_within(
-        &[
-            "run",
-            "--rig",
-            "rigs/virtual-lte-m.yaml",
-            "--report-dir",
-            reports.path().to_str().unwrap(),
-            "fw-pull-coap-1024",
-        ],
-        Duration::from_secs(300),
-    );
-    assert!(ok, "{output}");
-    let xml = junit_of_run(reports.path(), &output);
-    let cases = outcomes(&xml);
-    assert_eq!(cases.len(), 1, "{xml}");
-    assert_eq!(cases[0].verdict, None, "{}", text_of(&cases[0]));
+    let (reports, xml) = passes_over_lte_m("fw-pull-coap-1024");
     let doc = parse(&xml);
     let elapsed: u64 = doc
         .descendants()
@@ -334,4 +341,26 @@ fn a_link_that_loses_everything_fails_the_case_saying_so() {
 
 fn text_of(o: &crate::support::Outcome) -> String {
     format!("{}: {:?} {}", o.name, o.verdict, o.message)
+}
+
+/// An HTTP Package URI crosses the link too: the device is given the TCP
+/// relay's address, the image comes through it (the relay's line in
+/// `link.log` counts the connection and the bytes), and the case passes.
+#[test]
+fn an_http_firmware_pull_crosses_the_link() {
+    let (reports, _) = passes_over_lte_m("fw-pull-http");
+    let log = link_log(reports.path(), "fw-pull-http");
+    let relay = log
+        .lines()
+        .find(|l| l.starts_with("# tcp relay firmware-http "))
+        .unwrap_or_else(|| panic!("no TCP relay in link.log:\n{log}"));
+    let down: u64 = relay
+        .split("down ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no byte count in {relay:?}"));
+    // The upgrade image is 64 KiB; HTTP headers come on top.
+    assert!(down >= 64 * 1024, "{relay}");
+    assert!(!relay.contains(" 0 connections"), "{relay}");
 }

@@ -21,6 +21,7 @@ mod example_rigs;
 mod factory_rigs;
 mod firmware_roles;
 mod fleet_bench;
+mod group_cases;
 mod html_report;
 mod interop;
 mod junit_flaky_retries;

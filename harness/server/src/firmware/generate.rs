@@ -24,6 +24,11 @@ pub enum FixtureKind {
     /// One body byte flipped after the header was written: the device's
     /// integrity check fails, and the file does not match its manifest SHA-256.
     Corrupt,
+    /// Not an MBFW image: an ELF file's magic (`7f 45 4c 46`, as a firmware
+    /// of another format might start) and no MBFW header, intact. A device
+    /// must refuse it as a package type it does not support (object 5
+    /// Update Result 6, ETS 1.0 int-777), not as a damaged one.
+    Foreign,
 }
 
 /// One generated image.
@@ -67,6 +72,12 @@ pub const FIXTURES: &[FixtureSpec] = &[
         kind: FixtureKind::Corrupt,
     },
     FixtureSpec {
+        name: "meter-2.0-foreign.bin",
+        version: "2.0",
+        size: 65_536,
+        kind: FixtureKind::Foreign,
+    },
+    FixtureSpec {
         name: BENCH_IMAGE,
         version: "9.9-bench",
         size: 1_048_576,
@@ -77,6 +88,12 @@ pub const FIXTURES: &[FixtureSpec] = &[
 /// The bytes of a fixture, and the SHA-256 its manifest entry records (for a
 /// corrupt one: the image as it was before the byte was flipped).
 pub fn fixture_bytes(spec: &FixtureSpec) -> (Vec<u8>, [u8; 32]) {
+    if spec.kind == FixtureKind::Foreign {
+        let mut bytes = pseudo_random(fnv1a(spec.name.as_bytes()), spec.size);
+        bytes[..4].copy_from_slice(b"\x7fELF");
+        let sha: [u8; 32] = Sha256::digest(&bytes).into();
+        return (bytes, sha);
+    }
     let body = pseudo_random(fnv1a(spec.name.as_bytes()), spec.size - HEADER_LEN);
     let self_test = match spec.kind {
         FixtureKind::Broken => SELF_TEST_FAIL,
@@ -106,6 +123,7 @@ pub fn fixtures_manifest(file: &Path) -> Manifest {
                     sha256: hex::encode(sha),
                     broken: spec.kind == FixtureKind::Broken,
                     corrupt: spec.kind == FixtureKind::Corrupt,
+                    foreign: spec.kind == FixtureKind::Foreign,
                     line: 0,
                     column: 0,
                 }
@@ -180,6 +198,13 @@ mod tests {
                     checked.unwrap_err().update_result(),
                     lwm2m::firmware::UpdateResult::IntegrityCheckFailure
                 ),
+                FixtureKind::Foreign => {
+                    assert_eq!(&bytes[..4], b"\x7fELF", "{}", spec.name);
+                    assert_eq!(
+                        checked.unwrap_err().update_result(),
+                        lwm2m::firmware::UpdateResult::UnsupportedPackageType
+                    )
+                }
             }
         }
     }

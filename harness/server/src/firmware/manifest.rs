@@ -54,6 +54,11 @@ pub struct ManifestEntry {
     /// anyway and the device must report an integrity failure.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub corrupt: bool,
+    /// Not an image of meterbench's format at all (no `MBFW` header): a
+    /// package of a type the virtual meter does not install, which it must
+    /// refuse with Update Result 6 (LwM2M 1.1 Core §E.6, object 5).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub foreign: bool,
     /// Line and column of the entry in the manifest (1-based; 0 when built in code).
     #[serde(skip)]
     pub line: u64,
@@ -78,6 +83,8 @@ struct RawEntry {
     broken: bool,
     #[serde(default)]
     corrupt: bool,
+    #[serde(default)]
+    foreign: bool,
 }
 
 /// Whether `name` may name an image: one path segment of ASCII letters,
@@ -165,6 +172,7 @@ impl Manifest {
                 sha256: sha,
                 broken: r.broken,
                 corrupt: r.corrupt,
+                foreign: r.foreign,
                 line,
                 column,
             });
@@ -193,6 +201,9 @@ impl Manifest {
             }
             if e.corrupt {
                 out.push_str("    corrupt: true\n");
+            }
+            if e.foreign {
+                out.push_str("    foreign: true\n");
             }
         }
         out
@@ -232,6 +243,21 @@ mod tests {
     use super::*;
 
     const SHA: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    #[test]
+    fn a_foreign_image_keeps_its_flag_through_the_yaml() {
+        let text = format!(
+            "images:\n  - name: f.bin\n    version: \"2.0\"\n    size: 3\n    sha256: {SHA}\n    foreign: true\n"
+        );
+        let m = Manifest::parse(&text, Path::new("m.yaml")).unwrap();
+        assert!(m.images[0].foreign);
+        assert!(!m.images[0].corrupt && !m.images[0].broken);
+        assert!(
+            m.to_yaml().ends_with("    foreign: true\n"),
+            "{}",
+            m.to_yaml()
+        );
+    }
 
     #[test]
     fn parses_entries_with_their_lines() {

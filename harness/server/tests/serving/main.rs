@@ -12,7 +12,9 @@
 mod secure_meter;
 mod virtual_meter;
 
+mod bounded_history;
 mod coaps;
+mod discarded_registration;
 mod firmware_coap;
 mod firmware_coaps;
 mod firmware_http;

@@ -41,6 +41,7 @@ pub(super) struct Connectivity {
 pub(super) fn save_modem_settings(d: &mut NvData, modem: &crate::modem::ModemState) {
     d.euicc.attach_fails = modem.attach_fails.clone();
     d.band = modem.band.clone();
+    d.power_saving = modem.power_saving;
 }
 
 impl Meter {

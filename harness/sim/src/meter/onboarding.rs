@@ -10,8 +10,9 @@
 //!   (§6.2.1.1). The server URI of `AT+LWM2MSRV` is not used in this mode.
 //!   Each such decision to bootstrap sends the Bootstrap-Request after the
 //!   Client Hold Off Time of the Bootstrap-Server account (/0/0/11): 0 s
-//!   from the factory, then what the Bootstrap-Server last wrote there
-//!   ([`FACTORY_HOLD_OFF`]; kept for the session, not in NV).
+//!   from the factory ([`FACTORY_HOLD_OFF`]), then what the account held at
+//!   the last Bootstrap-Finish, which NV keeps with the accounts
+//!   (`bootstrap_hold_off_s`), so a power cut does not shorten the wait.
 //! - Without one, the client registers with the `AT+LWM2MSRV` server as
 //!   before; a `coaps://` one uses the PSK of `AT+LWM2MPSK`.
 //!
@@ -126,7 +127,11 @@ impl Meter {
             bootstrap.psk_identity = identity;
             bootstrap.psk_key = key;
             bootstrap.finish_timeout = FINISH_TIMEOUT;
-            bootstrap.hold_off = FACTORY_HOLD_OFF;
+            bootstrap.hold_off = self
+                .modem
+                .settings
+                .bootstrap_hold_off_s
+                .map_or(FACTORY_HOLD_OFF, Duration::from_secs);
             let accounts: Vec<ServerAccount> = self
                 .modem
                 .settings
@@ -248,6 +253,7 @@ impl Meter {
             tracing::info!(account = %a.summary(), "account provisioned");
         }
         self.persist_accounts(kept);
+        self.persist_hold_off();
         // The new account's PSK is what coaps:// downloads use; /5/0/8
         // offers CoAPS in this session already.
         let psk = self.server_account_psk();
@@ -279,6 +285,33 @@ impl Meter {
         self.modem.settings.accounts = accounts.clone();
         if let Err(e) = self.nv.update(|d| d.lwm2m.accounts = accounts) {
             tracing::error!(error = %e, "cannot write provisioned accounts to NV");
+        }
+    }
+
+    /// Keeps the Client Hold Off Time (/0/0/11) the Bootstrap-Server
+    /// account holds after Bootstrap-Finish in NV, so the next session
+    /// starts its account with it (module doc). A value that is not a
+    /// non-negative integer is kept as 0, the wait the client applies to it.
+    fn persist_hold_off(&mut self) {
+        let Some(s) = self.active.as_mut() else {
+            return;
+        };
+        let path = Path::resource(0, BOOTSTRAP_SECURITY_INSTANCE, 11);
+        let seconds = match s.client().store().get(&path) {
+            Some(lwm2m::Value::Integer(v)) => u64::try_from(*v).unwrap_or(0),
+            Some(lwm2m::Value::Unsigned(v)) => *v,
+            _ => 0,
+        };
+        if self.modem.settings.bootstrap_hold_off_s == Some(seconds) {
+            return;
+        }
+        tracing::info!(hold_off_s = seconds, "Client Hold Off Time kept in NV");
+        self.modem.settings.bootstrap_hold_off_s = Some(seconds);
+        if let Err(e) = self
+            .nv
+            .update(|d| d.lwm2m.bootstrap_hold_off_s = Some(seconds))
+        {
+            tracing::error!(error = %e, "cannot write the Client Hold Off Time to NV");
         }
     }
 

@@ -307,6 +307,7 @@ fn extended(state: &mut ModemState, ext: &str, resp: &mut Response) -> Final {
                 state.settings.bootstrap_uri = None;
                 state.settings.bootstrap_psk = None;
                 state.settings.accounts.clear();
+                state.settings.bootstrap_hold_off_s = None;
                 resp.actions.push(Action::SaveSettings);
                 Final::Ok
             }

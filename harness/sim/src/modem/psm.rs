@@ -14,6 +14,12 @@
 //!   parameters IE (§10.5.5.32, Table 10.5.5.32), E-UTRAN: 5.12 s × n for
 //!   the low codes, doubling from 1010 (327.68 s) to 1111 (10485.76 s).
 //!
+//! - Paging Time Window: bits 8–5 of the same octet 3 (§10.5.5.32): in
+//!   WB-S1 mode (LTE-M) 1.28 s × (n + 1), in NB-S1 mode (NB-IoT)
+//!   2.56 s × (n + 1). The network provides it (`AT+CEDRXRDP`, 27.007
+//!   §7.41, reads it back); the virtual network grants the requested
+//!   eDRX value and the shortest window, [`NETWORK_PTW`].
+//!
 //! Vectors checked against the tables as modem vendors quote them (e.g.
 //! Telit: T3412 "01000111" = 70 hours, T3324 "00100100" = 4 minutes;
 //! Nordic nRF91 and u-blox SARA-R4 for the unit and eDRX tables).
@@ -23,6 +29,11 @@
 //! off (mobile-terminated data is lost) until it next sends, at the latest
 //! when the periodic TAU (T3412) is due. The meter (meter/sleep.rs) acts
 //! on these settings; this module only parses, encodes and answers.
+//!
+//! The settings are the modem's own, kept in NV (`AT+CPSMS` and
+//! `AT+CEDRXS` save them as they answer OK), so a power cycle keeps them as
+//! a real modem's NVM does: a meter asked to sleep keeps sleeping after a
+//! power cut, and a case need not set them again.
 
 use std::fmt;
 use std::time::Duration;
@@ -30,7 +41,7 @@ use std::time::Duration;
 use super::commands::{cme, info, quoted, Final, Form, ModemState, Response};
 
 /// The commands this module answers.
-pub const NAMES: &[&str] = &["CPSMS", "CEDRXS"];
+pub const NAMES: &[&str] = &["CPSMS", "CEDRXS", "CEDRXRDP"];
 
 /// A timer given as a 24.008 GPRS timer octet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,12 +163,25 @@ pub fn edrx_cycle(value: u8) -> Duration {
     Duration::from_millis(MS[usize::from(value & 0x0f)])
 }
 
+/// The Paging Time Window for its 4-bit code (24.008 Table 10.5.5.32,
+/// octet 3 bits 8–5) on `act` (27.007 <AcT-type>): 4 WB-S1 (LTE-M)
+/// 1.28 s × (n + 1), 5 NB-S1 (NB-IoT) 2.56 s × (n + 1).
+pub fn paging_time_window(act: u8, code: u8) -> Duration {
+    let step_ms = if act == 5 { 2_560 } else { 1_280 };
+    Duration::from_millis(step_ms * (u64::from(code & 0x0f) + 1))
+}
+
+/// The Paging Time Window the virtual network grants (code 0000: 1.28 s
+/// on LTE-M, 2.56 s on NB-IoT), as networks choose the window themselves.
+pub const NETWORK_PTW: u8 = 0b0000;
+
 /// The access technologies `AT+CEDRXS` accepts: 4 E-UTRAN (WB-S1, LTE-M),
 /// 5 E-UTRAN (NB-S1, NB-IoT) (27.007 §7.40 <AcT-type>).
 pub const EDRX_ACT_TYPES: [u8; 2] = [4, 5];
 
 /// What `AT+CPSMS` and `AT+CEDRXS` set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct PowerSaving {
     /// `AT+CPSMS` <mode> 1.
     pub psm: bool,
@@ -195,6 +219,13 @@ impl PowerSaving {
     pub fn edrx_cycle(&self) -> Option<Duration> {
         self.edrx.map(|(_, v)| edrx_cycle(v))
     }
+    /// The eDRX cycle and the Paging Time Window at its start, if eDRX is
+    /// on. A window as long as the cycle or longer leaves no sleep.
+    pub fn edrx_schedule(&self) -> Option<(Duration, Duration)> {
+        let (act, v) = self.edrx?;
+        let (cycle, ptw) = (edrx_cycle(v), paging_time_window(act, NETWORK_PTW));
+        (ptw < cycle).then_some((cycle, ptw))
+    }
 }
 
 /// `AT+CPSMS` and `AT+CEDRXS` in their set, read and test forms.
@@ -205,7 +236,7 @@ pub(super) fn extended(
     resp: &mut Response,
 ) -> Final {
     match (name, form) {
-        ("CPSMS", Form::Set(args)) => cpsms(&mut state.power_saving, args),
+        ("CPSMS", Form::Set(args)) => saved(resp, cpsms(&mut state.power_saving, args)),
         ("CPSMS", Form::Read) => {
             let p = &state.power_saving;
             let show = |o: Option<u8>| o.map(|o| format!("\"{}\"", bits8(o))).unwrap_or_default();
@@ -223,7 +254,7 @@ pub(super) fn extended(
             resp,
             "+CPSMS: (0,1),,,(\"00000000\"-\"11111111\"),(\"00000000\"-\"11111111\")",
         ),
-        ("CEDRXS", Form::Set(args)) => cedrxs(&mut state.power_saving, args),
+        ("CEDRXS", Form::Set(args)) => saved(resp, cedrxs(&mut state.power_saving, args)),
         ("CEDRXS", Form::Read) => {
             // 27.007 §7.40: with eDRX off for every AcT, the read form
             // lists nothing; some modems print an AcT-type 0 line, we don't.
@@ -233,8 +264,26 @@ pub(super) fn extended(
             Final::Ok
         }
         ("CEDRXS", Form::Test) => info(resp, "+CEDRXS: (0-3),(4,5),(\"0000\"-\"1111\")"),
+        // 27.007 §7.41: +CEDRXRDP: <AcT-type>[,<Requested_eDRX_value>
+        // [,<NW-provided_eDRX_value>[,<Paging_time_window>]]]; AcT-type 0
+        // when eDRX is not in use.
+        ("CEDRXRDP", Form::Exec) => match state.power_saving.edrx {
+            Some((act, value)) => info(
+                resp,
+                &format!("+CEDRXRDP: {act},\"{value:04b}\",\"{value:04b}\",\"{NETWORK_PTW:04b}\""),
+            ),
+            None => info(resp, "+CEDRXRDP: 0"),
+        },
         _ => Final::Cme(cme::NOT_SUPPORTED),
     }
+}
+
+/// A setting accepted is saved to NV before the OK goes out.
+fn saved(resp: &mut Response, result: Final) -> Final {
+    if result == Final::Ok {
+        resp.actions.push(super::commands::Action::SaveSettings);
+    }
+    result
 }
 
 /// `AT+CPSMS=[<mode>[,<RAU>[,<READY>[,<TAU>[,<Active-Time>]]]]]`: RAU and
@@ -391,6 +440,58 @@ mod tests {
         assert_eq!(edrx_cycle(0b1010), Duration::from_millis(327_680));
         assert_eq!(edrx_cycle(0b1101), Duration::from_millis(2_621_440));
         assert_eq!(edrx_cycle(0b1111), Duration::from_millis(10_485_760));
+    }
+
+    /// 24.008 Table 10.5.5.32, Paging Time Window (octet 3 bits 8–5):
+    /// WB-S1 0000 1.28 s, 0011 5.12 s, 1111 20.48 s; NB-S1 0000 2.56 s,
+    /// 0011 10.24 s, 1111 40.96 s.
+    #[test]
+    fn paging_time_windows_follow_table_10_5_5_32() {
+        assert_eq!(paging_time_window(4, 0b0000), Duration::from_millis(1_280));
+        assert_eq!(paging_time_window(4, 0b0011), Duration::from_millis(5_120));
+        assert_eq!(paging_time_window(4, 0b1111), Duration::from_millis(20_480));
+        assert_eq!(paging_time_window(5, 0b0000), Duration::from_millis(2_560));
+        assert_eq!(paging_time_window(5, 0b0011), Duration::from_millis(10_240));
+        assert_eq!(paging_time_window(5, 0b1111), Duration::from_millis(40_960));
+    }
+
+    /// AT+CEDRXRDP (27.007 §7.41) reports the granted value and window;
+    /// the schedule the meter sleeps by is that cycle with that window.
+    #[test]
+    fn cedrxrdp_reports_the_granted_value_and_paging_window() {
+        let mut s = state();
+        assert_eq!(run(&mut s, "AT+CEDRXRDP"), ["+CEDRXRDP: 0", "OK"]);
+        assert_eq!(run(&mut s, r#"AT+CEDRXS=1,4,"0000""#), ["OK"]);
+        assert_eq!(
+            run(&mut s, "AT+CEDRXRDP"),
+            [r#"+CEDRXRDP: 4,"0000","0000","0000""#, "OK"]
+        );
+        assert_eq!(
+            s.power_saving.edrx_schedule(),
+            Some((Duration::from_millis(5_120), Duration::from_millis(1_280)))
+        );
+        // NB-IoT, 20.48 s cycle: a 2.56 s window.
+        assert_eq!(run(&mut s, r#"AT+CEDRXS=1,5,"0010""#), ["OK"]);
+        assert_eq!(
+            s.power_saving.edrx_schedule(),
+            Some((Duration::from_millis(20_480), Duration::from_millis(2_560)))
+        );
+    }
+
+    /// A setting accepted is saved to NV before the OK; one refused is not.
+    #[test]
+    fn accepted_settings_are_saved_refused_ones_not() {
+        use super::super::commands::Action;
+        let mut s = state();
+        let r = super::super::handle_line(&mut s, r#"AT+CPSMS=1,,,"01100101","00000001""#);
+        assert_eq!(r.actions, vec![Action::SaveSettings]);
+        let r = super::super::handle_line(&mut s, r#"AT+CEDRXS=1,4,"0000""#);
+        assert_eq!(r.actions, vec![Action::SaveSettings]);
+        let r = super::super::handle_line(&mut s, r#"AT+CPSMS=1,,,"011001""#);
+        assert!(r.actions.is_empty());
+        assert!(super::super::handle_line(&mut s, "AT+CPSMS?")
+            .actions
+            .is_empty());
     }
 
     fn state() -> ModemState {

@@ -19,7 +19,9 @@ use crate::nv::Lwm2mSettings;
 /// - `lwm2m.bootstrap_uri`, `lwm2m.bootstrap_psk` (`"<identity>" sha256:<fp>…`),
 ///   `lwm2m.server_psk`;
 /// - `lwm2m.accounts` (how many) and `lwm2m.account.<ssid>`:
-///   `<ssid>,"<uri>",<security mode>,"<identity>","<fingerprint>"`.
+///   `<ssid>,"<uri>",<security mode>,"<identity>","<fingerprint>"`;
+/// - `lwm2m.bootstrap_hold_off_s`: the Client Hold Off Time (/0/0/11) NV
+///   keeps, empty for the factory value.
 pub fn debug_state(lwm2m: &Lwm2mSettings, m: &mut BTreeMap<String, String>) {
     let show = |c: &Option<PskCredential>| c.as_ref().map(|c| c.to_string()).unwrap_or_default();
     m.insert(
@@ -35,6 +37,13 @@ pub fn debug_state(lwm2m: &Lwm2mSettings, m: &mut BTreeMap<String, String>) {
     for a in &lwm2m.accounts {
         m.insert(format!("lwm2m.account.{}", a.short_server_id), a.summary());
     }
+    m.insert(
+        "lwm2m.bootstrap_hold_off_s".to_owned(),
+        lwm2m
+            .bootstrap_hold_off_s
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+    );
 }
 
 #[cfg(test)]

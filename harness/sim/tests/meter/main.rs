@@ -24,5 +24,6 @@ mod firmware_download;
 mod firmware_software;
 mod firmware_update;
 mod power_loss;
+mod power_saving;
 mod security;
 mod virtual_meter;

@@ -723,3 +723,70 @@ fn a_fallback_bootstrap_waits_the_client_hold_off_time_the_bootstrap_server_set(
         "the device log says why it waits"
     );
 }
+
+#[test]
+fn the_client_hold_off_time_is_kept_in_nv_across_a_power_cut() {
+    // Security object resource 11 (LwM2M 1.1 Core §E.1; OMA registry
+    // 0.xml) is the wait before every Client Initiated Bootstrap the client
+    // decides on, not only in the session that received it: the meter keeps
+    // what the Bootstrap-Server wrote with the accounts it provisioned.
+    let servers = Servers::start();
+    let ep = "sec-meter-7";
+    servers.add_bootstrap_key(&format!("bs-{ep}"), BS_KEY);
+    // Every Register is refused (4.03): after BOOTSTRAP_AFTER (2) failures,
+    // 2 s apart, the meter decides to bootstrap again.
+    let foreign = "dev-other-meter";
+    servers.add_server_key(foreign, DEV_KEY);
+    let mut script = BootstrapScript::standard(&device_account(&servers, foreign, DEV_KEY));
+    let finish = script.steps.pop().expect("standard ends with Finish");
+    script = script.then(BootstrapOp::Write {
+        path: lwm2m::Path::instance(0, 0),
+        records: vec![Record::new(
+            lwm2m::Path::resource(0, 0, 11),
+            Value::Integer(4),
+        )],
+    });
+    script.steps.push(finish);
+    servers.script(ep, script);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut device = Device::power_on(dir.path(), 37);
+    device.bring_up_for_bootstrap(&servers, ep);
+    device.wait_urc("+LWM2M: bootstrapped");
+    assert_eq!(device.debug_state()["lwm2m.bootstrap_hold_off_s"], "4");
+    // Cut before the second refusal (RETRY_INITIAL after the first).
+    let waiting = "waiting the Client Hold Off Time";
+    let decided_before = device.device_log().matches(waiting).count();
+    let requests_before = servers.count(bootstrap_requests);
+    device.power_cycle();
+    assert_eq!(
+        device.debug_state()["lwm2m.bootstrap_hold_off_s"],
+        "4",
+        "NV keeps the Client Hold Off Time"
+    );
+    // After the cut the restored account is refused again; the first
+    // decision to bootstrap waits the kept 4 s. With the factory 0 s the
+    // Bootstrap-Request would go at once, without this log line, and only
+    // a second bootstrap would bring the 4 s back: so no Bootstrap-Request
+    // may come between the cut and this line.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let requests = servers.count(bootstrap_requests);
+        let log = device.device_log();
+        let decisions: Vec<&str> = log.lines().filter(|l| l.contains(waiting)).collect();
+        if decisions.len() > decided_before {
+            let first = decisions[decided_before];
+            assert!(first.contains("hold_off_s=4"), "{first}");
+            assert_eq!(
+                requests, requests_before,
+                "a Bootstrap-Request went out after the cut without the hold-off"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no decision to bootstrap after the power cut:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

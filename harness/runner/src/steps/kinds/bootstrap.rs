@@ -1,12 +1,19 @@
 //! `bootstrap: {script: [...]}`: the sequence meterbench's bootstrap server
 //! runs when the device asks next, each operation with the response codes a
-//! conforming device answers (or those the case `expect`s instead).
+//! conforming device answers (or those the case `expect`s instead), and for
+//! a Discover or Read what its answer must show (`lists`, `omits`,
+//! `bootstrap_account`: the pass criteria of ETS tests such as
+//! LightweightM2M-1.1-int-4). A check that fails ends the bootstrap session
+//! there, and the `await: bootstrapped` that follows fails naming the
+//! operation and what the device showed.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use lwm2m::bootstrap::{BootstrapOp, BootstrapScript, ServerAccount};
-use lwm2m::{Path, Record};
-use serde::Deserialize;
+use lwm2m::bootstrap::{AnswerCheck, BootstrapOp, BootstrapScript, ServerAccount};
+use lwm2m::{Path, Record, Value};
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Deserializer};
 
 use crate::case::fields::Code;
 use crate::case::Need;
@@ -25,7 +32,8 @@ pub struct Bootstrap {
 /// One operation as the case writes it: `discover: /`, `delete: /1`,
 /// `read: /1`, `write: security` (the /0 instance of this run's server
 /// account), `write: server` (its /1 instance), `write: invalid-security`
-/// (a /0 instance without Server URI), `finish: true`.
+/// (a /0 instance without Server URI), `write: disable-timeout` (only
+/// /1/x/5 of the account's Server instance, 86400 s), `finish: true`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct OpSpec {
@@ -40,6 +48,18 @@ struct OpSpec {
     /// Response codes accepted instead of the operation's success code, e.g. `"4.00"`.
     #[serde(default)]
     expect: Vec<Code>,
+    /// Discover or Read: the answer shows an instance at or below each
+    /// (`server`, `security`: this run's account instances; or a path).
+    #[serde(default)]
+    lists: Vec<Shown>,
+    /// Discover or Read: the answer shows no instance at or below each.
+    #[serde(default)]
+    omits: Vec<Shown>,
+    /// Discover: the answer lists the Bootstrap-Server account, a Security
+    /// instance without `ssid` (Core §6.1.7.3), which no Bootstrap-Delete
+    /// affects (§6.1.7.5).
+    #[serde(default)]
+    bootstrap_account: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
@@ -48,6 +68,55 @@ enum WriteTarget {
     Security,
     Server,
     InvalidSecurity,
+    DisableTimeout,
+}
+
+/// What a `lists` or `omits` names: the Security or Server instance of
+/// this run's account (the bootstrap server chose their ids, so the case
+/// need not), or a path.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Shown {
+    Security,
+    Server,
+    Path(Path),
+}
+
+impl<'de> Deserialize<'de> for Shown {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.as_str() {
+            "security" => Ok(Shown::Security),
+            "server" => Ok(Shown::Server),
+            t => t.parse::<Path>().map(Shown::Path).map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{t:?}: give `security`, `server` or an object path like /1 ({e})"
+                ))
+            }),
+        }
+    }
+}
+
+impl JsonSchema for Shown {
+    fn schema_name() -> Cow<'static, str> {
+        "BootstrapShown".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "`security` or `server` (this run's account instances), or an LwM2M path such as /1.",
+            "type": "string",
+            // As `lwm2m::Path` parses paths: ids 0 to 65534 (Core §7.2.1).
+            "pattern": "^(security|server|/((0|[1-9][0-9]{0,4})(/(0|[1-9][0-9]{0,4})){0,3})?/?)$"
+        })
+    }
+}
+
+/// A check on an answer, before the account's instance ids are known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Check {
+    Lists(Shown),
+    Omits(Shown),
+    BootstrapAccount,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +127,7 @@ pub enum BootstrapStepOp {
     WriteSecurity,
     WriteServer,
     WriteInvalidSecurity,
+    WriteDisableTimeout,
     Finish,
 }
 
@@ -65,6 +135,7 @@ pub enum BootstrapStepOp {
 pub struct ScriptOp {
     pub op: BootstrapStepOp,
     pub expect: Vec<u16>,
+    pub checks: Vec<Check>,
 }
 
 fn script<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ScriptOp>, D::Error> {
@@ -79,6 +150,7 @@ fn script<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ScriptOp>, D::Er
             WriteTarget::Security => BootstrapStepOp::WriteSecurity,
             WriteTarget::Server => BootstrapStepOp::WriteServer,
             WriteTarget::InvalidSecurity => BootstrapStepOp::WriteInvalidSecurity,
+            WriteTarget::DisableTimeout => BootstrapStepOp::WriteDisableTimeout,
         }));
         if o.finish == Some(true) {
             found.push(BootstrapStepOp::Finish);
@@ -88,9 +160,27 @@ fn script<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ScriptOp>, D::Er
                 "bootstrap script[{i}]: give one of discover, delete, read, write, finish"
             )));
         }
+        let op = found.remove(0);
+        let mut checks: Vec<Check> = o.lists.iter().map(|s| Check::Lists(*s)).collect();
+        checks.extend(o.omits.iter().map(|s| Check::Omits(*s)));
+        if o.bootstrap_account {
+            checks.push(Check::BootstrapAccount);
+        }
+        let answers = matches!(op, BootstrapStepOp::Discover(_) | BootstrapStepOp::Read(_));
+        if !checks.is_empty() && !answers {
+            return Err(serde::de::Error::custom(format!(
+                "bootstrap script[{i}]: lists, omits and bootstrap_account check the answer of a discover or read"
+            )));
+        }
+        if o.bootstrap_account && !matches!(op, BootstrapStepOp::Discover(_)) {
+            return Err(serde::de::Error::custom(format!(
+                "bootstrap script[{i}]: bootstrap_account is shown by a discover (a read never shows Security)"
+            )));
+        }
         ops.push(ScriptOp {
-            op: found.remove(0),
+            op,
             expect: o.expect.iter().map(|c| c.0).collect(),
+            checks,
         });
     }
     if ops.is_empty() {
@@ -117,11 +207,27 @@ impl Step for Bootstrap {
         rig: &'a mut Session,
     ) -> StepFuture<'a> {
         Box::pin(async move {
+            // Bootstrap-Read is LwM2M 1.1 (Core §6.1.7.2): a device that
+            // registered with 1.0 is not asked, and the case does not apply.
+            if self
+                .script
+                .iter()
+                .any(|o| matches!(o.op, BootstrapStepOp::Read(_)))
+            {
+                super::composite::require_version(rig, "Bootstrap-Read")?;
+            }
             let script = self.build(&rig.server_account());
             // The bootstrap server could not take the script: the harness's fault.
             rig.set_bootstrap_script(script)
                 .await
                 .map_err(|e| bench(format!("bootstrap server: {e}")))?;
+            // Only a session the device asks for from now on runs this
+            // script: one begun earlier (the bring-up's own bootstrap, still
+            // finishing as the case starts) is not what a later `await:
+            // bootstrapped` means.
+            if let Some(bs) = rig.bootstrap.as_ref() {
+                ctx.bootstrap_cursor = ctx.bootstrap_cursor.max(bs.current_seq());
+            }
             let _ = writeln!(
                 ctx.log,
                 "  the bootstrap server will run {} operations",
@@ -150,6 +256,7 @@ impl Bootstrap {
                     records: account.server_records(),
                 },
                 BootstrapStepOp::WriteInvalidSecurity => invalid_security(account),
+                BootstrapStepOp::WriteDisableTimeout => disable_timeout(account),
                 BootstrapStepOp::Finish => BootstrapOp::Finish,
             };
             script = if o.expect.is_empty() {
@@ -157,8 +264,49 @@ impl Bootstrap {
             } else {
                 script.then_expect(op, &o.expect)
             };
+            let checks: Vec<AnswerCheck> = o.checks.iter().map(|c| c.resolve(account)).collect();
+            script = script.checking(&checks);
         }
         script
+    }
+}
+
+impl Shown {
+    fn path(self, account: &ServerAccount) -> Path {
+        match self {
+            Shown::Security => account.security_path(),
+            Shown::Server => account.server_path(),
+            Shown::Path(p) => p,
+        }
+    }
+}
+
+impl Check {
+    fn resolve(self, account: &ServerAccount) -> AnswerCheck {
+        match self {
+            Check::Lists(s) => AnswerCheck::Lists(s.path(account)),
+            Check::Omits(s) => AnswerCheck::Omits(s.path(account)),
+            Check::BootstrapAccount => AnswerCheck::BootstrapAccount,
+        }
+    }
+}
+
+/// Disable Timeout the ETS writes alone in LightweightM2M-1.1-int-9: 86400 s,
+/// the default Core Appendix E.2 gives resource 5.
+const DISABLE_TIMEOUT_S: i64 = 86_400;
+
+/// Only /1/x/5 (Disable Timeout, optional) of the account's Server
+/// instance: what ETS LightweightM2M-1.1-int-9 writes so that the device,
+/// lacking the mandatory resources of a Server account, must refuse
+/// Bootstrap-Finish (Core §6.1.6 Bootstrap and Configuration Consistency).
+fn disable_timeout(account: &ServerAccount) -> BootstrapOp {
+    let path = account
+        .server_path()
+        .child(5)
+        .expect("an instance path has room for a resource");
+    BootstrapOp::Write {
+        path,
+        records: vec![Record::new(path, Value::Integer(DISABLE_TIMEOUT_S))],
     }
 }
 
@@ -175,4 +323,79 @@ fn invalid_security(account: &ServerAccount) -> BootstrapOp {
         .filter(|r| r.path != uri)
         .collect();
     BootstrapOp::Write { path, records }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<Bootstrap, String> {
+        serde_saphyr::from_str::<Bootstrap>(yaml).map_err(|e| e.to_string())
+    }
+
+    fn account() -> ServerAccount {
+        let mut a = ServerAccount::nosec(101, "coap://127.0.0.1:5683");
+        a.security_instance = 2;
+        a.server_instance = 1;
+        a
+    }
+
+    #[test]
+    fn answer_checks_name_the_account_instances_the_bootstrap_server_chose() {
+        let step = parse(
+            "script:\n  - discover: /\n    lists: [server, /0]\n    bootstrap_account: true\n  - read: /1\n    omits: [server]\n  - finish: true\n",
+        )
+        .unwrap();
+        let script = step.build(&account());
+        assert_eq!(
+            script.steps[0].checks,
+            vec![
+                AnswerCheck::Lists(Path::instance(1, 1)),
+                AnswerCheck::Lists(Path::object(0)),
+                AnswerCheck::BootstrapAccount,
+            ]
+        );
+        assert_eq!(
+            script.steps[1].checks,
+            vec![AnswerCheck::Omits(Path::instance(1, 1))]
+        );
+        assert!(script.steps[2].checks.is_empty());
+    }
+
+    #[test]
+    fn checks_belong_to_answers_that_show_something() {
+        let e = parse("script:\n  - delete: /1\n    omits: [server]\n").unwrap_err();
+        assert!(
+            e.contains("script[0]: lists, omits and bootstrap_account"),
+            "{e}"
+        );
+        let e = parse("script:\n  - read: /1\n    bootstrap_account: true\n").unwrap_err();
+        assert!(
+            e.contains("bootstrap_account is shown by a discover"),
+            "{e}"
+        );
+        let e = parse("script:\n  - discover: /\n    lists: [accounts]\n").unwrap_err();
+        assert!(
+            e.contains("give `security`, `server` or an object path"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn disable_timeout_writes_only_resource_5_of_the_server_instance() {
+        let step = parse(
+            "script:\n  - write: disable-timeout\n  - finish: true\n    expect: [\"4.06\"]\n",
+        )
+        .unwrap();
+        let script = step.build(&account());
+        let path = Path::resource(1, 1, 5);
+        assert_eq!(
+            script.steps[0].op,
+            BootstrapOp::Write {
+                path,
+                records: vec![Record::new(path, Value::Integer(86_400))]
+            }
+        );
+        assert_eq!(script.steps[1].expect, vec![406]);
+    }
 }

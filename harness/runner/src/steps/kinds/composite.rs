@@ -144,6 +144,36 @@ pub fn check_records(rig: &Session, paths: &[Path], records: &[Record]) -> Resul
     Ok(())
 }
 
+/// Every `present` path lies at or below a path the step asks for: one
+/// outside them could never be in the answer, which is the case's error,
+/// not the device's.
+pub fn present_within(step: &str, asked: &[Path], present: &[Path]) -> Result<(), StepError> {
+    match present
+        .iter()
+        .find(|p| !asked.iter().any(|a| a.contains(p)))
+    {
+        Some(p) => Err(StepError::Bench(format!(
+            "{step}: `present` {p} is not at or below a path it reads ({})",
+            lwm2m::server::composite::path_list(asked)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Every `present` path has at least one record at or below it, whatever
+/// its value: the object (instance, resource) is on the device and readable.
+pub fn check_present(present: &[Path], records: &[Record]) -> Result<(), StepError> {
+    for path in present {
+        if !records.iter().any(|r| path.contains(&r.path)) {
+            return Err(device(
+                format!("a value at or below {path}"),
+                format!("none in {}", records_text(records)),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +198,44 @@ mod tests {
                 m,
                 "write_composite: tlv cannot carry absolute paths; use senml-json or senml-cbor"
             ),
+            other => panic!("expected the case's error, got {other:?}"),
+        }
+    }
+
+    fn path(text: &str) -> Path {
+        text.parse().unwrap()
+    }
+
+    /// `present: [/1, /3]` on a Read-Composite of `/` (ETS int-235): an
+    /// answer with values of both passes, one without object 1 fails
+    /// naming it, whatever the values are.
+    #[test]
+    fn present_needs_a_value_at_or_below_each_path() {
+        let records = vec![
+            Record::new(path("/1/0/1"), lwm2m::Value::Integer(300)),
+            Record::new(path("/3/0/16"), lwm2m::Value::String("UQ".into())),
+        ];
+        let present = [path("/1"), path("/3")];
+        present_within("read_composite", &[Path::ROOT], &present).unwrap();
+        check_present(&present, &records).unwrap();
+        match check_present(&present, &records[1..]) {
+            Err(StepError::Device { expected, seen }) => {
+                assert_eq!(expected, "a value at or below /1");
+                assert!(seen.starts_with("none in "), "{seen}");
+            }
+            other => panic!("expected the device's failure, got {other:?}"),
+        }
+    }
+
+    /// A `present` path outside every path read could never be answered:
+    /// the case's error, naming the step and both.
+    #[test]
+    fn present_outside_the_paths_read_is_the_cases_error() {
+        match present_within("read_composite", &[path("/3")], &[path("/1")]) {
+            Err(StepError::Bench(m)) => {
+                assert!(m.contains("read_composite: `present` /1"), "{m}");
+                assert!(m.contains("/3"), "{m}");
+            }
             other => panic!("expected the case's error, got {other:?}"),
         }
     }

@@ -56,6 +56,7 @@ step_kinds! {
     Expect(expect::Expect) = "expect",
     Sleep(sleep::Sleep) = "sleep",
     Bootstrap(bootstrap::Bootstrap) = "bootstrap",
+    BootstrapRequested(bootstrap_requested::BootstrapRequested) = "bootstrap_requested",
     Credentials(credentials::Credentials) = "credentials",
     Debug(debug::DebugRead) = "debug",
     Classify(classify::Classify) = "classify",
@@ -72,6 +73,9 @@ step_kinds! {
     WriteComposite(write_composite::WriteComposite) = "write_composite",
     ObserveComposite(observe_composite::ObserveComposite) = "observe_composite",
     Sent(sent::Sent) = "sent",
+    Group(group::GroupStep) = "group",
+    Campaign(campaign::Campaign) = "campaign",
+    DiscardRegistration(discard_registration::DiscardRegistration) = "discard_registration",
 }
 
 // The three checks `expect` dispatches to.
@@ -86,3 +90,5 @@ pub mod saved;
 pub mod allowed_values;
 // What the composite steps and `sent` share (LwM2M 1.1 composite operations).
 pub mod composite;
+// Running a group case: its members, and steps on every member.
+pub mod group_case;

@@ -4,8 +4,13 @@
 //! `paths` and nothing else, each typed by the object model, and (with
 //! `values`) the values compared by meaning. `absent` paths are asked for
 //! too and must be left out of the answer: what the device does not have
-//! or cannot read ("Partial Presence", ETS int-236 and int-281). Skipped on
-//! a device without Read-Composite (see `composite.rs`).
+//! or cannot read ("Partial Presence", ETS int-236 and int-281). `present`
+//! is its counterpart: paths at or below those asked for (an object under
+//! `/`) that must have at least one value in the answer, whatever the
+//! values are, so that a case can prove an object is there without naming
+//! the device's own configuration (ETS int-235 expects objects 1 and 3 in
+//! a Read-Composite of `/`). Skipped on a device without Read-Composite
+//! (see `composite.rs`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -32,6 +37,10 @@ pub struct ReadCompositeSpec {
     /// device, or not readable).
     #[serde(default)]
     pub absent: Vec<CasePath>,
+    /// Paths at or below one of `paths` that must have at least one value
+    /// in the answer (any value: the device's own configuration).
+    #[serde(default)]
+    pub present: Vec<CasePath>,
     /// `senml-json` or `senml-cbor`; default: one the device listed.
     pub format: Option<Format>,
     /// Expected response code; default 2.05.
@@ -46,6 +55,7 @@ pub struct ReadCompositeSpec {
 pub struct ReadComposite {
     pub paths: Vec<CasePath>,
     pub absent: Vec<CasePath>,
+    pub present: Vec<CasePath>,
     pub format: Option<Format>,
     pub code: Option<Code>,
     pub values: Vec<(CasePath, ScalarValue)>,
@@ -60,6 +70,7 @@ impl TryFrom<ReadCompositeSpec> for ReadComposite {
         Ok(ReadComposite {
             paths: s.paths,
             absent: s.absent,
+            present: s.present,
             format: s.format,
             code: s.code,
             values: composite::parse_values(s.values)?,
@@ -82,6 +93,8 @@ impl Step for ReadComposite {
             composite::require_version(rig, "Read-Composite")?;
             let paths = composite::resolve(rig, &self.paths)?;
             let absent = composite::resolve(rig, &self.absent)?;
+            let present = composite::resolve(rig, &self.present)?;
+            composite::present_within("read_composite", &paths, &present)?;
             let format = composite::request_format("read_composite", self.format, "a path list")?;
             let request = DmRequest::ReadComposite {
                 paths: paths.iter().chain(&absent).copied().collect(),
@@ -113,6 +126,7 @@ impl Step for ReadComposite {
             };
             let _ = writeln!(ctx.log, "  -> {}", records_text(records));
             composite::check_records(rig, &paths, records)?;
+            composite::check_present(&present, records)?;
             for (path, expected) in &self.values {
                 let path = instances::resolve(rig, *path)?;
                 match records.iter().find(|r| r.path == path) {
