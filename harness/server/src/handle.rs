@@ -664,7 +664,9 @@ impl ServerHandle {
     /// request is sent first, in the same turn of the server loop, so the
     /// device cannot have updated between the two; its answer is then
     /// ignored. Publishes `ServerEvent::Discarded` and returns the location
-    /// the registration had.
+    /// the registration had; [`Self::registration`] no longer shows it once
+    /// that event is seen (the snapshot follows the loop's events, which may
+    /// come just after this returns).
     pub async fn discard_registration(
         &self,
         endpoint: &str,

@@ -16,6 +16,8 @@ pub mod firmware;
 pub mod instances;
 mod judge;
 pub mod kinds;
+#[cfg(test)]
+pub(crate) mod logged;
 pub mod needs;
 mod not_found;
 mod panic_guard;

@@ -262,19 +262,8 @@ fn is_notification_of(entry: &LogEntry, token: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::steps::logged::entry;
     use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
-
-    fn entry(direction: Direction, p: &Packet) -> LogEntry {
-        LogEntry {
-            index: 0,
-            time: chrono::Utc::now(),
-            direction,
-            peer: "127.0.0.1:5683".parse().unwrap(),
-            summary: lwm2m::coap::summarize(&wire::encode(p)),
-            bytes: wire::encode(p),
-            send_error: None,
-        }
-    }
 
     fn packet(code: MessageClass, token: u8, observe: Option<u32>, path: &str) -> Packet {
         let mut p = Packet::new();

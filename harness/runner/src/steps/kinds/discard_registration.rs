@@ -169,19 +169,8 @@ fn is_update_to(entry: &LogEntry, location: &str) -> Option<(SocketAddr, Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::steps::logged::entry;
     use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
-
-    fn entry(direction: Direction, p: &Packet) -> LogEntry {
-        LogEntry {
-            index: 0,
-            time: chrono::Utc::now(),
-            direction,
-            peer: "127.0.0.1:5683".parse().unwrap(),
-            summary: lwm2m::coap::summarize(&wire::encode(p)),
-            bytes: wire::encode(p),
-            send_error: None,
-        }
-    }
 
     fn packet(code: MessageClass, token: u8, path: &str) -> Packet {
         let mut p = Packet::new();
