@@ -153,7 +153,7 @@ async fn run_steps(
             };
         }
     }
-    if let Err(e) = ensure_powered(rig, &mut ctx.log) {
+    if let Err(e) = ensure_powered(rig, ctx) {
         return Verdict::Error {
             message: format!("bench setup: {e}"),
         };
@@ -307,9 +307,13 @@ pub fn run_step<'a>(
 }
 
 /// A rig with power control starts each case with the device on and pointed at our server.
-fn ensure_powered(rig: &mut Session, log: &mut String) -> Result<(), BenchError> {
+fn ensure_powered(rig: &mut Session, ctx: &mut CaseContext) -> Result<(), BenchError> {
     if rig.power_is_on() == Some(false) {
-        let _ = writeln!(log, "setup: power on and bring-up");
+        let _ = writeln!(ctx.log, "setup: power on and bring-up");
+        // The server may still hold the registration the device had before
+        // an earlier case left it off; that one proves nothing (its
+        // observations died with the process): await one made from now.
+        ctx.device_restarting(rig, crate::steps::Restart::Reboot);
         rig.set_power(true)?;
         rig.bring_up()?;
     }
