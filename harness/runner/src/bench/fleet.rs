@@ -811,6 +811,17 @@ impl PhaseReport {
     fn rate(&self) -> f64 {
         self.done as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
+
+    /// `done/want in T s = R /s`, as every phase's line prints it (the
+    /// test reads these figures back).
+    fn throughput(&self, want: usize) -> String {
+        format!(
+            "{}/{want} in {:.3} s = {:.0} /s",
+            self.done,
+            self.elapsed.as_secs_f64(),
+            self.rate()
+        )
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -1073,12 +1084,7 @@ fn fleet(
     let rss_before = server.rss_kib()?;
     if args.dtls {
         let r = workers.run("handshake");
-        println!(
-            "handshakes: {}/{n} in {:.3} s = {:.0} /s",
-            r.done,
-            r.elapsed.as_secs_f64(),
-            r.rate()
-        );
+        println!("handshakes: {}", r.throughput(n));
         check("DTLS handshakes", &r, n);
     }
     let rss_sessions = server.rss_kib()?;
@@ -1127,20 +1133,10 @@ fn fleet(
     );
     check("notifications", &notes, want_notes);
     let upd = workers.run("update");
-    println!(
-        "updated: {}/{n} in {:.3} s = {:.0} /s",
-        upd.done,
-        upd.elapsed.as_secs_f64(),
-        upd.rate()
-    );
+    println!("updated: {}", upd.throughput(n));
     check("update", &upd, n);
     let dereg = workers.run("deregister");
-    println!(
-        "deregistered: {}/{n} in {:.3} s = {:.0} /s",
-        dereg.done,
-        dereg.elapsed.as_secs_f64(),
-        dereg.rate()
-    );
+    println!("deregistered: {}", dereg.throughput(n));
     check("de-registration", &dereg, n);
     if let Ok(rss) = server.rss_kib() {
         println!("server memory after de-registration: {rss} KiB (glibc keeps what was freed)");
