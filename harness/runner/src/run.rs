@@ -23,6 +23,7 @@ use crate::device_pool::{Pool, RigDevices, Want};
 use crate::events::{CaseEvents, Event, EventLog, EventSink, RigRef};
 use crate::interrupt::RunState;
 use crate::progress::Display;
+use crate::report::previous_times::PreviousTimes;
 use crate::report::{CaseOutcome, RigInfo, RunDir, Verdict};
 use crate::session::{Session, SessionConfig};
 use crate::steps::{panic_message, run_case, CaseControl};
@@ -85,7 +86,15 @@ pub fn main(mut args: RunArgs) -> ExitCode {
         // `devices:` and `--jobs`, so cases on a rig run one after another.
         args.test.test_threads = Some(pool.threads());
     }
-    let plan = plan(&rigs, &rig_devices, &devices, &cases, args.jobs as usize);
+    let previous = PreviousTimes::load(&args.report_dir);
+    let plan = plan(
+        &rigs,
+        &rig_devices,
+        &devices,
+        &cases,
+        args.jobs as usize,
+        &previous,
+    );
     if args.test.list {
         let trials = trials(&plan, &cases, |_, _| Ok(()));
         return libtest_mimic::run(&args.test, trials).exit_code();
@@ -261,7 +270,8 @@ struct Planned {
 /// `<rig>::<case-id>` on a rig of one device), device after device, so
 /// that threads taking consecutive trials reach different devices; or, for
 /// a pool (`each_case: any`), each case once (`<rig>::<case-id>`), longest
-/// timeout first. A group case (`group:`) is one trial per rig,
+/// first: by its time on this rig in the last run, or its timeout when it
+/// did not run there ([`PreviousTimes`]). A group case (`group:`) is one trial per rig,
 /// `<rig>::group::<case-id>`, before the rig's other cases. Rigs are
 /// dealt to `jobs` lanes (rig i to lane i mod jobs) that run side by side,
 /// the rigs of a lane one after another, and the lanes' trials are
@@ -273,18 +283,21 @@ fn plan(
     devices: &[RigFile],
     cases: &[Case],
     jobs: usize,
+    previous: &PreviousTimes,
 ) -> Vec<Planned> {
     let all_cases: Vec<usize> = (0..cases.len()).collect();
     let lanes = jobs.clamp(1, rigs.len().max(1));
     let mut lane_trials: Vec<Vec<Planned>> = (0..lanes).map(|_| Vec::new()).collect();
-    // A pool's cases longest first (by their timeout, the one estimate a
-    // case gives before it runs): a long case started last would run on
-    // alone while the other meters idle.
-    let mut longest_first: Vec<usize> = (0..cases.len()).collect();
-    longest_first.sort_by_key(|&ci| std::cmp::Reverse(cases[ci].timeout));
     for (ri, rig) in rigs.iter().enumerate() {
         let lane = &mut lane_trials[ri % lanes];
         let pool = rig.each_case() == EachCase::Any && rig.devices.is_some();
+        // A pool's cases longest first: a long case started last would run
+        // on alone while the other meters idle.
+        let mut longest_first: Vec<usize> = (0..cases.len()).collect();
+        longest_first.sort_by_key(|&ci| {
+            let case = &cases[ci];
+            std::cmp::Reverse(previous.of(&rig.name, &case.id).unwrap_or(case.timeout))
+        });
         // Group cases first, while the rig is idle anyway: one started
         // later would have to wait for the rig to drain.
         for (ci, case) in cases.iter().enumerate() {

@@ -19,7 +19,7 @@ fn virtual_rig_loads_with_every_part() {
     let rig = RigFile::load(&repo().join("rigs/virtual.yaml")).unwrap();
     assert_eq!(rig.name, "virtual");
     assert_eq!(rig.device.endpoint_for("r42"), "virtual-meter-r42");
-    assert_eq!(rig.device.lifetime, Duration::from_secs(30));
+    assert_eq!(rig.device.lifetime, Duration::from_secs(20));
     let modem = rig.modem.as_ref().unwrap();
     assert_eq!(modem.port, ModemPort::Virtual);
     assert_eq!(modem.baud, 115_200);
@@ -101,7 +101,7 @@ fn differing_rig_configures_the_virtual_meter_and_the_bootstrap_account() {
     assert!(options.without.iter().any(|p| p == "/3/0/15"));
     assert_eq!(options.server_instance, 1);
     assert_eq!(rig.server.account.server_instance, 1);
-    assert_ne!(rig.device.lifetime, Duration::from_secs(30));
+    assert_ne!(rig.device.lifetime, Duration::from_secs(20));
     assert!(rig.network.is_none(), "no network control");
 }
 

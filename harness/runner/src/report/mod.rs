@@ -5,6 +5,7 @@ pub mod html;
 pub mod junit;
 pub mod merge;
 pub mod outcome;
+pub mod previous_times;
 pub mod run_dir;
 
 pub use outcome::{CaseOutcome, EarlierAttempt, RigInfo, Verdict};

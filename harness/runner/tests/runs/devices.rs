@@ -326,3 +326,62 @@ fn trials_of_several_rigs_interleave_with_jobs() {
     assert_eq!(two.len(), 10);
     assert!(two[1].starts_with("virtual-differing::"), "{two:?}");
 }
+
+/// A pool starts its cases longest first by the times of the last run in
+/// the same report folder (`latest/junit.xml`); a case that did not run
+/// there, or a run with no history, falls back to the timeout (all 60 s
+/// here, so file order).
+#[test]
+fn a_pool_starts_the_cases_that_took_longest_last_time_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = case_folder(dir.path(), 4);
+    let rig = dir.path().join("pool.yaml");
+    let text_of_rig = std::fs::read_to_string(root().join("rigs/virtual-4.yaml"))
+        .unwrap()
+        .replace("name: virtual-4", "name: pool")
+        .replace("each_case: every", "each_case: any");
+    std::fs::write(&rig, text_of_rig).unwrap();
+    let reports = dir.path().join("reports");
+    let list = || {
+        let o = run(&[
+            "run",
+            "--rig",
+            rig.to_str().unwrap(),
+            "--cases",
+            cases.to_str().unwrap(),
+            "--report-dir",
+            reports.to_str().unwrap(),
+            "--list",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| l.split(": ").next())
+            .map(|l| l.rsplit("::").next().unwrap_or(l).to_string())
+            .filter(|l| !l.contains(' '))
+            .collect::<Vec<_>>()
+    };
+    let fresh = list();
+    assert_eq!(fresh.len(), 4, "{fresh:?}");
+    // Another rig's times and a broken attribute are no history for this one.
+    std::fs::create_dir_all(reports.join("latest")).unwrap();
+    std::fs::write(
+        reports.join("latest/junit.xml"),
+        r#"<testsuites>
+<testsuite name="pool::meter-1"><testcase name="dm-read-object" time="0.2"/><testcase name="reg-initial" time="4.5"/></testsuite>
+<testsuite name="pool::meter-2"><testcase name="dm-discover" time="9.0"/><testcase name="reg-initial" time="5.0"/></testsuite>
+<testsuite name="other::meter-1"><testcase name="dm-read-resource" time="500"/></testsuite>
+</testsuites>"#,
+    )
+    .unwrap();
+    // dm-read-resource did not run on `pool`: its 60 s timeout puts it first.
+    assert_eq!(
+        list(),
+        [
+            "dm-read-resource",
+            "dm-discover",
+            "reg-initial",
+            "dm-read-object"
+        ]
+    );
+}

@@ -74,13 +74,17 @@ impl Step for DiscardRegistration {
                 None => None,
             };
             let from = rig.server.log_len();
+            // Events from before the discard: a device may register again
+            // the moment its Update is refused, even before
+            // `discard_registration` returns, and that registration counts.
+            let before = rig.server.current_seq();
             let location = rig
                 .server
                 .discard_registration(&rig.endpoint, trigger)
                 .await
                 .map_err(|e| bench(format!("{e}: the device must be registered first")))?;
             // The registration the device had is gone: only a new one counts.
-            ctx.skip_to_now(rig);
+            ctx.cursor = before;
             ctx.require_new_registration = true;
             let _ = writeln!(ctx.log, "  -> discarded {location}");
             let answer = await_not_found(rig, from, &location, turn.within)
