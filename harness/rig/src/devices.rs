@@ -258,6 +258,10 @@ impl DevicesSpec {
         // Two devices on one endpoint or one serial port would be one device.
         let mut endpoints: BTreeMap<String, &str> = BTreeMap::new();
         let mut ports: BTreeMap<String, &str> = BTreeMap::new();
+        // A factory account (env or file) is one device's identity: two
+        // devices holding it would share a credential, and the server,
+        // which knows a PSK identity by one key, would see one device.
+        let mut accounts: BTreeMap<String, &str> = BTreeMap::new();
         for (i, d) in expanded.iter().enumerate() {
             let name = d.device_name.as_deref().unwrap_or_default();
             let key = if self.list.is_empty() {
@@ -273,6 +277,21 @@ impl DevicesSpec {
                         d.device.endpoint
                     ),
                 ));
+            }
+            let account = match &d.device.credentials {
+                CredentialSource::Fresh => None,
+                CredentialSource::Env { identity, key } => Some(format!("env {identity}/{key}")),
+                CredentialSource::File { path } => Some(format!("file {}", path.display())),
+            };
+            if let Some(account) = account {
+                if let Some(other) = accounts.insert(account.clone(), name) {
+                    return Err(at(
+                        &key,
+                        format!(
+                            "devices: {other} and {name} would share one factory account ({account}): give each device its own `credentials` in devices.list, or use `from: fresh`"
+                        ),
+                    ));
+                }
             }
             if let Some(ModemSpec {
                 port: ModemPort::Path(p),

@@ -4,30 +4,45 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
-use server::firmware::bench::{run, BenchOptions};
+use server::firmware::bench::{run, BenchOptions, Mode};
 
 use crate::cli::BenchCommand;
 
 pub mod fleet;
 
 pub fn main(cmd: BenchCommand) -> ExitCode {
-    let (runs, block_sizes) = match cmd {
-        BenchCommand::Firmware { runs, block_sizes } => (runs, block_sizes),
+    let (runs, block_sizes, runtimes, no_coap_client, only) = match cmd {
+        BenchCommand::Firmware {
+            runs,
+            block_sizes,
+            runtimes,
+            no_coap_client,
+            only,
+        } => (runs, block_sizes, runtimes, no_coap_client, only),
         BenchCommand::Fleet(args) => return fleet::main(args),
         BenchCommand::FleetServer(args) => return fleet::server_main(args),
         BenchCommand::FleetClients(args) => return fleet::clients_main(args),
     };
+    let modes = match only.as_deref() {
+        Some("pinned") => vec![Mode::Pinned],
+        Some("unpinned") => vec![Mode::Unpinned],
+        _ => vec![Mode::Pinned, Mode::Unpinned],
+    };
     let options = BenchOptions {
         repetitions: runs.max(1),
         block_sizes,
+        modes,
+        runtimes,
+        coap_client: !no_coap_client,
         ..BenchOptions::default()
     };
     if let Err(e) = ensure_libcoap(&options.client, &options.libcoap_server) {
         eprintln!("error: {e}");
         return ExitCode::from(1);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // The timed work runs on threads the bench makes (pinned or not); this
+    // runtime only waits for it.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -141,16 +141,29 @@ pub struct RigCheckArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Serve a 1 MiB image over CoAP Block2 to libcoap's coap-client, from
-    /// meterbench's file server and from libcoap's own coap-server, and print
-    /// both times and their ratio per block size.
+    /// Serve a 1 MiB image over CoAP Block2 from meterbench's file server,
+    /// a do-nothing floor server and libcoap's coap-server; time each with
+    /// an in-process stop-and-wait client and with libcoap's coap-client,
+    /// pinned to one core and unpinned; print medians, spread, the ratios
+    /// meterbench/floor and meterbench/libcoap and whether issue 16's goals
+    /// are met.
     Firmware {
-        /// Timed downloads per server and block size (the median is reported).
-        #[arg(long, default_value_t = 11)]
+        /// Timed downloads per server, client and block size (the median is reported).
+        #[arg(long, default_value_t = 21)]
         runs: usize,
         /// Block sizes in bytes.
         #[arg(long = "block-size", default_values_t = [512, 1024])]
         block_sizes: Vec<usize>,
+        /// Also time the file server as a task of a multi-thread runtime
+        /// (the measurement behind its own-thread default).
+        #[arg(long)]
+        runtimes: bool,
+        /// Leave out the coap-client column (faster).
+        #[arg(long)]
+        no_coap_client: bool,
+        /// Only the pinned or only the unpinned figures.
+        #[arg(long, value_parser = ["pinned", "unpinned"])]
+        only: Option<String>,
     },
     /// N lightweight virtual meters (one UDP socket each, in this process)
     /// register, are observed, notify, update and de-register against the

@@ -668,7 +668,7 @@ impl TrialContext {
     /// folder per member for what each device's servers and bench
     /// recorded. A rig with fewer devices than the case needs skips it.
     fn run_group_trial(&self, rig_index: usize, case: &Case) -> Result<(), Failed> {
-        use crate::steps::kinds::group_case::{run_group_case, Member};
+        use crate::steps::kinds::group_case::run_group_case;
         let rig = &self.rigs[rig_index];
         let need = case.group.map_or(2, |g| g.min);
         // Beside the rig's other cases: `<rig>/<case-id>` on a pool, whose
@@ -686,7 +686,10 @@ impl TrialContext {
         let group = Some("group");
         let started = chrono::Local::now();
         let t0 = Instant::now();
-        let finish = |verdict: Verdict, step_log: String, properties: Vec<(String, String)>| {
+        let finish = |verdict: Verdict,
+                      step_log: String,
+                      properties: Vec<(String, String)>,
+                      earlier_attempts: Vec<crate::report::EarlierAttempt>| {
             let events = self
                 .events
                 .for_case(&rig.name, group, false, case, &artifacts);
@@ -706,7 +709,7 @@ impl TrialContext {
                 step_log,
                 artifacts: artifacts.clone(),
                 properties,
-                earlier_attempts: Vec::new(),
+                earlier_attempts,
             });
             match verdict {
                 Verdict::Passed => Ok(()),
@@ -750,13 +753,18 @@ impl TrialContext {
                 "rig {} has {count} device(s); the case needs a group of at least {need}",
                 rig.name
             );
-            return finish(Verdict::Skipped { reason }, String::new(), Vec::new());
+            return finish(
+                Verdict::Skipped { reason },
+                String::new(),
+                Vec::new(),
+                Vec::new(),
+            );
         }
         let Some(taken) = self
             .pool
             .take_group(rig_index, || self.state.is_interrupted())
         else {
-            return finish(Verdict::Interrupted, String::new(), Vec::new());
+            return finish(Verdict::Interrupted, String::new(), Vec::new(), Vec::new());
         };
         // Started once it has its devices, not while it waits for them.
         events.emit(case_start());
@@ -789,20 +797,59 @@ impl TrialContext {
         if !broken.is_empty() {
             let message = format!("rig {}: {}", rig.name, broken.join("; "));
             drop(slots);
-            return finish(Verdict::Error { message }, String::new(), Vec::new());
+            return finish(
+                Verdict::Error { message },
+                String::new(),
+                Vec::new(),
+                Vec::new(),
+            );
         }
-        let mut members = Vec::new();
         let mut marks = Vec::new();
-        for (d, slot) in slots.iter_mut() {
+        for (_, slot) in slots.iter_mut() {
             if let SessionSlot::Open(session) = &mut **slot {
                 marks.push(ArtifactMarks::take(session));
                 session.start_rtt_case();
-                members.push(Member::new(self.member_name(*d), session, case, &control));
             }
         }
-        let run = self
+        let mut members = self.group_members(&mut slots, case, &control);
+        let mut run = self
             .runtime
             .block_on(run_group_case(&mut members, case, &control));
+        // `--retries`, as for a single device's case: only the bench's
+        // fault is retried, never a device failure; each rerun is a new
+        // attempt of the whole group, and a pass after one is flaky.
+        let mut earlier_attempts = Vec::new();
+        let mut attempt_started = started;
+        let mut attempt_t0 = t0;
+        while let Verdict::Error { message } = &run.verdict {
+            if earlier_attempts.len() >= self.retries as usize {
+                break;
+            }
+            eprintln!(
+                "{}::group::{} bench error, rerun {} of {}: {message}",
+                rig.name,
+                case.id,
+                earlier_attempts.len() + 1,
+                self.retries
+            );
+            events.emit(Event::CaseRetry {
+                attempt: earlier_attempts.len() as u32 + 2,
+                message: message.clone(),
+            });
+            earlier_attempts.push(crate::report::EarlierAttempt {
+                message: message.clone(),
+                started: attempt_started,
+                duration: attempt_t0.elapsed(),
+                step_log: std::mem::take(&mut run.step_log),
+            });
+            attempt_started = chrono::Local::now();
+            attempt_t0 = Instant::now();
+            drop(members);
+            members = self.group_members(&mut slots, case, &control);
+            run = self
+                .runtime
+                .block_on(run_group_case(&mut members, case, &control));
+        }
         // The whole group's traffic in one capture (each member's own is
         // in its folder): Wireshark shows the campaign's downloads side by side.
         let mut captured = Vec::new();
@@ -827,7 +874,31 @@ impl TrialContext {
         for m in crate::events::measurements(&run.properties) {
             events.emit(m);
         }
-        finish(run.verdict, run.step_log, run.properties)
+        finish(run.verdict, run.step_log, run.properties, earlier_attempts)
+    }
+
+    /// A group case's members, one per open session, each with a new case
+    /// context: every attempt of the case starts afresh on the same
+    /// sessions (the artifacts cover every attempt, as a single device's
+    /// case's do).
+    fn group_members<'s>(
+        &self,
+        slots: &'s mut [(usize, std::sync::MutexGuard<'_, SessionSlot>)],
+        case: &Case,
+        control: &CaseControl,
+    ) -> Vec<crate::steps::kinds::group_case::Member<'s>> {
+        let mut members = Vec::new();
+        for (d, slot) in slots.iter_mut() {
+            if let SessionSlot::Open(session) = &mut **slot {
+                members.push(crate::steps::kinds::group_case::Member::new(
+                    self.member_name(*d),
+                    session,
+                    case,
+                    control,
+                ));
+            }
+        }
+        members
     }
 
     /// The run's device indices of rig `rig_index`.

@@ -23,7 +23,6 @@ use dtls::Psk;
 use lwm2m::bootstrap::{BootstrapEvent, BootstrapScript, BootstrapServer, BootstrapServerConfig};
 use lwm2m::coap::{code, options, wire, Transmit};
 use lwm2m::server::SecurityEvent;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -66,8 +65,9 @@ impl HistoryEvent for BootstrapServerEvent {
 pub struct BootstrapOutcome {
     /// The `Finished` event's number.
     pub seq: EventSeq,
-    /// When the server took the device's answer to Bootstrap-Finish: a
-    /// Register from before then was made with the old configuration.
+    /// When the server sent Bootstrap-Finish (for a script without one,
+    /// when the session ended): a Register from before then was made with
+    /// the old configuration.
     pub finished_at: Option<std::time::Instant>,
     pub endpoint: String,
     /// Where the Bootstrap-Request came from.
@@ -266,9 +266,8 @@ impl EmbeddedBootstrapServer {
     ) -> Result<BootstrapServerHandle, ServerError> {
         let credentials = CredentialStore::new();
         let transport = Transport::new(&security, &credentials)?;
-        let socket = UdpSocket::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })?;
+        let socket =
+            std::net::UdpSocket::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let local_addr = socket
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
@@ -281,10 +280,18 @@ impl EmbeddedBootstrapServer {
             forbidden: Vec::new(),
         };
         let span = tracing::info_span!("bootstrap_server", %local_addr, scheme = security.scheme());
-        let task = tokio::spawn(tracing::Instrument::instrument(
-            crate::udp_loop::run(socket, core, transport, shared.clone(), rx),
+        // Its own thread, as the LwM2M server's: no wake-up of a worker on
+        // another core per datagram (docs/perf/firmware-datapath.md).
+        let task = crate::udp_loop::spawn(
+            "bootstrap-server",
+            socket,
+            core,
+            transport,
+            shared.clone(),
+            rx,
             span,
-        ));
+        )
+        .map_err(|source| ServerError::Bind { addr, source })?;
         tracing::info!(%local_addr, scheme = security.scheme(), "LwM2M bootstrap server listening");
         Ok(BootstrapServerHandle {
             local_addr,
@@ -467,11 +474,10 @@ impl BootstrapServerHandle {
         };
         // The end of the session: Ok when it finished, its failure otherwise.
         let pick = |e: &BootstrapServerEvent| match e {
-            BootstrapServerEvent::Bootstrap(BootstrapEvent::Finished { endpoint: ep })
-                if ep == endpoint =>
-            {
-                Some(Ok(()))
-            }
+            BootstrapServerEvent::Bootstrap(BootstrapEvent::Finished {
+                endpoint: ep,
+                finish_sent,
+            }) if ep == endpoint => Some(Ok(*finish_sent)),
             BootstrapServerEvent::Bootstrap(BootstrapEvent::Failed {
                 endpoint: ep,
                 index,
@@ -516,8 +522,8 @@ impl BootstrapServerHandle {
                 from = seq;
                 continue;
             };
-            end?;
-            outcome.finished_at = self.shared.state().events.time_of(seq);
+            let finish_sent = end?;
+            outcome.finished_at = finish_sent.or_else(|| self.shared.state().events.time_of(seq));
             return Ok(outcome);
         }
     }

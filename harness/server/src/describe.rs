@@ -184,7 +184,7 @@ pub fn describe_bootstrap_event(event: &BootstrapEvent) -> String {
             "bootstrap of {endpoint}: step {index} {op} answered {}",
             code_text(*code)
         ),
-        BootstrapEvent::Finished { endpoint } => format!("bootstrap of {endpoint} finished"),
+        BootstrapEvent::Finished { endpoint, .. } => format!("bootstrap of {endpoint} finished"),
         BootstrapEvent::Failed {
             endpoint,
             index,
@@ -379,7 +379,7 @@ mod tests {
             updated_at: now,
         };
         assert_eq!(
-            describe_event(&ServerEvent::Registered(reg)),
+            describe_event(&ServerEvent::Registered(std::sync::Arc::new(reg))),
             "registered meter-1 at /rd/1a2b lifetime 60s lwm2m 1.1 binding U from 127.0.0.1:40000 objects </1/0>,</3/0>"
         );
     }

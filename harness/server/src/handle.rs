@@ -355,7 +355,12 @@ impl ServerHandle {
     /// registrations: what a reader that lost events (its history gap, see
     /// [`EventStream`]) checks itself against at 100,000 devices.
     pub fn registered_endpoints(&self) -> Vec<String> {
-        self.shared.state().registrations.keys().cloned().collect()
+        self.shared
+            .state()
+            .registrations
+            .keys()
+            .map(|k| k.to_string())
+            .collect()
     }
 
     pub fn registrations(&self) -> Vec<Registration> {
@@ -376,7 +381,7 @@ impl ServerHandle {
         timeout: Duration,
     ) -> Result<(EventSeq, Registration), ServerError> {
         let pick = |e: &ServerEvent| match e {
-            ServerEvent::Registered(r) if r.endpoint == endpoint => Some(r.clone()),
+            ServerEvent::Registered(r) if r.endpoint == endpoint => Some(Registration::clone(r)),
             _ => None,
         };
         self.shared
@@ -392,7 +397,7 @@ impl ServerHandle {
         timeout: Duration,
     ) -> Result<(EventSeq, Registration), ServerError> {
         let pick = |e: &ServerEvent| match e {
-            ServerEvent::Updated(r) if r.endpoint == endpoint => Some(r.clone()),
+            ServerEvent::Updated(r) if r.endpoint == endpoint => Some(Registration::clone(r)),
             _ => None,
         };
         self.shared

@@ -54,7 +54,8 @@ pub(crate) struct State<E = ServerEvent> {
     pub(crate) events: EventHistory<E>,
     pub(crate) log: MessageLog,
     /// Shared with the core's own (see `Server::registration_shared`).
-    pub(crate) registrations: BTreeMap<String, Arc<Registration>>,
+    /// Keyed by the core's own endpoint name, shared too.
+    pub(crate) registrations: BTreeMap<Arc<str>, Arc<Registration>>,
 }
 
 pub(crate) struct Shared<E = ServerEvent> {
@@ -134,20 +135,21 @@ impl<E: HistoryEvent> Shared<E> {
     pub(crate) fn apply_registration_events<'a>(
         &self,
         events: impl IntoIterator<Item = &'a ServerEvent>,
-        current: impl Fn(&str) -> Option<Arc<Registration>>,
+        current: impl Fn(&str) -> Option<(Arc<str>, Arc<Registration>)>,
     ) {
         let mut state = self.state();
         for event in events {
             match event {
                 ServerEvent::Registered(r) | ServerEvent::Updated(r) => {
-                    let shared = current(&r.endpoint).unwrap_or_else(|| Arc::new(r.clone()));
-                    state.registrations.insert(r.endpoint.clone(), shared);
+                    let (key, shared) = current(&r.endpoint)
+                        .unwrap_or_else(|| (Arc::from(r.endpoint.as_str()), r.clone()));
+                    state.registrations.insert(key, shared);
                 }
                 ServerEvent::Deregistered { endpoint } | ServerEvent::Expired { endpoint } => {
-                    state.registrations.remove(endpoint);
+                    state.registrations.remove(endpoint.as_str());
                 }
                 ServerEvent::Discarded { endpoint, .. } => {
-                    state.registrations.remove(endpoint);
+                    state.registrations.remove(endpoint.as_str());
                 }
                 _ => {}
             }

@@ -452,8 +452,7 @@ impl Core for LwM2mCore {
         // The snapshot must be current before a waiter sees the event.
         if events.iter().any(changes_registrations) {
             let core = &self.0;
-            shared
-                .apply_registration_events(&events, |endpoint| core.registration_shared(endpoint));
+            shared.apply_registration_events(&events, |endpoint| core.registration_entry(endpoint));
         }
         for event in events {
             tracing::info!(event = %crate::describe::describe_event(&event), "LwM2M event");

@@ -63,8 +63,16 @@ pub enum BootstrapEvent {
         code: u16,
         content: Content,
     },
-    /// Every step of the script got an expected answer.
-    Finished { endpoint: String },
+    /// Every step of the script got an expected answer. `finish_sent`:
+    /// when Bootstrap-Finish was sent (a script may end without one). A
+    /// client can use its new configuration only after it received that
+    /// request, so a Register from before then was made with the old one;
+    /// the answer's arrival is no such bound (the client may register
+    /// before its 2.04 reaches us).
+    Finished {
+        endpoint: String,
+        finish_sent: Option<Instant>,
+    },
     /// The session ended at `op`: the client answered `got` (None: no answer,
     /// a Reset, or the operation could not be sent), not one of `expected`.
     Failed {
@@ -89,6 +97,7 @@ struct Session {
     /// The LwM2M version the client's Bootstrap-Discover announced.
     version: Option<String>,
     in_flight: Option<ExchangeId>,
+    finish_sent: Option<Instant>,
 }
 
 /// The Bootstrap-Server towards any number of clients, one session each.
@@ -327,6 +336,7 @@ impl BootstrapServer {
                 preferred,
                 version: None,
                 in_flight: None,
+                finish_sent: None,
             },
         );
         self.send_next(now, &endpoint);
@@ -340,9 +350,10 @@ impl BootstrapServer {
         let index = session.next;
         let Some(step) = session.script.steps.get(index).cloned() else {
             tracing::info!(%endpoint, "bootstrap session finished");
-            self.sessions.remove(endpoint);
+            let finish_sent = self.sessions.remove(endpoint).and_then(|s| s.finish_sent);
             self.events.push_back(BootstrapEvent::Finished {
                 endpoint: endpoint.to_string(),
+                finish_sent,
             });
             return;
         };
@@ -357,6 +368,9 @@ impl BootstrapServer {
         self.exchanges.insert(id, endpoint.to_string());
         if let Some(s) = self.sessions.get_mut(endpoint) {
             s.in_flight = Some(id);
+            if matches!(step.op, BootstrapOp::Finish) {
+                s.finish_sent = Some(now);
+            }
         }
         tracing::debug!(%endpoint, op = %step.op, "bootstrap operation sent");
     }

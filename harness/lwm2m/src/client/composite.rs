@@ -17,7 +17,9 @@
 //! - iPATCH / (Write-Composite) is all or nothing: every record is checked
 //!   (a resource, in an existing instance, writable by the model) before
 //!   any value is set, and the first that fails refuses the whole request
-//!   with its code — a meter must not be left half-configured.
+//!   with its code — a meter must not be left half-configured. A body sent
+//!   in Block1 blocks is put together first (2.31 Continue for each block
+//!   but the last) and acted on once, whole.
 //! - Send ([`Client::send`]) goes Confirmable to the server as POST /dp,
 //!   only while registered and while the account's Mute Send (/1/x/23) is
 //!   false; its answer comes as [`ClientEvent::SendAnswered`]. An account
@@ -218,8 +220,38 @@ impl Client {
         }
         Some(match method {
             RequestType::Fetch => self.read_composite(now, peer, message),
-            _ => self.write_composite(message, changed),
+            _ => self.write_composite_blockwise(now, peer, message, changed),
         })
+    }
+
+    /// iPATCH / with its body whole, or in Block1 blocks (RFC 7959 §2.5;
+    /// RFC 8132 §3.2 allows Block1 on iPATCH; the server sends a
+    /// Write-Composite larger than one block so): reassembled by the
+    /// client's Block1 inbox, like a Write's, each block but the last
+    /// answered 2.31 Continue and the values set only once the last block
+    /// makes the body whole, all or nothing as ever. The final answer
+    /// echoes the last block's Block1 (§2.3).
+    fn write_composite_blockwise(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        message: &Packet,
+        changed: &mut Vec<Path>,
+    ) -> Result<Packet, Refusal> {
+        if self.block1_ignored {
+            return self.write_composite(message, changed);
+        }
+        match self.block1_inbox.handle(now, (peer, Path::ROOT), message) {
+            crate::coap::block::Block1Outcome::Single => self.write_composite(message, changed),
+            crate::coap::block::Block1Outcome::Answer(answer) => Ok(answer),
+            crate::coap::block::Block1Outcome::Complete { request, echo } => {
+                let mut reply = self.write_composite(&request, changed)?;
+                if let Some(echo) = echo {
+                    echo.set_on(&mut reply, crate::coap::block::BlockKind::Block1);
+                }
+                Ok(reply)
+            }
+        }
     }
 
     fn request_format(message: &Packet) -> Result<ContentFormat, Refusal> {

@@ -113,12 +113,22 @@ struct Outgoing {
     phase: Phase,
 }
 
-#[derive(Debug)]
-struct Seen {
-    expires: Instant,
-    /// What we answered, replayed for a duplicate CON.
-    reply: Option<Vec<u8>>,
-}
+/// A message seen from a peer (RFC 7252 §4.5): what we answered, replayed
+/// for a duplicate CON — the encoded bytes once, boxed without spare
+/// capacity — or `None` while unanswered (and for NONs). When it is
+/// forgotten is kept in the deadline queues, not here: 16 bytes per
+/// message, and a server sees every meter's Register, Update and
+/// notification within EXCHANGE_LIFETIME (issue 16).
+type Seen = Option<Box<[u8]>>;
+
+/// The (peer, message id) of each `seen` entry with when it goes, in the
+/// order they came. Every entry of one queue lives the same time
+/// (EXCHANGE_LIFETIME for CONs, NON_LIFETIME for NONs, RFC 7252 §4.8.2),
+/// so arrival order is expiry order: a FIFO, O(1) to add and to expire,
+/// where an ordered set costs O(log n) and a node per few entries. A key
+/// is in `seen` at most once (a duplicate is not inserted again), so the
+/// front of the queue always names the entry it was pushed for.
+type SeenQueue = VecDeque<(Instant, SocketAddr, u16)>;
 
 /// The message layer of one CoAP endpoint, towards any number of peers.
 #[derive(Debug)]
@@ -142,7 +152,8 @@ pub struct MessageLayer {
     /// order: every datagram expires what is due, and a server with tens of
     /// thousands of clients holds that many entries, so a scan of the maps
     /// per datagram made each datagram cost O(clients).
-    seen_deadlines: BTreeSet<(Instant, SocketAddr, u16)>,
+    seen_con: SeenQueue,
+    seen_non: SeenQueue,
     sent_non_deadlines: BTreeSet<(Instant, SocketAddr, u16)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<ExchangeEvent>,
@@ -162,7 +173,8 @@ impl MessageLayer {
             by_token: HashMap::new(),
             seen: HashMap::new(),
             sent_non: HashMap::new(),
-            seen_deadlines: BTreeSet::new(),
+            seen_con: VecDeque::new(),
+            seen_non: VecDeque::new(),
             sent_non_deadlines: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -317,7 +329,7 @@ impl MessageLayer {
 
     fn reply(&mut self, peer: SocketAddr, message_id: u16, bytes: Vec<u8>) {
         if let Some(seen) = self.seen.get_mut(&(peer, message_id)) {
-            seen.reply = Some(bytes.clone());
+            *seen = Some(bytes.as_slice().into());
         }
         tracing::trace!(%peer, summary = %super::summarize(&bytes), "reply");
         self.transmits.push_back(Transmit {
@@ -398,7 +410,8 @@ impl MessageLayer {
                 let confirmable = t == MessageType::Confirmable;
                 if let Some(seen) = self.seen.get(&(peer, message_id)) {
                     // §4.5: duplicate. Replay our answer to a CON; drop a NON.
-                    if let (true, Some(reply)) = (confirmable, seen.reply.clone()) {
+                    if let (true, Some(reply)) = (confirmable, seen) {
+                        let reply = reply.to_vec();
                         tracing::debug!(%peer, message_id, "duplicate CON, replaying the cached reply");
                         self.transmits.push_back(Transmit {
                             destination: peer,
@@ -414,15 +427,13 @@ impl MessageLayer {
                 } else {
                     NON_LIFETIME
                 };
-                self.seen.insert(
-                    (peer, message_id),
-                    Seen {
-                        expires: now + lifetime,
-                        reply: None,
-                    },
-                );
-                self.seen_deadlines
-                    .insert((now + lifetime, peer, message_id));
+                self.seen.insert((peer, message_id), None);
+                let queue = if confirmable {
+                    &mut self.seen_con
+                } else {
+                    &mut self.seen_non
+                };
+                queue.push_back((now + lifetime, peer, message_id));
                 if raw == 0 {
                     // A CON Empty message is a "CoAP ping", answered with Reset
                     // (§4.3); a NON Empty message is meaningless and dropped.
@@ -577,13 +588,20 @@ impl MessageLayer {
     /// the due deadlines. A deadline whose entry was replaced or removed
     /// since is dropped without touching the entry.
     fn expire(&mut self, now: Instant) {
-        while let Some(&(at, peer, id)) = self.seen_deadlines.first() {
-            if at > now {
-                break;
-            }
-            self.seen_deadlines.pop_first();
-            if self.seen.get(&(peer, id)).is_some_and(|s| s.expires == at) {
+        for queue in [&mut self.seen_con, &mut self.seen_non] {
+            while let Some(&(at, peer, id)) = queue.front() {
+                if at > now {
+                    break;
+                }
+                queue.pop_front();
                 self.seen.remove(&(peer, id));
+            }
+        }
+        super::shrink::if_sparse(&mut self.seen);
+        super::shrink::if_sparse(&mut self.sent_non);
+        for queue in [&mut self.seen_con, &mut self.seen_non] {
+            if queue.capacity() > 64 && queue.len() < queue.capacity() / 4 {
+                queue.shrink_to(queue.len() * 2);
             }
         }
         while let Some(&(at, peer, id)) = self.sent_non_deadlines.first() {

@@ -9,6 +9,7 @@ pub mod critical;
 pub mod exchange;
 pub mod observe;
 pub mod options;
+pub(crate) mod shrink;
 mod summary;
 pub mod wire;
 pub mod xorshift;

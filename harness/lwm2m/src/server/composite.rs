@@ -429,7 +429,7 @@ impl super::Server {
             exchange,
             super::Pending {
                 id,
-                endpoint: endpoint.to_string(),
+                endpoint: self.endpoint_key(endpoint),
                 path: Path::ROOT,
                 observe_token: None,
                 push: Some(push),
@@ -452,15 +452,33 @@ impl super::Server {
     ) -> Result<(Vec<u8>, bool), super::RequestError> {
         match request {
             super::DmRequest::ObserveComposite { paths, format } => {
-                // Entries of observations that ended (or never began) go.
+                // This client's entries of observations that ended (or
+                // never began) go: only its own observations and requests
+                // are looked at (the indexes by endpoint), so the cost
+                // does not grow with the fleet (issue 16). Ending a
+                // registration drops its entries (`end_registration`).
                 let live: Vec<super::RequestId> = self
-                    .observations
-                    .values()
-                    .map(|o| o.id)
-                    .chain(self.pending.values().map(|p| p.id))
+                    .observation_tokens(endpoint)
+                    .iter()
+                    .filter_map(|t| self.observations.get(t).map(|o| o.id))
+                    .chain(
+                        self.pending
+                            .of_endpoint(endpoint)
+                            .iter()
+                            .filter_map(|e| self.pending.get(e).map(|p| p.id)),
+                    )
                     .collect();
-                self.composite_observations
-                    .retain(|id, _| live.contains(id));
+                let key = self.endpoint_key(endpoint);
+                let owned = self.composite_by.entry(key).or_default();
+                let composite = &mut self.composite_observations;
+                owned.retain(|id| {
+                    let keep = live.contains(id);
+                    if !keep {
+                        composite.remove(id);
+                    }
+                    keep
+                });
+                owned.push(id);
                 let listed = self
                     .registrations
                     .get(endpoint)
@@ -474,10 +492,7 @@ impl super::Server {
             super::DmRequest::CancelObserveComposite { paths } => {
                 let (_, observation) = self.composite_observation(endpoint, paths)?;
                 let token = self
-                    .observations
-                    .iter()
-                    .find(|(_, o)| o.id == observation)
-                    .map(|(t, _)| t.clone())
+                    .newest_observation(endpoint, |o| o.id == observation)
                     .ok_or_else(|| {
                         super::RequestError::Invalid(format!(
                             "no Observe-Composite of {} on {endpoint}",
@@ -503,9 +518,9 @@ impl super::Server {
     ) -> Result<(ContentFormat, super::RequestId), super::RequestError> {
         let mut wanted = paths.to_vec();
         wanted.sort();
-        self.observations
-            .values()
-            .filter(|o| o.endpoint == endpoint)
+        self.observation_tokens(endpoint)
+            .iter()
+            .filter_map(|t| self.observations.get(t))
             .filter_map(|o| {
                 let (format, observed) = self.composite_observations.get(&o.id)?;
                 let mut observed = observed.clone();

@@ -12,6 +12,7 @@
 //! O(log n) to insert, move or remove one, O(1) to peek.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Registration deadlines in time order, each with its endpoint name.
@@ -24,23 +25,24 @@ use std::time::Instant;
 /// early wake-up, never a wrong expiry.
 #[derive(Debug, Default)]
 pub(super) struct Deadlines {
-    by_time: BTreeSet<(Instant, String)>,
+    /// The name is the registration's shared key (no copy of it here).
+    by_time: BTreeSet<(Instant, Arc<str>)>,
 }
 
 impl Deadlines {
     /// Records that `endpoint` expires at `at`; `None` (a lifetime beyond
     /// the clock's range, see `Registration::expires_at`) never expires and
     /// is not recorded.
-    pub(super) fn insert(&mut self, at: Option<Instant>, endpoint: &str) {
+    pub(super) fn insert(&mut self, at: Option<Instant>, endpoint: &Arc<str>) {
         if let Some(at) = at {
-            self.by_time.insert((at, endpoint.to_string()));
+            self.by_time.insert((at, endpoint.clone()));
         }
     }
 
     /// Forgets the deadline `at` of `endpoint` (as `insert` was given it).
-    pub(super) fn remove(&mut self, at: Option<Instant>, endpoint: &str) {
+    pub(super) fn remove(&mut self, at: Option<Instant>, endpoint: &Arc<str>) {
         if let Some(at) = at {
-            self.by_time.remove(&(at, endpoint.to_string()));
+            self.by_time.remove(&(at, endpoint.clone()));
         }
     }
 
@@ -51,7 +53,7 @@ impl Deadlines {
 
     /// Takes the earliest entry if it is due at `now` (deadline `<= now`:
     /// the registration is gone at that very instant).
-    pub(super) fn pop_due(&mut self, now: Instant) -> Option<(Instant, String)> {
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<(Instant, Arc<str>)> {
         if self.next()? <= now {
             self.by_time.pop_first()
         } else {
@@ -59,7 +61,6 @@ impl Deadlines {
         }
     }
 
-    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.by_time.len()
     }
@@ -101,6 +102,22 @@ impl LocationIds {
         self.next += 1;
         format!("{id:04x}")
     }
+
+    /// The number the next `next_id` will write.
+    pub(super) fn peek(&self) -> u64 {
+        self.next
+    }
+
+    /// The number of a location this scheme wrote (`/rd/0abc` -> 0xabc):
+    /// what the server keys its locations by, so that it holds a `u64`
+    /// per device rather than a second copy of the string. Anything else
+    /// — another path, upper case, a leading zero the scheme never
+    /// writes — is `None`: no registration lives there.
+    pub(super) fn parse(location: &str) -> Option<u64> {
+        let id = location.strip_prefix("/rd/")?;
+        let number = u64::from_str_radix(id, 16).ok()?;
+        (format!("{number:04x}") == id).then_some(number)
+    }
 }
 
 #[cfg(test)]
@@ -112,15 +129,15 @@ mod tests {
     fn only_due_deadlines_pop_and_in_time_order() {
         let t0 = Instant::now();
         let mut d = Deadlines::default();
-        d.insert(Some(t0 + Duration::from_secs(20)), "b");
-        d.insert(Some(t0 + Duration::from_secs(10)), "a");
-        d.insert(None, "never");
+        d.insert(Some(t0 + Duration::from_secs(20)), &Arc::from("b"));
+        d.insert(Some(t0 + Duration::from_secs(10)), &Arc::from("a"));
+        d.insert(None, &Arc::from("never"));
         assert_eq!(d.len(), 2);
         assert_eq!(d.next(), Some(t0 + Duration::from_secs(10)));
         assert_eq!(d.pop_due(t0 + Duration::from_secs(9)), None);
         let (_, first) = d.pop_due(t0 + Duration::from_secs(20)).unwrap();
         let (_, second) = d.pop_due(t0 + Duration::from_secs(20)).unwrap();
-        assert_eq!((first.as_str(), second.as_str()), ("a", "b"));
+        assert_eq!((&*first, &*second), ("a", "b"));
         assert_eq!(d.pop_due(t0 + Duration::from_secs(3600)), None);
     }
 
@@ -128,8 +145,8 @@ mod tests {
     fn a_removed_deadline_no_longer_wakes() {
         let t0 = Instant::now();
         let mut d = Deadlines::default();
-        d.insert(Some(t0), "a");
-        d.remove(Some(t0), "a");
+        d.insert(Some(t0), &Arc::from("a"));
+        d.remove(Some(t0), &Arc::from("a"));
         assert_eq!(d.next(), None);
     }
 
@@ -141,5 +158,21 @@ mod tests {
         let mut ids = LocationIds::new(0xffff);
         assert_eq!(ids.next_id(), "ffff");
         assert_eq!(ids.next_id(), "10000");
+    }
+
+    #[test]
+    fn a_location_parses_back_to_its_number_only_as_written() {
+        assert_eq!(LocationIds::parse("/rd/0abc"), Some(0xabc));
+        assert_eq!(LocationIds::parse("/rd/10000"), Some(0x10000));
+        assert_eq!(
+            LocationIds::parse("/rd/abc"),
+            None,
+            "never written without the zero"
+        );
+        assert_eq!(LocationIds::parse("/rd/0ABC"), None);
+        assert_eq!(LocationIds::parse("/rd/00abc"), None);
+        assert_eq!(LocationIds::parse("/rd/xyz1"), None);
+        assert_eq!(LocationIds::parse("/bs/0abc"), None);
+        assert_eq!(LocationIds::parse("/rd/"), None);
     }
 }

@@ -31,6 +31,7 @@
 pub mod composite;
 mod expiry;
 mod fetch;
+mod pending;
 mod push;
 mod queue;
 mod registration;
@@ -49,6 +50,7 @@ pub use security::{Authorizer, SecurityEvent};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coap_lite::{CoapOption, MessageClass, Packet, RequestType};
@@ -304,8 +306,10 @@ pub enum RequestError {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerEvent {
-    Registered(Registration),
-    Updated(Registration),
+    /// Shared with the server's table (and the snapshot beside it): an
+    /// event history of thousands of registrations holds each once (issue 16).
+    Registered(Arc<Registration>),
+    Updated(Arc<Registration>),
     Deregistered {
         endpoint: String,
     },
@@ -370,11 +374,27 @@ pub enum ServerEvent {
     },
 }
 
+/// Entry counts of the server's tables and indexes ([`Server::bookkeeping`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Bookkeeping {
+    pub registrations: usize,
+    pub locations: usize,
+    pub deadlines: usize,
+    pub requests_in_flight: usize,
+    /// Endpoints in the requests-in-flight index.
+    pub endpoints_with_requests: usize,
+    pub observations: usize,
+    /// Endpoints in the observations index.
+    pub endpoints_observed: usize,
+    pub composite_observations: usize,
+}
+
 /// A request in flight.
 #[derive(Debug)]
 struct Pending {
     id: RequestId,
-    endpoint: String,
+    /// Shared with the registration's keys (one name per device, issue 16).
+    endpoint: Arc<str>,
     path: Path,
     /// For Observe: the token, to record the observation when the first response comes.
     observe_token: Option<Vec<u8>>,
@@ -392,7 +412,7 @@ struct Pending {
 #[derive(Debug)]
 struct Observation {
     id: RequestId,
-    endpoint: String,
+    endpoint: Arc<str>,
     path: Path,
     seq: Option<ObserveSeq>,
 }
@@ -404,15 +424,17 @@ pub struct Server {
     /// By endpoint name. Shared (`Arc`) with the server crate's snapshot,
     /// so a fleet's registrations are held once, not once per reader
     /// (issue 16); an Update copies only a registration a reader still holds.
-    registrations: BTreeMap<String, std::sync::Arc<Registration>>,
-    /// Location ("/rd/5a3f") to endpoint name.
-    locations: HashMap<String, String>,
+    /// The key is the endpoint name every index of the server shares (an
+    /// `Arc<str>`: one allocation per device, not one per map).
+    registrations: BTreeMap<Arc<str>, Arc<Registration>>,
+    /// Location id (the number of `/rd/5a3f`, see `expiry.rs`) to endpoint name.
+    locations: HashMap<u64, Arc<str>>,
     /// When each registration expires, in time order (see `expiry.rs`).
     deadlines: expiry::Deadlines,
     /// The next location names; started at the first Register, with the
     /// draw the old random scheme made there (see `expiry.rs`).
     location_ids: Option<expiry::LocationIds>,
-    pending: HashMap<ExchangeId, Pending>,
+    pending: pending::PendingTable,
     /// Register and Update bodies arriving in Block1 blocks, by (peer, Uri-Path).
     block1: Block1Inbox<(SocketAddr, Vec<String>)>,
     observations: HashMap<Vec<u8>, Observation>,
@@ -420,9 +442,12 @@ pub struct Server {
     /// registration does not scan every observation of the fleet. It may
     /// hold tokens of observations that ended since (checked on use); each
     /// insert prunes that endpoint's list.
-    observed_by: HashMap<String, Vec<Vec<u8>>>,
+    observed_by: HashMap<Arc<str>, Vec<Vec<u8>>>,
     /// The paths of each Observe-Composite, by its request id (see `composite.rs`).
     composite_observations: HashMap<RequestId, (ContentFormat, Vec<Path>)>,
+    /// The ids in `composite_observations` of each endpoint, so that
+    /// pruning them looks at that client's only.
+    composite_by: HashMap<Arc<str>, Vec<RequestId>>,
     events: VecDeque<ServerEvent>,
     next_request: u64,
     /// See [`Server::set_authorizer`].
@@ -443,11 +468,12 @@ impl Server {
             locations: HashMap::new(),
             deadlines: expiry::Deadlines::default(),
             location_ids: None,
-            pending: HashMap::new(),
+            pending: pending::PendingTable::default(),
             block1: Block1Inbox::new(REGISTRATION_BODY_LIMIT, MAX_SZX),
             observations: HashMap::new(),
             observed_by: HashMap::new(),
             composite_observations: HashMap::new(),
+            composite_by: HashMap::new(),
             events: VecDeque::new(),
             next_request: 1,
             authorizer: None,
@@ -504,7 +530,9 @@ impl Server {
             tracing::info!(%endpoint, "registration expired");
             self.queue_fail_held(now, &endpoint, true);
             self.end_registration(now, &endpoint);
-            self.events.push_back(ServerEvent::Expired { endpoint });
+            self.events.push_back(ServerEvent::Expired {
+                endpoint: endpoint.to_string(),
+            });
         }
     }
 
@@ -536,6 +564,30 @@ impl Server {
     /// of the registrations beside the server holds.
     pub fn registration_shared(&self, endpoint: &str) -> Option<std::sync::Arc<Registration>> {
         self.registrations.get(endpoint).cloned()
+    }
+
+    /// How many entries each index of the server holds: what a test checks
+    /// to see that an ended registration leaves nothing behind (issue 16).
+    pub fn bookkeeping(&self) -> Bookkeeping {
+        Bookkeeping {
+            registrations: self.registrations.len(),
+            locations: self.locations.len(),
+            deadlines: self.deadlines.len(),
+            requests_in_flight: self.pending.len(),
+            endpoints_with_requests: self.pending.endpoints_indexed(),
+            observations: self.observations.len(),
+            endpoints_observed: self.observed_by.len(),
+            composite_observations: self.composite_observations.len(),
+        }
+    }
+
+    /// The registration with the endpoint name the server keys it by, both
+    /// shared: a snapshot beside the server holds them without a copy of
+    /// either (issue 16).
+    pub fn registration_entry(&self, endpoint: &str) -> Option<(Arc<str>, Arc<Registration>)> {
+        self.registrations
+            .get_key_value(endpoint)
+            .map(|(k, r)| (k.clone(), r.clone()))
     }
 
     pub fn registrations(&self) -> Vec<&Registration> {
@@ -604,11 +656,7 @@ impl Server {
             DmRequest::CancelObserve { path } => {
                 // Of several observations of one path, the newest is cancelled.
                 let token = self
-                    .observations
-                    .iter()
-                    .filter(|(_, o)| o.endpoint == endpoint && o.path == *path)
-                    .max_by_key(|(_, o)| o.id)
-                    .map(|(t, _)| t.clone())
+                    .newest_observation(endpoint, |o| o.path == *path)
                     .ok_or_else(|| {
                         RequestError::Invalid(format!("no observation of {path} on {endpoint}"))
                     })?;
@@ -624,7 +672,7 @@ impl Server {
             exchange,
             Pending {
                 id,
-                endpoint: endpoint.to_string(),
+                endpoint: self.endpoint_key(endpoint),
                 path,
                 observe_token,
                 push: None,
@@ -700,7 +748,7 @@ impl Server {
             exchange,
             Pending {
                 id,
-                endpoint: endpoint.to_string(),
+                endpoint: self.endpoint_key(endpoint),
                 path,
                 observe_token: None,
                 push: Some(push),
@@ -762,7 +810,7 @@ impl Server {
         self.publish_push_progress(&pending, &push);
         self.events.push_back(ServerEvent::Response {
             id: pending.id,
-            endpoint: pending.endpoint,
+            endpoint: pending.endpoint.to_string(),
             result,
         });
     }
@@ -770,7 +818,7 @@ impl Server {
     fn publish_push_progress(&mut self, pending: &Pending, push: &push::Push) {
         self.events.push_back(ServerEvent::PushProgress {
             id: pending.id,
-            endpoint: pending.endpoint.clone(),
+            endpoint: pending.endpoint.to_string(),
             progress: push.progress(),
         });
     }
@@ -799,7 +847,7 @@ impl Server {
         }
         self.events.push_back(ServerEvent::Response {
             id: pending.id,
-            endpoint: pending.endpoint,
+            endpoint: pending.endpoint.to_string(),
             result: Err(error),
         });
     }
@@ -807,13 +855,26 @@ impl Server {
     /// After retransmissions: each push's block in flight learns how often
     /// it has been sent.
     fn update_push_transmissions(&mut self) {
-        for (exchange, pending) in &mut self.pending {
-            if let (Some(push), Some(t)) =
-                (pending.push.as_mut(), self.layer.transmissions(*exchange))
-            {
+        for exchange in self.pending.push_exchanges() {
+            let transmissions = self.layer.transmissions(exchange);
+            if let (Some(push), Some(t)) = (
+                self.pending
+                    .get_mut(&exchange)
+                    .and_then(|p| p.push.as_mut()),
+                transmissions,
+            ) {
                 push.set_transmissions(t);
             }
         }
+    }
+
+    /// `endpoint` as the registration table's shared key, so that an
+    /// index holding it adds no copy of the name (a fresh one if the
+    /// endpoint is not registered, which the callers have ruled out).
+    fn endpoint_key(&self, endpoint: &str) -> Arc<str> {
+        self.registrations
+            .get_key_value(endpoint)
+            .map_or_else(|| Arc::from(endpoint), |(k, _)| k.clone())
     }
 
     /// Forgets the newest observation of `path` on `endpoint` without
@@ -823,12 +884,7 @@ impl Server {
     /// Reset, which ends the observation there. `None` when there is no such
     /// observation.
     pub fn forget_observation(&mut self, endpoint: &str, path: Path) -> Option<Vec<u8>> {
-        let token = self
-            .observations
-            .iter()
-            .filter(|(_, o)| o.endpoint == endpoint && o.path == path)
-            .max_by_key(|(_, o)| o.id)
-            .map(|(t, _)| t.clone())?;
+        let token = self.newest_observation(endpoint, |o| o.path == path)?;
         self.observations.remove(&token);
         Some(token)
     }
@@ -836,9 +892,9 @@ impl Server {
     /// Ids of the observations currently established with an endpoint, and their paths.
     pub fn observations(&self, endpoint: &str) -> Vec<(RequestId, Path)> {
         let mut v: Vec<_> = self
-            .observations
-            .values()
-            .filter(|o| o.endpoint == endpoint)
+            .observation_tokens(endpoint)
+            .iter()
+            .filter_map(|t| self.observations.get(t))
             .map(|o| (o.id, o.path))
             .collect();
         v.sort();
@@ -940,7 +996,7 @@ impl Server {
         }
         self.events.push_back(ServerEvent::Response {
             id: pending.id,
-            endpoint: pending.endpoint,
+            endpoint: pending.endpoint.to_string(),
             result,
         });
     }
@@ -991,7 +1047,7 @@ impl Server {
         }
         self.events.push_back(ServerEvent::Response {
             id: pending.id,
-            endpoint: pending.endpoint,
+            endpoint: pending.endpoint.to_string(),
             result,
         });
     }
@@ -1005,7 +1061,7 @@ impl Server {
         now: Instant,
         peer: SocketAddr,
         observation: RequestId,
-        endpoint: String,
+        endpoint: Arc<str>,
         path: Path,
         message: &Packet,
     ) {
@@ -1015,11 +1071,14 @@ impl Server {
         }
         let older: Vec<ExchangeId> = self
             .pending
-            .iter()
-            .filter(|(_, p)| {
-                p.id == observation && p.fetch.as_ref().is_some_and(fetch::Fetch::is_notification)
+            .of_endpoint(&endpoint)
+            .into_iter()
+            .filter(|e| {
+                self.pending.get(e).is_some_and(|p| {
+                    p.id == observation
+                        && p.fetch.as_ref().is_some_and(fetch::Fetch::is_notification)
+                })
             })
-            .map(|(e, _)| *e)
             .collect();
         for exchange in older {
             tracing::debug!(%endpoint, %path, "a newer block-wise notification replaces the one being fetched");
@@ -1084,10 +1143,11 @@ impl Server {
         &mut self,
         peer: SocketAddr,
         observation: RequestId,
-        endpoint: String,
+        endpoint: Arc<str>,
         path: Path,
         message: &Packet,
     ) {
+        let endpoint = endpoint.to_string();
         match request::decode(message, &path, &self.config.registry) {
             Ok(Response {
                 content: Content::Records(records),
@@ -1192,19 +1252,22 @@ impl Server {
             Ok(v) => v,
             Err(e) => return Reply::error(e.code(), e.to_string()),
         };
-        if self.registrations.contains_key(&endpoint) {
+        if self.registrations.contains_key(endpoint.as_str()) {
             // LwM2M 1.1 Core §6.2.1: a new Register replaces the old registration.
             tracing::info!(%endpoint, "re-registration replaces the previous registration");
             self.end_registration(now, &endpoint);
         }
         let layer = &mut self.layer;
-        let id = self
+        let ids = self
             .location_ids
-            .get_or_insert_with(|| expiry::LocationIds::new(layer.random() as u16))
-            .next_id();
+            .get_or_insert_with(|| expiry::LocationIds::new(layer.random() as u16));
+        let number = ids.peek();
+        let id = ids.next_id();
         let location = format!("/rd/{id}");
         let queue_mode = params.queue_mode(&version).unwrap_or(false);
-        let list = params.objects.unwrap_or_default();
+        let mut list = params.objects.unwrap_or_default();
+        // Held for the registration's whole life: no spare capacity.
+        list.objects.shrink_to_fit();
         let registration = Registration {
             endpoint: endpoint.clone(),
             location: location.clone(),
@@ -1221,12 +1284,12 @@ impl Server {
             updated_at: now,
         };
         tracing::info!(%endpoint, %location, %peer, lifetime = ?registration.lifetime, "registered");
-        self.locations.insert(location, endpoint.clone());
-        self.deadlines
-            .insert(registration.expires_at(), &registration.endpoint);
-        self.registrations
-            .insert(endpoint, std::sync::Arc::new(registration.clone()));
-        self.queue_track(now, &registration.endpoint);
+        let key: Arc<str> = Arc::from(endpoint.as_str());
+        self.locations.insert(number, key.clone());
+        self.deadlines.insert(registration.expires_at(), &key);
+        let registration = Arc::new(registration);
+        self.registrations.insert(key, registration.clone());
+        self.queue_track(now, &endpoint);
         self.events.push_back(ServerEvent::Registered(registration));
         Reply {
             code: 201,
@@ -1236,18 +1299,14 @@ impl Server {
     }
 
     fn update(&mut self, now: Instant, peer: SocketAddr, message: &Packet, id: &str) -> Reply {
-        let Some(endpoint) = self.locations.get(&format!("/rd/{id}")).cloned() else {
+        let Some(endpoint) = self.location(id) else {
             return Reply::error(404, format!("no registration at /rd/{id}"));
         };
         let params = match registration::parse(message) {
             Ok(p) => p,
             Err(e) => return Reply::error(e.code(), e.to_string()),
         };
-        let Some(reg) = self
-            .registrations
-            .get_mut(&endpoint)
-            .map(std::sync::Arc::make_mut)
-        else {
+        let Some(reg) = self.registrations.get_mut(&*endpoint).map(Arc::make_mut) else {
             return Reply::code(404);
         };
         if let Err(e) = registration::check_update(&params, &reg.lwm2m_version) {
@@ -1283,17 +1342,15 @@ impl Server {
         reg.updated_at = now;
         self.deadlines.insert(reg.expires_at(), &endpoint);
         tracing::debug!(%endpoint, "registration updated");
-        self.events.push_back(ServerEvent::Updated(reg.clone()));
+        // The event shares the registration with the table; the next
+        // Update copies it only while a reader still holds this one.
+        if let Some(shared) = self.registrations.get(&*endpoint) {
+            self.events.push_back(ServerEvent::Updated(shared.clone()));
+        }
         self.queue_track(now, &endpoint);
         if let Some(old) = moved {
             tracing::info!(%endpoint, %old, new = %peer, "client moved; requests in flight follow it");
-            let exchanges: Vec<ExchangeId> = self
-                .pending
-                .iter()
-                .filter(|(_, p)| p.endpoint == endpoint)
-                .map(|(e, _)| *e)
-                .collect();
-            for exchange in exchanges {
+            for exchange in self.pending.of_endpoint(&endpoint) {
                 self.layer.redirect(exchange, peer);
             }
         }
@@ -1301,13 +1358,14 @@ impl Server {
     }
 
     fn deregister(&mut self, now: Instant, id: &str) -> Reply {
-        let Some(endpoint) = self.locations.get(&format!("/rd/{id}")).cloned() else {
+        let Some(endpoint) = self.location(id) else {
             return Reply::error(404, format!("no registration at /rd/{id}"));
         };
         tracing::info!(%endpoint, "deregistered");
         self.end_registration(now, &endpoint);
-        self.events
-            .push_back(ServerEvent::Deregistered { endpoint });
+        self.events.push_back(ServerEvent::Deregistered {
+            endpoint: endpoint.to_string(),
+        });
         Reply::code(202)
     }
 
@@ -1337,29 +1395,37 @@ impl Server {
     /// to it end with `RegistrationEnded`.
     fn end_registration(&mut self, now: Instant, endpoint: &str) {
         self.queue_fail_held(now, endpoint, false);
-        if let Some(reg) = self.registrations.remove(endpoint) {
-            self.locations.remove(&reg.location);
-            self.deadlines.remove(reg.expires_at(), endpoint);
+        if let Some((key, reg)) = self.registrations.remove_entry(endpoint) {
+            if let Some(number) = expiry::LocationIds::parse(&reg.location) {
+                self.locations.remove(&number);
+            }
+            self.deadlines.remove(reg.expires_at(), &key);
         }
         for token in self.observed_by.remove(endpoint).unwrap_or_default() {
             if self
                 .observations
                 .get(&token)
-                .is_some_and(|o| o.endpoint == endpoint)
+                .is_some_and(|o| &*o.endpoint == endpoint)
             {
-                self.observations.remove(&token);
+                if let Some(o) = self.observations.remove(&token) {
+                    self.composite_observations.remove(&o.id);
+                }
             }
         }
-        let ended: Vec<ExchangeId> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.endpoint == endpoint)
-            .map(|(id, _)| *id)
-            .collect();
-        for exchange in ended {
+        for id in self.composite_by.remove(endpoint).unwrap_or_default() {
+            self.composite_observations.remove(&id);
+        }
+        crate::coap::shrink::if_sparse(&mut self.composite_by);
+        crate::coap::shrink::if_sparse(&mut self.locations);
+        crate::coap::shrink::if_sparse(&mut self.observations);
+        crate::coap::shrink::if_sparse(&mut self.observed_by);
+        crate::coap::shrink::if_sparse(&mut self.composite_observations);
+        for exchange in self.pending.of_endpoint(endpoint) {
             let transmissions = self.layer.transmissions(exchange);
             self.layer.cancel(exchange);
             if let Some(p) = self.pending.remove(&exchange) {
+                // An Observe-Composite that never got its answer.
+                self.composite_observations.remove(&p.id);
                 self.end_without_response(now, p, transmissions, RequestError::RegistrationEnded);
             }
         }
@@ -1370,6 +1436,42 @@ impl Server {
     /// Records an established observation (RFC 7641 §3.1) and indexes it
     /// by endpoint; every observation goes in through here, or
     /// `end_registration` would not find it.
+    /// The endpoint registered at `/rd/<id>`, if any.
+    fn location(&self, id: &str) -> Option<Arc<str>> {
+        let number = expiry::LocationIds::parse(&format!("/rd/{id}"))?;
+        self.locations.get(&number).cloned()
+    }
+
+    /// The tokens of `endpoint`'s live observations (the index may hold
+    /// tokens of observations that ended since; they are left out).
+    fn observation_tokens(&self, endpoint: &str) -> Vec<Vec<u8>> {
+        self.observed_by
+            .get(endpoint)
+            .into_iter()
+            .flatten()
+            .filter(|t| {
+                self.observations
+                    .get(*t)
+                    .is_some_and(|o| &*o.endpoint == endpoint)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The token of `endpoint`'s newest observation that `matches`.
+    fn newest_observation(
+        &self,
+        endpoint: &str,
+        matches: impl Fn(&Observation) -> bool,
+    ) -> Option<Vec<u8>> {
+        self.observation_tokens(endpoint)
+            .into_iter()
+            .filter_map(|t| self.observations.get(&t).map(|o| (t, o)))
+            .filter(|(_, o)| matches(o))
+            .max_by_key(|(_, o)| o.id)
+            .map(|(t, _)| t)
+    }
+
     fn add_observation(&mut self, token: Vec<u8>, observation: Observation) {
         let tokens = self
             .observed_by

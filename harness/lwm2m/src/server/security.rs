@@ -96,13 +96,8 @@ impl Server {
             (RequestType::Post, ["rd"]) => {
                 ("Register", registration::parse(message).ok()?.endpoint?)
             }
-            (RequestType::Post, ["rd", id]) => {
-                ("Update", self.locations.get(&format!("/rd/{id}"))?.clone())
-            }
-            (RequestType::Delete, ["rd", id]) => (
-                "De-register",
-                self.locations.get(&format!("/rd/{id}"))?.clone(),
-            ),
+            (RequestType::Post, ["rd", id]) => ("Update", self.location(id)?.to_string()),
+            (RequestType::Delete, ["rd", id]) => ("De-register", self.location(id)?.to_string()),
             _ => return None,
         };
         let identity = self.identity.clone();

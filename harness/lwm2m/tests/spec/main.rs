@@ -32,6 +32,7 @@ mod pair;
 mod push;
 mod queue_mode;
 mod registration_spec;
+mod security_object;
 mod server_at_scale;
 mod spec_bootstrap;
 mod spec_client;

@@ -306,3 +306,137 @@ fn a_shared_registration_is_the_servers_own_until_an_update_replaces_it() {
     );
     assert!(s.registration_shared("meter-9").is_none());
 }
+
+/// Sends a Read of /3/0/9 to `meter-<i>` and returns the datagram it went in.
+fn read_in_flight(server: &mut Server, now: Instant, i: u32) -> (SocketAddr, Vec<u8>) {
+    server
+        .request(
+            now,
+            &format!("meter-{i}"),
+            lwm2m::server::DmRequest::Read {
+                path: lwm2m::Path::resource(3, 0, 9),
+                format: None,
+            },
+        )
+        .unwrap();
+    let t = server.poll_transmit().expect("the request goes out");
+    (t.destination, t.payload)
+}
+
+/// Issue 16: ending a registration drops its requests in flight from the
+/// by-endpoint index (each ends with `RegistrationEnded`), and once the
+/// whole fleet has de-registered every index of the server is empty — no
+/// location, deadline, request or observation entry is left behind.
+#[test]
+fn de_registration_drops_its_requests_and_leaves_every_index_empty() {
+    const N: u32 = 300;
+    let mut s = server();
+    let t0 = Instant::now();
+    let locations: Vec<String> = (0..N).map(|i| register(&mut s, t0, i, 86_400)).collect();
+    for i in 0..N {
+        read_in_flight(&mut s, t0, i);
+    }
+    while s.poll_event().is_some() {}
+    let book = s.bookkeeping();
+    assert_eq!(
+        (book.registrations, book.locations, book.deadlines),
+        (N as usize, N as usize, N as usize)
+    );
+    assert_eq!(
+        (book.requests_in_flight, book.endpoints_with_requests),
+        (N as usize, N as usize)
+    );
+    let answer = deregister(&mut s, t0, 7, &locations[7]);
+    assert_eq!(
+        answer.header.code,
+        MessageClass::Response(ResponseType::Deleted)
+    );
+    let mut ended = Vec::new();
+    while let Some(e) = s.poll_event() {
+        if let ServerEvent::Response {
+            endpoint,
+            result: Err(lwm2m::server::RequestError::RegistrationEnded),
+            ..
+        } = e
+        {
+            ended.push(endpoint);
+        }
+    }
+    assert_eq!(ended, vec!["meter-7".to_string()]);
+    let book = s.bookkeeping();
+    assert_eq!(book.requests_in_flight, N as usize - 1);
+    assert_eq!(book.endpoints_with_requests, N as usize - 1);
+    for i in (0..N).filter(|i| *i != 7) {
+        deregister(&mut s, t0, i, &locations[i as usize]);
+    }
+    while s.poll_event().is_some() {}
+    assert_eq!(s.bookkeeping(), lwm2m::server::Bookkeeping::default());
+    // Nothing is left to retransmit either: no request outlived its registration.
+    assert_eq!(s.poll_timeout(), None);
+}
+
+/// Issue 16: with requests in flight to a whole fleet, an Update of one
+/// client from a new address (NAT rebinding, LwM2M 1.1 Core §6.2.2) moves
+/// that client's request — and only it — to the new address: at the
+/// retransmission (RFC 7252 §4.2, byte-identical) it goes there, while
+/// every other client's goes where it went before.
+#[test]
+fn a_client_that_moves_takes_only_its_own_requests_along() {
+    const N: u32 = 200;
+    let mut s = server();
+    let t0 = Instant::now();
+    let locations: Vec<String> = (0..N).map(|i| register(&mut s, t0, i, 86_400)).collect();
+    let sent: Vec<(SocketAddr, Vec<u8>)> = (0..N).map(|i| read_in_flight(&mut s, t0, i)).collect();
+    while s.poll_event().is_some() {}
+    let moved_to = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 9), 40_000));
+    let mut p = request(RequestType::Post, &["rd", &locations[42][4..]], &[]);
+    p.header.message_id = next_mid();
+    s.handle_datagram(t0, moved_to, &p.to_bytes().unwrap());
+    let answer = s.poll_transmit().unwrap();
+    assert_eq!(answer.destination, moved_to);
+    assert_eq!(
+        Packet::from_bytes(&answer.payload).unwrap().header.code,
+        MessageClass::Response(ResponseType::Changed)
+    );
+    // Every first retransmission falls due within ACK_TIMEOUT * 1.5 = 3 s.
+    s.handle_timeout(t0 + Duration::from_secs(3));
+    let mut again = Vec::new();
+    while let Some(t) = s.poll_transmit() {
+        again.push((t.destination, t.payload));
+    }
+    assert_eq!(again.len(), N as usize, "one retransmission each");
+    for (i, (to, bytes)) in sent.iter().enumerate() {
+        let want = if i == 42 { moved_to } else { *to };
+        assert!(
+            again.contains(&(want, bytes.clone())),
+            "meter-{i}'s request is retransmitted to {want}"
+        );
+    }
+    // The moved client's answer from its new address completes its request.
+    let get = Packet::from_bytes(&sent[42].1).unwrap();
+    let mut ack = Packet::new();
+    ack.header.set_type(MessageType::Acknowledgement);
+    ack.header.message_id = get.header.message_id;
+    ack.header.code = MessageClass::Response(ResponseType::Content);
+    ack.set_token(get.get_token().to_vec());
+    ack.add_option(CoapOption::ContentFormat, vec![0]);
+    ack.payload = b"87".to_vec();
+    s.handle_datagram(
+        t0 + Duration::from_secs(3),
+        moved_to,
+        &ack.to_bytes().unwrap(),
+    );
+    let mut answered = Vec::new();
+    while let Some(e) = s.poll_event() {
+        if let ServerEvent::Response {
+            endpoint,
+            result: Ok(r),
+            ..
+        } = e
+        {
+            answered.push((endpoint, r.code));
+        }
+    }
+    assert_eq!(answered, vec![("meter-42".to_string(), 205)]);
+    assert_eq!(s.bookkeeping().requests_in_flight, N as usize - 1);
+}

@@ -304,13 +304,18 @@ fn bootstrap_finish_is_post_bs_and_its_answer_decides_the_session() {
         assert_eq!(&finish[8..], &[0xb2, b'b', b's']);
         let finish = Packet::from_bytes(finish).unwrap();
         let _ = events(&mut s);
-        assert!(feed(&mut s, now, &answer(&finish, code, diagnostic)).is_empty());
+        // The answer comes later than the request was sent; the session's
+        // end names when Finish was sent, the bound for a Register made
+        // with the new configuration.
+        let later = now + std::time::Duration::from_millis(5);
+        assert!(feed(&mut s, later, &answer(&finish, code, diagnostic)).is_empty());
         let ev = events(&mut s);
         match code {
             ResponseType::Changed => assert_eq!(
                 &ev[1..],
                 &[BootstrapEvent::Finished {
-                    endpoint: "meter-1".into()
+                    endpoint: "meter-1".into(),
+                    finish_sent: Some(now),
                 }]
             ),
             _ => assert_eq!(

@@ -478,7 +478,7 @@ fn an_update_changing_binding_and_object_list_replaces_them() {
             Path::instance(5, 0)
         ]
     );
-    assert_eq!(s.registration("meter-1").unwrap(), reg);
+    assert_eq!(s.registration("meter-1").unwrap(), &**reg);
 
     let reply = answer(&mut s, t0, A, &con_post(0x102, &path, &["b=M"], None));
     assert_eq!(

@@ -46,6 +46,9 @@ pub use workers::clients_main;
 /// resource 13, LwM2M 1.1 Core Appendix E.4), a value every meter has.
 const OBSERVED: &str = "/3/0/13";
 
+/// Observe requests the server child hands to its server at once.
+const OBSERVE_WINDOW: usize = 256;
+
 /// RFC 7252 §4.8 transmission parameters.
 const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_RETRANSMIT: u32 = 4;
@@ -135,8 +138,29 @@ pub fn server_main(args: FleetServerArgs) -> ExitCode {
         let mut events = handle.subscribe();
         let mut last_seen = handle.current_seq();
         let mut observed = std::collections::HashSet::new();
+        // Observe requests not yet handed to the server, and those being
+        // handed (a round trip to its thread each). A window, not a task
+        // per registration: 100,000 tasks waiting on a busy server thread
+        // held about 1 KiB each, which this process's VmRSS — the figure
+        // of server memory per device — counted as the server's (issue 16).
+        let mut waiting: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let mut observing = JoinSet::new();
         loop {
+            while observing.len() < OBSERVE_WINDOW {
+                let Some(endpoint) = waiting.pop_front() else { break };
+                let handle = handle.clone();
+                observing.spawn(async move {
+                    let request = lwm2m::server::DmRequest::Observe { path, format: None };
+                    if let Err(e) = handle.start_request(&endpoint, request).await {
+                        eprintln!("observe {endpoint}: {e}");
+                    }
+                });
+            }
+            if waiting.len() * 4 < waiting.capacity() && waiting.capacity() > 1024 {
+                waiting.shrink_to(waiting.len() * 2);
+            }
             tokio::select! {
+                Some(_) = observing.join_next(), if !observing.is_empty() => {}
                 request = requests.recv() => match request.as_deref() {
                     None => break,
                     Some("trim") => {
@@ -167,7 +191,7 @@ pub fn server_main(args: FleetServerArgs) -> ExitCode {
                             );
                         }
                         match event {
-                            lwm2m::server::ServerEvent::Registered(r) => new.push(r.endpoint),
+                            lwm2m::server::ServerEvent::Registered(r) => new.push(r.endpoint.clone()),
                             lwm2m::server::ServerEvent::Deregistered { endpoint }
                             | lwm2m::server::ServerEvent::Expired { endpoint } => {
                                 observed.remove(&endpoint);
@@ -175,19 +199,12 @@ pub fn server_main(args: FleetServerArgs) -> ExitCode {
                             _ => {}
                         }
                         for endpoint in new {
-                            if !observed.insert(endpoint.clone()) {
-                                continue;
-                            }
                             // Not awaited here: the answer is a round trip
                             // to the server's thread, and this reader must
                             // keep up with the registrations.
-                            let handle = handle.clone();
-                            tokio::spawn(async move {
-                                let request = lwm2m::server::DmRequest::Observe { path, format: None };
-                                if let Err(e) = handle.start_request(&endpoint, request).await {
-                                    eprintln!("observe {endpoint}: {e}");
-                                }
-                            });
+                            if observed.insert(endpoint.clone()) {
+                                waiting.push_back(endpoint);
+                            }
                         }
                     }
                     None => break,
@@ -281,10 +298,27 @@ struct ChildServer {
 }
 
 impl ChildServer {
+    /// `METERBENCH_FLEET_SERVER_PREFIX` (e.g. `heaptrack -o /tmp/fleet`)
+    /// runs the server child (not the echo) under a profiler, which is how docs/perf's heap
+    /// profile was taken; the memory figures are then the profiler's
+    /// process's, not the server's, so read the profile instead.
     fn start(extra: &[String]) -> Result<ChildServer, String> {
         let exe =
             std::env::current_exe().map_err(|e| format!("cannot find meterbench itself: {e}"))?;
-        let mut child = Command::new(exe)
+        let prefix = match extra.iter().any(|a| a == "--echo") {
+            true => String::new(),
+            false => std::env::var("METERBENCH_FLEET_SERVER_PREFIX").unwrap_or_default(),
+        };
+        let mut prefix = prefix.split_whitespace();
+        let mut command = match prefix.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(prefix).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .args(["bench", "fleet-server", "--bind", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "warn")
@@ -300,7 +334,13 @@ impl ChildServer {
             .ok_or("no stdout from the server child")?;
         let mut lines = BufReader::new(stdout).lines();
         // The child prints one line once bound (or exits with an error on stderr).
-        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        // A profiler prefix may say a line or two of its own first.
+        let first = lines
+            .by_ref()
+            .take(8)
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("listening "))
+            .unwrap_or_default();
         let Some(addr) = first
             .strip_prefix("listening ")
             .and_then(|a| a.trim().parse().ok())

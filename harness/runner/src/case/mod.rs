@@ -18,6 +18,11 @@ use model::CaseFile;
 /// Default whole-case limit when the case names none.
 pub const DEFAULT_CASE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Default limit of a case's `cleanup:`, apart from its `timeout`: enough
+/// to write a few settings back and await the device's Update; a cleanup
+/// that reboots the device gets the rig's reboot wait on top.
+pub const DEFAULT_CLEANUP_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A case, validated.
 #[derive(Debug, Clone)]
 pub struct Case {
@@ -32,6 +37,19 @@ pub struct Case {
     /// Path as given (relative to where meterbench was started), for messages.
     pub file: PathBuf,
     pub steps: Vec<CaseStep>,
+    /// Steps that put the device back, run after `steps` however they
+    /// ended (see [`crate::steps::cleanup`]); empty when the case has none.
+    pub cleanup: Vec<CaseStep>,
+    /// How long `cleanup` may take, apart from `timeout`.
+    pub cleanup_timeout: Duration,
+}
+
+impl Case {
+    /// The case's steps, then its cleanup's: what the case may do to the
+    /// device, so what it needs and the firmware roles it names.
+    pub fn all_steps(&self) -> impl Iterator<Item = &CaseStep> {
+        self.steps.iter().chain(&self.cleanup)
+    }
 }
 
 /// What a group case needs of its rig: every device, at least `min` of them.
@@ -173,6 +191,10 @@ pub fn load_case(file: &FsPath, vars: &Vars) -> Result<Case, LoadError> {
     }
     let mut steps = raw.steps;
     bind_vars(&mut steps, vars).map_err(|(step, m)| LoadError::new(file, step.0, step.1, m))?;
+    let (mut cleanup, cleanup_timeout) =
+        cleanup_of(&text, raw.cleanup, raw.cleanup_timeout, raw.group.is_some())
+            .map_err(|(line, m)| LoadError::new(file, line, 1, m))?;
+    bind_vars(&mut cleanup, vars).map_err(|(step, m)| LoadError::new(file, step.0, step.1, m))?;
     let group = raw.group.as_ref().map(group_of).transpose().map_err(|m| {
         // Where `group:` is written: the top-level key's line.
         let line = text
@@ -182,6 +204,8 @@ pub fn load_case(file: &FsPath, vars: &Vars) -> Result<Case, LoadError> {
         LoadError::new(file, line, 1, m)
     })?;
     check_group_steps(&steps, group.is_some())
+        .map_err(|(line, column, m)| LoadError::new(file, u64::from(line), u64::from(column), m))?;
+    check_group_steps(&cleanup, false)
         .map_err(|(line, column, m)| LoadError::new(file, u64::from(line), u64::from(column), m))?;
     Ok(Case {
         id: raw.id,
@@ -193,7 +217,58 @@ pub fn load_case(file: &FsPath, vars: &Vars) -> Result<Case, LoadError> {
         group,
         file: file.to_path_buf(),
         steps,
+        cleanup,
+        cleanup_timeout,
     })
+}
+
+/// The line of a top-level key of a case file (1 when it is not found).
+fn key_line(text: &str, key: &str) -> u64 {
+    text.lines()
+        .position(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))
+        .map_or(1, |i| i as u64 + 1)
+}
+
+/// A case file's `cleanup:` and `cleanup_timeout:`, checked; a refusal
+/// names the line of the key it is about.
+fn cleanup_of(
+    text: &str,
+    cleanup: Option<Vec<CaseStep>>,
+    timeout: Option<Duration>,
+    group: bool,
+) -> Result<(Vec<CaseStep>, Duration), (u64, String)> {
+    let Some(cleanup) = cleanup else {
+        return match timeout {
+            Some(_) => Err((
+                key_line(text, "cleanup_timeout"),
+                "`cleanup_timeout` without `cleanup`: there is no cleanup for it to limit".into(),
+            )),
+            None => Ok((Vec::new(), DEFAULT_CLEANUP_TIMEOUT)),
+        };
+    };
+    let line = key_line(text, "cleanup");
+    if cleanup.is_empty() {
+        return Err((
+            line,
+            "`cleanup:` holds no step: give the steps that put the device back, or leave the key out"
+                .into(),
+        ));
+    }
+    if group {
+        // A group's members each need their own cleanup run, judged on
+        // its own: not supported yet, so refused rather than ignored.
+        return Err((
+            line,
+            "a group case (`group:`) cannot have a `cleanup:` yet: end its steps with the ones that put the devices back".into(),
+        ));
+    }
+    if timeout.is_some_and(|t| t.is_zero()) {
+        return Err((
+            key_line(text, "cleanup_timeout"),
+            "`cleanup_timeout: 0s` leaves the cleanup no time: give it a limit above 0".into(),
+        ));
+    }
+    Ok((cleanup, timeout.unwrap_or(DEFAULT_CLEANUP_TIMEOUT)))
 }
 
 /// Loads every `*.yaml` / `*.yml` under `dir`, sorted by path. Duplicate ids are an error.
@@ -319,8 +394,19 @@ mod tests {
         // Each step reads back as its kind, in the case's words.
         assert!(cases
             .iter()
-            .flat_map(|c| &c.steps)
+            .flat_map(|c| c.all_steps())
             .all(|s| !s.describe().is_empty() && s.line > 0));
+        // The cases that restore what they change do it in a cleanup.
+        for id in [
+            "queue-psm-wakes-within-timers",
+            "reg-extend-lifetime",
+            "composite-write",
+            "euicc-switch-fails-falls-back",
+            "euicc-switch-profile",
+        ] {
+            let case = cases.iter().find(|c| c.id == id).unwrap();
+            assert!(!case.cleanup.is_empty(), "{id} has a cleanup");
+        }
     }
 
     #[test]
@@ -521,6 +607,78 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.line, 5, "{e}");
         assert!(e.message.contains("exactly one of"), "{e}");
+    }
+
+    #[test]
+    fn a_cleanup_holds_steps_of_every_kind_with_their_lines_and_its_own_limit() {
+        let case = load_text(
+            "id: x\ntitle: t\nsteps:\n  - read: { path: /1/*/6, save: ns }\ncleanup:\n  - write: { path: /1/*/6, value: \"{saved:ns}\" }\n  - at: { command: psm_off }\n    within: 5s\n  - power: cycle\n",
+        )
+        .unwrap();
+        assert_eq!(
+            case.cleanup.iter().map(|s| s.line).collect::<Vec<_>>(),
+            [6, 7, 9]
+        );
+        assert_eq!(case.cleanup[1].within, Some(Duration::from_secs(5)));
+        assert_eq!(case.cleanup_timeout, DEFAULT_CLEANUP_TIMEOUT);
+        // What the cleanup needs is needed before the case starts.
+        let needs = crate::steps::needs::of_case(&case);
+        for need in [
+            Need::Modem,
+            Need::Power,
+            Need::ModemAction("psm_off".into()),
+        ] {
+            assert!(needs.contains(&need), "{need} in {needs:?}");
+        }
+        let case = load_text(
+            "id: x\ntitle: t\ncleanup_timeout: 90s\nsteps:\n  - sleep: 1ms\ncleanup:\n  - repeat: { times: \"${MB_TEST_CLEANUP_ROUNDS:-2}\", steps: [ { sleep: 1ms } ] }\n",
+        )
+        .unwrap();
+        assert_eq!(case.cleanup_timeout, Duration::from_secs(90));
+        assert!(matches!(&case.cleanup[0].kind, StepKind::Repeat(r) if r.times() == 2));
+        let case = load_text("id: x\ntitle: t\nsteps:\n  - sleep: 1ms\n").unwrap();
+        assert!(case.cleanup.is_empty());
+    }
+
+    #[test]
+    fn cleanup_mistakes_name_file_line_and_column() {
+        let e = load_text(
+            "id: x\ntitle: t\nsteps:\n  - sleep: 1ms\ncleanup:\n  - sleep: 1ms\n  - write: { path: /3/0/14, valu: 1 }\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.column), (7, 29), "{e}");
+        assert!(e.message.contains("unknown field `valu`"), "{e}");
+        assert!(e.to_string().contains("case.yaml:7:29: "), "{e}");
+        let e = load_text("id: x\ntitle: t\nsteps:\n  - sleep: 1ms\ncleanup: []\n").unwrap_err();
+        assert_eq!((e.line, e.column), (5, 1), "{e}");
+        assert!(e.message.contains("holds no step"), "{e}");
+        let e = load_text("id: x\ntitle: t\ncleanup_timeout: 30s\nsteps:\n  - sleep: 1ms\n")
+            .unwrap_err();
+        assert_eq!((e.line, e.column), (3, 1), "{e}");
+        assert!(e.message.contains("without `cleanup`"), "{e}");
+        let e = load_text(
+            "id: x\ntitle: t\ncleanup_timeout: 0s\nsteps:\n  - sleep: 1ms\ncleanup:\n  - sleep: 1ms\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("no time"), "{e}");
+        let e = load_text(
+            "id: x\ntitle: t\ngroup: all\nsteps:\n  - await: registered\ncleanup:\n  - power: cycle\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+        assert!(e.message.contains("group case"), "{e}");
+        let e = load_text(
+            "id: x\ntitle: t\nsteps:\n  - sleep: 1ms\ncleanup:\n  - group: { read: /3/0 }\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.column), (6, 5), "{e}");
+        let e = load_text(
+            "id: x\ntitle: t\nsteps:\n  - sleep: 1ms\ncleanup:\n  - repeat: { times: \"${MB_UNSET_VAR}\", steps: [ { sleep: 1s } ] }\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+        assert!(e.message.contains("MB_UNSET_VAR is not set"), "{e}");
     }
 
     #[test]

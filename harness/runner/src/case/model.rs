@@ -38,6 +38,22 @@ pub struct CaseFile {
     #[serde(default)]
     pub group: Option<GroupSpec>,
     pub steps: Vec<super::CaseStep>,
+    /// Steps that put the device back as the case found it (a setting the
+    /// steps changed, PSM timers kept in the modem's NV, a network the lab
+    /// made refuse a profile): run after the steps however they ended —
+    /// passed, failed, errored, skipped part-way or out of time — as if
+    /// they followed the step that ended the case, with its saved values.
+    /// Not run when no step ran, nor after Ctrl-C/SIGTERM (the run's safe
+    /// end applies). A passed case whose cleanup fails is a failure: the
+    /// device was left changed. Not allowed in a group case.
+    #[serde(default)]
+    pub cleanup: Option<Vec<super::CaseStep>>,
+    /// How long the cleanup may take, apart from the case's `timeout`
+    /// (default 60s); a cleanup step that waits on the rig or the device (a
+    /// reboot) gets that wait even beyond it.
+    #[serde(default, deserialize_with = "rig::duration::deserialize_option")]
+    #[schemars(with = "Option<rig::schema::DurationText>")]
+    pub cleanup_timeout: Option<Duration>,
 }
 
 /// `group:` of a case file: `all` (every device of the rig, at least two:

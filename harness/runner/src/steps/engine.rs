@@ -1,6 +1,7 @@
 //! The loop that runs a case: checks that it applies, runs each step within
-//! its time, and turns the first step that goes wrong into the verdict.
-//! However the case ends — a verdict, a panic in a step, the run being
+//! its time, and turns the first step that goes wrong into the verdict;
+//! then runs the case's `cleanup:` (see [`crate::steps::cleanup`]) if any
+//! step ran. However the case ends — a verdict, a panic in a step, the run being
 //! interrupted — the engine returns, so the runner can go on and leave the
 //! bench as the rig file says.
 
@@ -69,6 +70,9 @@ pub async fn run_case(rig: &mut Session, case: &Case, control: &CaseControl) -> 
         };
     }
     let mut running: Option<usize> = None;
+    // Whether a step began to run: only then may the device be changed,
+    // and the cleanup run.
+    let mut began = false;
     let ended = {
         let steps = CatchUnwind(Box::pin(run_steps(
             rig,
@@ -76,6 +80,7 @@ pub async fn run_case(rig: &mut Session, case: &Case, control: &CaseControl) -> 
             case,
             control.fault,
             &mut running,
+            &mut began,
         )));
         tokio::select! {
             biased;
@@ -94,6 +99,9 @@ pub async fn run_case(rig: &mut Session, case: &Case, control: &CaseControl) -> 
         Ended::Panicked(payload) => panicked(case, running, payload.as_ref(), &mut ctx.log),
         Ended::Interrupted => {
             let _ = writeln!(ctx.log, "interrupted: the run was asked to stop");
+            // A run asked to stop ends at once: the safe end (power as the
+            // rig says, the network restored below) is all that runs.
+            crate::steps::cleanup::not_run(&mut ctx, case, "the run was asked to stop");
             restore_network(rig, &mut ctx);
             finish_power_cuts(&mut ctx);
             return CaseRun {
@@ -112,6 +120,12 @@ pub async fn run_case(rig: &mut Session, case: &Case, control: &CaseControl) -> 
         }
     }
     finish_firmware(rig, &mut ctx, case, &mut verdict);
+    if began && !case.cleanup.is_empty() {
+        verdict =
+            crate::steps::cleanup::run(rig, &mut ctx, case, verdict, control.stop.clone()).await;
+    } else {
+        crate::steps::cleanup::not_run(&mut ctx, case, "no step ran, so the device is as it was");
+    }
     tally_recoveries(&mut ctx);
     finish_power_cuts(&mut ctx);
     cancel_observations(rig, &mut ctx).await;
@@ -131,6 +145,7 @@ async fn run_steps(
     case: &Case,
     fault: Option<InjectedFault>,
     running: &mut Option<usize>,
+    began: &mut bool,
 ) -> Verdict {
     let started = Instant::now();
     let mut deadline = started + case.timeout;
@@ -196,6 +211,7 @@ async fn run_steps(
             }
         }
         let marks = Marks::now(rig);
+        *began = true;
         let step_run = async {
             inject(fault, index, step);
             run_step(step, remaining, ctx, rig).await
@@ -235,7 +251,7 @@ fn inject(fault: Option<InjectedFault>, index: usize, step: &CaseStep) {
 
 /// Resolves once the run is asked to stop; never without a stop signal
 /// (or once nobody can send it any more).
-async fn stopped(stop: Option<watch::Receiver<bool>>) {
+pub(super) async fn stopped(stop: Option<watch::Receiver<bool>>) {
     if let Some(mut stop) = stop {
         if stop.wait_for(|stop| *stop).await.is_ok() {
             return;
@@ -267,7 +283,7 @@ fn cut_off(ctx: &mut CaseContext, case: &Case) -> StepError {
 }
 
 /// The wait the step's kind asks for when the case gives it no `within`.
-fn default_wait(step: &CaseStep, rig: &Session, ctx: &CaseContext) -> Option<Wait> {
+pub(super) fn default_wait(step: &CaseStep, rig: &Session, ctx: &CaseContext) -> Option<Wait> {
     match step.within {
         Some(_) => None,
         None => step.kind.step().default_wait(rig, ctx),
@@ -307,7 +323,7 @@ pub fn run_step<'a>(
 }
 
 /// A rig with power control starts each case with the device on and pointed at our server.
-fn ensure_powered(rig: &mut Session, ctx: &mut CaseContext) -> Result<(), BenchError> {
+pub(super) fn ensure_powered(rig: &mut Session, ctx: &mut CaseContext) -> Result<(), BenchError> {
     if rig.power_is_on() == Some(false) {
         let _ = writeln!(ctx.log, "setup: power on and bring-up");
         // The server may still hold the registration the device had before

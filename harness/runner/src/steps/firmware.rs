@@ -91,7 +91,7 @@ impl FirmwareWatch {
                         let instance = crate::steps::instances::registered_instance(&r, OBJECT_ID)
                             .unwrap_or(instance);
                         ids = observe_object5(&server, &endpoint, instance, &rec).await;
-                        observed.send_replace(Some(r.location));
+                        observed.send_replace(Some(r.location.clone()));
                     }
                     _ => {}
                 }

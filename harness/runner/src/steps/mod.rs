@@ -6,6 +6,7 @@
 //! loop over a case's steps that knows no kind by name. Adding a kind is a
 //! new file in `kinds/` and one line in the list there.
 
+pub mod cleanup;
 mod context;
 mod engine;
 mod error;

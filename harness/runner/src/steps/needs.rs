@@ -19,7 +19,9 @@ use crate::steps::euicc;
 /// including the rig's eUICC values its `{euicc:...}` placeholders name.
 pub fn of_case(case: &Case) -> Vec<Need> {
     let mut needs = case.needs.clone();
-    for step in &case.steps {
+    // The cleanup's steps too: a case never starts without what it needs
+    // to put the device back.
+    for step in case.all_steps() {
         let implied = step.kind.step().needs().into_iter().chain(
             // A placeholder may sit in any text a step carries (a written
             // value, an expected one, an AT answer): the step's debug form
@@ -173,8 +175,7 @@ pub async fn missing_resource(rig: &Session, case: &Case, log: &mut String) -> O
 /// that is in the rig's store.
 pub async fn check_roles(rig: &mut Session, case: &Case) -> Result<(), RoleError> {
     let mut roles: Vec<String> = case
-        .steps
-        .iter()
+        .all_steps()
         .flat_map(|s| s.kind.step().firmware_roles())
         .collect();
     roles.sort();

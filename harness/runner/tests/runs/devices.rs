@@ -254,6 +254,12 @@ fn a_bad_devices_section_is_refused_naming_file_line_and_column() {
             virt,
             "bad.yaml:7:",
         ),
+        // One factory account for two meters: a shared credential.
+        (
+            "devices:\n  count: 2\n",
+            "  credentials: { from: file, path: /nowhere/secrets.yaml }\npower: { kind: virtual }\n",
+            "bad.yaml:8:",
+        ),
     ];
     for (section, power, place) in cases {
         let out = refused(dir.path(), section, power);
@@ -274,6 +280,15 @@ fn a_bad_devices_section_is_refused_naming_file_line_and_column() {
         virt,
     );
     assert!(out.contains("`a` is also device 1"), "{out}");
+    let out = refused(
+        dir.path(),
+        "devices:\n  count: 2\n",
+        "  credentials: { from: env, identity: ID_VAR, key: KEY_VAR }\npower: { kind: virtual }\n",
+    );
+    assert!(
+        out.contains("meter-1 and meter-2 would share one factory account"),
+        "{out}"
+    );
 
     // Two devices given one endpoint.
     let out = refused(

@@ -5,11 +5,14 @@
 //! which one meter loses power and one gets an unbootable image — each one
 //! testcase `<rig>::group::<case-id>`, with the campaign's tally as JUnit
 //! properties and its per-member report in `campaign.csv`; a group case
-//! that fails names the member; a rig of one device skips them all.
+//! that fails names the member; a rig of one device skips them all. A
+//! group step's `where` takes the templates other steps' values take, per
+//! member; `--retries` reruns a group case that ended in a bench error, as
+//! it does a single device's.
 
 use std::path::Path;
 
-use crate::support::{parse, root, run_cases, CaseRun};
+use crate::support::{junit, meterbench, parse, root, run_cases, text, CaseRun};
 
 /// The value of property `name` of testcase `case`.
 fn case_property(doc: &roxmltree::Document, case: &str, name: &str) -> Option<String> {
@@ -29,6 +32,25 @@ fn cases_with_a_failing_one(dir: &Path) -> std::path::PathBuf {
         let from = entry.unwrap().path();
         std::fs::copy(&from, cases.join(from.file_name().unwrap())).unwrap();
     }
+    // Templates in `where`, each member's own: every member saves its
+    // Timezone, one (meter-2) gets another, and `where` with `{saved:zone}`
+    // selects the three that kept theirs; `{saved:running}` selects all
+    // four; `{fw_version:upgrade}` is the rig's version of the role (the
+    // members that run it, whichever earlier case left them so). The
+    // Timezones are put back with a template in a group write's value.
+    std::fs::write(
+        cases.join("where-templates.yaml"),
+        "id: group-where-templates\ntitle: a group step's where takes each member's templates\nets_none: a test of the harness\ngroup: all\nneeds: [object/5]\ntimeout: 60s\nsteps:\n  \
+         - await: registered\n  \
+         - read: { path: /3/0/15, save: zone }\n  \
+         - read: { path: /3/0/3, save: running }\n  \
+         - group: { write: /3/0/15, value: \"Europe/Paris\", where: { endpoint: \"meter-2-\" } }\n  \
+         - group: { read: /3/0/15, where: { path: /3/0/15, equals: \"{saved:zone}\" }, all: { equals: \"{saved:zone}\" } }\n  \
+         - group: { read: /3/0/3, where: { path: /3/0/3, equals: \"{saved:running}\" } }\n  \
+         - group: { read: /3/0/3, where: { path: /3/0/3, equals: \"{fw_version:upgrade}\" }, at_least: 0 }\n  \
+         - group: { write: /3/0/15, value: \"{saved:zone}\" }\n",
+    )
+    .unwrap();
     std::fs::write(
         cases.join("wrong-manufacturer.yaml"),
         "id: group-wrong-manufacturer\ntitle: every meter made by a manufacturer none is made by\nets_none: a test of the harness\ngroup: all\ntimeout: 60s\nsteps:\n  - await: registered\n  - group: { read: /3/0/0, all: { equals: \"Nobody Inc\" } }\n",
@@ -63,6 +85,7 @@ fn group_cases_run_once_on_all_four_meters_and_report_the_campaign_per_member() 
             "virtual-4::group::group-firmware-campaign",
             "virtual-4::group::group-observe",
             "virtual-4::group::group-read-device-info",
+            "virtual-4::group::group-where-templates",
             "virtual-4::group::group-write-execute",
             "virtual-4::group::group-wrong-manufacturer",
         ],
@@ -130,6 +153,120 @@ fn group_cases_run_once_on_all_four_meters_and_report_the_campaign_per_member() 
         steps.contains("[meter-2] -> power cut mid-download"),
         "{steps}"
     );
+
+    // `where` with templates: meter-2's Timezone was changed, so
+    // `{saved:zone}` (line 12) selects the other three, each by its own
+    // saved value; `{saved:running}` (line 13) selects all four.
+    let templates = "group-where-templates";
+    assert_eq!(prop(templates, "group.line12.selected"), "3");
+    assert_eq!(prop(templates, "group.line12.succeeded"), "3");
+    assert_eq!(prop(templates, "group.line13.selected"), "4");
+    let folder = reports.join("latest/virtual-4/group").join(templates);
+    let steps = std::fs::read_to_string(folder.join("steps.log")).unwrap();
+    assert!(
+        steps.contains("[meter-2] -> not selected: /3/0/15 = \"Europe/Paris\""),
+        "{steps}"
+    );
+    // `{fw_version:upgrade}` (line 14) is the rig's version of the role,
+    // "2.0" (fixtures/firmware/manifest.yaml): each member shows the `where`
+    // it was judged by, and one running 2.0 is never left out.
+    let line14 = steps
+        .split("line  14:")
+        .nth(1)
+        .and_then(|rest| rest.split("line  15:").next())
+        .unwrap_or_else(|| panic!("no line 14 in {steps}"));
+    for m in 1..=4 {
+        assert!(
+            line14.contains(&format!("[meter-{m}] where /3/0/3 = \"2.0\"")),
+            "{line14}"
+        );
+        assert!(
+            !line14.contains(&format!("[meter-{m}] -> not selected: /3/0/3 = \"2.0\"")),
+            "{line14}"
+        );
+    }
+    let selected: usize = prop(templates, "group.line14.selected").parse().unwrap();
+    assert_eq!(selected, line14.matches("-> ok: 2.05").count(), "{line14}");
+}
+
+/// A rig of two devices whose lab network command fails the first time
+/// (`profile-1`) or always (`profile-2`), and a group case per profile
+/// that bars it on both devices at once.
+fn netlab_group(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let marker = dir.join("emulator-ready");
+    let rig = dir.join("netlab.yaml");
+    std::fs::write(
+        &rig,
+        format!(
+            "name: netlab\ndevice: {{ endpoint: \"ep-{{device}}\", lifetime: 1m }}\ndevices:\n  list:\n    - {{ name: a }}\n    - {{ name: b }}\n\
+             network:\n  kind: command\n  refuse:\n    \
+             profile-1: \"test -e {0} || {{ touch {0}; exit 3; }}\"\n    profile-2: \"exit 3\"\n  accept_all: \"true\"\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let cases = dir.join("cases");
+    std::fs::create_dir_all(&cases).unwrap();
+    for (id, profile) in [("flaky", "profile-1"), ("broken", "profile-2")] {
+        std::fs::write(
+            cases.join(format!("{id}.yaml")),
+            format!(
+                "id: bar-{id}\ntitle: bars a profile on every device\ngroup: all\nneeds: [network-control]\ntimeout: 10s\nsteps:\n  - network: {{ refuse: {profile} }}\n"
+            ),
+        )
+        .unwrap();
+    }
+    (rig, cases)
+}
+
+#[test]
+fn retries_rerun_a_group_case_after_a_bench_error_and_report_it_as_single_cases_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rig, cases) = netlab_group(dir.path());
+    let reports = dir.path().join("reports");
+    let out = meterbench(&["run", "--rig", rig.to_str().unwrap(), "--cases"])
+        .arg(&cases)
+        .arg("--report-dir")
+        .arg(&reports)
+        .args(["--retries", "2"])
+        .output()
+        .unwrap();
+    let text = text(&out);
+    // The lasting bench error fails the run; the flaky group case does not.
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("0 passed, 1 flaky, 0 failed, 1 errors"),
+        "{text}"
+    );
+    assert!(
+        text.contains("netlab::group::bar-broken bench error, rerun 2 of 2"),
+        "{text}"
+    );
+    let xml = junit(&reports);
+    let doc = parse(&xml);
+    let verdicts = |name: &str| -> Vec<String> {
+        let tc = doc
+            .descendants()
+            .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in {xml}"));
+        tc.children()
+            .filter(|c| c.is_element())
+            .map(|c| c.tag_name().name().to_string())
+            .filter(|n| n != "properties" && n != "system-out")
+            .collect()
+    };
+    assert_eq!(
+        verdicts("netlab::group::bar-flaky"),
+        ["flakyError"],
+        "{xml}"
+    );
+    assert_eq!(
+        verdicts("netlab::group::bar-broken"),
+        ["error", "rerunError", "rerunError"],
+        "{xml}"
+    );
+    assert!(xml.contains(r#"name="attempts" value="2""#), "{xml}");
+    assert!(xml.contains(r#"name="attempts" value="3""#), "{xml}");
 }
 
 #[test]

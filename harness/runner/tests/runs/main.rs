@@ -11,6 +11,7 @@
 mod support;
 
 mod browser_report;
+mod cleanup;
 mod composite;
 mod devices;
 mod differing_rig;

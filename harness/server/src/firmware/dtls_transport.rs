@@ -206,4 +206,25 @@ impl DatagramTransport for DtlsDatagramTransport {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()
     }
+
+    const MOVABLE: bool = true;
+
+    fn reregister(self) -> io::Result<Self> {
+        let DtlsDatagramTransport {
+            socket,
+            endpoint,
+            credentials,
+            revocations,
+            wire,
+            local,
+        } = self;
+        Ok(DtlsDatagramTransport {
+            socket: UdpSocket::from_std(socket.into_std()?)?,
+            endpoint,
+            credentials,
+            revocations,
+            wire,
+            local,
+        })
+    }
 }

@@ -23,6 +23,22 @@ pub trait DatagramTransport: Send + Sync + 'static {
 
     /// The address clients reach this transport on.
     fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// Whether [`reregister`](Self::reregister) moves the transport's socket
+    /// to another runtime. A transport that cannot be moved is served on the
+    /// runtime it was made on.
+    const MOVABLE: bool = false;
+
+    /// Registers the transport's socket with the runtime this is called on
+    /// (a tokio socket belongs to the runtime it was made on): how the file
+    /// server takes a transport made on the caller's runtime to its own
+    /// thread (see `serve_task`).
+    fn reregister(self) -> io::Result<Self>
+    where
+        Self: Sized,
+    {
+        Ok(self)
+    }
 }
 
 impl DatagramTransport for tokio::net::UdpSocket {
@@ -43,5 +59,11 @@ impl DatagramTransport for tokio::net::UdpSocket {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         tokio::net::UdpSocket::local_addr(self)
+    }
+
+    const MOVABLE: bool = true;
+
+    fn reregister(self) -> io::Result<Self> {
+        tokio::net::UdpSocket::from_std(self.into_std()?)
     }
 }

@@ -15,6 +15,7 @@ mod virtual_meter;
 mod bounded_history;
 mod coaps;
 mod discarded_registration;
+mod firmware_bench;
 mod firmware_coap;
 mod firmware_coaps;
 mod firmware_http;

@@ -73,7 +73,7 @@ async fn a_meter_registration_is_seen_by_await_registered() {
         Some(reg.location.clone())
     );
     assert!(
-        server::describe_event(&ServerEvent::Registered(reg.clone()))
+        server::describe_event(&ServerEvent::Registered(std::sync::Arc::new(reg.clone())))
             .starts_with("registered meter-1 at /")
     );
     meter.kill().await;

@@ -13,16 +13,23 @@
 //! - Requested_eDRX_value: bits 4–1 of octet 3 of the Extended DRX
 //!   parameters IE (§10.5.5.32, Table 10.5.5.32), E-UTRAN: 5.12 s × n for
 //!   the low codes, doubling from 1010 (327.68 s) to 1111 (10485.76 s).
+//!   The table's notes make it two tables, one per <AcT-type>
+//!   ([`WB_S1_EDRX_CYCLES`], [`NB_S1_EDRX_CYCLES`]): some codes hold only
+//!   in WB-S1 mode (LTE-M) or only in NB-S1 mode (NB-IoT), and the network
+//!   reads them otherwise in the other mode ([`granted_edrx_value`]).
 //!
 //! - Paging Time Window: bits 8–5 of the same octet 3 (§10.5.5.32): in
 //!   WB-S1 mode (LTE-M) 1.28 s × (n + 1), in NB-S1 mode (NB-IoT)
 //!   2.56 s × (n + 1). The network provides it (`AT+CEDRXRDP`, 27.007
 //!   §7.41, reads it back); the virtual network grants the requested
-//!   eDRX value and the shortest window, [`NETWORK_PTW`].
+//!   eDRX value as the mode's table reads it, and the shortest window,
+//!   [`NETWORK_PTW`].
 //!
 //! Vectors checked against the tables as modem vendors quote them (e.g.
 //! Telit: T3412 "01000111" = 70 hours, T3324 "00100100" = 4 minutes;
-//! Nordic nRF91 and u-blox SARA-R4 for the unit and eDRX tables).
+//! Nordic nRF91 and u-blox SARA-R4 for the unit and eDRX tables; the
+//! eDRX table's per-mode notes as the nRF91 AT Commands reference quotes
+//! them under +CEDRXS and +CEDRXRDP).
 //!
 //! PSM is what makes a queue-mode LwM2M client (Core §6.5) sleep: after
 //! each exchange the device stays reachable for T3324, then its radio is
@@ -151,23 +158,83 @@ fn parse_bits(text: &str, width: usize) -> Option<u8> {
     u8::from_str_radix(t, 2).ok()
 }
 
-/// E-UTRAN eDRX cycle length for a 4-bit eDRX value (24.008 Table
-/// 10.5.5.32): 0000 5.12 s and 0001 10.24 s, then 20.48 s × n for 0010–1001
-/// (n = 1..8), and from 1010 (327.68 s) each code doubles the last. The
-/// table's notes on which codes a network grants per mode are not modelled.
-pub fn edrx_cycle(value: u8) -> Duration {
-    const MS: [u64; 16] = [
-        5_120, 10_240, 20_480, 40_960, 61_440, 81_920, 102_400, 122_880, 143_360, 163_840, 327_680,
-        655_360, 1_310_720, 2_621_440, 5_242_880, 10_485_760,
-    ];
-    Duration::from_millis(MS[usize::from(value & 0x0f)])
+/// <AcT-type> 4 of `AT+CEDRXS` (27.007 §7.40): E-UTRAN, WB-S1 mode (LTE-M).
+pub const ACT_WB_S1: u8 = 4;
+/// <AcT-type> 5 of `AT+CEDRXS` (27.007 §7.40): E-UTRAN, NB-S1 mode (NB-IoT).
+pub const ACT_NB_S1: u8 = 5;
+
+/// E-UTRAN eDRX cycle lengths in milliseconds by 4-bit eDRX value, as
+/// 24.008 Table 10.5.5.32 lists them before its notes: 0000 5.12 s, 0001
+/// 10.24 s, then 20.48 s × n for 0010–1001 (n = 1..8), and from 1010
+/// (327.68 s) each code doubles the last, up to 1111 (10485.76 s).
+const EDRX_CYCLE_MS: [u64; 16] = [
+    5_120, 10_240, 20_480, 40_960, 61_440, 81_920, 102_400, 122_880, 143_360, 163_840, 327_680,
+    655_360, 1_310_720, 2_621_440, 5_242_880, 10_485_760,
+];
+
+/// The eDRX value the network works with when the device requests `value`
+/// on `act` (24.008 Table 10.5.5.32, notes to the E-UTRAN eDRX cycle
+/// length): `None` when the request counts as no eDRX at all.
+///
+/// - 0000 and 0001 (5.12 s, 10.24 s) "are applicable only in WB-S1 mode.
+///   If received in NB-S1 mode it is interpreted as if the Extended DRX
+///   parameters IE were not included in the message": no eDRX on NB-IoT.
+/// - 0100, 0110, 0111, 1000 (61.44 s, 102.4 s, 122.88 s, 143.36 s) "are
+///   applicable only in WB-S1 mode. If received in NB-S1 mode it is
+///   interpreted as 0010" (20.48 s).
+/// - 1110 and 1111 (5242.88 s, 10485.76 s) "are applicable only in NB-S1
+///   mode. If received in WB-S1 mode it is interpreted as 1101" (2621.44 s).
+pub const fn granted_edrx_value(act: u8, value: u8) -> Option<u8> {
+    let value = value & 0x0f;
+    match (act, value) {
+        (ACT_NB_S1, 0b0000 | 0b0001) => None,
+        (ACT_NB_S1, 0b0100 | 0b0110 | 0b0111 | 0b1000) => Some(0b0010),
+        (ACT_WB_S1, 0b1110 | 0b1111) => Some(0b1101),
+        _ => Some(value),
+    }
+}
+
+/// The WB-S1 (LTE-M, <AcT-type> 4) eDRX cycle by requested value: Table
+/// 10.5.5.32 with its notes applied, so 1110 and 1111 are 2621.44 s.
+pub const WB_S1_EDRX_CYCLES: [Option<u64>; 16] = cycles_in(ACT_WB_S1);
+
+/// The NB-S1 (NB-IoT, <AcT-type> 5) eDRX cycle by requested value: Table
+/// 10.5.5.32 with its notes applied, so 0000 and 0001 give no eDRX, and
+/// 0100, 0110, 0111, 1000 are 20.48 s.
+pub const NB_S1_EDRX_CYCLES: [Option<u64>; 16] = cycles_in(ACT_NB_S1);
+
+/// One mode's table of cycles, in milliseconds, by requested value.
+const fn cycles_in(act: u8) -> [Option<u64>; 16] {
+    let mut table = [None; 16];
+    let mut value: u8 = 0;
+    while value < 16 {
+        let granted = granted_edrx_value(act, value);
+        table[value as usize] = match granted {
+            Some(g) => Some(EDRX_CYCLE_MS[g as usize]),
+            None => None,
+        };
+        value += 1;
+    }
+    table
+}
+
+/// The eDRX cycle a request of `value` on `act` (27.007 <AcT-type>: 4
+/// WB-S1, 5 NB-S1) gives, from the mode's table; `None` when the network
+/// grants no eDRX for it (NB-S1 0000 and 0001).
+pub fn edrx_cycle(act: u8, value: u8) -> Option<Duration> {
+    let table = if act == ACT_NB_S1 {
+        &NB_S1_EDRX_CYCLES
+    } else {
+        &WB_S1_EDRX_CYCLES
+    };
+    table[usize::from(value & 0x0f)].map(Duration::from_millis)
 }
 
 /// The Paging Time Window for its 4-bit code (24.008 Table 10.5.5.32,
 /// octet 3 bits 8–5) on `act` (27.007 <AcT-type>): 4 WB-S1 (LTE-M)
 /// 1.28 s × (n + 1), 5 NB-S1 (NB-IoT) 2.56 s × (n + 1).
 pub fn paging_time_window(act: u8, code: u8) -> Duration {
-    let step_ms = if act == 5 { 2_560 } else { 1_280 };
+    let step_ms = if act == ACT_NB_S1 { 2_560 } else { 1_280 };
     Duration::from_millis(step_ms * (u64::from(code & 0x0f) + 1))
 }
 
@@ -177,7 +244,7 @@ pub const NETWORK_PTW: u8 = 0b0000;
 
 /// The access technologies `AT+CEDRXS` accepts: 4 E-UTRAN (WB-S1, LTE-M),
 /// 5 E-UTRAN (NB-S1, NB-IoT) (27.007 §7.40 <AcT-type>).
-pub const EDRX_ACT_TYPES: [u8; 2] = [4, 5];
+pub const EDRX_ACT_TYPES: [u8; 2] = [ACT_WB_S1, ACT_NB_S1];
 
 /// What `AT+CPSMS` and `AT+CEDRXS` set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -215,15 +282,16 @@ impl PowerSaving {
     pub fn sleeps(&self) -> bool {
         self.psm && matches!(self.active_time(), Timer::Running(_))
     }
-    /// The eDRX cycle in force, if eDRX is on.
+    /// The eDRX cycle in force: eDRX on, with a value the network grants
+    /// on its access technology ([`edrx_cycle`]).
     pub fn edrx_cycle(&self) -> Option<Duration> {
-        self.edrx.map(|(_, v)| edrx_cycle(v))
+        self.edrx.and_then(|(act, v)| edrx_cycle(act, v))
     }
     /// The eDRX cycle and the Paging Time Window at its start, if eDRX is
-    /// on. A window as long as the cycle or longer leaves no sleep.
+    /// in force. A window as long as the cycle or longer leaves no sleep.
     pub fn edrx_schedule(&self) -> Option<(Duration, Duration)> {
         let (act, v) = self.edrx?;
-        let (cycle, ptw) = (edrx_cycle(v), paging_time_window(act, NETWORK_PTW));
+        let (cycle, ptw) = (edrx_cycle(act, v)?, paging_time_window(act, NETWORK_PTW));
         (ptw < cycle).then_some((cycle, ptw))
     }
 }
@@ -267,11 +335,19 @@ pub(super) fn extended(
         // 27.007 §7.41: +CEDRXRDP: <AcT-type>[,<Requested_eDRX_value>
         // [,<NW-provided_eDRX_value>[,<Paging_time_window>]]]; AcT-type 0
         // when eDRX is not in use.
+        // The network provides the value as it reads the request on the
+        // AcT (Table 10.5.5.32's notes); one it reads as no eDRX leaves the
+        // cell not using eDRX, which is AcT-type 0.
         ("CEDRXRDP", Form::Exec) => match state.power_saving.edrx {
-            Some((act, value)) => info(
-                resp,
-                &format!("+CEDRXRDP: {act},\"{value:04b}\",\"{value:04b}\",\"{NETWORK_PTW:04b}\""),
-            ),
+            Some((act, value)) => match granted_edrx_value(act, value) {
+                Some(granted) => info(
+                    resp,
+                    &format!(
+                        "+CEDRXRDP: {act},\"{value:04b}\",\"{granted:04b}\",\"{NETWORK_PTW:04b}\""
+                    ),
+                ),
+                None => info(resp, "+CEDRXRDP: 0"),
+            },
             None => info(resp, "+CEDRXRDP: 0"),
         },
         _ => Final::Cme(cme::NOT_SUPPORTED),
@@ -431,15 +507,103 @@ mod tests {
         assert_eq!(encode_timer2(Timer::Deactivated), Some(0b111_00000));
     }
 
+    /// 24.008 Table 10.5.5.32, E-UTRAN eDRX cycle length duration, every
+    /// code in WB-S1 mode (AcT-type 4): the table's values, with 1110 and
+    /// 1111 (NB-S1 only) read as 1101, 2621.44 s.
     #[test]
-    fn edrx_cycles_follow_table_10_5_5_32() {
-        assert_eq!(edrx_cycle(0b0000), Duration::from_millis(5_120));
-        assert_eq!(edrx_cycle(0b0010), Duration::from_millis(20_480));
-        assert_eq!(edrx_cycle(0b0101), Duration::from_millis(81_920));
-        assert_eq!(edrx_cycle(0b1001), Duration::from_millis(163_840));
-        assert_eq!(edrx_cycle(0b1010), Duration::from_millis(327_680));
-        assert_eq!(edrx_cycle(0b1101), Duration::from_millis(2_621_440));
-        assert_eq!(edrx_cycle(0b1111), Duration::from_millis(10_485_760));
+    fn wb_s1_edrx_cycles_follow_table_10_5_5_32() {
+        assert_eq!(
+            WB_S1_EDRX_CYCLES,
+            [
+                Some(5_120),     // 0000 5,12 s
+                Some(10_240),    // 0001 10,24 s
+                Some(20_480),    // 0010 20,48 s
+                Some(40_960),    // 0011 40,96 s
+                Some(61_440),    // 0100 61,44 s
+                Some(81_920),    // 0101 81,92 s
+                Some(102_400),   // 0110 102,4 s
+                Some(122_880),   // 0111 122,88 s
+                Some(143_360),   // 1000 143,36 s
+                Some(163_840),   // 1001 163,84 s
+                Some(327_680),   // 1010 327,68 s
+                Some(655_360),   // 1011 655,36 s
+                Some(1_310_720), // 1100 1310,72 s
+                Some(2_621_440), // 1101 2621,44 s
+                Some(2_621_440), // 1110: NB-S1 only, read as 1101
+                Some(2_621_440), // 1111: NB-S1 only, read as 1101
+            ]
+        );
+        assert_eq!(edrx_cycle(4, 0b0000), Some(Duration::from_millis(5_120)));
+        assert_eq!(
+            edrx_cycle(4, 0b1111),
+            Some(Duration::from_millis(2_621_440))
+        );
+    }
+
+    /// The same table in NB-S1 mode (AcT-type 5): 0000 and 0001 (WB-S1
+    /// only) are no eDRX request at all, 0100, 0110, 0111 and 1000 (WB-S1
+    /// only) are read as 0010, 20.48 s; 1110 and 1111 hold.
+    #[test]
+    fn nb_s1_edrx_cycles_follow_table_10_5_5_32() {
+        assert_eq!(
+            NB_S1_EDRX_CYCLES,
+            [
+                None,             // 0000: WB-S1 only, as if no eDRX IE
+                None,             // 0001: WB-S1 only, as if no eDRX IE
+                Some(20_480),     // 0010 20,48 s
+                Some(40_960),     // 0011 40,96 s
+                Some(20_480),     // 0100: WB-S1 only, read as 0010
+                Some(81_920),     // 0101 81,92 s
+                Some(20_480),     // 0110: WB-S1 only, read as 0010
+                Some(20_480),     // 0111: WB-S1 only, read as 0010
+                Some(20_480),     // 1000: WB-S1 only, read as 0010
+                Some(163_840),    // 1001 163,84 s
+                Some(327_680),    // 1010 327,68 s
+                Some(655_360),    // 1011 655,36 s
+                Some(1_310_720),  // 1100 1310,72 s
+                Some(2_621_440),  // 1101 2621,44 s
+                Some(5_242_880),  // 1110 5242,88 s
+                Some(10_485_760), // 1111 10485,76 s
+            ]
+        );
+        assert_eq!(edrx_cycle(5, 0b0001), None);
+        assert_eq!(
+            edrx_cycle(5, 0b1111),
+            Some(Duration::from_millis(10_485_760))
+        );
+    }
+
+    /// AT+CEDRXRDP (27.007 §7.41) reports the value the network provides:
+    /// the request as the AcT's table reads it; a request NB-S1 reads as
+    /// no eDRX leaves the cell not using eDRX (AcT-type 0), and no
+    /// schedule to sleep by.
+    #[test]
+    fn the_network_provides_the_value_as_the_modes_table_reads_it() {
+        let mut s = state();
+        assert_eq!(run(&mut s, r#"AT+CEDRXS=1,5,"0110""#), ["OK"]);
+        assert_eq!(
+            run(&mut s, "AT+CEDRXRDP"),
+            [r#"+CEDRXRDP: 5,"0110","0010","0000""#, "OK"]
+        );
+        assert_eq!(
+            s.power_saving.edrx_schedule(),
+            Some((Duration::from_millis(20_480), Duration::from_millis(2_560)))
+        );
+        assert_eq!(run(&mut s, r#"AT+CEDRXS=1,4,"1110""#), ["OK"]);
+        assert_eq!(
+            run(&mut s, "AT+CEDRXRDP"),
+            [r#"+CEDRXRDP: 4,"1110","1101","0000""#, "OK"]
+        );
+        assert_eq!(
+            s.power_saving.edrx_cycle(),
+            Some(Duration::from_millis(2_621_440))
+        );
+        assert_eq!(run(&mut s, r#"AT+CEDRXS=1,5,"0000""#), ["OK"]);
+        // What was asked for is still what `AT+CEDRXS?` reads back.
+        assert_eq!(run(&mut s, "AT+CEDRXS?"), [r#"+CEDRXS: 5,"0000""#, "OK"]);
+        assert_eq!(run(&mut s, "AT+CEDRXRDP"), ["+CEDRXRDP: 0", "OK"]);
+        assert_eq!(s.power_saving.edrx_cycle(), None);
+        assert_eq!(s.power_saving.edrx_schedule(), None);
     }
 
     /// 24.008 Table 10.5.5.32, Paging Time Window (octet 3 bits 8–5):

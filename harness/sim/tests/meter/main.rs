@@ -27,3 +27,4 @@ mod power_loss;
 mod power_saving;
 mod security;
 mod virtual_meter;
+mod write_composite_blocks;

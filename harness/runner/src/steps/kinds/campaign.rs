@@ -41,7 +41,7 @@ use crate::session::{RoleError, Session};
 use crate::steps::error::{bench, device, StepError};
 use crate::steps::exchange::{read_value, request_on};
 use crate::steps::kinds::firmware::{Firmware, FirmwareMethod};
-use crate::steps::kinds::group::Filter;
+use crate::steps::kinds::group::{member_filters, Filter};
 use crate::steps::kinds::group_case::{join_all, show_member_logs, Member, Went};
 use crate::steps::{wait, CaseContext, Restart, Step, StepFuture, Turn};
 
@@ -74,6 +74,8 @@ pub struct CampaignSpec {
     /// At most this many downloads at a time (default 1).
     concurrent: Option<usize>,
     /// Which members are updated (default: all).
+    // Its `equals` takes the group step's templates, per member
+    // (`"{fw_version:upgrade}"`, `"{saved:NAME}"`; `group::case_value`).
     #[serde(rename = "where")]
     filter: Option<Filter>,
     /// Members made to misbehave on purpose, by their place in the group (1 = first).
@@ -237,6 +239,7 @@ impl Step for Campaign {
     fn firmware_roles(&self) -> Vec<String> {
         let mut roles = vec![self.role.clone()];
         roles.extend(self.faults.iter().filter_map(|f| f.image.clone()));
+        roles.extend(self.filter.firmware_roles());
         roles.sort();
         roles.dedup();
         roles
@@ -404,13 +407,17 @@ impl Campaign {
             peak: AtomicUsize::new(0),
         };
         let downloads = &downloads;
+        // `where` as each member's own values make it (`{saved:...}`,
+        // `{fw_version:ROLE}`), as the group step reads it.
+        let filters = member_filters(&self.filter, members).await?;
         let futures: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = MemberReport> + '_>>> =
             members
                 .iter_mut()
+                .zip(filters)
                 .enumerate()
-                .map(|(i, m)| {
+                .map(|(i, (m, filter))| {
                     let fault = self.faults.iter().find(|f| f.member == i + 1);
-                    Box::pin(self.update_member(turn, m, fault, downloads))
+                    Box::pin(self.update_member(turn, m, filter, fault, downloads))
                         as std::pin::Pin<Box<dyn std::future::Future<Output = MemberReport> + '_>>
                 })
                 .collect();
@@ -456,6 +463,7 @@ impl Campaign {
         &self,
         turn: Turn,
         m: &mut Member<'_>,
+        filter: Result<Filter, String>,
         fault: Option<&MemberFault>,
         downloads: &Downloads,
     ) -> MemberReport {
@@ -471,7 +479,11 @@ impl Campaign {
             update: None,
             transitions: String::new(),
         };
-        report.result = match self.filter.selects(m.session, ANSWER_WITHIN).await {
+        let selected = match filter {
+            Ok(filter) => filter.selects(m.session, ANSWER_WITHIN).await,
+            Err(why) => Err(why),
+        };
+        report.result = match selected {
             Err(why) => MemberResult::NotSelected(why),
             Ok(()) => {
                 self.update(turn, m, &role, fault, downloads, &mut report)

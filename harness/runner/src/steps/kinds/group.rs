@@ -8,6 +8,11 @@
 //! `where` selects by registration data (the endpoint name, the binding,
 //! an object in the object list, LwM2M 1.1 Core §6.2.1) or by a resource
 //! value read first (`path` with `equals`): "the meters running 1.0".
+//! Values in `where`, `value` and `equals` take the templates other steps'
+//! values take (`{saved:NAME}`, `{fw_version:ROLE}`, `{euicc:...}`, and
+//! for a written value `{fw_url:ROLE}`), expanded for each member with its
+//! own saved values and its own rig mapping ([`case_value`]), so "the
+//! meters not yet running the upgrade" is a `where` a case can write.
 
 use std::fmt::Write as _;
 
@@ -19,13 +24,14 @@ use thiserror::Error;
 
 use crate::case::fields::{CasePath, Code};
 use crate::case::model::ScalarValue;
-use crate::session::{RoleError, Session};
+use crate::session::Session;
 use crate::steps::error::{bench, device, StepError};
 use crate::steps::exchange::{request_on, values_text};
-use crate::steps::firmware::expand_versions;
+use crate::steps::firmware::{expand_urls, expand_versions, roles_in};
 use crate::steps::kinds::group_case::{
     at_most, show_member_logs, Member, MemberFuture, Went, MEMBERS_AT_ONCE,
 };
+use crate::steps::kinds::saved;
 use crate::steps::value::{matches, typed_value};
 use crate::steps::{instances, CaseContext, Restart, Step, StepFuture, Turn};
 
@@ -231,6 +237,25 @@ impl TryFrom<GroupSpec> for GroupStep {
 }
 
 impl Step for GroupStep {
+    fn firmware_roles(&self) -> Vec<String> {
+        let mut roles = self.filter.firmware_roles();
+        let texts = [
+            match &self.operation {
+                Operation::Write(_, v) => Some(v),
+                _ => None,
+            },
+            self.check.equals.as_ref(),
+        ];
+        for v in texts.into_iter().flatten() {
+            if let ScalarValue::Text(t) = v {
+                roles.extend(roles_in(t));
+            }
+        }
+        roles.sort();
+        roles.dedup();
+        roles
+    }
+
     fn describe(&self) -> String {
         let mut text = format!("group {} {}", self.operation.name(), self.operation.path());
         if let Operation::Write(_, v) = &self.operation {
@@ -262,7 +287,76 @@ impl Step for GroupStep {
     }
 }
 
+/// A value a case compares with or writes, its templates filled in the
+/// way the single-device steps fill them: `{saved:NAME}` (what this
+/// member's case saved, `read` step), then in text `{fw_version:ROLE}` and
+/// `{euicc:...}` from the member's rig. A role the rig does not map is a
+/// skip (the case does not apply); an unusable store, or a name never
+/// saved, the bench's error.
+pub async fn case_value(
+    rig: &mut Session,
+    saved_values: &std::collections::HashMap<String, String>,
+    value: &ScalarValue,
+) -> Result<ScalarValue, StepError> {
+    match saved::expand(value, saved_values)? {
+        ScalarValue::Text(t) => Ok(ScalarValue::Text(expand_versions(rig, &t).await?)),
+        other => Ok(other),
+    }
+}
+
+/// Each member's `where`, with its `equals` expanded for that member
+/// ([`case_value`]): `Err(why)` for a member it cannot apply to (a skip's
+/// reason: the member is not selected); a bench error ends the step on
+/// the member it happened on.
+pub async fn member_filters(
+    filter: &Filter,
+    members: &mut [Member<'_>],
+) -> Result<Vec<Result<Filter, String>>, Went> {
+    let mut filters = Vec::with_capacity(members.len());
+    for (i, m) in members.iter_mut().enumerate() {
+        filters.push(match filter.expanded(m.session, &m.ctx.saved).await {
+            Ok(f) => {
+                // What a template became is evidence: the member's log says
+                // which value it was selected by.
+                if f.equals != filter.equals {
+                    let _ = writeln!(m.ctx.log, "where {}", f.describe().unwrap_or_default());
+                }
+                Ok(f)
+            }
+            Err(StepError::Skip(why)) => Err(why),
+            Err(e) => {
+                let _ = writeln!(m.ctx.log, "  -> `where` {e}");
+                return Err(Went::Member(i, e));
+            }
+        });
+    }
+    Ok(filters)
+}
+
 impl Filter {
+    /// Firmware roles the filter's value names (`{fw_version:ROLE}`).
+    pub fn firmware_roles(&self) -> Vec<String> {
+        match &self.equals {
+            Some(ScalarValue::Text(t)) => roles_in(t),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The filter with `equals` expanded for one member ([`case_value`]).
+    pub async fn expanded(
+        &self,
+        rig: &mut Session,
+        saved_values: &std::collections::HashMap<String, String>,
+    ) -> Result<Filter, StepError> {
+        let Some(want) = &self.equals else {
+            return Ok(self.clone());
+        };
+        Ok(Filter {
+            equals: Some(case_value(rig, saved_values, want).await?),
+            ..self.clone()
+        })
+    }
+
     fn describe(&self) -> Option<String> {
         let mut parts = Vec::new();
         if let Some(e) = &self.endpoint {
@@ -404,12 +498,18 @@ impl GroupStep {
         log: &mut String,
         properties: &mut Vec<(String, String)>,
     ) -> Result<(), Went> {
+        let filters = member_filters(&self.filter, members).await?;
         let futures = members
             .iter_mut()
-            .map(|m| {
+            .zip(filters)
+            .map(|(m, filter)| {
                 Box::pin(async move {
                     let name = m.name.clone();
-                    let outcome = match self.filter.selects(m.session, turn.within).await {
+                    let selected = match filter {
+                        Ok(filter) => filter.selects(m.session, turn.within).await,
+                        Err(why) => Err(why),
+                    };
+                    let outcome = match selected {
                         Err(why) => Outcome::NotSelected(why),
                         Ok(()) => match self.on_member(turn, &mut m.ctx, m.session).await {
                             Ok(seen) => Outcome::Ok(seen),
@@ -476,7 +576,10 @@ impl GroupStep {
                 request_on(rig, DmRequest::Read { path, format: None }, turn.within).await?
             }
             Operation::Write(_, value) => {
-                let value = typed_value(&rig.registry, &path, value).map_err(bench)?;
+                // As the `write` step: saved values, then Package URIs.
+                let value = saved::expand(value, &ctx.saved)?;
+                let value = expand_urls(rig, &value).await?;
+                let value = typed_value(&rig.registry, &path, &value).map_err(bench)?;
                 let request = DmRequest::Write {
                     path,
                     mode: WriteMode::Replace,
@@ -540,15 +643,7 @@ impl GroupStep {
         }
         if let Some(want) = &self.check.equals {
             // `{fw_version:ROLE}` is the version the rig maps the role to.
-            let want = &match want {
-                ScalarValue::Text(t) => {
-                    ScalarValue::Text(expand_versions(rig, t).await.map_err(|e| match e {
-                        RoleError::NotMapped(why) => StepError::Skip(why),
-                        RoleError::Store(why) => bench(why),
-                    })?)
-                }
-                other => other.clone(),
-            };
+            let want = &case_value(rig, &ctx.saved, want).await?;
             match first_value(&r, path) {
                 Some(v) if matches(&v, want) => {}
                 Some(v) => return Err(device(format!("{path} = {want}"), format!("{path} = {v}"))),
@@ -593,6 +688,22 @@ mod tests {
             let e = step(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    /// Roles named in `where`, `value` or `equals` are checked against the
+    /// rig before any device is touched, as other steps' are: a rig that
+    /// maps none skips the case instead of failing a member mid-step.
+    #[test]
+    fn roles_in_where_value_and_equals_are_the_steps_roles() {
+        let g = step(
+            "{ read: /3/0/3, where: { path: /3/0/3, equals: \"{fw_version:upgrade}\" }, all: { equals: \"{fw_version:same-version}\" } }",
+        )
+        .unwrap();
+        assert_eq!(g.firmware_roles(), ["same-version", "upgrade"]);
+        let g = step("{ write: /5/0/1, value: \"{fw_url:upgrade}\" }").unwrap();
+        assert_eq!(g.firmware_roles(), ["upgrade"]);
+        let g = step("{ read: /3/0/3, where: { path: /3/0/3, equals: \"{saved:v}\" } }").unwrap();
+        assert!(g.firmware_roles().is_empty());
     }
 
     fn outcomes(list: &[Outcome]) -> Vec<(String, Outcome)> {

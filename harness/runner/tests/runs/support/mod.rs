@@ -178,6 +178,25 @@ pub fn send_signal(child: &std::process::Child, signal: nix::sys::signal::Signal
 /// Writes a copy of the virtual rig whose device credentials come from a
 /// secrets file with these keys (`name-bs` and `name-dm` as identities), so
 /// that a test can search its reports for them.
+/// A rig file's text without its `devices:` section: one device.
+pub fn one_meter(text: &str) -> String {
+    let mut in_devices = false;
+    let one: String = text
+        .lines()
+        .filter(|l| {
+            if l.starts_with("devices:") {
+                in_devices = true;
+            } else if !l.starts_with(' ') {
+                in_devices = false;
+            }
+            !in_devices
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(one, text, "the rig has a `devices:` part");
+    one
+}
+
 pub fn virtual_rig_with_keys(
     dir: &Path,
     name: &str,
@@ -192,7 +211,9 @@ pub fn virtual_rig_with_keys(
         ),
     )
     .unwrap();
-    let rig_text = std::fs::read_to_string(root().join("rigs/virtual.yaml")).unwrap();
+    // One meter: a factory account is one device's, and the rig refuses
+    // to share it between the pool's meters.
+    let rig_text = one_meter(&std::fs::read_to_string(root().join("rigs/virtual.yaml")).unwrap());
     let rig_text = rig_text.replace(
         "{ from: fresh }",
         &format!("{{ from: file, path: {} }}", secrets.display()),

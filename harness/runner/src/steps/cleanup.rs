@@ -1,0 +1,428 @@
+//! A case's `cleanup:`: the steps that put the device back as the case
+//! found it (a setting the steps changed, PSM timers the modem keeps in NV
+//! across a power cycle, a network the lab made refuse a profile). A case
+//! that fails part-way must not leave the next case a changed device, so
+//! the cleanup runs after the steps however they ended: passed, failed,
+//! errored (a step that panicked too), skipped part-way, or cut off by the
+//! case's `timeout`.
+//!
+//! What it does, and why:
+//!
+//! - It runs as if its steps followed the step that ended the case: the
+//!   same event cursors and saved values (`{saved:NAME}`), so a cleanup can
+//!   write back what a `read: {save}` found.
+//! - A cleanup step that names a value the steps never saved (the case
+//!   ended before the `read` that saves it) is left out, with the cleanup
+//!   steps after it: the case reads a value before it changes it, so
+//!   nothing was changed that the value would put back, and the steps after
+//!   it build on it (a write, then the Update it causes). Restores that
+//!   need no saved value go first. After steps that all passed, a value
+//!   never saved is a mistake in the case, and the step runs to say so.
+//! - It has its own time, `cleanup_timeout` (default 60 s), apart from the
+//!   case's `timeout`, which may be what ended the steps; a step waits its
+//!   `within`, or what its kind asks (a reboot: the rig's wait, even beyond
+//!   the limit), cut to what is left of the cleanup's time.
+//! - It stops at its first step that goes wrong, as the steps do.
+//! - It does not run when no step ran (the case was skipped before it
+//!   touched the device), nor after Ctrl-C or SIGTERM: a run asked to stop
+//!   ends at once and leaves the bench as the rig file says (power, the
+//!   network back to accept-all); the JUnit says the cleanup did not run.
+//!   A signal during the cleanup stops it the same way.
+//! - Its outcome is never silent: the JUnit property `cleanup` and a line
+//!   in the step log (the testcase's system-out) say it passed, or
+//!   `cleanup failed at file:line: ...`. A passed case whose cleanup fails
+//!   is a failure (the device was left changed), or an error when the bench
+//!   could not do its part; a case that already failed, errored or was
+//!   skipped keeps its verdict (the first thing that went wrong is the
+//!   news), with the cleanup's failure added to its detail, message or
+//!   reason.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use crate::case::{Case, CaseStep};
+use crate::report::Verdict;
+use crate::session::Session;
+use crate::steps::context::{CaseContext, Marks};
+use crate::steps::engine::{default_wait, ensure_powered, run_step, stopped};
+use crate::steps::error::{timed_out, StepError};
+use crate::steps::judge::judge;
+use crate::steps::panic_guard::{panicked, CatchUnwind};
+
+/// The JUnit testcase property that says how the cleanup went.
+pub const PROPERTY: &str = "cleanup";
+
+/// How the cleanup ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CleanupEnd {
+    /// Every step ran; `left_out` says from which step on it stopped
+    /// because a value was never saved.
+    Passed { left_out: Option<String> },
+    /// A step went wrong: `failure` is `file:line: cleanup step ...`.
+    Failed { failure: String, detail: String },
+    /// The bench could not do its part, or a step panicked.
+    Error { failure: String },
+    /// The run was asked to stop while the cleanup ran.
+    Interrupted { line: u32 },
+}
+
+/// Runs the case's cleanup after its steps ended with `verdict`, and
+/// gives the case's verdict with the cleanup's outcome in it. Records the
+/// outcome in the step log and the JUnit properties.
+pub async fn run(
+    rig: &mut Session,
+    ctx: &mut CaseContext,
+    case: &Case,
+    verdict: Verdict,
+    stop: Option<watch::Receiver<bool>>,
+) -> Verdict {
+    let _ = writeln!(
+        ctx.log,
+        "cleanup ({} steps, within {:?}):",
+        case.cleanup.len(),
+        case.cleanup_timeout
+    );
+    let steps_passed = verdict == Verdict::Passed;
+    let mut running: Option<usize> = None;
+    let end = {
+        let steps = CatchUnwind(Box::pin(cleanup_steps(
+            rig,
+            ctx,
+            case,
+            steps_passed,
+            &mut running,
+        )));
+        tokio::select! {
+            biased;
+            () = stopped(stop) => Err(None),
+            r = steps => r.map_err(Some),
+        }
+    };
+    let line_of = |running: Option<usize>| {
+        running
+            .and_then(|i| case.cleanup.get(i))
+            .map_or(0, |s| s.line)
+    };
+    let end = match end {
+        Ok(end) => end,
+        Err(None) => CleanupEnd::Interrupted {
+            line: line_of(running),
+        },
+        Err(Some(payload)) => {
+            // The panic's message names the step as `panicked` names a
+            // step of the case: the cleanup's steps stand in for them.
+            let cleanup = Case {
+                steps: case.cleanup.clone(),
+                ..case.clone()
+            };
+            let mut log = String::new();
+            let Verdict::Error { message } =
+                panicked(&cleanup, running, payload.as_ref(), &mut log)
+            else {
+                unreachable!("a panic is a bench error")
+            };
+            ctx.log.push_str(&log);
+            CleanupEnd::Error { failure: message }
+        }
+    };
+    record(ctx, case, &end);
+    merged(verdict, end)
+}
+
+/// Records that the case's cleanup did not run, and why.
+pub fn not_run(ctx: &mut CaseContext, case: &Case, why: &str) {
+    if case.cleanup.is_empty() {
+        return;
+    }
+    let _ = writeln!(ctx.log, "cleanup not run: {why}");
+    ctx.properties
+        .push((PROPERTY.into(), format!("not run: {why}")));
+}
+
+/// The cleanup's steps, one after the other; the first that goes wrong ends it.
+async fn cleanup_steps(
+    rig: &mut Session,
+    ctx: &mut CaseContext,
+    case: &Case,
+    steps_passed: bool,
+    running: &mut Option<usize>,
+) -> CleanupEnd {
+    let file = case.file.display();
+    let started = Instant::now();
+    let mut deadline = started + case.cleanup_timeout;
+    // A timeout that cut a `repeat` off named its step; the cleanup is past it.
+    ctx.repeat_position = None;
+    // A case that ended with the device off (its power cut, say) leaves a
+    // device that can take no cleanup: power it as a case start does.
+    if let Err(e) = ensure_powered(rig, ctx) {
+        let _ = writeln!(ctx.log, "  ERROR: {e}");
+        return CleanupEnd::Error {
+            failure: format!("{file}: cleanup: bench setup: {e}"),
+        };
+    }
+    for (index, step) in case.cleanup.iter().enumerate() {
+        *running = Some(index);
+        let _ = writeln!(
+            ctx.log,
+            "[{:>7.3}s] cleanup line {:>3}: {}",
+            started.elapsed().as_secs_f64(),
+            step.line,
+            step.describe()
+        );
+        if let Some(note) = &step.note {
+            let _ = writeln!(ctx.log, "  note: {note}");
+        }
+        if !steps_passed {
+            if let Some(name) = unsaved(step, ctx) {
+                let left_out = format!(
+                    "from line {} on left out: nothing was saved as {name:?} (the case ended before the step that saves it, so it changed nothing this would put back)",
+                    step.line
+                );
+                let _ = writeln!(ctx.log, "  {left_out}");
+                return CleanupEnd::Passed {
+                    left_out: Some(left_out),
+                };
+            }
+        }
+        let mut remaining = deadline.saturating_duration_since(Instant::now());
+        if let Some(wait) = default_wait(step, rig, ctx) {
+            let _ = writeln!(ctx.log, "  waiting up to {:?}, {}", wait.limit, wait.why);
+            if wait.limit > remaining {
+                deadline += wait.limit - remaining;
+                remaining = wait.limit;
+            }
+        }
+        let marks = Marks::now(rig);
+        let result =
+            match tokio::time::timeout(remaining, run_step(step, remaining, ctx, rig)).await {
+                Ok(r) => r,
+                Err(_) => Err(cut_off(ctx, case)),
+            };
+        if let Err(e) = result {
+            rig.take_rtt();
+            let at = format!("cleanup step `{}`", step.describe());
+            return ended(judge(rig, ctx, case, step.line, at, e), case, step);
+        }
+        ctx.previous_step = marks;
+    }
+    CleanupEnd::Passed { left_out: None }
+}
+
+/// The cleanup's limit ran out in the middle of a step.
+fn cut_off(ctx: &mut CaseContext, case: &Case) -> StepError {
+    let e = timed_out(
+        format!(
+            "the cleanup to finish within its limit of {:?}",
+            case.cleanup_timeout
+        ),
+        "it was still running this step at the limit",
+    );
+    match ctx.repeat_position.take() {
+        Some(p) => StepError::InRepeat {
+            line: p.line,
+            step: p.step,
+            round: p.round,
+            times: p.times,
+            error: Box::new(e),
+        },
+        None => e,
+    }
+}
+
+/// A cleanup step's verdict, as the cleanup's end.
+fn ended(verdict: Verdict, case: &Case, step: &CaseStep) -> CleanupEnd {
+    match verdict {
+        Verdict::Failed { message, detail } => CleanupEnd::Failed {
+            failure: message,
+            detail,
+        },
+        Verdict::Error { message } => CleanupEnd::Error { failure: message },
+        // A step that does not apply to the device could not put it back.
+        Verdict::Skipped { reason } => {
+            let failure = format!(
+                "{}:{}: cleanup step `{}` could not run: {reason}",
+                case.file.display(),
+                step.line,
+                step.describe()
+            );
+            CleanupEnd::Failed {
+                detail: failure.clone(),
+                failure,
+            }
+        }
+        Verdict::Passed | Verdict::Interrupted => CleanupEnd::Passed { left_out: None },
+    }
+}
+
+/// The first `{saved:NAME}` the step names that the case has not saved.
+fn unsaved(step: &CaseStep, ctx: &CaseContext) -> Option<String> {
+    // A saved value may sit in any text a step carries: the step's debug
+    // form holds every such text, so no kind has to list them.
+    saved_names(&format!("{:?}", step.kind))
+        .into_iter()
+        .find(|name| !ctx.saved.contains_key(name))
+}
+
+/// The names of `{saved:NAME}` and `{saved:NAME±N}` in `text`.
+fn saved_names(text: &str) -> Vec<String> {
+    text.split("{saved:")
+        .skip(1)
+        .filter_map(|rest| {
+            let end = rest.find(['}', '+', '-'])?;
+            let name = rest[..end].trim();
+            (!name.is_empty()).then(|| name.to_string())
+        })
+        .collect()
+}
+
+/// The step log's line and the JUnit property of the cleanup's end.
+fn record(ctx: &mut CaseContext, case: &Case, end: &CleanupEnd) {
+    let text = match end {
+        CleanupEnd::Passed { left_out: None } => "passed".to_string(),
+        CleanupEnd::Passed {
+            left_out: Some(left_out),
+        } => format!("passed ({left_out})"),
+        CleanupEnd::Failed { failure, .. } | CleanupEnd::Error { failure } => {
+            format!("failed at {failure}")
+        }
+        CleanupEnd::Interrupted { line } => format!(
+            "interrupted at {}:{line}: the run was asked to stop",
+            case.file.display()
+        ),
+    };
+    let _ = writeln!(ctx.log, "cleanup {text}");
+    ctx.properties.push((PROPERTY.into(), text));
+}
+
+/// The case's verdict once its cleanup ended: a passed case whose cleanup
+/// went wrong is a failure (the device was left changed), or an error when
+/// the bench could not do its part, or interrupted; any other verdict
+/// stands, with the cleanup's failure added to it.
+pub fn merged(verdict: Verdict, end: CleanupEnd) -> Verdict {
+    let (failure, detail, bench) = match end {
+        CleanupEnd::Passed { .. } => return verdict,
+        CleanupEnd::Interrupted { .. } => {
+            return match verdict {
+                Verdict::Passed => Verdict::Interrupted,
+                other => other,
+            }
+        }
+        CleanupEnd::Failed { failure, detail } => (failure, detail, false),
+        CleanupEnd::Error { failure } => (failure.clone(), failure, true),
+    };
+    let failure = format!("cleanup failed at {failure}");
+    match verdict {
+        Verdict::Passed if bench => Verdict::Error {
+            message: format!("{failure}; the device may be left changed"),
+        },
+        Verdict::Passed => Verdict::Failed {
+            message: format!(
+                "{}; the device was left changed",
+                failure.lines().next().unwrap_or_default()
+            ),
+            detail: format!("cleanup failed at {detail}"),
+        },
+        Verdict::Failed { message, detail } => Verdict::Failed {
+            message,
+            detail: format!("{detail}\n\n{failure}"),
+        },
+        Verdict::Error { message } => Verdict::Error {
+            message: format!("{message}; then {failure}"),
+        },
+        Verdict::Skipped { reason } => Verdict::Skipped {
+            reason: format!("{reason}; then {failure}"),
+        },
+        Verdict::Interrupted => Verdict::Interrupted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed_cleanup() -> CleanupEnd {
+        CleanupEnd::Failed {
+            failure: "c.yaml:9: cleanup step `read /1/*/6`: expected true; saw false".into(),
+            detail: "c.yaml:9: ...\n\nsteps:\n...".into(),
+        }
+    }
+
+    #[test]
+    fn a_passed_case_whose_cleanup_fails_is_a_failure_naming_the_cleanup_step() {
+        let Verdict::Failed { message, detail } = merged(Verdict::Passed, failed_cleanup()) else {
+            panic!("a failed cleanup fails a passed case")
+        };
+        assert_eq!(
+            message,
+            "cleanup failed at c.yaml:9: cleanup step `read /1/*/6`: expected true; saw false; the device was left changed"
+        );
+        assert!(detail.starts_with("cleanup failed at c.yaml:9"), "{detail}");
+        let bench = CleanupEnd::Error {
+            failure: "c.yaml:9: cleanup step `at psm_off`: bench error: port closed".into(),
+        };
+        assert!(matches!(
+            merged(Verdict::Passed, bench),
+            Verdict::Error { message } if message.starts_with("cleanup failed at c.yaml:9") && message.contains("port closed")
+        ));
+        assert_eq!(
+            merged(Verdict::Passed, CleanupEnd::Interrupted { line: 9 }),
+            Verdict::Interrupted
+        );
+        assert_eq!(
+            merged(Verdict::Passed, CleanupEnd::Passed { left_out: None }),
+            Verdict::Passed
+        );
+    }
+
+    #[test]
+    fn a_case_that_went_wrong_keeps_its_verdict_and_gains_the_cleanup_failure() {
+        let failed = Verdict::Failed {
+            message: "c.yaml:5: step `expect`: expected 1; saw 2".into(),
+            detail: "steps".into(),
+        };
+        let Verdict::Failed { message, detail } = merged(failed, failed_cleanup()) else {
+            panic!("still a failure")
+        };
+        assert_eq!(message, "c.yaml:5: step `expect`: expected 1; saw 2");
+        assert!(
+            detail.ends_with("\n\ncleanup failed at c.yaml:9: cleanup step `read /1/*/6`: expected true; saw false"),
+            "{detail}"
+        );
+        let skipped = Verdict::Skipped {
+            reason: "not applicable".into(),
+        };
+        assert!(matches!(
+            merged(skipped, failed_cleanup()),
+            Verdict::Skipped { reason } if reason.starts_with("not applicable; then cleanup failed at c.yaml:9")
+        ));
+        let error = Verdict::Error {
+            message: "bench".into(),
+        };
+        assert!(matches!(
+            merged(error, failed_cleanup()),
+            Verdict::Error { message } if message.starts_with("bench; then cleanup failed at c.yaml:9")
+        ));
+        let failed = Verdict::Failed {
+            message: "m".into(),
+            detail: "d".into(),
+        };
+        assert_eq!(
+            merged(failed.clone(), CleanupEnd::Interrupted { line: 9 }),
+            failed,
+            "a verdict the steps reached stands when the run stops in the cleanup"
+        );
+    }
+
+    #[test]
+    fn saved_names_are_found_with_and_without_an_offset() {
+        assert_eq!(
+            saved_names(
+                r#"Write { value: Text("{saved:lifetime+30}"), other: "{saved:ns}", x: "{saved:}" }"#
+            ),
+            ["lifetime", "ns"]
+        );
+        assert!(saved_names("Write { value: Text(\"{fw_url:upgrade}\") }").is_empty());
+    }
+}
