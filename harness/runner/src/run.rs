@@ -26,7 +26,7 @@ use crate::progress::Display;
 use crate::report::previous_times::PreviousTimes;
 use crate::report::{CaseOutcome, RigInfo, RunDir, Verdict};
 use crate::session::{Session, SessionConfig};
-use crate::steps::{panic_message, run_case, CaseControl};
+use crate::steps::{panic_message, run_case, CaseControl, CaseRun};
 
 /// Exit code for unusable input (bad case or rig file), as the issue asks.
 const EXIT_BAD_INPUT: u8 = 2;
@@ -540,34 +540,13 @@ impl TrialContext {
                     session.supply.as_ref(),
                     crate::measure::SAMPLE_INTERVAL,
                 );
-                let mut attempt_started = started;
-                let mut attempt_t0 = t0;
+                let mut attempts = Attempts::new(started, t0, self.retries);
                 let mut run = self.runtime.block_on(run_case(session, case, &control));
                 // Only the bench's fault is retried; a device failure never is.
-                while let Verdict::Error { message } = &run.verdict {
-                    if earlier_attempts.len() >= self.retries as usize {
-                        break;
-                    }
-                    eprintln!(
-                        "{who}::{} bench error, rerun {} of {}: {message}",
-                        case.id,
-                        earlier_attempts.len() + 1,
-                        self.retries
-                    );
-                    events.emit(Event::CaseRetry {
-                        attempt: earlier_attempts.len() as u32 + 2,
-                        message: message.clone(),
-                    });
-                    earlier_attempts.push(crate::report::EarlierAttempt {
-                        message: message.clone(),
-                        started: attempt_started,
-                        duration: attempt_t0.elapsed(),
-                        step_log: std::mem::take(&mut run.step_log),
-                    });
-                    attempt_started = chrono::Local::now();
-                    attempt_t0 = Instant::now();
+                while attempts.rerun(&format!("{who}::{}", case.id), &mut run, &events) {
                     run = self.runtime.block_on(run_case(session, case, &control));
                 }
+                earlier_attempts = attempts.earlier;
                 session.finish_rtt_case(&artifacts);
                 marks.write(session, &artifacts, &run.step_log);
                 marks.emit_datagrams(session, &events);
@@ -818,32 +797,9 @@ impl TrialContext {
         // `--retries`, as for a single device's case: only the bench's
         // fault is retried, never a device failure; each rerun is a new
         // attempt of the whole group, and a pass after one is flaky.
-        let mut earlier_attempts = Vec::new();
-        let mut attempt_started = started;
-        let mut attempt_t0 = t0;
-        while let Verdict::Error { message } = &run.verdict {
-            if earlier_attempts.len() >= self.retries as usize {
-                break;
-            }
-            eprintln!(
-                "{}::group::{} bench error, rerun {} of {}: {message}",
-                rig.name,
-                case.id,
-                earlier_attempts.len() + 1,
-                self.retries
-            );
-            events.emit(Event::CaseRetry {
-                attempt: earlier_attempts.len() as u32 + 2,
-                message: message.clone(),
-            });
-            earlier_attempts.push(crate::report::EarlierAttempt {
-                message: message.clone(),
-                started: attempt_started,
-                duration: attempt_t0.elapsed(),
-                step_log: std::mem::take(&mut run.step_log),
-            });
-            attempt_started = chrono::Local::now();
-            attempt_t0 = Instant::now();
+        let mut attempts = Attempts::new(started, t0, self.retries);
+        let who = format!("{}::group::{}", rig.name, case.id);
+        while attempts.rerun(&who, &mut run, &events) {
             drop(members);
             members = self.group_members(&mut slots, case, &control);
             run = self
@@ -874,7 +830,7 @@ impl TrialContext {
         for m in crate::events::measurements(&run.properties) {
             events.emit(m);
         }
-        finish(run.verdict, run.step_log, run.properties, earlier_attempts)
+        finish(run.verdict, run.step_log, run.properties, attempts.earlier)
     }
 
     /// A group case's members, one per open session, each with a new case
@@ -1098,6 +1054,57 @@ impl ArtifactMarks {
             };
             let _ = std::fs::write(dir.join("debug-state.txt"), text);
         }
+    }
+}
+
+/// `--retries`: the attempts of one case. Only the bench's fault is
+/// retried, never a device failure; each earlier attempt keeps its message,
+/// time and step log for the report, where a pass after one is flaky.
+struct Attempts {
+    earlier: Vec<crate::report::EarlierAttempt>,
+    started: chrono::DateTime<chrono::Local>,
+    t0: Instant,
+    retries: u32,
+}
+
+impl Attempts {
+    fn new(started: chrono::DateTime<chrono::Local>, t0: Instant, retries: u32) -> Self {
+        Attempts {
+            earlier: Vec::new(),
+            started,
+            t0,
+            retries,
+        }
+    }
+
+    /// After an attempt: when it ended in a bench error and a rerun is
+    /// left, records it (a line on stderr, a `case_retry` event) and says
+    /// to run the case again.
+    fn rerun(&mut self, who: &str, run: &mut CaseRun, events: &CaseEvents) -> bool {
+        let Verdict::Error { message } = &run.verdict else {
+            return false;
+        };
+        if self.earlier.len() >= self.retries as usize {
+            return false;
+        }
+        eprintln!(
+            "{who} bench error, rerun {} of {}: {message}",
+            self.earlier.len() + 1,
+            self.retries
+        );
+        events.emit(Event::CaseRetry {
+            attempt: self.earlier.len() as u32 + 2,
+            message: message.clone(),
+        });
+        self.earlier.push(crate::report::EarlierAttempt {
+            message: message.clone(),
+            started: self.started,
+            duration: self.t0.elapsed(),
+            step_log: std::mem::take(&mut run.step_log),
+        });
+        self.started = chrono::Local::now();
+        self.t0 = Instant::now();
+        true
     }
 }
 

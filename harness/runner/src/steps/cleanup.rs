@@ -46,8 +46,7 @@ use crate::case::{Case, CaseStep};
 use crate::report::Verdict;
 use crate::session::Session;
 use crate::steps::context::{CaseContext, Marks};
-use crate::steps::engine::{default_wait, ensure_powered, run_step, stopped};
-use crate::steps::error::{timed_out, StepError};
+use crate::steps::engine::{cut_off, default_wait, ensure_powered, run_step, stopped};
 use crate::steps::judge::judge;
 use crate::steps::panic_guard::{panicked, CatchUnwind};
 
@@ -198,7 +197,14 @@ async fn cleanup_steps(
         let result =
             match tokio::time::timeout(remaining, run_step(step, remaining, ctx, rig)).await {
                 Ok(r) => r,
-                Err(_) => Err(cut_off(ctx, case)),
+                Err(_) => Err(cut_off(
+                    ctx,
+                    format!(
+                        "the cleanup to finish within its limit of {:?}",
+                        case.cleanup_timeout
+                    ),
+                    "it was still running this step at the limit",
+                )),
             };
         if let Err(e) = result {
             rig.take_rtt();
@@ -208,27 +214,6 @@ async fn cleanup_steps(
         ctx.previous_step = marks;
     }
     CleanupEnd::Passed { left_out: None }
-}
-
-/// The cleanup's limit ran out in the middle of a step.
-fn cut_off(ctx: &mut CaseContext, case: &Case) -> StepError {
-    let e = timed_out(
-        format!(
-            "the cleanup to finish within its limit of {:?}",
-            case.cleanup_timeout
-        ),
-        "it was still running this step at the limit",
-    );
-    match ctx.repeat_position.take() {
-        Some(p) => StepError::InRepeat {
-            line: p.line,
-            step: p.step,
-            round: p.round,
-            times: p.times,
-            error: Box::new(e),
-        },
-        None => e,
-    }
 }
 
 /// A cleanup step's verdict, as the cleanup's end.

@@ -218,7 +218,14 @@ async fn run_steps(
         };
         let result = match tokio::time::timeout(remaining, step_run).await {
             Ok(r) => r,
-            Err(_) => Err(cut_off(ctx, case)),
+            Err(_) => Err(cut_off(
+                ctx,
+                format!(
+                    "the case to finish within its timeout of {:?}",
+                    case.timeout
+                ),
+                "it was still running this step at the timeout",
+            )),
         };
         match result {
             Ok(()) => ctx.previous_step = marks,
@@ -260,16 +267,10 @@ pub(super) async fn stopped(stop: Option<watch::Receiver<bool>>) {
     std::future::pending::<()>().await
 }
 
-/// The case's timeout ran out in the middle of a step (inside a `repeat`:
-/// the step of it that was running).
-fn cut_off(ctx: &mut CaseContext, case: &Case) -> StepError {
-    let e = timed_out(
-        format!(
-            "the case to finish within its timeout of {:?}",
-            case.timeout
-        ),
-        "it was still running this step at the timeout",
-    );
+/// A limit ran out in the middle of a step (inside a `repeat`: the step of
+/// it that was running): the case's timeout, or its cleanup's.
+pub(crate) fn cut_off(ctx: &mut CaseContext, expected: String, saw: &str) -> StepError {
+    let e = timed_out(expected, saw);
     match ctx.repeat_position.take() {
         Some(p) => StepError::InRepeat {
             line: p.line,

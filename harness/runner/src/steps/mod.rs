@@ -30,7 +30,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use context::{CaseContext, RepeatPosition, Restart};
-pub use engine::{run_case, CaseControl};
+pub use engine::{run_case, CaseControl, CaseRun};
 pub use error::StepError;
 pub use kinds::StepKind;
 pub use panic_guard::panic_message;

@@ -6,8 +6,8 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    case_files, junit, junit_of_run, meterbench, parse, property, root, run, testcases, text,
-    virtual_rig_with_keys, ShardedRun,
+    case_files, junit, junit_of_run, meterbench, one_meter, parse, property, root, run, testcases,
+    text, virtual_rig_with_keys, ShardedRun,
 };
 
 /// The default run in one process: rigs/virtual.yaml is a pool of meters
@@ -711,7 +711,8 @@ fn a_registration_timeout_quotes_the_refused_handshake_and_its_identity() {
 fn an_unreadable_secrets_file_is_a_bench_error_not_a_skip() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-secrets.yaml");
-    let rig_text = std::fs::read_to_string(root().join("rigs/virtual.yaml")).unwrap();
+    // One meter: a factory account belongs to one device.
+    let rig_text = one_meter(&std::fs::read_to_string(root().join("rigs/virtual.yaml")).unwrap());
     let rig_text = rig_text.replace(
         "{ from: fresh }",
         &format!("{{ from: file, path: {} }}", missing.display()),
