@@ -554,12 +554,7 @@ impl super::Server {
         peer: std::net::SocketAddr,
         message: &Packet,
     ) -> super::Reply {
-        let Some(endpoint) = self
-            .registrations
-            .values()
-            .find(|r| r.peer == peer)
-            .map(|r| r.endpoint.clone())
-        else {
+        let Some(endpoint) = self.by_peer.get(&peer).map(|e| e.to_string()) else {
             tracing::info!(%peer, "Send from an address with no registration");
             return super::Reply::error(
                 404,

@@ -379,6 +379,8 @@ pub enum ServerEvent {
 pub struct Bookkeeping {
     pub registrations: usize,
     pub locations: usize,
+    /// Addresses in the Send sender index.
+    pub peers: usize,
     pub deadlines: usize,
     pub requests_in_flight: usize,
     /// Endpoints in the requests-in-flight index.
@@ -429,6 +431,10 @@ pub struct Server {
     registrations: BTreeMap<Arc<str>, Arc<Registration>>,
     /// Location id (the number of `/rd/5a3f`, see `expiry.rs`) to endpoint name.
     locations: HashMap<u64, Arc<str>>,
+    /// The registration each address last registered or updated from, so
+    /// that a Send (`POST /dp`, which names no registration) finds its
+    /// sender without a scan of the fleet.
+    by_peer: HashMap<SocketAddr, Arc<str>>,
     /// When each registration expires, in time order (see `expiry.rs`).
     deadlines: expiry::Deadlines,
     /// The next location names; started at the first Register, with the
@@ -466,6 +472,7 @@ impl Server {
             layer,
             registrations: BTreeMap::new(),
             locations: HashMap::new(),
+            by_peer: HashMap::new(),
             deadlines: expiry::Deadlines::default(),
             location_ids: None,
             pending: pending::PendingTable::default(),
@@ -572,6 +579,7 @@ impl Server {
         Bookkeeping {
             registrations: self.registrations.len(),
             locations: self.locations.len(),
+            peers: self.by_peer.len(),
             deadlines: self.deadlines.len(),
             requests_in_flight: self.pending.len(),
             endpoints_with_requests: self.pending.endpoints_indexed(),
@@ -1286,6 +1294,7 @@ impl Server {
         tracing::info!(%endpoint, %location, %peer, lifetime = ?registration.lifetime, "registered");
         let key: Arc<str> = Arc::from(endpoint.as_str());
         self.locations.insert(number, key.clone());
+        self.by_peer.insert(peer, key.clone());
         self.deadlines.insert(registration.expires_at(), &key);
         let registration = Arc::new(registration);
         self.registrations.insert(key, registration.clone());
@@ -1338,6 +1347,12 @@ impl Server {
         // §6.2.2), and requests still in flight to the old address are
         // retransmitted to the new one, where their answers now come from.
         let moved = (reg.peer != peer).then_some(reg.peer);
+        if let Some(old) = moved {
+            if self.by_peer.get(&old).is_some_and(|e| **e == *endpoint) {
+                self.by_peer.remove(&old);
+            }
+            self.by_peer.insert(peer, endpoint.clone());
+        }
         reg.peer = peer;
         reg.updated_at = now;
         self.deadlines.insert(reg.expires_at(), &endpoint);
@@ -1399,6 +1414,9 @@ impl Server {
             if let Some(number) = expiry::LocationIds::parse(&reg.location) {
                 self.locations.remove(&number);
             }
+            if self.by_peer.get(&reg.peer).is_some_and(|e| *e == key) {
+                self.by_peer.remove(&reg.peer);
+            }
             self.deadlines.remove(reg.expires_at(), &key);
         }
         for token in self.observed_by.remove(endpoint).unwrap_or_default() {
@@ -1417,6 +1435,7 @@ impl Server {
         }
         crate::coap::shrink::if_sparse(&mut self.composite_by);
         crate::coap::shrink::if_sparse(&mut self.locations);
+        crate::coap::shrink::if_sparse(&mut self.by_peer);
         crate::coap::shrink::if_sparse(&mut self.observations);
         crate::coap::shrink::if_sparse(&mut self.observed_by);
         crate::coap::shrink::if_sparse(&mut self.composite_observations);

@@ -339,8 +339,13 @@ fn de_registration_drops_its_requests_and_leaves_every_index_empty() {
     while s.poll_event().is_some() {}
     let book = s.bookkeeping();
     assert_eq!(
-        (book.registrations, book.locations, book.deadlines),
-        (N as usize, N as usize, N as usize)
+        (
+            book.registrations,
+            book.locations,
+            book.peers,
+            book.deadlines
+        ),
+        (N as usize, N as usize, N as usize, N as usize)
     );
     assert_eq!(
         (book.requests_in_flight, book.endpoints_with_requests),
@@ -439,4 +444,40 @@ fn a_client_that_moves_takes_only_its_own_requests_along() {
     }
     assert_eq!(answered, vec![("meter-42".to_string(), 205)]);
     assert_eq!(s.bookkeeping().requests_in_flight, N as usize - 1);
+    // A Send (POST /dp, Core §6.4.6) names no registration: the server
+    // finds the sender by its address, so from the new address it is
+    // meter-42's, and the old address no longer belongs to anyone.
+    let send = |s: &mut Server, from: SocketAddr| {
+        let mut p = request(RequestType::Post, &["dp"], &[]);
+        p.add_option(CoapOption::ContentFormat, vec![110]); // SenML JSON
+        p.payload = br#"[{"n":"/3/0/9","v":87}]"#.to_vec();
+        s.handle_datagram(t0 + Duration::from_secs(4), from, &p.to_bytes().unwrap());
+        let answer = Packet::from_bytes(&s.poll_transmit().unwrap().payload).unwrap();
+        let senders: Vec<String> = std::iter::from_fn(|| s.poll_event())
+            .filter_map(|e| match e {
+                ServerEvent::Sent { endpoint, .. } => Some(endpoint),
+                _ => None,
+            })
+            .collect();
+        (answer.header.code, senders)
+    };
+    assert_eq!(
+        send(&mut s, moved_to),
+        (
+            MessageClass::Response(ResponseType::Changed),
+            vec!["meter-42".to_string()]
+        )
+    );
+    assert_eq!(
+        send(&mut s, peer(42)),
+        (MessageClass::Response(ResponseType::NotFound), vec![])
+    );
+    assert_eq!(
+        send(&mut s, peer(41)),
+        (
+            MessageClass::Response(ResponseType::Changed),
+            vec!["meter-41".to_string()]
+        )
+    );
+    assert_eq!(s.bookkeeping().peers, N as usize);
 }
