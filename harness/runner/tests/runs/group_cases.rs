@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use crate::support::{junit, meterbench, parse, root, run_cases, text, CaseRun};
+use crate::support::{junit, meterbench, parse, root, run_cases, text, verdict_elements, CaseRun};
 
 /// The value of property `name` of testcase `case`.
 fn case_property(doc: &roxmltree::Document, case: &str, name: &str) -> Option<String> {
@@ -244,17 +244,7 @@ fn retries_rerun_a_group_case_after_a_bench_error_and_report_it_as_single_cases_
     );
     let xml = junit(&reports);
     let doc = parse(&xml);
-    let verdicts = |name: &str| -> Vec<String> {
-        let tc = doc
-            .descendants()
-            .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some(name))
-            .unwrap_or_else(|| panic!("no {name} in {xml}"));
-        tc.children()
-            .filter(|c| c.is_element())
-            .map(|c| c.tag_name().name().to_string())
-            .filter(|n| n != "properties" && n != "system-out")
-            .collect()
-    };
+    let verdicts = |name: &str| verdict_elements(&doc, name);
     assert_eq!(
         verdicts("netlab::group::bar-flaky"),
         ["flakyError"],

@@ -3,7 +3,7 @@
 //! keeps failing carries its reruns (`<rerunError>`). The bench error here is
 //! a lab network command that fails (the first time, or always).
 
-use crate::support::{junit, meterbench, parse, text};
+use crate::support::{junit, meterbench, parse, text, verdict_elements};
 
 #[test]
 fn a_pass_after_a_bench_error_is_flaky_and_a_lasting_one_lists_its_reruns() {
@@ -48,17 +48,7 @@ fn a_pass_after_a_bench_error_is_flaky_and_a_lasting_one_lists_its_reruns() {
 
     let xml = junit(&reports);
     let doc = parse(&xml);
-    let verdicts = |id: &str| -> Vec<String> {
-        let tc = doc
-            .descendants()
-            .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some(id))
-            .unwrap_or_else(|| panic!("no {id} in {xml}"));
-        tc.children()
-            .filter(|c| c.is_element())
-            .map(|c| c.tag_name().name().to_string())
-            .filter(|n| n != "properties" && n != "system-out")
-            .collect()
-    };
+    let verdicts = |id: &str| verdict_elements(&doc, id);
     assert_eq!(verdicts("bar-flaky"), ["flakyError"], "{xml}");
     assert_eq!(
         verdicts("bar-broken"),

@@ -388,3 +388,17 @@ pub fn assert_all_passed(all: &[Outcome], output: &str) {
         );
     }
 }
+
+/// The verdict elements of the testcase named `name` in a parsed JUnit
+/// document (`failure`, `flakyError`, `rerunError`, ...), in order.
+pub fn verdict_elements(doc: &roxmltree::Document, name: &str) -> Vec<String> {
+    let tc = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some(name))
+        .unwrap_or_else(|| panic!("no testcase {name} in {}", doc.input_text()));
+    tc.children()
+        .filter(|c| c.is_element())
+        .map(|c| c.tag_name().name().to_string())
+        .filter(|n| n != "properties" && n != "system-out")
+        .collect()
+}
