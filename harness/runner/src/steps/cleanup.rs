@@ -46,7 +46,9 @@ use crate::case::{Case, CaseStep};
 use crate::report::Verdict;
 use crate::session::Session;
 use crate::steps::context::{CaseContext, Marks};
-use crate::steps::engine::{cut_off, default_wait, ensure_powered, run_step, stopped};
+use crate::steps::engine::{
+    cut_off, default_wait, ensure_powered, log_step_start, run_step, stopped,
+};
 use crate::steps::judge::judge;
 use crate::steps::panic_guard::{panicked, CatchUnwind};
 
@@ -163,16 +165,7 @@ async fn cleanup_steps(
     }
     for (index, step) in case.cleanup.iter().enumerate() {
         *running = Some(index);
-        let _ = writeln!(
-            ctx.log,
-            "[{:>7.3}s] cleanup line {:>3}: {}",
-            started.elapsed().as_secs_f64(),
-            step.line,
-            step.describe()
-        );
-        if let Some(note) = &step.note {
-            let _ = writeln!(ctx.log, "  note: {note}");
-        }
+        log_step_start(ctx, started, "cleanup line", step);
         if !steps_passed {
             if let Some(name) = unsaved(step, ctx) {
                 let left_out = format!(

@@ -192,16 +192,7 @@ async fn run_steps(
                 }
             }
         }
-        let _ = writeln!(
-            ctx.log,
-            "[{:>7.3}s] line {:>3}: {}",
-            started.elapsed().as_secs_f64(),
-            step.line,
-            step.describe()
-        );
-        if let Some(note) = &step.note {
-            let _ = writeln!(ctx.log, "  note: {note}");
-        }
+        log_step_start(ctx, started, "line", step);
         let mut remaining = deadline.saturating_duration_since(Instant::now());
         if let Some(wait) = default_wait(step, rig, ctx) {
             let _ = writeln!(ctx.log, "  waiting up to {:?}, {}", wait.limit, wait.why);
@@ -265,6 +256,26 @@ pub(super) async fn stopped(stop: Option<watch::Receiver<bool>>) {
         }
     }
     std::future::pending::<()>().await
+}
+
+/// The step log's line for a step that starts (`label`: `line` for the
+/// case's steps, `cleanup line` for its cleanup's), with the step's note.
+pub(crate) fn log_step_start(
+    ctx: &mut CaseContext,
+    started: Instant,
+    label: &str,
+    step: &CaseStep,
+) {
+    let _ = writeln!(
+        ctx.log,
+        "[{:>7.3}s] {label} {:>3}: {}",
+        started.elapsed().as_secs_f64(),
+        step.line,
+        step.describe()
+    );
+    if let Some(note) = &step.note {
+        let _ = writeln!(ctx.log, "  note: {note}");
+    }
 }
 
 /// A limit ran out in the middle of a step (inside a `repeat`: the step of

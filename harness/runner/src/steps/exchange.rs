@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lwm2m::server::{Content, DmRequest, Response};
 use lwm2m::{Path, Record, Value};
-use server::{code_text, links_text};
+use server::{code_text, links_text, LogEntry};
 
 use crate::case::fields::Code;
 use crate::session::Session;
@@ -121,5 +121,29 @@ pub fn values_text(r: &Response) -> String {
         Content::None => String::new(),
         Content::Records(rs) => records_text(rs),
         Content::Links(ls) => links_text(ls),
+    }
+}
+
+/// Polls the server's message log from entry `from` until `find` picks an
+/// entry or `within` runs out. The wire is judged from the log (what
+/// crossed it, in order), not from events, so an answer the server sent
+/// is seen even when no event names it. On timeout: the log as it stood,
+/// for the caller to say what was seen instead.
+pub async fn await_logged(
+    rig: &Session,
+    from: usize,
+    within: Duration,
+    find: impl Fn(&[LogEntry]) -> Option<&LogEntry>,
+) -> Result<LogEntry, Vec<LogEntry>> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let log = rig.server.log_since(from);
+        if let Some(found) = find(&log) {
+            return Ok(found.clone());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(log);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

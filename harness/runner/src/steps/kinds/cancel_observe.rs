@@ -24,7 +24,7 @@ use crate::case::fields::{CaseFieldError, CasePath, Span};
 use crate::case::model::StringOr;
 use crate::session::Session;
 use crate::steps::error::{bench, device};
-use crate::steps::exchange::request_on;
+use crate::steps::exchange::{await_logged, request_on};
 use crate::steps::{instances, CaseContext, Step, StepFuture, Turn};
 
 #[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
@@ -196,21 +196,14 @@ async fn await_reset(
     token: &[u8],
     within: Duration,
 ) -> Result<LogEntry, NoReset> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let log = rig.server.log_since(from);
-        if let Some(rst) = reset_of_notification(&log, token) {
-            return Ok(rst.clone());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let notes = log.iter().filter(|e| is_notification_of(e, token)).count();
-            return Err(match notes {
+    await_logged(rig, from, within, |log| reset_of_notification(log, token))
+        .await
+        .map_err(|log| {
+            match log.iter().filter(|e| is_notification_of(e, token)).count() {
                 0 => NoReset::NoNotification,
                 n => NoReset::Unanswered(n),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            }
+        })
 }
 
 /// The server's RST to a notification with `token` in `log`: an empty

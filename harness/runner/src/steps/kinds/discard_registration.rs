@@ -24,6 +24,7 @@ use server::{Direction, LogEntry};
 use crate::case::fields::CasePath;
 use crate::session::Session;
 use crate::steps::error::{bench, device};
+use crate::steps::exchange::await_logged;
 use crate::steps::wait::{self, Wait};
 use crate::steps::{instances, CaseContext, Step, StepFuture, Turn};
 
@@ -113,23 +114,15 @@ async fn await_not_found(
     location: &str,
     within: Duration,
 ) -> Result<LogEntry, String> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let log = rig.server.log_since(from);
-        if let Some(answer) = not_found_to_update(&log, location) {
-            return Ok(answer.clone());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(match answers_to_updates(&log, location).last() {
-                Some(other) => format!("the Update was answered {}", other.summary),
-                None if log.iter().any(|e| is_update_to(e, location).is_some()) => {
-                    "an Update, and no answer from the server".into()
-                }
-                None => format!("no Update to {location}"),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    await_logged(rig, from, within, |log| not_found_to_update(log, location))
+        .await
+        .map_err(|log| match answers_to_updates(&log, location).last() {
+            Some(other) => format!("the Update was answered {}", other.summary),
+            None if log.iter().any(|e| is_update_to(e, location).is_some()) => {
+                "an Update, and no answer from the server".into()
+            }
+            None => format!("no Update to {location}"),
+        })
 }
 
 /// The server's 4.04 answer to an Update to `location` in `log`.
