@@ -58,11 +58,13 @@ pub struct CapturedDatagram {
 
 /// A bounded capture: when full, the oldest datagrams go, but indices keep
 /// counting, so a reader's `since(mark)` stays meaningful (as the message log's).
+/// Indices rise along `held` but may have gaps: a datagram recorded on its
+/// way out and then not sent is taken back ([`Capture::retract`]).
 #[derive(Debug)]
 struct Datagrams {
     held: VecDeque<CapturedDatagram>,
-    /// Index of `held[0]`.
-    first: usize,
+    /// The index the next datagram gets.
+    next: usize,
     capacity: usize,
 }
 
@@ -75,7 +77,7 @@ impl Capture {
     pub fn new(capacity: usize) -> Self {
         Capture(Arc::new(Mutex::new(Datagrams {
             held: VecDeque::new(),
-            first: 0,
+            next: 0,
             capacity: capacity.max(1),
         })))
     }
@@ -85,8 +87,19 @@ impl Capture {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a datagram, stamped now.
-    pub fn record(&self, carried: Carried, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
+    /// Records a datagram, stamped now; returns its index.
+    ///
+    /// A sender records before it sends: the servers run on several threads
+    /// (a file server on its own), and a datagram recorded after its send
+    /// could land behind the device's answer to it, recorded meanwhile by
+    /// another server, so the capture would show an effect before its cause.
+    pub fn record(
+        &self,
+        carried: Carried,
+        from: SocketAddr,
+        to: SocketAddr,
+        bytes: &[u8],
+    ) -> usize {
         // A device that speaks DTLS to a plain CoAP socket (a coaps:// URI
         // for a coap:// server, a session left from an earlier case) sends
         // records there: they went on the wire as DTLS, not as CoAP.
@@ -98,9 +111,9 @@ impl Capture {
         let mut d = self.lock();
         if d.held.len() == d.capacity {
             d.held.pop_front();
-            d.first += 1;
         }
-        let index = d.first + d.held.len();
+        let index = d.next;
+        d.next += 1;
         d.held.push_back(CapturedDatagram {
             index,
             time: Utc::now(),
@@ -109,12 +122,22 @@ impl Capture {
             carried,
             bytes: bytes.to_vec(),
         });
+        index
+    }
+
+    /// Takes back the datagram recorded as `index` (one whose send failed:
+    /// the capture shows what went on the wire). Its index is not reused.
+    pub fn retract(&self, index: usize) {
+        let mut d = self.lock();
+        let at = d.held.partition_point(|g| g.index < index);
+        if d.held.get(at).is_some_and(|g| g.index == index) {
+            d.held.remove(at);
+        }
     }
 
     /// The index the next datagram will get: a mark for [`since`](Self::since).
     pub fn len(&self) -> usize {
-        let d = self.lock();
-        d.first + d.held.len()
+        self.lock().next
     }
 
     pub fn is_empty(&self) -> bool {
@@ -124,7 +147,7 @@ impl Capture {
     /// The datagrams with `index >= from` that are still held, oldest first.
     pub fn since(&self, from: usize) -> Vec<CapturedDatagram> {
         let d = self.lock();
-        let skip = from.saturating_sub(d.first);
+        let skip = d.held.partition_point(|g| g.index < from);
         d.held.iter().skip(skip).cloned().collect()
     }
 }
@@ -163,13 +186,27 @@ impl<T: DatagramTransport> DatagramTransport for Recorded<T> {
     }
 
     async fn send_to(&self, buf: &[u8], peer: SocketAddr) -> io::Result<usize> {
-        let n = self.inner.send_to(buf, peer).await?;
-        self.capture.record(self.carried, self.local, peer, buf);
-        Ok(n)
+        let index = self.capture.record(self.carried, self.local, peer, buf);
+        let sent = self.inner.send_to(buf, peer).await;
+        if sent.is_err() {
+            self.capture.retract(index);
+        }
+        sent
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.local)
+    }
+
+    /// A recording moves with its transport: the capture is shared, so the
+    /// file server behind it can run on a thread of its own.
+    const MOVABLE: bool = T::MOVABLE;
+
+    fn reregister(self) -> io::Result<Self> {
+        Ok(Recorded {
+            inner: self.inner.reregister()?,
+            ..self
+        })
     }
 }
 
@@ -205,6 +242,79 @@ mod tests {
         assert_eq!(held[1].bytes, [4]);
         assert_eq!(capture.since(4).len(), 1);
         assert!(capture.since(5).is_empty());
+    }
+
+    #[test]
+    fn a_retracted_datagram_leaves_a_gap_that_since_reads_across() {
+        let capture = Capture::new(8);
+        for i in 0..4u8 {
+            capture.record(Carried::Coap, addr(1), addr(2), &[i]);
+        }
+        capture.retract(1);
+        capture.retract(1); // twice, or an index long gone: nothing
+        capture.retract(99);
+        assert_eq!(capture.len(), 4, "an index is never reused");
+        let indices =
+            |from| -> Vec<usize> { capture.since(from).iter().map(|d| d.index).collect() };
+        assert_eq!(indices(0), [0, 2, 3]);
+        assert_eq!(indices(1), [2, 3]);
+        assert_eq!(indices(2), [2, 3]);
+        assert_eq!(capture.record(Carried::Coap, addr(1), addr(2), &[4]), 4);
+    }
+
+    #[tokio::test]
+    async fn a_send_that_fails_is_not_in_the_capture() {
+        let capture = Capture::new(8);
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let recorded = Recorded::new(socket, capture.clone(), Carried::Coap).unwrap();
+        // An IPv6 destination from an IPv4 socket: the kernel refuses the send.
+        let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 9));
+        assert!(recorded.send_to(b"lost", v6).await.is_err());
+        assert!(capture.since(0).is_empty());
+        assert_eq!(capture.len(), 1);
+    }
+
+    /// A transport that, as it sends, notes how many datagrams the capture
+    /// held: what a server on another thread would see recorded by then.
+    struct Witness {
+        capture: Capture,
+        held_at_send: std::sync::Mutex<Vec<usize>>,
+    }
+
+    impl DatagramTransport for Witness {
+        async fn recv_from(&self, _: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+            std::future::pending().await
+        }
+
+        async fn send_to(&self, buf: &[u8], _: SocketAddr) -> io::Result<usize> {
+            let held = self.capture.since(0).len();
+            self.held_at_send.lock().unwrap().push(held);
+            Ok(buf.len())
+        }
+
+        fn local_addr(&self) -> io::Result<SocketAddr> {
+            Ok(addr(1))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_datagram_is_in_the_capture_before_it_goes_on_the_wire() {
+        let capture = Capture::new(8);
+        let witness = Witness {
+            capture: capture.clone(),
+            held_at_send: Default::default(),
+        };
+        let recorded = Recorded::new(witness, capture.clone(), Carried::Coap).unwrap();
+        recorded.send_to(b"one", addr(2)).await.unwrap();
+        recorded.send_to(b"two", addr(2)).await.unwrap();
+        assert_eq!(*recorded.inner.held_at_send.lock().unwrap(), [1, 2]);
+    }
+
+    #[test]
+    fn a_recording_of_a_movable_transport_moves_with_it() {
+        // What lets a case's file servers, which record, run on a thread of
+        // their own (`CoapFileServer::serve`).
+        const { assert!(<Recorded<tokio::net::UdpSocket> as DatagramTransport>::MOVABLE) };
     }
 
     #[tokio::test]

@@ -84,10 +84,12 @@ impl DtlsDatagramTransport {
         self
     }
 
-    fn record(&self, from: SocketAddr, to: SocketAddr, datagram: &[u8]) {
-        if let Some(capture) = &self.wire {
-            capture.record(crate::Carried::Dtls, from, to, datagram);
-        }
+    /// Records a datagram (before it is sent, see [`crate::Capture::record`]);
+    /// returns where, to take it back if the send fails.
+    fn record(&self, from: SocketAddr, to: SocketAddr, datagram: &[u8]) -> Option<usize> {
+        self.wire
+            .as_ref()
+            .map(|capture| capture.record(crate::Carried::Dtls, from, to, datagram))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Endpoint> {
@@ -113,11 +115,12 @@ impl DtlsDatagramTransport {
 
     async fn flush(&self, out: Vec<dtls::Transmit>) {
         for t in out {
-            match self.socket.send_to(&t.payload, t.destination).await {
-                Ok(_) => self.record(self.local, t.destination, &t.payload),
-                Err(e) => {
-                    tracing::debug!(peer = %t.destination, error = %e, "CoAPS file server send error")
+            let recorded = self.record(self.local, t.destination, &t.payload);
+            if let Err(e) = self.socket.send_to(&t.payload, t.destination).await {
+                if let (Some(capture), Some(index)) = (&self.wire, recorded) {
+                    capture.retract(index);
                 }
+                tracing::debug!(peer = %t.destination, error = %e, "CoAPS file server send error")
             }
         }
     }

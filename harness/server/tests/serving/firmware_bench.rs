@@ -113,3 +113,31 @@ async fn an_unknown_image_is_refused_with_4_04_naming_the_block() {
     assert_eq!(err.to_string(), "block 0: the server answered 4.04");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_recorded_file_server_runs_on_its_own_thread_and_captures_each_block_before_its_answer() {
+    // The only thread of this runtime blocks in the download below: a file
+    // server running as a task here would never answer it.
+    let (_dir, store) = store();
+    let want = Arc::clone(&store.get(BENCH_IMAGE).unwrap().bytes);
+    let capture = server::Capture::new(10_000);
+    let socket = tokio::net::UdpSocket::bind(loopback()).await.unwrap();
+    let recorded = server::Recorded::new(socket, capture.clone(), server::Carried::Coap).unwrap();
+    let files = CoapFileServer::serve(recorded, Arc::clone(&store)).unwrap();
+    let opts = ClientOptions {
+        ack_timeout: std::time::Duration::from_millis(500),
+        max_retransmit: 1,
+        ..ClientOptions::default()
+    };
+    let got = download(files.local_addr(), &["fw", BENCH_IMAGE], 1024, &opts).unwrap();
+    assert_eq!(&got.bytes[..], &want[..]);
+    // Each request, then its answer: never an answer recorded before the
+    // request it answers, though the server records on its own thread.
+    let held = capture.since(0);
+    assert_eq!(held.len(), 2 * got.blocks as usize);
+    for pair in held.chunks(2) {
+        assert_eq!(pair[0].to, files.local_addr(), "{pair:?}");
+        assert_eq!(pair[1].from, files.local_addr(), "{pair:?}");
+        assert_eq!(pair[0].from, pair[1].to);
+    }
+}
