@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::certificate::CertificateCredential;
 use crate::secret::{Psk, SecretKey};
 use crate::suite::CipherSuite;
 
@@ -40,6 +41,13 @@ pub struct ServerConfig {
     pub psk_lookup: PskLookup,
     /// Suites accepted, in preference order.
     pub suites: Vec<CipherSuite>,
+    /// Certificate mode (LwM2M Security Mode 2) beside PSK: the server's
+    /// certificate and key, and the trust anchors client certificates must
+    /// chain to. With one, TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 is accepted
+    /// too (after `suites`), a client certificate is required in that suite
+    /// and verified, and the session's identity is the certificate's
+    /// subject CN. `None`: PSK only.
+    pub certificate: Option<CertificateCredential>,
     /// Path MTU for handshake fragmentation.
     pub mtu: u16,
     /// Handshake retransmission.
@@ -62,6 +70,7 @@ impl ServerConfig {
         Self {
             psk_lookup,
             suites: CipherSuite::ALL.to_vec(),
+            certificate: None,
             mtu: 1280,
             retransmit: RetransmitPolicy::default(),
             max_half_open: 64,
@@ -75,6 +84,7 @@ impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerConfig")
             .field("suites", &self.suites)
+            .field("certificate", &self.certificate)
             .field("mtu", &self.mtu)
             .field("retransmit", &self.retransmit)
             .field("max_half_open", &self.max_half_open)
@@ -84,11 +94,34 @@ impl fmt::Debug for ServerConfig {
     }
 }
 
+/// How a client authenticates.
+#[derive(Debug, Clone)]
+pub enum ClientCredential {
+    /// DTLS PSK (LwM2M Security Mode 0): identity and key.
+    Psk(Psk),
+    /// X.509 certificate (Security Mode 2): own certificate and key, and
+    /// the server's certificate (or its CA) to verify it against.
+    Certificate(CertificateCredential),
+}
+
+impl ClientCredential {
+    /// What the session authenticates as, for logs: the PSK identity, or
+    /// `CN=<subject CN>` of the certificate.
+    pub fn identity(&self) -> String {
+        match self {
+            Self::Psk(psk) => psk.identity.clone(),
+            Self::Certificate(c) => {
+                format!("CN={}", c.certificate.subject_cn().unwrap_or_default())
+            }
+        }
+    }
+}
+
 /// Client endpoint settings.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// Identity and key.
-    pub psk: Psk,
+    /// PSK or certificate.
+    pub credential: ClientCredential,
     /// Suites offered, in preference order.
     pub suites: Vec<CipherSuite>,
     /// Path MTU.
@@ -98,11 +131,23 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// Defaults: both suites (CCM_8 first), MTU 1280, RFC timers.
+    /// PSK client. Defaults: both PSK suites (CCM_8 first), MTU 1280, RFC
+    /// timers.
     pub fn new(psk: Psk) -> Self {
         Self {
-            psk,
+            credential: ClientCredential::Psk(psk),
             suites: CipherSuite::ALL.to_vec(),
+            mtu: 1280,
+            retransmit: RetransmitPolicy::default(),
+        }
+    }
+
+    /// Certificate client: TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, MTU 1280,
+    /// RFC timers.
+    pub fn with_certificate(certificate: CertificateCredential) -> Self {
+        Self {
+            credential: ClientCredential::Certificate(certificate),
+            suites: CipherSuite::CERTIFICATE.to_vec(),
             mtu: 1280,
             retransmit: RetransmitPolicy::default(),
         }

@@ -1,6 +1,7 @@
-//! DTLS 1.2 with pre-shared keys for meterbench's `coaps` endpoints: the
-//! embedded LwM2M server and bootstrap server (one [`DtlsServer`] per socket,
-//! many meters) and the virtual meter (one [`DtlsClient`]).
+//! DTLS 1.2 with pre-shared keys (and X.509 certificates) for meterbench's
+//! `coaps` endpoints: the embedded LwM2M server and bootstrap server (one
+//! [`DtlsServer`] per socket, many meters) and the virtual meter (one
+//! [`DtlsClient`]).
 //!
 //! # Sans-IO
 //!
@@ -19,7 +20,16 @@
 //! - `TLS_PSK_WITH_AES_128_CBC_SHA256` (`PSK-AES128-CBC-SHA256`), which
 //!   LwM2M 1.0 listed and many deployed modems still offer.
 //!
-//! DTLS 1.2 only (RFC 6347); no certificates, no session resumption.
+//! - `TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8` (OpenSSL `ECDHE-ECDSA-AES128-CCM8`),
+//!   for certificate mode (LwM2M Security Mode 2; RFC 7251, RFC 7925 §4.4),
+//!   ECDSA P-256: a server configured with a certificate
+//!   ([`ServerConfig::certificate`]) accepts it beside PSK, requires and
+//!   verifies the client's certificate and reports its subject CN as the
+//!   session's identity; a client ([`ClientConfig::with_certificate`])
+//!   verifies the server against a CA or the pinned server certificate.
+//!   The [`certificate`](CertificateAuthority) module makes per-run CAs.
+//!
+//! DTLS 1.2 only (RFC 6347); no session resumption.
 //!
 //! # Implementation: OpenSSL
 //!
@@ -53,6 +63,7 @@
 //! - **Secrets stay secret**: [`SecretKey`] zeroizes on drop and prints only
 //!   a SHA-256 fingerprint; no error or log carries key bytes.
 
+mod certificate;
 mod client;
 mod config;
 mod cookie;
@@ -65,8 +76,11 @@ mod secret;
 mod server;
 mod suite;
 
+pub use certificate::{
+    Certificate, CertificateAuthority, CertificateCredential, CertificateError, PrivateKey, Usage,
+};
 pub use client::{ClientState, DtlsClient};
-pub use config::{ClientConfig, PskLookup, RetransmitPolicy, ServerConfig};
+pub use config::{ClientConfig, ClientCredential, PskLookup, RetransmitPolicy, ServerConfig};
 pub use error::Error;
 pub use event::{
     ClientEvent, CloseReason, DropReason, HandshakeFailure, Received, ServerEvent, Transmit,
@@ -75,3 +89,6 @@ pub use ossl::{OpensslClient, OpensslServer};
 pub use secret::{KeyError, Psk, SecretKey, MAX_IDENTITY_LEN, MAX_KEY_LEN};
 pub use server::{DtlsServer, ServerStats, SessionInfo, SessionState};
 pub use suite::CipherSuite;
+/// Re-exported so callers hold key bytes (DER private keys) in the same
+/// zeroizing buffer [`PrivateKey::to_pkcs8_der`] returns.
+pub use zeroize::Zeroizing;

@@ -79,8 +79,11 @@ pub enum SessionState {
 pub struct SessionInfo {
     /// Peer address (the session key).
     pub peer: SocketAddr,
-    /// The authenticated PSK identity, once the handshake completed. The
-    /// LwM2M server binds this to the endpoint name the client registers.
+    /// The authenticated identity, once the handshake completed: the PSK
+    /// identity, or in a certificate suite (see
+    /// [`CipherSuite::is_certificate`]) the subject CN of the client's
+    /// verified certificate. The LwM2M server binds this to the endpoint
+    /// name the client registers.
     pub identity: Option<String>,
     /// State.
     pub state: SessionState,

@@ -71,6 +71,10 @@ pub const ACTIONS: &[Action] = &[
     a("lwm2m_start", "enable the client / register"),
     a("lwm2m_stop", "deregister / disable the client"),
     a("lwm2m_status", "query the client's state"),
+    a(
+        "lwm2m_send",
+        "have the client Send the values of {paths} (comma-separated LwM2M paths)",
+    ),
     // Bootstrap and credentials.
     a(
         "bootstrap_server",

@@ -112,6 +112,13 @@ pub struct DeviceSpec {
     /// for the device's endpoint.
     #[serde(default)]
     pub credentials: CredentialSource,
+    /// Whether the device takes X.509 certificate-mode server accounts
+    /// (Security Mode 2, LwM2M 1.1 Core §E.1; TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8
+    /// with ECDSA P-256, RFC 7251): cases that bootstrap one `needs:
+    /// [certificate-mode]`, and a rig that does not say `true` skips them
+    /// (a PSK-only meter). The certificates are made per run; none is kept.
+    #[serde(default)]
+    pub certificate_mode: bool,
     /// The longest the device takes from power-on or a restart (Execute
     /// Reboot, a power cut) to its new registration: how long an `await:
     /// registered` that gives no `within` waits. A property of the device
@@ -270,7 +277,8 @@ pub enum PowerSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct VirtualMeterOptions {
-    /// Optional resources the meter does not have, as paths (`/3/0/15`).
+    /// Optional resources the meter does not have, as paths (`/3/0/15`),
+    /// or optional objects it has not at all (`/2`, Access Control).
     pub without: Vec<String>,
     /// The Server object (/1) instance of the account the meter is
     /// configured with directly (without bootstrap; with bootstrap, the

@@ -15,15 +15,33 @@
 //! the store no longer holds ([`CredentialStore::close_revoked`]), with
 //! close_notify, so that the peer's next datagram needs a new handshake.
 //!
+//! Certificate mode (LwM2M Security Mode 2) has no default credential
+//! either: each store makes, on first use, a certificate authority of its
+//! own (a fresh P-256 key that never leaves the process) and the server's
+//! certificate from it; [`CredentialStore::issue_certificate`] issues a
+//! device certificate `CN=<endpoint>` with a fresh key for bootstrap to
+//! write into the device. A certificate session authenticates as
+//! [`certificate_identity`] of its subject CN, and the registration
+//! interface accepts it for the endpoint of that name. LwM2M 1.1 Transport
+//! §5.2.6 (Endpoint Client Name) has the server compare the endpoint name
+//! with the identity the (D)TLS handshake authenticated, by equality or a
+//! lookup table; the Register responses of LwM2M 1.0 (§8.5) name the
+//! refusal: 4.03, "Endpoint Client Name does not match with CN field of
+//! X.509 Certificates" (Leshan checks the same). Equality is the default;
+//! [`CredentialStore::bind_certificate`] is the lookup table.
+//!
 //! Nothing here prints a key: `Debug` shows identities and endpoints only.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
-use dtls::{DtlsServer, KeyError, Psk, SecretKey};
+use dtls::{
+    Certificate, CertificateAuthority, CertificateCredential, CertificateError, DtlsServer,
+    KeyError, PrivateKey, Psk, SecretKey, Usage,
+};
 use tokio::sync::broadcast;
 
 /// Length of keys made by [`CredentialStore::provision`]: 128 bits, the key
@@ -38,6 +56,49 @@ struct Entry {
 #[derive(Default)]
 struct Table {
     by_identity: HashMap<String, Entry>,
+    /// Certificate CNs allowed to act as an endpoint of another name.
+    certificate_bindings: HashMap<String, String>,
+}
+
+/// What a certificate session's identity starts with: `x509:CN=meter-1`.
+/// No PSK identity with this prefix is ever given a key, so a PSK client
+/// cannot pass for a certificate's subject.
+pub const CERTIFICATE_IDENTITY_PREFIX: &str = "x509:CN=";
+
+/// The identity a certificate session with subject CN `cn` authenticates as.
+pub fn certificate_identity(cn: &str) -> String {
+    format!("{CERTIFICATE_IDENTITY_PREFIX}{cn}")
+}
+
+/// The run's certificate authority and the server's credential it issued.
+struct Pki {
+    authority: CertificateAuthority,
+    server: CertificateCredential,
+}
+
+/// Subject CN of the server certificates a store issues.
+const SERVER_CN: &str = "meterbench LwM2M server";
+
+impl Pki {
+    fn generate() -> Result<Self, CertificateError> {
+        let authority = CertificateAuthority::generate("meterbench run CA")?;
+        let (cert, key) = authority.issue(SERVER_CN, Usage::Server)?;
+        let server = CertificateCredential::new(cert, key, vec![authority.certificate().clone()])?;
+        Ok(Pki { authority, server })
+    }
+}
+
+/// A device's certificate-mode credential, as bootstrap writes it into the
+/// Security object: /0/x/3 the device certificate, /0/x/4 the server
+/// certificate, /0/x/5 the device's private key. `Debug` shows no key.
+#[derive(Clone, Debug)]
+pub struct DeviceCertificate {
+    /// The device's certificate, `CN=<endpoint>`.
+    pub certificate: Certificate,
+    /// Its private key.
+    pub key: PrivateKey,
+    /// The server's certificate, which the device pins.
+    pub server_certificate: Certificate,
 }
 
 /// Revocations a watcher may fall behind by before it is told it lagged
@@ -49,6 +110,8 @@ const REVOCATION_BACKLOG: usize = 1024;
 #[derive(Clone)]
 pub struct CredentialStore {
     table: Arc<RwLock<Table>>,
+    /// Made on first use (a key generation, about a millisecond).
+    pki: Arc<OnceLock<Result<Pki, CertificateError>>>,
     /// The identities whose key changed or was removed, to every watcher.
     revocations: broadcast::Sender<String>,
 }
@@ -57,6 +120,7 @@ impl Default for CredentialStore {
     fn default() -> Self {
         CredentialStore {
             table: Arc::default(),
+            pki: Arc::default(),
             revocations: broadcast::channel(REVOCATION_BACKLOG).0,
         }
     }
@@ -217,6 +281,40 @@ impl CredentialStore {
         self.read().by_identity.is_empty()
     }
 
+    fn pki(&self) -> Result<&Pki, CertificateError> {
+        self.pki
+            .get_or_init(Pki::generate)
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The server's certificate credential (its certificate and key, and
+    /// the run's CA as the anchor client certificates must chain to).
+    pub fn server_certificate(&self) -> Result<CertificateCredential, CertificateError> {
+        Ok(self.pki()?.server.clone())
+    }
+
+    /// A fresh key and a certificate `CN=<endpoint>` from this store's CA,
+    /// for bootstrap to write into the device (certificate mode).
+    pub fn issue_certificate(&self, endpoint: &str) -> Result<DeviceCertificate, CertificateError> {
+        let pki = self.pki()?;
+        let (certificate, key) = pki.authority.issue(endpoint, Usage::Client)?;
+        tracing::info!(%endpoint, key = %key, "device certificate issued");
+        Ok(DeviceCertificate {
+            certificate,
+            key,
+            server_certificate: pki.server.certificate.clone(),
+        })
+    }
+
+    /// Lets a certificate with subject CN `cn` act as `endpoint` (another
+    /// name): the "unless told otherwise" of the CN check.
+    pub fn bind_certificate(&self, cn: &str, endpoint: &str) {
+        self.write()
+            .certificate_bindings
+            .insert(cn.to_string(), endpoint.to_string());
+    }
+
     /// Whether a client authenticated as `identity` may act as `endpoint`;
     /// `Err` says why not (identity and endpoint names only).
     pub fn authorize(&self, endpoint: &str, identity: Option<&str>) -> Result<(), String> {
@@ -225,6 +323,19 @@ impl CredentialStore {
                 "{endpoint:?} did not authenticate (no DTLS session identity)"
             ));
         };
+        if let Some(cn) = identity.strip_prefix(CERTIFICATE_IDENTITY_PREFIX) {
+            let bound = self.read().certificate_bindings.get(cn).cloned();
+            return match bound {
+                Some(bound) if bound == endpoint => Ok(()),
+                None if cn == endpoint => Ok(()),
+                Some(bound) => Err(format!(
+                    "certificate CN {cn:?} is bound to endpoint {bound:?}, not {endpoint:?}"
+                )),
+                None => Err(format!(
+                    "certificate CN {cn:?} does not match the endpoint name {endpoint:?} (LwM2M 1.1 Transport §5.2.6)"
+                )),
+            };
+        }
         match self.endpoint_of(identity) {
             Some(bound) if bound == endpoint => Ok(()),
             Some(bound) => Err(format!(
@@ -239,7 +350,12 @@ impl CredentialStore {
     /// The DTLS endpoint's key lookup.
     pub(crate) fn psk_lookup(&self) -> dtls::PskLookup {
         let store = self.clone();
-        Arc::new(move |identity: &str| store.key(identity))
+        Arc::new(move |identity: &str| {
+            if identity.starts_with(CERTIFICATE_IDENTITY_PREFIX) {
+                return None;
+            }
+            store.key(identity)
+        })
     }
 
     /// A subscription to revocations from now on.
@@ -315,6 +431,37 @@ mod tests {
         assert!(store.remove("meter-1"));
         assert!(store.authorize("meter-1", Some("id-1")).is_err());
         assert!(!store.remove("meter-1"));
+    }
+
+    #[test]
+    fn a_certificate_acts_as_the_endpoint_its_cn_names_unless_bound_otherwise() {
+        let store = CredentialStore::new();
+        let issued = store.issue_certificate("meter-1").unwrap();
+        assert_eq!(issued.certificate.subject_cn().as_deref(), Some("meter-1"));
+        let server = store.server_certificate().unwrap();
+        assert_eq!(issued.server_certificate, server.certificate);
+        // Two issues share the CA and the server certificate, not the key.
+        let again = store.issue_certificate("meter-1").unwrap();
+        assert_ne!(again.key.fingerprint(), issued.key.fingerprint());
+        assert_eq!(again.server_certificate, server.certificate);
+
+        let id = certificate_identity("meter-1");
+        assert!(store.authorize("meter-1", Some(&id)).is_ok());
+        let refused = store.authorize("meter-2", Some(&id)).unwrap_err();
+        assert!(refused.contains("does not match"), "{refused}");
+        store.bind_certificate("meter-1", "meter-2");
+        assert!(store.authorize("meter-2", Some(&id)).is_ok());
+        assert!(store.authorize("meter-1", Some(&id)).is_err());
+        // No PSK may pass for a certificate subject.
+        store.set("meter-3", psk(&certificate_identity("meter-3"), b"k"));
+        assert!((store.psk_lookup())(&certificate_identity("meter-3")).is_none());
+        // Debug of the issued credential shows no key.
+        let pkcs8 = issued.key.to_pkcs8_der().unwrap();
+        let shown = format!("{issued:?}");
+        assert!(
+            !shown.contains(&hex::encode(&pkcs8[pkcs8.len() - 40..])),
+            "{shown}"
+        );
     }
 
     #[tokio::test]

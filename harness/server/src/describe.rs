@@ -14,8 +14,33 @@ pub fn code_text(code: u16) -> String {
 }
 
 /// `</1/0>,</3/0>;ver=1.1` — the object list as the client sent it (RFC 6690 link format).
-pub fn links_text(links: &[Link]) -> String {
-    lwm2m::format::link::encode_links(links)
+pub fn links_text<L: LinkList + ?Sized>(links: &L) -> String {
+    links.link_text()
+}
+
+/// What [`links_text`] writes: links as a response carried them, or a
+/// registration's object list, which the server holds compactly
+/// ([`lwm2m::format::ObjectLinks`]).
+pub trait LinkList {
+    fn link_text(&self) -> String;
+}
+
+impl LinkList for [Link] {
+    fn link_text(&self) -> String {
+        lwm2m::format::link::encode_links(self)
+    }
+}
+
+impl LinkList for Vec<Link> {
+    fn link_text(&self) -> String {
+        lwm2m::format::link::encode_links(self)
+    }
+}
+
+impl LinkList for lwm2m::format::ObjectLinks {
+    fn link_text(&self) -> String {
+        self.to_string()
+    }
 }
 
 fn registration_text(r: &Registration) -> String {
@@ -204,8 +229,17 @@ pub fn describe_bootstrap_event(event: &BootstrapEvent) -> String {
 
 fn identity_text(identity: Option<&str>) -> String {
     match identity {
-        Some(id) => format!("PSK identity {id:?}"),
+        Some(id) => authenticated_as(id),
         None => "no identity (plain CoAP)".into(),
+    }
+}
+
+/// `PSK identity "meter-1"`, or for a certificate session
+/// `certificate CN "meter-1"`.
+fn authenticated_as(identity: &str) -> String {
+    match identity.strip_prefix(crate::credentials::CERTIFICATE_IDENTITY_PREFIX) {
+        Some(cn) => format!("certificate CN {cn:?}"),
+        None => format!("PSK identity {identity:?}"),
     }
 }
 
@@ -217,7 +251,10 @@ pub fn describe_security_event(event: &SecurityEvent) -> String {
             peer,
             identity,
             suite,
-        } => format!("DTLS handshake with {peer} completed: PSK identity {identity:?}, {suite}"),
+        } => format!(
+            "DTLS handshake with {peer} completed: {}, {suite}",
+            authenticated_as(identity)
+        ),
         SecurityEvent::HandshakeFailed {
             peer,
             identity,
@@ -371,7 +408,7 @@ mod tests {
             binding: "U".into(),
             queue_mode: false,
             sms_number: None,
-            objects: vec![Link::new("/1/0"), Link::new("/3/0")],
+            objects: vec![Link::new("/1/0"), Link::new("/3/0")].into(),
             root: String::new(),
             content_formats: Vec::new(),
             peer: "127.0.0.1:40000".parse().unwrap(),

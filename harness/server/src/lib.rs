@@ -49,10 +49,13 @@ pub use bootstrap_server::{
     BootstrapOutcome, BootstrapServerEvent, BootstrapServerHandle, EmbeddedBootstrapServer,
 };
 pub use capture::{Capture, CapturedDatagram, Carried, Recorded};
-pub use credentials::{CredentialStore, GENERATED_KEY_LEN};
+pub use credentials::{
+    certificate_identity, CredentialStore, DeviceCertificate, CERTIFICATE_IDENTITY_PREFIX,
+    GENERATED_KEY_LEN,
+};
 pub use describe::{
     code_text, describe_bootstrap_event, describe_event, describe_request, describe_response,
-    describe_security_event, links_text,
+    describe_security_event, links_text, LinkList,
 };
 /// The DTLS types the API speaks.
 pub use dtls::{CipherSuite, Psk, SecretKey};

@@ -121,6 +121,13 @@ impl Transport {
                 config.max_half_open = s.max_half_open;
                 config.max_sessions = s.max_sessions;
                 config.idle_timeout = s.idle_timeout;
+                // Certificate mode beside PSK: the store's per-run CA and
+                // server certificate (no certificate is ever shared).
+                config.certificate = Some(
+                    store
+                        .server_certificate()
+                        .map_err(|e| ServerError::Dtls(e.to_string()))?,
+                );
                 let endpoint =
                     OpensslServer::new(config).map_err(|e| ServerError::Dtls(e.to_string()))?;
                 Ok(Transport::Dtls {
@@ -152,7 +159,16 @@ impl Transport {
                 endpoint.handle_datagram(now, peer, datagram);
                 let mut inbound = Vec::new();
                 while let Some(r) = endpoint.poll_received() {
-                    let identity = endpoint.session(r.peer).and_then(|s| s.identity);
+                    let identity = endpoint.session(r.peer).and_then(|s| {
+                        let certificate = s.suite.is_some_and(|c| c.is_certificate());
+                        s.identity.map(|id| {
+                            if certificate {
+                                crate::credentials::certificate_identity(&id)
+                            } else {
+                                id
+                            }
+                        })
+                    });
                     inbound.push(Inbound {
                         peer: r.peer,
                         identity,
@@ -254,7 +270,11 @@ fn security_event(event: dtls::ServerEvent) -> SecurityEvent {
             suite,
         } => SecurityEvent::HandshakeCompleted {
             peer,
-            identity,
+            identity: if suite.is_certificate() {
+                crate::credentials::certificate_identity(&identity)
+            } else {
+                identity
+            },
             suite: suite.iana_name().to_string(),
         },
         dtls::ServerEvent::HandshakeFailed {

@@ -312,6 +312,15 @@ impl<C: Core> Driver<C> {
         self.send_transport_datagrams().await;
         while let Some(transmit) = self.core.poll_transmit() {
             let logged = self.loggable(&transmit.payload);
+            // Recorded before it goes (taken back if it does not): the file
+            // servers record on threads of their own, and the device's
+            // answer to them must not land in the capture before this.
+            let recorded = self.shared.capture.record(
+                self.coap_carried(),
+                self.local,
+                transmit.destination,
+                &logged,
+            );
             let mut error = self
                 .transport
                 .send(now(), transmit.destination, &transmit.payload)
@@ -321,16 +330,11 @@ impl<C: Core> Driver<C> {
             }
             match &error {
                 Some(e) => {
+                    self.shared.capture.retract(recorded);
                     tracing::warn!(peer = %transmit.destination, error = %e, summary = %summarize(&transmit.payload), "cannot send")
                 }
                 None => {
                     tracing::debug!(peer = %transmit.destination, len = transmit.payload.len(), summary = %summarize(&transmit.payload), "datagram out");
-                    self.shared.capture.record(
-                        self.coap_carried(),
-                        self.local,
-                        transmit.destination,
-                        &logged,
-                    );
                 }
             }
             self.shared
@@ -344,6 +348,14 @@ impl<C: Core> Driver<C> {
     async fn send_transport_datagrams(&mut self) -> Option<String> {
         let mut first_error = None;
         while let Some(datagram) = self.transport.poll_transmit() {
+            let recorded = self.transport.is_secure().then(|| {
+                self.shared.capture.record(
+                    Carried::Dtls,
+                    self.local,
+                    datagram.destination,
+                    &datagram.payload,
+                )
+            });
             // Without a trip through the reactor while the socket has room.
             let sent = match self
                 .socket
@@ -357,15 +369,11 @@ impl<C: Core> Driver<C> {
                 other => other.map(drop),
             };
             if let Err(e) = sent {
+                if let Some(index) = recorded {
+                    self.shared.capture.retract(index);
+                }
                 tracing::warn!(peer = %datagram.destination, error = %e, secure = self.transport.is_secure(), "UDP send failed");
                 first_error.get_or_insert(e.to_string());
-            } else if self.transport.is_secure() {
-                self.shared.capture.record(
-                    Carried::Dtls,
-                    self.local,
-                    datagram.destination,
-                    &datagram.payload,
-                );
             }
         }
         first_error
@@ -454,10 +462,10 @@ impl Core for LwM2mCore {
             let core = &self.0;
             shared.apply_registration_events(&events, |endpoint| core.registration_entry(endpoint));
         }
-        for event in events {
-            tracing::info!(event = %crate::describe::describe_event(&event), "LwM2M event");
-            shared.publish(event);
+        for event in &events {
+            tracing::info!(event = %crate::describe::describe_event(event), "LwM2M event");
         }
+        shared.publish_all(events);
     }
 
     fn security_event(event: SecurityEvent) -> ServerEvent {

@@ -24,7 +24,8 @@ use crate::factory::FactoryArgs;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeviceOptions {
     /// Optional resources the meter does not have (`--without /3/0/15`):
-    /// absent from Read and Discover, 4.04 to a Write.
+    /// absent from Read and Discover, 4.04 to a Write; or optional objects
+    /// (`--without /2`), absent from its object model altogether.
     pub without: Vec<Path>,
     /// The Server object instance (/1/N) of the account the meter is
     /// configured with directly (`--server-instance N`; bootstrap writes its own).
@@ -66,14 +67,17 @@ impl DeviceOptions {
     }
 }
 
-/// A resource or resource instance the meter leaves out.
+/// A resource or resource instance the meter leaves out, or a whole
+/// optional object (`/2`: the meter has no Access Control object).
 fn without_path(text: &str) -> Result<Path, SimError> {
     text.parse::<Path>()
         .ok()
-        .filter(|p| p.depth() >= 3)
+        // Security, Server and Device are mandatory (Core Appendix E): no
+        // meter goes without them.
+        .filter(|p| p.depth() >= 3 || (p.depth() == 1 && !matches!(p.object_id(), Some(0 | 1 | 3))))
         .ok_or_else(|| {
             SimError::Usage(format!(
-                "--without {text:?}: expected a resource path like /3/0/15"
+                "--without {text:?}: expected a resource path like /3/0/15 or an optional object like /2"
             ))
         })
 }
@@ -276,6 +280,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("expected a resource path"), "{e}");
+        // An optional object may go: the meter without Access Control.
+        let a = MeterArgs::parse(&strings(&[
+            "--state-dir",
+            "/s",
+            "--objects",
+            "/o",
+            "--pty-link",
+            "/p",
+            "--without",
+            "/2",
+        ]))
+        .unwrap();
+        assert_eq!(a.device.without, [Path::object(2)]);
         let e = MeterArgs::parse(&strings(&["--server-instance", "65535"]))
             .unwrap_err()
             .to_string();

@@ -69,6 +69,7 @@ pub fn run(args: MeterArgs, factory: Option<FactoryImage>) -> Result<(), SimErro
         dir: args.objects_dir.clone(),
         message: e.to_string(),
     })?;
+    let registry = objects::registry_without(registry, &args.device.without);
     let nv = match NvStore::open(&args.state_dir) {
         Ok(nv) => nv,
         Err(e @ SimError::NvCorrupt { .. }) => {
@@ -377,6 +378,7 @@ impl Meter {
                 self.urc("+CEREG: 0");
             }
             Action::SwitchProfile(to) => self.begin_switch(now, to),
+            Action::Send(paths) => self.send_paths(now, &paths),
         }
     }
 

@@ -1,6 +1,15 @@
 //! The object instances the virtual meter exposes over LwM2M and their
 //! initial values: LwM2M Server (object 1), Device (object 3) and
 //! Connectivity Monitoring (object 4), per the OMA DDFs in fixtures/objects.
+//!
+//! Access Control (object 2, Core Appendix E.3) is in the meter's object
+//! model but has no instance from the factory: a Bootstrap-Server writes
+//! them (and reads them back, Core §6.1.7.2). The meter registers with one
+//! LwM2M Server at a time, and a client with one Server account gives it
+//! full access rights (Core §7.3.1), so entries are stored and served but
+//! enforced only once bootstrap leaves two or more Server accounts
+//! (`lwm2m::client::access_control`). A rig may describe a meter without
+//! the object at all (`without: [/2]`, [`registry_without`]).
 
 use lwm2m::client::ObjectStore;
 use lwm2m::{Path, Registry, Value};
@@ -123,6 +132,28 @@ pub fn initial_store(
     store
 }
 
+/// The object model of a meter that goes without the whole objects among
+/// `without` (`/2`: a single-server meter without Access Control, which
+/// Core §7.3 lets it do): they are then unknown to it, so its
+/// Bootstrap-Discover does not list them, a Bootstrap-Read or -Write of
+/// them is refused and a Read is 4.04.
+pub fn registry_without(registry: Registry, without: &[Path]) -> Registry {
+    let gone: Vec<u16> = without
+        .iter()
+        .filter(|p| p.depth() == 1)
+        .filter_map(Path::object_id)
+        .collect();
+    if gone.is_empty() {
+        return registry;
+    }
+    Registry::from_objects(
+        registry
+            .objects()
+            .filter(|o| !gone.contains(&o.id))
+            .cloned(),
+    )
+}
+
 /// Takes the resources the meter does not have out of a prepared store:
 /// they are then absent from Read and Discover, and a Write to them is 4.04.
 pub fn remove_resources(store: &mut ObjectStore, without: &[Path]) {
@@ -194,6 +225,16 @@ mod tests {
 #[cfg(test)]
 mod differing_device_tests {
     use super::*;
+
+    #[test]
+    fn a_meter_without_access_control_has_no_object_2_to_bootstrap() {
+        let core = Registry::core();
+        assert!(core.object(2).is_some(), "the default meter has object 2");
+        let r = registry_without(core.clone(), &[Path::resource(3, 0, 15), Path::object(2)]);
+        assert!(r.object(2).is_none());
+        assert_eq!(r.len(), core.len() - 1);
+        assert!(r.object(3).is_some_and(|d| d.resource(15).is_some()));
+    }
 
     #[test]
     fn the_factory_account_takes_its_instance_and_left_out_resources_are_gone() {

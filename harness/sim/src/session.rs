@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dtls::Psk;
+use dtls::ClientCredential;
 use lwm2m::bootstrap::{resolve_uri, SecurityMode, ServerAccount};
 use lwm2m::client::{Client, ClientConfig, ClientEvent, ObjectStore, RegistrationState};
 
@@ -64,7 +64,8 @@ pub struct Session {
 /// How the datagrams to one peer travel.
 enum Security {
     Plain,
-    Psk(Psk),
+    /// DTLS with a PSK (Security Mode 0) or a certificate (Mode 2).
+    Dtls(ClientCredential),
     /// The account asks for something the meter cannot do.
     Unusable(String),
 }
@@ -161,7 +162,7 @@ impl Session {
             self.take_link_events(now);
             return;
         }
-        if let Security::Psk(_) = self.security_for(peer) {
+        if let Security::Dtls(_) = self.security_for(peer) {
             tracing::debug!(session = self.id, %peer, bytes = data.len(), "datagram from a secured peer without a DTLS session dropped");
             return;
         }
@@ -192,7 +193,9 @@ impl Session {
                 sent = true;
                 match self.security_for(t.destination) {
                     Security::Plain => self.send_raw(t.destination, &t.payload),
-                    Security::Psk(psk) => self.links.send(now, t.destination, &psk, t.payload),
+                    Security::Dtls(credential) => {
+                        self.links.send(now, t.destination, &credential, t.payload)
+                    }
                     Security::Unusable(reason) => {
                         tracing::warn!(session = self.id, destination = %t.destination, %reason, "cannot secure the datagram; not sent");
                         self.client.registration_failed_transport(now, reason);
@@ -262,20 +265,26 @@ impl Session {
     fn security_for(&self, peer: SocketAddr) -> Security {
         let config = self.client.config();
         if let Some(bs) = config.bootstrap.as_ref().filter(|b| b.server == peer) {
-            return security_of(bs.security_mode, &bs.psk_identity, &bs.psk_key);
+            return security_of(bs.security_mode, &bs.psk_identity, &bs.psk_key, &[]);
         }
         let account = self.client.accounts().into_iter().find(|a| {
             resolve_uri(&a.server_uri).is_ok_and(|(addr, _)| addr == peer)
                 || (a.server_uri == self.settings.server_uri && peer == config.server)
         });
         match account {
-            Some(a) => security_of(a.security_mode, &a.psk_identity, &a.psk_key),
+            Some(a) => security_of(
+                a.security_mode,
+                &a.psk_identity,
+                &a.psk_key,
+                &a.server_public_key,
+            ),
             None => Security::Plain,
         }
     }
 }
 
-fn security_of(mode: SecurityMode, identity: &[u8], key: &[u8]) -> Security {
+/// `identity`, `key` and `server_key` are /0/x/3, /0/x/5 and /0/x/4.
+fn security_of(mode: SecurityMode, identity: &[u8], key: &[u8], server_key: &[u8]) -> Security {
     match mode {
         SecurityMode::NoSec => Security::Plain,
         SecurityMode::Psk => {
@@ -284,10 +293,16 @@ fn security_of(mode: SecurityMode, identity: &[u8], key: &[u8]) -> Security {
                 .and_then(|id| PskCredential::new(id, key).ok())
                 .and_then(|c| c.psk());
             match psk {
-                Some(p) => Security::Psk(p),
+                Some(p) => Security::Dtls(ClientCredential::Psk(p)),
                 None => Security::Unusable(
                     "the PSK account's identity or key is not usable for DTLS".into(),
                 ),
+            }
+        }
+        SecurityMode::Certificate => {
+            match dtls::CertificateCredential::from_security_object(identity, key, server_key) {
+                Ok(c) => Security::Dtls(ClientCredential::Certificate(c)),
+                Err(e) => Security::Unusable(format!("the certificate account is not usable: {e}")),
             }
         }
         other => Security::Unusable(format!("security mode {other} is not supported")),

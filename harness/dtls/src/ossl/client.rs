@@ -44,15 +44,16 @@ impl OpensslClient {
     /// [`DtlsClient::poll_transmit`] when this returns.
     pub fn connect(config: ClientConfig, remote: SocketAddr, now: Instant) -> Result<Self, Error> {
         let ctx = context::client(&config)?;
-        tracing::debug!(%remote, identity = %config.psk.identity, key = %config.psk.key, "DTLS client connecting");
-        Self::start(
-            ctx,
-            config.psk.identity.clone(),
-            config.mtu,
-            config.retransmit,
-            remote,
-            now,
-        )
+        let identity = config.credential.identity();
+        match &config.credential {
+            crate::config::ClientCredential::Psk(psk) => {
+                tracing::debug!(%remote, %identity, key = %psk.key, "DTLS client connecting");
+            }
+            crate::config::ClientCredential::Certificate(c) => {
+                tracing::debug!(%remote, %identity, key = %c.key, "DTLS client connecting with a certificate");
+            }
+        }
+        Self::start(ctx, identity, config.mtu, config.retransmit, remote, now)
     }
 
     /// A new association with the same remote, OpenSSL context and config,

@@ -168,6 +168,16 @@ impl Connection {
         if self.phase == Phase::Done {
             return out;
         }
+        if self.phase == Phase::Established {
+            if let Err(e) = self.unpark_buffers() {
+                tracing::warn!(error = %e, "record buffers unavailable, datagram dropped");
+                out.rejected = records
+                    .iter()
+                    .filter(|r| r.content_type == ContentType::ApplicationData)
+                    .count();
+                return out;
+            }
+        }
         self.stream.get_mut().inbound.push_back(datagram.to_vec());
         match self.phase {
             Phase::Handshaking => self.drive_handshake(now, records, &mut out),
@@ -175,7 +185,48 @@ impl Connection {
             Phase::Done => {}
         }
         self.stream.get_mut().inbound.clear();
+        self.park_buffers();
         out
+    }
+
+    /// Gives the record layer's read and write buffers back while the
+    /// association is idle.
+    ///
+    /// OpenSSL keeps both (16.5 KiB each, sized for a 16 KiB record) for the
+    /// life of an `SSL`, `SSL_MODE_RELEASE_BUFFERS` set or not (measured
+    /// with OpenSSL 3.0), so an idle session held 33 KiB of heap that it
+    /// uses only during a read or write (docs/perf/figures.md, "DTLS
+    /// session memory"). A meter talks a few times a lifetime, so both
+    /// endpoints free them after every operation and
+    /// [`Self::unpark_buffers`] takes them again before the next (a
+    /// malloc and free of each per datagram; the handshake rate did not
+    /// move). Only once established: a handshake's flights span several
+    /// inputs. `SSL_free_buffers` refuses (and frees nothing) while a
+    /// record is partly read or written; between our calls none is, since
+    /// each input is read until OpenSSL wants more.
+    fn park_buffers(&mut self) {
+        if self.phase == Phase::Established {
+            // SAFETY: the SSL is live and owned by `self.stream`; no
+            // OpenSSL call on it is in progress.
+            unsafe { ffi::SSL_free_buffers(self.stream.ssl().as_ptr()) };
+        }
+    }
+
+    /// Takes the read and write buffers back before OpenSSL reads or writes
+    /// a record. OpenSSL's DTLS write path does not allocate a missing
+    /// write buffer itself, so this is required before any write (an
+    /// answer, a retransmitted flight, an alert), not an optimisation.
+    fn unpark_buffers(&mut self) -> Result<(), Error> {
+        // SAFETY: the SSL is live and owned by `self.stream`; allocating
+        // buffers that exist already does nothing.
+        if unsafe { ffi::SSL_alloc_buffers(self.stream.ssl().as_ptr()) } == 1 {
+            Ok(())
+        } else {
+            Err(Error::openssl(
+                "allocating the record buffers",
+                openssl::error::ErrorStack::get(),
+            ))
+        }
     }
 
     /// Fires the flight timer if due.
@@ -206,15 +257,19 @@ impl Connection {
                 max: MAX_PLAINTEXT,
             });
         }
-        self.stream
+        self.unpark_buffers()?;
+        let written = self
+            .stream
             .ssl_write(payload)
-            .map_err(|e| Error::openssl("encrypting application data", e))?;
+            .map_err(|e| Error::openssl("encrypting application data", e));
+        self.park_buffers();
+        written?;
         Ok(self.take_outbound())
     }
 
     /// Sends close_notify (if established) and ends the association.
     pub(crate) fn close(&mut self) -> Vec<Vec<u8>> {
-        if self.phase == Phase::Established {
+        if self.phase == Phase::Established && self.unpark_buffers().is_ok() {
             match self.stream.shutdown() {
                 Ok(ShutdownResult::Sent | ShutdownResult::Received) => {}
                 Err(e) if e.code() == ErrorCode::WANT_READ => {}
@@ -283,7 +338,17 @@ impl Connection {
             Err(e) => {
                 self.phase = Phase::Done;
                 self.flight.clear();
-                let failure = failure_from(&e);
+                let verify = self.stream.ssl().verify_result();
+                let failure = if verify == openssl::x509::X509VerifyResult::OK {
+                    failure_from(&e)
+                } else {
+                    // The peer's certificate did not verify against our
+                    // trust anchors (OpenSSL sends it a fatal alert).
+                    HandshakeFailure::Protocol(format!(
+                        "peer certificate rejected: {}",
+                        verify.error_string()
+                    ))
+                };
                 // With CBC suites OpenSSL does not drop the client's
                 // undecryptable Finished silently but fails the handshake
                 // with bad_record_mac: the same key mismatch.

@@ -6,10 +6,14 @@ use std::sync::OnceLock;
 
 use openssl::ex_data::Index;
 use openssl::ssl::{
-    Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslSessionCacheMode, SslVersion,
+    Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslSessionCacheMode, SslVerifyMode,
+    SslVersion,
 };
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::verify::X509VerifyFlags;
 
-use crate::config::{ClientConfig, ServerConfig};
+use crate::certificate::CertificateCredential;
+use crate::config::{ClientConfig, ClientCredential, ServerConfig};
 use crate::error::Error;
 use crate::secret::{check_identity, SecretKey};
 use crate::suite::CipherSuite;
@@ -64,14 +68,65 @@ fn base(suites: &[CipherSuite]) -> Result<SslContextBuilder, Error> {
         SslOptions::NO_QUERY_MTU | SslOptions::NO_TICKET | SslOptions::NO_RENEGOTIATION,
     );
     ctx.set_session_cache_mode(SslSessionCacheMode::OFF);
+    // No SSL_MODE_RELEASE_BUFFERS: it left DTLS sessions' record buffers
+    // allocated (measured, docs/perf/figures.md "DTLS session memory");
+    // `Connection` frees them itself while a session is idle.
     Ok(ctx)
 }
 
+/// Installs `credential`: own certificate and key, and a store of its trust
+/// anchors. `X509_V_FLAG_PARTIAL_CHAIN` lets a trust anchor that is not
+/// self-signed (a pinned end-entity certificate, as the Security object's
+/// /0/x/4 gives a client) end the chain.
+fn use_certificate(
+    ctx: &mut SslContextBuilder,
+    credential: &CertificateCredential,
+    mode: SslVerifyMode,
+) -> Result<(), Error> {
+    ctx.set_certificate(credential.certificate.x509())
+        .map_err(|e| Error::openssl("setting the certificate", e))?;
+    ctx.set_private_key(credential.key.pkey())
+        .map_err(|e| Error::openssl("setting the private key", e))?;
+    ctx.check_private_key()
+        .map_err(|e| Error::openssl("checking the private key against the certificate", e))?;
+    let mut store =
+        X509StoreBuilder::new().map_err(|e| Error::openssl("creating the trust store", e))?;
+    for anchor in &credential.trust {
+        store
+            .add_cert(anchor.x509().clone())
+            .map_err(|e| Error::openssl("adding a trust anchor", e))?;
+    }
+    store
+        .set_flags(X509VerifyFlags::PARTIAL_CHAIN)
+        .map_err(|e| Error::openssl("allowing pinned trust anchors", e))?;
+    ctx.set_cert_store(store.build());
+    ctx.set_verify(mode);
+    Ok(())
+}
+
 /// Server context: PSK lookup through the caller's callback, cookie
-/// verification against what the stateless path already checked.
+/// verification against what the stateless path already checked; with a
+/// certificate, the certificate suite too and client certificates required
+/// (a PSK suite sends no CertificateRequest, RFC 4279 §2, so PSK clients
+/// are unaffected).
 pub(crate) fn server(config: &ServerConfig) -> Result<SslContext, Error> {
     let idx = indices()?;
-    let mut ctx = base(&config.suites)?;
+    let mut suites = config.suites.clone();
+    if config.certificate.is_some() {
+        for s in CipherSuite::CERTIFICATE {
+            if !suites.contains(&s) {
+                suites.push(s);
+            }
+        }
+    }
+    let mut ctx = base(&suites)?;
+    if let Some(credential) = &config.certificate {
+        use_certificate(
+            &mut ctx,
+            credential,
+            SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
+        )?;
+    }
     let lookup = config.psk_lookup.clone();
     ctx.set_psk_server_callback(move |ssl, identity, psk_out| {
         let identity = identity
@@ -109,11 +164,20 @@ pub(crate) fn server(config: &ServerConfig) -> Result<SslContext, Error> {
     Ok(ctx.build())
 }
 
-/// Client context: sends the configured identity and key.
+/// Client context: sends the configured identity and key, or the
+/// certificate, verifying the server's against the trust anchors.
 pub(crate) fn client(config: &ClientConfig) -> Result<SslContext, Error> {
-    check_identity(config.psk.identity.as_bytes())?;
+    let psk = match &config.credential {
+        ClientCredential::Psk(psk) => psk,
+        ClientCredential::Certificate(credential) => {
+            let mut ctx = base(&config.suites)?;
+            use_certificate(&mut ctx, credential, SslVerifyMode::PEER)?;
+            return Ok(ctx.build());
+        }
+    };
+    check_identity(psk.identity.as_bytes())?;
     let mut ctx = base(&config.suites)?;
-    let psk = config.psk.clone();
+    let psk = psk.clone();
     ctx.set_psk_client_callback(move |_ssl, _hint, identity_out, psk_out| {
         let identity = psk.identity.as_bytes();
         let key = psk.key.expose();

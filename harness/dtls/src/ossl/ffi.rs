@@ -21,6 +21,13 @@ extern "C" {
     pub(crate) fn BIO_ADDR_new() -> *mut BIO_ADDR;
     pub(crate) fn BIO_ADDR_free(addr: *mut BIO_ADDR);
     pub(crate) fn DTLS_set_timer_cb(s: *mut SSL, cb: Option<DtlsTimerCb>);
+    /// Frees the record layer's read and write buffers (about 16.5 KiB
+    /// each); returns 0, freeing nothing, while a record is partly read or
+    /// written.
+    pub(crate) fn SSL_free_buffers(s: *mut SSL) -> c_int;
+    /// Allocates the read and write buffers if they are not there; returns
+    /// 0 when out of memory.
+    pub(crate) fn SSL_alloc_buffers(s: *mut SSL) -> c_int;
 }
 
 /// Keeps OpenSSL's wall-clock DTLS timer an hour away so OpenSSL never

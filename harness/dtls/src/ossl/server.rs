@@ -156,7 +156,14 @@ impl OpensslServer {
         self.make_room();
         if self.sessions.len() >= self.config.max_sessions {
             self.stats.sessions_refused += 1;
-            tracing::warn!(%peer, max = self.config.max_sessions, "session table full, ClientHello dropped");
+            // A full table meets a burst of handshakes: one line per
+            // doubling of the count keeps the log readable, the stats exact.
+            let refused = self.stats.sessions_refused;
+            if refused.is_power_of_two() {
+                tracing::warn!(%peer, max = self.config.max_sessions, refused, "session table full, ClientHello dropped (logged at 1, 2, 4, ... refusals)");
+            } else {
+                tracing::debug!(%peer, refused, "session table full, ClientHello dropped");
+            }
             return;
         }
         let idx = match context::indices() {
@@ -252,12 +259,7 @@ impl OpensslServer {
             }
         }
         if outcome.completed {
-            let identity = session
-                .conn
-                .ssl()
-                .psk_identity()
-                .map(|id| String::from_utf8_lossy(id).into_owned())
-                .unwrap_or_default();
+            let identity = authenticated_identity(&session.conn);
             session.identity = Some(identity.clone());
             self.stats.handshakes_completed += 1;
             match session.conn.suite() {
@@ -373,6 +375,22 @@ enum EndKind {
     Closed(CloseReason),
     Local(CloseReason),
     Replaced,
+}
+
+/// Who the peer proved to be: the PSK identity, or for a certificate
+/// session the subject CN of the verified client certificate (LwM2M binds
+/// it to the Endpoint Client Name, see [`crate::SessionInfo::identity`]).
+fn authenticated_identity(conn: &Connection) -> String {
+    let ssl = conn.ssl();
+    if conn.suite().is_some_and(|s| s.is_certificate()) {
+        return ssl
+            .peer_certificate()
+            .and_then(|c| crate::certificate::subject_cn(&c))
+            .unwrap_or_default();
+    }
+    ssl.psk_identity()
+        .map(|id| String::from_utf8_lossy(id).into_owned())
+        .unwrap_or_default()
 }
 
 fn claimed_identity(conn: &Connection) -> Option<String> {

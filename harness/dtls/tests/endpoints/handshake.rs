@@ -209,6 +209,7 @@ fn wrong_key_is_detected_with_either_suite() {
                 let expected = match suite {
                     CipherSuite::PskAes128Ccm8 => dtls::record::alert::DECRYPT_ERROR,
                     CipherSuite::PskAes128CbcSha256 => dtls::record::alert::BAD_RECORD_MAC,
+                    CipherSuite::EcdheEcdsaAes128Ccm8 => unreachable!("not a PSK suite"),
                 };
                 assert_eq!(*description, expected, "{suite}");
             }

@@ -14,9 +14,11 @@
 mod pair;
 mod udp_endpoint;
 
+mod certificate;
 mod handshake;
 mod interop_libcoap;
 mod interop_tinydtls;
+mod memory;
 mod restart;
 mod robustness;
 mod udp;

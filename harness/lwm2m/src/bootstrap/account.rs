@@ -106,10 +106,15 @@ pub struct ServerAccount {
     /// `coap://host:port` or `coaps://host:port`, /0/x/0.
     pub server_uri: String,
     pub security_mode: SecurityMode,
-    /// PSK identity (/0/x/3); not a secret, shown in logs.
+    /// "Public Key or Identity" (/0/x/3): the PSK identity, or in
+    /// certificate mode the client's certificate (DER); not a secret.
     pub psk_identity: Vec<u8>,
-    /// PSK key (/0/x/5): never printed.
+    /// "Secret Key" (/0/x/5): the PSK, or in certificate mode the client's
+    /// private key (DER, PKCS#8 as meterbench writes it): never printed.
     pub psk_key: Vec<u8>,
+    /// "Server Public Key" (/0/x/4): in certificate mode the server's
+    /// certificate (DER), which the client pins; empty otherwise.
+    pub server_public_key: Vec<u8>,
     /// Registration lifetime, /1/y/1.
     pub lifetime: Duration,
     /// Binding, /1/y/7 ("U").
@@ -124,7 +129,18 @@ impl fmt::Debug for ServerAccount {
             .field("short_server_id", &self.short_server_id)
             .field("server_uri", &self.server_uri)
             .field("security_mode", &self.security_mode)
-            .field("psk_identity", &String::from_utf8_lossy(&self.psk_identity))
+            .field(
+                "psk_identity",
+                &if self.security_mode == SecurityMode::Psk {
+                    String::from_utf8_lossy(&self.psk_identity).into_owned()
+                } else {
+                    format!("<{} bytes>", self.psk_identity.len())
+                },
+            )
+            .field(
+                "server_public_key",
+                &format_args!("<{} bytes>", self.server_public_key.len()),
+            )
             .field(
                 "psk_key",
                 &format_args!("<{} bytes, redacted>", self.psk_key.len()),
@@ -147,6 +163,7 @@ impl ServerAccount {
             security_mode: SecurityMode::NoSec,
             psk_identity: Vec::new(),
             psk_key: Vec::new(),
+            server_public_key: Vec::new(),
             lifetime: Duration::from_secs(60),
             binding: "U".into(),
         }
@@ -167,6 +184,25 @@ impl ServerAccount {
         }
     }
 
+    /// A certificate-mode account (Security Mode 2, Core §E.1): the
+    /// client's certificate, the server's certificate and the client's
+    /// private key become /0/x/3, /0/x/4 and /0/x/5 (all DER).
+    pub fn certificate(
+        short_server_id: u16,
+        server_uri: impl Into<String>,
+        client_certificate: impl Into<Vec<u8>>,
+        server_certificate: impl Into<Vec<u8>>,
+        private_key: impl Into<Vec<u8>>,
+    ) -> Self {
+        ServerAccount {
+            security_mode: SecurityMode::Certificate,
+            psk_identity: client_certificate.into(),
+            psk_key: private_key.into(),
+            server_public_key: server_certificate.into(),
+            ..Self::nosec(short_server_id, server_uri)
+        }
+    }
+
     pub fn security_path(&self) -> Path {
         Path::instance(SECURITY_OBJECT, self.security_instance)
     }
@@ -176,7 +212,8 @@ impl ServerAccount {
     }
 
     /// The resources of /0/x (Core §E.1): URI, Bootstrap-Server false, mode,
-    /// identity, server public key (empty), secret key, Short Server ID.
+    /// identity or certificate, server public key (the server certificate
+    /// in certificate mode, else empty), secret key, Short Server ID.
     pub fn security_records(&self) -> Vec<Record> {
         let r = |id| Path::resource(SECURITY_OBJECT, self.security_instance, id);
         vec![
@@ -193,7 +230,10 @@ impl ServerAccount {
                 r(security::PUBLIC_KEY_OR_IDENTITY),
                 Value::Opaque(self.psk_identity.clone()),
             ),
-            Record::new(r(security::SERVER_PUBLIC_KEY), Value::Opaque(Vec::new())),
+            Record::new(
+                r(security::SERVER_PUBLIC_KEY),
+                Value::Opaque(self.server_public_key.clone()),
+            ),
             Record::new(r(security::SECRET_KEY), Value::Opaque(self.psk_key.clone())),
             Record::new(
                 r(security::SHORT_SERVER_ID),
@@ -393,7 +433,8 @@ fn ssid_of(store: &ObjectStore, object: u16, instance: u16) -> Option<u16> {
 /// inconsistent): every Security instance valid, at most one
 /// Bootstrap-Server account, every LwM2M Server account matched by Short
 /// Server ID with exactly one Server instance and the reverse, a PSK account
-/// with identity and key, and at least one LwM2M Server account.
+/// with identity and key, a certificate account with its certificate, the
+/// server's certificate and its key, and at least one LwM2M Server account.
 pub fn validate(store: &ObjectStore, supported: &[SecurityMode]) -> Result<(), ConfigError> {
     let securities = instances_of(store, SECURITY_OBJECT);
     let servers = instances_of(store, SERVER_OBJECT);
@@ -421,11 +462,20 @@ pub fn validate(store: &ObjectStore, supported: &[SecurityMode]) -> Result<(), C
         seen.push((ssid, path));
         let mode = int(get(store, SECURITY_OBJECT, x, security::SECURITY_MODE))
             .and_then(SecurityMode::from_code);
-        if mode == Some(SecurityMode::Psk) {
-            for (resource, name) in [
+        let needed: &[(u16, &'static str)] = match mode {
+            Some(SecurityMode::Psk) => &[
                 (security::PUBLIC_KEY_OR_IDENTITY, "PSK identity"),
                 (security::SECRET_KEY, "PSK key"),
-            ] {
+            ],
+            Some(SecurityMode::Certificate) => &[
+                (security::PUBLIC_KEY_OR_IDENTITY, "client certificate"),
+                (security::SERVER_PUBLIC_KEY, "server certificate"),
+                (security::SECRET_KEY, "private key"),
+            ],
+            _ => &[],
+        };
+        {
+            for &(resource, name) in needed {
                 if opaque(get(store, SECURITY_OBJECT, x, resource)).is_empty() {
                     return Err(ConfigError::Missing {
                         path,
@@ -528,6 +578,12 @@ pub fn accounts(store: &ObjectStore) -> Vec<ServerAccount> {
                     security::PUBLIC_KEY_OR_IDENTITY,
                 )),
                 psk_key: opaque(get(store, SECURITY_OBJECT, x, security::SECRET_KEY)),
+                server_public_key: opaque(get(
+                    store,
+                    SECURITY_OBJECT,
+                    x,
+                    security::SERVER_PUBLIC_KEY,
+                )),
                 lifetime,
                 binding,
             })
@@ -582,6 +638,52 @@ pub fn resolve_uri(uri: &str) -> Result<(std::net::SocketAddr, bool), String> {
 mod tests {
     use super::*;
     use crate::model::Registry;
+
+    /// Core §E.1: a certificate-mode Security instance is /0/x/2 = 2 with
+    /// the client certificate in 3, the server certificate in 4 and the
+    /// private key in 5; it round-trips through a store and validates, and
+    /// one missing its server certificate is refused naming resource 4.
+    #[test]
+    fn a_certificate_account_writes_mode_2_and_resources_3_4_5() {
+        let a = ServerAccount::certificate(
+            101,
+            "coaps://127.0.0.1:5684",
+            vec![0x30, 0x82, 0x01],
+            vec![0x30, 0x82, 0x02],
+            vec![0x30, 0x81, 0x87],
+        );
+        let records = a.security_records();
+        let at = |id: u16| {
+            records
+                .iter()
+                .find(|r| r.path == Path::resource(0, 1, id))
+                .map(|r| r.value.clone())
+        };
+        assert_eq!(at(2), Some(Value::Integer(2)));
+        assert_eq!(at(3), Some(Value::Opaque(vec![0x30, 0x82, 0x01])));
+        assert_eq!(at(4), Some(Value::Opaque(vec![0x30, 0x82, 0x02])));
+        assert_eq!(at(5), Some(Value::Opaque(vec![0x30, 0x81, 0x87])));
+        let mut store = ObjectStore::new(Registry::core());
+        a.install(&mut store);
+        let modes = [SecurityMode::Psk, SecurityMode::Certificate];
+        assert_eq!(validate(&store, &modes), Ok(()));
+        assert_eq!(accounts(&store), vec![a.clone()]);
+        assert!(matches!(
+            validate(&store, &[SecurityMode::Psk]),
+            Err(ConfigError::UnsupportedMode { .. })
+        ));
+        let shown = format!("{a:?}");
+        assert!(!shown.contains("[48, 129, 135]"), "{shown}");
+        store.set(Path::resource(0, 1, 4), Value::Opaque(Vec::new()));
+        assert_eq!(
+            validate(&store, &modes),
+            Err(ConfigError::Missing {
+                path: Path::instance(0, 1),
+                resource: 4,
+                name: "server certificate"
+            })
+        );
+    }
 
     fn store_with(accounts: &[ServerAccount]) -> ObjectStore {
         let mut s = ObjectStore::new(Registry::core());

@@ -202,6 +202,30 @@ impl Client {
         }
     }
 
+    /// The attributes that pace `obs` (Core §5.1.2). An Observe-Composite
+    /// targets no one path, so it takes those of the paths it covers
+    /// (each with what it inherits and the account's defaults, /1/x/2 and
+    /// /1/x/3) together: the largest pmin, since a notification carries
+    /// every path's value and may not come before any of them allows, and
+    /// the smallest pmax, since one notification serves every path whose
+    /// pmax is due. ETS int-304 paces an Observe-Composite by pmin/pmax
+    /// written on one of its resources (/1/x/1) and int-310 by pmax on one
+    /// of its objects (/3); with no attribute on any path the defaults rule.
+    pub(super) fn pacing(&self, obs: &Observation) -> crate::server::Attributes {
+        let Some(paths) = &obs.composite else {
+            return self.observation_attributes(&obs.path);
+        };
+        let each: Vec<_> = paths
+            .iter()
+            .map(|p| self.observation_attributes(p))
+            .collect();
+        crate::server::Attributes {
+            pmin: each.iter().filter_map(|a| a.pmin).max(),
+            pmax: each.iter().filter_map(|a| a.pmax).min(),
+            ..Default::default()
+        }
+    }
+
     /// A request on `/` that is a composite operation: its answer, `None`
     /// for anything else.
     pub(super) fn serve_composite(

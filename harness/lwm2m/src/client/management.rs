@@ -125,6 +125,8 @@ impl Client {
         changed: &mut Vec<Path>,
     ) -> Result<Packet, Refusal> {
         let cf = options::content_format(message);
+        // Access Control (Core §7.3), which applies with two or more Server accounts.
+        self.authorize(peer, &path, method, cf.is_some())?;
         match method {
             RequestType::Get
                 if options::accept(message) == Some(ContentFormat::LinkFormat.code()) =>

@@ -31,6 +31,7 @@
 //!   option the client does not implement gets 4.02 Bad Option (RFC 7252
 //!   §5.4.1).
 
+pub mod access_control;
 mod bootstrap;
 mod composite;
 mod management;
@@ -755,7 +756,7 @@ impl Client {
             if records == obs.last_records {
                 continue;
             }
-            let attrs = self.observation_attributes(&obs.path);
+            let attrs = self.pacing(obs);
             let numeric = |r: &[crate::format::Record]| match r {
                 [one] => one.value.as_f64(),
                 _ => None,
@@ -776,7 +777,7 @@ impl Client {
     }
 
     fn observation_deadline(&self, obs: &Observation) -> Option<Instant> {
-        let attrs = self.observation_attributes(&obs.path);
+        let attrs = self.pacing(obs);
         let pending = obs.pending.then(|| obs.last_sent + observe::pmin(&attrs));
         let periodic = observe::pmax(&attrs).map(|p| obs.last_sent + p);
         [pending, periodic].into_iter().flatten().min()

@@ -114,12 +114,73 @@ struct Outgoing {
 }
 
 /// A message seen from a peer (RFC 7252 §4.5): what we answered, replayed
-/// for a duplicate CON — the encoded bytes once, boxed without spare
-/// capacity — or `None` while unanswered (and for NONs). When it is
-/// forgotten is kept in the deadline queues, not here: 16 bytes per
-/// message, and a server sees every meter's Register, Update and
-/// notification within EXCHANGE_LIFETIME (issue 16).
-type Seen = Option<Box<[u8]>>;
+/// for a duplicate CON, or nothing while unanswered (and for NONs). When
+/// it is forgotten is kept in the deadline queues, not here: a server sees
+/// every meter's Register, Update and notification within EXCHANGE_LIFETIME
+/// (issue 16), so this is held by the hundred thousand.
+///
+/// The answer is held without a heap allocation of its own when it can be:
+/// an Empty ACK or RST (each notification's) is rebuilt from the message id,
+/// and a piggybacked response up to [`INLINE_REPLY`] bytes (a Register's
+/// 2.01 with its Location-Path, an Update's 2.04, a De-register's 2.02,
+/// with an 8-byte token) is kept in place. A small boxed reply per message
+/// cost 32 bytes of heap, and 400,000 of them strewn among a de-registered
+/// fleet's freed pages kept those pages resident after `malloc_trim` until
+/// the entries expired (docs/perf/figures.md). Only a longer answer is boxed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Unanswered,
+    /// An Empty ACK (`true`) or RST (`false`) with the message's own id.
+    Empty {
+        ack: bool,
+    },
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_REPLY],
+    },
+    Boxed(Box<[u8]>),
+}
+
+/// The longest answer [`Seen`] holds in place: 22 bytes keeps `Seen` at 24
+/// bytes, the size of its boxed form with the tag.
+const INLINE_REPLY: usize = 22;
+
+impl Seen {
+    fn of_reply(bytes: &[u8]) -> Seen {
+        // RFC 7252 §3: Ver=1, T, TKL=0, Code 0.00 — an Empty message.
+        if let [first, 0, _, _] = bytes {
+            if first & 0xcf == 0x40 {
+                match (first >> 4) & 0x3 {
+                    2 => return Seen::Empty { ack: true },
+                    3 => return Seen::Empty { ack: false },
+                    _ => {}
+                }
+            }
+        }
+        if bytes.len() <= INLINE_REPLY {
+            let mut inline = [0; INLINE_REPLY];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            return Seen::Inline {
+                len: bytes.len() as u8,
+                bytes: inline,
+            };
+        }
+        Seen::Boxed(bytes.into())
+    }
+
+    /// The answer to replay for a duplicate of message `message_id`.
+    fn replay(&self, message_id: u16) -> Option<Vec<u8>> {
+        match self {
+            Seen::Unanswered => None,
+            Seen::Empty { ack: true } => {
+                Some(wire::empty(MessageType::Acknowledgement, message_id))
+            }
+            Seen::Empty { ack: false } => Some(wire::empty(MessageType::Reset, message_id)),
+            Seen::Inline { len, bytes } => Some(bytes[..*len as usize].to_vec()),
+            Seen::Boxed(bytes) => Some(bytes.to_vec()),
+        }
+    }
+}
 
 /// The (peer, message id) of each `seen` entry with when it goes, in the
 /// order they came. Every entry of one queue lives the same time
@@ -329,7 +390,7 @@ impl MessageLayer {
 
     fn reply(&mut self, peer: SocketAddr, message_id: u16, bytes: Vec<u8>) {
         if let Some(seen) = self.seen.get_mut(&(peer, message_id)) {
-            *seen = Some(bytes.as_slice().into());
+            *seen = Seen::of_reply(&bytes);
         }
         tracing::trace!(%peer, summary = %super::summarize(&bytes), "reply");
         self.transmits.push_back(Transmit {
@@ -410,8 +471,7 @@ impl MessageLayer {
                 let confirmable = t == MessageType::Confirmable;
                 if let Some(seen) = self.seen.get(&(peer, message_id)) {
                     // §4.5: duplicate. Replay our answer to a CON; drop a NON.
-                    if let (true, Some(reply)) = (confirmable, seen) {
-                        let reply = reply.to_vec();
+                    if let (true, Some(reply)) = (confirmable, seen.replay(message_id)) {
                         tracing::debug!(%peer, message_id, "duplicate CON, replaying the cached reply");
                         self.transmits.push_back(Transmit {
                             destination: peer,
@@ -427,7 +487,7 @@ impl MessageLayer {
                 } else {
                     NON_LIFETIME
                 };
-                self.seen.insert((peer, message_id), None);
+                self.seen.insert((peer, message_id), Seen::Unanswered);
                 let queue = if confirmable {
                     &mut self.seen_con
                 } else {
@@ -640,6 +700,40 @@ mod tests {
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// RFC 7252 §4.5: a duplicate gets the same answer byte for byte, in
+    /// whichever form the cache holds it. Vectors: an Empty ACK and RST for
+    /// message id 0x1234 (§3: 0x60/0x70, code 0.00); a 2.01 Created with
+    /// token 0x0a and Location-Path rd/5a3f (§5.10.7), 13 bytes, kept in
+    /// place; a 2.05 with a 30-byte payload, boxed.
+    #[test]
+    fn a_cached_reply_replays_byte_for_byte_in_every_form() {
+        assert_eq!(std::mem::size_of::<Seen>(), 24);
+        let ack = [0x60, 0x00, 0x12, 0x34];
+        let rst = [0x70, 0x00, 0x12, 0x34];
+        assert_eq!(Seen::of_reply(&ack), Seen::Empty { ack: true });
+        assert_eq!(Seen::of_reply(&rst), Seen::Empty { ack: false });
+        let created = [
+            0x61, 0x41, 0x12, 0x34, 0x0a, 0x82, b'r', b'd', 0x04, b'5', b'a', b'3', b'f',
+        ];
+        assert!(matches!(
+            Seen::of_reply(&created),
+            Seen::Inline { len: 13, .. }
+        ));
+        let mut content = vec![0x61, 0x45, 0x12, 0x34, 0x0a, 0xff];
+        content.extend_from_slice(&[b'x'; 30]);
+        assert!(matches!(Seen::of_reply(&content), Seen::Boxed(_)));
+        for reply in [&ack[..], &rst, &created, &content] {
+            assert_eq!(Seen::of_reply(reply).replay(0x1234).as_deref(), Some(reply));
+        }
+        assert_eq!(Seen::Unanswered.replay(0x1234), None);
+        // An ACK with a token is not Empty (TKL != 0): kept as it is.
+        let piggy = [0x61, 0x00, 0x12, 0x34, 0x0a];
+        assert_eq!(
+            Seen::of_reply(&piggy).replay(0x1234).as_deref(),
+            Some(&piggy[..])
+        );
     }
 
     fn get(path: &str) -> Packet {

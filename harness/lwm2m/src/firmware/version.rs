@@ -12,7 +12,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::FirmwareError;
-use crate::format::link::Link;
+use crate::format::{ObjectLink, ObjectLinks};
 
 /// An object version, `major.minor` (OMA registry `<ObjectVersion>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,12 +51,12 @@ impl ObjectVersion {
     /// list: the `ver` of its `</N>` link (or of an `</N/i>` link, which some
     /// clients annotate instead), 1.0 when no link of the object has one.
     /// A `ver` that is not `major.minor` is an error.
-    pub fn declared(objects: &[Link], object: u16) -> Result<Self, FirmwareError> {
-        let of_object = |l: &&Link| {
+    pub fn declared(objects: &ObjectLinks, object: u16) -> Result<Self, FirmwareError> {
+        let of_object = |l: &ObjectLink<'_>| {
             l.path()
                 .is_some_and(|p| p.object_id() == Some(object) && p.depth() <= 2)
         };
-        let mut links: Vec<&Link> = objects.iter().filter(of_object).collect();
+        let mut links: Vec<ObjectLink<'_>> = objects.iter().filter(of_object).collect();
         // The object's own link first, then its instances'.
         links.sort_by_key(|l| l.path().map(|p| p.depth()));
         match links.iter().find_map(|l| l.attribute("ver")) {

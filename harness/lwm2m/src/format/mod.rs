@@ -12,6 +12,7 @@ mod cbor;
 pub mod link;
 mod lwm2m_cbor;
 mod lwm2m_json;
+mod object_links;
 mod opaque;
 mod senml;
 mod senml_cbor;
@@ -25,6 +26,7 @@ use crate::path::Path;
 use crate::value::Value;
 
 pub use link::{encode_links, parse_links, Link};
+pub use object_links::{LinkAttribute, ObjectLink, ObjectLinks};
 
 /// CoAP Content-Format numbers LwM2M uses (IANA CoAP Content-Formats registry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

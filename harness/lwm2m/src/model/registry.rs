@@ -24,6 +24,10 @@ const CORE_DDF: &[(&str, &str)] = &[
         include_str!("../../../../fixtures/objects/1-server.xml"),
     ),
     (
+        "2-access-control.xml",
+        include_str!("../../../../fixtures/objects/2-access-control.xml"),
+    ),
+    (
         "3-device.xml",
         include_str!("../../../../fixtures/objects/3-device.xml"),
     ),
@@ -97,7 +101,7 @@ impl Registry {
         }
         Ok(count)
     }
-    /// The core objects meterbench ships in `fixtures/objects` (0, 1, 3, 4, 5,
+    /// The core objects meterbench ships in `fixtures/objects` (0, 1, 2, 3, 4, 5,
     /// 9, 19, 501, 504), compiled into the library.
     pub fn core() -> Self {
         let mut r = Registry::default();

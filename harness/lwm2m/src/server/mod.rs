@@ -59,7 +59,7 @@ use crate::coap::block::{Block1Inbox, Block1Outcome, BlockKind, MAX_SZX};
 use crate::coap::critical;
 use crate::coap::observe::ObserveSeq;
 use crate::coap::{code, options, ExchangeEvent, ExchangeId, MessageLayer, Transmit};
-use crate::format::{ContentFormat, Link, Record};
+use crate::format::{ContentFormat, Link, ObjectLinks, Record};
 use crate::model::Registry;
 use crate::path::Path;
 
@@ -93,8 +93,9 @@ pub struct Registration {
     pub queue_mode: bool,
     pub sms_number: Option<String>,
     /// The object list from the Register payload (`</3/0>,</4/0>,...`),
-    /// targets relative to `root`.
-    pub objects: Vec<Link>,
+    /// targets relative to `root`, held compactly ([`ObjectLinks`]: a
+    /// registration lives long and there may be 100,000 of them).
+    pub objects: ObjectLinks,
     /// The alternate path the client's objects live under (`/lwm2m`), or
     /// `""` for the default root (LwM2M 1.1 Core §6.2.1); requests carry it
     /// before the object path.
@@ -109,11 +110,7 @@ pub struct Registration {
 impl Registration {
     /// Object instances announced in the object list (links with an instance id).
     pub fn instances(&self) -> Vec<Path> {
-        self.objects
-            .iter()
-            .filter_map(|l| l.path())
-            .filter(|p| p.depth() == 2)
-            .collect()
+        self.objects.instances().collect()
     }
     /// When the registration expires unless updated (LwM2M 1.1 Core
     /// §6.2.2); `None` for a lifetime too long for the clock to represent,
@@ -124,10 +121,7 @@ impl Registration {
     }
     /// Objects announced, with or without instances.
     pub fn has_object(&self, object: u16) -> bool {
-        self.objects
-            .iter()
-            .filter_map(|l| l.path())
-            .any(|p| p.object_id() == Some(object))
+        self.objects.has_object(object)
     }
 }
 
@@ -1273,9 +1267,7 @@ impl Server {
         let id = ids.next_id();
         let location = format!("/rd/{id}");
         let queue_mode = params.queue_mode(&version).unwrap_or(false);
-        let mut list = params.objects.unwrap_or_default();
-        // Held for the registration's whole life: no spare capacity.
-        list.objects.shrink_to_fit();
+        let list = params.objects.unwrap_or_default();
         let registration = Registration {
             endpoint: endpoint.clone(),
             location: location.clone(),
@@ -1284,7 +1276,7 @@ impl Server {
             binding: params.binding.unwrap_or_else(|| "U".into()),
             queue_mode,
             sms_number: params.sms_number,
-            objects: list.objects,
+            objects: ObjectLinks::from(list.objects),
             root: list.root,
             content_formats: list.content_formats,
             peer,
@@ -1337,7 +1329,7 @@ impl Server {
         }
         if let Some(mut list) = params.objects {
             list.inherit(&reg.root, &reg.content_formats);
-            reg.objects = list.objects;
+            reg.objects = ObjectLinks::from(list.objects);
             reg.root = list.root;
             reg.content_formats = list.content_formats;
         }

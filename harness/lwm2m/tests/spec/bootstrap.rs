@@ -421,7 +421,7 @@ fn discover_then_delete_root_keeps_the_bootstrap_account_and_the_device() {
     let text = lwm2m::format::encode_links(&before);
     assert!(
         text.starts_with(&format!(
-            r#"</>;lwm2m=1.1,</0/0>;uri="coap://{BS}",</0/1>;ssid=7;uri="coap://{DEAD}",</1/0>;ssid=7,</3/0>,</4/0>,</5>"#
+            r#"</>;lwm2m=1.1,</0/0>;uri="coap://{BS}",</0/1>;ssid=7;uri="coap://{DEAD}",</1/0>;ssid=7,</2>;ver=1.1,</3/0>,</4/0>,</5>"#
         )),
         "{text}"
     );

@@ -9,7 +9,10 @@
 //!   4.04, not an empty 2.05;
 //! - the Bootstrap-Server's answer checks, the pass criteria of ETS
 //!   LightweightM2M-1.1-int-4 ("replies show the /1 instance is gone", "the
-//!   Bootstrap-Server account is not affected").
+//!   Bootstrap-Server account is not affected");
+//! - what the Access Control entries a Bootstrap-Server writes (object 2,
+//!   int-8) do: decide each operation, 4.01 when refused, once the client
+//!   holds two Server accounts; nothing with one (Core §7.3.1).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -22,7 +25,7 @@ use lwm2m::bootstrap::{
 };
 use lwm2m::client::{BootstrapConfig, Client, ClientConfig, ObjectStore, RetryPolicy};
 use lwm2m::format::ContentFormat;
-use lwm2m::{Path, Registry};
+use lwm2m::{Path, Registry, Value};
 
 const BS: &str = "127.0.0.1:5783";
 const SERVER: &str = "127.0.0.1:5683";
@@ -269,11 +272,16 @@ fn a_discover_without_a_security_instance_lacking_ssid_has_lost_the_bootstrap_ac
 
 #[test]
 fn bootstrap_read_of_an_object_the_client_lacks_is_4_04() {
-    // Registry::core() has no Access Control object (2): a single-server
-    // device. Bootstrap-Read /2 after a Bootstrap-Discover (the server sends
-    // Read only to a client that announced lwm2m=1.1).
+    // A single-server device without the Access Control object (2): the
+    // core registry less object 2. Bootstrap-Read /2 after a
+    // Bootstrap-Discover (the server sends Read only to a client that
+    // announced lwm2m=1.1).
     let now = Instant::now();
-    let mut c = Client::new(config(true), ObjectStore::new(Registry::core()));
+    let without_acl =
+        Registry::from_objects(Registry::core().objects().filter(|o| o.id != 2).cloned());
+    let mut cfg = config(true);
+    cfg.registry = without_acl.clone();
+    let mut c = Client::new(cfg, ObjectStore::new(without_acl));
     c.start(now);
     let request = c.poll_transmit().expect("Bootstrap-Request");
     assert_eq!(request.destination, addr(BS));
@@ -293,4 +301,81 @@ fn bootstrap_read_of_an_object_the_client_lacks_is_4_04() {
         String::from_utf8_lossy(&answer.payload[6..]),
         "object 2 is not supported"
     );
+}
+
+/// A client with two LwM2M Server accounts, ssid 101 at SERVER and 102
+/// elsewhere, and the Access Control entry a Bootstrap-Server wrote for
+/// /3/0 (Core Appendix E.3): owner 102, ACL[101] = 1 (Read only).
+fn two_server_client(now: Instant) -> Client {
+    let mut store = ObjectStore::new(Registry::core());
+    store.set(Path::resource(3, 0, 0), Value::String("meterbench".into()));
+    store.set(Path::resource(2, 0, 0), Value::Integer(3));
+    store.set(Path::resource(2, 0, 1), Value::Integer(0));
+    store.set(Path::resource_instance(2, 0, 2, 101), Value::Integer(1));
+    store.set(Path::resource(2, 0, 3), Value::Integer(102));
+    let first = ServerAccount::nosec(101, format!("coap://{SERVER}"));
+    let mut second = ServerAccount::nosec(102, "coap://127.0.0.1:5999");
+    second.security_instance = 2;
+    second.server_instance = 1;
+    let mut c = Client::with_accounts(config(false), store, &[first, second]);
+    c.start(now);
+    while c.poll_transmit().is_some() {}
+    c
+}
+
+#[test]
+fn with_two_server_accounts_the_access_control_list_decides_and_4_01_refuses() {
+    // Core §7.3: a client with more than one LwM2M Server account checks
+    // each operation against the Access Control entry of the instance.
+    let now = Instant::now();
+    let mut c = two_server_client(now);
+    // CON GET /3/0/0, mid 0x2001, token 0x21: ACL[101] has the Read bit.
+    let read = [
+        0x41, 0x01, 0x20, 0x01, 0x21, 0xb1, b'3', 0x01, b'0', 0x01, b'0',
+    ];
+    c.handle_datagram(now, addr(SERVER), &read);
+    let answer = c.poll_transmit().expect("the Read's answer");
+    assert_eq!(answer.payload[..5], [0x61, 0x45, 0x20, 0x01, 0x21]); // ACK 2.05
+                                                                     // CON POST /3/0/4 (Execute Reboot), mid 0x2002, token 0x22: no Execute
+                                                                     // bit for 101, and 101 is not the owner: ACK 4.01 Unauthorized (0x81).
+    let execute = [
+        0x41, 0x02, 0x20, 0x02, 0x22, 0xb1, b'3', 0x01, b'0', 0x01, b'4',
+    ];
+    c.handle_datagram(now, addr(SERVER), &execute);
+    let answer = c.poll_transmit().expect("the Execute's answer");
+    assert_eq!(answer.payload[..6], [0x61, 0x81, 0x20, 0x02, 0x22, 0xff]);
+    assert!(
+        String::from_utf8_lossy(&answer.payload[6..])
+            .contains("server 101 has no Execute right on /3/0"),
+        "{:?}",
+        String::from_utf8_lossy(&answer.payload[6..])
+    );
+    // The same GET from an address that is none of the accounts': 4.01.
+    let stranger: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+    c.handle_datagram(now, stranger, &read);
+    let answer = c.poll_transmit().expect("the stranger's answer");
+    assert_eq!(answer.payload[..2], [0x61, 0x81]);
+}
+
+#[test]
+fn with_one_server_account_access_control_entries_are_not_enforced() {
+    // Core §7.3.1: with a single LwM2M Server account, that server has full
+    // access; the entry written for /3/0 (ACL[101] = Read only) is ignored.
+    let now = Instant::now();
+    let mut store = ObjectStore::new(Registry::core());
+    store.set(Path::resource(3, 0, 0), Value::String("meterbench".into()));
+    store.set(Path::resource(2, 0, 0), Value::Integer(3));
+    store.set(Path::resource(2, 0, 1), Value::Integer(0));
+    store.set(Path::resource_instance(2, 0, 2, 101), Value::Integer(1));
+    store.set(Path::resource(2, 0, 3), Value::Integer(102));
+    let account = ServerAccount::nosec(101, format!("coap://{SERVER}"));
+    let mut c = Client::with_accounts(config(false), store, &[account]);
+    c.start(now);
+    while c.poll_transmit().is_some() {}
+    let execute = [
+        0x41, 0x02, 0x20, 0x02, 0x22, 0xb1, b'3', 0x01, b'0', 0x01, b'4',
+    ];
+    c.handle_datagram(now, addr(SERVER), &execute);
+    let answer = c.poll_transmit().expect("the Execute's answer");
+    assert_eq!(answer.payload, [0x61, 0x44, 0x20, 0x02, 0x22]); // ACK 2.04
 }

@@ -377,6 +377,49 @@ fn observe_composite_notifies_changes_of_its_paths_until_cancelled() {
     assert!(e.to_string().contains("no Observe-Composite"), "{e}");
 }
 
+/// An Observe-Composite targets no one path, so the attributes of the
+/// paths it covers pace it (Core §5.1.2; ETS int-304 writes pmin/pmax on
+/// one observed resource, /1/0/1, and int-310 pmax on one observed
+/// object): with nothing changing and no attribute, no notification comes;
+/// once /1/0/1 has pmin 1 s and pmax 2 s, one comes every 2 s (fake
+/// clock), each with every observed path.
+#[test]
+fn pmax_written_on_one_observed_resource_paces_the_composite_observation() {
+    let mut duo = Duo::registered();
+    let paths = vec![p("/1/0/1"), p("/3/0/0")];
+    records(duo.request(DmRequest::ObserveComposite {
+        paths: paths.clone(),
+        format: None,
+    }));
+    let quiet_until = duo.now + Duration::from_secs(10);
+    support::advance(&mut duo, quiet_until, Duo::drive, |_| false);
+    assert!(duo.notifications().is_empty(), "nothing changed, no pmax");
+    let written = duo
+        .request(DmRequest::WriteAttributes {
+            path: p("/1/0/1"),
+            attributes: lwm2m::server::Attributes {
+                pmin: Some(1),
+                pmax: Some(2),
+                ..Default::default()
+            },
+        })
+        .unwrap();
+    assert_eq!(written.code, 204);
+    duo.run_until(|d| !d.notifications().is_empty());
+    let first = duo.now;
+    duo.run_until(|d| d.notifications().len() >= 2);
+    let between = duo.now - first;
+    assert!(
+        between >= Duration::from_secs(2) && between <= Duration::from_secs(2) + 4 * LATENCY,
+        "pmax 2 s apart, got {between:?}"
+    );
+    for n in duo.notifications() {
+        let got: Vec<Path> = n.iter().map(|r| r.path).collect();
+        assert_eq!(got.len(), 2, "{n:?}");
+        assert!(paths.iter().all(|q| got.contains(q)), "{n:?}");
+    }
+}
+
 #[test]
 fn the_client_refuses_formats_other_than_senml_with_415_and_406() {
     let mut duo = Duo::registered();

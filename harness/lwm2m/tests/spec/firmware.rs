@@ -21,6 +21,7 @@ use lwm2m::firmware::{
     SoftwareStatus, UpdateResult as R, MODEL_VERSION,
 };
 use lwm2m::format::link::parse_links;
+use lwm2m::format::ObjectLinks;
 use lwm2m::Registry;
 use proptest::prelude::*;
 
@@ -395,7 +396,7 @@ fn object_version_comes_from_the_registration_link() {
         ("</5>;ver=1,</5/0>", Err(())),
     ];
     for (text, expected) in rows {
-        let links = parse_links(text).unwrap();
+        let links = ObjectLinks::from(parse_links(text).unwrap());
         let got = ObjectVersion::declared(&links, 5).map_err(|_| ());
         assert_eq!(&got, expected, "{text}");
     }

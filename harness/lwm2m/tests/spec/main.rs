@@ -28,6 +28,7 @@ mod formats;
 mod formats_props;
 mod formats_spec;
 mod model;
+mod object_links;
 mod pair;
 mod push;
 mod queue_mode;

@@ -61,7 +61,7 @@ fn check(
 fn every_fixture_parses_and_load_dir_finds_them_all() {
     let reg = Registry::load_dir(&fixtures()).unwrap();
     let ids: Vec<u16> = reg.objects().map(|o| o.id).collect();
-    assert_eq!(ids, vec![0, 1, 3, 4, 5, 9, 19, 501, 504]);
+    assert_eq!(ids, vec![0, 1, 2, 3, 4, 5, 9, 19, 501, 504]);
     // The compiled-in copy is the same set.
     let core = Registry::core();
     assert_eq!(core.objects().map(|o| o.id).collect::<Vec<_>>(), ids);
@@ -73,6 +73,48 @@ fn every_fixture_parses_and_load_dir_finds_them_all() {
             o.id
         );
     }
+}
+
+#[test]
+fn access_control_object_matches_the_registry() {
+    // OMA LwM2M registry 2.xml, version 1.1 (urn:oma:lwm2m:oma:2:1.1), the
+    // resources of LwM2M 1.1 Core Appendix E.3: Object ID (R, mandatory),
+    // Object Instance ID (R, mandatory), ACL (RW, multiple, optional; one
+    // instance per Short Server ID, 0 the default), Access Control Owner
+    // (RW, mandatory). Multiple instances, optional object.
+    let reg = Registry::core();
+    let acl = reg.object(2).unwrap();
+    assert_eq!(
+        (acl.name.as_str(), acl.multiple, acl.mandatory),
+        ("LwM2M Access Control", true, false)
+    );
+    assert_eq!(acl.version, "1.1");
+    assert_eq!(acl.urn, "urn:oma:lwm2m:oma:2:1.1");
+    assert_eq!(
+        acl.resources.keys().copied().collect::<Vec<_>>(),
+        [0, 1, 2, 3]
+    );
+    use ResourceType::*;
+    check(&reg, "/2/0/0", "Object ID", Integer, R, false, true);
+    check(
+        &reg,
+        "/2/0/1",
+        "Object Instance ID",
+        Integer,
+        R,
+        false,
+        true,
+    );
+    check(&reg, "/2/0/2", "ACL", Integer, RW, true, false);
+    check(
+        &reg,
+        "/2/0/3",
+        "Access Control Owner",
+        Integer,
+        RW,
+        false,
+        true,
+    );
 }
 
 #[test]

@@ -327,7 +327,7 @@ fn registration_carries_the_object_list() {
         .iter()
         .filter_map(|l| {
             l.attribute("ver")
-                .map(|v| (l.target.clone(), v.to_string()))
+                .map(|v| (l.target().into_owned(), v.to_string()))
         })
         .collect();
     assert_eq!(

@@ -54,7 +54,7 @@ fn factory_bootstrap_rig_names_the_fixed_bootstrap_address() {
     assert!(rig.device.bootstrap);
     assert_eq!(rig.device.security, SecurityMode::Psk);
     let bind = rig.server.bootstrap_bind.unwrap();
-    assert_eq!(bind, "127.0.0.1:56830".parse::<SocketAddr>().unwrap());
+    assert_eq!(bind, "127.0.0.1:5784".parse::<SocketAddr>().unwrap());
     let power = command_power(&rig);
     check_placeholders(&power, &path).unwrap();
     // The device's own fixed URI is the address the rig binds.

@@ -106,7 +106,14 @@ pub fn server_main(args: FleetServerArgs) -> ExitCode {
         let security = if psks.is_empty() {
             server::SecurityConfig::NoSec
         } else {
-            server::SecurityConfig::psk()
+            // Room for every meter's session: the default table (sized for
+            // a bench, and a bound on what a handshake flood can hold)
+            // would refuse the fleet past its size.
+            let defaults = server::DtlsSettings::default();
+            server::SecurityConfig::Psk(server::DtlsSettings {
+                max_sessions: defaults.max_sessions.max(psks.len() + 64),
+                ..defaults
+            })
         };
         // A bounded log and history, as `serve` has: a fleet's memory is
         // its registrations', not a record of every datagram.

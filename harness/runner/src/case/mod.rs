@@ -110,6 +110,9 @@ pub enum Need {
     Bootstrap,
     /// The rig gives its device PSK credentials that a case may change.
     Credentials,
+    /// The device takes X.509 certificate-mode accounts (Security Mode 2):
+    /// the rig's `device.certificate_mode`.
+    CertificateMode,
     /// Network control that can take this action (implied by a `network` step).
     Network(rig::NetworkAction),
     /// A modem whose dialect maps this action (implied by an `at` step).
@@ -133,6 +136,7 @@ impl std::fmt::Display for Need {
             Need::Resource(path) => write!(f, "resource{}", fields::shown(path)),
             Need::Bootstrap => f.write_str("bootstrap"),
             Need::Credentials => f.write_str("credentials"),
+            Need::CertificateMode => f.write_str("certificate-mode"),
             Need::Network(action) => write!(f, "network-control that can {action}"),
             Need::ModemAction(action) => write!(f, "modem action {action}"),
             Need::ModemEvent(event) => write!(f, "modem event {event}"),
@@ -191,9 +195,8 @@ pub fn load_case(file: &FsPath, vars: &Vars) -> Result<Case, LoadError> {
     }
     let mut steps = raw.steps;
     bind_vars(&mut steps, vars).map_err(|(step, m)| LoadError::new(file, step.0, step.1, m))?;
-    let (mut cleanup, cleanup_timeout) =
-        cleanup_of(&text, raw.cleanup, raw.cleanup_timeout, raw.group.is_some())
-            .map_err(|(line, m)| LoadError::new(file, line, 1, m))?;
+    let (mut cleanup, cleanup_timeout) = cleanup_of(&text, raw.cleanup, raw.cleanup_timeout)
+        .map_err(|(line, m)| LoadError::new(file, line, 1, m))?;
     bind_vars(&mut cleanup, vars).map_err(|(step, m)| LoadError::new(file, step.0, step.1, m))?;
     let group = raw.group.as_ref().map(group_of).transpose().map_err(|m| {
         // Where `group:` is written: the top-level key's line.
@@ -205,7 +208,7 @@ pub fn load_case(file: &FsPath, vars: &Vars) -> Result<Case, LoadError> {
     })?;
     check_group_steps(&steps, group.is_some())
         .map_err(|(line, column, m)| LoadError::new(file, u64::from(line), u64::from(column), m))?;
-    check_group_steps(&cleanup, false)
+    check_group_steps(&cleanup, group.is_some())
         .map_err(|(line, column, m)| LoadError::new(file, u64::from(line), u64::from(column), m))?;
     Ok(Case {
         id: raw.id,
@@ -235,7 +238,6 @@ fn cleanup_of(
     text: &str,
     cleanup: Option<Vec<CaseStep>>,
     timeout: Option<Duration>,
-    group: bool,
 ) -> Result<(Vec<CaseStep>, Duration), (u64, String)> {
     let Some(cleanup) = cleanup else {
         return match timeout {
@@ -252,14 +254,6 @@ fn cleanup_of(
             line,
             "`cleanup:` holds no step: give the steps that put the device back, or leave the key out"
                 .into(),
-        ));
-    }
-    if group {
-        // A group's members each need their own cleanup run, judged on
-        // its own: not supported yet, so refused rather than ignored.
-        return Err((
-            line,
-            "a group case (`group:`) cannot have a `cleanup:` yet: end its steps with the ones that put the devices back".into(),
         ));
     }
     if timeout.is_some_and(|t| t.is_zero()) {
@@ -326,7 +320,7 @@ fn collect_yaml(dir: &FsPath, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// A `needs:` entry that names nothing a rig can offer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown need {0:?}: expected modem, power, debug, network-control, bootstrap, credentials, object/<id> or resource/<object>/<instance>/<resource>")]
+#[error("unknown need {0:?}: expected modem, power, debug, network-control, bootstrap, credentials, certificate-mode, object/<id> or resource/<object>/<instance>/<resource>")]
 pub struct UnknownNeed(String);
 
 fn parse_need(text: &str) -> Result<Need, UnknownNeed> {
@@ -338,6 +332,7 @@ fn parse_need(text: &str) -> Result<Need, UnknownNeed> {
         "network-control" => Ok(Need::NetworkControl),
         "bootstrap" => Ok(Need::Bootstrap),
         "credentials" => Ok(Need::Credentials),
+        "certificate-mode" => Ok(Need::CertificateMode),
         other => {
             let object = other
                 .strip_prefix("object/")
@@ -662,12 +657,12 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.line, 3, "{e}");
         assert!(e.message.contains("no time"), "{e}");
-        let e = load_text(
-            "id: x\ntitle: t\ngroup: all\nsteps:\n  - await: registered\ncleanup:\n  - power: cycle\n",
+        // A group case's cleanup may hold group steps and steps for every member.
+        let group = load_text(
+            "id: x\ntitle: t\ngroup: all\nsteps:\n  - await: registered\ncleanup:\n  - power: cycle\n  - group: { read: /3/0 }\n",
         )
-        .unwrap_err();
-        assert_eq!(e.line, 6, "{e}");
-        assert!(e.message.contains("group case"), "{e}");
+        .unwrap();
+        assert_eq!(group.cleanup.len(), 2);
         let e = load_text(
             "id: x\ntitle: t\nsteps:\n  - sleep: 1ms\ncleanup:\n  - group: { read: /3/0 }\n",
         )

@@ -45,7 +45,9 @@ pub struct CaseFile {
     /// they followed the step that ended the case, with its saved values.
     /// Not run when no step ran, nor after Ctrl-C/SIGTERM (the run's safe
     /// end applies). A passed case whose cleanup fails is a failure: the
-    /// device was left changed. Not allowed in a group case.
+    /// device was left changed. In a group case the cleanup's steps are
+    /// group steps: `group`/`campaign` act on the group, any other step
+    /// runs on every member with the member's own saved values.
     #[serde(default)]
     pub cleanup: Option<Vec<super::CaseStep>>,
     /// How long the cleanup may take, apart from the case's `timeout`

@@ -36,6 +36,15 @@
 //!   skipped keeps its verdict (the first thing that went wrong is the
 //!   news), with the cleanup's failure added to its detail, message or
 //!   reason.
+//!
+//! A group case's cleanup ([`run_group`]) follows the same rules, with
+//! the group's steps: a step that acts on the group (`group`, `campaign`)
+//! runs on the group, any other on every member at once, each member with
+//! its own saved values. A member that never saved a value a step names is
+//! left out of that step and the rest (the other members go on), and a
+//! group step after it is left out (it would act on that member too). The
+//! first step that goes wrong on any member ends the cleanup, named with
+//! the member (`... on meter-2`).
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -49,7 +58,12 @@ use crate::steps::context::{CaseContext, Marks};
 use crate::steps::engine::{
     cut_off, default_wait, ensure_powered, log_step_start, run_step, stopped,
 };
+use crate::steps::error::{timed_out, StepError};
 use crate::steps::judge::judge;
+use crate::steps::kinds::group_case::{
+    acts_on_group, at_most, decisive, judge_group_at, run_group_step, show_member_logs, Member,
+    MemberFuture, Went, MEMBERS_AT_ONCE,
+};
 use crate::steps::panic_guard::{panicked, CatchUnwind};
 
 /// The JUnit testcase property that says how the cleanup went.
@@ -257,7 +271,14 @@ fn saved_names(text: &str) -> Vec<String> {
 
 /// The step log's line and the JUnit property of the cleanup's end.
 fn record(ctx: &mut CaseContext, case: &Case, end: &CleanupEnd) {
-    let text = match end {
+    let text = end_text(case, end);
+    let _ = writeln!(ctx.log, "cleanup {text}");
+    ctx.properties.push((PROPERTY.into(), text));
+}
+
+/// How the cleanup ended, in words: `passed`, `failed at c.yaml:9: ...`.
+fn end_text(case: &Case, end: &CleanupEnd) -> String {
+    match end {
         CleanupEnd::Passed { left_out: None } => "passed".to_string(),
         CleanupEnd::Passed {
             left_out: Some(left_out),
@@ -269,9 +290,199 @@ fn record(ctx: &mut CaseContext, case: &Case, end: &CleanupEnd) {
             "interrupted at {}:{line}: the run was asked to stop",
             case.file.display()
         ),
+    }
+}
+
+/// Runs a group case's cleanup on `members` after its steps ended with
+/// `verdict` (see the module's notes), and gives the case's verdict with
+/// the cleanup's outcome in it, which the group's step log and the JUnit
+/// property [`PROPERTY`] also get.
+pub async fn run_group(
+    members: &mut [Member<'_>],
+    case: &Case,
+    verdict: Verdict,
+    log: &mut String,
+    properties: &mut Vec<(String, String)>,
+    stop: Option<watch::Receiver<bool>>,
+) -> Verdict {
+    let _ = writeln!(
+        log,
+        "cleanup ({} steps, within {:?}):",
+        case.cleanup.len(),
+        case.cleanup_timeout
+    );
+    let steps_passed = verdict == Verdict::Passed;
+    let mut running: Option<usize> = None;
+    let mut cleanup_log = String::new();
+    let end = {
+        let steps = group_cleanup_steps(
+            members,
+            case,
+            steps_passed,
+            &mut running,
+            &mut cleanup_log,
+            properties,
+        );
+        tokio::select! {
+            biased;
+            () = stopped(stop) => None,
+            end = steps => Some(end),
+        }
     };
-    let _ = writeln!(ctx.log, "cleanup {text}");
-    ctx.properties.push((PROPERTY.into(), text));
+    log.push_str(&cleanup_log);
+    let end = end.unwrap_or_else(|| CleanupEnd::Interrupted {
+        line: running
+            .and_then(|i| case.cleanup.get(i))
+            .map_or(0, |s| s.line),
+    });
+    let text = end_text(case, &end);
+    let _ = writeln!(log, "cleanup {text}");
+    properties.push((PROPERTY.into(), text));
+    merged(verdict, end)
+}
+
+/// The group cleanup's steps, one after the other; the first that goes
+/// wrong on any member ends it.
+async fn group_cleanup_steps(
+    members: &mut [Member<'_>],
+    case: &Case,
+    steps_passed: bool,
+    running: &mut Option<usize>,
+    log: &mut String,
+    properties: &mut Vec<(String, String)>,
+) -> CleanupEnd {
+    let file = case.file.display();
+    let started = Instant::now();
+    let mut deadline = started + case.cleanup_timeout;
+    for m in members.iter_mut() {
+        m.ctx.repeat_position = None;
+        if let Err(e) = ensure_powered(m.session, &mut m.ctx) {
+            let _ = writeln!(log, "  ERROR on {}: {e}", m.name);
+            return CleanupEnd::Error {
+                failure: format!("{file}: cleanup: bench setup of {}: {e}", m.name),
+            };
+        }
+    }
+    // Per member, why it is out of the cleanup from some step on.
+    let mut left_out: Vec<Option<String>> = vec![None; members.len()];
+    for (index, step) in case.cleanup.iter().enumerate() {
+        *running = Some(index);
+        let _ = writeln!(
+            log,
+            "[{:>7.3}s] cleanup line {:>3}: {}",
+            started.elapsed().as_secs_f64(),
+            step.line,
+            step.describe()
+        );
+        if !steps_passed {
+            for (m, out) in members.iter().zip(left_out.iter_mut()) {
+                if out.is_some() {
+                    continue;
+                }
+                if let Some(name) = unsaved(step, &m.ctx) {
+                    let why = format!(
+                        "{}: from line {} on left out: nothing was saved as {name:?} (the case ended before the step that saves it, so it changed nothing this would put back)",
+                        m.name, step.line
+                    );
+                    let _ = writeln!(log, "  {why}");
+                    *out = Some(why);
+                }
+            }
+        }
+        let active: Vec<bool> = left_out.iter().map(Option::is_none).collect();
+        if !active.contains(&true) {
+            break;
+        }
+        if acts_on_group(&step.kind) && active.contains(&false) {
+            let _ = writeln!(
+                log,
+                "  left out: it acts on the whole group, and a member is out of the cleanup"
+            );
+            continue;
+        }
+        let mut remaining = deadline.saturating_duration_since(Instant::now());
+        if step.within.is_none() {
+            let wait = members
+                .iter()
+                .zip(&active)
+                .filter(|(_, a)| **a)
+                .filter_map(|(m, _)| default_wait(step, m.session, &m.ctx))
+                .max_by_key(|w| w.limit);
+            if let Some(wait) = wait {
+                let _ = writeln!(log, "  waiting up to {:?}, {}", wait.limit, wait.why);
+                if wait.limit > remaining {
+                    deadline += wait.limit - remaining;
+                    remaining = wait.limit;
+                }
+            }
+        }
+        let ran = tokio::time::timeout(
+            remaining,
+            run_cleanup_step(step, remaining, members, &active, log, properties),
+        )
+        .await;
+        show_member_logs(members, log);
+        let outcome = ran.unwrap_or_else(|_| {
+            Err(Went::Group(timed_out(
+                format!(
+                    "the cleanup to finish within its limit of {:?}",
+                    case.cleanup_timeout
+                ),
+                "it was still running this step at the limit",
+            )))
+        });
+        let verdict = match outcome {
+            Ok(()) => continue,
+            Err(Went::Member(i, e)) => {
+                let m = &mut members[i];
+                m.session.take_rtt();
+                let at = format!("cleanup step `{}` on {}", step.describe(), m.name);
+                judge(m.session, &mut m.ctx, case, step.line, at, e)
+            }
+            Err(Went::Group(e)) => {
+                let at = format!("cleanup step `{}`", step.describe());
+                judge_group_at(case, step, at, log, e)
+            }
+        };
+        return ended(verdict, case, step);
+    }
+    let left_out: Vec<String> = left_out.into_iter().flatten().collect();
+    CleanupEnd::Passed {
+        left_out: (!left_out.is_empty()).then(|| left_out.join("; ")),
+    }
+}
+
+/// One cleanup step: on the group, or on each member still in the cleanup.
+async fn run_cleanup_step(
+    step: &CaseStep,
+    remaining: std::time::Duration,
+    members: &mut [Member<'_>],
+    active: &[bool],
+    log: &mut String,
+    properties: &mut Vec<(String, String)>,
+) -> Result<(), Went> {
+    if acts_on_group(&step.kind) {
+        return run_group_step(step, remaining, members, log, properties).await;
+    }
+    let futures = members
+        .iter_mut()
+        .zip(active)
+        .map(|(m, active)| {
+            let active = *active;
+            Box::pin(async move {
+                if !active {
+                    return Ok::<(), StepError>(());
+                }
+                let marks = Marks::now(m.session);
+                let r = run_step(step, remaining, &mut m.ctx, m.session).await;
+                if r.is_ok() {
+                    m.ctx.previous_step = marks;
+                }
+                r
+            }) as MemberFuture<'_, _>
+        })
+        .collect();
+    decisive(at_most(futures, MEMBERS_AT_ONCE).await)
 }
 
 /// The case's verdict once its cleanup ended: a passed case whose cleanup

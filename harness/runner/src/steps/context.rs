@@ -81,6 +81,9 @@ pub struct CaseContext {
     pub network_changed: bool,
     /// Observations started by `observe` steps.
     pub observations: HashMap<Path, RequestId>,
+    /// The Observe-Composite an `observe_composite` step with `keep` left
+    /// open; the case end cancels it if no step did.
+    pub composite_observation: Option<crate::steps::kinds::observe_composite::OpenComposite>,
     /// Values `debug: {save: NAME}` steps remembered.
     pub saved: HashMap<String, String>,
     /// How the device came back from each cut `classify` judged.
@@ -122,6 +125,7 @@ impl CaseContext {
             restart: None,
             network_changed: false,
             observations: HashMap::new(),
+            composite_observation: None,
             saved: HashMap::new(),
             recoveries: Vec::new(),
             replaced_server_psk: None,

@@ -407,6 +407,19 @@ fn finish_power_cuts(ctx: &mut CaseContext) {
 }
 
 async fn cancel_observations(rig: &Session, ctx: &mut CaseContext) {
+    // An Observe-Composite a step left open (`keep`) ends with its case too.
+    if let Some(open) = ctx.composite_observation.take() {
+        if rig.server.registration(&rig.endpoint).is_some() {
+            let _ = rig
+                .server
+                .request(
+                    &rig.endpoint,
+                    DmRequest::CancelObserveComposite { paths: open.paths },
+                    Duration::from_secs(5),
+                )
+                .await;
+        }
+    }
     for (path, _) in ctx.observations.drain() {
         if rig.server.registration(&rig.endpoint).is_some() {
             let _ = rig

@@ -66,7 +66,7 @@ mod tests {
             binding: "U".into(),
             queue_mode: false,
             sms_number: None,
-            objects: lwm2m::format::parse_links(objects).unwrap(),
+            objects: lwm2m::format::parse_links(objects).unwrap().into(),
             root: String::new(),
             content_formats: Vec::new(),
             peer: "127.0.0.1:5683".parse().unwrap(),

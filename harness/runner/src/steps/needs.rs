@@ -69,6 +69,10 @@ pub fn missing_part(rig: &Session, needs: &[Need]) -> Option<String> {
             "rig {name} does not onboard its device by bootstrap (device.bootstrap)"
         )),
         Need::Credentials => rig.credentials_fixed(),
+        Need::CertificateMode if !rig.rig.device.certificate_mode => Some(format!(
+            "rig {name} does not say its device takes X.509 certificate accounts \
+             (device.certificate_mode: true; LwM2M Security Mode 2)"
+        )),
         Need::ModemAction(action) => match &rig.modem {
             None => Some(format!("rig {name} has no modem, for `at: {action}`")),
             Some(m) => m.dialect().require(action).err().map(|e| e.to_string()),

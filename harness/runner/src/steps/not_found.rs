@@ -112,7 +112,11 @@ mod tests {
             binding: "U".into(),
             queue_mode: false,
             sms_number: None,
-            objects: objects.iter().map(|o| Link::new(*o)).collect(),
+            objects: objects
+                .iter()
+                .map(|o| Link::new(*o))
+                .collect::<Vec<_>>()
+                .into(),
             root: String::new(),
             content_formats: Vec::new(),
             peer: "127.0.0.1:40000".parse().unwrap(),

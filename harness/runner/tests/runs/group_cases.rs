@@ -8,7 +8,9 @@
 //! that fails names the member; a rig of one device skips them all. A
 //! group step's `where` takes the templates other steps' values take, per
 //! member; `--retries` reruns a group case that ended in a bench error, as
-//! it does a single device's.
+//! it does a single device's. A group case's `cleanup:` runs on every
+//! member after its steps failed or ran out of time, in its own time, and
+//! one that fails fails a passed case, naming its step.
 
 use std::path::Path;
 
@@ -28,6 +30,7 @@ fn case_property(doc: &roxmltree::Document, case: &str, name: &str) -> Option<St
 fn cases_with_a_failing_one(dir: &Path) -> std::path::PathBuf {
     let cases = dir.join("cases");
     std::fs::create_dir_all(&cases).unwrap();
+    write_cases_with_cleanups(&cases);
     for entry in std::fs::read_dir(root().join("testcases/group")).unwrap() {
         let from = entry.unwrap().path();
         std::fs::copy(&from, cases.join(from.file_name().unwrap())).unwrap();
@@ -82,6 +85,9 @@ fn group_cases_run_once_on_all_four_meters_and_report_the_campaign_per_member() 
         names,
         [
             "virtual-4::group::group-campaign-member-drops-out",
+            "virtual-4::group::group-cleanup-after-failure",
+            "virtual-4::group::group-cleanup-after-timeout",
+            "virtual-4::group::group-cleanup-fails",
             "virtual-4::group::group-firmware-campaign",
             "virtual-4::group::group-observe",
             "virtual-4::group::group-read-device-info",
@@ -102,11 +108,14 @@ fn group_cases_run_once_on_all_four_meters_and_report_the_campaign_per_member() 
             );
             assert!(o.message.contains("0 of 4 selected"), "{}", o.message);
             assert!(o.message.contains("meter-3: expected"), "{}", o.message);
+        } else if o.name.contains("group-cleanup-") {
+            // Checked below, by check_group_cleanups.
         } else {
             assert_eq!(o.verdict, None, "{}: {}\n{output}", o.name, o.message);
         }
     }
 
+    check_group_cleanups(&xml, &all, &reports, &output);
     let doc = parse(&xml);
     let prop = |case: &str, name: &str| {
         case_property(&doc, &format!("virtual-4::group::{case}"), name)
@@ -286,4 +295,114 @@ fn a_rig_of_one_device_skips_every_group_case_with_the_reason() {
             o.message
         );
     }
+}
+
+/// Three group cases with a `cleanup:`: one whose steps fail after
+/// changing every member's Timezone, one cut off by its `timeout` after
+/// the change, and one that passes but whose cleanup finds a device it
+/// cannot put back.
+fn write_cases_with_cleanups(cases: &Path) {
+    let change = "steps:\n  \
+         - await: registered\n  \
+         - read: { path: /3/0/15, save: zone }\n  \
+         - group: { write: /3/0/15, value: \"Europe/Paris\" }\n";
+    // Each member's own zone written back, then checked on the group.
+    let restore = "cleanup:\n  \
+         - write: { path: /3/0/15, value: \"{saved:zone}\" }\n  \
+         - group: { read: /3/0/15, all: { equals: \"{saved:zone}\" } }\n";
+    std::fs::write(
+        cases.join("fails.yaml"),
+        format!(
+            "id: group-cleanup-after-failure\ntitle: t\nets_none: a test of the harness\ngroup: all\ntimeout: 60s\n{change}  \
+             - group: {{ read: /3/0/0, all: {{ equals: \"Nobody Inc\" }} }}\n{restore}"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        cases.join("times-out.yaml"),
+        format!(
+            "id: group-cleanup-after-timeout\ntitle: t\nets_none: a test of the harness\ngroup: all\ntimeout: 8s\n{change}  \
+             - sleep: 60s\n{restore}cleanup_timeout: 30s\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        cases.join("cleanup-fails.yaml"),
+        format!(
+            "id: group-cleanup-fails\ntitle: t\nets_none: a test of the harness\ngroup: all\ntimeout: 60s\n{change}\
+             cleanup:\n  \
+             - write: {{ path: /3/0/15, value: \"{{saved:zone}}\" }}\n  \
+             - group: {{ read: /3/0/0, all: {{ equals: \"Nobody Inc\" }} }}\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// The group cases of [`write_cases_with_cleanups`], as the run of
+/// [`group_cases_run_once_on_all_four_meters_and_report_the_campaign_per_member`]
+/// reported them (they share its run, so its four meters start once): a
+/// group case's cleanup runs on every member after a failure and after a
+/// timeout, in its own time, and a cleanup that fails fails a passed case,
+/// naming its step.
+fn check_group_cleanups(xml: &str, all: &[crate::support::Outcome], reports: &Path, output: &str) {
+    let doc = parse(xml);
+    let prop = |case: &str| {
+        case_property(&doc, &format!("virtual-4::group::{case}"), "cleanup")
+            .unwrap_or_else(|| panic!("{case}: no cleanup property\n{output}"))
+    };
+    let outcome = |case: &str| {
+        all.iter()
+            .find(|o| o.name == format!("virtual-4::group::{case}"))
+            .unwrap_or_else(|| panic!("no {case}\n{output}"))
+    };
+    // Failed steps: the failure stands, the cleanup put every member back.
+    let failed = outcome("group-cleanup-after-failure");
+    assert_eq!(failed.verdict.as_deref(), Some("failure"), "{output}");
+    assert!(
+        failed.message.contains("fails.yaml:10:"),
+        "{}",
+        failed.message
+    );
+    assert_eq!(prop("group-cleanup-after-failure"), "passed");
+    let steps = std::fs::read_to_string(
+        reports.join("latest/virtual-4/group/group-cleanup-after-failure/steps.log"),
+    )
+    .unwrap();
+    assert!(steps.contains("cleanup line  12:"), "{steps}");
+    for m in 1..=4 {
+        assert!(steps.contains(&format!("[meter-{m}] ")), "{steps}");
+    }
+    // Out of time: the cleanup still ran, in its own time.
+    let timed_out = outcome("group-cleanup-after-timeout");
+    assert_eq!(timed_out.verdict.as_deref(), Some("failure"), "{output}");
+    assert!(
+        timed_out.message.contains("timeout of 8s"),
+        "{}",
+        timed_out.message
+    );
+    assert_eq!(prop("group-cleanup-after-timeout"), "passed");
+    // Steps that passed and a cleanup that could not put the device back:
+    // a failure naming the cleanup's step and line.
+    let cleanup_failed = outcome("group-cleanup-fails");
+    assert_eq!(
+        cleanup_failed.verdict.as_deref(),
+        Some("failure"),
+        "{output}"
+    );
+    assert!(
+        cleanup_failed.message.starts_with("cleanup failed at ")
+            && cleanup_failed
+                .message
+                .contains("cleanup-fails.yaml:12: cleanup step `group read /3/0/0")
+            && cleanup_failed
+                .message
+                .ends_with("the device was left changed"),
+        "{}",
+        cleanup_failed.message
+    );
+    assert!(
+        prop("group-cleanup-fails").starts_with("failed at "),
+        "{}",
+        prop("group-cleanup-fails")
+    );
 }

@@ -11,8 +11,10 @@
 mod support;
 
 mod browser_report;
+mod certificate_mode;
 mod cleanup;
 mod composite;
+mod composite_ets;
 mod devices;
 mod differing_rig;
 mod e2e;

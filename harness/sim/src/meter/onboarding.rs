@@ -127,6 +127,10 @@ impl Meter {
             bootstrap.psk_identity = identity;
             bootstrap.psk_key = key;
             bootstrap.finish_timeout = FINISH_TIMEOUT;
+            // The virtual meter also takes certificate-mode accounts
+            // (Security Mode 2, Core §E.1): it connects with the written
+            // certificate and key (crate::security::link).
+            bootstrap.supported_modes.push(SecurityMode::Certificate);
             bootstrap.hold_off = self
                 .modem
                 .settings

@@ -72,6 +72,24 @@ impl Meter {
 }
 
 impl Meter {
+    /// Sends `paths` when asked over AT (`AT+LWM2MSEND`): the device-side
+    /// trigger the ETS's Send tests (int-306, int-307, int-311) leave to the
+    /// device. Muted or unregistered, nothing goes out (logged, not an error:
+    /// the AT answer is already OK, as a modem queues such a request).
+    pub(super) fn send_paths(&mut self, now: Instant, paths: &[lwm2m::Path]) {
+        let Some(session) = self.active.as_mut() else {
+            tracing::info!("Send asked over AT, but the client is not running");
+            return;
+        };
+        match session
+            .client()
+            .send(now, paths, lwm2m::ContentFormat::SenmlCbor)
+        {
+            Ok(_) => tracing::info!(paths = paths.len(), "Send asked over AT"),
+            Err(e) => tracing::info!(reason = %e, "Send asked over AT not made"),
+        }
+    }
+
     /// Pushes the latest reading frame and its creation time with Send,
     /// unless Send is muted (or absent), the meter lacks composite support
     /// or is not registered: then nothing goes out and nothing is owed.

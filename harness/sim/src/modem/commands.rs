@@ -112,6 +112,11 @@ pub enum Action {
     Bootstrap,
     /// `AT+MBPROF=<n>`: switch to this profile (index from 0): detach, enable, attach.
     SwitchProfile(usize),
+    /// `AT+LWM2MSEND="<path>,<path>,..."`: the client Sends those paths'
+    /// values to its server (LwM2M 1.1 Core §6.4.6), as a device's own
+    /// application or shell would ask it to; nothing goes out while Send is
+    /// muted (/1/x/23 true or absent) or the client is not registered.
+    Send(Vec<lwm2m::Path>),
 }
 
 /// The final result code of a command.
@@ -365,6 +370,18 @@ fn extended(state: &mut ModemState, ext: &str, resp: &mut Response) -> Final {
             Final::Ok
         }
         ("LWM2MSTART" | "LWM2MSTOP", Form::Test) => Final::Ok,
+        ("LWM2MSEND", Form::Set(args)) => {
+            let paths: Option<Vec<lwm2m::Path>> = quoted(args)
+                .and_then(|list| list.split(',').map(|p| p.trim().parse().ok()).collect());
+            match paths {
+                Some(paths) if !paths.is_empty() => {
+                    resp.actions.push(Action::Send(paths));
+                    Final::Ok
+                }
+                _ => Final::Cme(cme::INCORRECT_PARAMETERS),
+            }
+        }
+        ("LWM2MSEND", Form::Test) => Final::Ok,
 
         ("MBPROF", Form::Read) => {
             for (i, p) in state.profiles.iter().enumerate() {
@@ -452,8 +469,8 @@ fn extended(state: &mut ModemState, ext: &str, resp: &mut Response) -> Final {
         // A known command in a form it does not have.
         (
             "CGMI" | "CGMM" | "CGMR" | "CGSN" | "CCID" | "CFUN" | "CEREG" | "CSQ" | "LWM2MSRV"
-            | "LWM2MEP" | "LWM2MLT" | "LWM2MSTART" | "LWM2MSTOP" | "MBPROF" | "MBNETFAIL" | "MBEID"
-            | "MBBAND" | "MBCHAN",
+            | "LWM2MEP" | "LWM2MLT" | "LWM2MSTART" | "LWM2MSTOP" | "LWM2MSEND" | "MBPROF"
+            | "MBNETFAIL" | "MBEID" | "MBBAND" | "MBCHAN",
             _,
         ) => Final::Cme(cme::NOT_SUPPORTED),
         _ => Final::Error,
@@ -615,6 +632,31 @@ mod tests {
         let r = handle_line(&mut s, "AT+CFUN=1,0");
         assert_eq!(r.actions, vec![Action::RadioOn]);
         assert_eq!(run(&mut s, "AT+CSQ"), vec!["+CSQ: 20,0", "OK"]);
+    }
+
+    /// `AT+LWM2MSEND` takes a quoted, comma-separated list of LwM2M paths
+    /// and hands it to the client; anything else is refused with CME 50.
+    #[test]
+    fn lwm2m_send_takes_a_list_of_paths() {
+        let mut s = state();
+        let r = handle_line(&mut s, "AT+LWM2MSEND=\"/1/0/1,/3/0/11\"");
+        assert_eq!(r.lines(), vec!["OK"]);
+        assert_eq!(
+            r.actions,
+            vec![Action::Send(vec![
+                lwm2m::Path::resource(1, 0, 1),
+                lwm2m::Path::resource(3, 0, 11)
+            ])]
+        );
+        for bad in [
+            "AT+LWM2MSEND=\"\"",
+            "AT+LWM2MSEND=\"/1/x\"",
+            "AT+LWM2MSEND=/3/0",
+        ] {
+            let r = handle_line(&mut s, bad);
+            assert_eq!(r.lines(), vec!["+CME ERROR: 50"], "{bad}");
+            assert!(r.actions.is_empty(), "{bad}");
+        }
     }
 
     #[test]

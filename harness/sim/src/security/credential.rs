@@ -89,6 +89,80 @@ impl fmt::Display for PskCredential {
     }
 }
 
+/// A certificate-mode credential as NV holds it (Security Mode 2): the
+/// device's certificate (/0/x/3), the server's certificate it pins
+/// (/0/x/4) and its private key (/0/x/5, PKCS#8 or SEC1 DER), all hex.
+/// `Debug` shows the certificates' CN and the key's public fingerprint,
+/// never the key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateNv {
+    certificate_hex: String,
+    server_certificate_hex: String,
+    key_hex: String,
+}
+
+impl CertificateNv {
+    /// From the Security object's resources; `None` when they do not make
+    /// a usable credential (not DER, or a key that is not the
+    /// certificate's).
+    pub fn new(certificate: &[u8], server_certificate: &[u8], key: &[u8]) -> Option<Self> {
+        dtls::CertificateCredential::from_security_object(certificate, key, server_certificate)
+            .map_err(|e| tracing::warn!(error = %e, "certificate account unusable"))
+            .ok()?;
+        Some(CertificateNv {
+            certificate_hex: hex::encode(certificate),
+            server_certificate_hex: hex::encode(server_certificate),
+            key_hex: hex::encode(key),
+        })
+    }
+
+    fn bytes(hex_text: &str) -> Vec<u8> {
+        hex::decode(hex_text).unwrap_or_default()
+    }
+
+    /// The DTLS credential; `None` when NV held damaged bytes.
+    pub fn credential(&self) -> Option<dtls::CertificateCredential> {
+        let key = dtls::Zeroizing::new(Self::bytes(&self.key_hex));
+        dtls::CertificateCredential::from_security_object(
+            &Self::bytes(&self.certificate_hex),
+            &key,
+            &Self::bytes(&self.server_certificate_hex),
+        )
+        .ok()
+    }
+
+    /// `CN=<subject>` of the device certificate (shown as the identity).
+    pub fn identity(&self) -> String {
+        dtls::Certificate::from_der(
+            "the device certificate",
+            &Self::bytes(&self.certificate_hex),
+        )
+        .ok()
+        .and_then(|c| c.subject_cn())
+        .map(|cn| format!("CN={cn}"))
+        .unwrap_or_default()
+    }
+
+    /// The key's public fingerprint: safe to log and show.
+    pub fn fingerprint(&self) -> String {
+        let key = dtls::Zeroizing::new(Self::bytes(&self.key_hex));
+        dtls::PrivateKey::from_der(&key)
+            .map(|k| k.fingerprint())
+            .unwrap_or_else(|_| "damaged".to_owned())
+    }
+}
+
+impl fmt::Debug for CertificateNv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "CertificateNv({:?}, key public sha256:{}…)",
+            self.identity(),
+            self.fingerprint()
+        )
+    }
+}
+
 /// A provisioned LwM2M Server account as NV holds it (serde mirror of
 /// [`ServerAccount`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +176,10 @@ pub struct NvAccount {
     pub security_mode: i64,
     /// Identity and key for PSK mode.
     pub psk: Option<PskCredential>,
+    /// Certificates and key for certificate mode (absent in NV written
+    /// before certificate mode existed).
+    #[serde(default)]
+    pub certificate: Option<CertificateNv>,
     /// /1/y/1, seconds.
     pub lifetime_s: u64,
     /// /1/y/7.
@@ -119,6 +197,14 @@ impl NvAccount {
             ),
             _ => None,
         };
+        let certificate = match a.security_mode {
+            SecurityMode::Certificate => Some(CertificateNv::new(
+                &a.psk_identity,
+                &a.server_public_key,
+                &a.psk_key,
+            )?),
+            _ => None,
+        };
         Some(NvAccount {
             short_server_id: a.short_server_id,
             security_instance: a.security_instance,
@@ -126,6 +212,7 @@ impl NvAccount {
             server_uri: a.server_uri.clone(),
             security_mode: a.security_mode.code(),
             psk,
+            certificate,
             lifetime_s: a.lifetime.as_secs(),
             binding: a.binding.clone(),
         })
@@ -134,9 +221,14 @@ impl NvAccount {
     /// The account back, for the client's store; `None` for an unknown mode.
     pub fn to_account(&self) -> Option<ServerAccount> {
         let mode = SecurityMode::from_code(self.security_mode)?;
-        let (identity, key) = match &self.psk {
-            Some(p) => (p.identity.clone().into_bytes(), p.key_bytes()),
-            None => (Vec::new(), Vec::new()),
+        let (identity, key, server_public_key) = match (&self.psk, &self.certificate) {
+            (Some(p), _) => (p.identity.clone().into_bytes(), p.key_bytes(), Vec::new()),
+            (None, Some(c)) => (
+                CertificateNv::bytes(&c.certificate_hex),
+                CertificateNv::bytes(&c.key_hex),
+                CertificateNv::bytes(&c.server_certificate_hex),
+            ),
+            (None, None) => (Vec::new(), Vec::new(), Vec::new()),
         };
         Some(ServerAccount {
             security_instance: self.security_instance,
@@ -146,6 +238,7 @@ impl NvAccount {
             security_mode: mode,
             psk_identity: identity,
             psk_key: key,
+            server_public_key,
             lifetime: Duration::from_secs(self.lifetime_s),
             binding: self.binding.clone(),
         })
@@ -154,9 +247,10 @@ impl NvAccount {
     /// One line for `AT+LWM2MACC?` and logs: SSID, URI, mode, identity and
     /// key fingerprint.
     pub fn summary(&self) -> String {
-        let (identity, fp) = match &self.psk {
-            Some(p) => (p.identity.clone(), p.fingerprint()),
-            None => (String::new(), String::new()),
+        let (identity, fp) = match (&self.psk, &self.certificate) {
+            (Some(p), _) => (p.identity.clone(), p.fingerprint()),
+            (None, Some(c)) => (c.identity(), c.fingerprint()),
+            (None, None) => (String::new(), String::new()),
         };
         format!(
             "{},\"{}\",{},\"{}\",\"{}\"",
@@ -213,6 +307,37 @@ mod tests {
         assert_eq!(back, nv);
         assert!(!format!("{nv:?}").contains(KEY_HEX));
         assert!(!nv.summary().contains(KEY_HEX));
+        // Certificate mode: the written DER comes back unchanged, the key
+        // never shows.
+        let ca = dtls::CertificateAuthority::generate("test CA").unwrap();
+        let (server, _) = ca.issue("server", dtls::Usage::Server).unwrap();
+        let (cert, key) = ca.issue("meter-9", dtls::Usage::Client).unwrap();
+        let pkcs8 = key.to_pkcs8_der().unwrap();
+        let c = ServerAccount::certificate(
+            8,
+            "coaps://127.0.0.1:5684",
+            cert.der().to_vec(),
+            server.der().to_vec(),
+            pkcs8.to_vec(),
+        );
+        let nv = NvAccount::from_account(&c).unwrap();
+        assert_eq!(nv.to_account().unwrap(), c);
+        assert!(nv.certificate.as_ref().unwrap().credential().is_some());
+        let json = serde_json::to_string(&nv).unwrap();
+        assert_eq!(serde_json::from_str::<NvAccount>(&json).unwrap(), nv);
+        let shown = format!("{nv:?} {}", nv.summary());
+        assert!(shown.contains("CN=meter-9"), "{shown}");
+        assert!(
+            !shown.contains(&hex::encode(&pkcs8[pkcs8.len() - 40..])),
+            "{shown}"
+        );
+        // A key that is not the certificate's is refused.
+        let (_, other) = ca.issue("meter-9", dtls::Usage::Client).unwrap();
+        let mismatched = ServerAccount {
+            psk_key: other.to_pkcs8_der().unwrap().to_vec(),
+            ..c
+        };
+        assert!(NvAccount::from_account(&mismatched).is_none());
         let nosec = ServerAccount::nosec(1, "coap://127.0.0.1:5683");
         assert_eq!(
             NvAccount::from_account(&nosec)

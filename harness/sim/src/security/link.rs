@@ -1,5 +1,6 @@
 //! DTLS links of one client session: one [`dtls::OpensslClient`] per peer
-//! whose account asks for PSK security (`coaps://`, Security Mode 0), so
+//! whose account asks for DTLS (`coaps://`, Security Mode 0 PSK or 2
+//! Certificate), so
 //! CoAP datagrams to that peer travel as DTLS application data (LwM2M 1.1
 //! Transport §5.2.8) while plain `coap://` peers share the same UDP socket
 //! unchanged.
@@ -14,8 +15,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dtls::{
-    CipherSuite, ClientConfig, ClientEvent, DtlsClient, OpensslClient, Psk, RetransmitPolicy,
-    Transmit,
+    CipherSuite, ClientConfig, ClientCredential, ClientEvent, DtlsClient, OpensslClient,
+    RetransmitPolicy, Transmit,
 };
 
 /// Datagrams one link holds while its handshake runs; older ones are dropped
@@ -83,9 +84,16 @@ impl DtlsLinks {
         self.links.contains_key(&peer)
     }
 
-    /// Sends one CoAP datagram to `peer` under `psk`: at once on an
-    /// established link, else after the handshake this starts (or joins).
-    pub fn send(&mut self, now: Instant, peer: SocketAddr, psk: &Psk, payload: Vec<u8>) {
+    /// Sends one CoAP datagram to `peer` under `credential` (a PSK or a
+    /// certificate): at once on an established link, else after the
+    /// handshake this starts (or joins).
+    pub fn send(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        credential: &ClientCredential,
+        payload: Vec<u8>,
+    ) {
         if !self.links.contains_key(&peer) {
             if self
                 .failed_at
@@ -95,16 +103,24 @@ impl DtlsLinks {
                 tracing::debug!(%peer, "datagram dropped: DTLS handshake just failed");
                 return;
             }
-            let mut config = ClientConfig::new(psk.clone());
+            let mut config = match credential {
+                ClientCredential::Psk(psk) => {
+                    tracing::info!(%peer, identity = %psk.identity, key = %psk.key, "DTLS handshake starting");
+                    ClientConfig::new(psk.clone())
+                }
+                ClientCredential::Certificate(c) => {
+                    tracing::info!(%peer, certificate = ?c.certificate, key = %c.key, "DTLS handshake starting (certificate mode)");
+                    ClientConfig::with_certificate(c.clone())
+                }
+            };
             config.retransmit = retransmit_policy();
             match OpensslClient::connect(config, peer, now) {
                 Ok(client) => {
-                    tracing::info!(%peer, identity = %psk.identity, key = %psk.key, "DTLS handshake starting");
                     self.links.insert(
                         peer,
                         Link {
                             client,
-                            identity: psk.identity.clone(),
+                            identity: credential.identity(),
                             started: now,
                             connected: false,
                             pending: VecDeque::new(),
@@ -260,7 +276,10 @@ impl DtlsLinks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dtls::{DtlsServer, OpensslServer, SecretKey, ServerConfig};
+    use dtls::{
+        CertificateAuthority, CertificateCredential, DtlsServer, OpensslServer, Psk, SecretKey,
+        ServerConfig, Usage,
+    };
     use std::sync::Arc;
 
     const KEY: &[u8] = b"sixteen-byte-key";
@@ -315,14 +334,65 @@ mod tests {
         let mut links = DtlsLinks::new();
         let mut now = Instant::now();
         let psk = Psk::new("meter", SecretKey::new(KEY.to_vec()).unwrap()).unwrap();
-        links.send(now, at, &psk, b"register".to_vec());
-        links.send(now, at, &psk, b"register".to_vec()); // a CoAP retransmission
+        links.send(
+            now,
+            at,
+            &ClientCredential::Psk(psk.clone()),
+            b"register".to_vec(),
+        );
+        links.send(
+            now,
+            at,
+            &ClientCredential::Psk(psk.clone()),
+            b"register".to_vec(),
+        ); // a CoAP retransmission
         assert!(links.has(at));
         let got = shuttle(&mut links, &mut srv, me, at, &mut now);
         assert_eq!(got, vec![b"register".to_vec()]);
         assert!(matches!(
             links.poll_event(),
             Some(LinkEvent::Connected { identity, .. }) if identity == "meter"
+        ));
+    }
+
+    #[test]
+    fn a_certificate_account_connects_with_the_written_certificate() {
+        let me: SocketAddr = "127.0.0.1:40002".parse().unwrap();
+        let at: SocketAddr = "127.0.0.1:5684".parse().unwrap();
+        let ca = CertificateAuthority::generate("test CA").unwrap();
+        let (server_cert, server_key) = ca.issue("server", Usage::Server).unwrap();
+        let mut config = ServerConfig::new(Arc::new(|_: &str| None));
+        config.certificate = Some(
+            CertificateCredential::new(
+                server_cert.clone(),
+                server_key,
+                vec![ca.certificate().clone()],
+            )
+            .unwrap(),
+        );
+        let mut srv = OpensslServer::new(config).unwrap();
+        // What bootstrap wrote: /0/x/3, /0/x/5 (PKCS#8) and /0/x/4.
+        let (cert, key) = ca.issue("meter-7", Usage::Client).unwrap();
+        let credential = CertificateCredential::from_security_object(
+            cert.der(),
+            &key.to_pkcs8_der().unwrap(),
+            server_cert.der(),
+        )
+        .unwrap();
+        let mut links = DtlsLinks::new();
+        let mut now = Instant::now();
+        links.send(
+            now,
+            at,
+            &ClientCredential::Certificate(credential),
+            b"register".to_vec(),
+        );
+        let got = shuttle(&mut links, &mut srv, me, at, &mut now);
+        assert_eq!(got, vec![b"register".to_vec()]);
+        assert!(matches!(
+            links.poll_event(),
+            Some(LinkEvent::Connected { identity, suite, .. })
+                if identity == "CN=meter-7" && suite == CipherSuite::EcdheEcdsaAes128Ccm8
         ));
     }
 
@@ -338,7 +408,12 @@ mod tests {
             SecretKey::new(b"another-key-16by".to_vec()).unwrap(),
         )
         .unwrap();
-        links.send(now, at, &wrong, b"register".to_vec());
+        links.send(
+            now,
+            at,
+            &ClientCredential::Psk(wrong.clone()),
+            b"register".to_vec(),
+        );
         let got = shuttle(&mut links, &mut srv, me, at, &mut now);
         assert!(got.is_empty());
         let failed = std::iter::from_fn(|| links.poll_event())
@@ -349,9 +424,19 @@ mod tests {
         };
         assert!(reason.contains("wrong key"), "{reason}");
         assert!(!links.has(at));
-        links.send(now, at, &wrong, b"again".to_vec());
+        links.send(
+            now,
+            at,
+            &ClientCredential::Psk(wrong.clone()),
+            b"again".to_vec(),
+        );
         assert!(!links.has(at), "held down right after the failure");
-        links.send(now + HOLD_DOWN, at, &wrong, b"again".to_vec());
+        links.send(
+            now + HOLD_DOWN,
+            at,
+            &ClientCredential::Psk(wrong.clone()),
+            b"again".to_vec(),
+        );
         assert!(links.has(at), "a later attempt starts a new handshake");
     }
 }

@@ -1,11 +1,12 @@
-//! Security of the virtual meter's LwM2M client: the PSK credentials and
-//! provisioned accounts it keeps in NV ([`credential`]) and the DTLS 1.2 PSK
-//! links its sessions speak to `coaps://` servers over ([`link`]).
+//! Security of the virtual meter's LwM2M client: the PSK credentials,
+//! certificate credentials and provisioned accounts it keeps in NV
+//! ([`credential`]) and the DTLS 1.2 links (PSK or certificate mode) its
+//! sessions speak to `coaps://` servers over ([`link`]).
 
 pub mod credential;
 pub mod link;
 
-pub use credential::{CredentialError, NvAccount, PskCredential};
+pub use credential::{CertificateNv, CredentialError, NvAccount, PskCredential};
 pub use link::{DtlsLinks, LinkEvent};
 
 use std::collections::BTreeMap;

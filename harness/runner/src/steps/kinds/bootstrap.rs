@@ -32,8 +32,13 @@ pub struct Bootstrap {
 /// One operation as the case writes it: `discover: /`, `delete: /1`,
 /// `read: /1`, `write: security` (the /0 instance of this run's server
 /// account), `write: server` (its /1 instance), `write: invalid-security`
-/// (a /0 instance without Server URI), `write: disable-timeout` (only
-/// /1/x/5 of the account's Server instance, 86400 s), `finish: true`.
+/// (a /0 instance without Server URI), `write: security-certificate`
+/// (the account's /0 instance in certificate mode, Security Mode 2: a
+/// device certificate and key issued for this run and the server's
+/// certificate, Core §E.1 /0/x/3, /0/x/5, /0/x/4), `write: disable-timeout` (only
+/// /1/x/5 of the account's Server instance, 86400 s), `write:
+/// access-control` (/2/0, the Access Control entry of the account's Server
+/// instance), `finish: true`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct OpSpec {
@@ -66,9 +71,11 @@ struct OpSpec {
 #[serde(rename_all = "kebab-case")]
 enum WriteTarget {
     Security,
+    SecurityCertificate,
     Server,
     InvalidSecurity,
     DisableTimeout,
+    AccessControl,
 }
 
 /// What a `lists` or `omits` names: the Security or Server instance of
@@ -125,9 +132,11 @@ pub enum BootstrapStepOp {
     Delete(Path),
     Read(Path),
     WriteSecurity,
+    WriteSecurityCertificate,
     WriteServer,
     WriteInvalidSecurity,
     WriteDisableTimeout,
+    WriteAccessControl,
     Finish,
 }
 
@@ -148,9 +157,11 @@ fn script<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ScriptOp>, D::Er
         found.extend(o.read.map(BootstrapStepOp::Read));
         found.extend(o.write.map(|w| match w {
             WriteTarget::Security => BootstrapStepOp::WriteSecurity,
+            WriteTarget::SecurityCertificate => BootstrapStepOp::WriteSecurityCertificate,
             WriteTarget::Server => BootstrapStepOp::WriteServer,
             WriteTarget::InvalidSecurity => BootstrapStepOp::WriteInvalidSecurity,
             WriteTarget::DisableTimeout => BootstrapStepOp::WriteDisableTimeout,
+            WriteTarget::AccessControl => BootstrapStepOp::WriteAccessControl,
         }));
         if o.finish == Some(true) {
             found.push(BootstrapStepOp::Finish);
@@ -197,7 +208,11 @@ impl Step for Bootstrap {
     }
 
     fn needs(&self) -> Vec<Need> {
-        vec![Need::Bootstrap]
+        let mut needs = vec![Need::Bootstrap];
+        if self.writes_certificate() {
+            needs.push(Need::CertificateMode);
+        }
+        needs
     }
 
     fn run<'a>(
@@ -216,7 +231,18 @@ impl Step for Bootstrap {
             {
                 super::composite::require_version(rig, "Bootstrap-Read")?;
             }
-            let script = self.build(&rig.server_account());
+            let account = rig.server_account();
+            let script = if self.writes_certificate() {
+                let certificate = certificate_account(rig, &account)?;
+                let _ = writeln!(
+                    ctx.log,
+                    "  certificate account: device CN={}, key {}",
+                    rig.endpoint, certificate.1
+                );
+                self.build_with(&account, Some(&certificate.0))
+            } else {
+                self.build(&account)
+            };
             // The bootstrap server could not take the script: the harness's fault.
             rig.set_bootstrap_script(script)
                 .await
@@ -238,9 +264,59 @@ impl Step for Bootstrap {
     }
 }
 
+/// This run's server account in certificate mode (Security Mode 2): the
+/// same URI, instances, Short Server ID and lifetime, with a device
+/// certificate `CN=<endpoint>` and key freshly issued by the server's
+/// per-run CA, and the server's certificate for the device to pin. Returns
+/// it with the key's public fingerprint (what the log may show).
+fn certificate_account(
+    rig: &Session,
+    account: &ServerAccount,
+) -> Result<(ServerAccount, String), crate::steps::StepError> {
+    let issued = rig
+        .server
+        .credentials()
+        .issue_certificate(&rig.endpoint)
+        .map_err(|e| bench(format!("issuing the device certificate: {e}")))?;
+    let key = issued
+        .key
+        .to_pkcs8_der()
+        .map_err(|e| bench(format!("encoding the device key: {e}")))?;
+    let certificate = ServerAccount {
+        security_instance: account.security_instance,
+        server_instance: account.server_instance,
+        lifetime: account.lifetime,
+        binding: account.binding.clone(),
+        ..ServerAccount::certificate(
+            account.short_server_id,
+            account.server_uri.clone(),
+            issued.certificate.der().to_vec(),
+            issued.server_certificate.der().to_vec(),
+            key.to_vec(),
+        )
+    };
+    Ok((certificate, issued.key.fingerprint()))
+}
+
 impl Bootstrap {
+    fn writes_certificate(&self) -> bool {
+        self.script
+            .iter()
+            .any(|o| o.op == BootstrapStepOp::WriteSecurityCertificate)
+    }
+
     /// The case's script against this run's server account.
     pub fn build(&self, account: &ServerAccount) -> BootstrapScript {
+        self.build_with(account, None)
+    }
+
+    /// Like [`Bootstrap::build`], with the certificate-mode account that
+    /// `write: security-certificate` writes (none: it writes `account`).
+    pub fn build_with(
+        &self,
+        account: &ServerAccount,
+        certificate: Option<&ServerAccount>,
+    ) -> BootstrapScript {
         let mut script = BootstrapScript::new();
         for o in &self.script {
             let op = match &o.op {
@@ -251,12 +327,20 @@ impl Bootstrap {
                     path: account.security_path(),
                     records: account.security_records(),
                 },
+                BootstrapStepOp::WriteSecurityCertificate => {
+                    let a = certificate.unwrap_or(account);
+                    BootstrapOp::Write {
+                        path: a.security_path(),
+                        records: a.security_records(),
+                    }
+                }
                 BootstrapStepOp::WriteServer => BootstrapOp::Write {
                     path: account.server_path(),
                     records: account.server_records(),
                 },
                 BootstrapStepOp::WriteInvalidSecurity => invalid_security(account),
                 BootstrapStepOp::WriteDisableTimeout => disable_timeout(account),
+                BootstrapStepOp::WriteAccessControl => access_control(account),
                 BootstrapStepOp::Finish => BootstrapOp::Finish,
             };
             script = if o.expect.is_empty() {
@@ -310,6 +394,29 @@ fn disable_timeout(account: &ServerAccount) -> BootstrapOp {
     }
 }
 
+/// The Access Control entry ETS LightweightM2M-1.1-int-8 writes, /2/0
+/// (LwM2M 1.1 Core Appendix E.3): for the account's Server instance
+/// (Object ID 1, Object Instance ID its instance), the account's server
+/// holding Read, Write and Execute (ACL bits 1 | 2 | 4, resource instance
+/// id its Short Server ID) and owning the entry.
+fn access_control(account: &ServerAccount) -> BootstrapOp {
+    let path = Path::instance(2, 0);
+    let ssid = account.short_server_id;
+    let records = vec![
+        Record::new(Path::resource(2, 0, 0), Value::Integer(1)),
+        Record::new(
+            Path::resource(2, 0, 1),
+            Value::Integer(i64::from(account.server_instance)),
+        ),
+        Record::new(
+            Path::resource_instance(2, 0, 2, ssid),
+            Value::Integer(1 | 2 | 4),
+        ),
+        Record::new(Path::resource(2, 0, 3), Value::Integer(i64::from(ssid))),
+    ];
+    BootstrapOp::Write { path, records }
+}
+
 /// A Security instance a device must refuse (LwM2M 1.1 Core §E.1: the
 /// LwM2M Server URI, /0/x/0, is mandatory): the account without it.
 fn invalid_security(account: &ServerAccount) -> BootstrapOp {
@@ -338,6 +445,33 @@ mod tests {
         a.security_instance = 2;
         a.server_instance = 1;
         a
+    }
+
+    #[test]
+    fn write_security_certificate_writes_the_certificate_account_and_needs_certificate_mode() {
+        let step = parse(
+            "script:\n  - delete: /\n  - write: security-certificate\n  - write: server\n  - finish: true\n",
+        )
+        .unwrap();
+        assert_eq!(step.needs(), vec![Need::Bootstrap, Need::CertificateMode]);
+        let psk = account();
+        let mut cert =
+            ServerAccount::certificate(101, "coaps://127.0.0.1:5684", vec![1], vec![2], vec![3]);
+        cert.security_instance = psk.security_instance;
+        cert.server_instance = psk.server_instance;
+        let script = step.build_with(&psk, Some(&cert));
+        let BootstrapOp::Write { path, records } = &script.steps[1].op else {
+            panic!("{:?}", script.steps[1]);
+        };
+        assert_eq!(*path, Path::instance(0, 2));
+        let mode = records
+            .iter()
+            .find(|r| r.path == Path::resource(0, 2, 2))
+            .unwrap();
+        assert_eq!(mode.value, Value::Integer(2));
+        // A plain `write: security` needs no certificate mode.
+        let plain = parse("script:\n  - write: security\n").unwrap();
+        assert_eq!(plain.needs(), vec![Need::Bootstrap]);
     }
 
     #[test]
@@ -378,6 +512,34 @@ mod tests {
         assert!(
             e.contains("give `security`, `server` or an object path"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn access_control_entry_names_the_accounts_server_instance_and_owner() {
+        let step =
+            parse("script:\n  - write: access-control\n  - read: /2\n    lists: [/2/0]\n").unwrap();
+        let script = step.build(&account());
+        let BootstrapOp::Write { path, records } = &script.steps[0].op else {
+            panic!("a write");
+        };
+        assert_eq!(*path, Path::instance(2, 0));
+        let values: Vec<(String, Value)> = records
+            .iter()
+            .map(|r| (r.path.to_string(), r.value.clone()))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                ("/2/0/0".to_string(), Value::Integer(1)),
+                ("/2/0/1".to_string(), Value::Integer(1)),
+                ("/2/0/2/101".to_string(), Value::Integer(7)),
+                ("/2/0/3".to_string(), Value::Integer(101)),
+            ]
+        );
+        assert_eq!(
+            script.steps[1].checks,
+            vec![AnswerCheck::Lists(Path::instance(2, 0))]
         );
     }
 

@@ -150,7 +150,7 @@ impl Step for CancelObserve {
 
 /// Checks that for `quiet` from now the device sends no notification with
 /// `token` (RFC 7641 §3.6: the cancelled observer is removed).
-async fn quiet_after(
+pub(super) async fn quiet_after(
     rig: &Session,
     ctx: &mut CaseContext,
     path: Path,
@@ -243,7 +243,7 @@ fn is_reset(bytes: &[u8], mid: u16) -> bool {
 
 /// Whether `entry` is a notification the device sent with `token`: a
 /// response carrying the Observe option (RFC 7641 §4.2).
-fn is_notification_of(entry: &LogEntry, token: &[u8]) -> bool {
+pub(super) fn is_notification_of(entry: &LogEntry, token: &[u8]) -> bool {
     entry.direction == Direction::In
         && wire::decode(&entry.bytes).is_ok_and(|p| {
             p.get_token() == token

@@ -105,8 +105,11 @@ pub async fn run_group_case(
             .collect::<Vec<_>>()
             .join(" ")
     );
+    // Whether a step began to run: only then may a device be changed, and
+    // the cleanup run.
+    let mut began = false;
     let ended = {
-        let steps = run_group_steps(members, case, &mut log, &mut properties);
+        let steps = run_group_steps(members, case, &mut log, &mut properties, &mut began);
         tokio::select! {
             biased;
             () = stopped(control.stop.clone()) => None,
@@ -117,9 +120,36 @@ pub async fn run_group_case(
         Some(v) => v,
         None => {
             let _ = writeln!(log, "interrupted: the run was asked to stop");
+            if !case.cleanup.is_empty() {
+                let _ = writeln!(log, "cleanup not run: the run was asked to stop");
+                properties.push((
+                    crate::steps::cleanup::PROPERTY.into(),
+                    "not run: the run was asked to stop".into(),
+                ));
+            }
             Verdict::Interrupted
         }
     };
+    if verdict != Verdict::Interrupted && !case.cleanup.is_empty() {
+        if began {
+            verdict = crate::steps::cleanup::run_group(
+                members,
+                case,
+                verdict,
+                &mut log,
+                &mut properties,
+                control.stop.clone(),
+            )
+            .await;
+        } else {
+            let why = "no step ran, so the devices are as they were";
+            let _ = writeln!(log, "cleanup not run: {why}");
+            properties.push((
+                crate::steps::cleanup::PROPERTY.into(),
+                format!("not run: {why}"),
+            ));
+        }
+    }
     for m in members.iter_mut() {
         finish_member(m, case, &mut verdict, &mut properties).await;
     }
@@ -200,6 +230,7 @@ async fn run_group_steps(
     case: &Case,
     log: &mut String,
     properties: &mut Vec<(String, String)>,
+    began: &mut bool,
 ) -> Verdict {
     let started = Instant::now();
     let mut deadline = started + case.timeout;
@@ -270,6 +301,7 @@ async fn run_group_steps(
         if let Some(note) = &step.note {
             let _ = writeln!(log, "  note: {note}");
         }
+        *began = true;
         let mut remaining = deadline.saturating_duration_since(Instant::now());
         // The longest wait any member's device or rig asks for.
         if step.within.is_none() {
@@ -342,6 +374,17 @@ fn note_verdict(log: &mut String, name: &str, verdict: &Verdict) {
 /// A group step's own verdict (no one member's evidence applies).
 fn judge_group(case: &Case, step: &CaseStep, log: &mut String, e: StepError) -> Verdict {
     let at = format!("step `{}`", step.describe());
+    judge_group_at(case, step, at, log, e)
+}
+
+/// [`judge_group`] with the step named as `at` (a cleanup step says so).
+pub(crate) fn judge_group_at(
+    case: &Case,
+    step: &CaseStep,
+    at: String,
+    log: &mut String,
+    e: StepError,
+) -> Verdict {
     match e {
         StepError::Device { expected, seen } | StepError::Timeout { expected, seen } => {
             let _ = writeln!(log, "  FAILED: expected {expected}\n  saw: {seen}");
@@ -358,7 +401,7 @@ fn judge_group(case: &Case, step: &CaseStep, log: &mut String, e: StepError) -> 
             }
         }
         StepError::Skip(reason) => skipped(log, reason),
-        StepError::InRepeat { error, .. } => judge_group(case, step, log, *error),
+        StepError::InRepeat { error, .. } => judge_group_at(case, step, at, log, *error),
     }
 }
 
@@ -402,7 +445,7 @@ pub fn decisive(results: Vec<Result<(), StepError>>) -> Result<(), Went> {
         .map_or(Ok(()), |(i, e)| Err(Went::Member(i, e)))
 }
 
-async fn run_group_step(
+pub(crate) async fn run_group_step(
     step: &CaseStep,
     remaining: Duration,
     members: &mut [Member<'_>],

@@ -41,6 +41,10 @@ pub struct AwaitValue {
     event: Option<String>,
     /// Await a DTLS handshake the server refused (`true`), for this device's identity.
     handshake_refused: Option<bool>,
+    /// Await a DTLS handshake the LwM2M server completed in certificate
+    /// mode (`true`) with a client certificate whose CN is this device's
+    /// endpoint name (LwM2M Security Mode 2).
+    certificate_handshake: Option<bool>,
     /// Await a Register after a Disable: none for this many seconds (less
     /// `margin`), then one. A number, or `{saved:NAME}` read from the device.
     registers_after: Option<ScalarValue>,
@@ -78,6 +82,8 @@ pub enum AwaitTarget {
     ModemEvent(String),
     Bootstrapped,
     HandshakeRefused,
+    /// A certificate-mode handshake by this device's certificate.
+    CertificateHandshake,
     Forbidden,
     /// A new registration since the previous step began (after an AT
     /// command that makes the device re-attach, say).
@@ -139,6 +145,8 @@ impl TryFrom<StringOr<AwaitValue>> for Await {
             AwaitTarget::ModemEvent(event)
         } else if v.handshake_refused == Some(true) {
             AwaitTarget::HandshakeRefused
+        } else if v.certificate_handshake == Some(true) {
+            AwaitTarget::CertificateHandshake
         } else if let Some(away) = v.registers_after {
             AwaitTarget::RegistersAfter {
                 away,
@@ -173,6 +181,9 @@ impl Step for Await {
             AwaitTarget::ModemEvent(e) => format!("modem event {e}"),
             AwaitTarget::Bootstrapped => "bootstrap finished".into(),
             AwaitTarget::HandshakeRefused => "a refused DTLS handshake".into(),
+            AwaitTarget::CertificateHandshake => {
+                "a DTLS handshake with the device's certificate".into()
+            }
             AwaitTarget::Forbidden => "a 4.03 Forbidden".into(),
             AwaitTarget::Reregistered => "a new registration since the previous step".into(),
             AwaitTarget::RegistersAfter { away, margin } => {
@@ -187,6 +198,7 @@ impl Step for Await {
             AwaitTarget::SerialLine(_) => vec![Need::Modem],
             AwaitTarget::ModemEvent(ref e) => vec![Need::Modem, Need::ModemEvent(e.clone())],
             AwaitTarget::Bootstrapped => vec![Need::Bootstrap],
+            AwaitTarget::CertificateHandshake => vec![Need::CertificateMode],
             _ => Vec::new(),
         }
     }
@@ -252,6 +264,9 @@ impl Step for Await {
                     security::handshake_refused(ctx, rig, within).await
                 }
                 AwaitTarget::Forbidden => security::forbidden(ctx, rig, within).await,
+                AwaitTarget::CertificateHandshake => {
+                    security::certificate_handshake(ctx, rig, within).await
+                }
                 AwaitTarget::SerialLine(prefix) => serial_line(ctx, rig, prefix, within),
                 AwaitTarget::ModemEvent(event) => modem_event(ctx, rig, event, within),
             }

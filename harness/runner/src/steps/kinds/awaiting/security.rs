@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use lwm2m::server::ServerEvent;
+use lwm2m::server::{SecurityEvent, ServerEvent};
 use server::code_text;
 
 use crate::session::Session;
@@ -53,6 +53,35 @@ pub async fn handshake_refused(
         .map_err(|e| server_error(format!("a refused DTLS handshake within {within:?}"), e))?;
     ctx.cursor = seq;
     let _ = writeln!(ctx.log, "  -> {}", server::describe_security_event(&event));
+    Ok(())
+}
+
+/// A handshake the LwM2M server completed in certificate mode whose
+/// client certificate names this device (`x509:CN=<endpoint>`): the
+/// device authenticated with the certificate bootstrap gave it, not with an
+/// older PSK.
+pub async fn certificate_handshake(
+    ctx: &mut CaseContext,
+    rig: &mut Session,
+    within: Duration,
+) -> Result<(), StepError> {
+    let identity = server::certificate_identity(&rig.endpoint);
+    let wanted = identity.clone();
+    let (seq, event) = rig
+        .server
+        .await_event(ctx.cursor, within, move |e| {
+            matches!(e, ServerEvent::Security(SecurityEvent::HandshakeCompleted { identity, .. })
+                if *identity == wanted)
+        })
+        .await
+        .map_err(|e| {
+            server_error(
+                format!("a DTLS handshake as {identity} (certificate mode) within {within:?}"),
+                e,
+            )
+        })?;
+    ctx.cursor = seq;
+    let _ = writeln!(ctx.log, "  -> {}", server::describe_event(&event));
     Ok(())
 }
 
