@@ -65,6 +65,7 @@ use crate::steps::kinds::group_case::{
     MemberFuture, Went, MEMBERS_AT_ONCE,
 };
 use crate::steps::panic_guard::{panicked, CatchUnwind};
+use crate::steps::Wait;
 
 /// The JUnit testcase property that says how the cleanup went.
 pub const PROPERTY: &str = "cleanup";
@@ -193,13 +194,13 @@ async fn cleanup_steps(
             }
         }
         let mut remaining = deadline.saturating_duration_since(Instant::now());
-        if let Some(wait) = default_wait(step, rig, ctx) {
-            let _ = writeln!(ctx.log, "  waiting up to {:?}, {}", wait.limit, wait.why);
-            if wait.limit > remaining {
-                deadline += wait.limit - remaining;
-                remaining = wait.limit;
-            }
-        }
+        let wait = default_wait(step, rig, ctx);
+        Wait::stretch(
+            wait.into_iter(),
+            &mut deadline,
+            &mut remaining,
+            &mut ctx.log,
+        );
         let marks = Marks::now(rig);
         let result =
             match tokio::time::timeout(remaining, run_step(step, remaining, ctx, rig)).await {
@@ -402,19 +403,12 @@ async fn group_cleanup_steps(
         }
         let mut remaining = deadline.saturating_duration_since(Instant::now());
         if step.within.is_none() {
-            let wait = members
+            let waits = members
                 .iter()
                 .zip(&active)
                 .filter(|(_, a)| **a)
-                .filter_map(|(m, _)| default_wait(step, m.session, &m.ctx))
-                .max_by_key(|w| w.limit);
-            if let Some(wait) = wait {
-                let _ = writeln!(log, "  waiting up to {:?}, {}", wait.limit, wait.why);
-                if wait.limit > remaining {
-                    deadline += wait.limit - remaining;
-                    remaining = wait.limit;
-                }
-            }
+                .filter_map(|(m, _)| default_wait(step, m.session, &m.ctx));
+            Wait::stretch(waits, &mut deadline, &mut remaining, log);
         }
         let ran = tokio::time::timeout(
             remaining,

@@ -194,13 +194,13 @@ async fn run_steps(
         }
         log_step_start(ctx, started, "line", step);
         let mut remaining = deadline.saturating_duration_since(Instant::now());
-        if let Some(wait) = default_wait(step, rig, ctx) {
-            let _ = writeln!(ctx.log, "  waiting up to {:?}, {}", wait.limit, wait.why);
-            if wait.limit > remaining {
-                deadline += wait.limit - remaining;
-                remaining = wait.limit;
-            }
-        }
+        let wait = default_wait(step, rig, ctx);
+        Wait::stretch(
+            wait.into_iter(),
+            &mut deadline,
+            &mut remaining,
+            &mut ctx.log,
+        );
         let marks = Marks::now(rig);
         *began = true;
         let step_run = async {

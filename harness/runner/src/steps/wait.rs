@@ -21,6 +21,27 @@ pub struct Wait {
     pub why: String,
 }
 
+impl Wait {
+    /// Lets the longest of `waits` (the members' devices and rigs) stretch
+    /// a step's time: a deadline and its remaining span move out to it, and
+    /// the step log says which wait was taken and why.
+    pub fn stretch(
+        waits: impl Iterator<Item = Wait>,
+        deadline: &mut std::time::Instant,
+        remaining: &mut Duration,
+        log: &mut String,
+    ) {
+        use std::fmt::Write as _;
+        if let Some(wait) = waits.max_by_key(|w| w.limit) {
+            let _ = writeln!(log, "  waiting up to {:?}, {}", wait.limit, wait.why);
+            if wait.limit > *remaining {
+                *deadline += wait.limit - *remaining;
+                *remaining = wait.limit;
+            }
+        }
+    }
+}
+
 /// What the device's current registration has left to live, plus
 /// [`EXPIRY_MARGIN`]: an Update is due before the registration expires
 /// (LwM2M 1.1 Core §6.2.2), whatever lifetime the device chose.
@@ -78,5 +99,55 @@ pub fn is_delivery_status(path: &Path) -> bool {
         (Some(OBJECT_ID), Some(r)) => r == resource::STATE || r == resource::UPDATE_RESULT,
         (Some(9), Some(r)) => r == 7 || r == 9,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn wait(secs: u64, why: &str) -> Wait {
+        Wait {
+            limit: Duration::from_secs(secs),
+            why: why.into(),
+        }
+    }
+
+    #[test]
+    fn the_longest_wait_moves_the_deadline_out_and_is_logged() {
+        let start = Instant::now();
+        let (mut deadline, mut remaining) =
+            (start + Duration::from_secs(5), Duration::from_secs(5));
+        let mut log = String::new();
+        let waits = [
+            wait(12, "as meter-1's lifetime asks"),
+            wait(30, "as meter-2's reboot asks"),
+        ];
+        Wait::stretch(waits.into_iter(), &mut deadline, &mut remaining, &mut log);
+        assert_eq!(remaining, Duration::from_secs(30));
+        assert_eq!(deadline, start + Duration::from_secs(30));
+        assert_eq!(log, "  waiting up to 30s, as meter-2's reboot asks\n");
+    }
+
+    #[test]
+    fn a_shorter_wait_never_shortens_the_step_and_none_leaves_it_alone() {
+        let start = Instant::now();
+        let (mut deadline, mut remaining) =
+            (start + Duration::from_secs(60), Duration::from_secs(60));
+        let mut log = String::new();
+        Wait::stretch(
+            [wait(10, "short")].into_iter(),
+            &mut deadline,
+            &mut remaining,
+            &mut log,
+        );
+        assert_eq!(
+            (deadline, remaining),
+            (start + Duration::from_secs(60), Duration::from_secs(60))
+        );
+        assert_eq!(log, "  waiting up to 10s, short\n");
+        Wait::stretch(std::iter::empty(), &mut deadline, &mut remaining, &mut log);
+        assert_eq!(log.lines().count(), 1);
     }
 }

@@ -26,7 +26,7 @@ use crate::steps::context::Marks;
 use crate::steps::engine::{run_step, CaseControl, CaseRun};
 use crate::steps::error::{timed_out, StepError};
 use crate::steps::judge::{failure, judge};
-use crate::steps::{needs, CaseContext, Restart, StepKind, Turn};
+use crate::steps::{needs, CaseContext, Restart, StepKind, Turn, Wait};
 
 /// How many members a step that runs on every member drives at once: a
 /// group of a few meters runs in one go, a rack of many does not flood
@@ -305,17 +305,10 @@ async fn run_group_steps(
         let mut remaining = deadline.saturating_duration_since(Instant::now());
         // The longest wait any member's device or rig asks for.
         if step.within.is_none() {
-            let wait = members
+            let waits = members
                 .iter()
-                .filter_map(|m| step.kind.step().default_wait(m.session, &m.ctx))
-                .max_by_key(|w| w.limit);
-            if let Some(wait) = wait {
-                let _ = writeln!(log, "  waiting up to {:?}, {}", wait.limit, wait.why);
-                if wait.limit > remaining {
-                    deadline += wait.limit - remaining;
-                    remaining = wait.limit;
-                }
-            }
+                .filter_map(|m| step.kind.step().default_wait(m.session, &m.ctx));
+            Wait::stretch(waits, &mut deadline, &mut remaining, log);
         }
         let ran = tokio::time::timeout(
             remaining,
