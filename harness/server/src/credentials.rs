@@ -56,6 +56,9 @@ struct Entry {
 #[derive(Default)]
 struct Table {
     by_identity: HashMap<String, Entry>,
+    /// The one identity each endpoint has (`set` replaces it), so a fleet's
+    /// keys load in O(1) each, not by a walk of every identity.
+    by_endpoint: HashMap<String, String>,
     /// Certificate CNs allowed to act as an endpoint of another name.
     certificate_bindings: HashMap<String, String>,
 }
@@ -189,15 +192,20 @@ impl CredentialStore {
         let mut changed = BTreeSet::new();
         {
             let mut table = self.write();
-            table.by_identity.retain(|id, e| {
-                let keep = e.endpoint != endpoint && *id != psk.identity;
-                if !keep {
-                    changed.insert(id.clone());
-                }
-                keep
-            });
+            // The endpoint's old identity, and whichever endpoint held this
+            // identity before, lose their keys.
+            if let Some(old) = table.by_endpoint.remove(endpoint) {
+                table.by_identity.remove(&old);
+                changed.insert(old);
+            }
+            if let Some(old) = table.by_identity.remove(&psk.identity) {
+                table.by_endpoint.remove(&old.endpoint);
+            }
             tracing::info!(%endpoint, identity = %psk.identity, key = %psk.key, "PSK credential set");
             changed.insert(psk.identity.clone());
+            table
+                .by_endpoint
+                .insert(endpoint.to_string(), psk.identity.clone());
             table.by_identity.insert(
                 psk.identity,
                 Entry {
@@ -239,17 +247,14 @@ impl CredentialStore {
     /// Forgets `endpoint`'s credential (and closes the sessions that
     /// authenticated with it); whether it had one.
     pub fn remove(&self, endpoint: &str) -> bool {
-        let mut removed = BTreeSet::new();
-        self.write().by_identity.retain(|id, e| {
-            let keep = e.endpoint != endpoint;
-            if !keep {
-                removed.insert(id.clone());
-            }
-            keep
-        });
-        if removed.is_empty() {
-            return false;
-        }
+        let removed = {
+            let mut table = self.write();
+            let Some(identity) = table.by_endpoint.remove(endpoint) else {
+                return false;
+            };
+            table.by_identity.remove(&identity);
+            BTreeSet::from([identity])
+        };
         tracing::info!(%endpoint, "PSK credential removed");
         self.announce(removed);
         true
@@ -270,11 +275,7 @@ impl CredentialStore {
 
     /// The identity bound to `endpoint`.
     pub fn identity_of(&self, endpoint: &str) -> Option<String> {
-        self.read()
-            .by_identity
-            .iter()
-            .find(|(_, e)| e.endpoint == endpoint)
-            .map(|(id, _)| id.clone())
+        self.read().by_endpoint.get(endpoint).cloned()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -414,6 +415,21 @@ mod tests {
         assert!(store.key("id-old").is_none());
         assert_eq!(store.key("id-new").unwrap().expose(), b"new");
         assert_eq!(store.identity_of("meter-1").as_deref(), Some("id-new"));
+    }
+
+    #[test]
+    fn an_identity_set_for_another_endpoint_leaves_the_first_without_one() {
+        let store = CredentialStore::new();
+        store.set("meter-1", psk("id-shared", b"k1"));
+        store.set("meter-2", psk("id-shared", b"k2"));
+        assert_eq!(store.identity_of("meter-1"), None);
+        assert_eq!(store.identity_of("meter-2").as_deref(), Some("id-shared"));
+        assert_eq!(store.endpoint_of("id-shared").as_deref(), Some("meter-2"));
+        assert_eq!(store.key("id-shared").unwrap().expose(), b"k2");
+        // meter-1 has nothing left to remove; meter-2's removal takes the key.
+        assert!(!store.remove("meter-1"));
+        assert!(store.remove("meter-2"));
+        assert!(store.key("id-shared").is_none() && store.is_empty());
     }
 
     #[test]
