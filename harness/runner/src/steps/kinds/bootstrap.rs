@@ -18,8 +18,16 @@ use serde::{Deserialize, Deserializer};
 use crate::case::fields::Code;
 use crate::case::Need;
 use crate::session::Session;
-use crate::steps::error::bench;
+use crate::steps::error::{bench, StepError};
 use crate::steps::{CaseContext, Step, StepFuture, Turn};
+
+/// The rig's bootstrap server; a rig that does not onboard its device by
+/// bootstrap skips the step (its case names `Need::Bootstrap` up front too).
+pub(crate) fn bootstrap_server(rig: &Session) -> Result<&server::BootstrapServerHandle, StepError> {
+    rig.bootstrap
+        .as_ref()
+        .ok_or_else(|| StepError::Skip("this rig does not onboard its device by bootstrap".into()))
+}
 
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -92,9 +92,7 @@ impl Step for BootstrapOffers {
         rig: &'a mut Session,
     ) -> StepFuture<'a> {
         Box::pin(async move {
-            let bs = rig.bootstrap.as_ref().ok_or_else(|| {
-                StepError::Skip("this rig does not onboard its device by bootstrap".into())
-            })?;
+            let bs = crate::steps::kinds::bootstrap::bootstrap_server(rig)?;
             let links = latest_discover(&rig.endpoint, &bs.events_since(EventSeq::START))
                 .ok_or_else(|| {
                     bench(format!(

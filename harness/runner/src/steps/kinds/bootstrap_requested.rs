@@ -95,9 +95,7 @@ impl Step for BootstrapRequested {
         rig: &'a mut Session,
     ) -> StepFuture<'a> {
         Box::pin(async move {
-            let bs = rig.bootstrap.as_ref().ok_or_else(|| {
-                StepError::Skip("this rig does not onboard its device by bootstrap".into())
-            })?;
+            let bs = crate::steps::kinds::bootstrap::bootstrap_server(rig)?;
             let seen = requests(&rig.endpoint, &bs.events_since(ctx.bootstrap_cursor));
             for s in &seen {
                 let _ = writeln!(ctx.log, "  -> {s}");

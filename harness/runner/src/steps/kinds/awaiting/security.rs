@@ -17,9 +17,7 @@ pub async fn bootstrapped(
     within: Duration,
 ) -> Result<(), StepError> {
     let ep = rig.endpoint.clone();
-    let bs = rig.bootstrap.as_ref().ok_or_else(|| {
-        StepError::Skip("this rig does not onboard its device by bootstrap".into())
-    })?;
+    let bs = crate::steps::kinds::bootstrap::bootstrap_server(rig)?;
     let outcome = bs
         .await_bootstrap_finished(&ep, ctx.bootstrap_cursor, within)
         .await
