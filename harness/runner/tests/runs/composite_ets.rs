@@ -115,3 +115,73 @@ fn a_device_that_sends_while_muted_fails_the_muting_send_case() {
         o.message
     );
 }
+
+/// A meter shipped with Send unmuted keeps it unmuted after the Muting Send
+/// case: the case reads /1/x/23 before it writes it and its cleanup puts
+/// back what it read, not the virtual meter's default. Three cases on a
+/// one-meter rig, one at a time, in order of their timeouts (a pool starts
+/// its longest first): the vendor's setting (false) is written, the shipped
+/// case (60 s) runs, the setting is read back.
+#[test]
+fn the_muting_send_case_puts_back_the_mute_send_it_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("cases");
+    std::fs::create_dir(&cases).unwrap();
+    let case = |id: &str, timeout: &str, step: &str| {
+        format!(
+            "id: {id}\ntitle: {id}\nets_none: a fixture of this test\ntimeout: {timeout}\nsteps:\n  - await: registered\n    within: 20s\n{step}"
+        )
+    };
+    std::fs::write(
+        cases.join("unmuted-by-the-vendor.yaml"),
+        case(
+            "unmuted-by-the-vendor",
+            "90s",
+            "  - write: { path: /1/*/23, value: false }\n",
+        ),
+    )
+    .unwrap();
+    let shipped =
+        std::fs::read_to_string(root().join("testcases/composite/send-muted.yaml")).unwrap();
+    assert!(
+        shipped.contains("timeout: 60s\n"),
+        "ordered between the two"
+    );
+    std::fs::write(cases.join("send-muted.yaml"), shipped).unwrap();
+    std::fs::write(
+        cases.join("still-unmuted.yaml"),
+        case(
+            "still-unmuted",
+            "30s",
+            "  - read: { path: /1/*/23, equals: false }\n",
+        ),
+    )
+    .unwrap();
+    let rig = dir.path().join("one-meter.yaml");
+    let one_meter = std::fs::read_to_string(root().join("rigs/virtual.yaml"))
+        .unwrap()
+        .replacen("count: 5 ", "count: 1 ", 1)
+        .replacen("parallel: 5 ", "parallel: 1 ", 1);
+    assert!(one_meter.contains("count: 1 ") && one_meter.contains("parallel: 1 "));
+    std::fs::write(&rig, one_meter).unwrap();
+    let report = dir.path().join("reports");
+    let CaseRun { output, all, .. } = run_cases(
+        &["--rig", rig.to_str().unwrap()],
+        cases.to_str().unwrap(),
+        &report,
+    );
+    assert_eq!(all.len(), 3, "{output}");
+    assert_all_passed(&all, &output);
+    let order: Vec<usize> = [
+        "unmuted-by-the-vendor",
+        "composite-send-muted",
+        "still-unmuted",
+    ]
+    .iter()
+    .map(|id| output.find(&format!("::{id}] line")).expect(id))
+    .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "run one after another in this order:\n{output}"
+    );
+}

@@ -2,7 +2,10 @@
 //! its answer typed by the object model, (with `mandatory`) every readable
 //! Mandatory resource of the object present, (with `equals` or `values`)
 //! the values read back compared by meaning, and (with `save`) the value of
-//! a single resource kept for a later `{saved:NAME}`.
+//! a single resource kept for a later `{saved:NAME}`; with `if_absent`, an
+//! optional resource the device has not instantiated (4.04) saves what the
+//! TS says its absence means, so a case can put back exactly the behaviour
+//! it found (LwM2M 1.1 Core Appendix E.2: an absent Mute Send is Send off).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -38,6 +41,10 @@ pub struct Read {
     /// Keeps the value read (of a single resource) under this name for
     /// `{saved:NAME}` in later steps of the case.
     pub save: Option<String>,
+    /// With `save`: the value to keep when the device answers 4.04 for an
+    /// optional resource it has not instantiated, the value the TS gives
+    /// the resource's absence. A missing Mandatory resource still fails.
+    pub if_absent: Option<ScalarValue>,
     /// Ranges (`[min, max]`) each value of a resource (by id) read must lie in.
     #[serde(default)]
     pub in_range: BTreeMap<u16, allowed_values::InRange>,
@@ -77,6 +84,16 @@ impl Read {
         let request = DmRequest::Read { path, format };
         let text = server::describe_request(&request);
         let r = request_on(rig, request, turn.within).await?;
+        if r.code == Code::NOT_FOUND.0 && code != Code::NOT_FOUND {
+            if let Some((name, kept)) = self.absent_value(rig, &path)? {
+                let _ = writeln!(
+                    ctx.log,
+                    "  -> 4.04: {path} is not instantiated; {name} = {kept} (what its absence means)"
+                );
+                ctx.saved.insert(name, kept);
+                return Ok(());
+            }
+        }
         if r.code == NOT_ACCEPTABLE && code.0 != NOT_ACCEPTABLE {
             if let Some(f) = format {
                 let version = rig
@@ -156,6 +173,27 @@ impl Read {
 }
 
 impl Read {
+    /// The name and value `if_absent` keeps for a 4.04 at `path`: only an
+    /// optional resource may be absent (a missing Mandatory one is judged as
+    /// any other 4.04), and only a saved value can stand in for it.
+    fn absent_value(
+        &self,
+        rig: &Session,
+        path: &lwm2m::Path,
+    ) -> Result<Option<(String, String)>, StepError> {
+        let Some(value) = &self.if_absent else {
+            return Ok(None);
+        };
+        let name = self.save.clone().ok_or_else(|| {
+            bench(format!(
+                "read {path}: `if_absent` needs `save` (the value it stands for is kept under that name)"
+            ))
+        })?;
+        let optional =
+            path.depth() == 3 && rig.registry.resource(path).is_some_and(|d| !d.mandatory);
+        Ok(optional.then(|| (name, value.to_string())))
+    }
+
     /// `equals`, `values` and `save` against the records read at `path`.
     fn check_values(
         &self,
