@@ -384,6 +384,27 @@ fn registrations() -> Vec<Seed> {
     seeds
 }
 
+/// lwm2m/src/bootstrap/smartcard.rs `NOSEC_CARD`: Core Appendix G.3.3, one
+/// NoSec account (a Security and a Server instance), both objects with the
+/// implicit version.
+const NOSEC_CARD: &str = "
+    00 02 00 30
+    00 00 00 00 17
+    08 00 14
+    C8 00 08 63 6F 61 70 3A 2F 2F 68
+    C1 01 00  C1 02 03  C1 0A 01
+    00 01 00 00 0F
+    08 00 0C
+    C1 00 01  C1 01 1E  C1 06 00  C1 07 55";
+
+fn smartcard() -> Vec<Seed> {
+    vec![Seed::new(
+        "smartcard-bootstrap",
+        "spec-nosec-card",
+        hex(NOSEC_CARD),
+    )]
+}
+
 fn at() -> Vec<Seed> {
     // rig/tests/bench/at_engine.rs: what modems say. Layout: control, command, 0, before, 0, answer.
     let seed = |name: &str, control: u8, command: &str, before: &[u8], answer: &[u8]| {
@@ -517,6 +538,7 @@ pub fn spec_vectors() -> Vec<Seed> {
     seeds.extend(links());
     seeds.extend(registrations());
     seeds.extend(at());
+    seeds.extend(smartcard());
     seeds.extend(dtls());
     seeds
 }

@@ -133,6 +133,109 @@ pub struct DeviceSpec {
     /// `meterbench rig check` and a run refuse the wrong board on the bench.
     #[serde(default)]
     pub identity: Option<DeviceIdentity>,
+    /// The device's smartcard holds LwM2M Bootstrap Information (Bootstrap
+    /// from Smartcard, LwM2M 1.1 Core §6.1.3.2; the card's EF
+    /// LwM2M_Bootstrap, Appendix G.3.3), which the device tries before
+    /// anything else (§6.1.4): cases that test it `needs:
+    /// [smartcard-bootstrap]`, and a rig without this part skips them.
+    #[serde(default)]
+    pub smartcard: Option<SmartcardSpec>,
+}
+
+/// What the device's smartcard holds: one LwM2M Server account. The rig
+/// says where its parts come from, never a key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmartcardSpec {
+    /// Who writes the card: `meterbench` writes the virtual meter's card
+    /// before power-on, naming this run's LwM2M server and the device's
+    /// server credential; `lab` means the card was provisioned beforehand
+    /// (by the lab or the operator, over the air) as `server_uri` and
+    /// `credentials` describe, and meterbench only serves that account.
+    pub provisioned_by: CardProvisioning,
+    /// The LwM2M Server URI on the card (/0/x/0). Required with `lab` (the
+    /// rig's `server.bind` must be where it points); with `meterbench`,
+    /// absent means this run's server.
+    #[serde(default)]
+    pub server_uri: Option<String>,
+    /// Short Server ID of the card's account (/0/x/10, /1/x/0); default 1.
+    #[serde(default = "default_card_ssid")]
+    pub short_server_id: u16,
+    /// Where the PSK identity and key on the card come from, when the card
+    /// holds another account than the device's server account (`device.
+    /// credentials`, or with bootstrap the server account meterbench
+    /// provisions): environment variables or a secrets file, never `fresh`
+    /// for a lab's card, never the key itself.
+    #[serde(default)]
+    pub credentials: Option<CredentialSource>,
+}
+
+/// Who provisions the device's smartcard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CardProvisioning {
+    /// meterbench writes the card (the virtual meter's eUICC) before power-on.
+    Meterbench,
+    /// The card was provisioned before the run; meterbench cannot change it.
+    Lab,
+}
+
+fn default_card_ssid() -> u16 {
+    1
+}
+
+impl SmartcardSpec {
+    /// What a card description must hold: a lab's card names its server
+    /// and cannot carry a per-run key; meterbench writes only the virtual
+    /// meter's card. The error names the field.
+    fn check(&self, power: Option<&PowerSpec>) -> Result<(), (String, String)> {
+        let field = |f: &str| format!("device.smartcard.{f}");
+        if self.short_server_id == 0 || self.short_server_id == u16::MAX {
+            return Err((
+                field("short_server_id"),
+                format!(
+                    "{} is reserved: a Short Server ID is 1 to 65534 (LwM2M 1.1 Core §E.2)",
+                    self.short_server_id
+                ),
+            ));
+        }
+        if let Some(uri) = &self.server_uri {
+            if !(uri.starts_with("coap://") || uri.starts_with("coaps://")) {
+                return Err((
+                    field("server_uri"),
+                    format!("{uri:?} is not a coap:// or coaps:// URI"),
+                ));
+            }
+        }
+        match self.provisioned_by {
+            CardProvisioning::Lab => {
+                if self.server_uri.is_none() {
+                    return Err((
+                        field("server_uri"),
+                        "a lab-provisioned card names its LwM2M server: give the URI it holds"
+                            .into(),
+                    ));
+                }
+                if self.credentials == Some(CredentialSource::Fresh) {
+                    return Err((
+                        field("credentials"),
+                        "`fresh` makes a key per run, which a card provisioned before the run cannot hold:                          say where its credential lives (`from: env` or `from: file`)"
+                            .into(),
+                    ));
+                }
+            }
+            CardProvisioning::Meterbench => {
+                if !matches!(power, Some(PowerSpec::Virtual(_))) {
+                    return Err((
+                        field("provisioned_by"),
+                        "meterbench writes only the virtual meter's card (`power: {kind: virtual}`);                          a real device's card is `provisioned_by: lab`"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The identity a rig expects of its board; each field given is checked.
@@ -979,6 +1082,10 @@ impl RigFile {
                      onboarded by the bootstrap server (set device.bootstrap: true, or remove it)"
                 ),
             ));
+        }
+        if let Some(card) = &self.device.smartcard {
+            card.check(self.power.as_ref())
+                .map_err(|(field, message)| invalid(&field, message))?;
         }
         if let Some(PowerSpec::Command(c)) = &self.power {
             crate::command_power::check_placeholders(c, &self.source)?;

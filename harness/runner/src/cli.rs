@@ -210,6 +210,12 @@ pub struct FleetArgs {
     /// and counted); the server's memory per device is measured with it.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub server_log: usize,
+    /// After de-registration, also measure the server's memory at these
+    /// seconds (`--linger 150,260`: past the duplicate cache's early
+    /// forgetting at 145 s and its EXCHANGE_LIFETIME at 247 s). Minutes
+    /// long; none by default.
+    #[arg(long, value_name = "SECONDS,...", value_delimiter = ',')]
+    pub linger: Vec<u64>,
 }
 
 #[derive(Debug, Args)]

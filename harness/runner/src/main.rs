@@ -23,6 +23,7 @@ mod schema;
 mod serve;
 mod session;
 mod shard;
+mod smartcard;
 mod steps;
 
 use clap::Parser;

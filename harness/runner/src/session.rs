@@ -117,6 +117,9 @@ pub enum OpenError {
     Build(#[from] BenchBuildError),
     #[error(transparent)]
     Bench(#[from] BenchError),
+    /// The smartcard the rig describes cannot be written or served.
+    #[error(transparent)]
+    Smartcard(#[from] crate::smartcard::SmartcardError),
 }
 
 /// Why the bench could not do what a step or the case setup asked of it.
@@ -318,6 +321,8 @@ impl Session {
                 .set_bootstrap_script(BootstrapScript::standard(&session.server_account()))
                 .await?;
         }
+        // Before the device is first powered: the card is in its holder.
+        crate::smartcard::provision(&session, &state_dir)?;
         Ok(session)
     }
 

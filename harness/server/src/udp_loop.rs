@@ -54,6 +54,13 @@ pub(crate) trait Core: Send + 'static {
     );
     fn handle_timeout(&mut self, now: std::time::Instant);
     fn poll_timeout(&self) -> Option<std::time::Instant>;
+    /// When `handle_timeout` would give memory back (the duplicate cache
+    /// forgetting what is past its lifetime): not a protocol deadline, but
+    /// a quiet server must still be woken for it, or a fleet that left
+    /// stays in memory until the next datagram comes.
+    fn poll_housekeeping(&self) -> Option<std::time::Instant> {
+        None
+    }
     fn poll_transmit(&mut self) -> Option<Transmit>;
     /// Carries out a handle's command; `false` stops the loop.
     fn command(&mut self, now: std::time::Instant, command: Self::Command) -> bool;
@@ -163,11 +170,15 @@ pub(crate) async fn run<C: Core>(
     let mut revocations = d.transport.revocations();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        let deadline = [d.core.poll_timeout(), d.transport.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(Instant::from_std);
+        let deadline = [
+            d.core.poll_timeout(),
+            d.transport.poll_timeout(),
+            d.core.poll_housekeeping(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(Instant::from_std);
         // A disabled branch's future is still built, so give it some instant.
         let wake_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
@@ -404,6 +415,10 @@ impl Core for LwM2mCore {
 
     fn poll_timeout(&self) -> Option<std::time::Instant> {
         self.0.poll_timeout()
+    }
+
+    fn poll_housekeeping(&self) -> Option<std::time::Instant> {
+        self.0.poll_housekeeping()
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {

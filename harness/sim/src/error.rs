@@ -30,6 +30,11 @@ pub enum SimError {
     #[error("{}: cannot load object definitions: {message}", dir.display())]
     Objects { dir: PathBuf, message: String },
 
+    /// The smartcard's bootstrap file cannot be written as asked
+    /// (crate::smartcard); names the file, never its content.
+    #[error("smartcard: {0}")]
+    Card(String),
+
     /// A UDP socket could not be opened.
     #[error("udp: {0}")]
     Udp(#[source] std::io::Error),

@@ -31,6 +31,7 @@ pub mod ram;
 pub mod security;
 pub mod server_uri;
 pub mod session;
+pub mod smartcard;
 pub mod software;
 
 pub use args::{DeviceOptions, MeterArgs};

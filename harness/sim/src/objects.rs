@@ -1,6 +1,16 @@
 //! The object instances the virtual meter exposes over LwM2M and their
-//! initial values: LwM2M Server (object 1), Device (object 3) and
-//! Connectivity Monitoring (object 4), per the OMA DDFs in fixtures/objects.
+//! initial values: LwM2M Server (object 1), Device (object 3),
+//! Connectivity Monitoring (object 4) and Portfolio (object 16), per the OMA
+//! DDFs in fixtures/objects.
+//!
+//! Portfolio (registry 16.xml v1.0) is where a server stores data of its own
+//! on the meter: one instance from the factory, /16/0, whose Identity
+//! (/16/0/0, a multiple String resource the server reads and writes) holds
+//! the GSMA host-device strings (id, manufacturer, model, software version).
+//! It is the meter's one multiple resource that holds nothing but what a
+//! server wrote, which is what the ETS's Write-Composite test (1.1-int-230)
+//! replaces. GetAuthData's services are not simulated (the resource, an
+//! optional one, is absent); AuthStatus stays 0 (idle, no AuthData).
 //!
 //! Access Control (object 2, Core Appendix E.3) is in the meter's object
 //! model but has no instance from the factory: a Bootstrap-Server writes
@@ -43,6 +53,15 @@ pub fn server_account_defaults() -> Vec<(u16, Value)> {
         (3, Value::Integer(3600)),
         (5, Value::Integer(86_400)),
     ]
+}
+
+/// Object 16, Portfolio.
+pub const PORTFOLIO: u16 = 16;
+/// The factory Portfolio instance, /16/0.
+pub const PORTFOLIO_INSTANCE: u16 = 0;
+/// /16/x/0 Identity (RW, multiple String).
+pub fn portfolio_identity(instance: u16) -> Path {
+    Path::resource(PORTFOLIO, instance, 0)
 }
 
 /// Whether `path` is the Lifetime of any Server object instance (/1/x/1).
@@ -125,6 +144,31 @@ pub fn initial_store(
     ];
     for (path, value) in values {
         store.set(path, value);
+    }
+    if store.registry().object(PORTFOLIO).is_some() {
+        let identity = portfolio_identity(PORTFOLIO_INSTANCE);
+        // Identity as the server last wrote it replaces the factory list
+        // whole: a Write (replace) that left fewer instances must not get
+        // the factory's others back at the next boot.
+        if !written.iter().any(|(p, _)| identity.contains(p)) {
+            let factory = [
+                facts.identity.serial.as_str(),
+                MANUFACTURER,
+                MODEL,
+                facts.firmware_version,
+            ];
+            for (i, v) in factory.into_iter().enumerate() {
+                store.set(
+                    Path::resource_instance(PORTFOLIO, PORTFOLIO_INSTANCE, 0, i as u16),
+                    s(v),
+                );
+            }
+        }
+        // AuthStatus: IDLE_STATE, no GetAuthData has run.
+        store.set(
+            Path::resource(PORTFOLIO, PORTFOLIO_INSTANCE, 3),
+            Value::Integer(0),
+        );
     }
     for (path, value) in written {
         store.set(*path, value.clone());
@@ -257,5 +301,87 @@ mod differing_device_tests {
             .iter()
             .all(|r| r.path != Path::resource(3, 0, 15)));
         assert!(store.get(&Path::resource(3, 0, 14)).is_some());
+    }
+}
+
+#[cfg(test)]
+mod portfolio_tests {
+    use super::*;
+
+    fn facts(id: &Identity) -> DeviceFacts<'_> {
+        DeviceFacts {
+            identity: id,
+            firmware_version: "1.0",
+            lifetime_s: 30,
+            now_unix: 1_700_000_000,
+            server_instance: 0,
+        }
+    }
+
+    fn identity_values(store: &ObjectStore) -> Vec<(Path, Value)> {
+        store
+            .read(&portfolio_identity(PORTFOLIO_INSTANCE))
+            .into_iter()
+            .map(|r| (r.path, r.value))
+            .collect()
+    }
+
+    #[test]
+    fn the_meter_has_one_portfolio_instance_with_the_gsma_identity_strings() {
+        let id = Identity::derive(7, Some("SN-7"));
+        let store = initial_store(Registry::core(), &facts(&id), &Radio::new(7), &[]);
+        assert!(store.instances().any(|i| i == Path::instance(16, 0)));
+        assert!(!store.instances().any(|i| i == Path::instance(16, 1)));
+        let s = |v: &str| Value::String(v.into());
+        assert_eq!(
+            identity_values(&store),
+            vec![
+                (Path::resource_instance(16, 0, 0, 0), s("SN-7")),
+                (Path::resource_instance(16, 0, 0, 1), s(MANUFACTURER)),
+                (Path::resource_instance(16, 0, 0, 2), s(MODEL)),
+                (Path::resource_instance(16, 0, 0, 3), s("1.0")),
+            ]
+        );
+        assert_eq!(
+            store.get(&Path::resource(16, 0, 3)),
+            Some(&Value::Integer(0)),
+            "AuthStatus idle"
+        );
+        // The registry's Identity is one the server may write (RW, multiple).
+        let def = store
+            .registry()
+            .resource(&portfolio_identity(0))
+            .expect("object 16 in the meter's model");
+        assert!(def.operations.write && def.multiple);
+    }
+
+    #[test]
+    fn identity_the_server_wrote_replaces_the_factory_list_whole() {
+        let id = Identity::derive(7, None);
+        let written = vec![
+            (
+                Path::resource_instance(16, 0, 0, 0),
+                Value::String("aa".into()),
+            ),
+            (
+                Path::resource_instance(16, 0, 0, 1),
+                Value::String("bb".into()),
+            ),
+        ];
+        let store = initial_store(Registry::core(), &facts(&id), &Radio::new(7), &written);
+        assert_eq!(
+            identity_values(&store),
+            written,
+            "no factory instance 2 or 3 comes back"
+        );
+    }
+
+    #[test]
+    fn a_meter_built_without_object_16_has_no_portfolio() {
+        let id = Identity::derive(7, None);
+        let registry = registry_without(Registry::core(), &[Path::object(16)]);
+        let store = initial_store(registry, &facts(&id), &Radio::new(7), &[]);
+        assert!(!store.instances().any(|i| i.object_id() == Some(16)));
+        assert!(store.read(&Path::object(16)).is_empty());
     }
 }

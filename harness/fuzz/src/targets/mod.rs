@@ -6,7 +6,8 @@
 //! the network (CoAP, LwM2M content formats, link format, registration
 //! parameters, DTLS records, and the datagram entries of the server, the
 //! Bootstrap-Server and the client role the virtual meter runs) and the
-//! modem's serial line (the AT engine).
+//! modem's serial line (the AT engine) — and the smartcard's bootstrap
+//! file, which the virtual meter reads at boot.
 
 pub mod at;
 pub mod bootstrap;
@@ -18,6 +19,7 @@ pub mod format;
 pub mod link;
 pub mod registration;
 pub mod server;
+pub mod smartcard;
 pub mod testbed;
 
 /// One fuzz target.
@@ -181,6 +183,12 @@ pub fn all() -> Vec<Target> {
             "LwM2M client role, bootstrapping first",
             client::run_bootstrap,
             coap::DICTIONARY,
+        ),
+        payload(
+            "smartcard-bootstrap",
+            "EF LwM2M_Bootstrap file decoder (Core Appendix G.3.3)",
+            smartcard::run,
+            smartcard::DICTIONARY,
         ),
         payload(
             "at-line",

@@ -13,6 +13,7 @@ pub mod account;
 pub mod redact;
 pub mod script;
 pub mod server;
+pub mod smartcard;
 
 pub use account::{resolve_uri, ConfigError, SecurityMode, ServerAccount};
 pub use redact::{redact_datagram, Redactor};

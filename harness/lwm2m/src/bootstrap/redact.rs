@@ -92,8 +92,12 @@ fn redact_with(datagram: &[u8], packet: &Packet, target: Option<Target>) -> Opti
     if path.is_some() && !under_security {
         return None;
     }
+    // One block of a body sent block-wise (RFC 7959) is a cut of it that
+    // may decode as something else: never trusted to name its secrets.
+    let block = packet.get_option(CoapOption::Block1).is_some()
+        || packet.get_option(CoapOption::Block2).is_some();
     let redacted = match path {
-        Some(p) if is_secret_resource(&p) => Some(vec![0; payload.len()]),
+        Some(p) if is_secret_resource(&p) || block => Some(vec![0; payload.len()]),
         Some(p) => {
             Some(redact_payload(format, &p, payload).unwrap_or_else(|| vec![0; payload.len()]))
         }
@@ -268,5 +272,23 @@ mod tests {
         assert!(replace_all(&mut hay, b"abc", b'*'));
         assert_eq!(hay, b"xx***yy***");
         assert!(!replace_all(&mut hay, b"q", b'*'));
+    }
+
+    #[test]
+    fn a_block_of_a_security_write_is_blanked_whole() {
+        // The second Block1 block of a Bootstrap-Write of /0/1 (RFC 7959
+        // §2.5): a cut of the key's bytes that happens to decode as TLV
+        // naming no secret (`c1 01 2a c1 02 07`: /0/1/1 = 42, /0/1/2 = 7)
+        // must not be trusted to say where the key is.
+        let mut p = Packet::new();
+        p.header.code = coap_lite::MessageClass::Request(coap_lite::RequestType::Put);
+        options::add_strings(&mut p, CoapOption::UriPath, &["0", "1"]);
+        options::set_uint(&mut p, CoapOption::ContentFormat, 11542);
+        p.add_option(CoapOption::Block1, vec![0x15]);
+        p.payload = vec![0xc1, 0x01, 0x2a, 0xc1, 0x02, 0x07];
+        let datagram = p.to_bytes().unwrap();
+        let redacted = redact_datagram(&datagram).expect("redacted");
+        let q = Packet::from_bytes(&redacted).unwrap();
+        assert_eq!(q.payload, vec![0; 6]);
     }
 }

@@ -107,6 +107,11 @@ pub struct BootstrapStep {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BootstrapScript {
     pub steps: Vec<BootstrapStep>,
+    /// Block1 size exponent (RFC 7959 SZX) for this session's writes, in
+    /// place of the server's: a case runs a write as a constrained network
+    /// would carry it, without changing the server for the device's other
+    /// sessions.
+    pub block1_szx: Option<u8>,
 }
 
 impl BootstrapScript {

@@ -14,6 +14,15 @@
 //! write (TLV, SenML JSON/CBOR, LwM2M CBOR), else the configured default.
 //! Bootstrap-Read exists only in LwM2M 1.1 (§6.1.7.2), so it is sent only to a
 //! client whose Bootstrap-Discover answer said `lwm2m=1.1` or later.
+//!
+//! A Bootstrap-Write whose payload is larger than the block size
+//! ([`BootstrapServer::set_block1_size`], 1024 bytes unless set) goes in
+//! Block1 blocks (RFC 7959 §2.5), one Confirmable PUT per block, each after
+//! the client's 2.31 Continue for the one before: a certificate-mode
+//! Security instance (two certificates and a key, about a kilobyte in TLV)
+//! otherwise makes a datagram larger than a constrained client's buffer, or
+//! than the 1152 bytes RFC 7252 §4.6 advises when the path MTU is unknown.
+//! The client's final answer to the last block is the operation's answer.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -22,6 +31,7 @@ use std::time::Instant;
 use coap_lite::{CoapOption, MessageClass, Packet, RequestType};
 
 use super::script::{AnswerCheck, BootstrapOp, BootstrapScript};
+use crate::coap::block::{size_of_szx, Block1Upload, BlockError, UploadStatus, MAX_SZX};
 use crate::coap::{code, critical, options, ExchangeEvent, ExchangeId, MessageLayer, Transmit};
 use crate::format::{self, parse_links, ContentFormat, Link};
 use crate::model::Registry;
@@ -98,7 +108,14 @@ struct Session {
     version: Option<String>,
     in_flight: Option<ExchangeId>,
     finish_sent: Option<Instant>,
+    /// The Bootstrap-Write in flight in Block1 blocks, if it is one.
+    upload: Option<Block1Upload>,
 }
+
+/// The Bootstrap-Write block size unless set: SZX 6, 1024 bytes, the largest
+/// block (RFC 7959 §2.2) and RFC 7252 §4.6's payload size for an unknown
+/// path MTU.
+pub const DEFAULT_BLOCK1_SZX: u8 = MAX_SZX;
 
 /// The Bootstrap-Server towards any number of clients, one session each.
 pub struct BootstrapServer {
@@ -109,6 +126,8 @@ pub struct BootstrapServer {
     sessions: BTreeMap<String, Session>,
     exchanges: HashMap<ExchangeId, String>,
     events: VecDeque<BootstrapEvent>,
+    /// See [`BootstrapServer::set_block1_size`].
+    block1_szx: u8,
 }
 
 impl BootstrapServer {
@@ -122,7 +141,15 @@ impl BootstrapServer {
             sessions: BTreeMap::new(),
             exchanges: HashMap::new(),
             events: VecDeque::new(),
+            block1_szx: DEFAULT_BLOCK1_SZX,
         }
+    }
+
+    /// Bootstrap-Writes with a payload larger than 2^(`szx`+4) bytes (16 to
+    /// 1024, RFC 7959 §2.2) go in Block1 blocks of that size; a larger
+    /// `szx` is taken as 6. Sessions started from now on use it.
+    pub fn set_block1_size(&mut self, szx: u8) {
+        self.block1_szx = szx.min(MAX_SZX);
     }
 
     /// The script run for `endpoint`'s next Bootstrap-Request (replaces any earlier one).
@@ -337,6 +364,7 @@ impl BootstrapServer {
                 version: None,
                 in_flight: None,
                 finish_sent: None,
+                upload: None,
             },
         );
         self.send_next(now, &endpoint);
@@ -363,16 +391,105 @@ impl BootstrapServer {
                 return self.fail(endpoint, index, &step.op, step.expect.clone(), None, reason)
             }
         };
-        let peer = session.peer;
-        let id = self.layer.send(now, peer, packet, true);
-        self.exchanges.insert(id, endpoint.to_string());
+        let szx = session
+            .script
+            .block1_szx
+            .unwrap_or(self.block1_szx)
+            .min(MAX_SZX);
+        let packet = match Self::in_blocks(packet, szx) {
+            Ok((first, upload)) => {
+                if let Some(s) = self.sessions.get_mut(endpoint) {
+                    s.upload = upload;
+                }
+                first
+            }
+            Err(reason) => {
+                return self.fail(endpoint, index, &step.op, step.expect.clone(), None, reason)
+            }
+        };
+        self.send_packet(now, endpoint, packet);
         if let Some(s) = self.sessions.get_mut(endpoint) {
-            s.in_flight = Some(id);
             if matches!(step.op, BootstrapOp::Finish) {
                 s.finish_sent = Some(now);
             }
         }
         tracing::debug!(%endpoint, op = %step.op, "bootstrap operation sent");
+    }
+
+    /// Sends one Confirmable request of `endpoint`'s session: an operation
+    /// or one block of it.
+    fn send_packet(&mut self, now: Instant, endpoint: &str, packet: Packet) {
+        let Some(peer) = self.sessions.get(endpoint).map(|s| s.peer) else {
+            return;
+        };
+        let id = self.layer.send(now, peer, packet, true);
+        self.exchanges.insert(id, endpoint.to_string());
+        if let Some(s) = self.sessions.get_mut(endpoint) {
+            s.in_flight = Some(id);
+        }
+    }
+
+    /// `packet` as it goes: whole when its payload fits one block, else its
+    /// first Block1 block (`2^(szx+4)` bytes, Block1 0/1/SZX and Size1 with
+    /// the whole size, RFC 7959 §2.5 and §4) and the upload that sends the
+    /// rest.
+    fn in_blocks(packet: Packet, szx: u8) -> Result<(Packet, Option<Block1Upload>), String> {
+        let limit = size_of_szx(szx).unwrap_or(1024);
+        let MessageClass::Request(method) = packet.header.code else {
+            return Ok((packet, None));
+        };
+        if packet.payload.len() <= limit {
+            return Ok((packet, None));
+        }
+        let mut upload = Block1Upload::new(
+            method,
+            options::strings(&packet, CoapOption::UriPath),
+            options::content_format(&packet),
+            packet.payload,
+            szx,
+        )
+        .map_err(|e| format!("cannot send the payload in Block1 blocks: {e}"))?;
+        let first = upload
+            .next_request()
+            .ok_or_else(|| "a Block1 upload with no block".to_string())?;
+        Ok((first, Some(upload)))
+    }
+
+    /// The answer to a block of a Block1 Bootstrap-Write: `Ok(None)` when it
+    /// asked for the next block, which is sent; `Ok(Some(message))` when it
+    /// is the operation's answer (the final response, or an error code the
+    /// script may expect); `Err` when the client broke the transfer.
+    fn continue_upload(
+        &mut self,
+        now: Instant,
+        endpoint: &str,
+        message: Packet,
+    ) -> Result<Option<Packet>, String> {
+        let Some(upload) = self
+            .sessions
+            .get_mut(endpoint)
+            .and_then(|s| s.upload.as_mut())
+        else {
+            return Ok(Some(message));
+        };
+        match upload.handle_response(&message) {
+            Ok(UploadStatus::Continue { .. } | UploadStatus::Renegotiated { .. }) => {
+                let next = upload
+                    .next_request()
+                    .ok_or_else(|| "Block1: no block left to send".to_string())?;
+                self.send_packet(now, endpoint, next);
+                Ok(None)
+            }
+            Ok(UploadStatus::Complete { .. }) => Ok(Some(message)),
+            // An error answer (4.xx, 5.xx) ends the operation as it is: the
+            // script may expect it (an invalid Security instance: 4.00).
+            Err(
+                BlockError::Status { .. }
+                | BlockError::EntityTooLarge { .. }
+                | BlockError::Incomplete { .. },
+            ) => Ok(Some(message)),
+            Err(e) => Err(format!("Block1 transfer: {e}")),
+        }
     }
 
     fn build(&self, session: &Session, op: &BootstrapOp) -> Result<Packet, String> {
@@ -473,6 +590,14 @@ impl BootstrapServer {
             Ok(m) => m,
             Err(reason) => return self.fail(&endpoint, index, &step.op, step.expect, None, reason),
         };
+        let message = match self.continue_upload(now, &endpoint, message) {
+            Ok(Some(m)) => m,
+            Ok(None) => return,
+            Err(reason) => return self.fail(&endpoint, index, &step.op, step.expect, None, reason),
+        };
+        if let Some(s) = self.sessions.get_mut(&endpoint) {
+            s.upload = None;
+        }
         let got = code::to_number(message.header.code.into());
         if !step.expect.contains(&got) {
             let diagnostic = String::from_utf8_lossy(&message.payload).into_owned();

@@ -10,22 +10,32 @@
 //! serves its one server in full, and still stores, serves and
 //! Bootstrap-Reads whatever object 2 instances a Bootstrap-Server wrote.
 //!
-//! The check (Core §7.3.2, Figure "Access Rights check"):
-//! - An operation on an object instance needs the Access Control Object
-//!   instance whose Object ID (/2/x/0) and Object Instance ID (/2/x/1) name
-//!   it; none: 4.01 Unauthorized. Its rights for the server are the ACL
-//!   resource instance with the server's Short Server ID (/2/x/2/ssid); else,
-//!   for the Access Control Owner (/2/x/3), every right; else the default ACL
-//!   instance /2/x/2/0; else none.
+//! The check (Core §7.3.2, "Authorization", and §7.3.2.1 "Obtaining Access
+//! Right"):
+//! - An operation on an object instance or a resource needs the Access
+//!   Control Object instance whose Object ID (/2/x/0) and Object Instance ID
+//!   (/2/x/1) name the instance; none: 4.01 Unauthorized. Its rights for the
+//!   server are the ACL resource instance with the server's Short Server ID
+//!   (/2/x/2/ssid); else, for the Access Control Owner (/2/x/3), every
+//!   right; else the default ACL instance /2/x/2/0; else none.
+//! - The minimum right (§7.3.2's table): R for Read, Observe and
+//!   Write-Attributes, W for Write, E for Execute, D for Delete, none ("-")
+//!   for Discover, which is therefore never refused.
 //! - Create needs the Create bit of the instance for the object itself,
-//!   Object Instance ID 65535 (MAX_ID).
-//! - Read, Observe, Discover and Write-Attributes need the Read bit.
+//!   Object Instance ID 65535 (MAX_ID) (§7.3.1.2.1).
 //! - An Access Control Object instance is managed (written, deleted) only by
 //!   its owner (E.3 resource 3); MAX_ID as owner: by bootstrap only.
-//! - An object-level Read, Observe or Discover is allowed when the server may
-//!   read every instance of the object: the TS lets the client leave the
-//!   other instances out of the answer; this client refuses the whole request
-//!   instead, which never shows what the server may not read.
+//! - On an Object (§7.3.2.4): Read and Observe answer with "all the Object
+//!   Instances for which the LwM2M Server has Read access right" and leave
+//!   the others out (see [`Client::hide_unreadable`]); Discover and
+//!   Write-Attributes need no right; Write, Execute and Delete are 4.05
+//!   Method Not Allowed whatever the rights (the operation refuses them).
+//! - A notification goes out only while the observer's server may Read what
+//!   it carries (§7.3.2.5, see [`Client::may_notify`]).
+//! - A Create by a server makes the Access Control Object instance of the
+//!   new instance, with that server as owner and full rights (Core §6.3.6
+//!   Create and §7.3.1.2.2, see [`Client::grant_creator`]); a Delete removes
+//!   the deleted instance's entry (§7.3.1.2.2).
 
 use crate::bootstrap::account::{self, SERVER_OBJECT};
 use crate::path::Path;
@@ -101,8 +111,22 @@ fn rights(store: &ObjectStore, aco: u16, ssid: u16) -> i64 {
     acl(0).unwrap_or(0)
 }
 
+/// Whether server `ssid` has the `access` right on the instance
+/// `object`/`instance` (Core §7.3.2.1); object 2's own entries are judged
+/// by [`check`] instead.
+fn may(store: &ObjectStore, ssid: u16, access: Access, object: u16, instance: u16) -> bool {
+    entry_for(store, object, instance)
+        .is_some_and(|aco| rights(store, aco, ssid) & access as i64 != 0)
+}
+
 /// `Ok` when server `ssid` may do `access` on `path`; the reason for a
 /// 4.01 Unauthorized otherwise. Call only when [`applies`].
+///
+/// An object-level Read (Observe, Write-Attributes) is allowed: Core
+/// §7.3.2.4 answers it with the instances the server may read, which
+/// [`Client::hide_unreadable`] picks; Write, Execute and Delete of an
+/// object pass here and are refused 4.05 by the operation itself, as
+/// §7.3.2.4 says, whatever the rights.
 pub fn check(store: &ObjectStore, ssid: u16, access: Access, path: &Path) -> Result<(), String> {
     let Some(object) = path.object_id() else {
         return Ok(());
@@ -122,18 +146,22 @@ pub fn check(store: &ObjectStore, ssid: u16, access: Access, path: &Path) -> Res
             _ => denied(format!("object {object}")),
         };
     }
-    let instances: Vec<u16> = match path.instance_id() {
-        Some(i) => vec![i],
-        None => account::instances_of(store, object),
-    };
-    for i in instances {
-        let allowed = entry_for(store, object, i)
-            .is_some_and(|aco| rights(store, aco, ssid) & access as i64 != 0);
-        if !allowed {
-            return denied(Path::instance(object, i).to_string());
-        }
+    match path.instance_id() {
+        None => Ok(()),
+        Some(i) if may(store, ssid, access, object, i) => Ok(()),
+        Some(i) => denied(Path::instance(object, i).to_string()),
     }
-    Ok(())
+}
+
+/// Whether server `ssid` may read the value at `path` (a resource or
+/// resource instance): object 2's entries anyone may; any other needs the
+/// Read right on its instance (Core §7.3.2.1).
+pub fn may_read(store: &ObjectStore, ssid: u16, path: &Path) -> bool {
+    match (path.object_id(), path.instance_id()) {
+        (Some(ACCESS_CONTROL_OBJECT), _) => true,
+        (Some(object), Some(instance)) => may(store, ssid, Access::Read, object, instance),
+        _ => true,
+    }
 }
 
 /// Object 2 itself: anyone may read an entry; only its owner manages it,
@@ -159,35 +187,11 @@ fn check_own_entry(
 }
 
 impl super::Client {
-    /// Refuses (4.01 Unauthorized, Core §6.3 and §7.3) a request whose
-    /// server lacks the right for it, while Access Control applies. The
-    /// server is the account whose URI resolves to the request's source; a
-    /// request from no account's address has no rights at all.
-    pub(super) fn authorize(
-        &self,
-        peer: std::net::SocketAddr,
-        path: &Path,
-        method: coap_lite::RequestType,
-        has_body: bool,
-    ) -> Result<(), (u16, String)> {
-        use coap_lite::RequestType as M;
-        if !applies(&self.store) {
-            return Ok(());
-        }
-        let access = match method {
-            M::Put if has_body => Access::Write,
-            M::Post if path.depth() == 1 => Access::Create,
-            M::Post if path.depth() == 3 && !has_body => Access::Execute,
-            M::Post if path.depth() == 3 => match self.config.registry.resource(path) {
-                Some(r) if r.operations.execute => Access::Execute,
-                _ => Access::Write,
-            },
-            M::Post => Access::Write,
-            M::Delete => Access::Delete,
-            // GET (Read, Observe, Discover), empty PUT (Write-Attributes).
-            _ => Access::Read,
-        };
-        let ssid = account::accounts(&self.store)
+    /// The Short Server ID of the LwM2M Server at `peer`: the account whose
+    /// URI resolves to the request's source. A request from no account's
+    /// address has no rights at all (4.01).
+    pub(super) fn server_of(&self, peer: std::net::SocketAddr) -> Result<u16, (u16, String)> {
+        account::accounts(&self.store)
             .into_iter()
             .find(|a| account::resolve_uri(&a.server_uri).is_ok_and(|(addr, _)| addr == peer))
             .map(|a| a.short_server_id)
@@ -198,8 +202,150 @@ impl super::Client {
                         "{peer} is none of the client's LwM2M Servers (Access Control, Core §7.3)"
                     ),
                 )
-            })?;
+            })
+    }
+
+    /// Refuses (4.01 Unauthorized, Core §6.3 and §7.3) a request whose
+    /// server lacks the right for it, while Access Control applies. The
+    /// right asked for follows §7.3.2's table; Discover asks for none.
+    pub(super) fn authorize(
+        &self,
+        peer: std::net::SocketAddr,
+        path: &Path,
+        method: coap_lite::RequestType,
+        message: &coap_lite::Packet,
+    ) -> Result<(), (u16, String)> {
+        use crate::coap::options;
+        use crate::format::ContentFormat;
+        use coap_lite::RequestType as M;
+        if !applies(&self.store) {
+            return Ok(());
+        }
+        let has_body = options::content_format(message).is_some();
+        let discover =
+            method == M::Get && options::accept(message) == Some(ContentFormat::LinkFormat.code());
+        let access = match method {
+            M::Put if has_body => Access::Write,
+            M::Post if path.depth() == 1 => Access::Create,
+            M::Post if path.depth() == 3 && !has_body => Access::Execute,
+            M::Post if path.depth() == 3 => match self.config.registry.resource(path) {
+                Some(r) if r.operations.execute => Access::Execute,
+                _ => Access::Write,
+            },
+            M::Post => Access::Write,
+            M::Delete => Access::Delete,
+            // GET (Read, Observe), empty PUT (Write-Attributes).
+            _ => Access::Read,
+        };
+        let ssid = self.server_of(peer)?;
+        if discover {
+            // §7.3.2: Discover's minimum access right is "-", and on an
+            // Object "no access right is needed" (§7.3.2.4).
+            return Ok(());
+        }
         check(&self.store, ssid, access, path).map_err(|e| (401, e))
+    }
+
+    /// `records` without the values `peer`'s server may not read, while
+    /// Access Control applies: a Read or Observe of an Object answers with
+    /// "all the Object Instances for which the LwM2M Server has Read access
+    /// right" (Core §7.3.2.4), the others left out rather than the request
+    /// refused. A peer that is no server's sees nothing.
+    pub(super) fn hide_unreadable(
+        &self,
+        peer: std::net::SocketAddr,
+        records: Vec<crate::format::Record>,
+    ) -> Vec<crate::format::Record> {
+        if !applies(&self.store) {
+            return records;
+        }
+        let Ok(ssid) = self.server_of(peer) else {
+            return Vec::new();
+        };
+        records
+            .into_iter()
+            .filter(|r| may_read(&self.store, ssid, &r.path))
+            .collect()
+    }
+
+    /// Whether a notification of `obs` may go out: "the LwM2M Client MUST
+    /// check if the LwM2M Server is authorized for the Read operation. If
+    /// the LwM2M Server is not authorized, the Client MUST NOT send the
+    /// Notify operation" (Core §7.3.2.5). An Object's observation always
+    /// may: it carries only the instances still readable
+    /// ([`Client::hide_unreadable`]).
+    pub(super) fn may_notify(&self, obs: &super::observe::Observation) -> bool {
+        if !applies(&self.store) || obs.composite.is_some() || obs.path.depth() < 2 {
+            return true;
+        }
+        self.server_of(obs.peer)
+            .is_ok_and(|ssid| may_read(&self.store, ssid, &obs.path))
+    }
+
+    /// After `peer`'s server created `created`: its Access Control Object
+    /// instance, with "Access Control Owner MUST be the LwM2M Server" and
+    /// "The LwM2M Server MUST have full access rights" (Core §6.3.6 Create;
+    /// §7.3.1.2.2 gives the values: Object ID, the new Object Instance ID,
+    /// the creator's Short Server ID as owner), made only "when the LwM2M
+    /// Client has more than one LwM2M Server Account". The full rights are
+    /// written as the creator's own ACL instance, R|W|E|D (E.3 resource 2;
+    /// Create has no meaning on an instance), so a Read of the entry shows
+    /// them. `None` when no entry is due (one account, object 2 itself, a
+    /// client without object 2); else the entry's path.
+    pub(super) fn grant_creator(
+        &mut self,
+        peer: std::net::SocketAddr,
+        created: Path,
+    ) -> Option<Path> {
+        let (object, instance) = (created.object_id()?, created.instance_id()?);
+        if !applies(&self.store)
+            || object == ACCESS_CONTROL_OBJECT
+            || self.config.registry.object(ACCESS_CONTROL_OBJECT).is_none()
+        {
+            return None;
+        }
+        let ssid = self.server_of(peer).ok()?;
+        if let Some(stale) = entry_for(&self.store, object, instance) {
+            // An entry left for an earlier instance of that id is not this one's.
+            self.store.delete_instance(ACCESS_CONTROL_OBJECT, stale);
+        }
+        let taken = account::instances_of(&self.store, ACCESS_CONTROL_OBJECT);
+        let aco = (0..MAX_ID).find(|i| !taken.contains(i))?;
+        let full = (Access::Read as i64)
+            | (Access::Write as i64)
+            | (Access::Execute as i64)
+            | (Access::Delete as i64);
+        let at = |r| Path::resource(ACCESS_CONTROL_OBJECT, aco, r);
+        self.store.create_instance(ACCESS_CONTROL_OBJECT, aco);
+        self.store
+            .set(at(OBJECT_ID), Value::Integer(i64::from(object)));
+        self.store
+            .set(at(OBJECT_INSTANCE_ID), Value::Integer(i64::from(instance)));
+        self.store.set(
+            Path::resource_instance(ACCESS_CONTROL_OBJECT, aco, ACL, ssid),
+            Value::Integer(full),
+        );
+        self.store.set(at(OWNER), Value::Integer(i64::from(ssid)));
+        tracing::debug!(%created, entry = %Path::instance(ACCESS_CONTROL_OBJECT, aco), ssid, "Access Control entry made for a created instance");
+        Some(Path::instance(ACCESS_CONTROL_OBJECT, aco))
+    }
+
+    /// After `deleted` (an instance of another object than 2) went: its
+    /// Access Control Object instance goes too — "when an Object Instance
+    /// is removed via Delete operation performed by the LwM2M Server which
+    /// is the Access Control Owner, the associated Access Control Object
+    /// Instance MUST be removed" (Core §7.3.1.2.2). Only the owner may
+    /// delete unless it granted D to others; an entry left behind would hand
+    /// its rights to a later instance of that id, so it goes whoever
+    /// deleted. Returns the removed entry's path.
+    pub(super) fn drop_entry_of(&mut self, deleted: Path) -> Option<Path> {
+        let (object, instance) = (deleted.object_id()?, deleted.instance_id()?);
+        if object == ACCESS_CONTROL_OBJECT {
+            return None;
+        }
+        let aco = entry_for(&self.store, object, instance)?;
+        self.store.delete_instance(ACCESS_CONTROL_OBJECT, aco);
+        Some(Path::instance(ACCESS_CONTROL_OBJECT, aco))
     }
 }
 
@@ -245,9 +391,23 @@ mod tests {
         assert!(check(&s, 101, Access::Read, &Path::instance(5, 0)).is_err());
         assert_eq!(check(&s, 102, Access::Create, &Path::object(5)), Ok(()));
         assert!(check(&s, 102, Access::Create, &Path::object(3)).is_err());
-        // Object-level read: every instance must be readable.
+        // Object-level read is never refused: the answer leaves out what
+        // the server may not read (Core §7.3.2.4), see below.
         assert_eq!(check(&s, 102, Access::Read, &Path::object(3)), Ok(()));
-        assert!(check(&s, 102, Access::Read, &Path::object(5)).is_err());
+        assert_eq!(check(&s, 102, Access::Read, &Path::object(5)), Ok(()));
+    }
+
+    #[test]
+    fn only_the_instances_a_server_may_read_are_readable_by_it() {
+        // Core §7.3.2.4: "retrieve all the Object Instances for which the
+        // LwM2M Server has Read access right".
+        let s = two_server_store();
+        assert!(may_read(&s, 102, &Path::resource(3, 0, 0)));
+        assert!(may_read(&s, 101, &Path::resource(3, 0, 0)));
+        // /5/0 has no entry: no server may read it.
+        assert!(!may_read(&s, 101, &Path::resource(5, 0, 3)));
+        // Object 2's entries anyone may read.
+        assert!(may_read(&s, 102, &Path::resource(2, 1, 0)));
     }
 
     #[test]

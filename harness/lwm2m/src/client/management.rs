@@ -93,6 +93,9 @@ impl Client {
         };
         let writes = matches!(method, RequestType::Put | RequestType::Post);
         if writes && self.block1.contains_key(&path) {
+            // Reassembled here rather than in `dispatch`: the right is
+            // checked on the first block as on a whole Write (Core §7.3.2).
+            self.authorize(peer, &path, method, message)?;
             return self.write_block1(&path, method, message, changed);
         }
         if writes && !self.block1_ignored {
@@ -126,7 +129,7 @@ impl Client {
     ) -> Result<Packet, Refusal> {
         let cf = options::content_format(message);
         // Access Control (Core §7.3), which applies with two or more Server accounts.
-        self.authorize(peer, &path, method, cf.is_some())?;
+        self.authorize(peer, &path, method, message)?;
         match method {
             RequestType::Get
                 if options::accept(message) == Some(ContentFormat::LinkFormat.code()) =>
@@ -140,7 +143,7 @@ impl Client {
             RequestType::Put if message.payload.is_empty() => self.write_attributes(&path, message),
             RequestType::Put => Err(refuse(400, "Write without a Content-Format")),
             RequestType::Post => match path.depth() {
-                1 => self.create(now, &path, message, changed),
+                1 => self.create(now, peer, &path, message, changed),
                 2 | 4 => self.write(&path, WriteMode::PartialUpdate, message, changed),
                 _ => {
                     let executable = self
@@ -198,17 +201,32 @@ impl Client {
         path: &Path,
         accept: Option<ContentFormat>,
     ) -> Result<(ContentFormat, Vec<u8>), u16> {
+        self.read_payload_as(None, path, accept)
+    }
+
+    /// [`Client::read_payload`] as the server at `viewer` may see it: an
+    /// Object's instances it may not read are left out (Access Control,
+    /// Core §7.3.2.4; see [`Client::hide_unreadable`]).
+    pub(super) fn read_payload_as(
+        &self,
+        viewer: Option<SocketAddr>,
+        path: &Path,
+        accept: Option<ContentFormat>,
+    ) -> Result<(ContentFormat, Vec<u8>), u16> {
         self.check_exists(path).map_err(|(c, _)| c)?;
         let registry = &self.config.registry;
         if path.depth() >= 3 && !registry.resource(path).is_some_and(|r| r.operations.read) {
             return Err(405);
         }
-        let records: Vec<Record> = self
+        let mut records: Vec<Record> = self
             .store
             .read(path)
             .into_iter()
             .filter(|r| registry.resource(&r.path).is_none_or(|d| d.operations.read))
             .collect();
+        if let Some(viewer) = viewer {
+            records = self.hide_unreadable(viewer, records);
+        }
         if path.depth() >= 3 && records.is_empty() {
             return Err(404);
         }
@@ -256,7 +274,7 @@ impl Client {
             None => None,
         };
         let (format, payload) = self
-            .read_payload(path, accept)
+            .read_payload_as(Some(peer), path, accept)
             .map_err(|c| refuse(c, format!("cannot read {path}")))?;
         let token = message.get_token().to_vec();
         let mut reply = self.block2_reply(message, format, payload)?;
@@ -276,7 +294,7 @@ impl Client {
                     path: *path,
                     format,
                     last_sent: now,
-                    last_records: self.store.read(path),
+                    last_records: self.hide_unreadable(peer, self.store.read(path)),
                     pending: false,
                     sent: 0,
                     last_con: now,
@@ -664,6 +682,7 @@ impl Client {
     fn create(
         &mut self,
         now: Instant,
+        peer: SocketAddr,
         path: &Path,
         message: &Packet,
         changed: &mut Vec<Path>,
@@ -731,6 +750,11 @@ impl Client {
         }
         let created = Path::instance(object, instance);
         changed.push(created);
+        // With two or more Server accounts, its Access Control entry
+        // (Core §6.3.6, §7.3.1.2.2): another new instance, /2/x.
+        if let Some(entry) = self.grant_creator(peer, created) {
+            changed.push(entry);
+        }
         self.objects_changed_now(now);
         self.events
             .push_back(ClientEvent::Created { path: created });
@@ -756,6 +780,11 @@ impl Client {
         self.store.delete_instance(object, instance);
         self.attributes.retain(|p, _| !path.contains(p));
         changed.push(*path);
+        // Its Access Control entry goes with it (Core §7.3.1.2.2).
+        if let Some(entry) = self.drop_entry_of(*path) {
+            self.attributes.retain(|p, _| !entry.contains(p));
+            changed.push(entry);
+        }
         self.objects_changed_now(now);
         self.events.push_back(ClientEvent::Deleted { path: *path });
         Ok(response(202))

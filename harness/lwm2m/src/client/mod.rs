@@ -589,7 +589,21 @@ impl Client {
                     }
                 }
                 ExchangeEvent::Request { peer, message } if self.is_bootstrap_peer(peer) => {
-                    let (response, after) = self.serve_bootstrap(now, &message);
+                    // RFC 7959 §2.5: a Bootstrap-Write sent in Block1 blocks
+                    // (a certificate-mode Security instance) is acted on
+                    // once, whole; blocks before the last get 2.31 Continue,
+                    // and the final answer echoes the last block's Block1.
+                    let (whole, echo) = match self.bootstrap_block1(now, peer, &message) {
+                        Ok(whole) => whole,
+                        Err(answer) => {
+                            self.layer.respond(peer, &message, answer);
+                            continue;
+                        }
+                    };
+                    let (mut response, after) = self.serve_bootstrap(now, &whole);
+                    if let Some(echo) = echo {
+                        echo.set_on(&mut response, crate::coap::block::BlockKind::Block1);
+                    }
                     self.layer.respond(peer, &message, response);
                     if after == bootstrap::AfterReply::Register {
                         self.register_after_bootstrap(now);
@@ -680,6 +694,32 @@ impl Client {
         }
     }
 
+    /// A request from the Bootstrap-Server through the Block1 inbox: the
+    /// request whole (and the Block1 its answer echoes), or the answer to
+    /// send instead (2.31 Continue, or a refusal such as 4.08, 4.13).
+    /// Bootstrap-Finish (`/bs`) and requests while Block1 is ignored pass as
+    /// they are.
+    fn bootstrap_block1(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        message: &Packet,
+    ) -> Result<(Packet, Option<crate::coap::block::BlockOption>), Packet> {
+        use crate::coap::block::Block1Outcome;
+        let segments = options::strings(message, CoapOption::UriPath);
+        let Ok(path) = Path::from_segments(&segments) else {
+            return Ok((message.clone(), None));
+        };
+        if self.block1_ignored {
+            return Ok((message.clone(), None));
+        }
+        match self.block1_inbox.handle(now, (peer, path), message) {
+            Block1Outcome::Single => Ok((message.clone(), None)),
+            Block1Outcome::Answer(answer) => Err(answer),
+            Block1Outcome::Complete { request, echo } => Ok((request, echo)),
+        }
+    }
+
     fn registration_outcome(
         &mut self,
         now: Instant,
@@ -752,7 +792,7 @@ impl Client {
             if !changed.iter().any(|c| obs.covers(c)) {
                 continue;
             }
-            let records = self.observed_records(obs);
+            let records = self.hide_unreadable(obs.peer, self.observed_records(obs));
             if records == obs.last_records {
                 continue;
             }
@@ -812,12 +852,28 @@ impl Client {
     /// Sends one notification; returns false when the observation ended.
     fn notify(&mut self, now: Instant, index: usize) -> bool {
         let obs = self.observations[index].clone();
+        if !self.may_notify(&obs) {
+            // Access Control (Core §7.3.2.5): no Notify to a server that
+            // may no longer read the path; the observation stays, in case
+            // the right comes back, and waits another period.
+            tracing::debug!(peer = %obs.peer, path = %obs.path, "notification withheld: no Read right");
+            let o = &mut self.observations[index];
+            o.last_sent = now;
+            o.pending = false;
+            return true;
+        }
         let sequence = self.sequence;
         self.sequence = crate::coap::observe::next(self.sequence);
         let confirmable = obs.next_is_confirmable(now);
         let mut packet = Packet::new();
         packet.set_token(obs.token.clone());
-        let alive = match self.observation_payload(&obs) {
+        let payload = match obs.composite {
+            Some(_) => self.observation_payload(&obs),
+            // An Object's notification carries only the instances the
+            // observer may read (Core §7.3.2.4, §7.3.2.5).
+            None => self.read_payload_as(Some(obs.peer), &obs.path, Some(obs.format)),
+        };
+        let alive = match payload {
             Ok((format, payload)) => {
                 packet.header.code = MessageClass::from(code::from_number(205).unwrap_or(0x45));
                 options::set_uint(&mut packet, CoapOption::Observe, sequence);
@@ -847,7 +903,8 @@ impl Client {
             self.observations.remove(index);
             return false;
         }
-        let records = self.observed_records(&self.observations[index]);
+        let records =
+            self.hide_unreadable(obs.peer, self.observed_records(&self.observations[index]));
         let o = &mut self.observations[index];
         o.last_sent = now;
         o.last_records = records;

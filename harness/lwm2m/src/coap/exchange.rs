@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use coap_lite::{CoapOption, MessageType, Packet};
 
+use super::dedup::{DuplicateCache, DuplicateCacheStats};
 use super::xorshift::Xorshift64;
 use super::{code, wire, Transmit};
 
@@ -28,6 +29,12 @@ pub const MAX_RETRANSMIT: u32 = 4;
 /// MAX_TRANSMIT_WAIT (RFC 7252 §4.8.2): how long after the first transmission
 /// of a CON request we wait for its (possibly separate) response.
 pub const MAX_TRANSMIT_WAIT: Duration = Duration::from_secs(93);
+/// MAX_TRANSMIT_SPAN (RFC 7252 §4.8.2): the longest time from the first
+/// transmission of a CON to its last retransmission.
+pub const MAX_TRANSMIT_SPAN: Duration = Duration::from_secs(45);
+/// MAX_LATENCY (RFC 7252 §4.8.2): the longest a datagram is assumed to
+/// take from its sender to its receiver.
+pub const MAX_LATENCY: Duration = Duration::from_secs(100);
 /// EXCHANGE_LIFETIME (RFC 7252 §4.8.2): how long a CON's message id is remembered.
 pub const EXCHANGE_LIFETIME: Duration = Duration::from_secs(247);
 /// NON_LIFETIME (RFC 7252 §4.8.2): how long a NON's message id is remembered.
@@ -113,84 +120,6 @@ struct Outgoing {
     phase: Phase,
 }
 
-/// A message seen from a peer (RFC 7252 §4.5): what we answered, replayed
-/// for a duplicate CON, or nothing while unanswered (and for NONs). When
-/// it is forgotten is kept in the deadline queues, not here: a server sees
-/// every meter's Register, Update and notification within EXCHANGE_LIFETIME
-/// (issue 16), so this is held by the hundred thousand.
-///
-/// The answer is held without a heap allocation of its own when it can be:
-/// an Empty ACK or RST (each notification's) is rebuilt from the message id,
-/// and a piggybacked response up to [`INLINE_REPLY`] bytes (a Register's
-/// 2.01 with its Location-Path, an Update's 2.04, a De-register's 2.02,
-/// with an 8-byte token) is kept in place. A small boxed reply per message
-/// cost 32 bytes of heap, and 400,000 of them strewn among a de-registered
-/// fleet's freed pages kept those pages resident after `malloc_trim` until
-/// the entries expired (docs/perf/figures.md). Only a longer answer is boxed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seen {
-    Unanswered,
-    /// An Empty ACK (`true`) or RST (`false`) with the message's own id.
-    Empty {
-        ack: bool,
-    },
-    Inline {
-        len: u8,
-        bytes: [u8; INLINE_REPLY],
-    },
-    Boxed(Box<[u8]>),
-}
-
-/// The longest answer [`Seen`] holds in place: 22 bytes keeps `Seen` at 24
-/// bytes, the size of its boxed form with the tag.
-const INLINE_REPLY: usize = 22;
-
-impl Seen {
-    fn of_reply(bytes: &[u8]) -> Seen {
-        // RFC 7252 §3: Ver=1, T, TKL=0, Code 0.00 — an Empty message.
-        if let [first, 0, _, _] = bytes {
-            if first & 0xcf == 0x40 {
-                match (first >> 4) & 0x3 {
-                    2 => return Seen::Empty { ack: true },
-                    3 => return Seen::Empty { ack: false },
-                    _ => {}
-                }
-            }
-        }
-        if bytes.len() <= INLINE_REPLY {
-            let mut inline = [0; INLINE_REPLY];
-            inline[..bytes.len()].copy_from_slice(bytes);
-            return Seen::Inline {
-                len: bytes.len() as u8,
-                bytes: inline,
-            };
-        }
-        Seen::Boxed(bytes.into())
-    }
-
-    /// The answer to replay for a duplicate of message `message_id`.
-    fn replay(&self, message_id: u16) -> Option<Vec<u8>> {
-        match self {
-            Seen::Unanswered => None,
-            Seen::Empty { ack: true } => {
-                Some(wire::empty(MessageType::Acknowledgement, message_id))
-            }
-            Seen::Empty { ack: false } => Some(wire::empty(MessageType::Reset, message_id)),
-            Seen::Inline { len, bytes } => Some(bytes[..*len as usize].to_vec()),
-            Seen::Boxed(bytes) => Some(bytes.to_vec()),
-        }
-    }
-}
-
-/// The (peer, message id) of each `seen` entry with when it goes, in the
-/// order they came. Every entry of one queue lives the same time
-/// (EXCHANGE_LIFETIME for CONs, NON_LIFETIME for NONs, RFC 7252 §4.8.2),
-/// so arrival order is expiry order: a FIFO, O(1) to add and to expire,
-/// where an ordered set costs O(log n) and a node per few entries. A key
-/// is in `seen` at most once (a duplicate is not inserted again), so the
-/// front of the queue always names the entry it was pushed for.
-type SeenQueue = VecDeque<(Instant, SocketAddr, u16)>;
-
 /// The message layer of one CoAP endpoint, towards any number of peers.
 #[derive(Debug)]
 pub struct MessageLayer {
@@ -206,15 +135,14 @@ pub struct MessageLayer {
     timers: BTreeSet<(Instant, ExchangeId)>,
     by_message_id: HashMap<(SocketAddr, u16), ExchangeId>,
     by_token: HashMap<Vec<u8>, Vec<ExchangeId>>,
-    seen: HashMap<(SocketAddr, u16), Seen>,
+    /// Every CON and NON from a peer, with our answer (RFC 7252 §4.5).
+    seen: DuplicateCache,
     /// NON messages we sent, so a Reset to one can be traced to its token (RFC 7641 §3.6).
     sent_non: HashMap<(SocketAddr, u16), (Vec<u8>, Instant)>,
-    /// When each entry of `seen` and of `sent_non` is due to go, in time
-    /// order: every datagram expires what is due, and a server with tens of
-    /// thousands of clients holds that many entries, so a scan of the maps
-    /// per datagram made each datagram cost O(clients).
-    seen_con: SeenQueue,
-    seen_non: SeenQueue,
+    /// When each entry of `sent_non` is due to go, in time order: every
+    /// datagram expires what is due, and a server with tens of thousands
+    /// of clients holds that many entries, so a scan of the map per
+    /// datagram made each datagram cost O(clients).
     sent_non_deadlines: BTreeSet<(Instant, SocketAddr, u16)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<ExchangeEvent>,
@@ -232,10 +160,8 @@ impl MessageLayer {
             timers: BTreeSet::new(),
             by_message_id: HashMap::new(),
             by_token: HashMap::new(),
-            seen: HashMap::new(),
+            seen: DuplicateCache::default(),
             sent_non: HashMap::new(),
-            seen_con: VecDeque::new(),
-            seen_non: VecDeque::new(),
             sent_non_deadlines: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -389,9 +315,7 @@ impl MessageLayer {
     }
 
     fn reply(&mut self, peer: SocketAddr, message_id: u16, bytes: Vec<u8>) {
-        if let Some(seen) = self.seen.get_mut(&(peer, message_id)) {
-            *seen = Seen::of_reply(&bytes);
-        }
+        self.seen.answer(peer, message_id, &bytes);
         tracing::trace!(%peer, summary = %super::summarize(&bytes), "reply");
         self.transmits.push_back(Transmit {
             destination: peer,
@@ -434,6 +358,30 @@ impl MessageLayer {
         })
     }
 
+    /// The peer's session ended with its message `message_id` (the server
+    /// answered its De-register): its earlier messages are forgotten once
+    /// no copy of them can still arrive, MAX_TRANSMIT_SPAN + MAX_LATENCY
+    /// after now, instead of EXCHANGE_LIFETIME after each; `message_id`'s
+    /// own answer stays for its EXCHANGE_LIFETIME (RFC 7252 §4.5, §4.8.2;
+    /// `coap/dedup.rs`).
+    pub fn end_of_session(&mut self, now: Instant, peer: SocketAddr, message_id: u16) {
+        self.seen.end_session(now, peer, message_id);
+    }
+
+    /// What the duplicate cache holds.
+    pub fn duplicate_cache(&self) -> DuplicateCacheStats {
+        self.seen.stats()
+    }
+
+    /// When `handle_timeout` would forget something from the duplicate
+    /// cache: not a protocol deadline (so not in `poll_timeout`, which
+    /// owners run to idle), but an owner that wants a quiet server to give
+    /// memory back calls `handle_timeout` then. Rounded up to a whole
+    /// second, so that a burst of entries costs one wake-up a second.
+    pub fn poll_housekeeping(&self) -> Option<Instant> {
+        self.seen.next_due()
+    }
+
     /// Whether a message is still tracked (awaiting its ACK or response).
     pub fn is_pending(&self, id: ExchangeId) -> bool {
         self.outgoing.contains_key(&id)
@@ -469,9 +417,9 @@ impl MessageLayer {
         match message.header.get_type() {
             t @ (MessageType::Confirmable | MessageType::NonConfirmable) => {
                 let confirmable = t == MessageType::Confirmable;
-                if let Some(seen) = self.seen.get(&(peer, message_id)) {
+                if let Some(replay) = self.seen.duplicate(peer, message_id) {
                     // §4.5: duplicate. Replay our answer to a CON; drop a NON.
-                    if let (true, Some(reply)) = (confirmable, seen.replay(message_id)) {
+                    if let (true, Some(reply)) = (confirmable, replay) {
                         tracing::debug!(%peer, message_id, "duplicate CON, replaying the cached reply");
                         self.transmits.push_back(Transmit {
                             destination: peer,
@@ -482,18 +430,7 @@ impl MessageLayer {
                     }
                     return;
                 }
-                let lifetime = if confirmable {
-                    EXCHANGE_LIFETIME
-                } else {
-                    NON_LIFETIME
-                };
-                self.seen.insert((peer, message_id), Seen::Unanswered);
-                let queue = if confirmable {
-                    &mut self.seen_con
-                } else {
-                    &mut self.seen_non
-                };
-                queue.push_back((now + lifetime, peer, message_id));
+                self.seen.insert(now, peer, message_id, confirmable);
                 if raw == 0 {
                     // A CON Empty message is a "CoAP ping", answered with Reset
                     // (§4.3); a NON Empty message is meaningless and dropped.
@@ -648,22 +585,8 @@ impl MessageLayer {
     /// the due deadlines. A deadline whose entry was replaced or removed
     /// since is dropped without touching the entry.
     fn expire(&mut self, now: Instant) {
-        for queue in [&mut self.seen_con, &mut self.seen_non] {
-            while let Some(&(at, peer, id)) = queue.front() {
-                if at > now {
-                    break;
-                }
-                queue.pop_front();
-                self.seen.remove(&(peer, id));
-            }
-        }
-        super::shrink::if_sparse(&mut self.seen);
+        self.seen.expire(now);
         super::shrink::if_sparse(&mut self.sent_non);
-        for queue in [&mut self.seen_con, &mut self.seen_non] {
-            if queue.capacity() > 64 && queue.len() < queue.capacity() / 4 {
-                queue.shrink_to(queue.len() * 2);
-            }
-        }
         while let Some(&(at, peer, id)) = self.sent_non_deadlines.first() {
             if at > now {
                 break;
@@ -700,40 +623,6 @@ mod tests {
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
-    }
-
-    /// RFC 7252 §4.5: a duplicate gets the same answer byte for byte, in
-    /// whichever form the cache holds it. Vectors: an Empty ACK and RST for
-    /// message id 0x1234 (§3: 0x60/0x70, code 0.00); a 2.01 Created with
-    /// token 0x0a and Location-Path rd/5a3f (§5.10.7), 13 bytes, kept in
-    /// place; a 2.05 with a 30-byte payload, boxed.
-    #[test]
-    fn a_cached_reply_replays_byte_for_byte_in_every_form() {
-        assert_eq!(std::mem::size_of::<Seen>(), 24);
-        let ack = [0x60, 0x00, 0x12, 0x34];
-        let rst = [0x70, 0x00, 0x12, 0x34];
-        assert_eq!(Seen::of_reply(&ack), Seen::Empty { ack: true });
-        assert_eq!(Seen::of_reply(&rst), Seen::Empty { ack: false });
-        let created = [
-            0x61, 0x41, 0x12, 0x34, 0x0a, 0x82, b'r', b'd', 0x04, b'5', b'a', b'3', b'f',
-        ];
-        assert!(matches!(
-            Seen::of_reply(&created),
-            Seen::Inline { len: 13, .. }
-        ));
-        let mut content = vec![0x61, 0x45, 0x12, 0x34, 0x0a, 0xff];
-        content.extend_from_slice(&[b'x'; 30]);
-        assert!(matches!(Seen::of_reply(&content), Seen::Boxed(_)));
-        for reply in [&ack[..], &rst, &created, &content] {
-            assert_eq!(Seen::of_reply(reply).replay(0x1234).as_deref(), Some(reply));
-        }
-        assert_eq!(Seen::Unanswered.replay(0x1234), None);
-        // An ACK with a token is not Empty (TKL != 0): kept as it is.
-        let piggy = [0x61, 0x00, 0x12, 0x34, 0x0a];
-        assert_eq!(
-            Seen::of_reply(&piggy).replay(0x1234).as_deref(),
-            Some(&piggy[..])
-        );
     }
 
     fn get(path: &str) -> Packet {

@@ -6,6 +6,7 @@
 pub mod block;
 pub mod code;
 pub mod critical;
+pub mod dedup;
 pub mod exchange;
 pub mod observe;
 pub mod options;
@@ -14,6 +15,7 @@ mod summary;
 pub mod wire;
 pub mod xorshift;
 
+pub use dedup::DuplicateCacheStats;
 pub use exchange::{ExchangeEvent, ExchangeId, MessageLayer};
 pub use summary::summarize;
 

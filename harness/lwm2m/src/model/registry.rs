@@ -44,6 +44,10 @@ const CORE_DDF: &[(&str, &str)] = &[
         include_str!("../../../../fixtures/objects/9-software-management.xml"),
     ),
     (
+        "16-portfolio.xml",
+        include_str!("../../../../fixtures/objects/16-portfolio.xml"),
+    ),
+    (
         "19-binary-app-data-container.xml",
         include_str!("../../../../fixtures/objects/19-binary-app-data-container.xml"),
     ),
@@ -102,7 +106,7 @@ impl Registry {
         Ok(count)
     }
     /// The core objects meterbench ships in `fixtures/objects` (0, 1, 2, 3, 4, 5,
-    /// 9, 19, 501, 504), compiled into the library.
+    /// 9, 16, 19, 501, 504), compiled into the library.
     pub fn core() -> Self {
         let mut r = Registry::default();
         for (file, xml) in CORE_DDF {

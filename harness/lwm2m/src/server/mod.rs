@@ -557,6 +557,18 @@ impl Server {
         .min()
     }
 
+    /// What the CoAP layer's duplicate cache holds (RFC 7252 §4.5).
+    pub fn duplicate_cache(&self) -> crate::coap::DuplicateCacheStats {
+        self.layer.duplicate_cache()
+    }
+
+    /// When `handle_timeout` would give duplicate-cache memory back
+    /// ([`MessageLayer::poll_housekeeping`]); not in `poll_timeout`, so
+    /// that driving the server to idle is unchanged.
+    pub fn poll_housekeeping(&self) -> Option<Instant> {
+        self.layer.poll_housekeeping()
+    }
+
     pub fn registration(&self, endpoint: &str) -> Option<&Registration> {
         self.registrations.get(endpoint).map(|r| &**r)
     }
@@ -1228,6 +1240,13 @@ impl Server {
             (_, ["rd"] | ["rd", _]) => Reply::code(405),
             _ => Reply::code(404),
         };
+        // The De-register answered 2.02 ends the peer's session: the CoAP
+        // layer may forget its earlier messages sooner (`coap/dedup.rs`).
+        let session_ended = reply.code == 202
+            && matches!(
+                (method, segments.as_slice()),
+                (RequestType::Delete, ["rd", _])
+            );
         let mut response = Packet::new();
         response.header.code = MessageClass::from(code::from_number(reply.code).unwrap_or(0xa0));
         for seg in &reply.location {
@@ -1240,6 +1259,10 @@ impl Server {
             echo.set_on(&mut response, BlockKind::Block1);
         }
         self.layer.respond(peer, &message, response);
+        if session_ended {
+            self.layer
+                .end_of_session(now, peer, message.header.message_id);
+        }
     }
 
     fn register(&mut self, now: Instant, peer: SocketAddr, message: &Packet) -> Reply {

@@ -578,11 +578,14 @@ fn bootstrap_read_of_the_server_object_is_allowed_for_lwm2m_1_1() {
     let script = BootstrapScript::provision(std::slice::from_ref(&account));
     let mut steps = script.steps;
     let finish = steps.pop().unwrap();
-    let mut script = BootstrapScript { steps }
-        .then(BootstrapOp::Discover { path: Path::ROOT })
-        .then(BootstrapOp::Read {
-            path: Path::object(1),
-        });
+    let mut script = BootstrapScript {
+        steps,
+        ..BootstrapScript::default()
+    }
+    .then(BootstrapOp::Discover { path: Path::ROOT })
+    .then(BootstrapOp::Read {
+        path: Path::object(1),
+    });
     script.steps.push(finish);
     script = script.then_expect(
         BootstrapOp::Read {

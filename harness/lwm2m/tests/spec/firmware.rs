@@ -453,6 +453,24 @@ const SEQUENCES: &[Sequence] = &[
         expect: Ok(&[(Idle, Initial), (Downloading, Initial), (Idle, IntegrityCheckFailure)]),
         inferred: &[],
     },
+    // ETS 1.0 int-774: a push the device runs out of RAM receiving, as the
+    // virtual meter notifies it (State, then Update Result 3), and the other
+    // order under v1.1: Downloading -> Idle with 3 (resource 5 value 3,
+    // "Out of RAM during downloading process").
+    Sequence {
+        name: "push_out_of_ram_ends_idle_with_3",
+        version: V1_0,
+        samples: &[(0, 3, 0), (0, 5, 0), (10, 3, 1), (12, 3, 0), (12, 5, 3)],
+        expect: Ok(&[(Idle, Initial), (Downloading, Initial), (Idle, OutOfRam)]),
+        inferred: &[],
+    },
+    Sequence {
+        name: "push_out_of_ram_result_first_v1_1",
+        version: V1_1,
+        samples: &[(0, 3, 0), (0, 5, 0), (10, 3, 1), (12, 5, 3), (12, 3, 0)],
+        expect: Ok(&[(Idle, Initial), (Downloading, Initial), (Idle, OutOfRam)]),
+        inferred: &[],
+    },
     Sequence {
         name: "unsupported_scheme_refused_at_once_stays_idle",
         version: V1_0,

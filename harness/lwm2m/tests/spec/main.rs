@@ -16,13 +16,16 @@
 
 mod support;
 
+mod access_control;
 mod block;
 mod blockwise;
 mod bootstrap;
+mod bootstrap_block1;
 mod bootstrap_ets;
 mod cbor_spec;
 mod composite;
 mod discarded_registration;
+mod duplicate_cache;
 mod firmware;
 mod formats;
 mod formats_props;

@@ -61,7 +61,7 @@ fn check(
 fn every_fixture_parses_and_load_dir_finds_them_all() {
     let reg = Registry::load_dir(&fixtures()).unwrap();
     let ids: Vec<u16> = reg.objects().map(|o| o.id).collect();
-    assert_eq!(ids, vec![0, 1, 2, 3, 4, 5, 9, 19, 501, 504]);
+    assert_eq!(ids, vec![0, 1, 2, 3, 4, 5, 9, 16, 19, 501, 504]);
     // The compiled-in copy is the same set.
     let core = Registry::core();
     assert_eq!(core.objects().map(|o| o.id).collect::<Vec<_>>(), ids);
@@ -115,6 +115,32 @@ fn access_control_object_matches_the_registry() {
         false,
         true,
     );
+}
+
+#[test]
+fn portfolio_object_matches_the_registry() {
+    // OMA LwM2M registry 16.xml, version 1.0 (urn:oma:lwm2m:oma:16):
+    // Identity (RW, multiple, mandatory, String), GetAuthData (E, optional),
+    // AuthData (R, multiple, optional, String), AuthStatus (R, optional,
+    // Integer, range [0-2]). Multiple instances, optional object. The LwM2M
+    // 1.1 ETS Write-Composite test (int-230) writes Identity's instances.
+    let reg = Registry::core();
+    let p = reg.object(16).unwrap();
+    assert_eq!(
+        (p.name.as_str(), p.multiple, p.mandatory),
+        ("Portfolio", true, false)
+    );
+    assert_eq!(p.version, "1.0");
+    assert_eq!(p.urn, "urn:oma:lwm2m:oma:16");
+    assert_eq!(
+        p.resources.keys().copied().collect::<Vec<_>>(),
+        [0, 1, 2, 3]
+    );
+    use ResourceType::*;
+    check(&reg, "/16/0/0", "Identity", String, RW, true, true);
+    check(&reg, "/16/0/1", "GetAuthData", None, E, false, false);
+    check(&reg, "/16/0/2", "AuthData", String, R, true, false);
+    check(&reg, "/16/0/3", "AuthStatus", Integer, R, false, false);
 }
 
 #[test]

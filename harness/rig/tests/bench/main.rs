@@ -33,5 +33,6 @@ mod scpi_serial;
 mod scpi_sim;
 mod scpi_supply;
 mod serial_pty;
+mod smartcard_rig_checks;
 mod swd_rig_file;
 mod transcript_recorder;

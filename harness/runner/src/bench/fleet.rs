@@ -1196,6 +1196,27 @@ fn fleet(
         }
         None => println!("server memory after malloc_trim: the server did not answer"),
     }
+    // The duplicate cache forgets a de-registered meter's earlier
+    // messages MAX_TRANSMIT_SPAN + MAX_LATENCY (145 s) after its
+    // De-register and the De-register's own at EXCHANGE_LIFETIME (247 s,
+    // RFC 7252 §4.8.2): what the server holds once they pass.
+    let deregistered_at = Instant::now();
+    for at in args.linger.iter().map(|s| Duration::from_secs(*s)) {
+        let wait = at.saturating_sub(deregistered_at.elapsed());
+        println!(
+            "waiting {} s for the server's duplicate cache to expire (--linger)",
+            wait.as_secs()
+        );
+        std::thread::sleep(wait);
+        let said = server.trim();
+        if let Ok(rss) = server.rss_kib() {
+            println!(
+                "server memory {} s after de-registration, after malloc_trim: {rss} KiB ({})",
+                at.as_secs(),
+                said.as_deref().unwrap_or("the server did not answer")
+            );
+        }
+    }
     if failures.is_empty() {
         Ok(())
     } else {

@@ -88,6 +88,12 @@ impl TryFrom<String> for CasePath {
     }
 }
 
+/// The RFC 7959 SZX of a block `size` in bytes (16, 32, ..., 1024:
+/// `2^(SZX+4)`, §2.2), or `None` for any other size.
+pub fn szx_of(size: u32) -> Option<u8> {
+    (0..=6u8).find(|szx| 16u32 << szx == size)
+}
+
 /// A CoAP response code as a case writes it, `"2.04"` (RFC 7252 §3: class
 /// and detail), held as `class * 100 + detail` like the server reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

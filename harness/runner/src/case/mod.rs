@@ -113,6 +113,9 @@ pub enum Need {
     /// The device takes X.509 certificate-mode accounts (Security Mode 2):
     /// the rig's `device.certificate_mode`.
     CertificateMode,
+    /// The device's smartcard holds bootstrap information (Bootstrap from
+    /// Smartcard, Core §6.1.3.2): the rig's `device.smartcard`.
+    SmartcardBootstrap,
     /// Network control that can take this action (implied by a `network` step).
     Network(rig::NetworkAction),
     /// A modem whose dialect maps this action (implied by an `at` step).
@@ -137,6 +140,7 @@ impl std::fmt::Display for Need {
             Need::Bootstrap => f.write_str("bootstrap"),
             Need::Credentials => f.write_str("credentials"),
             Need::CertificateMode => f.write_str("certificate-mode"),
+            Need::SmartcardBootstrap => f.write_str("smartcard-bootstrap"),
             Need::Network(action) => write!(f, "network-control that can {action}"),
             Need::ModemAction(action) => write!(f, "modem action {action}"),
             Need::ModemEvent(event) => write!(f, "modem event {event}"),
@@ -320,7 +324,7 @@ fn collect_yaml(dir: &FsPath, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// A `needs:` entry that names nothing a rig can offer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown need {0:?}: expected modem, power, debug, network-control, bootstrap, credentials, certificate-mode, object/<id> or resource/<object>/<instance>/<resource>")]
+#[error("unknown need {0:?}: expected modem, power, debug, network-control, bootstrap, credentials, certificate-mode, smartcard-bootstrap, object/<id> or resource/<object>/<instance>/<resource>")]
 pub struct UnknownNeed(String);
 
 fn parse_need(text: &str) -> Result<Need, UnknownNeed> {
@@ -333,6 +337,7 @@ fn parse_need(text: &str) -> Result<Need, UnknownNeed> {
         "bootstrap" => Ok(Need::Bootstrap),
         "credentials" => Ok(Need::Credentials),
         "certificate-mode" => Ok(Need::CertificateMode),
+        "smartcard-bootstrap" => Ok(Need::SmartcardBootstrap),
         other => {
             let object = other
                 .strip_prefix("object/")

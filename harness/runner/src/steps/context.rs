@@ -68,6 +68,9 @@ pub struct CaseContext {
     /// started by one step ends in a registration the next awaits, a
     /// datagram a step provoked may pass before the next starts watching.
     pub previous_step: Marks,
+    /// Where the servers stood when the case began: what a step looks for
+    /// among "this case's" events starts here, never at an earlier case's.
+    pub case_start: Marks,
     /// Set by power and reboot steps: an existing registration no longer counts.
     pub require_new_registration: bool,
     /// Set when a bootstrap finished: a Register the server took before then
@@ -120,6 +123,7 @@ impl CaseContext {
             cursor: marks.seq,
             bootstrap_cursor: marks.bootstrap_seq,
             previous_step: marks,
+            case_start: marks,
             require_new_registration: false,
             registered_not_before: None,
             restart: None,

@@ -73,6 +73,10 @@ pub fn missing_part(rig: &Session, needs: &[Need]) -> Option<String> {
             "rig {name} does not say its device takes X.509 certificate accounts \
              (device.certificate_mode: true; LwM2M Security Mode 2)"
         )),
+        Need::SmartcardBootstrap if rig.rig.device.smartcard.is_none() => Some(format!(
+            "rig {name} does not say its device has a smartcard holding LwM2M bootstrap \
+             information (device.smartcard; Bootstrap from Smartcard, LwM2M 1.1 Core §6.1.3.2)"
+        )),
         Need::ModemAction(action) => match &rig.modem {
             None => Some(format!("rig {name} has no modem, for `at: {action}`")),
             Some(m) => m.dialect().require(action).err().map(|e| e.to_string()),

@@ -98,3 +98,78 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The same case with `block_size: 512` on its bootstrap step: the ~950-byte
+/// Bootstrap-Write of the certificate account goes in Block1 blocks (RFC
+/// 7959 §2.5: block 0 `0+/512`, the last without the M bit), the device
+/// puts them together and registers with the certificate, and every block
+/// of the Security object write is logged as zeros (a block alone cannot be
+/// told apart from its key bytes).
+#[test]
+fn the_certificate_account_goes_in_block1_blocks_when_the_case_asks_for_512() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped =
+        std::fs::read_to_string(root().join("testcases/bootstrap/client-initiated-cert.yaml"))
+            .unwrap();
+    let step = "steps:\n  - bootstrap:\n      script:\n";
+    assert!(
+        shipped.contains(step),
+        "the case starts with its bootstrap step"
+    );
+    let blocks = shipped.replacen(
+        step,
+        "steps:\n  - bootstrap:\n      block_size: 512\n      script:\n",
+        1,
+    );
+    let cases = dir.path().join("cases");
+    std::fs::create_dir(&cases).unwrap();
+    std::fs::write(cases.join("client-initiated-cert.yaml"), blocks).unwrap();
+    let report = dir.path().join("reports");
+    let CaseRun {
+        out, output, all, ..
+    } = run_cases(&[CASE], cases.to_str().unwrap(), &report);
+    assert_eq!(all.len(), 1, "{output}");
+    assert_eq!(all[0].verdict, None, "{}\n{output}", all[0].message);
+    assert!(out.status.success(), "{output}");
+    let bootstrap = std::fs::read_to_string(
+        report
+            .join("latest/virtual")
+            .join(CASE)
+            .join("bootstrap-messages.log"),
+    )
+    .unwrap();
+    let security_blocks: Vec<&str> = bootstrap
+        .lines()
+        .filter(|l| {
+            l.contains("out -> ")
+                && l.contains(" PUT ")
+                && l.contains(" /0/")
+                && l.contains(" block1=")
+        })
+        .collect();
+    assert!(
+        security_blocks.len() >= 2
+            && security_blocks[0].contains("block1=0+/512")
+            && security_blocks.last().unwrap().contains("block1=1/512"),
+        "the Security object write goes in 512-byte Block1 blocks:\n{bootstrap}"
+    );
+    for line in &security_blocks {
+        // The last `len=N` bytes of the datagram's hex are its payload.
+        let len: usize = line
+            .split(" len=")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no payload length in {line}"));
+        let hex = line.rsplit(" | ").next().unwrap();
+        let payload = &hex[hex.len() - 2 * len..];
+        assert!(
+            len > 100 && payload.bytes().all(|b| b == b'0'),
+            "a Security block's payload is logged as zeros: {line}"
+        );
+    }
+    assert!(
+        bootstrap.contains("2.31 Continue"),
+        "the device asks for each next block:\n{bootstrap}"
+    );
+}

@@ -4,7 +4,7 @@
 //! covers; and a device that ignores Mute Send fails the Muting Send case
 //! (int-307) with the Send it should not have made as the evidence.
 
-use crate::support::{assert_all_passed, parse, root, run_cases, CaseRun};
+use crate::support::{assert_all_passed, ets_of_case, parse, root, run_cases, CaseRun};
 
 /// Case file (under testcases/composite) and the ETS id it covers.
 const ETS_CASES: &[(&str, &str, &str)] = &[
@@ -62,19 +62,7 @@ fn the_ets_composite_and_send_cases_pass_and_name_their_ets_ids() {
     assert_all_passed(&all, &output);
     let doc = parse(&xml);
     for (_, id, ets) in ETS_CASES {
-        let tc = doc
-            .descendants()
-            .find(|n| {
-                n.has_tag_name("testcase")
-                    && n.attribute("name")
-                        .is_some_and(|n| n == *id || n.ends_with(&format!("::{id}")))
-            })
-            .unwrap_or_else(|| panic!("no testcase {id}:\n{output}"));
-        let ids = tc
-            .descendants()
-            .find(|p| p.has_tag_name("property") && p.attribute("name") == Some("ets"))
-            .and_then(|p| p.attribute("value"))
-            .unwrap_or_default();
+        let ids = ets_of_case(&doc, id, &output);
         assert!(
             ids.contains(&format!("LightweightM2M-1.1-{ets}")),
             "{id} names {ets} in its ets property: {ids:?}"

@@ -10,9 +10,20 @@ use crate::support::{
     text, virtual_rig_with_keys, ShardedRun,
 };
 
+/// Cases that need a part rigs/virtual.yaml does not have on purpose, each
+/// with the words its skip must give and the test that runs it where the
+/// part is: a smartcard with bootstrap information would, by the Bootstrap
+/// Sequence (Core §6.1.4), change how every default meter onboards.
+const SKIPPED_BY_DESIGN: &[(&str, &str, &str)] = &[(
+    "bs-smartcard",
+    "device.smartcard",
+    "smartcard_bootstrap.rs, on rigs/virtual-smartcard.yaml",
+)];
+
 /// The default run in one process: rigs/virtual.yaml is a pool of meters
 /// that run the cases side by side (the sharded pipeline, `--shard` and
-/// `junit merge`, is run by differing_rig.rs on its rig).
+/// `junit merge`, is run by differing_rig.rs on its rig). Every case passes
+/// but those [`SKIPPED_BY_DESIGN`], which are skipped saying why.
 #[test]
 fn default_run_passes_every_case_on_the_virtual_rig() {
     let t0 = Instant::now();
@@ -33,7 +44,14 @@ fn default_run_passes_every_case_on_the_virtual_rig() {
     let case_files = case_files(&root().join("testcases"));
     assert_eq!(tcs.len(), case_files, "one testcase per case file");
     for (name, verdict, message) in &tcs {
-        assert_eq!(verdict, &None, "{name}: {verdict:?} {message:?}");
+        match SKIPPED_BY_DESIGN.iter().find(|(id, ..)| name.ends_with(id)) {
+            Some((_, why, runs_in)) => assert!(
+                verdict.as_deref() == Some("skipped")
+                    && message.as_deref().is_some_and(|m| m.contains(why)),
+                "{name} is skipped naming {why} (it runs in {runs_in}): {verdict:?} {message:?}"
+            ),
+            None => assert_eq!(verdict, &None, "{name}: {verdict:?} {message:?}"),
+        }
     }
     assert_eq!(property(&doc, "rig"), Some("virtual"));
     // The pool shared the cases out: more than one meter ran some.

@@ -10,6 +10,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod bootstrap_offers_scope;
 mod browser_report;
 mod certificate_mode;
 mod cleanup;
@@ -19,6 +20,7 @@ mod devices;
 mod differing_rig;
 mod e2e;
 mod ets_coverage;
+mod ets_portfolio_out_of_ram;
 mod events;
 mod example_rigs;
 mod factory_rigs;
@@ -36,5 +38,6 @@ mod safe_end;
 mod schemas;
 mod serve_hostile_datagrams;
 mod shard_ci_pipelines;
+mod smartcard_bootstrap;
 mod tshark_captures;
 mod unsupported_modem_action;

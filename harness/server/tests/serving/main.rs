@@ -12,6 +12,7 @@
 mod secure_meter;
 mod virtual_meter;
 
+mod batched_send;
 mod bounded_history;
 mod coaps;
 mod discarded_registration;

@@ -30,6 +30,11 @@ pub use update::FirmwareUpdate;
 
 /// Default size of one slot: an image larger than this is Update Result 2.
 pub const DEFAULT_SLOT_SIZE: u64 = 256 * 1024;
+/// Default RAM the meter has for a pushed Package: it holds a Block1 push
+/// whole before writing it to the slot, so a push larger than this runs it
+/// out of RAM (Update Result 3) although the slot could hold it. A pull
+/// streams into flash block by block and needs no such buffer.
+pub const DEFAULT_PUSH_RAM: u64 = 128 * 1024;
 /// Default Block2 size exponent for CoAP pulls (SZX 6 = 1024 bytes).
 pub const DEFAULT_SZX: u8 = 6;
 
@@ -105,6 +110,8 @@ pub struct FirmwareSettings {
     /// Connection Lost (`AT+MBFWTMO`); 0: CoAP's own retransmission limits
     /// (RFC 7252 §4.8, about 93 s) and 60 s for HTTP.
     pub stall_timeout_s: u32,
+    /// Bytes of RAM a pushed Package may take ([`DEFAULT_PUSH_RAM`]).
+    pub push_ram: u64,
 }
 
 impl Default for FirmwareSettings {
@@ -113,6 +120,27 @@ impl Default for FirmwareSettings {
             szx: DEFAULT_SZX,
             slot_size: DEFAULT_SLOT_SIZE,
             stall_timeout_s: 0,
+            push_ram: DEFAULT_PUSH_RAM,
+        }
+    }
+}
+
+impl FirmwareSettings {
+    /// The most a push may bring: what RAM holds, and never more than the
+    /// slot it is then written to.
+    pub fn push_limit(&self) -> u64 {
+        self.push_ram.min(self.slot_size)
+    }
+
+    /// What a push refused as too large (4.13) ran out of: RAM when the RAM
+    /// buffer is the smaller limit (Update Result 3, "Out of RAM during
+    /// downloading process"), else flash (2, "Not enough flash memory for
+    /// the new firmware package"). Object 5 resource 5, registry v1.0/v1.1.
+    pub fn push_too_large_result(&self) -> lwm2m::firmware::UpdateResult {
+        if self.push_ram < self.slot_size {
+            lwm2m::firmware::UpdateResult::OutOfRam
+        } else {
+            lwm2m::firmware::UpdateResult::NotEnoughFlash
         }
     }
 }

@@ -171,11 +171,16 @@ impl FirmwareUpdate {
     }
 
     /// Tells a new session's client what object 5 accepts: Block1 pushes to
-    /// /5/0/0 up to the slot size, and Execute refusals for the state.
+    /// /5/0/0 up to what RAM holds (the push is reassembled whole before it
+    /// is written to the slot) and the slot holds, and Execute refusals for
+    /// the state. A block past that limit is answered 4.13 with Size1 = the
+    /// limit: RFC 7959 §2.9.3, the answer of a server that "does not
+    /// currently have the resources to store blocks for a transfer that it
+    /// would intend to implement in an atomic fashion".
     pub fn configure_client(&self, client: &mut Client, nv: &NvData) {
         client.accept_block1(
             path(resource::PACKAGE),
-            nv.firmware.settings.slot_size as usize,
+            nv.firmware.settings.push_limit() as usize,
             PUSH_MAX_SZX,
         );
         set_refusals(client, status(&nv.firmware));
@@ -250,10 +255,13 @@ impl FirmwareUpdate {
     }
 
     /// A Block1 push was refused by the client (4.13 too large, 4.08 gap, ...).
+    /// A 4.13 is Update Result 3 when the push outgrew the RAM it is held in
+    /// and 2 when it outgrew the slot ([`super::FirmwareSettings::push_too_large_result`]).
     pub fn on_block1_refused(&mut self, nv: &mut NvStore, code: u16, now_unix: i64) {
         let fw = nv.data().firmware.clone();
         let state = current(nv).state;
         let pushing = state == FirmwareState::Downloading && fw.method == Some(Method::Push);
+        let too_large = fw.settings.push_too_large_result();
         if code == 413 && state == FirmwareState::Idle {
             // Refused at the first block (Size1 or the block itself).
             self.begin(
@@ -263,11 +271,11 @@ impl FirmwareUpdate {
                 now_unix,
                 fw.inactive_slot(),
             );
-            return self.fail(nv, UpdateResult::NotEnoughFlash, now_unix);
+            return self.fail(nv, too_large, now_unix);
         }
         if pushing {
             let result = if code == 413 {
-                UpdateResult::NotEnoughFlash
+                too_large
             } else {
                 UpdateResult::ConnectionLost
             };

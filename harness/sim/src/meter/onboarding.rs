@@ -16,6 +16,11 @@
 //! - Without one, the client registers with the `AT+LWM2MSRV` server as
 //!   before; a `coaps://` one uses the PSK of `AT+LWM2MPSK`.
 //!
+//! - A smartcard whose EF LwM2M_Bootstrap holds a Server account
+//!   (crate::smartcard) comes first in either mode (Core §6.1.4 step 1):
+//!   its accounts replace NV's and the `AT+LWM2MSRV` server; with a
+//!   Bootstrap-Server the meter still bootstraps when they keep failing.
+//!
 //! URCs: `+LWM2M: bootstrapped`, `+LWM2M: bootstrap failed <reason>`,
 //! `+LWM2M: dtls failed <reason>`. No key is ever logged or printed: an
 //! account shows its identity and the key's fingerprint.
@@ -91,6 +96,8 @@ impl Meter {
         let server_uri = match (&s.bootstrap_uri, &s.server_uri) {
             (Some(_), _) => String::new(),
             (None, Some(uri)) => uri.clone(),
+            // A smartcard's account is a server configured (Core §6.1.4 step 1).
+            (None, None) if crate::smartcard::card_path(&self.state_dir).exists() => String::new(),
             (None, None) => return None,
         };
         Some(SessionSettings {
@@ -112,6 +119,9 @@ impl Meter {
         &self,
         settings: &SessionSettings,
     ) -> Result<ClientSecurity, String> {
+        // Bootstrap Sequence step 1 (Core §6.1.4): the smartcard's accounts
+        // come before the factory's and before bootstrap's.
+        let card = self.card_accounts();
         if let Some(bs_uri) = &settings.bootstrap_uri {
             let (addr, secure) = resolve(bs_uri)?;
             let (mode, identity, key) = mode_and_credential(
@@ -136,11 +146,10 @@ impl Meter {
                 .settings
                 .bootstrap_hold_off_s
                 .map_or(FACTORY_HOLD_OFF, Duration::from_secs);
-            let accounts: Vec<ServerAccount> = self
-                .modem
-                .settings
-                .accounts
-                .iter()
+            let restored = card.is_empty().then(|| self.modem.settings.accounts.iter());
+            let accounts: Vec<ServerAccount> = restored
+                .into_iter()
+                .flatten()
                 .filter_map(|a| {
                     let account = a.to_account();
                     if account.is_none() {
@@ -149,18 +158,30 @@ impl Meter {
                     account
                 })
                 .collect();
-            for a in &self.modem.settings.accounts {
-                tracing::info!(account = %a.summary(), "provisioned account restored from NV");
+            if card.is_empty() {
+                for a in &self.modem.settings.accounts {
+                    tracing::info!(account = %a.summary(), "provisioned account restored from NV");
+                }
             }
             return Ok(ClientSecurity {
                 server: addr,
                 bootstrap: Some(bootstrap),
-                accounts,
+                accounts: if card.is_empty() { accounts } else { card },
                 retry: RetryPolicy {
                     initial: RETRY_INITIAL,
                     max: RETRY_MAX,
                     bootstrap_after: BOOTSTRAP_AFTER,
                 },
+            });
+        }
+        if let Some(first) = card.first() {
+            // No Bootstrap-Server: the card's accounts are all there is.
+            let (server, _) = resolve(&first.server_uri)?;
+            return Ok(ClientSecurity {
+                server,
+                bootstrap: None,
+                accounts: card,
+                retry: RetryPolicy::default(),
             });
         }
         let (server, secure) = resolve(&settings.server_uri)?;
@@ -188,6 +209,26 @@ impl Meter {
             accounts,
             retry: RetryPolicy::default(),
         })
+    }
+
+    /// The LwM2M Server accounts on the smartcard, read now (at every
+    /// session start, so a changed or removed card is seen, Core §6.1.3.2);
+    /// none without a card or with one that cannot be used, which the log
+    /// says (crate::smartcard).
+    pub(super) fn card_accounts(&self) -> Vec<ServerAccount> {
+        match crate::smartcard::read_card(&self.state_dir, &self.registry) {
+            crate::smartcard::CardRead::Absent => Vec::new(),
+            crate::smartcard::CardRead::Accounts(accounts) => {
+                for a in &accounts {
+                    tracing::info!(account = %crate::smartcard::summary(a), "account from the smartcard (bootstrap from smartcard)");
+                }
+                accounts
+            }
+            crate::smartcard::CardRead::Unusable(why) => {
+                tracing::warn!(%why, "smartcard bootstrap data unusable; going on without it");
+                Vec::new()
+            }
+        }
     }
 
     /// The PSK of the server account the meter registers with: the

@@ -206,6 +206,28 @@ fn a_package_pushed_with_block1_is_downloaded_and_an_empty_one_resets() {
     assert_eq!(b.server.read_text("/5/0/3").1, "0");
 }
 
+/// Update Result 3 (object 5 resource 5: "Out of RAM during downloading
+/// process"): the meter holds a pushed Package whole in RAM (128 KiB)
+/// before it writes the slot (256 KiB), so a push past its RAM is refused
+/// with 4.13 and Size1 = what RAM holds (RFC 7959 §2.9.3) after Downloading
+/// began, and ends Idle with 3; pulled, the same image streams into flash.
+#[test]
+fn a_push_larger_than_ram_runs_the_meter_out_of_ram_but_a_pull_of_it_downloads() {
+    let img = image("2.0", 0, 160 * 1024);
+    let files_srv = CoapFiles::start(files(&[("fw/big.bin", img.clone())]), Duration::ZERO);
+    let mut b = Bench::start(78, &[]);
+    assert_eq!(b.server.push_block1("/5/0/0", &img, 6), 413);
+    b.server.await_value("/5/0/5", "3", WAIT);
+    assert_eq!(b.server.read_text("/5/0/3").1, "0");
+    assert_eq!(b.debug()["firmware.slot_b_version"], "");
+
+    let uri = files_srv.uri("fw/big.bin");
+    assert_eq!(b.server.write_text("/5/0/1", &uri), 204);
+    b.server.await_value("/5/0/3", "2", WAIT);
+    assert_eq!(b.server.read_text("/5/0/5").1, "0");
+    assert_eq!(b.debug()["firmware.slot_b_version"], "2.0");
+}
+
 #[test]
 fn http_pull_downloads_the_image() {
     let img = image("2.0", 0, 12_000);

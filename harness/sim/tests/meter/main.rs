@@ -26,5 +26,6 @@ mod firmware_update;
 mod power_loss;
 mod power_saving;
 mod security;
+mod smartcard_bootstrap;
 mod virtual_meter;
 mod write_composite_blocks;

@@ -15,7 +15,7 @@ use lwm2m::{Path, Record, Value};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer};
 
-use crate::case::fields::Code;
+use crate::case::fields::{szx_of, Code};
 use crate::case::Need;
 use crate::session::Session;
 use crate::steps::error::{bench, StepError};
@@ -35,6 +35,22 @@ pub struct Bootstrap {
     #[serde(deserialize_with = "script")]
     #[schemars(with = "Vec<OpSpec>")]
     pub script: Vec<ScriptOp>,
+    /// Block size in bytes (16..1024) of this session's writes: a write
+    /// longer than one block goes in Block1 blocks (RFC 7959 §2.5), as a
+    /// network with a small datagram size needs. Default: the server's
+    /// (1024).
+    #[serde(default, rename = "block_size", deserialize_with = "block_size")]
+    #[schemars(with = "Option<u32>")]
+    pub block1_szx: Option<u8>,
+}
+
+fn block_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    let size = u32::deserialize(d)?;
+    szx_of(size).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "bootstrap block_size {size}: expected 16, 32, 64, 128, 256, 512 or 1024"
+        ))
+    })
 }
 
 /// One operation as the case writes it: `discover: /`, `delete: /1`,
@@ -326,6 +342,7 @@ impl Bootstrap {
         certificate: Option<&ServerAccount>,
     ) -> BootstrapScript {
         let mut script = BootstrapScript::new();
+        script.block1_szx = self.block1_szx;
         for o in &self.script {
             let op = match &o.op {
                 BootstrapStepOp::Discover(p) => BootstrapOp::Discover { path: *p },
@@ -446,6 +463,16 @@ mod tests {
 
     fn parse(yaml: &str) -> Result<Bootstrap, String> {
         serde_saphyr::from_str::<Bootstrap>(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_block_size_becomes_the_sessions_block1_szx() {
+        let b = parse("{ block_size: 512, script: [ { finish: true } ] }").unwrap();
+        assert_eq!(b.build(&account()).block1_szx, Some(5));
+        let b = parse("{ script: [ { finish: true } ] }").unwrap();
+        assert_eq!(b.build(&account()).block1_szx, None);
+        let e = parse("{ block_size: 500, script: [ { finish: true } ] }").unwrap_err();
+        assert!(e.contains("16, 32, 64, 128, 256, 512 or 1024"), "{e}");
     }
 
     fn account() -> ServerAccount {

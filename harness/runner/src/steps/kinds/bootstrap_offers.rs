@@ -1,7 +1,7 @@
 //! `bootstrap_offers: /2`: the rest of the case applies only to a device
-//! whose latest Bootstrap-Discover of `/` (LwM2M 1.1 Core §6.1.7.3) listed
-//! this object (its `</2>` link or an instance of it); otherwise the case is
-//! skipped, quoting what the device listed.
+//! whose latest Bootstrap-Discover of `/` (LwM2M 1.1 Core §6.1.7.3) in this
+//! case listed this object (its `</2>` link or an instance of it);
+//! otherwise the case is skipped, quoting what the device listed.
 //!
 //! Optional objects a device may lack are decided from what it said, not
 //! assumed: a single-server device needs no Access Control object (Core
@@ -11,6 +11,12 @@
 //! a Bootstrap-Server writes one. A case with no Bootstrap-Discover of `/`
 //! before this step has made a mistake, which the step reports as the
 //! harness's (an error), not as a skip.
+//!
+//! Only the case's own Discover counts (the bootstrap server's events after
+//! the case began, [`CaseContext::case_start`]): the bootstrap server keeps
+//! the whole run's history, and an earlier case's Discover may describe a
+//! device configured otherwise (a bootstrap since may have deleted or
+//! written object 2), or hide that this case forgot its own.
 
 use std::fmt::Write as _;
 
@@ -44,20 +50,26 @@ fn object_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Path, D::Error>
         })
 }
 
-/// The links of `endpoint`'s latest Bootstrap-Discover of `/` among `events`.
+/// The links of `endpoint`'s latest Bootstrap-Discover of `/` among
+/// `events` numbered above `after` (the case's start).
 fn latest_discover(
     endpoint: &str,
     events: &[(EventSeq, BootstrapServerEvent)],
+    after: EventSeq,
 ) -> Option<Vec<lwm2m::format::Link>> {
-    events.iter().rev().find_map(|(_, e)| match e {
-        BootstrapServerEvent::Bootstrap(BootstrapEvent::OpCompleted {
-            endpoint: ep,
-            op,
-            content: Content::Links(links),
-            ..
-        }) if ep == endpoint && op == "Bootstrap-Discover /" => Some(links.clone()),
-        _ => None,
-    })
+    events
+        .iter()
+        .rev()
+        .filter(|(seq, _)| *seq > after)
+        .find_map(|(_, e)| match e {
+            BootstrapServerEvent::Bootstrap(BootstrapEvent::OpCompleted {
+                endpoint: ep,
+                op,
+                content: Content::Links(links),
+                ..
+            }) if ep == endpoint && op == "Bootstrap-Discover /" => Some(links.clone()),
+            _ => None,
+        })
 }
 
 /// `Ok` when `links` show `object`; the skip naming what they show otherwise.
@@ -93,10 +105,11 @@ impl Step for BootstrapOffers {
     ) -> StepFuture<'a> {
         Box::pin(async move {
             let bs = crate::steps::kinds::bootstrap::bootstrap_server(rig)?;
-            let links = latest_discover(&rig.endpoint, &bs.events_since(EventSeq::START))
+            let after = ctx.case_start.bootstrap_seq;
+            let links = latest_discover(&rig.endpoint, &bs.events_since(after), after)
                 .ok_or_else(|| {
                     bench(format!(
-                        "bootstrap_offers {}: no Bootstrap-Discover of / by {} to decide by (the case's bootstrap script must discover / first)",
+                        "bootstrap_offers {}: no Bootstrap-Discover of / by {} in this case to decide by (the case's bootstrap script must discover / first)",
                         self.0, rig.endpoint
                     ))
                 })?;
@@ -111,9 +124,9 @@ mod tests {
     use super::*;
     use lwm2m::format::parse_links;
 
-    fn discovered(ep: &str, links: &str) -> (EventSeq, BootstrapServerEvent) {
+    fn discovered(seq: u64, ep: &str, links: &str) -> (EventSeq, BootstrapServerEvent) {
         (
-            EventSeq(1),
+            EventSeq(seq),
             BootstrapServerEvent::Bootstrap(BootstrapEvent::OpCompleted {
                 endpoint: ep.into(),
                 index: 0,
@@ -143,13 +156,29 @@ mod tests {
     #[test]
     fn the_latest_discover_of_this_endpoint_counts() {
         let events = [
-            discovered("meter-1", "</2>"),
-            discovered("other", "</3/0>"),
-            discovered("meter-1", "</3/0>"),
+            discovered(1, "meter-1", "</2>"),
+            discovered(2, "other", "</3/0>"),
+            discovered(3, "meter-1", "</3/0>"),
         ];
-        let links = latest_discover("meter-1", &events).unwrap();
+        let links = latest_discover("meter-1", &events, EventSeq::START).unwrap();
         assert!(judge(Path::object(2), &links).is_err());
-        assert!(latest_discover("meter-9", &events).is_none());
+        assert!(latest_discover("meter-9", &events, EventSeq::START).is_none());
+    }
+
+    #[test]
+    fn an_earlier_cases_discover_does_not_count() {
+        // Event 1 is an earlier case's Discover (the device then had /2);
+        // this case began after event 2 and has not discovered yet.
+        let events = [
+            discovered(1, "meter-1", "</2>,</3/0>"),
+            discovered(2, "other", "</2>"),
+        ];
+        assert!(latest_discover("meter-1", &events, EventSeq(2)).is_none());
+        // Its own Discover, event 3, decides, whatever the earlier one said.
+        let mut events = events.to_vec();
+        events.push(discovered(3, "meter-1", "</3/0>"));
+        let links = latest_discover("meter-1", &events, EventSeq(2)).unwrap();
+        assert!(judge(Path::object(2), &links).is_err());
     }
 
     #[test]

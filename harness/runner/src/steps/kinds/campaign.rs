@@ -602,7 +602,7 @@ impl Campaign {
             role: Some(role.to_string()),
             method: self.method,
             szx: self.szx,
-            code: Code::CHANGED,
+            code: super::firmware::Expected::one(Code::CHANGED),
             uri: None,
         };
         let delivery_turn = Turn {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use server::firmware::{DeliveryMethodKind, FirmwareDelivery};
 use server::ServerHandle;
 
-use crate::case::fields::Code;
+use crate::case::fields::{szx_of, Code};
 use crate::session::Session;
 use crate::steps::error::{bench, device, StepError};
 use crate::steps::firmware::{transfer_samples, FirmwareWatch};
@@ -33,11 +33,56 @@ pub struct FirmwareSpec {
     /// pull (set through the dialect's `fw_block_size`), what the server
     /// starts with in a push.
     block_size: Option<u32>,
-    /// Expected response code of the Package URI write or the push (default 2.04).
-    code: Option<Code>,
+    /// Expected response code of the Package URI write or the push (default
+    /// 2.04), or the codes any of which the TS allows (`["2.04", "4.13"]`).
+    code: Option<OneOrMany>,
     /// A Package URI to write instead of the store's (to provoke Invalid URI
     /// or Unsupported Protocol); no `role` is needed then.
     uri: Option<String>,
+}
+
+/// One expected code, or the several a device may rightly answer (a push it
+/// has no room for may be refused on the block that overflows, 4.13 or
+/// 5.00, or taken whole and failed in Update Result: the TS names only the
+/// Result).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(Code),
+    Many(Vec<Code>),
+}
+
+/// The codes a `firmware` step accepts, as its failure names them.
+#[derive(Debug, Clone, PartialEq, Eq, schemars::JsonSchema)]
+pub struct Expected(Vec<Code>);
+
+impl Expected {
+    pub fn one(code: Code) -> Self {
+        Expected(vec![code])
+    }
+
+
+    fn allows(&self, code: u16) -> bool {
+        self.0.iter().any(|c| c.0 == code)
+    }
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_slice() {
+            [one] => write!(f, "{one}"),
+            many => {
+                f.write_str("one of ")?;
+                for (i, c) in many.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{c}")?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
@@ -84,7 +129,7 @@ pub struct Firmware {
     pub method: FirmwareMethod,
     /// Block size exponent (RFC 7959 SZX, 0..=6).
     pub szx: Option<u8>,
-    pub code: Code,
+    pub code: Expected,
     pub uri: Option<String>,
 }
 
@@ -99,6 +144,8 @@ pub enum FirmwareStepError {
     RoleName(String),
     #[error("firmware: give `role` (upgrade, corrupted, ...) or a Package URI `uri`")]
     NoImage,
+    #[error("firmware code: an empty list accepts no answer; give one code or several")]
+    NoCode,
 }
 
 impl TryFrom<FirmwareSpec> for Firmware {
@@ -106,11 +153,7 @@ impl TryFrom<FirmwareSpec> for Firmware {
     fn try_from(f: FirmwareSpec) -> Result<Self, FirmwareStepError> {
         let szx = f
             .block_size
-            .map(|size| {
-                (0..=6u8)
-                    .find(|szx| 16u32 << szx == size)
-                    .ok_or(FirmwareStepError::BlockSize(size))
-            })
+            .map(|size| szx_of(size).ok_or(FirmwareStepError::BlockSize(size)))
             .transpose()?;
         if f.image.is_some() {
             return Err(FirmwareStepError::ImageFile);
@@ -127,7 +170,12 @@ impl TryFrom<FirmwareSpec> for Firmware {
             role,
             method: f.method,
             szx,
-            code: f.code.unwrap_or(Code::CHANGED),
+            code: match f.code {
+                None => Expected::one(Code::CHANGED),
+                Some(OneOrMany::One(c)) => Expected::one(c),
+                Some(OneOrMany::Many(v)) if v.is_empty() => return Err(FirmwareStepError::NoCode),
+                Some(OneOrMany::Many(v)) => Expected(v),
+            },
             uri: f.uri,
         })
     }
@@ -243,7 +291,7 @@ impl Firmware {
                     ctx.events.emit(transfer_event(&last, &ep));
                 }
                 let _ = writeln!(ctx.log, "  push: {report}");
-                if report.code != self.code.0 {
+                if !self.code.allows(report.code) {
                     return Err(device(
                         format!("{} to the Block1 push", self.code),
                         report.to_string(),
@@ -304,7 +352,7 @@ impl Firmware {
                 ctx.progress_tasks.push(task);
             }
         }
-        if r.code != self.code.0 {
+        if !self.code.allows(r.code) {
             return Err(device(
                 format!("{} to the Package URI write", self.code),
                 server::code_text(r.code),
@@ -319,7 +367,9 @@ impl Firmware {
 fn transfer_event(p: &server::firmware::TransferProgress, endpoint: &str) -> crate::events::Event {
     crate::events::Event::Transfer {
         image: p.image.clone(),
-        peer: p.peer.map_or_else(|| endpoint.to_string(), |a| a.to_string()),
+        peer: p
+            .peer
+            .map_or_else(|| endpoint.to_string(), |a| a.to_string()),
         offset: p.offset as u64,
         size: p.size as u64,
         bytes: p.bytes,
@@ -347,5 +397,31 @@ async fn read_ints(server: &ServerHandle, ep: &str, path: Path) -> Vec<i64> {
             _ => Vec::new(),
         },
         Err(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn firmware(yaml: &str) -> Result<Firmware, String> {
+        serde_saphyr::from_str::<Firmware>(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_expected_answer_is_one_code_or_any_of_several() {
+        let f = firmware("{ role: upgrade }").unwrap();
+        assert!(f.code.allows(204) && !f.code.allows(413));
+        assert_eq!(f.code.to_string(), "2.04");
+        let f = firmware("{ role: out-of-ram, method: push, code: \"4.13\" }").unwrap();
+        assert!(f.code.allows(413) && !f.code.allows(204));
+        let f =
+            firmware("{ role: out-of-ram, method: push, code: [\"2.04\", \"4.13\", \"5.00\"] }")
+                .unwrap();
+        assert!([204, 413, 500].iter().all(|&c| f.code.allows(c)));
+        assert!(!f.code.allows(404));
+        assert_eq!(f.code.to_string(), "one of 2.04, 4.13, 5.00");
+        let e = firmware("{ role: upgrade, code: [] }").unwrap_err();
+        assert!(e.contains("empty list"), "{e}");
     }
 }

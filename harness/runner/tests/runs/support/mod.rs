@@ -104,6 +104,29 @@ pub fn property<'a>(doc: &'a roxmltree::Document<'a>, name: &str) -> Option<&'a 
         .find_map(|n| n.attribute("value"))
 }
 
+/// The testcase of case `id` (named `id` or `<rig>::id`) and the ETS ids
+/// its `ets` property lists ("" when it has none); panics naming `output`
+/// when the report has no such testcase.
+pub fn ets_of_case<'a>(doc: &'a roxmltree::Document<'a>, id: &str, output: &str) -> &'a str {
+    let tc = doc
+        .descendants()
+        .find(|n| {
+            n.has_tag_name("testcase")
+                && n.attribute("name")
+                    .is_some_and(|n| n == id || n.ends_with(&format!("::{id}")))
+        })
+        .unwrap_or_else(|| panic!("no testcase {id}:\n{output}"));
+    ets_property(tc)
+}
+
+/// The `ets` property of one testcase element.
+pub fn ets_property<'a>(tc: roxmltree::Node<'a, 'a>) -> &'a str {
+    tc.descendants()
+        .find(|p| p.has_tag_name("property") && p.attribute("name") == Some("ets"))
+        .and_then(|p| p.attribute("value"))
+        .unwrap_or_default()
+}
+
 /// How many case files (`*.yaml`) are under `dir`: a run of them reports
 /// one testcase each.
 pub fn case_files(dir: &Path) -> usize {
