@@ -32,6 +32,11 @@
 //!   Method Not Allowed whatever the rights (the operation refuses them).
 //! - A notification goes out only while the observer's server may Read what
 //!   it carries (§7.3.2.5, see [`Client::may_notify`]).
+//! - The composite operations (Core §6.3.8, §6.3.9, §6.4.3; `composite.rs`):
+//!   Read-Composite and Observe-Composite leave out, best effort, what the
+//!   server may not read ([`Client::hide_unreadable`]); Write-Composite,
+//!   atomic, needs the W right on every record's instance
+//!   ([`Client::authorize_all`]).
 //! - A Create by a server makes the Access Control Object instance of the
 //!   new instance, with that server as owner and full rights (Core §6.3.6
 //!   Create and §7.3.1.2.2, see [`Client::grant_creator`]); a Delete removes
@@ -246,6 +251,28 @@ impl super::Client {
         check(&self.store, ssid, access, path).map_err(|e| (401, e))
     }
 
+    /// Refuses (4.01 Unauthorized) the whole request unless `peer`'s
+    /// server has `access` on every one of `paths`, while Access Control
+    /// applies: Write-Composite "is atomic and cannot have partial
+    /// success", so "before processing Write-Composite, the client MUST
+    /// ensure ... that the Server has write access to those Objects and
+    /// Resources" (Core §6.3.9). The refusal names the first path refused.
+    pub(super) fn authorize_all<'p>(
+        &self,
+        peer: std::net::SocketAddr,
+        access: Access,
+        paths: impl IntoIterator<Item = &'p Path>,
+    ) -> Result<(), (u16, String)> {
+        if !applies(&self.store) {
+            return Ok(());
+        }
+        let ssid = self.server_of(peer)?;
+        paths
+            .into_iter()
+            .try_for_each(|p| check(&self.store, ssid, access, p))
+            .map_err(|e| (401, e))
+    }
+
     /// `records` without the values `peer`'s server may not read, while
     /// Access Control applies: a Read or Observe of an Object answers with
     /// "all the Object Instances for which the LwM2M Server has Read access
@@ -274,8 +301,17 @@ impl super::Client {
     /// Notify operation" (Core §7.3.2.5). An Object's observation always
     /// may: it carries only the instances still readable
     /// ([`Client::hide_unreadable`]).
+    /// An Observe-Composite's notification carries what the observer may
+    /// read of it and goes out while that is something
+    /// ([`Client::may_notify_composite`]).
     pub(super) fn may_notify(&self, obs: &super::observe::Observation) -> bool {
-        if !applies(&self.store) || obs.composite.is_some() || obs.path.depth() < 2 {
+        if !applies(&self.store) {
+            return true;
+        }
+        if let Some(paths) = &obs.composite {
+            return self.may_notify_composite(obs.peer, paths);
+        }
+        if obs.path.depth() < 2 {
             return true;
         }
         self.server_of(obs.peer)

@@ -14,6 +14,26 @@
 //!   Partial Presence" (int-236) and "Partially Successful Read-Composite"
 //!   (int-281) expect 2.05 with the rest; none of them readable is 4.04.
 //!   `/` in the list reads every readable value the device has (int-235).
+//! - Access Control (Core §7.3), while the client holds two or more Server
+//!   accounts ([`super::access_control::applies`]): the composite reads
+//!   are "treated as non-atomic and handled as best effort by the client.
+//!   That is, if any of the requested resources do not have a valid value
+//!   to return, they will not be included in the response" (§6.3.8), so a
+//!   listed path on an instance the server has no Read right on (§7.3.2's
+//!   table: R for Read and Observe) is left out like an absent one, and an
+//!   Object or `/` in the list gives only the instances it may read
+//!   (§7.3.2.4). When nothing is left and something was left out for want
+//!   of the right, the answer is the 4.01 Unauthorized a Read of that path
+//!   alone gets (§7.3.2) rather than 4.04, which would say the path is
+//!   absent; the TS names no code for a composite read with nothing to
+//!   return. A notification of an Observe-Composite carries only what the
+//!   observer may read, and none goes out while it may read none of it
+//!   (§7.3.2.5: "the Client MUST NOT send the Notify operation").
+//!   Write-Composite "is atomic and cannot have partial success ... before
+//!   processing Write-Composite, the client MUST ensure that all addressed
+//!   objects exist and that the Server has write access to those Objects
+//!   and Resources" (§6.3.9): one record on an instance without the W
+//!   right refuses the whole request with 4.01, nothing written.
 //! - iPATCH / (Write-Composite) is all or nothing: every record is checked
 //!   (a resource, in an existing instance, writable by the model) before
 //!   any value is set, and the first that fails refuses the whole request
@@ -147,57 +167,123 @@ impl Client {
 
     /// The readable records at `paths` the device has (`/`: all of them);
     /// `None` when it has none. The Security and OSCORE objects are never
-    /// read by an LwM2M Server (Core §7.1), so they are left out.
+    /// read by an LwM2M Server (Core §7.1), so they are left out. This is
+    /// what a Send carries: the client's own report, not a server's read.
     fn composite_records(&self, paths: &[Path]) -> Option<Vec<Record>> {
+        let (records, _) = self.composite_gather(None, paths);
+        (!records.is_empty()).then_some(records)
+    }
+
+    /// The readable records at `paths`, as the server at `viewer` may see
+    /// them (`None`: no server's view, for Send), and the listed paths of
+    /// which something was left out because that server has no Read right
+    /// on it (Core §7.3.2; [`Client::hide_unreadable`] picks, so one rule
+    /// serves Read, Observe and the composites). Each listed path is read
+    /// on its own — best effort, §6.3.8 — and a record listed twice (`/3`
+    /// and `/3/0/9`) is answered once.
+    fn composite_gather(
+        &self,
+        viewer: Option<SocketAddr>,
+        paths: &[Path],
+    ) -> (Vec<Record>, Vec<Path>) {
         let registry = &self.config.registry;
         let hidden = |p: &Path| {
             p.object_id()
                 .is_some_and(|o| crate::server::UNLISTED_OBJECTS.contains(&o))
         };
         let mut out: Vec<Record> = Vec::new();
-        let mut any = false;
+        let mut withheld = Vec::new();
         for path in paths {
             if hidden(path) || (path.depth() > 0 && self.check_exists(path).is_err()) {
                 continue;
             }
-            let records: Vec<Record> = self
+            let mut records: Vec<Record> = self
                 .store
                 .read(path)
                 .into_iter()
                 .filter(|r| !hidden(&r.path))
                 .filter(|r| registry.resource(&r.path).is_none_or(|d| d.operations.read))
                 .collect();
-            if records.is_empty() {
-                continue;
+            if let Some(viewer) = viewer {
+                let all = records.len();
+                records = self.hide_unreadable(viewer, records);
+                if records.len() < all {
+                    withheld.push(*path);
+                }
             }
-            any = true;
             for r in records {
                 if !out.iter().any(|o| o.path == r.path) {
                     out.push(r);
                 }
             }
         }
-        any.then_some(out)
+        (out, withheld)
     }
 
-    /// The encoded values of a composite observation or read.
+    /// What a Read-Composite or Observe-Composite answers the server at
+    /// `viewer`: the records it may read at `paths`, or why there are
+    /// none — 4.01 when what is there was all left out for want of the
+    /// Read right (Core §7.3.2), else 4.04.
+    fn composite_read_records(
+        &self,
+        viewer: SocketAddr,
+        paths: &[Path],
+    ) -> Result<Vec<Record>, Refusal> {
+        let (records, withheld) = self.composite_gather(Some(viewer), paths);
+        if !records.is_empty() {
+            if !withheld.is_empty() {
+                tracing::debug!(%viewer, withheld = %wire::path_list(&withheld), "composite read: left out for want of the Read right");
+            }
+            return Ok(records);
+        }
+        if withheld.is_empty() {
+            return Err(refuse(
+                404,
+                format!("none of {} can be read", wire::path_list(paths)),
+            ));
+        }
+        let who = self
+            .server_of(viewer)
+            .map_or_else(|_| viewer.to_string(), |ssid| format!("server {ssid}"));
+        Err(refuse(
+            401,
+            format!(
+                "{who} has no Read right on {} (Access Control, Core §7.3)",
+                wire::path_list(&withheld)
+            ),
+        ))
+    }
+
+    /// The encoded values of a composite observation or read, as the
+    /// server at `viewer` may see them.
     pub(super) fn composite_payload(
         &self,
+        viewer: SocketAddr,
         paths: &[Path],
         format: ContentFormat,
-    ) -> Result<Vec<u8>, u16> {
-        let records = self.composite_records(paths).ok_or(404u16)?;
+    ) -> Result<Vec<u8>, Refusal> {
+        let records = self.composite_read_records(viewer, paths)?;
         wire::encode_records(format, &records, &self.config.registry).map_err(|e| {
             tracing::error!(error = %e, "encoding a composite answer failed");
-            500
+            refuse(500, "encoding the answer failed")
         })
     }
 
+    /// Whether a notification of the Observe-Composite of `paths` may go
+    /// to `peer`: not while Access Control leaves it none of what is there
+    /// (Core §7.3.2.5). With nothing there at all it may: the notification
+    /// is then the 4.04 that ends the observation (RFC 7641 §4.2), as
+    /// without Access Control.
+    pub(super) fn may_notify_composite(&self, peer: SocketAddr, paths: &[Path]) -> bool {
+        let (records, withheld) = self.composite_gather(Some(peer), paths);
+        !records.is_empty() || withheld.is_empty()
+    }
+
     /// What an observation currently covers: its path's values, or its
-    /// composite paths' values.
+    /// composite paths' values as its observer may see them.
     pub(super) fn observed_records(&self, obs: &Observation) -> Vec<Record> {
         match &obs.composite {
-            Some(paths) => self.composite_records(paths).unwrap_or_default(),
+            Some(paths) => self.composite_gather(Some(obs.peer), paths).0,
             None => self.store.read(&obs.path),
         }
     }
@@ -263,13 +349,15 @@ impl Client {
         changed: &mut Vec<Path>,
     ) -> Result<Packet, Refusal> {
         if self.block1_ignored {
-            return self.write_composite(message, changed);
+            return self.write_composite(peer, message, changed);
         }
         match self.block1_inbox.handle(now, (peer, Path::ROOT), message) {
-            crate::coap::block::Block1Outcome::Single => self.write_composite(message, changed),
+            crate::coap::block::Block1Outcome::Single => {
+                self.write_composite(peer, message, changed)
+            }
             crate::coap::block::Block1Outcome::Answer(answer) => Ok(answer),
             crate::coap::block::Block1Outcome::Complete { request, echo } => {
-                let mut reply = self.write_composite(&request, changed)?;
+                let mut reply = self.write_composite(peer, &request, changed)?;
                 if let Some(echo) = echo {
                     echo.set_on(&mut reply, crate::coap::block::BlockKind::Block1);
                 }
@@ -312,12 +400,7 @@ impl Client {
                 .retain(|o| !(o.peer == peer && o.token == token));
             tracing::debug!(%peer, paths = %wire::path_list(&paths), "Observe-Composite cancelled");
         }
-        let payload = self.composite_payload(&paths, format).map_err(|c| {
-            refuse(
-                c,
-                format!("none of {} can be read", wire::path_list(&paths)),
-            )
-        })?;
+        let payload = self.composite_payload(peer, &paths, format)?;
         // A large answer (a read of `/`) goes block-wise like a Read's
         // (RFC 7959 §2.4; RFC 8132 §2.3.1: FETCH takes Block2): the server
         // repeats the FETCH with the next block number.
@@ -328,7 +411,7 @@ impl Client {
             let sequence = self.sequence;
             self.sequence = crate::coap::observe::next(self.sequence);
             options::set_uint(&mut reply, CoapOption::Observe, sequence);
-            let last_records = self.composite_records(&paths).unwrap_or_default();
+            let last_records = self.composite_gather(Some(peer), &paths).0;
             self.observations.push(Observation {
                 peer,
                 token,
@@ -348,6 +431,7 @@ impl Client {
 
     fn write_composite(
         &mut self,
+        peer: SocketAddr,
         message: &Packet,
         changed: &mut Vec<Path>,
     ) -> Result<Packet, Refusal> {
@@ -358,6 +442,15 @@ impl Client {
         if records.is_empty() {
             return Err(refuse(400, "Write-Composite without any record"));
         }
+        // Core §6.3.9: "the Server has write access to those Objects and
+        // Resources", every one, before anything is written; the right is
+        // judged first, as for a Write (`management.rs`), so a server
+        // learns nothing of instances it may not touch.
+        self.authorize_all(
+            peer,
+            super::access_control::Access::Write,
+            records.iter().map(|r| &r.path),
+        )?;
         // All or nothing: check every record before setting any.
         for r in &records {
             if r.path.depth() < 3 {
@@ -390,8 +483,9 @@ impl Client {
     ) -> Result<(ContentFormat, Vec<u8>), u16> {
         match &obs.composite {
             Some(paths) => self
-                .composite_payload(paths, obs.format)
-                .map(|p| (obs.format, p)),
+                .composite_payload(obs.peer, paths, obs.format)
+                .map(|p| (obs.format, p))
+                .map_err(|(c, _)| c),
             None => self.read_payload(&obs.path, Some(obs.format)),
         }
     }
