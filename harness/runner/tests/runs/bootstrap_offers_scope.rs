@@ -7,7 +7,7 @@
 //! /2` without a Discover of its own, a mistake in the case that must be
 //! reported as the harness's error, not passed on the first case's answer.
 
-use crate::support::{root, run_cases, CaseRun};
+use crate::support::{one_meter_rig, run_cases, CaseRun};
 
 const DISCOVERS: &str = "\
 id: scope-a-discover
@@ -51,23 +51,9 @@ fn bootstrap_offers_ignores_an_earlier_cases_discover() {
     std::fs::write(cases.join("b-offers.yaml"), OFFERS_WITHOUT_DISCOVER).unwrap();
     // One meter, one case at a time: both cases run on the same device,
     // whose Bootstrap-Discover the bootstrap server has seen.
-    let rig_text = std::fs::read_to_string(root().join("rigs/virtual.yaml")).unwrap();
-    let one: String = rig_text
-        .lines()
-        .map(|l| match l.trim_start() {
-            t if t.starts_with("count:") => "  count: 1\n".to_string(),
-            t if t.starts_with("parallel:") => "  parallel: 1\n".to_string(),
-            _ => format!("{l}\n"),
-        })
-        .collect();
-    assert_ne!(
-        one, rig_text,
-        "the virtual rig names its count and parallel"
-    );
-    let rig = dir.path().join("virtual-one.yaml");
-    std::fs::write(&rig, one).unwrap();
+    let rig = one_meter_rig(dir.path());
     let CaseRun { output, all, .. } = run_cases(
-        &["--rig", rig.to_str().unwrap()],
+        &["--rig", &rig],
         cases.to_str().unwrap(),
         &dir.path().join("reports"),
     );

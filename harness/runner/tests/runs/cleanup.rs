@@ -7,16 +7,7 @@
 
 use std::path::Path;
 
-use crate::support::{one_meter, parse, root, run_cases, CaseRun};
-
-/// rigs/virtual.yaml without its `devices:` pool: one meter, which runs
-/// the cases one after the other in the order of their files.
-fn one_meter_rig(dir: &Path) -> String {
-    let path = dir.join("virtual-one.yaml");
-    let text = std::fs::read_to_string(root().join("rigs/virtual.yaml")).unwrap();
-    std::fs::write(&path, one_meter(&text)).unwrap();
-    path.display().to_string()
-}
+use crate::support::{one_meter_rig, parse, run_cases, CaseRun};
 
 fn write_case(dir: &Path, file: &str, id: &str, body: &str) {
     let text = format!(

@@ -4,71 +4,60 @@
 //! covers; and a device that ignores Mute Send fails the Muting Send case
 //! (int-307) with the Send it should not have made as the evidence.
 
-use crate::support::{assert_all_passed, ets_of_case, parse, root, run_cases, CaseRun};
+use crate::support::{assert_all_passed, one_meter_rig, root, run_cases, run_ets_cases, CaseRun};
 
-/// Case file (under testcases/composite) and the ETS id it covers.
+/// (case file under testcases/, case id, ETS id it covers).
 const ETS_CASES: &[(&str, &str, &str)] = &[
-    ("observe-composite.yaml", "composite-observe", "int-304"),
     (
-        "observe-composite-cancel.yaml",
+        "composite/observe-composite.yaml",
+        "composite-observe",
+        "LightweightM2M-1.1-int-304",
+    ),
+    (
+        "composite/observe-composite-cancel.yaml",
         "composite-observe-cancel",
-        "int-305",
+        "LightweightM2M-1.1-int-305",
     ),
-    ("send-objects.yaml", "composite-send-objects", "int-306"),
-    ("send-muted.yaml", "composite-send-muted", "int-307"),
     (
-        "observe-composite-create.yaml",
+        "composite/send-objects.yaml",
+        "composite-send-objects",
+        "LightweightM2M-1.1-int-306",
+    ),
+    (
+        "composite/send-muted.yaml",
+        "composite-send-muted",
+        "LightweightM2M-1.1-int-307",
+    ),
+    (
+        "composite/observe-composite-create.yaml",
         "composite-observe-create",
-        "int-308",
+        "LightweightM2M-1.1-int-308",
     ),
     (
-        "observe-composite-delete.yaml",
+        "composite/observe-composite-delete.yaml",
         "composite-observe-delete",
-        "int-309",
+        "LightweightM2M-1.1-int-309",
     ),
     (
-        "observe-composite-pmax.yaml",
+        "composite/observe-composite-pmax.yaml",
         "composite-observe-pmax",
-        "int-310",
+        "LightweightM2M-1.1-int-310",
     ),
-    ("send-paths.yaml", "composite-send-paths", "int-311"),
     (
-        "write-composite-server.yaml",
+        "composite/send-paths.yaml",
+        "composite-send-paths",
+        "LightweightM2M-1.1-int-311",
+    ),
+    (
+        "composite/write-composite-server.yaml",
         "composite-write-server",
-        "int-257",
+        "LightweightM2M-1.1-int-257",
     ),
 ];
 
 #[test]
 fn the_ets_composite_and_send_cases_pass_and_name_their_ets_ids() {
-    let dir = tempfile::tempdir().unwrap();
-    let cases = dir.path().join("cases");
-    std::fs::create_dir(&cases).unwrap();
-    for (file, _, _) in ETS_CASES {
-        std::fs::copy(
-            root().join("testcases/composite").join(file),
-            cases.join(file),
-        )
-        .unwrap();
-    }
-    let report = dir.path().join("reports");
-    let CaseRun {
-        out,
-        output,
-        xml,
-        all,
-    } = run_cases(&[], cases.to_str().unwrap(), &report);
-    assert_eq!(all.len(), ETS_CASES.len(), "{output}");
-    assert_all_passed(&all, &output);
-    let doc = parse(&xml);
-    for (_, id, ets) in ETS_CASES {
-        let ids = ets_of_case(&doc, id, &output);
-        assert!(
-            ids.contains(&format!("LightweightM2M-1.1-{ets}")),
-            "{id} names {ets} in its ets property: {ids:?}"
-        );
-    }
-    assert!(out.status.success(), "{output}");
+    run_ets_cases(ETS_CASES);
 }
 
 /// int-307 on a device that Sends although muted: the case, with the step
@@ -106,58 +95,43 @@ fn a_device_that_sends_while_muted_fails_the_muting_send_case() {
 
 /// A meter shipped with Send unmuted keeps it unmuted after the Muting Send
 /// case: the case reads /1/x/23 before it writes it and its cleanup puts
-/// back what it read, not the virtual meter's default. Three cases on a
-/// one-meter rig, one at a time, in order of their timeouts (a pool starts
-/// its longest first): the vendor's setting (false) is written, the shipped
-/// case (60 s) runs, the setting is read back.
+/// back what it read, not the virtual meter's default. Three cases on one
+/// meter, one after the other in file order: the vendor's setting (false)
+/// is written, the shipped case runs, the setting is read back.
 #[test]
 fn the_muting_send_case_puts_back_the_mute_send_it_found() {
     let dir = tempfile::tempdir().unwrap();
     let cases = dir.path().join("cases");
     std::fs::create_dir(&cases).unwrap();
-    let case = |id: &str, timeout: &str, step: &str| {
+    let case = |id: &str, step: &str| {
         format!(
-            "id: {id}\ntitle: {id}\nets_none: a fixture of this test\ntimeout: {timeout}\nsteps:\n  - await: registered\n    within: 20s\n{step}"
+            "id: {id}\ntitle: {id}\nets_none: a fixture of this test\ntimeout: 30s\nsteps:\n  - await: registered\n    within: 20s\n{step}"
         )
     };
     std::fs::write(
-        cases.join("unmuted-by-the-vendor.yaml"),
+        cases.join("a-unmuted-by-the-vendor.yaml"),
         case(
             "unmuted-by-the-vendor",
-            "90s",
             "  - write: { path: /1/*/23, value: false }\n",
         ),
     )
     .unwrap();
-    let shipped =
-        std::fs::read_to_string(root().join("testcases/composite/send-muted.yaml")).unwrap();
-    assert!(
-        shipped.contains("timeout: 60s\n"),
-        "ordered between the two"
-    );
-    std::fs::write(cases.join("send-muted.yaml"), shipped).unwrap();
+    std::fs::copy(
+        root().join("testcases/composite/send-muted.yaml"),
+        cases.join("b-send-muted.yaml"),
+    )
+    .unwrap();
     std::fs::write(
-        cases.join("still-unmuted.yaml"),
+        cases.join("c-still-unmuted.yaml"),
         case(
             "still-unmuted",
-            "30s",
             "  - read: { path: /1/*/23, equals: false }\n",
         ),
     )
     .unwrap();
-    let rig = dir.path().join("one-meter.yaml");
-    let one_meter = std::fs::read_to_string(root().join("rigs/virtual.yaml"))
-        .unwrap()
-        .replacen("count: 5 ", "count: 1 ", 1)
-        .replacen("parallel: 5 ", "parallel: 1 ", 1);
-    assert!(one_meter.contains("count: 1 ") && one_meter.contains("parallel: 1 "));
-    std::fs::write(&rig, one_meter).unwrap();
+    let rig = one_meter_rig(dir.path());
     let report = dir.path().join("reports");
-    let CaseRun { output, all, .. } = run_cases(
-        &["--rig", rig.to_str().unwrap()],
-        cases.to_str().unwrap(),
-        &report,
-    );
+    let CaseRun { output, all, .. } = run_cases(&["--rig", &rig], cases.to_str().unwrap(), &report);
     assert_eq!(all.len(), 3, "{output}");
     assert_all_passed(&all, &output);
     let order: Vec<usize> = [

@@ -6,7 +6,7 @@
 //! applying it fails quoting the read-back, and one that reports Update
 //! Result 2 where 3 is due fails naming the result it gave.
 
-use crate::support::{assert_all_passed, ets_of_case, parse, root, run_cases, CaseRun};
+use crate::support::{root, run_cases, run_ets_cases, CaseRun};
 
 /// (case file under testcases/, case id, ETS id).
 const CASES: &[(&str, &str, &str)] = &[
@@ -34,27 +34,8 @@ fn mutated(text: &str, from: &str, to: &str) -> String {
 
 #[test]
 fn the_portfolio_write_composite_and_out_of_ram_cases_pass_and_name_their_ets_ids() {
-    let dir = tempfile::tempdir().unwrap();
-    let cases = dir.path().join("cases");
-    std::fs::create_dir(&cases).unwrap();
-    for (file, id, _) in CASES {
-        std::fs::write(cases.join(format!("{id}.yaml")), shipped(file)).unwrap();
-    }
+    let (dir, _) = run_ets_cases(CASES);
     let report = dir.path().join("reports");
-    let CaseRun {
-        out,
-        output,
-        xml,
-        all,
-    } = run_cases(&[], cases.to_str().unwrap(), &report);
-    assert_eq!(all.len(), CASES.len(), "{output}");
-    assert_all_passed(&all, &output);
-    let doc = parse(&xml);
-    for (_, id, ets) in CASES {
-        let ids = ets_of_case(&doc, id, &output);
-        assert!(ids.contains(ets), "{id} names {ets}: {ids:?}");
-    }
-    assert!(out.status.success(), "{output}");
     // The device went through Downloading to Idle with 3, and the case's
     // cleanup put the Identity strings back.
     let steps = |id: &str| {

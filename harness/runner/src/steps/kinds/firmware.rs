@@ -72,14 +72,8 @@ impl std::fmt::Display for Expected {
         match self.0.as_slice() {
             [one] => write!(f, "{one}"),
             many => {
-                f.write_str("one of ")?;
-                for (i, c) in many.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{c}")?;
-                }
-                Ok(())
+                let codes: Vec<String> = many.iter().map(Code::to_string).collect();
+                write!(f, "one of {}", codes.join(", "))
             }
         }
     }

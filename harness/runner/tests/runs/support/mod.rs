@@ -104,6 +104,36 @@ pub fn property<'a>(doc: &'a roxmltree::Document<'a>, name: &str) -> Option<&'a 
         .find_map(|n| n.attribute("value"))
 }
 
+/// Runs the shipped case files `cases` (each `(path under testcases/, case
+/// id, ETS id)`) together on the default virtual rig and requires every one
+/// to pass and its testcase's `ets` property to name its ETS id. The report
+/// is under the returned folder (`reports/`), kept while it lives.
+pub fn run_ets_cases(cases: &[(&str, &str, &str)]) -> (tempfile::TempDir, CaseRun) {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("cases");
+    std::fs::create_dir(&folder).unwrap();
+    for (file, id, _) in cases {
+        std::fs::copy(
+            root().join("testcases").join(file),
+            folder.join(format!("{id}.yaml")),
+        )
+        .unwrap();
+    }
+    let run = run_cases(&[], folder.to_str().unwrap(), &dir.path().join("reports"));
+    assert_eq!(run.all.len(), cases.len(), "{}", run.output);
+    assert_all_passed(&run.all, &run.output);
+    let doc = parse(&run.xml);
+    for (_, id, ets) in cases {
+        let ids = ets_of_case(&doc, id, &run.output);
+        assert!(
+            ids.contains(ets),
+            "{id} names {ets} in its ets property: {ids:?}"
+        );
+    }
+    assert!(run.out.status.success(), "{}", run.output);
+    (dir, run)
+}
+
 /// The testcase of case `id` (named `id` or `<rig>::id`) and the ETS ids
 /// its `ets` property lists ("" when it has none); panics naming `output`
 /// when the report has no such testcase.
@@ -201,6 +231,16 @@ pub fn send_signal(child: &std::process::Child, signal: nix::sys::signal::Signal
 /// Writes a copy of the virtual rig whose device credentials come from a
 /// secrets file with these keys (`name-bs` and `name-dm` as identities), so
 /// that a test can search its reports for them.
+/// rigs/virtual.yaml without its `devices:` pool, written into `dir`: one
+/// meter, which runs the cases one after the other in the order of their
+/// files (so a case can set up what the next one checks).
+pub fn one_meter_rig(dir: &Path) -> String {
+    let path = dir.join("virtual-one.yaml");
+    let text = std::fs::read_to_string(root().join("rigs/virtual.yaml")).unwrap();
+    std::fs::write(&path, one_meter(&text)).unwrap();
+    path.display().to_string()
+}
+
 /// A rig file's text without its `devices:` section: one device.
 pub fn one_meter(text: &str) -> String {
     let mut in_devices = false;
