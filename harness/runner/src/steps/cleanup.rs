@@ -56,7 +56,7 @@ use crate::report::Verdict;
 use crate::session::Session;
 use crate::steps::context::{CaseContext, Marks};
 use crate::steps::engine::{
-    cut_off, default_wait, ensure_powered, log_step_start, run_step, stopped,
+    cut_off, default_wait, ensure_powered, log_step_start, run_step, stopped, under_limit,
 };
 use crate::steps::error::{timed_out, StepError};
 use crate::steps::judge::judge;
@@ -202,18 +202,17 @@ async fn cleanup_steps(
             &mut ctx.log,
         );
         let marks = Marks::now(rig);
-        let result =
-            match tokio::time::timeout(remaining, run_step(step, remaining, ctx, rig)).await {
-                Ok(r) => r,
-                Err(_) => Err(cut_off(
-                    ctx,
-                    format!(
-                        "the cleanup to finish within its limit of {:?}",
-                        case.cleanup_timeout
-                    ),
-                    "it was still running this step at the limit",
-                )),
-            };
+        let result = match under_limit(remaining, run_step(step, remaining, ctx, rig)).await {
+            Some(r) => r,
+            None => Err(cut_off(
+                ctx,
+                format!(
+                    "the cleanup to finish within its limit of {:?}",
+                    case.cleanup_timeout
+                ),
+                "it was still running this step at the limit",
+            )),
+        };
         if let Err(e) = result {
             rig.take_rtt();
             let at = format!("cleanup step `{}`", step.describe());
@@ -410,13 +409,13 @@ async fn group_cleanup_steps(
                 .filter_map(|(m, _)| default_wait(step, m.session, &m.ctx));
             Wait::stretch(waits, &mut deadline, &mut remaining, log);
         }
-        let ran = tokio::time::timeout(
+        let ran = under_limit(
             remaining,
             run_cleanup_step(step, remaining, members, &active, log, properties),
         )
         .await;
         show_member_logs(members, log);
-        let outcome = ran.unwrap_or_else(|_| {
+        let outcome = ran.unwrap_or_else(|| {
             Err(Went::Group(timed_out(
                 format!(
                     "the cleanup to finish within its limit of {:?}",

@@ -207,9 +207,9 @@ async fn run_steps(
             inject(fault, index, step);
             run_step(step, remaining, ctx, rig).await
         };
-        let result = match tokio::time::timeout(remaining, step_run).await {
-            Ok(r) => r,
-            Err(_) => Err(cut_off(
+        let result = match under_limit(remaining, step_run).await {
+            Some(r) => r,
+            None => Err(cut_off(
                 ctx,
                 format!(
                     "the case to finish within its timeout of {:?}",
@@ -276,6 +276,25 @@ pub(crate) fn log_step_start(
     if let Some(note) = &step.note {
         let _ = writeln!(ctx.log, "  note: {note}");
     }
+}
+
+/// How long past the case's (or cleanup's) limit its guard waits before it
+/// cuts a step off. A step bounds itself by that same limit and arms its
+/// timer a moment after the guard does; without this margin the two timers
+/// race, and the guard's "still running" could replace the step's own
+/// report of what it awaited. Only a step that ignores its bound is ever
+/// cut off, and then at most this much late.
+pub(crate) const GUARD_MARGIN: Duration = Duration::from_millis(250);
+
+/// Runs a step under the limit it was given: `None` when it was still
+/// running [`GUARD_MARGIN`] after.
+pub(crate) async fn under_limit<F: std::future::Future>(
+    remaining: Duration,
+    step: F,
+) -> Option<F::Output> {
+    tokio::time::timeout(remaining + GUARD_MARGIN, step)
+        .await
+        .ok()
 }
 
 /// A limit ran out in the middle of a step (inside a `repeat`: the step of

@@ -100,6 +100,14 @@ fn a_cleanup_runs_however_the_steps_end_and_a_failed_one_fails_a_passed_case() {
         "cleanup-4-never-saved",
         "steps:\n  - await: registered\n  - expect: { path: /3/0/0, equals: \"not the maker\" }\n  - read: { path: /1/*/6, save: storing }\ncleanup:\n  - write: { path: /1/*/6, value: \"{saved:storing}\" }\n  - sleep: 30s\n",
     );
+    // A step that ignores its bound (a sleep longer than the case): the
+    // case's guard cuts it off, and the cleanup's guard its cleanup's.
+    write_case(
+        &cases,
+        "5-sleeps-past.yaml",
+        "cleanup-5-sleeps-past",
+        "timeout: 2s\ncleanup_timeout: 2s\nsteps:\n  - sleep: 600s\ncleanup:\n  - sleep: 600s\n",
+    );
     let report = dir.path().join("reports");
     let CaseRun { output, xml, .. } = run_cases(
         &["--rig", &rig, "--test-threads", "1"],
@@ -158,5 +166,20 @@ fn a_cleanup_runs_however_the_steps_end_and_a_failed_one_fails_a_passed_case() {
     assert!(
         !out.contains("cleanup line  11"),
         "the steps after the left-out one do not run:\n{out}"
+    );
+
+    let (verdict, message, cleanup, _) = testcase(&xml, "cleanup-5-sleeps-past");
+    assert_eq!(verdict.as_deref(), Some("failure"), "{output}");
+    assert!(
+        message.contains("5-sleeps-past.yaml:8: step `sleep")
+            && message.contains("the case to finish within its timeout of 2s")
+            && message.contains("it was still running this step at the timeout"),
+        "{message}"
+    );
+    let cleanup = cleanup.unwrap_or_default();
+    assert!(
+        cleanup.contains("5-sleeps-past.yaml:10:")
+            && cleanup.contains("it was still running this step at the limit"),
+        "{cleanup}"
     );
 }

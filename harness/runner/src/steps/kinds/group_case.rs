@@ -23,7 +23,7 @@ use crate::case::{Case, CaseStep};
 use crate::report::Verdict;
 use crate::session::{RoleError, Session};
 use crate::steps::context::Marks;
-use crate::steps::engine::{run_step, CaseControl, CaseRun};
+use crate::steps::engine::{run_step, under_limit, CaseControl, CaseRun};
 use crate::steps::error::{timed_out, StepError};
 use crate::steps::judge::{failure, judge};
 use crate::steps::{needs, CaseContext, Restart, StepKind, Turn, Wait};
@@ -310,14 +310,14 @@ async fn run_group_steps(
                 .filter_map(|m| step.kind.step().default_wait(m.session, &m.ctx));
             Wait::stretch(waits, &mut deadline, &mut remaining, log);
         }
-        let ran = tokio::time::timeout(
+        let ran = under_limit(
             remaining,
             run_group_step(step, remaining, members, log, properties),
         )
         .await;
         let outcome = match ran {
-            Ok(outcome) => outcome,
-            Err(_) => Err(Went::Group(timed_out(
+            Some(outcome) => outcome,
+            None => Err(Went::Group(timed_out(
                 format!(
                     "the case to finish within its timeout of {:?}",
                     case.timeout
