@@ -56,6 +56,23 @@ pub struct CapturedDatagram {
     pub bytes: Vec<u8>,
 }
 
+/// `bytes` in the buffer of an entry a full ring just dropped, when that
+/// buffer is not much larger: a full capture or log then copies each
+/// datagram without a malloc and a free (a fifth of the server thread's
+/// time at 100,000 meters went to the allocator, docs/perf/figures.md),
+/// and a buffer that once held a 1 KiB block does not stay behind a 20-byte
+/// ACK.
+pub(crate) fn refill(dropped: Option<Vec<u8>>, bytes: &[u8]) -> Vec<u8> {
+    match dropped {
+        Some(mut buffer) if buffer.capacity() <= bytes.len().max(64) * 2 => {
+            buffer.clear();
+            buffer.extend_from_slice(bytes);
+            buffer
+        }
+        _ => bytes.to_vec(),
+    }
+}
+
 /// A bounded capture: when full, the oldest datagrams go, but indices keep
 /// counting, so a reader's `since(mark)` stays meaningful (as the message log's).
 /// Indices rise along `held` but may have gaps: a datagram recorded on its
@@ -109,9 +126,11 @@ impl Capture {
             carried
         };
         let mut d = self.lock();
-        if d.held.len() == d.capacity {
-            d.held.pop_front();
-        }
+        let dropped = if d.held.len() == d.capacity {
+            d.held.pop_front().map(|g| g.bytes)
+        } else {
+            None
+        };
         let index = d.next;
         d.next += 1;
         d.held.push_back(CapturedDatagram {
@@ -120,7 +139,7 @@ impl Capture {
             from,
             to,
             carried,
-            bytes: bytes.to_vec(),
+            bytes: refill(dropped, bytes),
         });
         index
     }
@@ -207,6 +226,17 @@ impl<T: DatagramTransport> DatagramTransport for Recorded<T> {
             inner: self.inner.reregister()?,
             ..self
         })
+    }
+
+    const BLOCKING: bool = T::BLOCKING;
+
+    fn into_blocking(self) -> io::Result<crate::firmware::transport::BlockingTransport> {
+        let recorder = crate::firmware::transport::Recorder {
+            capture: self.capture,
+            carried: self.carried,
+            local: self.local,
+        };
+        Ok(self.inner.into_blocking()?.record_into(recorder))
     }
 }
 

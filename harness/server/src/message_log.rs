@@ -153,7 +153,7 @@ struct Held {
     direction: Direction,
     peer: SocketAddr,
     summary: Option<String>,
-    bytes: Box<[u8]>,
+    bytes: Vec<u8>,
     send_error: Option<String>,
 }
 
@@ -222,17 +222,19 @@ impl MessageLog {
             (Direction::Out, Some(_)) => self.stats.send_errors += 1,
             (Direction::Note, _) => {}
         }
-        if self.entries.len() == self.capacity {
-            self.entries.pop_front();
+        let dropped = if self.entries.len() == self.capacity {
             self.first += 1;
             self.stats.log_dropped += 1;
-        }
+            self.entries.pop_front().map(|held| held.bytes)
+        } else {
+            None
+        };
         self.entries.push_back(Held {
             time: SystemTime::now(),
             direction,
             peer,
             summary,
-            bytes: bytes.into(),
+            bytes: crate::capture::refill(dropped, bytes),
             send_error,
         });
     }
@@ -278,7 +280,7 @@ impl MessageLog {
                     .summary
                     .clone()
                     .unwrap_or_else(|| lwm2m::coap::summarize(&held.bytes)),
-                bytes: held.bytes.to_vec(),
+                bytes: held.bytes.clone(),
                 send_error: held.send_error.clone(),
             })
             .collect()

@@ -12,6 +12,7 @@
 //! on the wire. Under DTLS the capture also gets the records as they went.
 //! Transport reports get a note line in the log and an event.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -240,11 +241,13 @@ impl<C: Core> Driver<C> {
         }
     }
 
-    /// A copy of `datagram` fit for the log: secrets of the Security object blanked.
-    fn loggable(&mut self, datagram: &[u8]) -> Vec<u8> {
-        self.redactor
-            .redact(datagram)
-            .unwrap_or_else(|| datagram.to_vec())
+    /// `datagram` fit for the log: a copy with the secrets of the Security
+    /// object blanked, or the datagram itself when it holds none.
+    fn loggable<'d>(&mut self, datagram: &'d [u8]) -> Cow<'d, [u8]> {
+        match self.redactor.redact(datagram) {
+            Some(redacted) => Cow::Owned(redacted),
+            None => Cow::Borrowed(datagram),
+        }
     }
 
     fn receive(&mut self, peer: SocketAddr, datagram: &[u8]) {

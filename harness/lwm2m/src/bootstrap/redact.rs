@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 use coap_lite::{CoapOption, Packet};
 
 use super::account::{security, SECURITY_OBJECT};
+use crate::coap::glance::Glance;
 use crate::coap::{code, options, wire};
 use crate::format::{self, ContentFormat};
 use crate::model::Registry;
@@ -53,6 +54,51 @@ pub fn redact_datagram(datagram: &[u8]) -> Option<Vec<u8>> {
     };
     redact_with(datagram, &packet, path)
 }
+
+/// What the bytes alone show to hold no secret, without decoding: a request
+/// whose first Uri-Path segment is not object 0 (the full path gives
+/// "nothing to hide" for it, and no token to follow); any other message
+/// without a payload; a response, not to a remembered /0 request, whose
+/// Content-Format does not name its paths. Everything else, the full look.
+fn holds_no_secret(glance: &Glance, remembered: impl Fn(&[u8]) -> bool) -> bool {
+    if code::is_request(glance.header.code) {
+        let first = glance.option(URI_PATH);
+        return first.is_some_and(|segment| !could_be_object_zero(segment));
+    }
+    if glance.payload.is_empty() {
+        return true;
+    }
+    if remembered(glance.token) {
+        return false;
+    }
+    let format = glance
+        .uint_option(CONTENT_FORMAT)
+        .and_then(|cf| u16::try_from(cf).ok())
+        .and_then(ContentFormat::from_code);
+    !matches!(
+        format,
+        Some(
+            ContentFormat::SenmlJson
+                | ContentFormat::SenmlCbor
+                | ContentFormat::Lwm2mCbor
+                | ContentFormat::Lwm2mJson
+        )
+    )
+}
+
+/// A first Uri-Path segment that is, or may parse as, object id 0. The
+/// path is parsed from the segments joined by `/` and each id as a `u16`,
+/// which takes a leading `+`: up to a `/` inside the segment, an optional
+/// `+` and then only zeros (or nothing). Anything else cannot point into
+/// the Security object.
+fn could_be_object_zero(segment: &[u8]) -> bool {
+    let id = segment.split(|b| *b == b'/').next().unwrap_or_default();
+    let id = id.strip_prefix(b"+").unwrap_or(id);
+    id.iter().all(|b| *b == b'0')
+}
+
+const URI_PATH: u16 = 11;
+const CONTENT_FORMAT: u16 = 12;
 
 /// Where a request points, for redaction: `Some(path)` when the Uri-Path is
 /// an LwM2M path; an unparsable path under "0" counts as `/0` (conservative).
@@ -230,6 +276,16 @@ impl Redactor {
 
     /// Like [`redact_datagram`], also covering responses to /0 requests seen earlier.
     pub fn redact(&mut self, datagram: &[u8]) -> Option<Vec<u8>> {
+        if let Ok(glance) = Glance::of(datagram) {
+            if holds_no_secret(&glance, |token| self.tokens.contains_key(token)) {
+                return None;
+            }
+        }
+        self.redact_decoded(datagram)
+    }
+
+    /// [`redact`](Self::redact) without the quick look: every datagram decoded.
+    fn redact_decoded(&mut self, datagram: &[u8]) -> Option<Vec<u8>> {
         let packet = wire::decode(datagram).ok()?;
         let raw: u8 = packet.header.code.into();
         let token = packet.get_token().to_vec();
@@ -257,6 +313,109 @@ impl Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A message as the log sees them: requests with paths that are, or
+    /// only look like, object 0; responses that follow a remembered token
+    /// or name their paths; payloads that carry a secret or none.
+    fn message() -> impl Strategy<Value = Vec<u8>> {
+        let first = prop::sample::select(vec![
+            None,
+            Some("0"),
+            Some("+0"),
+            Some("00"),
+            Some("+00"),
+            Some("0/1"),
+            Some(""),
+            Some("3"),
+            Some("+1"),
+            Some("0a"),
+            Some("rd"),
+            Some("bs"),
+        ]);
+        let rest = prop::sample::select(vec![vec![], vec!["1"], vec!["1", "5"], vec!["x"]]);
+        let code =
+            prop::sample::select(vec![0x01u8, 0x02, 0x03, 0x04, 0x44, 0x45, 0x41, 0x84, 0x00]);
+        let token = prop::sample::select(vec![vec![], vec![1u8], vec![2u8, 2]]);
+        let format = prop::sample::select(vec![
+            None,
+            Some(0u16),
+            Some(40),
+            Some(42),
+            Some(110),
+            Some(112),
+            Some(11542),
+            Some(11543),
+            Some(11544),
+        ]);
+        let payload = prop::sample::select(vec![
+            vec![],
+            // TLV: /x/5 (Secret Key) = de ad be ef.
+            vec![0xc4, 0x05, 0xde, 0xad, 0xbe, 0xef],
+            br#"[{"bn":"/0/1/","n":"5","vd":"3q2-7w"}]"#.to_vec(),
+            br#"[{"bn":"/3/0/","n":"0","vs":"maker"}]"#.to_vec(),
+            vec![0x42, 0x00],
+        ]);
+        (first, rest, code, token, format, payload, any::<bool>()).prop_map(
+            |(first, rest, code, token, format, payload, block)| {
+                let mut p = Packet::new();
+                p.header.code = coap_lite::MessageClass::from(code);
+                p.set_token(token);
+                if let Some(first) = first {
+                    let mut segments = vec![first];
+                    segments.extend(rest);
+                    options::add_strings(&mut p, CoapOption::UriPath, &segments);
+                }
+                if let Some(cf) = format {
+                    options::set_uint(&mut p, CoapOption::ContentFormat, u32::from(cf));
+                }
+                if block {
+                    p.add_option(CoapOption::Block2, vec![0x08]);
+                }
+                p.payload = payload;
+                p.to_bytes().unwrap()
+            },
+        )
+    }
+
+    proptest! {
+        /// The quick look only ever skips what the full decode would have
+        /// logged as it is: for any run of messages, the two answer alike.
+        #[test]
+        fn the_quick_look_never_changes_what_is_redacted(
+            run in prop::collection::vec(message(), 1..12)
+        ) {
+            let mut quick = Redactor::new();
+            let mut full = Redactor::new();
+            for datagram in &run {
+                prop_assert_eq!(
+                    quick.redact(datagram),
+                    full.redact_decoded(datagram),
+                    "{:02x?}", datagram
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_write_to_object_0_spelt_with_a_plus_is_still_redacted() {
+        // `+0` parses as object 0 (Rust's u16 parse takes the sign): the
+        // quick look must not take it for another object. (`00` is no
+        // LwM2M path at all; the property above checks it is logged alike.)
+        for first in ["+0", "0"] {
+            let mut p = Packet::new();
+            p.header.code = coap_lite::MessageClass::Request(coap_lite::RequestType::Put);
+            options::add_strings(&mut p, CoapOption::UriPath, &[first, "1"]);
+            options::set_uint(&mut p, CoapOption::ContentFormat, 11542);
+            p.payload = vec![0xc4, 0x05, 0xde, 0xad, 0xbe, 0xef];
+            let datagram = p.to_bytes().unwrap();
+            let logged = Redactor::new().redact(&datagram).expect("redacted");
+            assert!(
+                !logged.windows(4).any(|w| w == [0xde, 0xad, 0xbe, 0xef]),
+                "{first}: {logged:02x?}"
+            );
+        }
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {

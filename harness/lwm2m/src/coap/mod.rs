@@ -8,6 +8,7 @@ pub mod code;
 pub mod critical;
 pub mod dedup;
 pub mod exchange;
+pub mod glance;
 pub mod observe;
 pub mod options;
 pub(crate) mod shrink;

@@ -145,18 +145,23 @@ pub fn server_main(args: FleetServerArgs) -> ExitCode {
         let mut events = handle.subscribe();
         let mut last_seen = handle.current_seq();
         let mut observed = std::collections::HashSet::new();
+        // Observing starts when the parent says `observe`, after the fleet
+        // registered: the registration phase then measures Registers alone
+        // (as a load generator apart from the project does against `serve`),
+        // and the observation phase its own rate.
+        let mut observing = false;
         // Observe requests not yet handed to the server, and those being
         // handed (a round trip to its thread each). A window, not a task
         // per registration: 100,000 tasks waiting on a busy server thread
         // held about 1 KiB each, which this process's VmRSS — the figure
         // of server memory per device — counted as the server's (issue 16).
         let mut waiting: std::collections::VecDeque<String> = std::collections::VecDeque::new();
-        let mut observing = JoinSet::new();
+        let mut in_hand = JoinSet::new();
         loop {
-            while observing.len() < OBSERVE_WINDOW {
+            while in_hand.len() < OBSERVE_WINDOW {
                 let Some(endpoint) = waiting.pop_front() else { break };
                 let handle = handle.clone();
-                observing.spawn(async move {
+                in_hand.spawn(async move {
                     let request = lwm2m::server::DmRequest::Observe { path, format: None };
                     if let Err(e) = handle.start_request(&endpoint, request).await {
                         eprintln!("observe {endpoint}: {e}");
@@ -167,9 +172,22 @@ pub fn server_main(args: FleetServerArgs) -> ExitCode {
                 waiting.shrink_to(waiting.len() * 2);
             }
             tokio::select! {
-                Some(_) = observing.join_next(), if !observing.is_empty() => {}
+                Some(_) = in_hand.join_next(), if !in_hand.is_empty() => {}
                 request = requests.recv() => match request.as_deref() {
                     None => break,
+                    Some("observe") => {
+                        // From now on, every registration; those before
+                        // from the server's list (not from events the
+                        // reader left unread while the fleet registered).
+                        observing = true;
+                        events = handle.subscribe();
+                        last_seen = handle.current_seq();
+                        for endpoint in handle.registered_endpoints() {
+                            if observed.insert(endpoint.clone()) {
+                                waiting.push_back(endpoint);
+                            }
+                        }
+                    }
                     Some("trim") => {
                         let released = release_free_memory();
                         let stats = handle.stats();
@@ -181,7 +199,7 @@ pub fn server_main(args: FleetServerArgs) -> ExitCode {
                     }
                     Some(other) => eprintln!("fleet server: unknown request {other:?}"),
                 },
-                next = events.next() => match next {
+                next = events.next(), if observing => match next {
                     Some((seq, event)) => {
                         // The history is bounded: a reader that fell more
                         // than its capacity behind finds a gap in the
@@ -375,9 +393,19 @@ impl ChildServer {
     /// Asks the server child to hand its free heap back to the system
     /// (see `release_free_memory`); its answer, if it came within 10 s.
     fn trim(&mut self) -> Option<String> {
-        let stdin = self.stdin.as_mut()?;
-        writeln!(stdin, "trim").and_then(|()| stdin.flush()).ok()?;
+        self.say("trim").ok()?;
         self.lines.recv_timeout(Duration::from_secs(10)).ok()
+    }
+
+    /// One request line to the child (`trim`, `observe`).
+    fn say(&mut self, word: &str) -> Result<(), String> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or("the server child's stdin is closed")?;
+        writeln!(stdin, "{word}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("cannot reach the server child: {e}"))
     }
 
     fn pid(&self) -> u32 {
@@ -1166,9 +1194,18 @@ fn fleet(
         );
     }
 
+    // Observed only now, so that the registration figures are the
+    // Registers' alone: the server's Observe requests get their own phase.
+    server.say("observe")?;
     let obs = workers.run("observed");
-    println!("observed: {}/{n} ({OBSERVED})", obs.done);
+    println!("observed: {} ({OBSERVED})", obs.throughput(n));
     check("observation", &obs, n);
+    if let Ok(rss_observed) = server.rss_kib() {
+        println!(
+            "server memory, observed too: {rss_observed} KiB = {:.2} KiB per registered and observed device",
+            per_device(rss_observed, rss_before)
+        );
+    }
     let k = args.notifications;
     let notes = workers.run("notify");
     let want_notes = n * k as usize;

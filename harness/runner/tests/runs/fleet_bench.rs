@@ -80,11 +80,18 @@ fn a_fleet_of_200_registers_notifies_and_deregisters_and_prints_its_figures() {
     assert!(ratio > 0.0, "{out}");
     let p50 = figure(&out, "registration latency:", "ms");
     assert!(p50 > 0.0, "{out}");
+    assert!(figure(&out, "observed:", "/s") > 0.0, "{out}");
     assert!(figure(&out, "notifications:", "/s") > 0.0, "{out}");
     // The memory is the child's, read from /proc, and says so.
     assert!(out.contains("memory is its VmRSS from /proc/"), "{out}");
     let per_device = figure(&out, "server memory:", "KiB per registered device");
     assert!(per_device.is_finite() && per_device >= 0.0, "{out}");
+    let observed = figure(
+        &out,
+        "server memory, observed too:",
+        "KiB per registered and observed device",
+    );
+    assert!(observed.is_finite() && observed >= 0.0, "{out}");
 }
 
 #[test]

@@ -110,8 +110,11 @@ pub enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerKind {
     Floor,
-    /// Our file server as it runs by default (its own thread).
+    /// Our file server as it runs by default (its own thread, blocking calls).
     Meterbench,
+    /// Our file server on its own thread with a current-thread runtime
+    /// (its default before blocking calls were measured against it).
+    MeterbenchOwnRuntime,
     /// Our file server as a task of a two-worker multi-thread runtime.
     MeterbenchMultiThread,
     Libcoap,
@@ -122,6 +125,7 @@ impl ServerKind {
         match self {
             ServerKind::Floor => "floor",
             ServerKind::Meterbench => "meterbench",
+            ServerKind::MeterbenchOwnRuntime => "meterbench own-thread rt",
             ServerKind::MeterbenchMultiThread => "meterbench multi-thread rt",
             ServerKind::Libcoap => "libcoap",
         }
@@ -295,10 +299,15 @@ impl fmt::Display for BenchReport {
                     "",
                     floor.unwrap_or(f64::NAN),
                     libcoap.unwrap_or(f64::NAN),
-                    match row.ratio(ServerKind::MeterbenchMultiThread, ServerKind::Floor) {
-                        Some(r) => format!(", multi-thread rt/floor {r:.2}"),
-                        None => String::new(),
-                    }
+                    [
+                        (ServerKind::MeterbenchOwnRuntime, "own-thread rt"),
+                        (ServerKind::MeterbenchMultiThread, "multi-thread rt"),
+                    ]
+                    .into_iter()
+                    .filter_map(|(kind, label)| row
+                        .ratio(kind, ServerKind::Floor)
+                        .map(|r| format!(", {label}/floor {r:.2}")))
+                    .collect::<String>()
                 )?;
                 let which = match mode.mode {
                     Mode::Pinned => "pinned",
@@ -474,7 +483,8 @@ fn run_modes(
 struct Servers {
     floor: FloorServer,
     ours: CoapFileServer,
-    ours_multi: Option<CoapFileServer>,
+    /// With `--runtimes`: ours on the placements it is compared with.
+    ours_elsewhere: Vec<(ServerKind, CoapFileServer)>,
     libcoap: LibcoapServer,
     libcoap_addr: SocketAddr,
 }
@@ -484,10 +494,11 @@ impl Servers {
         match kind {
             ServerKind::Floor => self.floor.local_addr(),
             ServerKind::Meterbench => self.ours.local_addr(),
-            ServerKind::MeterbenchMultiThread => self
-                .ours_multi
-                .as_ref()
-                .map_or(self.ours.local_addr(), |s| s.local_addr()),
+            ServerKind::MeterbenchOwnRuntime | ServerKind::MeterbenchMultiThread => self
+                .ours_elsewhere
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map_or(self.ours.local_addr(), |(_, s)| s.local_addr()),
             ServerKind::Libcoap => self.libcoap_addr,
         }
     }
@@ -520,20 +531,25 @@ fn run_mode(
     let floor = FloorServer::start(loopback, Arc::clone(&image.bytes))
         .map_err(io_error("starting the floor server"))?;
     let ours = rt.block_on(CoapFileServer::bind(loopback, Arc::clone(store)))?;
-    let ours_multi = match &multi {
-        Some(multi) => Some(rt.block_on(async {
-            let socket = tokio::net::UdpSocket::bind(loopback)
-                .await
-                .map_err(io_error("binding a UDP socket"))?;
-            CoapFileServer::serve_on(
-                socket,
-                Arc::clone(store),
+    let mut ours_elsewhere = Vec::new();
+    if let Some(multi) = &multi {
+        for (kind, placement) in [
+            (ServerKind::MeterbenchOwnRuntime, Placement::OwnRuntime),
+            (
+                ServerKind::MeterbenchMultiThread,
                 Placement::Runtime(multi.handle().clone()),
-            )
-            .map_err(BenchError::from)
-        })?),
-        None => None,
-    };
+            ),
+        ] {
+            let server = rt.block_on(async {
+                let socket = tokio::net::UdpSocket::bind(loopback)
+                    .await
+                    .map_err(io_error("binding a UDP socket"))?;
+                CoapFileServer::serve_on(socket, Arc::clone(store), placement)
+                    .map_err(BenchError::from)
+            })?;
+            ours_elsewhere.push((kind, server));
+        }
+    }
     let port = free_udp_port().map_err(io_error("finding a free UDP port"))?;
     let libcoap_addr = SocketAddr::from(([127, 0, 0, 1], port));
     let (libcoap, libcoap_cpus) = rt.block_on(async {
@@ -545,28 +561,26 @@ fn run_mode(
     let servers = Servers {
         floor,
         ours,
-        ours_multi,
+        ours_elsewhere,
         libcoap,
         libcoap_addr,
     };
     let mut kinds = vec![ServerKind::Floor, ServerKind::Meterbench];
-    if servers.ours_multi.is_some() {
-        kinds.push(ServerKind::MeterbenchMultiThread);
-    }
+    kinds.extend(servers.ours_elsewhere.iter().map(|(kind, _)| *kind));
     kinds.push(ServerKind::Libcoap);
 
     let result = time_mode(opts, &rt, &servers, &kinds, image, scratch);
     let Servers {
         floor,
         ours,
-        ours_multi,
+        ours_elsewhere,
         mut libcoap,
         ..
     } = servers;
     rt.block_on(async {
         libcoap.stop().await;
         ours.shutdown().await;
-        if let Some(s) = ours_multi {
+        for (_, s) in ours_elsewhere {
             s.shutdown().await;
         }
     });

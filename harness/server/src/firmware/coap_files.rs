@@ -19,7 +19,7 @@
 //! the answer is rebuilt, byte-identical, rather than cached) and counted as
 //! a retransmission in the transfer's figures.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -54,7 +54,32 @@ const ACTIVE_KEPT: usize = 256;
 struct Transfer {
     stats: TransferStats,
     started: Instant,
-    served: HashSet<usize>,
+    /// The offsets served, ascending: a download in order only pushes, and
+    /// a repeat is found by binary search (no hashing for every block).
+    served: Vec<usize>,
+}
+
+impl Transfer {
+    /// Notes the block at `offset`; false when it was served before.
+    fn serve(&mut self, offset: usize) -> bool {
+        match self.served.last() {
+            Some(&last) if offset <= last => match self.served.binary_search(&offset) {
+                Ok(_) => false,
+                Err(at) => {
+                    self.served.insert(at, offset);
+                    true
+                }
+            },
+            _ => {
+                self.served.push(offset);
+                true
+            }
+        }
+    }
+
+    fn is(&self, peer: SocketAddr, image: &str) -> bool {
+        self.stats.peer == peer && self.stats.image == image
+    }
 }
 
 /// The sans-IO file service.
@@ -63,7 +88,9 @@ pub struct FileService {
     store: Arc<Store>,
     seen: HashMap<(SocketAddr, u16), Instant>,
     seen_order: VecDeque<((SocketAddr, u16), Instant)>,
-    active: HashMap<(SocketAddr, String), Transfer>,
+    /// At most [`ACTIVE_KEPT`], found by peer and image in a scan (no
+    /// key to allocate for each block).
+    active: Vec<Transfer>,
     finished: VecDeque<TransferStats>,
     next_transfer: u64,
     next_message_id: u16,
@@ -82,7 +109,7 @@ impl FileService {
             store,
             seen: HashMap::new(),
             seen_order: VecDeque::new(),
-            active: HashMap::new(),
+            active: Vec::new(),
             finished: VecDeque::new(),
             next_transfer: 1,
             next_message_id: 0x4d42,
@@ -101,10 +128,32 @@ impl FileService {
         peer: SocketAddr,
         datagram: &[u8],
     ) -> Option<Vec<u8>> {
-        if let Some(reply) = self.fast_block2(now, peer, datagram) {
-            return Some(reply);
+        let mut out = Vec::new();
+        self.handle_datagram_into(now, peer, datagram, &mut out)
+            .then_some(out)
+    }
+
+    /// As [`handle_datagram`](Self::handle_datagram), the answer written
+    /// into `out` (false: none): a loop that keeps one buffer allocates
+    /// nothing for a block (a 1 KiB block's answer is past glibc's
+    /// per-thread cache, so each fresh one was a trip through its bins).
+    pub fn handle_datagram_into(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        datagram: &[u8],
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if self.fast_block2(now, peer, datagram, out).is_some() {
+            return true;
         }
-        self.handle_general(now, peer, datagram)
+        match self.handle_general(now, peer, datagram) {
+            Some(reply) => {
+                *out = reply;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The common request of a download — a GET of `fw/<name>` with Block2
@@ -116,7 +165,13 @@ impl FileService {
     /// else, which the general path answers. Why: the benchmark's floor
     /// (issue 16) showed this decoding and encoding as most of what the
     /// server spent per block above the floor.
-    fn fast_block2(&mut self, now: Instant, peer: SocketAddr, datagram: &[u8]) -> Option<Vec<u8>> {
+    fn fast_block2(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        datagram: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<()> {
         use super::bench::block_wire::{self, put_option, BLOCK2, CON, GET, URI_PATH};
         const NON: u8 = 1;
         const ETAG: u16 = 4;
@@ -177,21 +232,22 @@ impl FileService {
             self.next_message_id = self.next_message_id.wrapping_add(1);
             (NON, self.next_message_id)
         };
-        let mut out = Vec::with_capacity(32 + payload.len());
+        out.clear();
+        out.reserve(32 + payload.len());
         out.push(0x40 | (message_type << 4) | request.token.len() as u8);
         out.push(0x45); // 2.05 Content
         out.extend_from_slice(&message_id.to_be_bytes());
         out.extend_from_slice(request.token);
-        put_option(&mut out, ETAG, &etag);
+        put_option(out, ETAG, &etag);
         put_option(
-            &mut out,
+            out,
             CONTENT_FORMAT - ETAG,
             &lwm2m::coap::options::encode_uint(u32::from(CONTENT_FORMAT_OCTET_STREAM)),
         );
-        put_option(&mut out, BLOCK2 - CONTENT_FORMAT, &option.encode());
+        put_option(out, BLOCK2 - CONTENT_FORMAT, &option.encode());
         if let Some(size2) = answer.size2 {
             put_option(
-                &mut out,
+                out,
                 SIZE2 - BLOCK2,
                 &lwm2m::coap::options::encode_uint(size2),
             );
@@ -200,7 +256,7 @@ impl FileService {
             out.push(0xff);
             out.extend_from_slice(payload);
         }
-        Some(out)
+        Some(())
     }
 
     /// Any datagram, through coap-lite: refusals, pings, requests without
@@ -276,7 +332,7 @@ impl FileService {
             .finished
             .iter()
             .cloned()
-            .chain(self.active.values().map(|t| t.stats.clone()))
+            .chain(self.active.iter().map(|t| t.stats.clone()))
             .collect();
         all.sort_by_key(|s| s.id);
         all
@@ -408,79 +464,79 @@ impl FileService {
         more: bool,
         duplicate: bool,
     ) {
-        let key = (peer, name.to_owned());
+        let found = self.active.iter().position(|t| t.is(peer, name));
         // Block 0 again after the transfer got further is a new download
         // (the device restarted it); the old one is kept as unfinished.
         let restarted = !duplicate
             && offset == 0
-            && self
-                .active
-                .get(&key)
-                .is_some_and(|t| t.stats.offset > block_size);
-        if restarted {
-            if let Some(old) = self.active.remove(&key) {
+            && found.is_some_and(|i| self.active[i].stats.offset > block_size);
+        let found = match found {
+            Some(i) if restarted => {
+                let old = self.active.swap_remove(i);
                 self.push_finished(old.stats);
+                None
             }
-        }
-        if !self.active.contains_key(&key) {
-            if duplicate {
-                // A late copy of the request that finished a transfer.
-                if let Some(done) = self
-                    .finished
-                    .iter_mut()
-                    .rev()
-                    .find(|s| s.peer == peer && s.image == name)
-                {
-                    done.duplicates += 1;
+            found => found,
+        };
+        let at = match found {
+            Some(i) => i,
+            None => {
+                if duplicate {
+                    // A late copy of the request that finished a transfer.
+                    if let Some(done) = self
+                        .finished
+                        .iter_mut()
+                        .rev()
+                        .find(|s| s.peer == peer && s.image == name)
+                    {
+                        done.duplicates += 1;
+                    }
+                    return;
                 }
-                return;
-            }
-            if self.active.len() >= ACTIVE_KEPT {
-                if let Some(oldest) = self
-                    .active
-                    .iter()
-                    .min_by_key(|(_, t)| t.started + t.stats.elapsed)
-                    .map(|(k, _)| k.clone())
-                {
-                    self.active.remove(&oldest);
+                if self.active.len() >= ACTIVE_KEPT {
+                    if let Some(oldest) = self
+                        .active
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, t)| t.started + t.stats.elapsed)
+                        .map(|(i, _)| i)
+                    {
+                        self.active.swap_remove(oldest);
+                    }
                 }
-            }
-            let id = self.next_transfer;
-            self.next_transfer += 1;
-            let stats = TransferStats {
-                id,
-                peer,
-                image: name.to_owned(),
-                size,
-                block_size,
-                start_offset: offset,
-                offset,
-                bytes: 0,
-                blocks: 0,
-                duplicates: 0,
-                repeated_blocks: 0,
-                elapsed: std::time::Duration::ZERO,
-                complete: false,
-            };
-            tracing::debug!(%peer, image = name, offset, block_size, "firmware download started");
-            self.active.insert(
-                key.clone(),
-                Transfer {
+                let id = self.next_transfer;
+                self.next_transfer += 1;
+                let stats = TransferStats {
+                    id,
+                    peer,
+                    image: name.to_owned(),
+                    size,
+                    block_size,
+                    start_offset: offset,
+                    offset,
+                    bytes: 0,
+                    blocks: 0,
+                    duplicates: 0,
+                    repeated_blocks: 0,
+                    elapsed: std::time::Duration::ZERO,
+                    complete: false,
+                };
+                tracing::debug!(%peer, image = name, offset, block_size, "firmware download started");
+                self.active.push(Transfer {
                     stats,
                     started: now,
-                    served: HashSet::new(),
-                },
-            );
-        }
-        let Some(t) = self.active.get_mut(&key) else {
-            return;
+                    served: Vec::new(),
+                });
+                self.active.len() - 1
+            }
         };
+        let t = &mut self.active[at];
         let first = t.stats.blocks == 0;
         t.stats.elapsed = now.saturating_duration_since(t.started);
         t.stats.block_size = block_size;
         if duplicate {
             t.stats.duplicates += 1;
-        } else if !t.served.insert(offset) {
+        } else if !t.serve(offset) {
             t.stats.repeated_blocks += 1;
         } else {
             t.stats.blocks += 1;
@@ -493,13 +549,12 @@ impl FileService {
         }
         if !more && !duplicate {
             t.stats.complete = true;
-            let stats = t.stats.clone();
-            self.active.remove(&key);
+            let stats = self.active.swap_remove(at).stats;
             tracing::debug!(%stats, "firmware download finished");
             self.events
                 .push_back(ProgressEvent::Completed(stats.clone()));
             self.push_finished(stats);
-        } else if !duplicate && t.stats.blocks % PROGRESS_EVERY_BLOCKS == 0 {
+        } else if !duplicate && t.stats.blocks.is_multiple_of(PROGRESS_EVERY_BLOCKS) {
             self.events
                 .push_back(ProgressEvent::Progress(t.stats.clone()));
         }
@@ -527,9 +582,15 @@ pub struct CoapFileServer {
 /// Where a [`CoapFileServer`] runs.
 #[derive(Debug, Clone)]
 pub enum Placement {
-    /// A thread of its own with a current-thread runtime: one thread, woken
-    /// by epoll, per datagram (the default; the measured choice, issue 16).
+    /// A thread of its own (the default; the measured choice, issue 16):
+    /// blocking calls on a plain UDP socket, which the kernel wakes in
+    /// `recvfrom` as it wakes the do-nothing floor; a current-thread
+    /// runtime for a transport that needs one (DTLS).
     OwnThread,
+    /// A thread of its own with a current-thread runtime whatever the
+    /// transport: epoll wakes it for each datagram (the benchmark's
+    /// comparison for [`OwnThread`](Self::OwnThread)).
+    OwnRuntime,
     /// A task of this runtime (a multi-thread one wakes a worker, maybe on
     /// another core, for each datagram).
     Runtime(tokio::runtime::Handle),
@@ -587,44 +648,57 @@ impl CoapFileServer {
             source,
         };
         let (progress, _) = broadcast::channel(PROGRESS_CHANNEL);
-        let transfers = Arc::new(Mutex::new(BTreeMap::new()));
-        let serve = {
-            let progress = progress.clone();
-            let transfers = Arc::clone(&transfers);
-            move |stop| async move {
-                // On the runtime that runs the loop, so that its reactor,
-                // not the caller's, wakes it.
-                let transport = if T::MOVABLE {
-                    match transport.reregister() {
-                        Ok(t) => t,
-                        Err(e) => {
-                            tracing::error!(%local_addr, error = %e, "CoAP file server cannot register its socket");
-                            return;
-                        }
-                    }
-                } else {
-                    transport
-                };
-                run(
-                    transport,
-                    FileService::new(store),
-                    progress,
-                    transfers,
-                    stop,
-                )
-                .await
-            }
-        };
+        let transfers: Transfers = Arc::new(Mutex::new(BTreeMap::new()));
         let task = match placement {
-            Placement::OwnThread if T::MOVABLE => {
-                ServeTask::spawn_thread("coap-files", serve).map_err(bind_error)?
+            Placement::OwnThread if T::BLOCKING => {
+                let transport = transport.into_blocking().map_err(bind_error)?;
+                transport.set_stop_poll(STOP_POLL).map_err(bind_error)?;
+                let service = FileService::new(store);
+                let progress = progress.clone();
+                let transfers = Arc::clone(&transfers);
+                ServeTask::spawn_blocking_thread("coap-files", move |stop| {
+                    run_blocking(&transport, service, &progress, &transfers, stop)
+                })
+                .map_err(bind_error)?
             }
-            Placement::OwnThread => {
+            Placement::OwnThread | Placement::OwnRuntime if !T::MOVABLE => {
                 return Err(bind_error(std::io::Error::other(
                     "this transport cannot move to a thread of its own",
                 )))
             }
-            Placement::Runtime(handle) => ServeTask::spawn_on(&handle, serve),
+            placement => {
+                let progress = progress.clone();
+                let transfers = Arc::clone(&transfers);
+                let serve = move |stop| async move {
+                    // On the runtime that runs the loop, so that its
+                    // reactor, not the caller's, wakes it.
+                    let transport = if T::MOVABLE {
+                        match transport.reregister() {
+                            Ok(t) => t,
+                            Err(e) => {
+                                tracing::error!(%local_addr, error = %e, "CoAP file server cannot register its socket");
+                                return;
+                            }
+                        }
+                    } else {
+                        transport
+                    };
+                    run(
+                        transport,
+                        FileService::new(store),
+                        progress,
+                        transfers,
+                        stop,
+                    )
+                    .await
+                };
+                match placement {
+                    Placement::OwnThread | Placement::OwnRuntime => {
+                        ServeTask::spawn_thread("coap-files", serve).map_err(bind_error)?
+                    }
+                    Placement::Runtime(handle) => ServeTask::spawn_on(&handle, serve),
+                }
+            }
         };
         tracing::info!(%local_addr, "CoAP firmware file server listening");
         Ok(CoapFileServer {
@@ -668,14 +742,98 @@ impl CoapFileServer {
     }
 }
 
+/// How long the blocking loop sleeps in `recvfrom` before it looks for its
+/// stop signal: the most a stop waits.
+const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The transfers' latest figures, as [`CoapFileServer::transfers`] reads them.
+type Transfers = Arc<Mutex<BTreeMap<u64, TransferStats>>>;
+
+/// The serving loop over blocking calls (a thread of its own, see
+/// [`DatagramTransport::into_blocking`]); ends when `stop` resolves or
+/// its sender is dropped.
+fn run_blocking(
+    transport: &super::transport::BlockingTransport,
+    mut service: FileService,
+    progress: &broadcast::Sender<ProgressEvent>,
+    transfers: &Transfers,
+    mut stop: oneshot::Receiver<()>,
+) {
+    use oneshot::error::TryRecvError;
+    let mut buf = vec![0u8; wire::MAX_DATAGRAM];
+    let mut out = Vec::new();
+    while matches!(stop.try_recv(), Err(TryRecvError::Empty)) {
+        let (len, peer) = match transport.recv_from(&mut buf) {
+            Ok(x) => x,
+            // The read timeout (a turn to look at `stop`), or an ICMP
+            // port unreachable from an earlier send: one peer's matter.
+            Err(e) => {
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) {
+                    tracing::debug!(error = %e, "file server receive error");
+                }
+                continue;
+            }
+        };
+        if answer(
+            &mut service,
+            peer,
+            &buf[..len],
+            &mut out,
+            progress,
+            transfers,
+        ) {
+            if let Err(e) = transport.send_to(&out, peer) {
+                tracing::debug!(%peer, error = %e, "file server send error");
+            }
+        }
+    }
+    tracing::debug!("CoAP firmware file server stopped");
+}
+
+/// One datagram through the service: its answer, with the figures and
+/// events published first (a client that has its last block sees the
+/// transfer complete, whichever thread runs the loop).
+fn answer(
+    service: &mut FileService,
+    peer: SocketAddr,
+    datagram: &[u8],
+    out: &mut Vec<u8>,
+    progress: &broadcast::Sender<ProgressEvent>,
+    transfers: &Transfers,
+) -> bool {
+    let reply = service.handle_datagram_into(Instant::now(), peer, datagram, out);
+    while let Some(event) = service.poll_event() {
+        let stats = match &event {
+            ProgressEvent::Started(s)
+            | ProgressEvent::Progress(s)
+            | ProgressEvent::Completed(s) => Some(s.clone()),
+            ProgressEvent::Refused { .. } => None,
+        };
+        if let Some(s) = stats {
+            if let Ok(mut map) = transfers.lock() {
+                map.insert(s.id, s);
+                while map.len() > FINISHED_KEPT + ACTIVE_KEPT {
+                    map.pop_first();
+                }
+            }
+        }
+        let _ = progress.send(event);
+    }
+    reply
+}
+
 async fn run<T: DatagramTransport>(
     transport: T,
     mut service: FileService,
     progress: broadcast::Sender<ProgressEvent>,
-    transfers: Arc<Mutex<BTreeMap<u64, TransferStats>>>,
+    transfers: Transfers,
     mut shutdown: oneshot::Receiver<()>,
 ) {
     let mut buf = vec![0u8; wire::MAX_DATAGRAM];
+    let mut out = Vec::new();
     loop {
         let (len, peer) = tokio::select! {
             r = transport.recv_from(&mut buf) => match r {
@@ -689,28 +847,15 @@ async fn run<T: DatagramTransport>(
             },
             _ = &mut shutdown => break,
         };
-        let reply = service.handle_datagram(Instant::now(), peer, &buf[..len]);
-        // Figures and events before the answer: a client that has its last
-        // block sees the transfer complete, whichever thread runs this loop.
-        while let Some(event) = service.poll_event() {
-            let stats = match &event {
-                ProgressEvent::Started(s)
-                | ProgressEvent::Progress(s)
-                | ProgressEvent::Completed(s) => Some(s.clone()),
-                ProgressEvent::Refused { .. } => None,
-            };
-            if let Some(s) = stats {
-                if let Ok(mut map) = transfers.lock() {
-                    map.insert(s.id, s);
-                    while map.len() > FINISHED_KEPT + ACTIVE_KEPT {
-                        map.pop_first();
-                    }
-                }
-            }
-            let _ = progress.send(event);
-        }
-        if let Some(reply) = reply {
-            if let Err(e) = transport.send_to(&reply, peer).await {
+        if answer(
+            &mut service,
+            peer,
+            &buf[..len],
+            &mut out,
+            &progress,
+            &transfers,
+        ) {
+            if let Err(e) = transport.send_to(&out, peer).await {
                 tracing::debug!(%peer, error = %e, "file server send error");
             }
         }
@@ -782,8 +927,8 @@ mod tests {
             ),
         ];
         for (i, request) in requests.iter().enumerate() {
-            let a = fast
-                .fast_block2(now, peer, request)
+            let mut a = Vec::new();
+            fast.fast_block2(now, peer, request, &mut a)
                 .unwrap_or_else(|| panic!("request {i} took the general path"));
             let b = general.handle_general(now, peer, request).unwrap();
             assert_eq!(a, b, "request {i}");
@@ -833,7 +978,11 @@ mod tests {
                 get(con, 5, &["xx", BENCH_IMAGE], Some((0, 6)), false),
             ),
         ] {
-            assert!(svc.fast_block2(now, peer, &request).is_none(), "{what}");
+            assert!(
+                svc.fast_block2(now, peer, &request, &mut Vec::new())
+                    .is_none(),
+                "{what}"
+            );
             assert!(svc.handle_datagram(now, peer, &request).is_some(), "{what}");
         }
     }

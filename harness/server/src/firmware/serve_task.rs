@@ -81,6 +81,27 @@ impl ServeTask {
         })
     }
 
+    /// Runs `serve(stop)` on a new thread named `name`, without a runtime:
+    /// for a loop of blocking calls, which must look at `stop`
+    /// (`try_recv`) often, and end when it resolves or its sender is gone.
+    pub(crate) fn spawn_blocking_thread<F>(name: &str, serve: F) -> std::io::Result<Self>
+    where
+        F: FnOnce(oneshot::Receiver<()>) + Send + 'static,
+    {
+        let (stop, stop_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                serve(stop_rx);
+                let _ = done_tx.send(());
+            })?;
+        Ok(ServeTask {
+            stop: Some(stop),
+            running: Some(Running::Thread(done_rx)),
+        })
+    }
+
     /// Signals the task to stop and waits until it has.
     pub(crate) async fn stop(&mut self) {
         if let Some(tx) = self.stop.take() {
@@ -151,6 +172,35 @@ mod tests {
         assert_ne!(seen_rx.await.unwrap(), caller);
         task.stop().await;
         assert!(task.running.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_blocking_thread_stops_on_the_signal_and_when_dropped() {
+        let looping = |stop: oneshot::Receiver<()>, ended: oneshot::Sender<()>| {
+            move || {
+                let mut stop = stop;
+                while matches!(stop.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                let _ = ended.send(());
+            }
+        };
+        let (ended_tx, ended_rx) = oneshot::channel::<()>();
+        let mut task = ServeTask::spawn_blocking_thread("serve-task-test", move |stop| {
+            looping(stop, ended_tx)()
+        })
+        .unwrap();
+        task.stop().await;
+        assert!(task.running.is_none());
+        assert!(ended_rx.await.is_ok(), "stopped by the signal");
+
+        let (ended_tx, ended_rx) = oneshot::channel::<()>();
+        let task = ServeTask::spawn_blocking_thread("serve-task-test", move |stop| {
+            looping(stop, ended_tx)()
+        })
+        .unwrap();
+        drop(task);
+        assert!(ended_rx.await.is_ok(), "stopped when dropped");
     }
 
     #[tokio::test]

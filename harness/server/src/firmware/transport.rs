@@ -39,6 +39,78 @@ pub trait DatagramTransport: Send + Sync + 'static {
     {
         Ok(self)
     }
+
+    /// Whether [`into_blocking`](Self::into_blocking) gives the transport
+    /// as blocking calls on its own socket.
+    const BLOCKING: bool = false;
+
+    /// The transport as blocking calls on its own socket: the file server
+    /// then serves it from a thread that sleeps in `recvfrom` as the
+    /// do-nothing floor does, with no reactor between the datagram and the
+    /// answer (per block, a reactor adds a `recvfrom` that finds nothing
+    /// and an `epoll_wait`: docs/perf/figures.md). Called only when
+    /// [`BLOCKING`](Self::BLOCKING) says it can.
+    fn into_blocking(self) -> io::Result<BlockingTransport>
+    where
+        Self: Sized,
+    {
+        Err(io::Error::other(
+            "this transport has no socket of its own to block on",
+        ))
+    }
+}
+
+/// A UDP socket served with blocking calls, recording what passes when
+/// its transport did ([`crate::Recorded`]).
+#[derive(Debug)]
+pub struct BlockingTransport {
+    socket: std::net::UdpSocket,
+    recorder: Option<Recorder>,
+}
+
+/// Where a blocking transport records, as [`crate::Recorded`] would.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    pub capture: crate::Capture,
+    pub carried: crate::Carried,
+    pub local: SocketAddr,
+}
+
+impl BlockingTransport {
+    /// How long a receive waits before its caller looks for a stop signal.
+    pub(crate) fn set_stop_poll(&self, poll: std::time::Duration) -> io::Result<()> {
+        self.socket.set_nonblocking(false)?;
+        self.socket.set_read_timeout(Some(poll))
+    }
+
+    /// Records what passes from now on (the outermost recording wins, as
+    /// with nested [`crate::Recorded`] the outer one sees all).
+    pub(crate) fn record_into(mut self, recorder: Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// The next datagram, or the read timeout's `WouldBlock`/`TimedOut`.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let (n, peer) = self.socket.recv_from(buf)?;
+        if let Some(r) = &self.recorder {
+            r.capture.record(r.carried, peer, r.local, &buf[..n]);
+        }
+        Ok((n, peer))
+    }
+
+    /// Sends `buf`; recorded before it goes, taken back if it does not.
+    pub fn send_to(&self, buf: &[u8], peer: SocketAddr) -> io::Result<usize> {
+        let index = self
+            .recorder
+            .as_ref()
+            .map(|r| r.capture.record(r.carried, r.local, peer, buf));
+        let sent = self.socket.send_to(buf, peer);
+        if let (Err(_), Some(r), Some(index)) = (&sent, &self.recorder, index) {
+            r.capture.retract(index);
+        }
+        sent
+    }
 }
 
 impl DatagramTransport for tokio::net::UdpSocket {
@@ -65,5 +137,14 @@ impl DatagramTransport for tokio::net::UdpSocket {
 
     fn reregister(self) -> io::Result<Self> {
         tokio::net::UdpSocket::from_std(self.into_std()?)
+    }
+
+    const BLOCKING: bool = true;
+
+    fn into_blocking(self) -> io::Result<BlockingTransport> {
+        Ok(BlockingTransport {
+            socket: self.into_std()?,
+            recorder: None,
+        })
     }
 }

@@ -8,6 +8,9 @@
 
 use std::fmt;
 
+use coap_lite::MessageType;
+use lwm2m::coap::glance::Glance;
+
 /// Option numbers (RFC 7252 §12.2, RFC 7959 §2.1).
 pub(crate) const URI_PATH: u16 = 11;
 pub(crate) const BLOCK2: u16 = 23;
@@ -97,67 +100,28 @@ pub(crate) fn parse_visiting<'a>(
     datagram: &'a [u8],
     mut visit: impl FnMut(u16, &'a [u8]),
 ) -> Result<Message<'a>, Malformed> {
-    let [first, code, id_hi, id_lo, rest @ ..] = datagram else {
-        return Err(Malformed("shorter than the 4-byte CoAP header"));
-    };
-    if first >> 6 != 1 {
-        return Err(Malformed("CoAP version is not 1"));
-    }
-    let tkl = usize::from(first & 0x0f);
-    if tkl > 8 || rest.len() < tkl {
-        return Err(Malformed("bad token length"));
-    }
-    let (token, mut rest) = rest.split_at(tkl);
-    let mut number = 0u16;
+    let glance = Glance::of(datagram).map_err(|e| Malformed(e.0))?;
     let mut block2 = None;
-    let mut payload: &[u8] = &[];
-    while let Some((&byte, after)) = rest.split_first() {
-        if byte == 0xff {
-            if after.is_empty() {
-                return Err(Malformed("payload marker without payload"));
-            }
-            payload = after;
-            break;
-        }
-        let (delta, after) = extended(byte >> 4, after)?;
-        let (len, after) = extended(byte & 0x0f, after)?;
-        if after.len() < len {
-            return Err(Malformed("option longer than the datagram"));
-        }
-        number = number
-            .checked_add(delta as u16)
-            .ok_or(Malformed("option number overflows"))?;
-        let (value, after) = after.split_at(len);
+    for (number, value) in glance.options() {
         visit(number, value);
         if number == BLOCK2 {
             block2 = Some(Block::decode(value).ok_or(Malformed("Block2 longer than 3 bytes"))?);
         }
-        rest = after;
     }
+    let header = glance.header;
     Ok(Message {
-        message_type: (first >> 4) & 3,
-        code: *code,
-        message_id: u16::from_be_bytes([*id_hi, *id_lo]),
-        token,
+        message_type: match header.message_type {
+            MessageType::Confirmable => CON,
+            MessageType::NonConfirmable => 1,
+            MessageType::Acknowledgement => ACK,
+            MessageType::Reset => 3,
+        },
+        code: header.code,
+        message_id: header.message_id,
+        token: glance.token,
         block2,
-        payload,
+        payload: glance.payload,
     })
-}
-
-/// An option delta or length nibble with its extension bytes (RFC 7252 §3.1).
-fn extended(nibble: u8, bytes: &[u8]) -> Result<(usize, &[u8]), Malformed> {
-    match nibble {
-        0..=12 => Ok((usize::from(nibble), bytes)),
-        13 => match bytes.split_first() {
-            Some((b, rest)) => Ok((usize::from(*b) + 13, rest)),
-            None => Err(Malformed("option extension missing")),
-        },
-        14 => match bytes {
-            [hi, lo, rest @ ..] => Ok((usize::from(u16::from_be_bytes([*hi, *lo])) + 269, rest)),
-            _ => Err(Malformed("option extension missing")),
-        },
-        _ => Err(Malformed("reserved option nibble 15")),
-    }
 }
 
 /// Appends one option's header (delta and length, extended as needed) and value.
