@@ -131,8 +131,12 @@ pub fn main(args: ServeArgs) -> ExitCode {
         }
         handle.shutdown().await;
         println!(
-            "stopped; {} datagrams received, {} sent",
-            stats.datagrams_in, stats.datagrams_out
+            "stopped; {} datagrams received, {} sent, {} dropped for a full receive buffer",
+            stats.datagrams_in,
+            stats.datagrams_out,
+            stats
+                .receive_buffer_drops
+                .map_or_else(|| "unknown".to_string(), |n| n.to_string())
         );
         ExitCode::SUCCESS
     })

@@ -332,6 +332,7 @@ impl Session {
         RigInfo {
             datagrams_in: stats.datagrams_in,
             datagrams_out: stats.datagrams_out,
+            receive_buffer_drops: stats.receive_buffer_drops,
             ..self.info.clone()
         }
     }

@@ -58,8 +58,9 @@ pub struct CapturedDatagram {
 
 /// `bytes` in the buffer of an entry a full ring just dropped, when that
 /// buffer is not much larger: a full capture or log then copies each
-/// datagram without a malloc and a free (a fifth of the server thread's
-/// time at 100,000 meters went to the allocator, docs/perf/figures.md),
+/// datagram without a malloc and a free (about a seventh of the server
+/// thread's time at 100,000 meters went to the allocator,
+/// docs/perf/figures.md),
 /// and a buffer that once held a 1 KiB block does not stay behind a 20-byte
 /// ACK.
 pub(crate) fn refill(dropped: Option<Vec<u8>>, bytes: &[u8]) -> Vec<u8> {

@@ -41,6 +41,7 @@ mod handle;
 mod log_and_lifecycle;
 mod message_log;
 mod pcap;
+mod receive_drops;
 mod shared;
 mod transport;
 mod udp_loop;

@@ -43,7 +43,9 @@ macro_rules! log_and_lifecycle_methods {
 
         /// Counters over the whole run, not bounded by the log's capacity.
         pub fn stats(&self) -> $crate::Stats {
-            self.shared.state().log.stats()
+            let mut stats = self.shared.state().log.stats();
+            stats.receive_buffer_drops = self.shared.receive_drops();
+            stats
         }
 
         // ----- lifecycle -----

@@ -135,6 +135,10 @@ pub struct Stats {
     /// Events dropped from the history at its capacity
     /// ([`ServerOptions::event_capacity`](crate::ServerOptions)).
     pub events_dropped: u64,
+    /// Datagrams the kernel dropped before the server read them, its
+    /// socket's receive buffer full; `None` where the system does not say
+    /// (see `receive_drops`).
+    pub receive_buffer_drops: Option<u64>,
 }
 
 impl Stats {

@@ -67,6 +67,8 @@ pub(crate) struct Shared<E = ServerEvent> {
     /// event) to wake waiters, e.g. when the task stops.
     wake: watch::Sender<u64>,
     closed: AtomicBool,
+    /// Set once the socket is known (`udp_loop::spawn`).
+    receive_drops: std::sync::OnceLock<crate::receive_drops::ReceiveDrops>,
 }
 
 impl<E: HistoryEvent> Shared<E> {
@@ -80,7 +82,20 @@ impl<E: HistoryEvent> Shared<E> {
             capture: crate::Capture::new(log_capacity),
             wake: watch::Sender::new(0),
             closed: AtomicBool::new(false),
+            receive_drops: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Counts from now on what the kernel drops for `socket`'s full buffer.
+    pub(crate) fn watch_receive_drops(&self, socket: &std::net::UdpSocket) {
+        let _ = self
+            .receive_drops
+            .set(crate::receive_drops::ReceiveDrops::of(socket));
+    }
+
+    /// See [`crate::Stats::receive_buffer_drops`].
+    pub(crate) fn receive_drops(&self) -> Option<u64> {
+        self.receive_drops.get().and_then(|d| d.count())
     }
 
     /// The state, even if a thread panicked while holding the lock (the data

@@ -116,6 +116,7 @@ pub(crate) fn spawn<C: Core>(
     span: tracing::Span,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     socket.set_nonblocking(true)?;
+    shared.watch_receive_drops(&socket);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

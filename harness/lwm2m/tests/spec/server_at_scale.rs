@@ -141,6 +141,68 @@ fn seventy_thousand_registrations_get_distinct_locations() {
     );
 }
 
+/// Registers endpoint `name` from client `i`'s address.
+fn register_as(server: &mut Server, now: Instant, i: u32, name: &str) -> Packet {
+    let mut p = request(
+        RequestType::Post,
+        &["rd"],
+        &[format!("ep={name}"), "lt=600".into(), "lwm2m=1.1".into()],
+    );
+    p.add_option(CoapOption::ContentFormat, vec![40]);
+    p.payload = b"</3/0>".to_vec();
+    exchange(server, now, i, p)
+}
+
+/// Issue 16: "a Register flood with one endpoint name from many addresses
+/// keeps one registration". Each Register of a name already registered
+/// replaces the registration (Core §6.2.1 leaves a repeated Register to
+/// the server; a re-registration is how a rebooted client comes back), so
+/// 5,000 of them from 5,000 addresses leave one, at the last address.
+#[test]
+fn a_register_flood_of_one_name_from_many_addresses_keeps_one_registration() {
+    let mut s = server();
+    let t0 = Instant::now();
+    for i in 0..5_000 {
+        let answer = register_as(&mut s, t0, i, "same-name");
+        assert_eq!(
+            answer.header.code,
+            MessageClass::Response(ResponseType::Created),
+            "Register {i}"
+        );
+        while s.poll_event().is_some() {}
+    }
+    assert_eq!(s.registrations().len(), 1);
+    assert_eq!(s.registration("same-name").unwrap().peer, peer(4_999));
+    // One deadline left too: at its lifetime, one expiry.
+    s.handle_timeout(t0 + Duration::from_secs(600));
+    assert_eq!(expired(&mut s), vec!["same-name".to_string()]);
+    assert_eq!(s.poll_timeout(), None);
+}
+
+/// Issue 16: "a client that registers and vanishes expires on time at
+/// 100,000 registered". 100,000 meters hold a day's lifetime; one more
+/// registers with 60 s and is never heard again. At 60 s less a
+/// nanosecond nothing ends; at 60 s it alone does (Core §6.2.2).
+#[test]
+fn one_that_vanishes_among_100_000_expires_on_its_lifetime() {
+    let mut s = server();
+    let t0 = Instant::now();
+    for i in 0..100_000 {
+        register(&mut s, t0, i, 86_400);
+        while s.poll_event().is_some() {}
+    }
+    let vanishes = 100_000;
+    register(&mut s, t0, vanishes, 60);
+    while s.poll_event().is_some() {}
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(60)));
+    s.handle_timeout(t0 + Duration::from_secs(60) - Duration::from_nanos(1));
+    assert!(expired(&mut s).is_empty());
+    s.handle_timeout(t0 + Duration::from_secs(60));
+    assert_eq!(expired(&mut s), vec![format!("meter-{vanishes}")]);
+    assert_eq!(s.registrations().len(), 100_000);
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(86_400)));
+}
+
 #[test]
 fn expiry_fires_at_the_lifetime_for_exactly_the_endpoints_due() {
     let mut s = server();

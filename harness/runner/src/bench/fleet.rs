@@ -2,10 +2,10 @@
 //! its own UDP socket on 127.0.0.1, against the embedded LwM2M server run as
 //! a child process, so that the server's memory is the server's alone
 //! (VmRSS of the child from /proc/<pid>/status before and after the fleet
-//! registers). Each meter registers, is observed (the child observes
-//! /3/0/13 on every registration), answers with notifications, updates and
-//! de-registers; with `--dtls` each first completes a DTLS 1.2 PSK
-//! handshake with its own freshly generated key.
+//! registers). Each meter registers, is observed (once the whole fleet is
+//! registered, the child observes /3/0/13 on every registration), answers
+//! with notifications, updates and de-registers; with `--dtls` each first
+//! completes a DTLS 1.2 PSK handshake with its own freshly generated key.
 //!
 //! The limit to compare against is measured in the same run: a bare UDP
 //! echo child, the same sockets, the same datagram (a Register's bytes) and
@@ -192,8 +192,12 @@ pub fn server_main(args: FleetServerArgs) -> ExitCode {
                         let released = release_free_memory();
                         let stats = handle.stats();
                         println!(
-                            "trimmed {released}; log dropped {}, events dropped {}",
-                            stats.log_dropped, stats.events_dropped
+                            "trimmed {released}; log dropped {}, events dropped {}, datagrams dropped for a full receive buffer {}",
+                            stats.log_dropped,
+                            stats.events_dropped,
+                            stats
+                                .receive_buffer_drops
+                                .map_or_else(|| "unknown".to_string(), |n| n.to_string())
                         );
                         let _ = std::io::stdout().flush();
                     }

@@ -79,6 +79,12 @@ pub fn render(
             "datagrams_out",
             rig.datagrams_out.to_string(),
         ));
+        if let Some(n) = rig.receive_buffer_drops {
+            suite.add_property(Property::new(
+                "datagrams_dropped_receive_buffer_full",
+                n.to_string(),
+            ));
+        }
         if let Some(s) = seed {
             suite.add_property(Property::new("seed", s.to_string()));
         }

@@ -81,6 +81,9 @@ pub struct RigInfo {
     /// Datagrams the embedded server received and sent for this rig.
     pub datagrams_in: u64,
     pub datagrams_out: u64,
+    /// Datagrams to the embedded server the kernel dropped, its receive
+    /// buffer full (`None`: the system does not say).
+    pub receive_buffer_drops: Option<u64>,
 }
 
 impl RigInfo {

@@ -506,21 +506,7 @@ impl FileService {
                 }
                 let id = self.next_transfer;
                 self.next_transfer += 1;
-                let stats = TransferStats {
-                    id,
-                    peer,
-                    image: name.to_owned(),
-                    size,
-                    block_size,
-                    start_offset: offset,
-                    offset,
-                    bytes: 0,
-                    blocks: 0,
-                    duplicates: 0,
-                    repeated_blocks: 0,
-                    elapsed: std::time::Duration::ZERO,
-                    complete: false,
-                };
+                let stats = TransferStats::starting(id, peer, name, size, block_size, offset);
                 tracing::debug!(%peer, image = name, offset, block_size, "firmware download started");
                 self.active.push(Transfer {
                     stats,

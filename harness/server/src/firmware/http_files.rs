@@ -186,21 +186,7 @@ impl HttpTransfers {
             .entry((peer.ip(), image.to_string()))
             .or_insert_with(|| {
                 (
-                    TransferStats {
-                        id: next_id,
-                        peer,
-                        image: image.to_string(),
-                        size,
-                        block_size: len,
-                        start_offset: start,
-                        offset: start,
-                        bytes: 0,
-                        blocks: 0,
-                        duplicates: 0,
-                        repeated_blocks: 0,
-                        elapsed: std::time::Duration::ZERO,
-                        complete: false,
-                    },
+                    TransferStats::starting(next_id, peer, image, size, len, start),
                     now,
                 )
             });

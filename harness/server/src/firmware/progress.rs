@@ -37,6 +37,33 @@ pub struct TransferStats {
 }
 
 impl TransferStats {
+    /// A transfer of `image` (`size` bytes) to `peer` that starts at
+    /// `offset` with blocks of `block_size`: nothing served yet.
+    pub(crate) fn starting(
+        id: u64,
+        peer: SocketAddr,
+        image: &str,
+        size: usize,
+        block_size: usize,
+        offset: usize,
+    ) -> Self {
+        TransferStats {
+            id,
+            peer,
+            image: image.to_owned(),
+            size,
+            block_size,
+            start_offset: offset,
+            offset,
+            bytes: 0,
+            blocks: 0,
+            duplicates: 0,
+            repeated_blocks: 0,
+            elapsed: Duration::ZERO,
+            complete: false,
+        }
+    }
+
     /// Bytes per second over `elapsed` (0 before the second block).
     pub fn throughput(&self) -> f64 {
         lwm2m::server::bytes_per_second(self.bytes, self.elapsed)

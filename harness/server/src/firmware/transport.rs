@@ -65,7 +65,8 @@ pub trait DatagramTransport: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct BlockingTransport {
     socket: std::net::UdpSocket,
-    recorder: Option<Recorder>,
+    /// Innermost first, as nested [`crate::Recorded`] wrappers were.
+    recorders: Vec<Recorder>,
 }
 
 /// Where a blocking transport records, as [`crate::Recorded`] would.
@@ -83,31 +84,36 @@ impl BlockingTransport {
         self.socket.set_read_timeout(Some(poll))
     }
 
-    /// Records what passes from now on (the outermost recording wins, as
-    /// with nested [`crate::Recorded`] the outer one sees all).
+    /// Records what passes from now on, as a [`crate::Recorded`] wrapped
+    /// around the transport did.
     pub(crate) fn record_into(mut self, recorder: Recorder) -> Self {
-        self.recorder = Some(recorder);
+        self.recorders.push(recorder);
         self
     }
 
     /// The next datagram, or the read timeout's `WouldBlock`/`TimedOut`.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let (n, peer) = self.socket.recv_from(buf)?;
-        if let Some(r) = &self.recorder {
+        for r in &self.recorders {
             r.capture.record(r.carried, peer, r.local, &buf[..n]);
         }
         Ok((n, peer))
     }
 
-    /// Sends `buf`; recorded before it goes, taken back if it does not.
+    /// Sends `buf`; recorded before it goes (outermost first, as the
+    /// wrappers' sends ran), taken back if it does not.
     pub fn send_to(&self, buf: &[u8], peer: SocketAddr) -> io::Result<usize> {
-        let index = self
-            .recorder
-            .as_ref()
-            .map(|r| r.capture.record(r.carried, r.local, peer, buf));
+        let recorded: Vec<(&Recorder, usize)> = self
+            .recorders
+            .iter()
+            .rev()
+            .map(|r| (r, r.capture.record(r.carried, r.local, peer, buf)))
+            .collect();
         let sent = self.socket.send_to(buf, peer);
-        if let (Err(_), Some(r), Some(index)) = (&sent, &self.recorder, index) {
-            r.capture.retract(index);
+        if sent.is_err() {
+            for (r, index) in recorded {
+                r.capture.retract(index);
+            }
         }
         sent
     }
@@ -144,7 +150,7 @@ impl DatagramTransport for tokio::net::UdpSocket {
     fn into_blocking(self) -> io::Result<BlockingTransport> {
         Ok(BlockingTransport {
             socket: self.into_std()?,
-            recorder: None,
+            recorders: Vec::new(),
         })
     }
 }

@@ -22,5 +22,6 @@ mod firmware_coaps;
 mod firmware_http;
 mod firmware_push;
 mod firmware_store;
+mod flood;
 mod raw_coap;
 mod virtual_meter_session;
